@@ -1,0 +1,106 @@
+# mailferry — build, test, demo, bench.
+#   make            build build/mailferryd and build/mailferry
+#   make test       install Debian deps, build, unit tests (plain + ASan/UBSan), lab e2e tests
+#   make demo       install Debian deps, build, show interception on the lab network
+#   make bench      relay benchmark against HAProxy and plain forwarding (bench/relay)
+#   make deps       install the Debian packages needed to build and test
+#   V=1             show full commands
+
+CC      ?= cc
+BUILD   ?= build
+CFLAGS  ?= -O2 -g
+WFLAGS  := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
+PKGS    := liburing inih libmnl libnftnl
+PYTHON  := /usr/bin/python3
+
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifneq ($(V),1)
+Q := @
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+CPPFLAGS += -D_GNU_SOURCE -Ilib -Igateway -Inft-rules -MMD -MP
+ALL_CFLAGS = $(CPPFLAGS) $(WFLAGS) $(CFLAGS) $(PKG_CFLAGS) -pthread
+
+LIB_SRC  := $(wildcard lib/*.c)
+GW_SRC   := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
+NFT_SRC  := $(wildcard nft-rules/*.c)
+CLI_SRC  := $(filter-out cli/main.c,$(wildcard cli/*.c))
+CORE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(GW_SRC) $(NFT_SRC) $(CLI_SRC))
+UNIT_SRC := $(wildcard tests/unit/test-*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
+	liburing-dev libmnl-dev libnftnl-dev libinih-dev libcmocka-dev \
+	iproute2 iputils-ping nftables iptables procps psmisc openssl curl socat \
+	python3 python3-pytest \
+	dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix swaks fetchmail \
+	haproxy iperf3
+
+.PHONY: all deps test check unit unit-asan e2e demo bench clean
+
+all: $(BUILD)/mailferryd $(BUILD)/mailferry
+
+$(BUILD)/libmailferry.a: $(CORE_OBJ)
+	@echo "  AR    $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/mailferryd: $(BUILD)/gateway/main.o $(BUILD)/libmailferry.a
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/mailferry: $(BUILD)/cli/main.o $(BUILD)/libmailferry.a
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC    $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test-%: $(BUILD)/tests/unit/test-%.o $(BUILD)/libmailferry.a
+	@mkdir -p $(dir $@)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# Every Debian package the build, the tests, the demo and the benchmarks use.
+deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get)"; exit 1; fi
+	apt-get update -q
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PKGS)
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+unit-asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 CFLAGS="-O1 -g" unit
+
+e2e: all
+	$(PYTHON) -m pytest -v -p no:cacheprovider tests/e2e
+
+# The README's test command: everything, on a fresh Debian 12 box, as root.
+test: deps
+	$(Q)$(MAKE) --no-print-directory check
+
+check: all unit unit-asan e2e
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	tests/lab/demo.sh
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	bench/relay/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

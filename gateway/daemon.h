@@ -1,0 +1,28 @@
+/* daemon.h — mailferryd's top-level context: the one place with state
+ * shared between threads. Workers read it only under the lock, on a wake-up
+ * (reload, stop), never on the relay's hot path. */
+#ifndef MF_DAEMON_H
+#define MF_DAEMON_H
+
+#include "config.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+struct worker;
+
+struct mf_daemon {
+	const char *config_path;
+	pthread_mutex_t lock;      /* guards cfg and cfg_gen */
+	struct mf_config cfg;
+	unsigned int cfg_gen;      /* bumped by each successful reload */
+	atomic_bool stopping;      /* SIGTERM seen: drain and exit */
+	struct worker **workers;
+	unsigned int n_workers;
+};
+
+/* Wake every worker so it re-reads cfg_gen and stopping. */
+void daemon_wake_workers(struct mf_daemon *d);
+
+#endif

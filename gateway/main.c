@@ -1,0 +1,200 @@
+/* mailferryd — the gateway daemon: transparent listeners, io_uring
+ * workers, splice relay. Signals: SIGTERM/SIGINT drain and exit, SIGHUP
+ * reloads the configuration. */
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "mf.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define DEFAULT_CONFIG "/etc/mailferry/mailferry.conf"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mailferryd [-c FILE] [-t]\n"
+		"  -c FILE  configuration (default " DEFAULT_CONFIG ")\n"
+		"  -t       check the configuration and exit\n"
+		"Signals: SIGTERM drains sessions and exits, SIGHUP reloads FILE.\n");
+}
+
+/* Every session costs two sockets and, while moving data, two pipe fds
+ * per direction: take all the descriptors the hard limit allows. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static bool listen_changed(const struct mf_config *a, const struct mf_config *b)
+{
+	return a->listen_port != b->listen_port ||
+	       !mf_addr_equal(&a->listen4, &b->listen4) ||
+	       !mf_addr_equal(&a->listen6, &b->listen6) || a->workers != b->workers;
+}
+
+static void reload(struct mf_daemon *d)
+{
+	struct mf_config *next = malloc(sizeof(*next));
+	char err[256];
+
+	if (next == NULL) {
+		mf_log_err("reload: out of memory");
+		return;
+	}
+	if (mf_config_load(d->config_path, next, err, sizeof(err)) != MF_OK) {
+		mf_log_err("reload failed, keeping the running configuration: %s", err);
+		free(next);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (listen_changed(&d->cfg, next))
+		mf_log_warn("reload: listen addresses, port and workers change only at restart");
+	next->listen_port = d->cfg.listen_port;
+	next->listen4 = d->cfg.listen4;
+	next->listen6 = d->cfg.listen6;
+	next->workers = d->cfg.workers;
+	d->cfg = *next;
+	d->cfg_gen++;
+	pthread_mutex_unlock(&d->lock);
+	mf_log_open("mailferryd", next->log_target == MF_LOG_SYSLOG, next->log_debug);
+	free(next);
+	daemon_wake_workers(d);
+	mf_log_info("reloaded config=%s", d->config_path);
+}
+
+static unsigned int worker_count(const struct mf_config *cfg)
+{
+	long n;
+
+	if (cfg->workers > 0)
+		return cfg->workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned int)n : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct mf_daemon d;
+	sigset_t sigs;
+	char err[256];
+	bool check_only = false;
+	unsigned int started = 0;
+	int opt, status = EXIT_FAILURE;
+
+	memset(&d, 0, sizeof(d));
+	d.config_path = DEFAULT_CONFIG;
+	while ((opt = getopt(argc, argv, "c:th")) != -1) {
+		switch (opt) {
+		case 'c':
+			d.config_path = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (mf_config_load(d.config_path, &d.cfg, err, sizeof(err)) != MF_OK) {
+		fprintf(stderr, "mailferryd: %s\n", err);
+		return EXIT_FAILURE;
+	}
+	if (check_only) {
+		printf("mailferryd: %s: configuration ok\n", d.config_path);
+		return EXIT_SUCCESS;
+	}
+	mf_log_open("mailferryd", d.cfg.log_target == MF_LOG_SYSLOG, d.cfg.log_debug);
+	raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	/* Blocked before any thread exists, so only sigwaitinfo() sees them. */
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	pthread_mutex_init(&d.lock, NULL);
+	atomic_init(&d.stopping, false);
+
+	d.n_workers = worker_count(&d.cfg);
+	d.workers = calloc(d.n_workers, sizeof(*d.workers));
+	if (d.workers == NULL)
+		goto out;
+	for (unsigned int i = 0; i < d.n_workers; i++) {
+		d.workers[i] = aligned_alloc(64, sizeof(struct worker));
+		if (d.workers[i] == NULL ||
+		    worker_init(d.workers[i], &d, i, err, sizeof(err)) != MF_OK) {
+			mf_log_err("worker %u: %s", i, d.workers[i] ? err : "out of memory");
+			free(d.workers[i]);
+			d.n_workers = i;
+			goto out_workers;
+		}
+	}
+	for (; started < d.n_workers; started++) {
+		if (worker_start(d.workers[started]) != MF_OK) {
+			mf_log_err("worker %u: thread: %s", started, strerror(errno));
+			atomic_store(&d.stopping, true);
+			daemon_wake_workers(&d);
+			goto out_join;
+		}
+	}
+	mf_log_info("started workers=%u port=%u config=%s", d.n_workers,
+		    d.cfg.listen_port, d.config_path);
+
+	for (;;) {
+		int sig = sigwaitinfo(&sigs, NULL);
+
+		if (sig == SIGHUP) {
+			reload(&d);
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			mf_log_info("stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
+			atomic_store(&d.stopping, true);
+			daemon_wake_workers(&d);
+			break;
+		} else if (sig < 0 && errno != EINTR) {
+			mf_log_err("sigwaitinfo: %s", strerror(errno));
+			atomic_store(&d.stopping, true);
+			daemon_wake_workers(&d);
+			break;
+		}
+	}
+	status = EXIT_SUCCESS;
+out_join:
+	for (unsigned int i = 0; i < started; i++) {
+		worker_join(d.workers[i]);
+		if (d.workers[i]->fatal_errno != 0)
+			status = EXIT_FAILURE;
+	}
+out_workers:
+	for (unsigned int i = 0; i < d.n_workers; i++) {
+		worker_destroy(d.workers[i]);
+		free(d.workers[i]);
+	}
+	free(d.workers);
+out:
+	pthread_mutex_destroy(&d.lock);
+	mf_log_info("exited status=%d", status);
+	mf_log_close();
+	return status;
+}

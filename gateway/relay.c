@@ -1,0 +1,220 @@
+#include "relay.h"
+#include "log.h"
+#include "mf.h"
+#include "pipe_pool.h"
+#include "session.h"
+#include "uring_op.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+static int dir_src(const struct session *s, unsigned int idx)
+{
+	return idx == 0 ? s->cfd : s->ufd;
+}
+
+static int dir_dst(const struct session *s, unsigned int idx)
+{
+	return idx == 0 ? s->ufd : s->cfd;
+}
+
+static void submit(struct session *s, struct io_uring_sqe *sqe, unsigned int op,
+		   unsigned int idx)
+{
+	io_uring_sqe_set_data64(sqe, uop_pack(s, op | (idx << 2)));
+	s->inflight++;
+}
+
+static void poll_in(struct session *s, unsigned int idx)
+{
+	struct io_uring_sqe *sqe = worker_sqe(s->w);
+
+	s->dir[idx].state = RS_POLL_IN;
+	io_uring_prep_poll_add(sqe, dir_src(s, idx), POLLIN | POLLRDHUP);
+	submit(s, sqe, UOP_POLL_IN, idx);
+}
+
+static void poll_out(struct session *s, unsigned int idx)
+{
+	struct io_uring_sqe *sqe = worker_sqe(s->w);
+
+	s->dir[idx].state = RS_POLL_OUT;
+	io_uring_prep_poll_add(sqe, dir_dst(s, idx), POLLOUT);
+	submit(s, sqe, UOP_POLL_OUT, idx);
+}
+
+static void splice_in(struct session *s, unsigned int idx)
+{
+	struct relay_dir *rd = &s->dir[idx];
+	struct io_uring_sqe *sqe = worker_sqe(s->w);
+
+	rd->state = RS_SPLICE_IN;
+	io_uring_prep_splice(sqe, dir_src(s, idx), -1, rd->pipe->wfd, -1,
+			     rd->pipe->size, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+	submit(s, sqe, UOP_SPLICE_IN, idx);
+}
+
+static void splice_out(struct session *s, unsigned int idx)
+{
+	struct relay_dir *rd = &s->dir[idx];
+	struct io_uring_sqe *sqe = worker_sqe(s->w);
+
+	rd->state = RS_SPLICE_OUT;
+	io_uring_prep_splice(sqe, rd->pipe->rfd, -1, dir_dst(s, idx), -1,
+			     rd->in_pipe, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+	submit(s, sqe, UOP_SPLICE_OUT, idx);
+}
+
+static void give_back_pipe(struct session *s, unsigned int idx)
+{
+	struct relay_dir *rd = &s->dir[idx];
+	struct mf_pipe *p = rd->pipe;
+
+	rd->pipe = NULL;
+	worker_pipe_put(s->w, p, rd->in_pipe == 0);
+	rd->in_pipe = 0;
+}
+
+/* A reset read on one side is passed on as a reset to the other. */
+static void fail(struct session *s, unsigned int idx, bool src_side, int err)
+{
+	bool client_side = (idx == 0) == src_side;
+
+	session_abort(s, client_side ? SE_CLIENT_RESET : SE_SERVER_RESET, err, true);
+}
+
+static void on_readable(struct session *s, unsigned int idx)
+{
+	struct relay_dir *rd = &s->dir[idx];
+	struct mf_pipe *p;
+	int rc = worker_pipe_get(s->w, rd, &p);
+
+	if (rc == MF_AGAIN) {
+		rd->state = RS_WAIT_PIPE;
+		return;
+	}
+	if (rc != MF_OK) {
+		session_abort(s, SE_LOCAL_ERROR, errno, true);
+		return;
+	}
+	rd->pipe = p;
+	rd->in_pipe = 0;
+	splice_in(s, idx);
+}
+
+void relay_pipe_ready(struct session *s, unsigned int idx, struct mf_pipe *p)
+{
+	struct relay_dir *rd = &s->dir[idx];
+
+	rd->pipe = p;
+	rd->in_pipe = 0;
+	splice_in(s, idx);
+}
+
+static void on_splice_in(struct session *s, unsigned int idx, int res)
+{
+	struct relay_dir *rd = &s->dir[idx];
+
+	if (res > 0) {
+		rd->in_pipe = (uint32_t)res;
+		splice_out(s, idx);
+		return;
+	}
+	if (res == -EAGAIN) {
+		/* Readable was stale (or the last bulk read emptied it). */
+		give_back_pipe(s, idx);
+		poll_in(s, idx);
+		return;
+	}
+	if (res == 0) {
+		give_back_pipe(s, idx);
+		/* ENOTCONN: the peer reset meanwhile; the other direction
+		 * will see it. */
+		(void)shutdown(dir_dst(s, idx), SHUT_WR);
+		rd->state = RS_DONE;
+		session_dir_done(s);
+		return;
+	}
+	fail(s, idx, true, -res);
+}
+
+static void on_splice_out(struct session *s, unsigned int idx, int res)
+{
+	struct relay_dir *rd = &s->dir[idx];
+
+	if (res > 0) {
+		/* Full pipe read = bulk transfer: read again at once rather
+		 * than paying a poll round trip per pipe-full. */
+		bool bulk = rd->in_pipe == rd->pipe->size;
+
+		rd->bytes += (uint64_t)res;
+		rd->in_pipe -= (uint32_t)res;
+		worker_lru_touch(s->w, s);
+		if (rd->in_pipe > 0) {
+			poll_out(s, idx);
+		} else if (bulk) {
+			splice_in(s, idx);
+		} else {
+			give_back_pipe(s, idx);
+			poll_in(s, idx);
+		}
+		return;
+	}
+	if (res == -EAGAIN) {
+		poll_out(s, idx);
+		return;
+	}
+	fail(s, idx, false, res == 0 ? EPIPE : -res);
+}
+
+void relay_on_cqe(struct session *s, unsigned int idx, unsigned int op, int res)
+{
+	if (s->phase == SP_CLOSING)
+		return;
+	switch (op) {
+	case UOP_POLL_IN:
+		if (res < 0)
+			fail(s, idx, true, -res);
+		else
+			on_readable(s, idx);
+		break;
+	case UOP_SPLICE_IN:
+		on_splice_in(s, idx, res);
+		break;
+	case UOP_SPLICE_OUT:
+		on_splice_out(s, idx, res);
+		break;
+	case UOP_POLL_OUT:
+		if (res < 0)
+			fail(s, idx, false, -res);
+		else
+			splice_out(s, idx);
+		break;
+	}
+}
+
+void relay_start(struct session *s, unsigned int idx)
+{
+	poll_in(s, idx);
+}
+
+void relay_release(struct session *s, unsigned int idx)
+{
+	struct relay_dir *rd = &s->dir[idx];
+	int queued = 0;
+
+	if (rd->waiting)
+		worker_pipe_unwait(s->w, rd);
+	if (rd->pipe == NULL)
+		return;
+	/* After an abort the cancelled splices' results were not counted:
+	 * ask the pipe itself whether it is empty. */
+	if (ioctl(rd->pipe->rfd, FIONREAD, &queued) < 0)
+		queued = 1;
+	rd->in_pipe = (uint32_t)queued;
+	give_back_pipe(s, idx);
+}

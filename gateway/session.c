@@ -1,0 +1,242 @@
+#include "session.h"
+#include "daemon.h"
+#include "log.h"
+#include "mf.h"
+#include "netaddr.h"
+#include "upstream.h"
+#include "uring_op.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char *const end_names[] = {
+	[SE_EOF] = "eof",
+	[SE_CLIENT_RESET] = "client-reset",
+	[SE_SERVER_RESET] = "server-reset",
+	[SE_CONNECT_FAILED] = "connect-failed",
+	[SE_CONNECT_TIMEOUT] = "connect-timeout",
+	[SE_IDLE_TIMEOUT] = "idle-timeout",
+	[SE_SHUTDOWN] = "shutdown",
+	[SE_LOCAL_ERROR] = "local-error",
+	[SE_REFUSED] = "refused",
+};
+
+static uint16_t sockaddr_port(const union mf_sockaddr *a)
+{
+	return ntohs(a->sa.sa_family == AF_INET ? a->in.sin_port : a->in6.sin6_port);
+}
+
+static void set_linger0(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (fd >= 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+static void log_end(struct session *s)
+{
+	char client[MF_ADDRSTRLEN], dst[MF_ADDRSTRLEN], up[MF_ADDRSTRLEN] = "-";
+	union mf_sockaddr local;
+	socklen_t len = sizeof(local);
+	char err[48] = "";
+
+	mf_sockaddr_format(&s->client.sa, client, sizeof(client));
+	mf_sockaddr_format(&s->orig_dst.sa, dst, sizeof(dst));
+	if (s->ufd >= 0 && getsockname(s->ufd, &local.sa, &len) == 0 &&
+	    (local.sa.sa_family == AF_INET || local.sa.sa_family == AF_INET6) &&
+	    sockaddr_port(&local) != 0)
+		mf_sockaddr_format(&local.sa, up, sizeof(up));
+	if (s->end_errno != 0) {
+		const char *name = strerrorname_np(s->end_errno);
+
+		snprintf(err, sizeof(err), " err=%s", name ? name : "?");
+	}
+	mf_log_info("conn client=%s dst=%s up=%s c2s=%llu s2c=%llu ms=%llu end=%s%s",
+		    client, dst, up, (unsigned long long)s->dir[0].bytes,
+		    (unsigned long long)s->dir[1].bytes,
+		    (unsigned long long)(s->w->now_ms - s->start_ms),
+		    end_names[s->end], err);
+}
+
+static void session_free(struct session *s)
+{
+	struct worker *w = s->w;
+
+	relay_release(s, 0);
+	relay_release(s, 1);
+	log_end(s);
+	if (s->ufd >= 0)
+		close(s->ufd);
+	close(s->cfd);
+	w->n_sessions--;
+	if (w->draining && w->n_sessions == 0)
+		w->exit_loop = true;
+	free(s);
+}
+
+void session_put(struct session *s)
+{
+	s->inflight--;
+	if (s->phase == SP_CLOSING && s->inflight == 0)
+		session_free(s);
+}
+
+static void cancel_fd(struct session *s, int fd)
+{
+	struct io_uring_sqe *sqe;
+
+	if (fd < 0)
+		return;
+	sqe = worker_sqe(s->w);
+	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, uop_pack(s, UOP_SESSION_AUX));
+	s->inflight++;
+}
+
+static void enter_closing(struct session *s, enum session_end why, int err)
+{
+	s->phase = SP_CLOSING;
+	s->end = (uint8_t)why;
+	s->end_errno = err;
+	worker_lru_remove(s->w, s);
+}
+
+void session_abort(struct session *s, enum session_end why, int err, bool reset)
+{
+	if (s->phase == SP_CLOSING)
+		return;
+	enter_closing(s, why, err);
+	if (reset) {
+		set_linger0(s->cfd);
+		set_linger0(s->ufd);
+	}
+	for (unsigned int i = 0; i < 2; i++)
+		if (s->dir[i].waiting)
+			worker_pipe_unwait(s->w, &s->dir[i]);
+	if (s->inflight == 0) {
+		session_free(s);
+		return;
+	}
+	cancel_fd(s, s->cfd);
+	cancel_fd(s, s->ufd);
+}
+
+void session_dir_done(struct session *s)
+{
+	if (s->dir[0].state == RS_DONE && s->dir[1].state == RS_DONE)
+		enter_closing(s, SE_EOF, 0);
+}
+
+void session_on_connect(struct session *s, int res)
+{
+	if (s->phase == SP_CLOSING)
+		return;
+	if (res < 0) {
+		if (res == -ECANCELED)
+			session_abort(s, SE_CONNECT_TIMEOUT, ETIMEDOUT, true);
+		else
+			session_abort(s, SE_CONNECT_FAILED, -res, true);
+		return;
+	}
+	if (upstream_connected(s->ufd) != MF_OK) {
+		session_abort(s, SE_LOCAL_ERROR, errno, true);
+		return;
+	}
+	s->phase = SP_RELAY;
+	worker_lru_touch(s->w, s);
+	relay_start(s, 0);
+	relay_start(s, 1);
+}
+
+/* Logs and closes a connection that never became a session. */
+static void refuse(int fd, const union mf_sockaddr *client,
+		   const char *why, int err)
+{
+	char c[MF_ADDRSTRLEN] = "?";
+
+	if (client != NULL)
+		mf_sockaddr_format(&client->sa, c, sizeof(c));
+	mf_log_warn("refused client=%s reason=%s%s%s", c, why, err ? " err=" : "",
+		    err ? strerrorname_np(err) : "");
+	set_linger0(fd);
+	close(fd);
+}
+
+void session_start(struct worker *w, int fd)
+{
+	union mf_sockaddr client, dst;
+	socklen_t clen = sizeof(client), dlen = sizeof(dst);
+	struct io_uring_sqe *sqe;
+	struct session *s;
+	int ufd;
+
+	if (getpeername(fd, &client.sa, &clen) < 0 ||
+	    getsockname(fd, &dst.sa, &dlen) < 0) {
+		refuse(fd, NULL, "getsockname", errno);
+		return;
+	}
+	if (w->draining) {
+		refuse(fd, &client, "draining", 0);
+		return;
+	}
+	if (w->n_sessions >= w->t.max_sessions) {
+		refuse(fd, &client, "max-sessions", 0);
+		return;
+	}
+	/* A connection to the listener's own port was not diverted by the
+	 * rules: relaying it would connect the gateway to itself. */
+	if (sockaddr_port(&dst) == w->t.listen_port) {
+		refuse(fd, &client, "not-diverted", 0);
+		return;
+	}
+	if (relay_socket_tune(fd) != MF_OK) {
+		refuse(fd, &client, "setsockopt", errno);
+		return;
+	}
+	ufd = upstream_socket(&client.sa, &dst.sa, (enum mf_upstream_source)w->t.upstream_source);
+	if (ufd < 0) {
+		refuse(fd, &client, "upstream-socket", errno);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		close(ufd);
+		refuse(fd, &client, "memory", ENOMEM);
+		return;
+	}
+	s->w = w;
+	s->cfd = fd;
+	s->ufd = ufd;
+	s->client = client;
+	s->orig_dst = dst;
+	s->phase = SP_CONNECT;
+	s->dir[0].idx = 0;
+	s->dir[1].idx = 1;
+	s->start_ms = w->now_ms;
+	w->n_sessions++;
+	worker_lru_touch(w, s);
+
+	s->connect_ts.tv_sec = w->t.connect_timeout_ms / 1000;
+	s->connect_ts.tv_nsec = (long long)(w->t.connect_timeout_ms % 1000) * 1000000;
+	/* Connect and its timeout must reach the kernel in one submission
+	 * or the link is lost. */
+	if (io_uring_sq_space_left(&w->ring) < 2)
+		io_uring_submit(&w->ring);
+	sqe = worker_sqe(w);
+	io_uring_prep_connect(sqe, ufd, &s->orig_dst.sa,
+			      dst.sa.sa_family == AF_INET ? sizeof(struct sockaddr_in)
+							  : sizeof(struct sockaddr_in6));
+	io_uring_sqe_set_data64(sqe, uop_pack(s, UOP_CONNECT));
+	sqe->flags |= IOSQE_IO_LINK;
+	s->inflight++;
+	sqe = worker_sqe(w);
+	io_uring_prep_link_timeout(sqe, &s->connect_ts, 0);
+	io_uring_sqe_set_data64(sqe, uop_pack(s, UOP_SESSION_AUX));
+	s->inflight++;
+}

@@ -1,0 +1,70 @@
+/* session.h — one intercepted connection: client leg, upstream leg, relay.
+ *
+ * Phases: CONNECT (upstream connect with a linked timeout) → RELAY (two
+ * directions, relay.c) → CLOSING (cancel what is in flight) → freed once no
+ * io_uring operation refers to it. A session never frees itself while the
+ * kernel may still complete an operation carrying its pointer. */
+#ifndef MF_SESSION_H
+#define MF_SESSION_H
+
+#include "relay.h"
+
+#include <linux/time_types.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct worker;
+
+enum session_phase { SP_CONNECT = 0, SP_RELAY, SP_CLOSING };
+
+enum session_end {
+	SE_EOF = 0,         /* both sides closed in order */
+	SE_CLIENT_RESET,
+	SE_SERVER_RESET,
+	SE_CONNECT_FAILED,
+	SE_CONNECT_TIMEOUT,
+	SE_IDLE_TIMEOUT,
+	SE_SHUTDOWN,        /* drain bound reached at SIGTERM */
+	SE_LOCAL_ERROR,     /* out of pipes, fds, memory */
+	SE_REFUSED,         /* not a diverted flow, or session limit */
+};
+
+union mf_sockaddr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
+struct session {
+	struct worker *w;
+	struct session *lru_prev, *lru_next;
+	int cfd, ufd;
+	uint16_t inflight;        /* SQEs whose CQE has not been seen */
+	uint8_t phase;
+	uint8_t end;              /* enum session_end */
+	int end_errno;
+	struct relay_dir dir[2];  /* [0] client → server, [1] server → client */
+	uint64_t start_ms, last_ms;
+	union mf_sockaddr client, orig_dst;
+	struct __kernel_timespec connect_ts;
+} __attribute__((aligned(16)));
+
+/* Takes ownership of fd (an accepted, diverted connection). */
+void session_start(struct worker *w, int fd);
+
+void session_on_connect(struct session *s, int res);
+
+/* Ends the session: records why (the first reason wins), cancels
+ * everything in flight, and with reset set makes both sockets close with
+ * RST so a reset on one side reaches the other. */
+void session_abort(struct session *s, enum session_end why, int err, bool reset);
+
+/* A relay direction finished (EOF passed on); closes when both have. */
+void session_dir_done(struct session *s);
+
+/* Called for every CQE that carried this session's pointer. */
+void session_put(struct session *s);
+
+#endif

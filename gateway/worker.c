@@ -1,0 +1,421 @@
+#include "worker.h"
+#include "daemon.h"
+#include "listener.h"
+#include "log.h"
+#include "mf.h"
+#include "relay.h"
+#include "session.h"
+#include "uring_op.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING_ENTRIES 4096
+#define TICK_MS 500
+#define PIPES_KEPT_FREE 64
+
+static uint64_t clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct io_uring_sqe *worker_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+
+	while (sqe == NULL) {
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	return sqe;
+}
+
+/* --- least-recently-active list, for the idle sweep -------------------- */
+
+void worker_lru_remove(struct worker *w, struct session *s)
+{
+	if (s->lru_prev == NULL && w->lru_head != s)
+		return; /* not linked */
+	if (s->lru_prev)
+		s->lru_prev->lru_next = s->lru_next;
+	else
+		w->lru_head = s->lru_next;
+	if (s->lru_next)
+		s->lru_next->lru_prev = s->lru_prev;
+	else
+		w->lru_tail = s->lru_prev;
+	s->lru_prev = s->lru_next = NULL;
+}
+
+void worker_lru_touch(struct worker *w, struct session *s)
+{
+	s->last_ms = w->now_ms;
+	if (w->lru_tail == s)
+		return;
+	worker_lru_remove(w, s);
+	s->lru_prev = w->lru_tail;
+	if (w->lru_tail)
+		w->lru_tail->lru_next = s;
+	else
+		w->lru_head = s;
+	w->lru_tail = s;
+}
+
+/* --- pipes ---------------------------------------------------------------- */
+
+static struct session *dir_session(struct relay_dir *rd)
+{
+	return (struct session *)((char *)(rd - rd->idx) - offsetof(struct session, dir));
+}
+
+int worker_pipe_get(struct worker *w, struct relay_dir *rd, struct mf_pipe **p_r)
+{
+	int rc = MF_AGAIN;
+
+	/* Behind others already waiting: first come, first served. */
+	if (w->pipe_wait_head == NULL)
+		rc = pipe_pool_get(&w->pipes, p_r);
+	if (rc != MF_AGAIN)
+		return rc;
+	rd->wait_next = NULL;
+	rd->waiting = true;
+	if (w->pipe_wait_tail)
+		w->pipe_wait_tail->wait_next = rd;
+	else
+		w->pipe_wait_head = rd;
+	w->pipe_wait_tail = rd;
+	return MF_AGAIN;
+}
+
+void worker_pipe_unwait(struct worker *w, struct relay_dir *rd)
+{
+	struct relay_dir **pp = &w->pipe_wait_head, *prev = NULL;
+
+	while (*pp && *pp != rd) {
+		prev = *pp;
+		pp = &(*pp)->wait_next;
+	}
+	if (*pp == NULL)
+		return;
+	*pp = rd->wait_next;
+	if (w->pipe_wait_tail == rd)
+		w->pipe_wait_tail = prev;
+	rd->waiting = false;
+	rd->wait_next = NULL;
+}
+
+void worker_pipe_put(struct worker *w, struct mf_pipe *p, bool empty)
+{
+	pipe_pool_put(&w->pipes, p, empty);
+	while (w->pipe_wait_head != NULL) {
+		struct relay_dir *rd = w->pipe_wait_head;
+		struct mf_pipe *np;
+
+		if (pipe_pool_get(&w->pipes, &np) != MF_OK)
+			return;
+		worker_pipe_unwait(w, rd);
+		relay_pipe_ready(dir_session(rd), rd->idx, np);
+	}
+}
+
+/* --- accept, tick, wake ----------------------------------------------- */
+
+static void arm_accept(struct worker *w, struct listener_slot *l)
+{
+	struct io_uring_sqe *sqe;
+
+	if (l->fd < 0 || w->draining)
+		return;
+	sqe = worker_sqe(w);
+	io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, uop_pack(l, UOP_ACCEPT));
+	l->armed = true;
+}
+
+static void arm_tick(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+
+	w->tick_ts.tv_sec = TICK_MS / 1000;
+	w->tick_ts.tv_nsec = (TICK_MS % 1000) * 1000000LL;
+	io_uring_prep_timeout(sqe, &w->tick_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, uop_pack(w, UOP_TICK));
+}
+
+static void arm_wake(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+
+	io_uring_prep_read(sqe, w->wake_fd, &w->wake_buf, sizeof(w->wake_buf), 0);
+	io_uring_sqe_set_data64(sqe, uop_pack(w, UOP_WAKE));
+}
+
+static void load_tunables(struct worker *w)
+{
+	struct mf_daemon *d = w->d;
+
+	pthread_mutex_lock(&d->lock);
+	w->t.connect_timeout_ms = d->cfg.connect_timeout_ms;
+	w->t.idle_timeout_ms = d->cfg.idle_timeout_ms;
+	w->t.drain_timeout_ms = d->cfg.drain_timeout_ms;
+	w->t.max_sessions = d->cfg.max_sessions;
+	w->t.upstream_source = (int)d->cfg.upstream_source;
+	w->t.listen_port = d->cfg.listen_port;
+	w->pipes.max_total = d->cfg.max_pipes;
+	w->pipes.pipe_size = d->cfg.pipe_size;
+	w->cfg_gen = d->cfg_gen;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void close_listeners(struct worker *w)
+{
+	for (unsigned int i = 0; i < 2; i++) {
+		struct listener_slot *l = &w->listeners[i];
+		struct io_uring_sqe *sqe;
+
+		if (l->fd < 0)
+			continue;
+		if (l->armed) {
+			sqe = worker_sqe(w);
+			io_uring_prep_cancel_fd(sqe, l->fd, IORING_ASYNC_CANCEL_ALL);
+			io_uring_sqe_set_data64(sqe, uop_pack(w, UOP_WORKER_AUX));
+		}
+		/* Closing our reference stops new connections being queued
+		 * to this worker; the ring drops its own when the accept is
+		 * cancelled. */
+		close(l->fd);
+		l->fd = -1;
+	}
+}
+
+static void start_drain(struct worker *w)
+{
+	if (w->draining)
+		return;
+	w->draining = true;
+	w->drain_deadline_ms = w->now_ms + w->t.drain_timeout_ms;
+	close_listeners(w);
+	mf_log_info("worker=%u draining sessions=%u", w->id, w->n_sessions);
+	if (w->n_sessions == 0)
+		w->exit_loop = true;
+}
+
+static void on_wake(struct worker *w, int res)
+{
+	if (res < 0 && res != -EINTR && res != -EAGAIN) {
+		w->fatal_errno = -res;
+		w->exit_loop = true;
+		return;
+	}
+	if (w->cfg_gen != w->d->cfg_gen)
+		load_tunables(w);
+	if (atomic_load(&w->d->stopping))
+		start_drain(w);
+	arm_wake(w);
+}
+
+static void on_tick(struct worker *w)
+{
+	struct session *s = w->lru_head;
+
+	/* Idle sweep: the list is oldest first; stop at the first fresh one. */
+	while (s != NULL && w->now_ms - s->last_ms >= w->t.idle_timeout_ms) {
+		struct session *next = s->lru_next;
+
+		session_abort(s, SE_IDLE_TIMEOUT, 0, false);
+		s = next;
+	}
+	pipe_pool_trim(&w->pipes, PIPES_KEPT_FREE);
+	if (w->draining && w->now_ms >= w->drain_deadline_ms) {
+		while (w->lru_head != NULL)
+			session_abort(w->lru_head, SE_SHUTDOWN, 0, true);
+	}
+	arm_tick(w);
+}
+
+static void on_accept(struct worker *w, struct listener_slot *l, struct io_uring_cqe *cqe)
+{
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		l->armed = false;
+	if (cqe->res >= 0) {
+		session_start(w, cqe->res);
+	} else if (cqe->res != -ECANCELED) {
+		/* EMFILE and friends: the multishot accept ended; re-arm
+		 * below and let the backlog wait rather than spin. */
+		mf_log_warn("worker=%u accept: %s", w->id, strerror(-cqe->res));
+	}
+	if (!l->armed && l->fd >= 0)
+		arm_accept(w, l);
+}
+
+static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	unsigned int op = uop_op(ud);
+	void *ptr = uop_ptr(ud);
+
+	if (op < UOP_ACCEPT) {
+		struct session *s = ptr;
+
+		relay_on_cqe(s, op >> 2, op & 3, cqe->res);
+		session_put(s);
+		return;
+	}
+	switch (op) {
+	case UOP_ACCEPT:
+		on_accept(w, ptr, cqe);
+		break;
+	case UOP_CONNECT:
+		session_on_connect(ptr, cqe->res);
+		session_put(ptr);
+		break;
+	case UOP_SESSION_AUX:
+		session_put(ptr);
+		break;
+	case UOP_TICK:
+		on_tick(w);
+		break;
+	case UOP_WAKE:
+		on_wake(w, cqe->res);
+		break;
+	case UOP_WORKER_AUX:
+		break;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	/* A single-issuer ring belongs to the task that enables it. */
+	if (w->ring_disabled) {
+		/* liburing 2.3 has no io_uring_enable_rings() wrapper. */
+		long rc = syscall(__NR_io_uring_register, w->ring.ring_fd,
+				  IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+
+		if (rc < 0) {
+			w->fatal_errno = errno;
+			w->exit_loop = true;
+		}
+	}
+	w->now_ms = clock_ms();
+	for (unsigned int i = 0; i < 2; i++)
+		arm_accept(w, &w->listeners[i]);
+	arm_tick(w);
+	arm_wake(w);
+	if (atomic_load(&w->d->stopping))
+		start_drain(w);
+	while (!w->exit_loop) {
+		struct io_uring_cqe *cqe;
+		unsigned int head, n = 0;
+		int rc = io_uring_submit_and_wait(&w->ring, 1);
+
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+			w->fatal_errno = -rc;
+			break;
+		}
+		w->now_ms = clock_ms();
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			dispatch(w, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring, n);
+	}
+	if (w->fatal_errno != 0) {
+		mf_log_err("worker=%u stopped: %s", w->id, strerror(w->fatal_errno));
+		/* A worker cannot carry on alone: have the main thread stop all. */
+		kill(getpid(), SIGTERM);
+	}
+	return NULL;
+}
+
+int worker_init(struct worker *w, struct mf_daemon *d, unsigned int id,
+		char *err, size_t errlen)
+{
+	struct io_uring_params params;
+	const struct mf_addr *addrs[2] = { &d->cfg.listen4, &d->cfg.listen6 };
+	int rc;
+
+	memset(w, 0, sizeof(*w));
+	w->d = d;
+	w->id = id;
+	w->listeners[0].fd = w->listeners[1].fd = -1;
+	w->wake_fd = -1;
+	pipe_pool_init(&w->pipes, d->cfg.max_pipes, d->cfg.pipe_size);
+	load_tunables(w);
+
+	memset(&params, 0, sizeof(params));
+	params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+		       IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+		       IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
+	params.cq_entries = RING_ENTRIES * 4;
+	rc = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &params);
+	w->ring_disabled = rc == 0;
+	if (rc == -EINVAL) {
+		/* Older kernel: no single-issuer / deferred task work. */
+		memset(&params, 0, sizeof(params));
+		params.flags = IORING_SETUP_CQSIZE;
+		params.cq_entries = RING_ENTRIES * 4;
+		rc = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &params);
+	}
+	if (rc < 0)
+		return mf_err(err, errlen, "io_uring_queue_init: %s", strerror(-rc));
+	w->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (w->wake_fd < 0) {
+		mf_err(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail_ring;
+	}
+	for (unsigned int i = 0; i < 2; i++) {
+		if (addrs[i]->family == 0)
+			continue;
+		w->listeners[i].w = w;
+		w->listeners[i].fd = listener_open(addrs[i], d->cfg.listen_port, err, errlen);
+		if (w->listeners[i].fd < 0)
+			goto fail_listeners;
+	}
+	return MF_OK;
+
+fail_listeners:
+	for (unsigned int i = 0; i < 2; i++)
+		if (w->listeners[i].fd >= 0)
+			close(w->listeners[i].fd);
+	close(w->wake_fd);
+fail_ring:
+	io_uring_queue_exit(&w->ring);
+	return MF_ERROR;
+}
+
+int worker_start(struct worker *w)
+{
+	int rc = pthread_create(&w->thread, NULL, worker_main, w);
+
+	if (rc != 0) {
+		errno = rc;
+		return MF_ERROR;
+	}
+	return MF_OK;
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+}
+
+void worker_destroy(struct worker *w)
+{
+	for (unsigned int i = 0; i < 2; i++)
+		if (w->listeners[i].fd >= 0)
+			close(w->listeners[i].fd);
+	io_uring_queue_exit(&w->ring);
+	pipe_pool_destroy(&w->pipes);
+	close(w->wake_fd);
+}

@@ -1,0 +1,83 @@
+/* worker.h — one thread, one io_uring, its own listeners and sessions.
+ *
+ * Nothing here is shared with other workers: sessions, pipes and timers
+ * belong to the worker whose ring accepted the connection. */
+#ifndef MF_WORKER_H
+#define MF_WORKER_H
+
+#include "pipe_pool.h"
+
+#include <liburing.h>
+#include <linux/time_types.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct mf_daemon;
+struct session;
+struct relay_dir;
+
+/* Tunables a worker copies from the daemon's config at start and reload. */
+struct worker_tunables {
+	unsigned int connect_timeout_ms;
+	unsigned int idle_timeout_ms;
+	unsigned int drain_timeout_ms;
+	unsigned int max_sessions;
+	int upstream_source;
+	uint16_t listen_port;
+};
+
+struct listener_slot {
+	struct worker *w;
+	int fd;
+	bool armed;
+} __attribute__((aligned(16)));
+
+struct worker {
+	struct io_uring ring;
+	struct mf_daemon *d;
+	unsigned int id;
+	pthread_t thread;
+	struct listener_slot listeners[2]; /* IPv4, IPv6; fd -1 if absent */
+	int wake_fd;                       /* eventfd the daemon writes */
+	uint64_t wake_buf;
+	struct __kernel_timespec tick_ts;
+	unsigned int cfg_gen;
+	struct worker_tunables t;
+	struct pipe_pool pipes;
+
+	/* Sessions, least recently active first: the idle sweep stops at the
+	 * first one that is still fresh. */
+	struct session *lru_head, *lru_tail;
+	unsigned int n_sessions;
+	/* Relay directions waiting for a pipe, oldest first. */
+	struct relay_dir *pipe_wait_head, *pipe_wait_tail;
+
+	uint64_t now_ms;
+	bool draining;
+	uint64_t drain_deadline_ms;
+	bool exit_loop;
+	bool ring_disabled;                /* created R_DISABLED: enable in-thread */
+	int fatal_errno;
+} __attribute__((aligned(16)));
+
+/* Opens the ring and the listeners. MF_OK or MF_ERROR with err. */
+int worker_init(struct worker *w, struct mf_daemon *d, unsigned int id,
+		char *err, size_t errlen);
+int worker_start(struct worker *w);   /* spawns the thread */
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+
+/* An SQE, submitting to make room if the SQ ring is full. Never NULL. */
+struct io_uring_sqe *worker_sqe(struct worker *w);
+
+/* Pipe hand-out with a fair wait list: MF_OK with the pipe, MF_AGAIN when
+ * the direction was queued (it is resumed by relay_pipe_ready()), MF_ERROR. */
+int worker_pipe_get(struct worker *w, struct relay_dir *rd, struct mf_pipe **p_r);
+void worker_pipe_put(struct worker *w, struct mf_pipe *p, bool empty);
+void worker_pipe_unwait(struct worker *w, struct relay_dir *rd);
+
+void worker_lru_touch(struct worker *w, struct session *s);
+void worker_lru_remove(struct worker *w, struct session *s);
+
+#endif

@@ -1,0 +1,321 @@
+#include "config.h"
+#include "mf.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct parse_ctx {
+	struct mf_config *cfg;
+	char *err;
+	size_t errlen;
+	bool failed;
+	/* List keys replace the defaults on first mention, then append
+	 * (a key may be repeated). */
+	bool seen_sources, seen_ports, seen_clients;
+};
+
+static int parse_uint(const char *v, unsigned long min, unsigned long max,
+		      unsigned long *out)
+{
+	char *end;
+	unsigned long x;
+
+	if (*v == '\0' || *v == '-')
+		return MF_ERROR;
+	errno = 0;
+	x = strtoul(v, &end, 0);
+	if (errno != 0 || *end != '\0' || x < min || x > max)
+		return MF_ERROR;
+	*out = x;
+	return MF_OK;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1")) {
+		*out = true;
+		return MF_OK;
+	}
+	if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcmp(v, "0")) {
+		*out = false;
+		return MF_OK;
+	}
+	return MF_ERROR;
+}
+
+/* Calls fn on each comma- or space-separated item of v. */
+static int for_each_item(const char *v, int (*fn)(struct parse_ctx *, const char *),
+			 struct parse_ctx *ctx)
+{
+	char item[MF_ADDRSTRLEN + 8];
+	const char *p = v;
+
+	while (*p) {
+		size_t n;
+
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		n = strcspn(p, ", \t");
+		if (n >= sizeof(item))
+			return MF_ERROR;
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (fn(ctx, item) != MF_OK)
+			return MF_ERROR;
+		p += n;
+	}
+	return MF_OK;
+}
+
+static int add_source(struct parse_ctx *ctx, const char *item)
+{
+	struct mf_config *c = ctx->cfg;
+
+	if (c->n_sources >= MF_MAX_SOURCES)
+		return MF_ERROR;
+	return mf_addr_parse(item, &c->sources[c->n_sources++]);
+}
+
+static int add_port(struct parse_ctx *ctx, const char *item)
+{
+	struct mf_config *c = ctx->cfg;
+	unsigned long v;
+
+	if (c->n_ports >= MF_MAX_PORTS || parse_uint(item, 1, 65535, &v) != MF_OK)
+		return MF_ERROR;
+	for (unsigned int i = 0; i < c->n_ports; i++)
+		if (c->ports[i] == v)
+			return MF_OK;
+	c->ports[c->n_ports++] = (uint16_t)v;
+	return MF_OK;
+}
+
+static int add_client(struct parse_ctx *ctx, const char *item)
+{
+	struct mf_config *c = ctx->cfg;
+
+	if (c->n_clients >= MF_MAX_CLIENTS)
+		return MF_ERROR;
+	return mf_cidr_parse(item, &c->clients[c->n_clients++]);
+}
+
+static int parse_listen(const char *v, int family, struct mf_addr *out)
+{
+	if (*v == '\0' || !strcasecmp(v, "none")) {
+		memset(out, 0, sizeof(*out));
+		return MF_OK;
+	}
+	if (mf_addr_parse(v, out) != MF_OK || out->family != family)
+		return MF_ERROR;
+	return MF_OK;
+}
+
+static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
+{
+	struct mf_config *c = ctx->cfg;
+	unsigned long x;
+
+	if (!strcmp(k, "workers")) {
+		if (parse_uint(v, 0, 256, &x))
+			return MF_ERROR;
+		c->workers = (unsigned int)x;
+	} else if (!strcmp(k, "listen_port")) {
+		if (parse_uint(v, 1, 65535, &x))
+			return MF_ERROR;
+		c->listen_port = (uint16_t)x;
+	} else if (!strcmp(k, "listen4")) {
+		return parse_listen(v, AF_INET, &c->listen4);
+	} else if (!strcmp(k, "listen6")) {
+		return parse_listen(v, AF_INET6, &c->listen6);
+	} else if (!strcmp(k, "upstream_source")) {
+		if (!strcmp(v, "client"))
+			c->upstream_source = MF_UPSTREAM_CLIENT;
+		else if (!strcmp(v, "gateway"))
+			c->upstream_source = MF_UPSTREAM_GATEWAY;
+		else
+			return MF_ERROR;
+	} else if (!strcmp(k, "connect_timeout")) {
+		if (parse_uint(v, 1, 600000, &x))
+			return MF_ERROR;
+		c->connect_timeout_ms = (unsigned int)x;
+	} else if (!strcmp(k, "idle_timeout")) {
+		if (parse_uint(v, 1, 86400000, &x))
+			return MF_ERROR;
+		c->idle_timeout_ms = (unsigned int)x;
+	} else if (!strcmp(k, "drain_timeout")) {
+		if (parse_uint(v, 0, 86400000, &x))
+			return MF_ERROR;
+		c->drain_timeout_ms = (unsigned int)x;
+	} else if (!strcmp(k, "pipe_size")) {
+		if (parse_uint(v, 4096, 16u << 20, &x))
+			return MF_ERROR;
+		c->pipe_size = (unsigned int)x;
+	} else if (!strcmp(k, "max_pipes")) {
+		if (parse_uint(v, 1, 1000000, &x))
+			return MF_ERROR;
+		c->max_pipes = (unsigned int)x;
+	} else if (!strcmp(k, "max_sessions")) {
+		if (parse_uint(v, 1, 1000000, &x))
+			return MF_ERROR;
+		c->max_sessions = (unsigned int)x;
+	} else if (!strcmp(k, "log")) {
+		if (!strcmp(v, "stderr"))
+			c->log_target = MF_LOG_STDERR;
+		else if (!strcmp(v, "syslog"))
+			c->log_target = MF_LOG_SYSLOG;
+		else
+			return MF_ERROR;
+	} else if (!strcmp(k, "log_debug")) {
+		return parse_bool(v, &c->log_debug);
+	} else {
+		return MF_AGAIN; /* unknown key */
+	}
+	return MF_OK;
+}
+
+static int set_intercept(struct parse_ctx *ctx, const char *k, const char *v)
+{
+	struct mf_config *c = ctx->cfg;
+	unsigned long x;
+
+	if (!strcmp(k, "sources")) {
+		if (!ctx->seen_sources)
+			c->n_sources = 0;
+		ctx->seen_sources = true;
+		return for_each_item(v, add_source, ctx);
+	} else if (!strcmp(k, "ports")) {
+		if (!ctx->seen_ports)
+			c->n_ports = 0;
+		ctx->seen_ports = true;
+		return for_each_item(v, add_port, ctx);
+	} else if (!strcmp(k, "clients")) {
+		if (!ctx->seen_clients)
+			c->n_clients = 0;
+		ctx->seen_clients = true;
+		return for_each_item(v, add_client, ctx);
+	} else if (!strcmp(k, "fwmark")) {
+		if (parse_uint(v, 1, 0xffffffffUL, &x))
+			return MF_ERROR;
+		c->fwmark = (uint32_t)x;
+	} else if (!strcmp(k, "route_table")) {
+		/* 253..255 are default/main/local: never ours. */
+		if (parse_uint(v, 1, 0xfffffffeUL, &x) || (x >= 253 && x <= 255))
+			return MF_ERROR;
+		c->route_table = (uint32_t)x;
+	} else if (!strcmp(k, "rule_priority")) {
+		if (parse_uint(v, 1, 32765, &x))
+			return MF_ERROR;
+		c->rule_priority = (uint32_t)x;
+	} else {
+		return MF_AGAIN;
+	}
+	return MF_OK;
+}
+
+/* libinih stops at the first handler failure and returns its line. */
+static int on_entry(void *user, const char *section, const char *name,
+		    const char *value)
+{
+	struct parse_ctx *ctx = user;
+	int rc;
+
+	if (ctx->failed)
+		return 0;
+	if (!strcmp(section, "gateway")) {
+		rc = set_gateway(ctx, name, value);
+	} else if (!strcmp(section, "intercept")) {
+		rc = set_intercept(ctx, name, value);
+	} else {
+		mf_err(ctx->err, ctx->errlen, "unknown section [%s]", section);
+		ctx->failed = true;
+		return 0;
+	}
+	if (rc == MF_AGAIN) {
+		mf_err(ctx->err, ctx->errlen, "unknown key '%s' in [%s]", name,
+		       section);
+		ctx->failed = true;
+		return 0;
+	}
+	if (rc != MF_OK) {
+		mf_err(ctx->err, ctx->errlen, "bad value for %s: '%s'", name, value);
+		ctx->failed = true;
+		return 0;
+	}
+	return 1;
+}
+
+void mf_config_defaults(struct mf_config *cfg)
+{
+	static const uint16_t mail_ports[] = { 25, 110, 143, 465, 587, 993, 995 };
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->workers = 0;
+	cfg->listen_port = 10143;
+	mf_addr_parse("0.0.0.0", &cfg->listen4);
+	mf_addr_parse("::", &cfg->listen6);
+	cfg->upstream_source = MF_UPSTREAM_CLIENT;
+	cfg->connect_timeout_ms = 5000;
+	cfg->idle_timeout_ms = 31 * 60 * 1000; /* IMAP IDLE re-issues every 29 min */
+	cfg->drain_timeout_ms = 30000;
+	cfg->pipe_size = 1 << 20; /* fewer splice round trips per MiB */
+	cfg->max_pipes = 4096;
+	cfg->max_sessions = 8192;
+	cfg->log_target = MF_LOG_STDERR;
+	memcpy(cfg->ports, mail_ports, sizeof(mail_ports));
+	cfg->n_ports = MF_ARRAY_LEN(mail_ports);
+	cfg->fwmark = 0x4d46; /* "MF" */
+	cfg->route_table = 1846;
+	cfg->rule_priority = 1846;
+}
+
+static int check(struct mf_config *cfg, const char *where, char *err, size_t errlen)
+{
+	if (cfg->listen4.family == 0 && cfg->listen6.family == 0)
+		return mf_err(err, errlen, "%s: listen4 and listen6 are both off", where);
+	if (cfg->n_ports == 0)
+		return mf_err(err, errlen, "%s: [intercept] ports is empty", where);
+	return MF_OK;
+}
+
+int mf_config_load(const char *path, struct mf_config *cfg, char *err, size_t errlen)
+{
+	struct parse_ctx ctx = { .cfg = cfg, .err = err, .errlen = errlen };
+	char inner[200] = "";
+	int rc;
+
+	mf_config_defaults(cfg);
+	ctx.err = inner;
+	ctx.errlen = sizeof(inner);
+	rc = ini_parse(path, on_entry, &ctx);
+	if (rc == -1)
+		return mf_err(err, errlen, "%s: %s", path, strerror(errno));
+	if (ctx.failed)
+		return mf_err(err, errlen, "%s:%d: %s", path, rc, inner);
+	if (rc != 0)
+		return mf_err(err, errlen, "%s:%d: syntax error", path, rc);
+	return check(cfg, path, err, errlen);
+}
+
+int mf_config_parse_string(const char *text, struct mf_config *cfg, char *err,
+			   size_t errlen)
+{
+	struct parse_ctx ctx = { .cfg = cfg };
+	char inner[200] = "";
+	int rc;
+
+	mf_config_defaults(cfg);
+	ctx.err = inner;
+	ctx.errlen = sizeof(inner);
+	rc = ini_parse_string(text, on_entry, &ctx);
+	if (ctx.failed)
+		return mf_err(err, errlen, "config:%d: %s", rc, inner);
+	if (rc != 0)
+		return mf_err(err, errlen, "config:%d: syntax error", rc);
+	return check(cfg, "config", err, errlen);
+}

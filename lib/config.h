@@ -1,0 +1,63 @@
+/* config.h — mailferry's configuration file (INI, parsed by libinih).
+ *
+ * One struct for the daemon and the admin CLI: the CLI reads the same file
+ * to know which addresses and ports the nftables rules must name. Every key
+ * is documented in mailferry.conf.example at the top of the repository. */
+#ifndef MF_CONFIG_H
+#define MF_CONFIG_H
+
+#include "netaddr.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MF_MAX_SOURCES 32
+#define MF_MAX_CLIENTS 256
+#define MF_MAX_PORTS 32
+#define MF_PATH_MAX 256
+
+enum mf_upstream_source { MF_UPSTREAM_CLIENT = 0, MF_UPSTREAM_GATEWAY };
+enum mf_log_target { MF_LOG_STDERR = 0, MF_LOG_SYSLOG };
+
+struct mf_config {
+	/* [gateway] */
+	unsigned int workers;          /* 0: one per online CPU */
+	uint16_t listen_port;          /* TPROXY listener, v4 and v6 */
+	struct mf_addr listen4;        /* family 0: no IPv4 listener */
+	struct mf_addr listen6;        /* family 0: no IPv6 listener */
+	enum mf_upstream_source upstream_source;
+	unsigned int connect_timeout_ms;
+	unsigned int idle_timeout_ms;
+	unsigned int drain_timeout_ms;
+	unsigned int pipe_size;        /* bytes, per relay pipe */
+	unsigned int max_pipes;        /* per worker, pooled + in use */
+	unsigned int max_sessions;     /* per worker; beyond, new clients are closed */
+	enum mf_log_target log_target;
+	bool log_debug;
+
+	/* [intercept] */
+	struct mf_addr sources[MF_MAX_SOURCES];
+	unsigned int n_sources;
+	uint16_t ports[MF_MAX_PORTS];
+	unsigned int n_ports;
+	struct mf_cidr clients[MF_MAX_CLIENTS]; /* intercepted at `rules install` */
+	unsigned int n_clients;
+	uint32_t fwmark;
+	uint32_t route_table;
+	uint32_t rule_priority;
+};
+
+/* Defaults for every key (see mailferry.conf.example). */
+void mf_config_defaults(struct mf_config *cfg);
+
+/* Parse path over the defaults. MF_OK, or MF_ERROR with "file:line: why"
+ * in err. Unknown sections and keys are errors: a typo must not silently
+ * leave a default in force. */
+int mf_config_load(const char *path, struct mf_config *cfg, char *err,
+		   size_t errlen);
+
+/* Same for a config held in memory (used by tests). */
+int mf_config_parse_string(const char *text, struct mf_config *cfg, char *err,
+			   size_t errlen);
+
+#endif
