@@ -48,6 +48,9 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 
 all: $(BUILD)/mailferryd $(BUILD)/mailferry
 
+# Keep test objects: they are not intermediate leftovers.
+.SECONDARY:
+
 $(BUILD)/libmailferry.a: $(CORE_OBJ)
 	@echo "  AR    $@"
 	$(Q)rm -f $@ && ar rcs $@ $^

@@ -1,0 +1,153 @@
+"""Runs mailferryd and its rules on the lab's router namespace for tests.
+
+The daemon under test is the ASan+UBSan build (build/asan/mailferryd) when
+it exists, so every end-to-end run is also a sanitizer and leak run: stop()
+fails the test if the sanitizers reported anything."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS = os.path.join(ROOT, "tests", "e2e", "tools")
+CLI = os.path.join(ROOT, "build", "mailferry")
+
+
+def daemon_path():
+    explicit = os.environ.get("MAILFERRYD")
+    if explicit:
+        return explicit
+    asan = os.path.join(ROOT, "build", "asan", "mailferryd")
+    return asan if os.path.exists(asan) else os.path.join(ROOT, "build", "mailferryd")
+
+
+class Gateway:
+    def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
+                 extra_sources=(), gateway=None):
+        self.lab = lab
+        self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.conf = os.path.join(workdir, "mailferry.conf")
+        self.logfile = os.path.join(workdir, "mailferryd.log")
+        self.proc = None
+        opts = {"connect_timeout": "2000", "drain_timeout": "5000"}
+        opts.update(gateway or {})
+        sources = [lab.env["OLD4"], lab.env["OLD6"], *extra_sources]
+        lines = ["[gateway]"] + [f"{k} = {v}" for k, v in opts.items()]
+        lines += ["[intercept]",
+                  "sources = " + ", ".join(sources),
+                  "ports = " + ", ".join(str(p) for p in ports),
+                  "clients = %s, %s" % (lab.env["CLIENT_NET4"], lab.env["CLIENT_NET6"])]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    # --- rules -----------------------------------------------------------
+    def cli(self, *args, check=True):
+        return self.lab.run("router", [CLI, "-c", self.conf, *args],
+                            capture_output=True, text=True, check=check)
+
+    def install_rules(self):
+        self.cli("rules", "install")
+
+    def remove_rules(self):
+        self.cli("rules", "remove")
+
+    # --- daemon ----------------------------------------------------------
+    def start(self, timeout=10):
+        env = dict(os.environ)
+        env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:halt_on_error=1"
+        env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
+        self._log_offset = os.path.getsize(self.logfile) if os.path.exists(self.logfile) else 0
+        log = open(self.logfile, "a")
+        self.proc = self.lab.popen("router", [daemon_path(), "-c", self.conf],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        log.close()
+        self.wait_log(r"level=info started workers=", timeout)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stops the daemon; returns its exit status. Fails on sanitizer output."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("mailferryd did not exit %ss after signal %s" % (timeout, sig))
+        finally:
+            self.proc = None
+        text = self.log()
+        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            assert marker not in text, "sanitizer report in mailferryd log:\n" + text[-4000:]
+        return rc
+
+    def log(self):
+        with open(self.logfile, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.log())
+            if m:
+                return m
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError("mailferryd exited:\n" + self.log()[-3000:])
+            time.sleep(0.05)
+        raise AssertionError("no log line /%s/ within %ss:\n%s" % (pattern, timeout, self.log()[-3000:]))
+
+    def conns(self):
+        """Parsed `conn` lines: dicts of their key=value fields."""
+        out = []
+        for line in self.log().splitlines():
+            if " conn client=" in line:
+                out.append(dict(kv.split("=", 1) for kv in line.split() if "=" in kv))
+        return out
+
+    def wait_conn(self, pred, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for c in self.conns():
+                if pred(c):
+                    return c
+            time.sleep(0.05)
+        raise AssertionError("no matching conn line within %ss:\n%s" % (timeout, self.log()[-3000:]))
+
+
+def host_of(addr_port):
+    """'198.18.1.2:40000' -> '198.18.1.2'; '[2001:db8::2]:143' -> '2001:db8::2'."""
+    if addr_port.startswith("["):
+        return addr_port[1:addr_port.index("]")]
+    return addr_port.rsplit(":", 1)[0]
+
+
+def port_of(addr_port):
+    return int(addr_port.rsplit(":", 1)[1])
+
+
+class DataServers:
+    """datasrv.py instances in the `old` namespace, killed on close()."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        self.procs = []
+
+    def start(self, *args):
+        p = self.lab.popen("old", ["/usr/bin/python3", os.path.join(TOOLS, "datasrv.py"), *map(str, args)],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.procs.append(p)
+        line = p.stdout.readline()
+        assert line.strip() == "ready", "datasrv %s did not start" % (args,)
+        return p
+
+    def close(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        self.procs = []

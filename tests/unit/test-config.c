@@ -1,0 +1,119 @@
+/* Unit tests: lib/config.c — defaults, every key, and refusal of typos. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "config.h"
+#include "mf.h"
+
+static void test_defaults(void **state)
+{
+	struct mf_config c;
+	char err[200];
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.listen_port, 10143);
+	assert_int_equal(c.listen4.family, AF_INET);
+	assert_int_equal(c.listen6.family, AF_INET6);
+	assert_int_equal(c.n_ports, 7);
+	assert_int_equal(c.upstream_source, MF_UPSTREAM_CLIENT);
+	assert_int_equal(c.fwmark, 0x4d46);
+	assert_int_equal(c.n_sources, 0);
+}
+
+static void test_full(void **state)
+{
+	static const char text[] =
+		"[gateway]\n"
+		"workers = 3\n"
+		"listen_port = 20000\n"
+		"listen6 = none\n"
+		"upstream_source = gateway\n"
+		"connect_timeout = 2500 ; ms\n"
+		"idle_timeout = 60000\n"
+		"drain_timeout = 0\n"
+		"pipe_size = 262144\n"
+		"max_pipes = 100\n"
+		"max_sessions = 50\n"
+		"log = syslog\n"
+		"log_debug = yes\n"
+		"[intercept]\n"
+		"sources = 198.18.11.2, 2001:db8:11::2\n"
+		"sources = 198.18.11.4\n"
+		"ports = 143 993,143\n"
+		"clients = 198.18.1.0/24,2001:db8:1::/64\n"
+		"fwmark = 0x10\n"
+		"route_table = 100\n"
+		"rule_priority = 99\n";
+	struct mf_config c;
+	char err[200];
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string(text, &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.workers, 3);
+	assert_int_equal(c.listen_port, 20000);
+	assert_int_equal(c.listen6.family, 0);
+	assert_int_equal(c.upstream_source, MF_UPSTREAM_GATEWAY);
+	assert_int_equal(c.connect_timeout_ms, 2500);
+	assert_int_equal(c.drain_timeout_ms, 0);
+	assert_int_equal(c.pipe_size, 262144);
+	assert_int_equal(c.max_sessions, 50);
+	assert_int_equal(c.log_target, MF_LOG_SYSLOG);
+	assert_true(c.log_debug);
+	assert_int_equal(c.n_sources, 3); /* repeated key appends */
+	assert_int_equal(c.n_ports, 2);   /* duplicates folded */
+	assert_int_equal(c.ports[0], 143);
+	assert_int_equal(c.ports[1], 993);
+	assert_int_equal(c.n_clients, 2);
+	assert_int_equal(c.clients[1].prefix, 64);
+	assert_int_equal(c.fwmark, 0x10);
+	assert_int_equal(c.route_table, 100);
+	assert_int_equal(c.rule_priority, 99);
+}
+
+static void expect_error(const char *text, const char *needle)
+{
+	struct mf_config c;
+	char err[200] = "";
+
+	assert_int_equal(mf_config_parse_string(text, &c, err, sizeof(err)), MF_ERROR);
+	if (strstr(err, needle) == NULL)
+		fail_msg("error '%s' lacks '%s'", err, needle);
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	expect_error("[gateway]\nlisten_prot = 1\n", "unknown key 'listen_prot'");
+	expect_error("[gateweay]\nworkers = 1\n", "unknown section");
+	expect_error("[gateway]\nlisten_port = 0\n", "bad value for listen_port");
+	expect_error("[gateway]\nlisten_port = 65536\n", "bad value");
+	expect_error("[gateway]\nlisten_port = -5\n", "bad value");
+	expect_error("[gateway]\nlisten_port = 12x\n", "bad value");
+	expect_error("[gateway]\nlisten4 = 2001:db8::1\n", "bad value for listen4");
+	expect_error("[gateway]\nlisten4 = none\nlisten6 = none\n", "both off");
+	expect_error("[gateway]\nupstream_source = server\n", "bad value");
+	expect_error("[gateway]\nlog_debug = maybe\n", "bad value");
+	expect_error("[intercept]\nsources = 198.18.11.300\n", "bad value for sources");
+	expect_error("[intercept]\nclients = 198.18.1.1/24\n", "bad value for clients");
+	expect_error("[intercept]\nports = 0\n", "bad value for ports");
+	expect_error("[intercept]\nroute_table = 254\n", "bad value for route_table");
+	expect_error("[intercept]\nports = \n", "ports is empty");
+	expect_error("[gateway]\nworkers\n", "syntax error");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
