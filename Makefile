@@ -44,7 +44,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix swaks fetchmail \
 	haproxy iperf3
 
-.PHONY: all deps test check unit unit-asan e2e demo bench clean
+.PHONY: all deps test check unit unit-asan asan-daemon e2e demo bench clean
 
 all: $(BUILD)/mailferryd $(BUILD)/mailferry
 
@@ -86,7 +86,11 @@ unit: $(UNIT_BIN)
 unit-asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 CFLAGS="-O1 -g" unit
 
-e2e: all
+# The end-to-end tests run the ASan+UBSan daemon (tests/e2e/mfgateway.py).
+asan-daemon:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 CFLAGS="-O1 -g" $(BUILD)/asan/mailferryd
+
+e2e: all asan-daemon
 	$(PYTHON) -m pytest -v -p no:cacheprovider tests/e2e
 
 # The README's test command: everything, on a fresh Debian 12 box, as root.

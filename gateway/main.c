@@ -142,7 +142,7 @@ int main(int argc, char **argv)
 	if (d.workers == NULL)
 		goto out;
 	for (unsigned int i = 0; i < d.n_workers; i++) {
-		d.workers[i] = aligned_alloc(64, sizeof(struct worker));
+		d.workers[i] = calloc(1, sizeof(struct worker)); /* malloc: 16-byte aligned */
 		if (d.workers[i] == NULL ||
 		    worker_init(d.workers[i], &d, i, err, sizeof(err)) != MF_OK) {
 			mf_log_err("worker %u: %s", i, d.workers[i] ? err : "out of memory");

@@ -10,7 +10,7 @@ void pipe_pool_init(struct pipe_pool *pp, unsigned int max_total,
 		    unsigned int pipe_size)
 {
 	pp->free = NULL;
-	pp->n_free = pp->n_total = 0;
+	pp->n_free = pp->n_total = pp->peak_used = 0;
 	pp->max_total = max_total;
 	pp->pipe_size = pipe_size;
 }
@@ -24,7 +24,7 @@ int pipe_pool_get(struct pipe_pool *pp, struct mf_pipe **p_r)
 		pp->free = p->next;
 		pp->n_free--;
 		*p_r = p;
-		return MF_OK;
+		goto got;
 	}
 	if (pp->n_total >= pp->max_total)
 		return MF_AGAIN;
@@ -52,6 +52,9 @@ int pipe_pool_get(struct pipe_pool *pp, struct mf_pipe **p_r)
 	p->next = NULL;
 	pp->n_total++;
 	*p_r = p;
+got:
+	if (pp->n_total - pp->n_free > pp->peak_used)
+		pp->peak_used = pp->n_total - pp->n_free;
 	return MF_OK;
 }
 
@@ -69,8 +72,11 @@ void pipe_pool_put(struct pipe_pool *pp, struct mf_pipe *p, bool empty)
 	pp->n_free++;
 }
 
-void pipe_pool_trim(struct pipe_pool *pp, unsigned int keep)
+void pipe_pool_trim(struct pipe_pool *pp)
 {
+	unsigned int keep = pp->peak_used;
+
+	pp->peak_used = pp->n_total - pp->n_free;
 	while (pp->n_free > keep) {
 		struct mf_pipe *p = pp->free;
 

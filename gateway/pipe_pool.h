@@ -19,6 +19,7 @@ struct mf_pipe {
 struct pipe_pool {
 	struct mf_pipe *free;
 	unsigned int n_free, n_total;
+	unsigned int peak_used; /* most pipes in use at once since the last trim */
 	unsigned int max_total;
 	unsigned int pipe_size; /* requested F_SETPIPE_SZ */
 };
@@ -34,9 +35,10 @@ int pipe_pool_get(struct pipe_pool *pp, struct mf_pipe **p_r);
 /* empty: the caller knows the pipe holds no bytes. */
 void pipe_pool_put(struct pipe_pool *pp, struct mf_pipe *p, bool empty);
 
-/* Closes free pipes beyond keep: a burst of sessions must not pin its
- * pipes forever. */
-void pipe_pool_trim(struct pipe_pool *pp, unsigned int keep);
+/* Called periodically: keeps only as many free pipes as were in use at the
+ * peak since the last call, so a burst does not pin its pipes forever and
+ * an idle gateway converges to no pipes at all. */
+void pipe_pool_trim(struct pipe_pool *pp);
 
 void pipe_pool_destroy(struct pipe_pool *pp);
 

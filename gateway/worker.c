@@ -18,7 +18,6 @@
 
 #define RING_ENTRIES 4096
 #define TICK_MS 500
-#define PIPES_KEPT_FREE 64
 
 static uint64_t clock_ms(void)
 {
@@ -234,7 +233,7 @@ static void on_tick(struct worker *w)
 		session_abort(s, SE_IDLE_TIMEOUT, 0, false);
 		s = next;
 	}
-	pipe_pool_trim(&w->pipes, PIPES_KEPT_FREE);
+	pipe_pool_trim(&w->pipes);
 	if (w->draining && w->now_ms >= w->drain_deadline_ms) {
 		while (w->lru_head != NULL)
 			session_abort(w->lru_head, SE_SHUTDOWN, 0, true);
