@@ -1,0 +1,56 @@
+/* cli.h — the mailferry admin tool: command tables and their dispatch.
+ *
+ * Commands form a tree of const tables: a node either runs (leaf) or has
+ * subcommands. `mailferry rules install` walks "rules" then "install".
+ * A new command group is one more table and one line in main.c's root. */
+#ifndef MF_CLI_H
+#define MF_CLI_H
+
+#include "config.h"
+
+#include <stdio.h>
+
+#define CLI_DEFAULT_CONFIG "/etc/mailferry/mailferry.conf"
+
+enum cli_exit {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_ERROR = 1,
+	CLI_EXIT_USAGE = 2,
+	CLI_EXIT_ABSENT = 3 /* rules status: nothing installed */
+};
+
+struct cli_ctx {
+	const char *config_path;
+	char cmd[96]; /* "rules install": set by cli_dispatch, for errors */
+};
+
+struct cli_cmd {
+	const char *name;
+	const char *args;  /* leaf: argument synopsis ("CIDR"), "" for none */
+	unsigned int n_args; /* leaf: exactly this many arguments */
+	/* Leaf: argv holds the n_args arguments. Returns an enum cli_exit. */
+	int (*run)(const struct cli_ctx *ctx, char **argv);
+	const struct cli_cmd *sub; /* group: subcommands, ended by { NULL } */
+	const char *help;  /* one line */
+};
+
+/* Finds argv[0] in cmds (descending into groups), checks the argument
+ * count and runs it. Unknown or incomplete commands print the usage of
+ * the level they stopped at and return CLI_EXIT_USAGE. */
+int cli_dispatch(struct cli_ctx *ctx, const struct cli_cmd *cmds, int argc,
+		 char **argv);
+
+/* One line per leaf: "  rules install          install the ...". */
+void cli_print_commands(FILE *f, const struct cli_cmd *cmds, const char *prefix);
+
+/* "mailferry: rules install: ..." on stderr. */
+void cli_error(const struct cli_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Loads ctx->config_path; on failure prints why and returns MF_ERROR. */
+int cli_load_config(const struct cli_ctx *ctx, struct mf_config *cfg);
+
+extern const struct cli_cmd cli_rules_cmds[];
+extern const struct cli_cmd cli_subnet_cmds[];
+
+#endif

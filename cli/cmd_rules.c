@@ -1,0 +1,142 @@
+/* cmd_rules.c — `mailferry rules install|remove|status`. */
+#include "cli.h"
+#include "mf.h"
+#include "rules.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+static int rules_install(const struct cli_ctx *ctx, char **argv)
+{
+	struct mf_config cfg;
+	char err[512];
+
+	(void)argv;
+	if (cli_load_config(ctx, &cfg) != MF_OK)
+		return CLI_EXIT_ERROR;
+	if (mf_rules_install(&cfg, err, sizeof(err)) != MF_OK) {
+		cli_error(ctx, "%s", err);
+		return CLI_EXIT_ERROR;
+	}
+	printf("installed: table inet mailferry (listener port %u, fwmark 0x%x), "
+	       "policy routing %s (table %u, pref %u)\n",
+	       cfg.listen_port, cfg.fwmark,
+	       cfg.listen4.family == 0 ? "IPv6" :
+	       cfg.listen6.family == 0 ? "IPv4" : "IPv4+IPv6",
+	       cfg.route_table, cfg.rule_priority);
+	return CLI_EXIT_OK;
+}
+
+static int rules_remove(const struct cli_ctx *ctx, char **argv)
+{
+	struct mf_config cfg;
+	char err[512];
+
+	(void)argv;
+	if (cli_load_config(ctx, &cfg) != MF_OK)
+		return CLI_EXIT_ERROR;
+	if (mf_rules_remove(&cfg, err, sizeof(err)) != MF_OK) {
+		cli_error(ctx, "%s", err);
+		return CLI_EXIT_ERROR;
+	}
+	printf("removed: table inet mailferry and its policy routing\n");
+	return CLI_EXIT_OK;
+}
+
+static const char *yes_no(bool present)
+{
+	return present ? "present" : "absent";
+}
+
+static const char *as_config(bool match)
+{
+	return match ? "as configured" : "DIFFERS FROM CONFIG";
+}
+
+static int print_subnet(const struct mf_cidr *subnet, void *data)
+{
+	char buf[MF_ADDRSTRLEN];
+
+	(void)data;
+	mf_cidr_format(subnet, buf, sizeof(buf));
+	printf(" %s", buf);
+	return MF_OK;
+}
+
+static void print_table(const struct mf_rules_status *st)
+{
+	char err[512], a[MF_ADDRSTRLEN];
+
+	printf("table inet mailferry: %s\n", st->table ? "present" : "absent");
+	if (!st->table)
+		return;
+	if (!st->sets_ok)
+		printf("  sets: MISSING OR WRONG TYPE\n");
+	printf("  sources:");
+	for (unsigned int i = 0; i < st->n_sources; i++) {
+		mf_addr_format(&st->sources[i], a, sizeof(a));
+		printf(" %s", a);
+	}
+	printf("%s (%s)\n", st->sources_more ? " ..." : "",
+	       as_config(st->sources_match));
+	printf("  ports:");
+	for (unsigned int i = 0; i < st->n_ports; i++)
+		printf(" %u", st->ports[i]);
+	printf("%s (%s)\n", st->ports_more ? " ..." : "",
+	       as_config(st->ports_match));
+	printf("  clients:");
+	if (mf_subnet_list(print_subnet, NULL, err, sizeof(err)) != MF_OK)
+		printf(" (%s)", err);
+	printf(" (%u subnet%s)\n", st->n_clients, st->n_clients == 1 ? "" : "s");
+	printf("  chain prerouting: %s, %u rules (%s)\n",
+	       st->chain_ok ? "present" : "MISSING OR WRONG HOOK", st->n_rules,
+	       as_config(st->rules_match));
+}
+
+static void print_routing(const struct mf_config *cfg, int v, bool want,
+			  bool rule, bool route)
+{
+	printf("policy routing IPv%d%s: rule fwmark 0x%x lookup %u pref %u: %s; "
+	       "route local %s dev lo table %u: %s\n", v,
+	       want ? "" : " (not wanted: no listener)", cfg->fwmark,
+	       cfg->route_table, cfg->rule_priority, yes_no(rule),
+	       v == 4 ? "0.0.0.0/0" : "::/0", cfg->route_table, yes_no(route));
+}
+
+static int rules_status(const struct cli_ctx *ctx, char **argv)
+{
+	static const char *const verdict[] = {
+		[MF_RULES_ABSENT] = "not installed",
+		[MF_RULES_INSTALLED] = "installed",
+		[MF_RULES_PARTIAL] = "PARTIAL or not as configured: "
+				     "run `mailferry rules install` (or remove)",
+	};
+	struct mf_rules_status st;
+	struct mf_config cfg;
+	char err[512];
+
+	(void)argv;
+	if (cli_load_config(ctx, &cfg) != MF_OK)
+		return CLI_EXIT_ERROR;
+	if (mf_rules_status(&cfg, &st, err, sizeof(err)) != MF_OK) {
+		cli_error(ctx, "%s", err);
+		return CLI_EXIT_ERROR;
+	}
+	print_table(&st);
+	print_routing(&cfg, 4, st.want4, st.rule4, st.route4);
+	print_routing(&cfg, 6, st.want6, st.rule6, st.route6);
+	printf("rules: %s\n", verdict[st.state]);
+	if (st.state == MF_RULES_INSTALLED)
+		return CLI_EXIT_OK;
+	return st.state == MF_RULES_ABSENT ? CLI_EXIT_ABSENT : CLI_EXIT_ERROR;
+}
+
+const struct cli_cmd cli_rules_cmds[] = {
+	{ .name = "install", .args = "", .run = rules_install,
+	  .help = "install nftables rules + policy routing from the config" },
+	{ .name = "remove", .args = "", .run = rules_remove,
+	  .help = "remove them; leaves no trace" },
+	{ .name = "status", .args = "", .run = rules_status,
+	  .help = "show what is installed (exit 0 yes, 3 no, 1 partly)" },
+	{ .name = NULL },
+};

@@ -1,0 +1,85 @@
+/* main.c — `mailferry`, the admin tool: options, then the command tree. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static int cmd_help(const struct cli_ctx *ctx, char **argv);
+
+/* The root of the command tree; a new group is one more line here. */
+static const struct cli_cmd root_cmds[] = {
+	{ .name = "rules", .sub = cli_rules_cmds },
+	{ .name = "subnet", .sub = cli_subnet_cmds },
+	{ .name = "help", .args = "", .run = cmd_help, .help = "this help" },
+	{ .name = NULL },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mailferry [-c FILE] COMMAND [ARGS]\n"
+		"\n"
+		"Admin tool of mailferry, the transparent mail-migration gateway.\n"
+		"\n"
+		"options:\n"
+		"  -c, --config FILE      configuration file (default %s)\n"
+		"  -h, --help             this help\n"
+		"\n"
+		"commands:\n",
+		CLI_DEFAULT_CONFIG);
+	cli_print_commands(f, root_cmds, "");
+	fprintf(f,
+		"\n"
+		"`rules install` builds table inet mailferry and the policy routing\n"
+		"from [gateway] listen_port and [intercept] sources, ports, clients,\n"
+		"fwmark, route_table, rule_priority, replacing what was installed in\n"
+		"one atomic step. It also resets the client subnets to [intercept]\n"
+		"clients: `subnet add` / `subnet del` change them at run time only,\n"
+		"until the next `rules install`; put lasting ones in the config.\n"
+		"Adding a subnet that is already intercepted, or deleting one that\n"
+		"is not, does nothing; a subnet overlapping an intercepted one is an\n"
+		"error. The subnet commands do not read the config.\n"
+		"\n"
+		"exit status: 0 ok, 1 error (status: partly installed or not as\n"
+		"configured), 2 usage error, 3 status: not installed\n");
+}
+
+static int cmd_help(const struct cli_ctx *ctx, char **argv)
+{
+	(void)ctx;
+	(void)argv;
+	usage(stdout);
+	return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_ctx ctx = { .config_path = CLI_DEFAULT_CONFIG };
+	int c;
+
+	/* '+': options end at the command, its arguments are its own. */
+	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			ctx.config_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return CLI_EXIT_OK;
+		default:
+			usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind == argc) {
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	return cli_dispatch(&ctx, root_cmds, argc - optind, argv + optind);
+}

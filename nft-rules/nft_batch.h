@@ -1,0 +1,59 @@
+/* nft_batch.h — one nfnetlink transaction (batch) for table inet mailferry.
+ *
+ * Every change to our table goes through one batch so the kernel applies
+ * it all or nothing. Each message asks for an ack and carries a short
+ * description, so an error names what failed ("adding rule tproxy ip").
+ *
+ * Use: nft_batch_start, then per message nft_batch_msg (build the payload
+ * with libnftnl into the returned header) and nft_batch_next, then
+ * nft_batch_send, and always nft_batch_free. */
+#ifndef MF_NFT_BATCH_H
+#define MF_NFT_BATCH_H
+
+#include "nl_sock.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NFT_BATCH_MAX_MSGS 64
+
+struct nft_batch {
+	struct nl_sock *sock;
+	char *buf;
+	struct mnl_nlmsg_batch *mb;
+	uint32_t begin_seq;
+	unsigned int n_msgs;
+	uint32_t seqs[NFT_BATCH_MAX_MSGS];
+	const char *what[NFT_BATCH_MAX_MSGS]; /* static strings */
+	bool overflow;                        /* too many or too large */
+};
+
+/* MF_OK with the batch-begin message written, or MF_ERROR (no memory). */
+int nft_batch_start(struct nft_batch *b, struct nl_sock *sock, char *err,
+		    size_t errlen);
+
+/* Header of the next message (family inet, NLM_F_REQUEST | NLM_F_ACK |
+ * flags), to be filled by a libnftnl *_nlmsg_build_payload call; what is a
+ * static description for errors. Never NULL: on overflow it returns a
+ * scratch header and nft_batch_send fails. */
+struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type,
+			       uint16_t flags, const char *what);
+
+/* Closes the message opened by nft_batch_msg. */
+void nft_batch_next(struct nft_batch *b);
+
+/* Sends the batch. With commit false the batch-end message is left out:
+ * the kernel then checks every message and throws the transaction away
+ * (how nft --check works), which is what feature probes need.
+ * MF_OK, or MF_ERROR with "what: why" in err. */
+int nft_batch_send(struct nft_batch *b, bool commit, char *err, size_t errlen);
+
+/* Like nft_batch_send but also gives the failing message's index in the
+ * batch (-1 when the failure was not one message's) and the raw error. */
+int nft_batch_send_detail(struct nft_batch *b, bool commit, int *failed_r,
+			  struct nl_error *e_r);
+
+void nft_batch_free(struct nft_batch *b);
+
+#endif

@@ -1,0 +1,204 @@
+#include "nft_chain.h"
+#include "nft_expr.h"
+#include "mf.h"
+
+#include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Descriptions for error messages: a rule failing hints at its module. */
+static const char *const rule_what[NFT_RULES] = {
+	"adding rule 1 (socket transparent: nft_socket)",
+	"adding rule 2 (tproxy ip: nft_tproxy)",
+	"adding rule 3 (tproxy ip6: nft_tproxy)",
+};
+
+static int put_chain(struct nft_batch *b)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+
+	if (c == NULL)
+		return MF_ERROR;
+	if (nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE) < 0 ||
+	    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, NFT_CHAIN) < 0 ||
+	    nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0) {
+		nftnl_chain_free(c);
+		return MF_ERROR;
+	}
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_PRE_ROUTING);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, NFT_PRIO_MANGLE);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	nlh = nft_batch_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, "creating chain");
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	nft_batch_next(b);
+	nftnl_chain_free(c);
+	return MF_OK;
+}
+
+/* meta l4proto tcp, then mark the packet and accept: shared by all rules. */
+static void rule_tcp(struct nft_rule_builder *rb)
+{
+	uint8_t tcp = IPPROTO_TCP;
+
+	nft_expr_meta_load(rb, NFT_META_L4PROTO);
+	nft_expr_cmp_eq(rb, &tcp, sizeof(tcp));
+}
+
+static void rule_mark_accept(struct nft_rule_builder *rb,
+			     const struct mf_config *cfg)
+{
+	uint32_t mark = cfg->fwmark; /* the mark is host-endian */
+
+	nft_expr_imm_data(rb, &mark, sizeof(mark));
+	nft_expr_meta_set(rb, NFT_META_MARK);
+	nft_expr_verdict(rb, NF_ACCEPT);
+}
+
+/* meta l4proto tcp socket transparent 1 socket wildcard 0
+ *     meta mark set FWMARK accept
+ * Packets of flows that already have a transparent socket: diverted client
+ * connections and the replies to the gateway's upstream legs. wildcard 0
+ * leaves out the listener itself, which would otherwise catch forwarded
+ * flows that merely share its port number. */
+static void rule_socket(struct nft_rule_builder *rb, const struct mf_config *cfg)
+{
+	uint8_t one = 1, zero = 0;
+
+	rule_tcp(rb);
+	nft_expr_socket_load(rb, NFT_SOCKET_TRANSPARENT);
+	nft_expr_cmp_eq(rb, &one, sizeof(one));
+	nft_expr_socket_load(rb, NFT_SOCKET_WILDCARD);
+	nft_expr_cmp_eq(rb, &zero, sizeof(zero));
+	rule_mark_accept(rb, cfg);
+}
+
+struct tproxy_family {
+	uint8_t nfproto;
+	uint32_t saddr_off, daddr_off, addr_len; /* in the network header */
+	enum nft_set_idx sources, clients;
+};
+
+static const struct tproxy_family tproxy_families[2] = {
+	{ NFPROTO_IPV4, 12, 16, 4, NFT_SET_SOURCES4, NFT_SET_CLIENTS4 },
+	{ NFPROTO_IPV6, 8, 24, 16, NFT_SET_SOURCES6, NFT_SET_CLIENTS6 },
+};
+
+/* meta l4proto tcp ip daddr @sources4 ip saddr @clients4 tcp dport @ports
+ *     tproxy ip to :PORT meta mark set FWMARK accept   (and the ip6 twin)
+ * In an inet table an ip header field is only meaningful after checking
+ * the packet's family, as nft itself does (meta nfproto). */
+static void rule_tproxy(struct nft_rule_builder *rb, const struct mf_config *cfg,
+			const struct tproxy_family *f)
+{
+	uint8_t nfproto = f->nfproto;
+	uint16_t port = htons(cfg->listen_port);
+
+	rule_tcp(rb);
+	nft_expr_meta_load(rb, NFT_META_NFPROTO);
+	nft_expr_cmp_eq(rb, &nfproto, sizeof(nfproto));
+	nft_expr_payload_load(rb, NFT_PAYLOAD_NETWORK_HEADER, f->daddr_off,
+			      f->addr_len);
+	nft_expr_lookup(rb, nft_sets[f->sources].name, nft_set_id(f->sources));
+	nft_expr_payload_load(rb, NFT_PAYLOAD_NETWORK_HEADER, f->saddr_off,
+			      f->addr_len);
+	nft_expr_lookup(rb, nft_sets[f->clients].name, nft_set_id(f->clients));
+	nft_expr_payload_load(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+	nft_expr_lookup(rb, nft_sets[NFT_SET_PORTS].name, nft_set_id(NFT_SET_PORTS));
+	nft_expr_imm_data(rb, &port, sizeof(port));
+	nft_expr_tproxy(rb, f->nfproto);
+	rule_mark_accept(rb, cfg);
+}
+
+int nft_chain_rules(const struct mf_config *cfg,
+		      struct nftnl_rule *rules_r[NFT_RULES])
+{
+	int i;
+
+	memset(rules_r, 0, NFT_RULES * sizeof(rules_r[0]));
+	for (i = 0; i < NFT_RULES; i++) {
+		struct nft_rule_builder rb = { .rule = nftnl_rule_alloc() };
+
+		if (rb.rule == NULL)
+			goto fail;
+		rules_r[i] = rb.rule;
+		if (nftnl_rule_set_str(rb.rule, NFTNL_RULE_TABLE, NFT_TABLE) < 0 ||
+		    nftnl_rule_set_str(rb.rule, NFTNL_RULE_CHAIN, NFT_CHAIN) < 0)
+			goto fail;
+		nftnl_rule_set_u32(rb.rule, NFTNL_RULE_FAMILY, NFPROTO_INET);
+		if (i == 0)
+			rule_socket(&rb, cfg);
+		else
+			rule_tproxy(&rb, cfg, &tproxy_families[i - 1]);
+		if (rb.failed)
+			goto fail;
+	}
+	return MF_OK;
+fail:
+	for (i = 0; i < NFT_RULES; i++) {
+		if (rules_r[i] != NULL)
+			nftnl_rule_free(rules_r[i]);
+		rules_r[i] = NULL;
+	}
+	return MF_ERROR;
+}
+
+static int put_rules(struct nft_batch *b, const struct mf_config *cfg)
+{
+	struct nftnl_rule *rules[NFT_RULES];
+
+	if (nft_chain_rules(cfg, rules) != MF_OK)
+		return MF_ERROR;
+	for (int i = 0; i < NFT_RULES; i++) {
+		struct nlmsghdr *nlh = nft_batch_msg(b, NFT_MSG_NEWRULE,
+						     NLM_F_CREATE | NLM_F_APPEND,
+						     rule_what[i]);
+
+		nftnl_rule_nlmsg_build_payload(nlh, rules[i]);
+		nft_batch_next(b);
+		nftnl_rule_free(rules[i]);
+	}
+	return MF_OK;
+}
+
+int nft_chain_build(struct nft_batch *b, const struct mf_config *cfg)
+{
+	if (put_chain(b) != MF_OK)
+		return MF_ERROR;
+	return put_rules(b, cfg);
+}
+
+struct text_ctx {
+	char *buf;
+	size_t len, used;
+};
+
+static int expr_text_cb(struct nftnl_expr *e, void *data)
+{
+	struct text_ctx *t = data;
+	char one[512];
+	int n;
+
+	nftnl_expr_snprintf(one, sizeof(one), e, NFTNL_OUTPUT_DEFAULT, 0);
+	n = snprintf(t->buf + t->used, t->len - t->used, "%s[ %s %s]",
+		     t->used ? " " : "", nftnl_expr_get_str(e, NFTNL_EXPR_NAME),
+		     one);
+	if (n < 0 || (size_t)n >= t->len - t->used)
+		return -1;
+	t->used += (size_t)n;
+	return 0;
+}
+
+int nft_chain_rule_text(struct nftnl_rule *r, char *buf, size_t len)
+{
+	struct text_ctx t = { .buf = buf, .len = len };
+
+	if (len == 0)
+		return MF_ERROR;
+	buf[0] = '\0';
+	return nftnl_expr_foreach(r, expr_text_cb, &t) < 0 ? MF_ERROR : MF_OK;
+}

@@ -1,0 +1,71 @@
+/* nft_ruleset.h — what table inet mailferry holds, built from the config.
+ *
+ * The one place that knows the table's names and shape: install writes
+ * it, status compares the kernel's copy with it. It mirrors
+ * nft-rules/mailferry.nft expression for expression (compare with
+ * `nft --debug=netlink -f mailferry.nft`), so nft lists our table exactly
+ * as it would list its own. */
+#ifndef MF_NFT_RULESET_H
+#define MF_NFT_RULESET_H
+
+#include "config.h"
+#include "nft_batch.h"
+#include "policy_route.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NFT_TABLE "mailferry"
+
+enum nft_set_idx {
+	NFT_SET_SOURCES4 = 0,
+	NFT_SET_SOURCES6,
+	NFT_SET_CLIENTS4,
+	NFT_SET_CLIENTS6,
+	NFT_SET_PORTS,
+	NFT_SET_COUNT
+};
+
+struct nft_set_def {
+	const char *name;
+	uint32_t key_type; /* nft's datatype: what `nft list` prints as type */
+	uint32_t key_len;
+	uint32_t flags;    /* NFT_SET_INTERVAL for the client subnets */
+	int family;        /* of the addresses; 0 for ports */
+};
+
+extern const struct nft_set_def nft_sets[NFT_SET_COUNT];
+
+/* The id a set gets in the batch that creates it, so that rules in the
+ * same batch can name it (nft does the same). */
+uint32_t nft_set_id(enum nft_set_idx i);
+
+/* The client set for an address family (AF_INET, AF_INET6). */
+enum nft_set_idx nft_clients_set(int family);
+
+/* Install records the policy-routing keys it used in the table's user
+ * data, so that remove and a re-install take away exactly what was
+ * installed even after the config changed. nft ignores the record.
+ * MF_OK, or MF_ERROR when data holds no complete record (not our table). */
+int nft_record_decode(const void *data, uint32_t len, struct policy_route *pr_r);
+
+/* Adds to b everything install does, in one transaction: create the table
+ * if missing and delete it (so whatever was there goes, atomically), then
+ * the new table, its sets with the elements from cfg, the chain and its
+ * rules (nft_chain.h). MF_ERROR with err for a config nftables would refuse
+ * (overlapping client subnets) or no memory. */
+int nft_ruleset_build(struct nft_batch *b, const struct mf_config *cfg,
+		      char *err, size_t errlen);
+
+/* Adds create-if-missing + delete of the table to b: afterwards it is
+ * gone, and it was no error if it never existed. */
+void nft_ruleset_build_delete(struct nft_batch *b);
+
+/* Client subnets of cfg for family, sorted, duplicates dropped, into
+ * out_r (room for MF_MAX_CLIENTS). MF_ERROR with err if two overlap. */
+int nft_ruleset_clients(const struct mf_config *cfg, int family,
+			struct mf_cidr *out_r, unsigned int *n_r, char *err,
+			size_t errlen);
+
+#endif

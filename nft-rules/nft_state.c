@@ -1,0 +1,259 @@
+#include "nft_state.h"
+#include "mf.h"
+
+#include <errno.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RULE_TEXT_MAX 2048
+
+static int query_failed(const struct nl_error *e, const char *what, char *err,
+			size_t errlen)
+{
+	char why[256];
+
+	nl_error_format(e, why, sizeof(why));
+	return mf_err(err, errlen, "nftables: reading %s: %s", what, why);
+}
+
+static int table_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nft_table_info *t = data;
+	struct nftnl_table *nt = nftnl_table_alloc();
+	const void *ud;
+	uint32_t len = 0;
+
+	if (nt == NULL) {
+		errno = ENOMEM;
+		return MNL_CB_ERROR;
+	}
+	if (nftnl_table_nlmsg_parse(nlh, nt) < 0) {
+		nftnl_table_free(nt);
+		errno = EPROTO;
+		return MNL_CB_ERROR;
+	}
+	t->exists = true;
+	ud = nftnl_table_get_data(nt, NFTNL_TABLE_USERDATA, &len);
+	t->has_record = ud != NULL && nft_record_decode(ud, len, &t->rec) == MF_OK;
+	nftnl_table_free(nt);
+	return MNL_CB_OK;
+}
+
+int nft_state_table(struct nl_sock *s, struct nft_table_info *t_r, char *err,
+		    size_t errlen)
+{
+	char buf[NL_REQ_SIZE] = { 0 }; /* no stray bytes in padding */
+	struct nftnl_table *ref = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+	struct nl_error e;
+
+	memset(t_r, 0, sizeof(*t_r));
+	if (ref == NULL || nftnl_table_set_str(ref, NFTNL_TABLE_NAME, NFT_TABLE) < 0) {
+		if (ref != NULL)
+			nftnl_table_free(ref);
+		return mf_err(err, errlen, "nftables: out of memory");
+	}
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET,
+				    NLM_F_ACK, nl_sock_next_seq(s));
+	nftnl_table_nlmsg_build_payload(nlh, ref);
+	nftnl_table_free(ref);
+	if (nl_sock_dump(s, nlh, table_cb, t_r, &e) == MF_OK)
+		return MF_OK;
+	if (e.error == ENOENT) {
+		memset(t_r, 0, sizeof(*t_r));
+		return MF_OK;
+	}
+	return query_failed(&e, "table", err, errlen);
+}
+
+static int sets_cb(const struct nlmsghdr *nlh, void *data)
+{
+	bool *ok = data;
+	struct nftnl_set *s = nftnl_set_alloc();
+	const char *name;
+
+	if (s == NULL) {
+		errno = ENOMEM;
+		return MNL_CB_ERROR;
+	}
+	if (nftnl_set_nlmsg_parse(nlh, s) < 0) {
+		nftnl_set_free(s);
+		errno = EPROTO;
+		return MNL_CB_ERROR;
+	}
+	name = nftnl_set_get_str(s, NFTNL_SET_NAME);
+	for (int i = 0; name != NULL && i < NFT_SET_COUNT; i++) {
+		const struct nft_set_def *d = &nft_sets[i];
+
+		if (strcmp(name, d->name) != 0)
+			continue;
+		ok[i] = nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE) == d->key_type &&
+			nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN) == d->key_len &&
+			nftnl_set_get_u32(s, NFTNL_SET_FLAGS) == d->flags;
+	}
+	nftnl_set_free(s);
+	return MNL_CB_OK;
+}
+
+int nft_state_sets(struct nl_sock *s, bool ok_r[NFT_SET_COUNT], char *err,
+		   size_t errlen)
+{
+	char buf[NL_REQ_SIZE] = { 0 }; /* no stray bytes in padding */
+	struct nftnl_set *ref = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+	struct nl_error e;
+
+	for (int i = 0; i < NFT_SET_COUNT; i++)
+		ok_r[i] = false;
+	if (ref == NULL || nftnl_set_set_str(ref, NFTNL_SET_TABLE, NFT_TABLE) < 0) {
+		if (ref != NULL)
+			nftnl_set_free(ref);
+		return mf_err(err, errlen, "nftables: out of memory");
+	}
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET,
+				    NLM_F_DUMP, nl_sock_next_seq(s));
+	nftnl_set_nlmsg_build_payload(nlh, ref);
+	nftnl_set_free(ref);
+	if (nl_sock_dump(s, nlh, sets_cb, ok_r, &e) == MF_OK || e.error == ENOENT)
+		return MF_OK;
+	return query_failed(&e, "sets", err, errlen);
+}
+
+static int chain_cb(const struct nlmsghdr *nlh, void *data)
+{
+	bool *ok = data;
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	const char *type;
+
+	if (c == NULL) {
+		errno = ENOMEM;
+		return MNL_CB_ERROR;
+	}
+	if (nftnl_chain_nlmsg_parse(nlh, c) < 0) {
+		nftnl_chain_free(c);
+		errno = EPROTO;
+		return MNL_CB_ERROR;
+	}
+	type = nftnl_chain_get_str(c, NFTNL_CHAIN_TYPE);
+	*ok = nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM) &&
+	      nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM) == NF_INET_PRE_ROUTING &&
+	      nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO) == NFT_PRIO_MANGLE &&
+	      nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY) == NF_ACCEPT &&
+	      type != NULL && strcmp(type, "filter") == 0;
+	nftnl_chain_free(c);
+	return MNL_CB_OK;
+}
+
+int nft_state_chain(struct nl_sock *s, bool *ok_r, char *err, size_t errlen)
+{
+	char buf[NL_REQ_SIZE] = { 0 }; /* no stray bytes in padding */
+	struct nftnl_chain *ref = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+	struct nl_error e;
+
+	*ok_r = false;
+	if (ref == NULL ||
+	    nftnl_chain_set_str(ref, NFTNL_CHAIN_TABLE, NFT_TABLE) < 0 ||
+	    nftnl_chain_set_str(ref, NFTNL_CHAIN_NAME, NFT_CHAIN) < 0) {
+		if (ref != NULL)
+			nftnl_chain_free(ref);
+		return mf_err(err, errlen, "nftables: out of memory");
+	}
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_INET,
+				    NLM_F_ACK, nl_sock_next_seq(s));
+	nftnl_chain_nlmsg_build_payload(nlh, ref);
+	nftnl_chain_free(ref);
+	if (nl_sock_dump(s, nlh, chain_cb, ok_r, &e) == MF_OK)
+		return MF_OK;
+	if (e.error == ENOENT) {
+		*ok_r = false;
+		return MF_OK;
+	}
+	return query_failed(&e, "chain", err, errlen);
+}
+
+struct rules_ctx {
+	char want[NFT_RULES][RULE_TEXT_MAX];
+	unsigned int n;
+	bool match;
+};
+
+static int rules_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct rules_ctx *ctx = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	char got[RULE_TEXT_MAX];
+
+	if (r == NULL) {
+		errno = ENOMEM;
+		return MNL_CB_ERROR;
+	}
+	if (nftnl_rule_nlmsg_parse(nlh, r) < 0) {
+		nftnl_rule_free(r);
+		errno = EPROTO;
+		return MNL_CB_ERROR;
+	}
+	if (ctx->n >= NFT_RULES ||
+	    nft_chain_rule_text(r, got, sizeof(got)) != MF_OK ||
+	    strcmp(got, ctx->want[ctx->n]) != 0)
+		ctx->match = false;
+	ctx->n++;
+	nftnl_rule_free(r);
+	return MNL_CB_OK;
+}
+
+int nft_state_rules(struct nl_sock *s, const struct mf_config *cfg,
+		    unsigned int *n_r, bool *match_r, char *err, size_t errlen)
+{
+	char buf[NL_REQ_SIZE] = { 0 }; /* no stray bytes in padding */
+	struct nftnl_rule *want[NFT_RULES];
+	struct rules_ctx *ctx;
+	struct nftnl_rule *ref;
+	struct nlmsghdr *nlh;
+	struct nl_error e;
+	int rc = MF_ERROR;
+
+	*n_r = 0;
+	*match_r = false;
+	/* Three 2 KiB texts: keep them off the stack of a daemon thread. */
+	ctx = calloc(1, sizeof(*ctx));
+	ref = nftnl_rule_alloc();
+	if (ctx == NULL || ref == NULL)
+		goto oom;
+	if (nft_chain_rules(cfg, want) != MF_OK)
+		goto oom;
+	for (int i = 0; i < NFT_RULES; i++) {
+		if (nft_chain_rule_text(want[i], ctx->want[i], RULE_TEXT_MAX) != MF_OK)
+			ctx->want[i][0] = '\0';
+		nftnl_rule_free(want[i]);
+	}
+	ctx->match = true;
+	if (nftnl_rule_set_str(ref, NFTNL_RULE_TABLE, NFT_TABLE) < 0 ||
+	    nftnl_rule_set_str(ref, NFTNL_RULE_CHAIN, NFT_CHAIN) < 0)
+		goto oom;
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET,
+				    NLM_F_DUMP, nl_sock_next_seq(s));
+	nftnl_rule_nlmsg_build_payload(nlh, ref);
+	if (nl_sock_dump(s, nlh, rules_cb, ctx, &e) == MF_OK || e.error == ENOENT) {
+		*n_r = ctx->n;
+		*match_r = ctx->match && ctx->n == NFT_RULES;
+		rc = MF_OK;
+	} else {
+		query_failed(&e, "rules", err, errlen);
+	}
+	goto out;
+oom:
+	mf_err(err, errlen, "nftables: out of memory");
+out:
+	if (ref != NULL)
+		nftnl_rule_free(ref);
+	free(ctx);
+	return rc;
+}

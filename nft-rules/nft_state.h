@@ -1,0 +1,41 @@
+/* nft_state.h — read table inet mailferry back from the kernel and compare
+ * it with what install would build (nft_ruleset.h).
+ *
+ * "Absent" is an answer, not an error: every function returns MF_OK with
+ * false/0 results when the table or an object in it does not exist, and
+ * MF_ERROR (err) only when the kernel could not be asked. */
+#ifndef MF_NFT_STATE_H
+#define MF_NFT_STATE_H
+
+#include "config.h"
+#include "nft_chain.h"
+#include "nft_ruleset.h"
+#include "nl_sock.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct nft_table_info {
+	bool exists;
+	bool has_record;       /* user data written by install */
+	struct policy_route rec; /* valid if has_record */
+};
+
+int nft_state_table(struct nl_sock *s, struct nft_table_info *t_r, char *err,
+		    size_t errlen);
+
+/* ok_r[i]: set i exists with the key type, length and flags install
+ * gives it. */
+int nft_state_sets(struct nl_sock *s, bool ok_r[NFT_SET_COUNT], char *err,
+		   size_t errlen);
+
+/* The chain exists as a filter chain on prerouting at priority mangle
+ * with policy accept. */
+int nft_state_chain(struct nl_sock *s, bool *ok_r, char *err, size_t errlen);
+
+/* n_r: rules in the chain; match_r: they are, in order, exactly the ones
+ * nft_ruleset_rules builds from cfg (expression by expression). */
+int nft_state_rules(struct nl_sock *s, const struct mf_config *cfg,
+		    unsigned int *n_r, bool *match_r, char *err, size_t errlen);
+
+#endif

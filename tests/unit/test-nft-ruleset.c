@@ -1,0 +1,250 @@
+/* test-nft-ruleset.c — the rule set built from the config, without a
+ * kernel: expressions as nft itself generates them, client subnets from
+ * the config, the install record, batch limits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "mf.h"
+#include "nft_batch.h"
+#include "nft_chain.h"
+#include "nft_ruleset.h"
+
+#include <libnftnl/rule.h>
+#include <linux/netfilter/nf_tables.h>
+#include <stdio.h>
+#include <string.h>
+
+/* What `nft --debug=netlink add rule inet mailferry prerouting ...` prints
+ * for the rules of mailferry.nft with the defaults (port 10143, mark
+ * 0x4d46), as listed back from the kernel (lookups show their flags). */
+static const char *const nft_says[NFT_RULES] = {
+	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] "
+	"[ socket load transparent => reg 1 ] [ cmp eq reg 1 0x00000001 ] "
+	"[ socket load wildcard => reg 1 ] [ cmp eq reg 1 0x00000000 ] "
+	"[ immediate reg 1 0x00004d46 ] [ meta set mark with reg 1 ] "
+	"[ immediate reg 0 accept ]",
+
+	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] "
+	"[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x00000002 ] "
+	"[ payload load 4b @ network header + 16 => reg 1 ] "
+	"[ lookup reg 1 set sources4 0x0 ] "
+	"[ payload load 4b @ network header + 12 => reg 1 ] "
+	"[ lookup reg 1 set clients4 0x0 ] "
+	"[ payload load 2b @ transport header + 2 => reg 1 ] "
+	"[ lookup reg 1 set ports 0x0 ] [ immediate reg 1 0x00009f27 ] "
+	"[ tproxy ip port reg 1 ] [ immediate reg 1 0x00004d46 ] "
+	"[ meta set mark with reg 1 ] [ immediate reg 0 accept ]",
+
+	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] "
+	"[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x0000000a ] "
+	"[ payload load 16b @ network header + 24 => reg 1 ] "
+	"[ lookup reg 1 set sources6 0x0 ] "
+	"[ payload load 16b @ network header + 8 => reg 1 ] "
+	"[ lookup reg 1 set clients6 0x0 ] "
+	"[ payload load 2b @ transport header + 2 => reg 1 ] "
+	"[ lookup reg 1 set ports 0x0 ] [ immediate reg 1 0x00009f27 ] "
+	"[ tproxy ip6 port reg 1 ] [ immediate reg 1 0x00004d46 ] "
+	"[ meta set mark with reg 1 ] [ immediate reg 0 accept ]",
+};
+
+static void load(struct mf_config *cfg, const char *text)
+{
+	char err[256] = "";
+
+	if (mf_config_parse_string(text, cfg, err, sizeof(err)) != MF_OK)
+		fail_msg("config: %s", err);
+}
+
+static void rules_text(const struct mf_config *cfg, char out[NFT_RULES][2048])
+{
+	struct nftnl_rule *rules[NFT_RULES];
+
+	assert_int_equal(nft_chain_rules(cfg, rules), MF_OK);
+	for (int i = 0; i < NFT_RULES; i++) {
+		assert_int_equal(nft_chain_rule_text(rules[i], out[i], 2048), MF_OK);
+		nftnl_rule_free(rules[i]);
+	}
+}
+
+static void rules_match_what_nft_generates(void **state)
+{
+	struct mf_config cfg;
+	char text[NFT_RULES][2048];
+
+	(void)state;
+	mf_config_defaults(&cfg);
+	rules_text(&cfg, text);
+	for (int i = 0; i < NFT_RULES; i++)
+		assert_string_equal(text[i], nft_says[i]);
+}
+
+static void rules_follow_the_config(void **state)
+{
+	struct mf_config cfg;
+	char text[NFT_RULES][2048];
+
+	(void)state;
+	load(&cfg, "[gateway]\nlisten_port = 993\n[intercept]\nfwmark = 0x1\n");
+	rules_text(&cfg, text);
+	/* 993 = 0x03e1, in network order in the register. */
+	assert_non_null(strstr(text[1], "[ immediate reg 1 0x0000e103 ] [ tproxy ip port"));
+	assert_non_null(strstr(text[2], "[ immediate reg 1 0x0000e103 ] [ tproxy ip6 port"));
+	for (int i = 0; i < NFT_RULES; i++)
+		assert_non_null(strstr(text[i], "[ immediate reg 1 0x00000001 ] "
+					      "[ meta set mark with reg 1 ]"));
+}
+
+static void rule_text_too_long_is_an_error(void **state)
+{
+	struct nftnl_rule *rules[NFT_RULES];
+	struct mf_config cfg;
+	char small[64];
+
+	(void)state;
+	mf_config_defaults(&cfg);
+	assert_int_equal(nft_chain_rules(&cfg, rules), MF_OK);
+	assert_int_equal(nft_chain_rule_text(rules[0], small, sizeof(small)),
+			 MF_ERROR);
+	for (int i = 0; i < NFT_RULES; i++)
+		nftnl_rule_free(rules[i]);
+}
+
+static void clients_sorted_deduplicated(void **state)
+{
+	struct mf_cidr out[MF_MAX_CLIENTS];
+	struct mf_config cfg;
+	char err[256], a[MF_ADDRSTRLEN];
+	unsigned int n;
+
+	(void)state;
+	load(&cfg, "[intercept]\n"
+		   "clients = 198.18.2.0/24, 10.0.0.0/8, 2001:db8:1::/64\n"
+		   "clients = 198.18.2.0/24, 192.0.2.1\n");
+	assert_int_equal(nft_ruleset_clients(&cfg, AF_INET, out, &n, err,
+					     sizeof(err)), MF_OK);
+	assert_int_equal(n, 3);
+	mf_cidr_format(&out[0], a, sizeof(a));
+	assert_string_equal(a, "10.0.0.0/8");
+	mf_cidr_format(&out[1], a, sizeof(a));
+	assert_string_equal(a, "192.0.2.1/32");
+	mf_cidr_format(&out[2], a, sizeof(a));
+	assert_string_equal(a, "198.18.2.0/24");
+	assert_int_equal(nft_ruleset_clients(&cfg, AF_INET6, out, &n, err,
+					     sizeof(err)), MF_OK);
+	assert_int_equal(n, 1);
+}
+
+static void overlapping_clients_are_refused(void **state)
+{
+	struct mf_cidr out[MF_MAX_CLIENTS];
+	struct mf_config cfg;
+	char err[256] = "";
+	unsigned int n;
+
+	(void)state;
+	load(&cfg, "[intercept]\nclients = 10.1.0.0/16, 10.0.0.0/8\n");
+	assert_int_equal(nft_ruleset_clients(&cfg, AF_INET, out, &n, err,
+					     sizeof(err)), MF_ERROR);
+	assert_string_equal(err, "[intercept] clients: 10.1.0.0/16 overlaps 10.0.0.0/8");
+}
+
+static void record_decode(void **state)
+{
+	/* nftnl_udata TLVs: type, length, host-order u32 value. */
+	uint8_t good[18], missing[12], bad_len[6] = { 0xe0, 3, 1, 2, 3, 0 };
+	uint32_t v[3] = { 0x4d46, 1846, 100 };
+	struct policy_route pr;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		good[6 * i] = (uint8_t)(0xe0 + i);
+		good[6 * i + 1] = 4;
+		memcpy(&good[6 * i + 2], &v[i], 4);
+	}
+	assert_int_equal(nft_record_decode(good, sizeof(good), &pr), MF_OK);
+	assert_int_equal(pr.fwmark, 0x4d46);
+	assert_int_equal(pr.table, 1846);
+	assert_int_equal(pr.priority, 100);
+	memcpy(missing, good, sizeof(missing));
+	assert_int_equal(nft_record_decode(missing, sizeof(missing), &pr), MF_ERROR);
+	assert_int_equal(nft_record_decode(bad_len, sizeof(bad_len), &pr), MF_ERROR);
+	assert_int_equal(nft_record_decode(NULL, 0, &pr), MF_ERROR);
+}
+
+static void build_counts_messages(void **state)
+{
+	struct nl_sock sock = { 0 }; /* sequence numbers only: never sent */
+	struct mf_config cfg;
+	struct nft_batch b;
+	char err[256];
+
+	(void)state;
+	mf_config_defaults(&cfg);
+	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
+	assert_int_equal(nft_ruleset_build(&b, &cfg, err, sizeof(err)), MF_OK);
+	/* create+delete old, table, 5 sets, ports only (no sources or
+	 * clients by default: empty element lists are not sent), chain,
+	 * 3 rules. */
+	assert_int_equal(b.n_msgs, 2 + 1 + 5 + 1 + 1 + 3);
+	assert_false(b.overflow);
+	nft_batch_free(&b);
+
+	load(&cfg, "[intercept]\nsources = 198.18.11.2, 2001:db8::2\n"
+		   "clients = 198.18.1.0/24, 2001:db8:1::/64\n");
+	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
+	assert_int_equal(nft_ruleset_build(&b, &cfg, err, sizeof(err)), MF_OK);
+	assert_int_equal(b.n_msgs, 2 + 1 + 5 + 5 + 1 + 3);
+	nft_batch_free(&b);
+}
+
+static void build_refuses_overlapping_clients(void **state)
+{
+	struct nl_sock sock = { 0 };
+	struct mf_config cfg;
+	struct nft_batch b;
+	char err[256] = "";
+
+	(void)state;
+	load(&cfg, "[intercept]\nclients = 2001:db8::/32, 2001:db8:1::/64\n");
+	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
+	assert_int_equal(nft_ruleset_build(&b, &cfg, err, sizeof(err)), MF_ERROR);
+	assert_string_equal(err, "[intercept] clients: 2001:db8:1::/64 overlaps 2001:db8::/32");
+	nft_batch_free(&b);
+}
+
+static void batch_overflow_fails_before_sending(void **state)
+{
+	struct nl_sock sock = { 0 }; /* no socket: sending would crash */
+	struct nft_batch b;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
+	for (int i = 0; i <= NFT_BATCH_MAX_MSGS; i++)
+		nft_ruleset_build_delete(&b);
+	assert_true(b.overflow);
+	assert_int_equal(nft_batch_send(&b, true, err, sizeof(err)), MF_ERROR);
+	assert_string_equal(err, "nftables: batch too large");
+	nft_batch_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(rules_match_what_nft_generates),
+		cmocka_unit_test(rules_follow_the_config),
+		cmocka_unit_test(rule_text_too_long_is_an_error),
+		cmocka_unit_test(clients_sorted_deduplicated),
+		cmocka_unit_test(overlapping_clients_are_refused),
+		cmocka_unit_test(record_decode),
+		cmocka_unit_test(build_counts_messages),
+		cmocka_unit_test(build_refuses_overlapping_clients),
+		cmocka_unit_test(batch_overflow_fails_before_sending),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
