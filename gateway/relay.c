@@ -1,4 +1,5 @@
 #include "relay.h"
+#include "buf_ring.h"
 #include "log.h"
 #include "mf.h"
 #include "pipe_pool.h"
@@ -25,7 +26,7 @@ static int dir_dst(const struct session *s, unsigned int idx)
 static void submit(struct session *s, struct io_uring_sqe *sqe, unsigned int op,
 		   unsigned int idx)
 {
-	io_uring_sqe_set_data64(sqe, uop_pack(s, op | (idx << 2)));
+	io_uring_sqe_set_data64(sqe, uop_pack(&s->dir[idx], op));
 	s->inflight++;
 }
 
@@ -36,6 +37,36 @@ static void poll_in(struct session *s, unsigned int idx)
 	s->dir[idx].state = RS_POLL_IN;
 	io_uring_prep_poll_add(sqe, dir_src(s, idx), POLLIN | POLLRDHUP);
 	submit(s, sqe, UOP_POLL_IN, idx);
+}
+
+/* Wait for the next bytes: RECV into a buffer the kernel picks on arrival,
+ * or a poll when this worker has no buffer ring. */
+static void wait_in(struct session *s, unsigned int idx)
+{
+	struct io_uring_sqe *sqe;
+
+	if (s->w->bufs.br == NULL) {
+		poll_in(s, idx);
+		return;
+	}
+	sqe = worker_sqe(s->w);
+	s->dir[idx].state = RS_RECV;
+	io_uring_prep_recv(sqe, dir_src(s, idx), NULL, s->w->bufs.size, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUF_RING_GROUP;
+	submit(s, sqe, UOP_RECV, idx);
+}
+
+static void send_buf(struct session *s, unsigned int idx)
+{
+	struct relay_dir *rd = &s->dir[idx];
+	struct io_uring_sqe *sqe = worker_sqe(s->w);
+
+	rd->state = RS_SEND;
+	io_uring_prep_send(sqe, dir_dst(s, idx),
+			   buf_ring_addr(&s->w->bufs, (unsigned int)rd->buf_id) + rd->buf_off,
+			   rd->buf_len, MSG_NOSIGNAL);
+	submit(s, sqe, UOP_SEND, idx);
 }
 
 static void poll_out(struct session *s, unsigned int idx)
@@ -79,6 +110,14 @@ static void give_back_pipe(struct session *s, unsigned int idx)
 	rd->in_pipe = 0;
 }
 
+static void give_back_buf(struct session *s, unsigned int idx)
+{
+	struct relay_dir *rd = &s->dir[idx];
+
+	buf_ring_recycle(&s->w->bufs, (unsigned int)rd->buf_id);
+	rd->buf_id = -1;
+}
+
 /* A reset read on one side is passed on as a reset to the other. */
 static void fail(struct session *s, unsigned int idx, bool src_side, int err)
 {
@@ -87,7 +126,15 @@ static void fail(struct session *s, unsigned int idx, bool src_side, int err)
 	session_abort(s, client_side ? SE_CLIENT_RESET : SE_SERVER_RESET, err, true);
 }
 
-static void on_readable(struct session *s, unsigned int idx)
+static void eof(struct session *s, unsigned int idx)
+{
+	/* ENOTCONN: the peer reset meanwhile; the other direction sees it. */
+	(void)shutdown(dir_dst(s, idx), SHUT_WR);
+	s->dir[idx].state = RS_DONE;
+	session_dir_done(s);
+}
+
+static void start_splice(struct session *s, unsigned int idx)
 {
 	struct relay_dir *rd = &s->dir[idx];
 	struct mf_pipe *p;
@@ -101,9 +148,7 @@ static void on_readable(struct session *s, unsigned int idx)
 		session_abort(s, SE_LOCAL_ERROR, errno, true);
 		return;
 	}
-	rd->pipe = p;
-	rd->in_pipe = 0;
-	splice_in(s, idx);
+	relay_pipe_ready(s, idx, p);
 }
 
 void relay_pipe_ready(struct session *s, unsigned int idx, struct mf_pipe *p)
@@ -113,6 +158,55 @@ void relay_pipe_ready(struct session *s, unsigned int idx, struct mf_pipe *p)
 	rd->pipe = p;
 	rd->in_pipe = 0;
 	splice_in(s, idx);
+}
+
+static void on_recv(struct session *s, unsigned int idx, int res, unsigned int flags)
+{
+	struct relay_dir *rd = &s->dir[idx];
+
+	if (res > 0) {
+		rd->buf_id = (int16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+		rd->buf_off = 0;
+		rd->buf_len = (uint32_t)res;
+		send_buf(s, idx);
+		return;
+	}
+	if (res == 0) {
+		eof(s, idx);
+		return;
+	}
+	if (res == -ENOBUFS) {
+		/* Every buffer is busy: this burst goes by splice. */
+		poll_in(s, idx);
+		return;
+	}
+	fail(s, idx, true, -res);
+}
+
+static void on_send(struct session *s, unsigned int idx, int res)
+{
+	struct relay_dir *rd = &s->dir[idx];
+	bool bulk;
+
+	if (res <= 0) {
+		fail(s, idx, false, res == 0 ? EPIPE : -res);
+		return;
+	}
+	rd->bytes += (uint64_t)res;
+	rd->buf_off += (uint32_t)res;
+	rd->buf_len -= (uint32_t)res;
+	worker_lru_touch(s->w, s);
+	if (rd->buf_len > 0) {
+		send_buf(s, idx); /* short send: the rest, in order */
+		return;
+	}
+	/* A full buffer means more is queued: a bulk transfer, so splice. */
+	bulk = rd->buf_off == s->w->bufs.size;
+	give_back_buf(s, idx);
+	if (bulk)
+		start_splice(s, idx);
+	else
+		wait_in(s, idx);
 }
 
 static void on_splice_in(struct session *s, unsigned int idx, int res)
@@ -125,18 +219,14 @@ static void on_splice_in(struct session *s, unsigned int idx, int res)
 		return;
 	}
 	if (res == -EAGAIN) {
-		/* Readable was stale (or the last bulk read emptied it). */
+		/* The source ran dry: back to waiting without a pipe. */
 		give_back_pipe(s, idx);
-		poll_in(s, idx);
+		wait_in(s, idx);
 		return;
 	}
 	if (res == 0) {
 		give_back_pipe(s, idx);
-		/* ENOTCONN: the peer reset meanwhile; the other direction
-		 * will see it. */
-		(void)shutdown(dir_dst(s, idx), SHUT_WR);
-		rd->state = RS_DONE;
-		session_dir_done(s);
+		eof(s, idx);
 		return;
 	}
 	fail(s, idx, true, -res);
@@ -147,8 +237,8 @@ static void on_splice_out(struct session *s, unsigned int idx, int res)
 	struct relay_dir *rd = &s->dir[idx];
 
 	if (res > 0) {
-		/* Full pipe read = bulk transfer: read again at once rather
-		 * than paying a poll round trip per pipe-full. */
+		/* Full pipe read = still bulk: read again at once rather than
+		 * paying a wait round trip per pipe-full. */
 		bool bulk = rd->in_pipe == rd->pipe->size;
 
 		rd->bytes += (uint64_t)res;
@@ -160,7 +250,7 @@ static void on_splice_out(struct session *s, unsigned int idx, int res)
 			splice_in(s, idx);
 		} else {
 			give_back_pipe(s, idx);
-			poll_in(s, idx);
+			wait_in(s, idx);
 		}
 		return;
 	}
@@ -171,16 +261,27 @@ static void on_splice_out(struct session *s, unsigned int idx, int res)
 	fail(s, idx, false, res == 0 ? EPIPE : -res);
 }
 
-void relay_on_cqe(struct session *s, unsigned int idx, unsigned int op, int res)
+void relay_on_cqe(struct session *s, unsigned int idx, unsigned int op, int res,
+		  unsigned int cqe_flags)
 {
-	if (s->phase == SP_CLOSING)
+	if (s->phase == SP_CLOSING) {
+		/* The kernel may have picked a buffer just before the cancel. */
+		if (op == UOP_RECV && (cqe_flags & IORING_CQE_F_BUFFER))
+			buf_ring_recycle(&s->w->bufs, cqe_flags >> IORING_CQE_BUFFER_SHIFT);
 		return;
+	}
 	switch (op) {
+	case UOP_RECV:
+		on_recv(s, idx, res, cqe_flags);
+		break;
+	case UOP_SEND:
+		on_send(s, idx, res);
+		break;
 	case UOP_POLL_IN:
 		if (res < 0)
 			fail(s, idx, true, -res);
 		else
-			on_readable(s, idx);
+			start_splice(s, idx);
 		break;
 	case UOP_SPLICE_IN:
 		on_splice_in(s, idx, res);
@@ -197,9 +298,15 @@ void relay_on_cqe(struct session *s, unsigned int idx, unsigned int op, int res)
 	}
 }
 
+void relay_init(struct relay_dir *rd, unsigned int idx)
+{
+	rd->idx = (uint8_t)idx;
+	rd->buf_id = -1;
+}
+
 void relay_start(struct session *s, unsigned int idx)
 {
-	poll_in(s, idx);
+	wait_in(s, idx);
 }
 
 void relay_release(struct session *s, unsigned int idx)
@@ -209,6 +316,8 @@ void relay_release(struct session *s, unsigned int idx)
 
 	if (rd->waiting)
 		worker_pipe_unwait(s->w, rd);
+	if (rd->buf_id >= 0)
+		give_back_buf(s, idx);
 	if (rd->pipe == NULL)
 		return;
 	/* After an abort the cancelled splices' results were not counted:

@@ -216,8 +216,8 @@ void session_start(struct worker *w, int fd)
 	s->client = client;
 	s->orig_dst = dst;
 	s->phase = SP_CONNECT;
-	s->dir[0].idx = 0;
-	s->dir[1].idx = 1;
+	relay_init(&s->dir[0], 0);
+	relay_init(&s->dir[1], 1);
 	s->start_ms = w->now_ms;
 	w->n_sessions++;
 	worker_lru_touch(w, s);

@@ -11,6 +11,7 @@
 
 #include <linux/time_types.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -50,6 +51,11 @@ struct session {
 	union mf_sockaddr client, orig_dst;
 	struct __kernel_timespec connect_ts;
 } __attribute__((aligned(16)));
+
+static inline struct session *session_of_dir(struct relay_dir *rd)
+{
+	return (struct session *)((char *)(rd - rd->idx) - offsetof(struct session, dir));
+}
 
 /* Takes ownership of fd (an accepted, diverted connection). */
 void session_start(struct worker *w, int fd);

@@ -17,7 +17,7 @@ int upstream_socket(const struct sockaddr *client, const struct sockaddr *orig_d
 {
 	int one = 1, fd, e;
 
-	fd = socket(orig_dst->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(orig_dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return MF_ERROR;
 	if (source == MF_UPSTREAM_CLIENT) {
@@ -68,9 +68,5 @@ int relay_socket_tune(int fd)
 
 int upstream_connected(int fd)
 {
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return MF_ERROR;
 	return relay_socket_tune(fd);
 }

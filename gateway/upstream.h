@@ -4,9 +4,9 @@
  * (IP_TRANSPARENT), so the mail server's logs and anti-abuse see the real
  * client. IP_BIND_ADDRESS_NO_PORT defers the port choice to connect(), where
  * the kernel picks a port unique for the full 4-tuple instead of reserving
- * one per address at bind time. The returned socket is blocking: io_uring's
- * connect completes it, then upstream_connected() turns it non-blocking for
- * the relay's splices. */
+ * one per address at bind time. The socket is non-blocking from the start:
+ * io_uring's connect waits for the handshake by itself, and the relay's
+ * splices must never block an io-wq worker. */
 #ifndef MF_UPSTREAM_H
 #define MF_UPSTREAM_H
 
@@ -18,7 +18,7 @@
 int upstream_socket(const struct sockaddr *client, const struct sockaddr *orig_dst,
 		    enum mf_upstream_source source);
 
-/* After a successful connect: non-blocking, no Nagle. MF_OK or MF_ERROR. */
+/* After a successful connect: no Nagle. MF_OK or MF_ERROR. */
 int upstream_connected(int fd);
 
 /* Socket options every relayed socket gets. MF_OK or MF_ERROR. */

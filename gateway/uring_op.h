@@ -1,21 +1,23 @@
 /* uring_op.h — what each io_uring completion is about.
  *
- * user_data packs a pointer (to a session, a listener slot or the worker;
- * all at least 16-byte aligned by malloc) with the operation in the low
- * four bits, so one dispatcher can route every CQE without a lookup. Relay
- * operations also carry their direction (bit 2). */
+ * user_data packs a pointer (a relay direction, a session, a listener slot
+ * or the worker; all 16-byte aligned) with the operation in the low four
+ * bits, so one dispatcher can route every CQE without a lookup. Relay
+ * operations carry the direction itself, which knows its session. */
 #ifndef MF_URING_OP_H
 #define MF_URING_OP_H
 
 #include <stdint.h>
 
 enum uop {
-	/* relay ops: value | (direction << 2), direction 0 = client to server */
+	/* relay ops, ptr: struct relay_dir */
 	UOP_POLL_IN = 0,
 	UOP_SPLICE_IN = 1,
 	UOP_SPLICE_OUT = 2,
 	UOP_POLL_OUT = 3,
-	/* 4..7: the same four for direction 1 */
+	UOP_RECV = 4,
+	UOP_SEND = 5,
+	UOP_RELAY_LAST = UOP_SEND,
 	UOP_ACCEPT = 8,   /* ptr: struct listener_slot */
 	UOP_CONNECT = 9,  /* ptr: struct session */
 	UOP_SESSION_AUX = 10, /* ptr: session; link timeouts and cancels */

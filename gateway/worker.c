@@ -17,6 +17,10 @@
 #include <unistd.h>
 
 #define RING_ENTRIES 4096
+/* Small-exchange buffers per worker: 256 x 16 KiB. A burst beyond them
+ * falls back to splice, so this bounds memory, not concurrency. */
+#define RECV_BUFS 256
+#define RECV_BUF_SIZE 16384
 #define TICK_MS 500
 
 static uint64_t clock_ms(void)
@@ -71,11 +75,6 @@ void worker_lru_touch(struct worker *w, struct session *s)
 
 /* --- pipes ---------------------------------------------------------------- */
 
-static struct session *dir_session(struct relay_dir *rd)
-{
-	return (struct session *)((char *)(rd - rd->idx) - offsetof(struct session, dir));
-}
-
 int worker_pipe_get(struct worker *w, struct relay_dir *rd, struct mf_pipe **p_r)
 {
 	int rc = MF_AGAIN;
@@ -122,7 +121,7 @@ void worker_pipe_put(struct worker *w, struct mf_pipe *p, bool empty)
 		if (pipe_pool_get(&w->pipes, &np) != MF_OK)
 			return;
 		worker_pipe_unwait(w, rd);
-		relay_pipe_ready(dir_session(rd), rd->idx, np);
+		relay_pipe_ready(session_of_dir(rd), rd->idx, np);
 	}
 }
 
@@ -262,10 +261,11 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	unsigned int op = uop_op(ud);
 	void *ptr = uop_ptr(ud);
 
-	if (op < UOP_ACCEPT) {
-		struct session *s = ptr;
+	if (op <= UOP_RELAY_LAST) {
+		struct relay_dir *rd = ptr;
+		struct session *s = session_of_dir(rd);
 
-		relay_on_cqe(s, op >> 2, op & 3, cqe->res);
+		relay_on_cqe(s, rd->idx, op, cqe->res, cqe->flags);
 		session_put(s);
 		return;
 	}
@@ -305,6 +305,13 @@ static void *worker_main(void *arg)
 			w->fatal_errno = errno;
 			w->exit_loop = true;
 		}
+	}
+	if (!w->exit_loop) {
+		int e = 0;
+
+		if (buf_ring_setup(&w->bufs, &w->ring, RECV_BUFS, RECV_BUF_SIZE, &e) != MF_OK)
+			mf_log_warn("worker=%u no provided buffers (%s): splice only",
+				    w->id, strerror(-e));
 	}
 	w->now_ms = clock_ms();
 	for (unsigned int i = 0; i < 2; i++)
@@ -415,6 +422,7 @@ void worker_destroy(struct worker *w)
 		if (w->listeners[i].fd >= 0)
 			close(w->listeners[i].fd);
 	io_uring_queue_exit(&w->ring);
+	buf_ring_destroy(&w->bufs);
 	pipe_pool_destroy(&w->pipes);
 	close(w->wake_fd);
 }

@@ -5,6 +5,7 @@
 #ifndef MF_WORKER_H
 #define MF_WORKER_H
 
+#include "buf_ring.h"
 #include "pipe_pool.h"
 
 #include <liburing.h>
@@ -45,6 +46,7 @@ struct worker {
 	unsigned int cfg_gen;
 	struct worker_tunables t;
 	struct pipe_pool pipes;
+	struct buf_ring bufs;              /* bufs.br NULL: splice only */
 
 	/* Sessions, least recently active first: the idle sweep stops at the
 	 * first one that is still fresh. */
