@@ -42,7 +42,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	iproute2 iputils-ping nftables iptables procps psmisc openssl curl socat \
 	python3 python3-pytest \
 	dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix swaks fetchmail \
-	haproxy iperf3
+	haproxy iperf3 nginx-light libnginx-mod-stream
 
 .PHONY: all deps test check unit unit-asan asan-daemon e2e demo bench clean
 
