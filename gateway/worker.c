@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -182,14 +183,17 @@ static void close_listeners(struct worker *w)
 
 		if (l->fd < 0)
 			continue;
+		/* shutdown() takes the socket out of LISTEN at once, so the
+		 * kernel stops handing it new flows (they then go straight to
+		 * the source, fail-open); the ring's multishot accept holds its
+		 * own reference to the file, so closing our fd alone would
+		 * leave the listener alive until the accept is cancelled. */
+		(void)shutdown(l->fd, SHUT_RDWR);
 		if (l->armed) {
 			sqe = worker_sqe(w);
-			io_uring_prep_cancel_fd(sqe, l->fd, IORING_ASYNC_CANCEL_ALL);
+			io_uring_prep_cancel64(sqe, uop_pack(l, UOP_ACCEPT), 0);
 			io_uring_sqe_set_data64(sqe, uop_pack(w, UOP_WORKER_AUX));
 		}
-		/* Closing our reference stops new connections being queued
-		 * to this worker; the ring drops its own when the accept is
-		 * cancelled. */
 		close(l->fd);
 		l->fd = -1;
 	}
@@ -246,7 +250,7 @@ static void on_accept(struct worker *w, struct listener_slot *l, struct io_uring
 		l->armed = false;
 	if (cqe->res >= 0) {
 		session_start(w, cqe->res);
-	} else if (cqe->res != -ECANCELED) {
+	} else if (cqe->res != -ECANCELED && l->fd >= 0) {
 		/* EMFILE and friends: the multishot accept ended; re-arm
 		 * below and let the backlog wait rather than spin. */
 		mf_log_warn("worker=%u accept: %s", w->id, strerror(-cqe->res));

@@ -65,7 +65,7 @@ class Gateway:
         log.close()
         self.wait_log(r"level=info started workers=", timeout)
 
-    def signal(self, sig):
+    def send(self, sig):
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):

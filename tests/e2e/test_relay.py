@@ -207,9 +207,10 @@ def test_one_gib_each_way_byte_exact_with_half_close(lab, gw):
 CLOSE_TIMER = r"""
 import socket, sys, time
 t0 = time.monotonic()
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
-s.settimeout(30)
 try:
+    # The reset may beat the end of connect() itself.
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+    s.settimeout(30)
     data = s.recv(10)
     outcome = "eof" if data == b"" else "data"
 except ConnectionResetError:

@@ -193,14 +193,21 @@ def netlink_listing(ns):
     """`nft --debug=netlink list ruleset`: every expression and element as
     sent to the kernel. Handles differ between namespaces and so are cut;
     nft -f also writes a lone interval end at address 0 ahead of the first
-    range, which the kernel does not need and mailferry leaves out."""
-    lines = []
+    range, which the kernel does not need and mailferry leaves out. A hash
+    set dumps its elements in no fixed order, so each run of element lines
+    is sorted."""
+    lines, run = [], []
     for line in ns.out("nft --debug=netlink list ruleset").splitlines():
         line = re.sub(r"^(inet mailferry prerouting)( \d+)+$", r"\1", line)
         if re.fullmatch(r"\s*element (00000000 ?)+ : 1 \[end\]", line):
             continue
+        if re.match(r"\s*element ", line):
+            run.append(line)
+            continue
+        lines.extend(sorted(run))
+        run = []
         lines.append(line)
-    return lines
+    return lines + sorted(run)
 
 
 def json_without_handles(ns):

@@ -28,7 +28,7 @@ def test_sigterm_drains_then_rules_remove_leaves_no_trace(lab, tmp_path):
         # 1. An open session survives SIGTERM and is relayed to its end.
         sess = Interactive(lab, lab.env["OLD4"], ECHO)
         assert sess.roundtrip("a") == "a"
-        g.signal(signal.SIGTERM)
+        g.send(signal.SIGTERM)
         g.wait_log(r"draining")
         assert sess.roundtrip("b") == "b"
         # Meanwhile new flows are not accepted by the gateway: with nothing
@@ -50,13 +50,14 @@ def test_sigterm_drains_then_rules_remove_leaves_no_trace(lab, tmp_path):
         sess = Interactive(lab, lab.env["OLD4"], ECHO)
         assert sess.roundtrip("c") == "c"
         t0 = time.monotonic()
-        g.signal(signal.SIGTERM)
+        g.send(signal.SIGTERM)
         assert g.stop(timeout=15) == 0
         took = time.monotonic() - t0
         assert 2.5 <= took < 6, took
         assert g.conns()[-1]["end"] == "shutdown"
-        assert sess.roundtrip("d") == "closed"
-        sess.p.wait(5)
+        # Cut sessions are reset: the client must not take it for a clean end.
+        assert sess.roundtrip("d") in ("", "closed")
+        assert sess.p.wait(5) != 0
     finally:
         if g.proc is not None:
             g.stop()
@@ -80,7 +81,7 @@ def test_sighup_reloads_without_dropping_sessions(lab, tmp_path):
             text = f.read()
         with open(g.conf, "w") as f:
             f.write(text.replace("[gateway]\n", "[gateway]\nidle_timeout = 1000\n"))
-        g.signal(signal.SIGHUP)
+        g.send(signal.SIGHUP)
         g.wait_log(r"reloaded config=")
         # The reloaded idle timeout applies to the running session too.
         c = g.wait_conn(lambda c: c["end"] == "idle-timeout", timeout=5)
@@ -88,7 +89,7 @@ def test_sighup_reloads_without_dropping_sessions(lab, tmp_path):
         # A broken config is refused and the daemon keeps running.
         with open(g.conf, "w") as f:
             f.write("[gateway]\nno_such_key = 1\n")
-        g.signal(signal.SIGHUP)
+        g.send(signal.SIGHUP)
         g.wait_log(r"reload failed, keeping the running configuration")
         with open(g.conf, "w") as f:
             f.write(text)
