@@ -83,6 +83,11 @@ int worker_pipe_get(struct worker *w, struct relay_dir *rd, struct mf_pipe **p_r
 	/* Behind others already waiting: first come, first served. */
 	if (w->pipe_wait_head == NULL)
 		rc = pipe_pool_get(&w->pipes, p_r);
+	/* Out of descriptors while other pipes are busy: one comes back
+	 * soon, so wait for it rather than fail the session. */
+	if (rc == MF_ERROR && (errno == EMFILE || errno == ENFILE) &&
+	    w->pipes.n_total > w->pipes.n_free)
+		rc = MF_AGAIN;
 	if (rc != MF_AGAIN)
 		return rc;
 	rd->wait_next = NULL;
@@ -237,6 +242,12 @@ static void on_tick(struct worker *w)
 		s = next;
 	}
 	pipe_pool_trim(&w->pipes);
+	if (w->accept_paused) {
+		w->accept_paused = false;
+		for (unsigned int i = 0; i < 2; i++)
+			if (!w->listeners[i].armed)
+				arm_accept(w, &w->listeners[i]);
+	}
 	if (w->draining && w->now_ms >= w->drain_deadline_ms) {
 		while (w->lru_head != NULL)
 			session_abort(w->lru_head, SE_SHUTDOWN, 0, true);
@@ -250,9 +261,15 @@ static void on_accept(struct worker *w, struct listener_slot *l, struct io_uring
 		l->armed = false;
 	if (cqe->res >= 0) {
 		session_start(w, cqe->res);
+	} else if (cqe->res == -EMFILE || cqe->res == -ENFILE) {
+		/* Out of descriptors: leave the backlog queued and try again
+		 * at the next tick, when sessions may have ended, instead of
+		 * spinning on the same error. */
+		if (!w->accept_paused)
+			mf_log_warn("worker=%u accept paused: %s", w->id, strerror(-cqe->res));
+		w->accept_paused = true;
+		return;
 	} else if (cqe->res != -ECANCELED && l->fd >= 0) {
-		/* EMFILE and friends: the multishot accept ended; re-arm
-		 * below and let the backlog wait rather than spin. */
 		mf_log_warn("worker=%u accept: %s", w->id, strerror(-cqe->res));
 	}
 	if (!l->armed && l->fd >= 0)

@@ -59,6 +59,7 @@ struct worker {
 	bool draining;
 	uint64_t drain_deadline_ms;
 	bool exit_loop;
+	bool accept_paused;                /* EMFILE: re-arm at the next tick */
 	bool ring_disabled;                /* created R_DISABLED: enable in-thread */
 	int fatal_errno;
 } __attribute__((aligned(16)));
