@@ -40,8 +40,10 @@ static void poll_in(struct session *s, unsigned int idx)
 }
 
 /* Wait for the next bytes: RECV into a buffer the kernel picks on arrival,
- * or a poll when this worker has no buffer ring. */
-static void wait_in(struct session *s, unsigned int idx)
+ * or a poll when this worker has no buffer ring. Unless bytes are likely
+ * queued already, the RECV waits for readiness first instead of trying a
+ * read that would only say EAGAIN. */
+static void wait_in_ex(struct session *s, unsigned int idx, bool likely_ready)
 {
 	struct io_uring_sqe *sqe;
 
@@ -52,9 +54,16 @@ static void wait_in(struct session *s, unsigned int idx)
 	sqe = worker_sqe(s->w);
 	s->dir[idx].state = RS_RECV;
 	io_uring_prep_recv(sqe, dir_src(s, idx), NULL, s->w->bufs.size, 0);
+	if (!likely_ready)
+		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BUF_RING_GROUP;
 	submit(s, sqe, UOP_RECV, idx);
+}
+
+static void wait_in(struct session *s, unsigned int idx)
+{
+	wait_in_ex(s, idx, false);
 }
 
 static void send_buf(struct session *s, unsigned int idx)
@@ -306,7 +315,9 @@ void relay_init(struct relay_dir *rd, unsigned int idx)
 
 void relay_start(struct session *s, unsigned int idx)
 {
-	wait_in(s, idx);
+	/* A client often sends right after its connect returned, while we
+	 * were still connecting upstream: its first bytes are waiting. */
+	wait_in_ex(s, idx, idx == 0);
 }
 
 void relay_release(struct session *s, unsigned int idx)

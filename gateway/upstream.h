@@ -1,10 +1,13 @@
 /* upstream.h — the gateway's leg towards the original destination.
  *
  * With MF_UPSTREAM_CLIENT the socket is bound to the client's own address
- * (IP_TRANSPARENT), so the mail server's logs and anti-abuse see the real
- * client. IP_BIND_ADDRESS_NO_PORT defers the port choice to connect(), where
- * the kernel picks a port unique for the full 4-tuple instead of reserving
- * one per address at bind time. The socket is non-blocking from the start:
+ * and port (IP_TRANSPARENT), so the mail server sees exactly the client's
+ * socket, and the router needs no ephemeral port of its own: the client
+ * already made the 4-tuple unique, and connect() has no port range to
+ * search (that search dominated the gateway's CPU at high connection rates
+ * once TIME_WAIT legs piled up). If that port is still held here by an
+ * earlier leg, the kernel picks one (as MF_UPSTREAM_CLIENT_IP always does,
+ * with IP_BIND_ADDRESS_NO_PORT deferring the choice to connect()). The socket is non-blocking from the start:
  * io_uring's connect waits for the handshake by itself, and the relay's
  * splices must never block an io-wq worker. */
 #ifndef MF_UPSTREAM_H

@@ -136,6 +136,8 @@ static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
 	} else if (!strcmp(k, "upstream_source")) {
 		if (!strcmp(v, "client"))
 			c->upstream_source = MF_UPSTREAM_CLIENT;
+		else if (!strcmp(v, "client-ip"))
+			c->upstream_source = MF_UPSTREAM_CLIENT_IP;
 		else if (!strcmp(v, "gateway"))
 			c->upstream_source = MF_UPSTREAM_GATEWAY;
 		else

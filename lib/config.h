@@ -16,7 +16,10 @@
 #define MF_MAX_PORTS 32
 #define MF_PATH_MAX 256
 
-enum mf_upstream_source { MF_UPSTREAM_CLIENT = 0, MF_UPSTREAM_GATEWAY };
+/* Source of the gateway's upstream leg: the client's address and port (the
+ * server sees exactly the client's socket), the client's address with a port
+ * the kernel picks, or the router's own address. */
+enum mf_upstream_source { MF_UPSTREAM_CLIENT = 0, MF_UPSTREAM_CLIENT_IP, MF_UPSTREAM_GATEWAY };
 enum mf_log_target { MF_LOG_STDERR = 0, MF_LOG_SYSLOG };
 
 struct mf_config {

@@ -76,6 +76,20 @@ static void test_full(void **state)
 	assert_int_equal(c.rule_priority, 99);
 }
 
+static void test_upstream_sources(void **state)
+{
+	struct mf_config c;
+	char err[200];
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("[gateway]\nupstream_source = client-ip\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.upstream_source, MF_UPSTREAM_CLIENT_IP);
+	assert_int_equal(mf_config_parse_string("[gateway]\nupstream_source = client\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.upstream_source, MF_UPSTREAM_CLIENT);
+}
+
 static void expect_error(const char *text, const char *needle)
 {
 	struct mf_config c;
@@ -98,6 +112,7 @@ static void test_errors(void **state)
 	expect_error("[gateway]\nlisten4 = 2001:db8::1\n", "bad value for listen4");
 	expect_error("[gateway]\nlisten4 = none\nlisten6 = none\n", "both off");
 	expect_error("[gateway]\nupstream_source = server\n", "bad value");
+	expect_error("[gateway]\nupstream_source = client_ip\n", "bad value");
 	expect_error("[gateway]\nlog_debug = maybe\n", "bad value");
 	expect_error("[intercept]\nsources = 198.18.11.300\n", "bad value for sources");
 	expect_error("[intercept]\nclients = 198.18.1.1/24\n", "bad value for clients");
@@ -112,6 +127,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_upstream_sources),
 		cmocka_unit_test(test_errors),
 	};
 
