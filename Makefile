@@ -10,11 +10,17 @@ CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
 WFLAGS  := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
-PKGS    := liburing inih libmnl libnftnl
+PKGS    := liburing inih libmnl libnftnl sqlite3
 PYTHON  := /usr/bin/python3
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# libFuzzer build (make fuzz): clang, every object instrumented.
+ifeq ($(FUZZ),1)
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 
@@ -26,25 +32,29 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
-CPPFLAGS += -D_GNU_SOURCE -Ilib -Igateway -Inft-rules -MMD -MP
+CPPFLAGS += -D_GNU_SOURCE -Ilib -Igateway -Inft-rules -Imigrate -MMD -MP
 ALL_CFLAGS = $(CPPFLAGS) $(WFLAGS) $(CFLAGS) $(PKG_CFLAGS) -pthread
 
 LIB_SRC  := $(wildcard lib/*.c)
 GW_SRC   := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 NFT_SRC  := $(wildcard nft-rules/*.c)
+MIG_SRC  := $(wildcard migrate/*.c)
 CLI_SRC  := $(filter-out cli/main.c,$(wildcard cli/*.c))
-CORE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(GW_SRC) $(NFT_SRC) $(CLI_SRC))
+CORE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC) $(GW_SRC) $(NFT_SRC) $(MIG_SRC) $(CLI_SRC))
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-bin/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 30
 
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
-	liburing-dev libmnl-dev libnftnl-dev libinih-dev libcmocka-dev \
+	liburing-dev libmnl-dev libnftnl-dev libinih-dev libcmocka-dev libsqlite3-dev \
 	iproute2 iputils-ping nftables iptables procps psmisc openssl curl socat \
 	python3 python3-pytest \
 	dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix swaks fetchmail \
 	haproxy iperf3 nginx-light libnginx-mod-stream
 
-.PHONY: all deps test check unit unit-asan asan-daemon e2e demo bench clean
+.PHONY: all deps test check unit unit-asan asan-daemon e2e fuzz fuzz-run demo bench clean
 
 all: $(BUILD)/mailferryd $(BUILD)/mailferry
 
@@ -73,6 +83,23 @@ $(BUILD)/tests/test-%: $(BUILD)/tests/unit/test-%.o $(BUILD)/libmailferry.a
 	@echo "  LD    $@"
 	$(Q)$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
 
+$(BUILD)/fuzz-bin/fuzz-%: $(BUILD)/tests/fuzz/fuzz-%.o $(BUILD)/libmailferry.a
+	@mkdir -p $(dir $@)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -pthread -o $@ $^ $(PKG_LIBS)
+
+# Every fuzz target for FUZZ_SECONDS each, from its seed corpus under
+# tests/fuzz/corpus/NAME; any crash, leak or sanitizer report fails.
+fuzz:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang FUZZ=1 CFLAGS="-O1 -g" fuzz-run
+
+fuzz-run: $(FUZZ_BIN)
+	@set -e; for t in $(FUZZ_BIN); do n=$$(basename $$t); n=$${n#fuzz-}; \
+		mkdir -p $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n; \
+		echo "== fuzz $$n for $(FUZZ_SECONDS) s"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n; \
+	done
+
 # Every Debian package the build, the tests, the demo and the benchmarks use.
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get)"; exit 1; fi
@@ -98,6 +125,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory check
 
 check: all unit unit-asan e2e
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

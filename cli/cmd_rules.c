@@ -108,8 +108,8 @@ static int rules_status(const struct cli_ctx *ctx, char **argv)
 	static const char *const verdict[] = {
 		[MF_RULES_ABSENT] = "not installed",
 		[MF_RULES_INSTALLED] = "installed",
-		[MF_RULES_PARTIAL] = "PARTIAL or not as configured: "
-				     "run `mailferry rules install` (or remove)",
+		[MF_RULES_PARTIAL] = ("PARTIAL or not as configured: "
+				      "run `mailferry rules install` (or remove)"),
 	};
 	struct mf_rules_status st;
 	struct mf_config cfg;

@@ -87,6 +87,14 @@ class Gateway:
             assert marker not in text, "sanitizer report in mailferryd log:\n" + text[-4000:]
         return rc
 
+    def teardown(self):
+        """For finally blocks: stop the daemon if it runs, remove the rules."""
+        try:
+            if self.proc is not None:
+                self.stop()
+        finally:
+            self.cli("rules", "remove", check=False)
+
     def log(self):
         with open(self.logfile, errors="replace") as f:
             return f.read()

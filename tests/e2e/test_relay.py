@@ -32,10 +32,10 @@ def gw(lab, tmp_path_factory):
         yield g
         assert g.stop() == 0
     finally:
-        if g.proc is not None:
-            g.stop()
-        g.cli("rules", "remove", check=False)
-        servers.close()
+        try:
+            g.teardown()
+        finally:
+            servers.close()
 
 
 def client_py(lab, code, *args, timeout=60):

@@ -99,7 +99,7 @@ def test_sighup_reloads_without_dropping_sessions(lab, tmp_path):
         sess.p.kill()
         assert g.stop() == 0
     finally:
-        if g.proc is not None:
-            g.stop()
-        g.cli("rules", "remove", check=False)
-        servers.close()
+        try:
+            g.teardown()
+        finally:
+            servers.close()
