@@ -226,7 +226,7 @@ EOF
 
 if [[ $WANT_RULES != inline && -x $MFCLI ]] &&
     ip netns exec "$NS_ROUTER" "$MFCLI" -c "$WORK/mf-rules.conf" rules install >"$WORK/rules.log" 2>&1 &&
-    nsx "$NS_ROUTER" nft list ruleset 2>/dev/null | grep -q tproxy; then
+    nsx "$NS_ROUTER" nft list ruleset 2>/dev/null | grep tproxy >/dev/null; then
     RULES_MODE="mailferry rules install"
 else
     [[ $WANT_RULES != inline && -x $MFCLI ]] && { log "mailferry rules install failed, inline nft:"; tail -5 "$WORK/rules.log" >&2; }
