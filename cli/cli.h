@@ -8,6 +8,7 @@
 
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #define CLI_DEFAULT_CONFIG "/etc/mailferry/mailferry.conf"
@@ -28,6 +29,9 @@ struct cli_cmd {
 	const char *name;
 	const char *args;  /* leaf: argument synopsis ("CIDR"), "" for none */
 	unsigned int n_args; /* leaf: exactly this many arguments */
+	/* leaf: n_args or more (options follow); run finds the end of argv
+	 * by its NULL terminator */
+	bool more_args;
 	/* Leaf: argv holds the n_args arguments. Returns an enum cli_exit. */
 	int (*run)(const struct cli_ctx *ctx, char **argv);
 	const struct cli_cmd *sub; /* group: subcommands, ended by { NULL } */
@@ -52,5 +56,6 @@ int cli_load_config(const struct cli_ctx *ctx, struct mf_config *cfg);
 
 extern const struct cli_cmd cli_rules_cmds[];
 extern const struct cli_cmd cli_subnet_cmds[];
+extern const struct cli_cmd cli_accounts_cmds[];
 
 #endif

@@ -91,7 +91,8 @@ int cli_dispatch(struct cli_ctx *ctx, const struct cli_cmd *cmds, int argc,
 			break;
 		cmds = c->sub;
 	}
-	if ((unsigned int)argc != c->n_args) {
+	if ((unsigned int)argc != c->n_args &&
+	    !(c->more_args && (unsigned int)argc > c->n_args)) {
 		cli_error(ctx, "expected %s%s", c->n_args ? c->args : "no arguments",
 			  (unsigned int)argc > c->n_args ? ", got more" : "");
 		fprintf(stderr, "usage: mailferry [-c FILE] %s%s%s\n", path,

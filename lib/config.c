@@ -220,6 +220,42 @@ static int set_intercept(struct parse_ctx *ctx, const char *k, const char *v)
 	return MF_OK;
 }
 
+/* A domain name as typed by an admin: no '@', no space or control
+ * character (it becomes part of every account key). Empty is "none". */
+static int parse_domain(const char *v, char *out, size_t outlen)
+{
+	size_t n = strlen(v);
+
+	if (n >= outlen)
+		return MF_ERROR;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= 0x20 || v[i] == 0x7f || v[i] == '@')
+			return MF_ERROR;
+	memcpy(out, v, n + 1);
+	return MF_OK;
+}
+
+static int set_ledger(struct parse_ctx *ctx, const char *k, const char *v)
+{
+	struct mf_config *c = ctx->cfg;
+
+	if (!strcmp(k, "path")) {
+		size_t n = strlen(v);
+
+		if (n == 0 || n >= sizeof(c->ledger_path))
+			return MF_ERROR;
+		memcpy(c->ledger_path, v, n + 1);
+	} else if (!strcmp(k, "default_domain")) {
+		return parse_domain(v, c->ledger_default_domain,
+				    sizeof(c->ledger_default_domain));
+	} else if (!strcmp(k, "domain_equivalence")) {
+		return parse_bool(v, &c->ledger_domain_equivalence);
+	} else {
+		return MF_AGAIN;
+	}
+	return MF_OK;
+}
+
 /* libinih stops at the first handler failure and returns its line. */
 static int on_entry(void *user, const char *section, const char *name,
 		    const char *value)
@@ -233,6 +269,8 @@ static int on_entry(void *user, const char *section, const char *name,
 		rc = set_gateway(ctx, name, value);
 	} else if (!strcmp(section, "intercept")) {
 		rc = set_intercept(ctx, name, value);
+	} else if (!strcmp(section, "ledger")) {
+		rc = set_ledger(ctx, name, value);
 	} else {
 		mf_err(ctx->err, ctx->errlen, "unknown section [%s]", section);
 		ctx->failed = true;
@@ -274,6 +312,9 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->fwmark = 0x4d46; /* "MF" */
 	cfg->route_table = 1846;
 	cfg->rule_priority = 1846;
+	snprintf(cfg->ledger_path, sizeof(cfg->ledger_path), "%s",
+		 "/var/lib/mailferry/ledger.db");
+	cfg->ledger_domain_equivalence = true;
 }
 
 static int check(struct mf_config *cfg, const char *where, char *err, size_t errlen)

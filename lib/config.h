@@ -15,6 +15,7 @@
 #define MF_MAX_CLIENTS 256
 #define MF_MAX_PORTS 32
 #define MF_PATH_MAX 256
+#define MF_DOMAIN_MAX 253 /* RFC 1035 name, without the final dot */
 
 /* Source of the gateway's upstream leg: the client's address and port (the
  * server sees exactly the client's socket), the client's address with a port
@@ -48,6 +49,11 @@ struct mf_config {
 	uint32_t fwmark;
 	uint32_t route_table;
 	uint32_t rule_priority;
+
+	/* [ledger] */
+	char ledger_path[MF_PATH_MAX];       /* SQLite file */
+	char ledger_default_domain[MF_DOMAIN_MAX + 1]; /* "" for none */
+	bool ledger_domain_equivalence; /* "user" is "user@default_domain" */
 };
 
 /* Defaults for every key (see mailferry.conf.example). */

@@ -122,6 +122,30 @@ static void test_errors(void **state)
 	expect_error("[gateway]\nworkers\n", "syntax error");
 }
 
+static void test_ledger(void **state)
+{
+	struct mf_config c;
+	char err[200];
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_string_equal(c.ledger_path, "/var/lib/mailferry/ledger.db");
+	assert_string_equal(c.ledger_default_domain, "");
+	assert_true(c.ledger_domain_equivalence);
+	assert_int_equal(mf_config_parse_string("[ledger]\n"
+						"path = /tmp/l.db\n"
+						"default_domain = Example.org\n"
+						"domain_equivalence = no\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_string_equal(c.ledger_path, "/tmp/l.db");
+	assert_string_equal(c.ledger_default_domain, "Example.org");
+	assert_false(c.ledger_domain_equivalence);
+	expect_error("[ledger]\npath =\n", "bad value for path");
+	expect_error("[ledger]\ndefault_domain = a@b\n", "bad value for default_domain");
+	expect_error("[ledger]\ndomain_equivalence = perhaps\n", "bad value");
+	expect_error("[ledger]\nfile = x\n", "unknown key 'file'");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -129,6 +153,7 @@ int main(void)
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_upstream_sources),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_ledger),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

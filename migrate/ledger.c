@@ -1,0 +1,101 @@
+/* ledger.c — picks the backend from the spec and checks, once for every
+ * backend, what callers pass in. */
+#include "ledger_backend.h"
+#include "mf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool is_postgresql(const char *spec)
+{
+	return strncmp(spec, "postgresql://", 13) == 0 ||
+	       strncmp(spec, "postgres://", 11) == 0;
+}
+
+int ledger_open(const char *spec, struct ledger **l_r, char *err, size_t errlen)
+{
+	*l_r = NULL;
+	if (spec == NULL || spec[0] == '\0')
+		return mf_err(err, errlen, "ledger: empty path");
+	if (is_postgresql(spec))
+		return mf_err(err, errlen, "ledger: the PostgreSQL backend is not "
+			      "built yet; use a SQLite file path");
+	return ledger_sqlite_open(spec, l_r, err, errlen);
+}
+
+void ledger_close(struct ledger *l)
+{
+	if (l != NULL)
+		l->ops->close(l);
+}
+
+int ledger_schema_version(struct ledger *l, int *version_r, char *err,
+			  size_t errlen)
+{
+	return l->ops->schema_version(l, version_r, err, errlen);
+}
+
+static int check_name(const char *name, char *err, size_t errlen)
+{
+	if (!account_name_is_normal(name))
+		return mf_err(err, errlen, "ledger: '%.64s' is not a normalised "
+			      "account name", name ? name : "(null)");
+	return MF_OK;
+}
+
+static bool valid_state(enum account_state s)
+{
+	return (unsigned int)s < ACCOUNT_STATE_COUNT;
+}
+
+int ledger_account_get(struct ledger *l, const char *name, struct account *a_r,
+		       char *err, size_t errlen)
+{
+	if (check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return l->ops->account_get(l, name, a_r, err, errlen);
+}
+
+int ledger_login_observed(struct ledger *l, const char *name,
+			  const char *client, int64_t now,
+			  enum account_state *state_r, char *err, size_t errlen)
+{
+	if (check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (client == NULL)
+		client = "";
+	if (strlen(client) >= LEDGER_CLIENT_MAX)
+		return mf_err(err, errlen, "ledger: client address too long");
+	return l->ops->login_observed(l, name, client, now, state_r, err, errlen);
+}
+
+int ledger_account_set_state(struct ledger *l, const char *name,
+			     enum account_state state, const char *reason,
+			     int64_t now, enum account_state *old_r,
+			     char *err, size_t errlen)
+{
+	if (check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (!valid_state(state))
+		return mf_err(err, errlen, "ledger: bad state %d", (int)state);
+	return l->ops->account_set_state(l, name, state, reason ? reason : "",
+					 now, old_r, err, errlen);
+}
+
+int ledger_account_list(struct ledger *l, int filter,
+			int (*fn)(const struct account *a, void *data),
+			void *data, char *err, size_t errlen)
+{
+	if (filter < -1 || filter >= (int)ACCOUNT_STATE_COUNT)
+		return mf_err(err, errlen, "ledger: bad state filter %d", filter);
+	return l->ops->account_list(l, filter, fn, data, err, errlen);
+}
+
+int ledger_account_history(struct ledger *l, const char *name,
+			   int (*fn)(const struct account_event *e, void *data),
+			   void *data, char *err, size_t errlen)
+{
+	if (check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return l->ops->account_history(l, name, fn, data, err, errlen);
+}

@@ -1,0 +1,108 @@
+/* ledger.h — the account ledger: every account's state and history.
+ *
+ * One small interface, two backends (DESIGN.md): SQLite now, PostgreSQL
+ * later (issue 8). Nothing outside migrate/ledger*.c knows which backend is
+ * in use or sees SQL; callers hold an opaque struct ledger.
+ *
+ * Contracts common to every call:
+ * - Account names must already be in normal form (account_name_normalise);
+ *   anything else is MF_ERROR, so one user can never become two rows.
+ * - Times are Unix seconds (UTC), passed in by the caller so tests and the
+ *   gateway's clock agree; 0 means "never".
+ * - MF_OK on success, LEDGER_ABSENT where documented, MF_ERROR with the
+ *   reason (the backend's own message included) in err. MF_AGAIN is not
+ *   used: a busy database is waited for (bounded), then reported as MF_ERROR.
+ * - A struct ledger is used by one thread at a time; each gateway worker
+ *   opens its own. Several handles, in one process or many, may share one
+ *   ledger.
+ * - No credential is ever passed to or stored by the ledger: there is no
+ *   field for one. */
+#ifndef MF_LEDGER_H
+#define MF_LEDGER_H
+
+#include "account.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* "The account is not in the ledger": not an error, not "try again". */
+#define LEDGER_ABSENT 1
+
+#define LEDGER_CLIENT_MAX 64  /* "[2001:db8::1]:65535" and then some */
+#define LEDGER_REASON_MAX 256 /* longer reasons are truncated */
+
+struct ledger;
+
+struct account {
+	char name[ACCOUNT_NAME_MAX + 1];
+	enum account_state state;
+	int64_t first_seen;     /* first observed login (0: never) */
+	int64_t last_seen;      /* last observed login (0: never) */
+	char last_client[LEDGER_CLIENT_MAX]; /* "" if never seen */
+	uint64_t logins;        /* observed logins, all time */
+	int64_t state_changed;  /* when state last changed (0: never) */
+	char reason[LEDGER_REASON_MAX]; /* why it last changed */
+};
+
+/* One state change, as kept in the history. */
+struct account_event {
+	int64_t at;
+	enum account_state from;
+	enum account_state to;
+	char reason[LEDGER_REASON_MAX];
+};
+
+/* Opens (creating if needed) the ledger named by spec and brings its schema
+ * up to date in place. A spec starting "postgresql://" or "postgres://"
+ * names the PostgreSQL backend (not built yet: MF_ERROR); anything else is
+ * the path of a SQLite file, created with mode 0600 whatever the umask.
+ * A schema newer than this program knows is refused, never downgraded. */
+int ledger_open(const char *spec, struct ledger **l_r, char *err, size_t errlen);
+
+/* Closes l (NULL is fine). */
+void ledger_close(struct ledger *l);
+
+/* The schema version l is at (SQLite: PRAGMA user_version). */
+int ledger_schema_version(struct ledger *l, int *version_r, char *err,
+			  size_t errlen);
+
+/* Fills *a_r: MF_OK, or LEDGER_ABSENT if name was never recorded
+ * (route it as UNSEEN), or MF_ERROR. */
+int ledger_account_get(struct ledger *l, const char *name, struct account *a_r,
+		       char *err, size_t errlen);
+
+/* Records a login the source accepted, in one transaction: creates the
+ * account if unknown, moves UNSEEN to SEEN (with a history entry) and
+ * leaves every other state alone, sets first_seen (once), last_seen and
+ * last_client, and counts the login. *state_r (may be NULL) gets the state
+ * after the update, which is what the login must be routed by. */
+int ledger_login_observed(struct ledger *l, const char *name,
+			  const char *client, int64_t now,
+			  enum account_state *state_r, char *err, size_t errlen);
+
+/* Admin override (and, later, the migration engine's transitions): sets
+ * name's state, creating the account if unknown (so an account can be
+ * PINNED before it is ever seen), and appends (now, old, new, reason) to
+ * its history, in one transaction that is synced to disk before MF_OK
+ * (a flip decides where mail goes; it must survive a power cut). Setting
+ * the state it already has is still recorded. *old_r may be NULL. */
+int ledger_account_set_state(struct ledger *l, const char *name,
+			     enum account_state state, const char *reason,
+			     int64_t now, enum account_state *old_r,
+			     char *err, size_t errlen);
+
+/* Calls fn for each account in name order, only those in state filter
+ * when filter >= 0 (an enum account_state), all when filter is -1. A
+ * return other than MF_OK from fn stops the walk and is returned. fn must
+ * not call into the same struct ledger (another handle is fine). */
+int ledger_account_list(struct ledger *l, int filter,
+			int (*fn)(const struct account *a, void *data),
+			void *data, char *err, size_t errlen);
+
+/* Calls fn for each state change of name, oldest first; stops like
+ * ledger_account_list. LEDGER_ABSENT if name is not in the ledger. */
+int ledger_account_history(struct ledger *l, const char *name,
+			   int (*fn)(const struct account_event *e, void *data),
+			   void *data, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,41 @@
+/* ledger_backend.h — what a ledger backend provides (private to
+ * migrate/ledger*.c). A backend embeds struct ledger as its first member
+ * and fills ops; ledger.c checks arguments common to every backend and
+ * then calls through the table, so each backend only does storage. */
+#ifndef MF_LEDGER_BACKEND_H
+#define MF_LEDGER_BACKEND_H
+
+#include "ledger.h"
+
+struct ledger_ops {
+	const char *name; /* "sqlite", "postgresql" */
+	void (*close)(struct ledger *l);
+	int (*schema_version)(struct ledger *l, int *version_r, char *err,
+			      size_t errlen);
+	int (*account_get)(struct ledger *l, const char *name,
+			   struct account *a_r, char *err, size_t errlen);
+	int (*login_observed)(struct ledger *l, const char *name,
+			      const char *client, int64_t now,
+			      enum account_state *state_r, char *err,
+			      size_t errlen);
+	int (*account_set_state)(struct ledger *l, const char *name,
+				 enum account_state state, const char *reason,
+				 int64_t now, enum account_state *old_r,
+				 char *err, size_t errlen);
+	int (*account_list)(struct ledger *l, int filter,
+			    int (*fn)(const struct account *a, void *data),
+			    void *data, char *err, size_t errlen);
+	int (*account_history)(struct ledger *l, const char *name,
+			       int (*fn)(const struct account_event *e, void *data),
+			       void *data, char *err, size_t errlen);
+};
+
+struct ledger {
+	const struct ledger_ops *ops;
+};
+
+/* SQLite backend: path is a file name. */
+int ledger_sqlite_open(const char *path, struct ledger **l_r, char *err,
+		       size_t errlen);
+
+#endif

@@ -1,0 +1,618 @@
+/* ledger_sqlite.c — the ledger on SQLite: one file, one gateway.
+ *
+ * WAL journal: readers (routing lookups) never block the writer (login
+ * observations) and vice versa, and several handles may share the file.
+ * synchronous=NORMAL: in WAL mode the file can never be corrupted by a
+ * crash or power cut, only the last commits before a power cut may be
+ * lost; for a login counter or a SEEN that the next login records again
+ * that costs nothing, and it saves an fsync per login. State changes,
+ * which decide where a user's mail goes, switch to FULL for their commit.
+ *
+ * States are stored by name ("SEEN"), not by enum value, so the file reads
+ * the same to PostgreSQL's schema, to sqlite3(1), and to a later build
+ * whose enum has grown. */
+#include "ledger_backend.h"
+#include "mf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* How long a call waits for another writer before giving up. Writers hold
+ * the lock for a few statements, so this only trips on a stuck process. */
+#define LEDGER_BUSY_TIMEOUT_MS 5000
+
+enum stmt_id {
+	ST_BEGIN = 0,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SYNC_FULL,
+	ST_SYNC_NORMAL,
+	ST_GET,
+	ST_STATE,
+	ST_INSERT,
+	ST_SEEN,
+	ST_SET_STATE,
+	ST_HISTORY_ADD,
+	ST_LIST_ALL,
+	ST_LIST_STATE,
+	ST_HISTORY,
+	ST_COUNT
+};
+
+#define ACCOUNT_COLUMNS \
+	"name, state, first_seen, last_seen, last_client, logins, " \
+	"state_changed, reason"
+
+/* Prepared once at open: no SQL is parsed on the login path. */
+static const char *const stmt_sql[ST_COUNT] = {
+	/* IMMEDIATE takes the write lock up front, so a read-then-write
+	 * transaction never fails half way with SQLITE_BUSY. */
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
+	[ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+	[ST_GET] = "SELECT " ACCOUNT_COLUMNS " FROM account WHERE name = ?1",
+	[ST_STATE] = "SELECT state FROM account WHERE name = ?1",
+	[ST_INSERT] = "INSERT OR IGNORE INTO account (name, state) "
+		      "VALUES (?1, 'UNSEEN')",
+	[ST_SEEN] = "UPDATE account SET "
+		    "first_seen = CASE first_seen WHEN 0 THEN ?2 ELSE first_seen END, "
+		    "last_seen = ?2, last_client = ?3, logins = logins + 1 "
+		    "WHERE name = ?1",
+	[ST_SET_STATE] = "UPDATE account SET state = ?2, state_changed = ?3, "
+			 "reason = ?4 WHERE name = ?1",
+	[ST_HISTORY_ADD] = "INSERT INTO account_history "
+			   "(name, at, from_state, to_state, reason) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_LIST_ALL] = "SELECT " ACCOUNT_COLUMNS " FROM account ORDER BY name",
+	[ST_LIST_STATE] = "SELECT " ACCOUNT_COLUMNS " FROM account "
+			  "WHERE state = ?1 ORDER BY name",
+	[ST_HISTORY] = "SELECT at, from_state, to_state, reason "
+		       "FROM account_history WHERE name = ?1 ORDER BY id",
+};
+
+struct ledger_sqlite {
+	struct ledger base; /* first: struct ledger * converts to this */
+	sqlite3 *db;
+	sqlite3_stmt *stmt[ST_COUNT];
+	char path[];
+};
+
+static struct ledger_sqlite *to_sqlite(struct ledger *l)
+{
+	return (struct ledger_sqlite *)l;
+}
+
+static int db_err(struct ledger_sqlite *s, char *err, size_t errlen,
+		  const char *what)
+{
+	return mf_err(err, errlen, "ledger %s: %s: %s", s->path, what,
+		      sqlite3_errmsg(s->db));
+}
+
+/* ---- schema -------------------------------------------------------- */
+
+static int schema_v1(sqlite3 *db, char **msg_r)
+{
+	static const char sql[] =
+		"CREATE TABLE account ("
+		" name TEXT PRIMARY KEY NOT NULL,"
+		" state TEXT NOT NULL DEFAULT 'UNSEEN',"
+		" first_seen INTEGER NOT NULL DEFAULT 0,"
+		" last_seen INTEGER NOT NULL DEFAULT 0,"
+		" last_client TEXT NOT NULL DEFAULT '',"
+		" logins INTEGER NOT NULL DEFAULT 0,"
+		" state_changed INTEGER NOT NULL DEFAULT 0,"
+		" reason TEXT NOT NULL DEFAULT ''"
+		") WITHOUT ROWID;"
+		"CREATE INDEX account_by_state ON account (state, name);"
+		"CREATE TABLE account_history ("
+		" id INTEGER PRIMARY KEY,"
+		" name TEXT NOT NULL REFERENCES account (name),"
+		" at INTEGER NOT NULL,"
+		" from_state TEXT NOT NULL,"
+		" to_state TEXT NOT NULL,"
+		" reason TEXT NOT NULL"
+		");"
+		"CREATE INDEX account_history_by_name ON account_history (name, id);";
+
+	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
+}
+
+/* Schema steps in order: step i takes a file from version i to i + 1.
+ * A v2 is one more function and one more line here. */
+static int (*const schema_steps[])(sqlite3 *db, char **msg_r) = {
+	schema_v1,
+};
+
+#define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
+
+static int int_pragma(sqlite3 *db, const char *sql, int *v_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return MF_ERROR;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v_r = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? MF_OK : MF_ERROR;
+}
+
+/* Brings the file to SCHEMA_VERSION in one transaction: a crash half way
+ * leaves the old version, and two processes opening a fresh file at once
+ * migrate it once (the second waits, then finds it done). */
+static int schema_migrate(struct ledger_sqlite *s, char *err, size_t errlen)
+{
+	char *msg = NULL, sql[64];
+	int version;
+
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "cannot start schema update");
+	if (int_pragma(s->db, "PRAGMA user_version", &version) != MF_OK) {
+		db_err(s, err, errlen, "cannot read the schema version");
+		goto rollback;
+	}
+	if (version > SCHEMA_VERSION || version < 0) {
+		mf_err(err, errlen, "ledger %s: schema version %d is newer than "
+		       "this mailferry knows (%d)", s->path, version,
+		       SCHEMA_VERSION);
+		goto rollback;
+	}
+	for (; version < SCHEMA_VERSION; version++) {
+		if (schema_steps[version](s->db, &msg) != SQLITE_OK) {
+			mf_err(err, errlen, "ledger %s: schema update to v%d: %s",
+			       s->path, version + 1, msg ? msg : "failed");
+			sqlite3_free(msg);
+			goto rollback;
+		}
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version + 1);
+		if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+			db_err(s, err, errlen, "cannot set the schema version");
+			goto rollback;
+		}
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		db_err(s, err, errlen, "cannot commit the schema update");
+		goto rollback;
+	}
+	return MF_OK;
+
+rollback:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return MF_ERROR;
+}
+
+/* ---- statements ---------------------------------------------------- */
+
+static void stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Runs a statement that returns no rows. */
+static int stmt_run(struct ledger_sqlite *s, enum stmt_id id, char *err,
+		    size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[id];
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE) {
+		db_err(s, err, errlen, stmt_sql[id]);
+		stmt_done(st);
+		return MF_ERROR;
+	}
+	stmt_done(st);
+	return MF_OK;
+}
+
+static void tx_rollback(struct ledger_sqlite *s)
+{
+	/* Fails harmlessly when SQLite already rolled back by itself. */
+	sqlite3_step(s->stmt[ST_ROLLBACK]);
+	stmt_done(s->stmt[ST_ROLLBACK]);
+}
+
+static void copy_text(char *dst, size_t dstlen, const unsigned char *src)
+{
+	snprintf(dst, dstlen, "%s", src ? (const char *)src : "");
+}
+
+static int parse_state(struct ledger_sqlite *s, const unsigned char *text,
+		       enum account_state *s_r, char *err, size_t errlen)
+{
+	const char *t = text ? (const char *)text : "";
+
+	if (account_state_parse(t, s_r) == MF_OK)
+		return MF_OK;
+	return mf_err(err, errlen, "ledger %s: unknown state '%.32s' in the file",
+		      s->path, t);
+}
+
+/* Reads the ACCOUNT_COLUMNS of the current row. */
+static int row_account(struct ledger_sqlite *s, sqlite3_stmt *st,
+		       struct account *a, char *err, size_t errlen)
+{
+	memset(a, 0, sizeof(*a));
+	copy_text(a->name, sizeof(a->name), sqlite3_column_text(st, 0));
+	if (parse_state(s, sqlite3_column_text(st, 1), &a->state, err, errlen))
+		return MF_ERROR;
+	a->first_seen = sqlite3_column_int64(st, 2);
+	a->last_seen = sqlite3_column_int64(st, 3);
+	copy_text(a->last_client, sizeof(a->last_client), sqlite3_column_text(st, 4));
+	a->logins = (uint64_t)sqlite3_column_int64(st, 5);
+	a->state_changed = sqlite3_column_int64(st, 6);
+	copy_text(a->reason, sizeof(a->reason), sqlite3_column_text(st, 7));
+	return MF_OK;
+}
+
+/* Current state of name: MF_OK, LEDGER_ABSENT or MF_ERROR. */
+static int read_state(struct ledger_sqlite *s, const char *name,
+		      enum account_state *state_r, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[ST_STATE];
+	int rc;
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		rc = LEDGER_ABSENT;
+	} else if (rc == SQLITE_ROW) {
+		rc = parse_state(s, sqlite3_column_text(st, 0), state_r, err, errlen);
+	} else {
+		rc = db_err(s, err, errlen, "cannot read the account's state");
+	}
+	stmt_done(st);
+	return rc;
+}
+
+/* Inside a transaction: sets the state and appends to the history. */
+static int change_state(struct ledger_sqlite *s, const char *name,
+			enum account_state from, enum account_state to,
+			const char *reason, int64_t now, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->stmt[ST_SET_STATE];
+	char r[LEDGER_REASON_MAX];
+
+	copy_text(r, sizeof(r), (const unsigned char *)reason);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, account_state_name(to), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_text(st, 4, r, -1, SQLITE_STATIC);
+	if (stmt_run(s, ST_SET_STATE, err, errlen) != MF_OK)
+		return MF_ERROR;
+	st = s->stmt[ST_HISTORY_ADD];
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_text(st, 3, account_state_name(from), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, account_state_name(to), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, r, -1, SQLITE_STATIC);
+	return stmt_run(s, ST_HISTORY_ADD, err, errlen);
+}
+
+static int insert_account(struct ledger_sqlite *s, const char *name, char *err,
+			  size_t errlen)
+{
+	sqlite3_bind_text(s->stmt[ST_INSERT], 1, name, -1, SQLITE_STATIC);
+	return stmt_run(s, ST_INSERT, err, errlen);
+}
+
+/* ---- operations ---------------------------------------------------- */
+
+static int sq_schema_version(struct ledger *l, int *version_r, char *err,
+			     size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+
+	if (int_pragma(s->db, "PRAGMA user_version", version_r) != MF_OK)
+		return db_err(s, err, errlen, "cannot read the schema version");
+	return MF_OK;
+}
+
+static int sq_account_get(struct ledger *l, const char *name, struct account *a_r,
+			  char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[ST_GET];
+	int rc;
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		rc = LEDGER_ABSENT;
+	else if (rc == SQLITE_ROW)
+		rc = row_account(s, st, a_r, err, errlen);
+	else
+		rc = db_err(s, err, errlen, "cannot read the account");
+	stmt_done(st);
+	return rc;
+}
+
+static int sq_login_observed(struct ledger *l, const char *name,
+			     const char *client, int64_t now,
+			     enum account_state *state_r, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	enum account_state state = AS_UNSEEN;
+	sqlite3_stmt *st;
+	char why[LEDGER_REASON_MAX];
+
+	if (stmt_run(s, ST_BEGIN, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (insert_account(s, name, err, errlen) != MF_OK)
+		goto rollback;
+	if (read_state(s, name, &state, err, errlen) != MF_OK)
+		goto rollback;
+	if (state == AS_UNSEEN) {
+		snprintf(why, sizeof(why), "first login from %s",
+			 client[0] ? client : "unknown address");
+		if (change_state(s, name, AS_UNSEEN, AS_SEEN, why, now, err,
+				 errlen) != MF_OK)
+			goto rollback;
+		state = AS_SEEN;
+	}
+	st = s->stmt[ST_SEEN];
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_text(st, 3, client, -1, SQLITE_STATIC);
+	if (stmt_run(s, ST_SEEN, err, errlen) != MF_OK)
+		goto rollback;
+	if (stmt_run(s, ST_COMMIT, err, errlen) != MF_OK)
+		goto rollback;
+	if (state_r != NULL)
+		*state_r = state;
+	return MF_OK;
+
+rollback:
+	tx_rollback(s);
+	return MF_ERROR;
+}
+
+static int sq_account_set_state(struct ledger *l, const char *name,
+				enum account_state state, const char *reason,
+				int64_t now, enum account_state *old_r,
+				char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	enum account_state old = AS_UNSEEN;
+	int rc = MF_ERROR;
+
+	if (stmt_run(s, ST_SYNC_FULL, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (stmt_run(s, ST_BEGIN, err, errlen) != MF_OK)
+		goto sync_normal;
+	if (insert_account(s, name, err, errlen) != MF_OK)
+		goto rollback;
+	if (read_state(s, name, &old, err, errlen) != MF_OK)
+		goto rollback;
+	if (change_state(s, name, old, state, reason, now, err, errlen) != MF_OK)
+		goto rollback;
+	if (stmt_run(s, ST_COMMIT, err, errlen) != MF_OK)
+		goto rollback;
+	if (old_r != NULL)
+		*old_r = old;
+	rc = MF_OK;
+	goto sync_normal;
+
+rollback:
+	tx_rollback(s);
+sync_normal:
+	/* Back to the cheap mode for logins; failing here only costs fsyncs. */
+	stmt_run(s, ST_SYNC_NORMAL, NULL, 0);
+	return rc;
+}
+
+static int sq_account_list(struct ledger *l, int filter,
+			   int (*fn)(const struct account *a, void *data),
+			   void *data, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st;
+	struct account a;
+	int rc;
+
+	if (filter < 0) {
+		st = s->stmt[ST_LIST_ALL];
+	} else {
+		st = s->stmt[ST_LIST_STATE];
+		sqlite3_bind_text(st, 1, account_state_name((enum account_state)filter),
+				  -1, SQLITE_STATIC);
+	}
+	for (;;) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			rc = MF_OK;
+			break;
+		}
+		if (rc != SQLITE_ROW) {
+			rc = db_err(s, err, errlen, "cannot list accounts");
+			break;
+		}
+		rc = row_account(s, st, &a, err, errlen);
+		if (rc != MF_OK)
+			break;
+		rc = fn(&a, data);
+		if (rc != MF_OK)
+			break;
+	}
+	stmt_done(st);
+	return rc;
+}
+
+static int sq_account_history(struct ledger *l, const char *name,
+			      int (*fn)(const struct account_event *e, void *data),
+			      void *data, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[ST_HISTORY];
+	enum account_state now_state;
+	struct account_event e;
+	int rc;
+
+	rc = read_state(s, name, &now_state, err, errlen);
+	if (rc != MF_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	for (;;) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			rc = MF_OK;
+			break;
+		}
+		if (rc != SQLITE_ROW) {
+			rc = db_err(s, err, errlen, "cannot read the history");
+			break;
+		}
+		memset(&e, 0, sizeof(e));
+		e.at = sqlite3_column_int64(st, 0);
+		if (parse_state(s, sqlite3_column_text(st, 1), &e.from, err, errlen) ||
+		    parse_state(s, sqlite3_column_text(st, 2), &e.to, err, errlen)) {
+			rc = MF_ERROR;
+			break;
+		}
+		copy_text(e.reason, sizeof(e.reason), sqlite3_column_text(st, 3));
+		rc = fn(&e, data);
+		if (rc != MF_OK)
+			break;
+	}
+	stmt_done(st);
+	return rc;
+}
+
+static void sq_close(struct ledger *l)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+
+	for (unsigned int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static const struct ledger_ops sqlite_ops = {
+	.name = "sqlite",
+	.close = sq_close,
+	.schema_version = sq_schema_version,
+	.account_get = sq_account_get,
+	.login_observed = sq_login_observed,
+	.account_set_state = sq_account_set_state,
+	.account_list = sq_account_list,
+	.account_history = sq_account_history,
+};
+
+/* ---- open ---------------------------------------------------------- */
+
+/* Creates path with mode 0600 before SQLite sees it: SQLite would create
+ * it with 0644 & ~umask, readable by every local user. SQLite gives the
+ * -wal and -shm files the database file's mode, so they follow. An
+ * existing file keeps the mode its owner chose. */
+static int create_private(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return MF_OK;
+		return mf_err(err, errlen, "ledger %s: %s", path, strerror(errno));
+	}
+	/* A umask such as 0277 may have taken our own bits away. */
+	if (fchmod(fd, 0600) != 0) {
+		int e = errno;
+
+		close(fd);
+		unlink(path);
+		return mf_err(err, errlen, "ledger %s: chmod: %s", path, strerror(e));
+	}
+	close(fd);
+	return MF_OK;
+}
+
+#define JOURNAL_MODE_LEN 16
+
+/* PRAGMA journal_mode answers with the mode now in force. */
+static int journal_mode_cb(void *data, int n, char **values, char **names)
+{
+	(void)names;
+	if (n > 0 && values[0] != NULL)
+		snprintf(data, JOURNAL_MODE_LEN, "%s", values[0]);
+	return 0;
+}
+
+int ledger_sqlite_open(const char *path, struct ledger **l_r, char *err,
+		       size_t errlen)
+{
+	struct ledger_sqlite *s;
+	char mode[JOURNAL_MODE_LEN] = "";
+	size_t len = strlen(path);
+
+	*l_r = NULL;
+	if (create_private(path, err, errlen) != MF_OK)
+		return MF_ERROR;
+	s = calloc(1, sizeof(*s) + len + 1);
+	if (s == NULL)
+		return mf_err(err, errlen, "ledger %s: out of memory", path);
+	memcpy(s->path, path, len + 1);
+	s->base.ops = &sqlite_ops;
+
+	/* No SQLITE_OPEN_CREATE: the file exists now, with our mode. NOMUTEX:
+	 * one thread per handle (ledger.h). */
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+			    SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		if (s->db == NULL) {
+			mf_err(err, errlen, "ledger %s: out of memory", path);
+			goto fail_free;
+		}
+		db_err(s, err, errlen, "cannot open");
+		goto fail_close;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, LEDGER_BUSY_TIMEOUT_MS);
+	/* The first read of the file: a file that is not a database fails
+	 * here with SQLite's "file is not a database". */
+	if (sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", journal_mode_cb,
+			 mode, NULL) != SQLITE_OK) {
+		db_err(s, err, errlen, "cannot use it");
+		goto fail_close;
+	}
+	if (strcmp(mode, "wal") != 0) {
+		mf_err(err, errlen, "ledger %s: cannot use WAL mode (got '%s')",
+		       path, mode);
+		goto fail_close;
+	}
+	if (sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL; "
+			 "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK) {
+		db_err(s, err, errlen, "cannot set pragmas");
+		goto fail_close;
+	}
+	if (schema_migrate(s, err, errlen) != MF_OK)
+		goto fail_close;
+	for (unsigned int i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1,
+				       SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
+				       NULL) != SQLITE_OK) {
+			db_err(s, err, errlen, stmt_sql[i]);
+			goto fail_stmts;
+		}
+	}
+	*l_r = &s->base;
+	return MF_OK;
+
+fail_stmts:
+	for (unsigned int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+fail_close:
+	sqlite3_close(s->db);
+fail_free:
+	free(s);
+	return MF_ERROR;
+}

@@ -1,0 +1,485 @@
+/* Unit tests: migrate/ledger*.c on a temporary SQLite file — file modes,
+ * schema version, persistence, the state rules of login_observed, history,
+ * listing, two handles at once, and clear errors for bad files. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ledger.h"
+#include "mf.h"
+
+struct fixture {
+	char dir[64];
+	char path[128];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test-ledger.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/ledger.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+	char p[160];
+
+	for (size_t i = 0; i < MF_ARRAY_LEN(suffix); i++) {
+		snprintf(p, sizeof(p), "%s%s", f->path, suffix[i]);
+		unlink(p);
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static struct ledger *open_ok(const char *path)
+{
+	struct ledger *l = NULL;
+	char err[512] = "";
+
+	if (ledger_open(path, &l, err, sizeof(err)) != MF_OK)
+		fail_msg("ledger_open(%s): %s", path, err);
+	return l;
+}
+
+static void expect_open_error(const char *path, const char *needle)
+{
+	struct ledger *l = (struct ledger *)1;
+	char err[512] = "";
+
+	assert_int_equal(ledger_open(path, &l, err, sizeof(err)), MF_ERROR);
+	assert_null(l);
+	if (strstr(err, needle) == NULL)
+		fail_msg("error '%s' lacks '%s'", err, needle);
+}
+
+static unsigned int file_mode(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		fail_msg("stat %s failed", path);
+	return st.st_mode & 07777;
+}
+
+static void login(struct ledger *l, const char *name, const char *client,
+		  int64_t now, enum account_state want)
+{
+	enum account_state s = (enum account_state)-1;
+	char err[512] = "";
+
+	if (ledger_login_observed(l, name, client, now, &s, err, sizeof(err)) != MF_OK)
+		fail_msg("login_observed(%s): %s", name, err);
+	assert_int_equal(s, want);
+}
+
+static void set_state(struct ledger *l, const char *name, enum account_state to,
+		      const char *reason, int64_t now, enum account_state want_old)
+{
+	enum account_state old = (enum account_state)-1;
+	char err[512] = "";
+
+	if (ledger_account_set_state(l, name, to, reason, now, &old, err,
+				     sizeof(err)) != MF_OK)
+		fail_msg("set_state(%s): %s", name, err);
+	assert_int_equal(old, want_old);
+}
+
+static void get(struct ledger *l, const char *name, struct account *a)
+{
+	char err[512] = "";
+
+	if (ledger_account_get(l, name, a, err, sizeof(err)) != MF_OK)
+		fail_msg("get(%s): %s", name, err);
+}
+
+/* The file and SQLite's -wal and -shm are 0600 whatever the umask: they
+ * hold every user's name and address. */
+static void test_modes(void **state)
+{
+	static const mode_t masks[] = { 0, 022, 0277 };
+	struct fixture *f = *state;
+	char wal[160], shm[160];
+
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	snprintf(shm, sizeof(shm), "%s-shm", f->path);
+	for (size_t i = 0; i < MF_ARRAY_LEN(masks); i++) {
+		mode_t old = umask(masks[i]);
+		struct ledger *l = open_ok(f->path);
+
+		umask(old);
+		assert_int_equal(file_mode(f->path), 0600);
+		login(l, "ann@example.org", "198.18.1.10", 1000, AS_SEEN);
+		assert_int_equal(file_mode(wal), 0600);
+		assert_int_equal(file_mode(shm), 0600);
+		ledger_close(l);
+		unlink(f->path);
+		unlink(wal);
+		unlink(shm);
+	}
+}
+
+static void test_schema_and_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct account a;
+	char err[512];
+	int version = -1;
+
+	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
+	assert_int_equal(version, 1);
+	login(l, "ann@example.org", "198.18.1.10", 1000, AS_SEEN);
+	set_state(l, "bob@example.org", AS_PINNED, "vip", 1001, AS_UNSEEN);
+	ledger_close(l);
+
+	l = open_ok(f->path);
+	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
+	assert_int_equal(version, 1);
+	get(l, "ann@example.org", &a);
+	assert_int_equal(a.state, AS_SEEN);
+	assert_int_equal(a.logins, 1);
+	get(l, "bob@example.org", &a);
+	assert_int_equal(a.state, AS_PINNED);
+	assert_string_equal(a.reason, "vip");
+	ledger_close(l);
+}
+
+static void test_absent_and_bad_names(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct account a;
+	char err[512] = "";
+
+	assert_int_equal(ledger_account_get(l, "nobody@example.org", &a, err,
+					    sizeof(err)), LEDGER_ABSENT);
+	assert_int_equal(ledger_account_get(l, "Ann@example.org", &a, err,
+					    sizeof(err)), MF_ERROR);
+	assert_non_null(strstr(err, "not a normalised"));
+	assert_int_equal(ledger_login_observed(l, "a b", "x", 1, NULL, err,
+					       sizeof(err)), MF_ERROR);
+	assert_int_equal(ledger_account_set_state(l, "", AS_SEEN, "", 1, NULL, err,
+						  sizeof(err)), MF_ERROR);
+	assert_int_equal(ledger_account_set_state(l, "ann", (enum account_state)42,
+						  "", 1, NULL, err, sizeof(err)),
+			 MF_ERROR);
+	assert_int_equal(ledger_account_list(l, 42, NULL, NULL, err, sizeof(err)),
+			 MF_ERROR);
+	ledger_close(l);
+}
+
+struct events {
+	unsigned int n;
+	struct account_event e[8];
+};
+
+static int collect_event(const struct account_event *e, void *data)
+{
+	struct events *ev = data;
+
+	if (ev->n < MF_ARRAY_LEN(ev->e))
+		ev->e[ev->n] = *e;
+	ev->n++;
+	return MF_OK;
+}
+
+static void history(struct ledger *l, const char *name, struct events *ev)
+{
+	char err[512] = "";
+
+	memset(ev, 0, sizeof(*ev));
+	if (ledger_account_history(l, name, collect_event, ev, err, sizeof(err)) != MF_OK)
+		fail_msg("history(%s): %s", name, err);
+}
+
+/* UNSEEN -> SEEN on the first login only; any later state survives logins. */
+static void test_login_observed(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct events ev;
+	struct account a;
+
+	login(l, "ann@example.org", "198.18.1.10", 1000, AS_SEEN);
+	get(l, "ann@example.org", &a);
+	assert_int_equal(a.first_seen, 1000);
+	assert_int_equal(a.last_seen, 1000);
+	assert_int_equal(a.state_changed, 1000);
+	assert_string_equal(a.last_client, "198.18.1.10");
+	assert_int_equal(a.logins, 1);
+
+	login(l, "ann@example.org", "[2001:db8:1::5]:50000", 2000, AS_SEEN);
+	get(l, "ann@example.org", &a);
+	assert_int_equal(a.first_seen, 1000);
+	assert_int_equal(a.last_seen, 2000);
+	assert_int_equal(a.state_changed, 1000);
+	assert_string_equal(a.last_client, "[2001:db8:1::5]:50000");
+	assert_int_equal(a.logins, 2);
+	history(l, "ann@example.org", &ev);
+	assert_int_equal(ev.n, 1);
+	assert_int_equal(ev.e[0].from, AS_UNSEEN);
+	assert_int_equal(ev.e[0].to, AS_SEEN);
+	assert_int_equal(ev.e[0].at, 1000);
+	assert_non_null(strstr(ev.e[0].reason, "198.18.1.10"));
+
+	/* Later states are the engine's or the admin's, never a login's. */
+	static const enum account_state keep[] = {
+		AS_COPYING, AS_CUTOVER, AS_MIGRATED, AS_FAILED, AS_PINNED,
+		AS_FORCE, AS_ROLLBACK, AS_SEEN,
+	};
+	enum account_state prev = AS_SEEN;
+
+	for (size_t i = 0; i < MF_ARRAY_LEN(keep); i++) {
+		set_state(l, "ann@example.org", keep[i], "test", 3000, prev);
+		login(l, "ann@example.org", "198.18.1.11", 3001, keep[i]);
+		prev = keep[i];
+	}
+	get(l, "ann@example.org", &a);
+	assert_int_equal(a.logins, 2 + MF_ARRAY_LEN(keep));
+
+	/* An account set before it was seen keeps its state at first login. */
+	set_state(l, "carl@example.org", AS_MIGRATED, "moved by hand", 4000, AS_UNSEEN);
+	login(l, "carl@example.org", "198.18.1.12", 4001, AS_MIGRATED);
+	get(l, "carl@example.org", &a);
+	assert_int_equal(a.first_seen, 4001);
+	ledger_close(l);
+}
+
+static void test_set_state_history(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct events ev;
+	struct account a;
+	char err[512] = "";
+
+	assert_int_equal(ledger_account_history(l, "dan@example.org", collect_event,
+						&ev, err, sizeof(err)), LEDGER_ABSENT);
+	set_state(l, "dan@example.org", AS_PINNED, "board member", 100, AS_UNSEEN);
+	set_state(l, "dan@example.org", AS_PINNED, "still", 101, AS_PINNED);
+	set_state(l, "dan@example.org", AS_FORCE, "go", 102, AS_PINNED);
+	set_state(l, "dan@example.org", AS_MIGRATED, NULL, 103, AS_FORCE);
+	history(l, "dan@example.org", &ev);
+	assert_int_equal(ev.n, 4);
+	assert_int_equal(ev.e[0].at, 100);
+	assert_string_equal(ev.e[0].reason, "board member");
+	assert_int_equal(ev.e[1].from, AS_PINNED);
+	assert_int_equal(ev.e[1].to, AS_PINNED);
+	assert_int_equal(ev.e[2].to, AS_FORCE);
+	assert_int_equal(ev.e[3].from, AS_FORCE);
+	assert_int_equal(ev.e[3].to, AS_MIGRATED);
+	assert_string_equal(ev.e[3].reason, "");
+	get(l, "dan@example.org", &a);
+	assert_int_equal(a.state, AS_MIGRATED);
+	assert_int_equal(a.state_changed, 103);
+	assert_int_equal(a.logins, 0);
+	assert_int_equal(a.first_seen, 0);
+
+	/* Long reasons are cut, not refused. */
+	char longer[1000];
+
+	memset(longer, 'r', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	set_state(l, "dan@example.org", AS_ROLLBACK, longer, 104, AS_MIGRATED);
+	get(l, "dan@example.org", &a);
+	assert_int_equal(strlen(a.reason), LEDGER_REASON_MAX - 1);
+	ledger_close(l);
+}
+
+struct names {
+	unsigned int n;
+	unsigned int stop_after; /* 0: never */
+	char name[8][ACCOUNT_NAME_MAX + 1];
+};
+
+static int collect_name(const struct account *a, void *data)
+{
+	struct names *nm = data;
+
+	if (nm->n < MF_ARRAY_LEN(nm->name))
+		snprintf(nm->name[nm->n], sizeof(nm->name[0]), "%s", a->name);
+	nm->n++;
+	if (nm->stop_after != 0 && nm->n == nm->stop_after)
+		return 7; /* any value: passed back to the caller */
+	return MF_OK;
+}
+
+static void test_list(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct names nm;
+	char err[512] = "";
+
+	login(l, "zoe@example.org", "198.18.1.1", 10, AS_SEEN);
+	login(l, "amy@example.org", "198.18.1.2", 11, AS_SEEN);
+	set_state(l, "max@example.org", AS_MIGRATED, "", 12, AS_UNSEEN);
+	set_state(l, "bea@example.org", AS_MIGRATED, "", 13, AS_UNSEEN);
+
+	memset(&nm, 0, sizeof(nm));
+	assert_int_equal(ledger_account_list(l, -1, collect_name, &nm, err,
+					     sizeof(err)), MF_OK);
+	assert_int_equal(nm.n, 4);
+	assert_string_equal(nm.name[0], "amy@example.org"); /* name order */
+	assert_string_equal(nm.name[3], "zoe@example.org");
+
+	memset(&nm, 0, sizeof(nm));
+	assert_int_equal(ledger_account_list(l, AS_MIGRATED, collect_name, &nm, err,
+					     sizeof(err)), MF_OK);
+	assert_int_equal(nm.n, 2);
+	assert_string_equal(nm.name[0], "bea@example.org");
+	assert_string_equal(nm.name[1], "max@example.org");
+
+	memset(&nm, 0, sizeof(nm));
+	assert_int_equal(ledger_account_list(l, AS_CUTOVER, collect_name, &nm, err,
+					     sizeof(err)), MF_OK);
+	assert_int_equal(nm.n, 0);
+
+	memset(&nm, 0, sizeof(nm));
+	nm.stop_after = 2;
+	assert_int_equal(ledger_account_list(l, -1, collect_name, &nm, err,
+					     sizeof(err)), 7);
+	assert_int_equal(nm.n, 2);
+	/* The walk was reset: the next one starts afresh. */
+	memset(&nm, 0, sizeof(nm));
+	assert_int_equal(ledger_account_list(l, -1, collect_name, &nm, err,
+					     sizeof(err)), MF_OK);
+	assert_int_equal(nm.n, 4);
+	ledger_close(l);
+}
+
+static int login_other(const struct account *a, void *data)
+{
+	(void)a;
+	login(data, "carl@example.org", "198.18.1.12", 300, AS_SEEN);
+	return MF_OK;
+}
+
+/* Two handles on one file (two workers, or the gateway and the CLI): each
+ * sees the other's commits at once. */
+static void test_two_handles(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *a = open_ok(f->path), *b = open_ok(f->path);
+	struct account acc;
+	char err[512] = "";
+
+	for (int i = 0; i < 50; i++) {
+		login(a, "ann@example.org", "198.18.1.10", 100 + i,
+		      i < 25 ? AS_SEEN : AS_MIGRATED);
+		if (i == 24)
+			set_state(b, "ann@example.org", AS_MIGRATED, "flip", 200,
+				  AS_SEEN);
+		login(b, "bob@example.org", "198.18.1.11", 100 + i, AS_SEEN);
+	}
+	get(b, "ann@example.org", &acc);
+	assert_int_equal(acc.logins, 50);
+	assert_int_equal(acc.state, AS_MIGRATED);
+	get(a, "bob@example.org", &acc);
+	assert_int_equal(acc.logins, 50);
+
+	/* A walk in progress on one handle does not block the other's writes
+	 * (WAL: readers and the writer do not wait for each other). */
+	assert_int_equal(ledger_account_list(a, -1, login_other, b, err,
+					     sizeof(err)), MF_OK);
+	get(a, "carl@example.org", &acc);
+	assert_int_equal(acc.logins, 2);
+	ledger_close(a);
+	ledger_close(b);
+}
+
+static void test_bad_files(void **state)
+{
+	struct fixture *f = *state;
+	char junk[4096], other[160];
+	sqlite3 *db;
+	int fd;
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(i * 7 + 1);
+	fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	close(fd);
+	expect_open_error(f->path, "not a database");
+	unlink(f->path);
+
+	/* A file from a newer mailferry is refused, never downgraded. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL,
+				      NULL), SQLITE_OK);
+	sqlite3_close(db);
+	expect_open_error(f->path, "schema version 99 is newer");
+	unlink(f->path);
+
+	snprintf(other, sizeof(other), "%s/missing/ledger.db", f->dir);
+	expect_open_error(other, "No such file or directory");
+	expect_open_error("", "empty");
+	expect_open_error("postgresql://ledger@db/mailferry", "PostgreSQL");
+}
+
+/* There is nowhere to put a password: no column of the schema could hold
+ * one, whatever it were called. */
+static void test_no_credentials(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	int n = 0;
+
+	ledger_close(l);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+		"SELECT p.name FROM sqlite_master m, pragma_table_info(m.name) p "
+		"WHERE m.type = 'table'", -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *col = (const char *)sqlite3_column_text(st, 0);
+
+		n++;
+		assert_null(strstr(col, "pass"));
+		assert_null(strstr(col, "secret"));
+		assert_null(strstr(col, "cred"));
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_true(n >= 10);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_and_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_absent_and_bad_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_observed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_state_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_credentials, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
