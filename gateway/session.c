@@ -31,6 +31,14 @@ static uint16_t sockaddr_port(const union mf_sockaddr *a)
 	return ntohs(a->sa.sa_family == AF_INET ? a->in.sin_port : a->in6.sin6_port);
 }
 
+/* "ECONNRESET" rather than prose: log lines are for grep and parsers. */
+static const char *errno_name(int err)
+{
+	const char *name = strerrorname_np(err);
+
+	return name ? name : "?";
+}
+
 static void set_linger0(int fd)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -52,11 +60,8 @@ static void log_end(struct session *s)
 	    (local.sa.sa_family == AF_INET || local.sa.sa_family == AF_INET6) &&
 	    sockaddr_port(&local) != 0)
 		mf_sockaddr_format(&local.sa, up, sizeof(up));
-	if (s->end_errno != 0) {
-		const char *name = strerrorname_np(s->end_errno);
-
-		snprintf(err, sizeof(err), " err=%s", name ? name : "?");
-	}
+	if (s->end_errno != 0)
+		snprintf(err, sizeof(err), " err=%s", errno_name(s->end_errno));
 	mf_log_info("conn client=%s dst=%s up=%s c2s=%llu s2c=%llu ms=%llu end=%s%s",
 		    client, dst, up, (unsigned long long)s->dir[0].bytes,
 		    (unsigned long long)s->dir[1].bytes,
@@ -163,7 +168,7 @@ static void refuse(int fd, const union mf_sockaddr *client,
 	if (client != NULL)
 		mf_sockaddr_format(&client->sa, c, sizeof(c));
 	mf_log_warn("refused client=%s reason=%s%s%s", c, why, err ? " err=" : "",
-		    err ? strerrorname_np(err) : "");
+		    err ? errno_name(err) : "");
 	set_linger0(fd);
 	close(fd);
 }
