@@ -13,14 +13,16 @@ WFLAGS  := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -We
 PKGS    := liburing inih libmnl libnftnl sqlite3
 PYTHON  := /usr/bin/python3
 
+# Instrumentation flags live apart from CFLAGS: a CFLAGS given on the
+# command line (as the sub-makes below do) would silently drop them.
 ifeq ($(SAN),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+XFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 endif
 
 # libFuzzer build (make fuzz): clang, every object instrumented.
 ifeq ($(FUZZ),1)
-CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+XFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 
@@ -33,7 +35,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 CPPFLAGS += -D_GNU_SOURCE -Ilib -Igateway -Inft-rules -Imigrate -MMD -MP
-ALL_CFLAGS = $(CPPFLAGS) $(WFLAGS) $(CFLAGS) $(PKG_CFLAGS) -pthread
+ALL_CFLAGS = $(CPPFLAGS) $(WFLAGS) $(CFLAGS) $(XFLAGS) $(PKG_CFLAGS) -pthread
 
 LIB_SRC  := $(wildcard lib/*.c)
 GW_SRC   := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
