@@ -43,46 +43,6 @@ void pop3_parser_expect_auth_data(struct pop3_parser *p)
 	p->auth_data = true;
 }
 
-static void pop3_scan_reset(struct pop3_parser *p)
-{
-	p->scanned = 0;
-	p->saw_cr = p->bad_nul = p->bad_cr = false;
-}
-
-/* Looks for the end of the line starting at buf[0], resuming at
- * p->scanned. The scan state depends only on the line's bytes, so a caller
- * that presents fewer bytes than before (against the contract) just costs a
- * rescan. MF_OK: *end_r is one past the LF. MF_ERROR: the line reached max
- * bytes without an LF; *end_r is one past the byte that broke the limit. */
-static int pop3_scan_line(struct pop3_parser *p, const uint8_t *buf, size_t len,
-			  size_t max, size_t *end_r)
-{
-	size_t i;
-
-	if (len < p->scanned)
-		pop3_scan_reset(p);
-	for (i = p->scanned; i < len; i++) {
-		uint8_t c = buf[i];
-
-		if (c == '\n') {
-			*end_r = i + 1;
-			return MF_OK;
-		}
-		/* A line of i+1 bytes plus its LF would exceed max. */
-		if (i + 1 >= max) {
-			*end_r = i + 1;
-			return MF_ERROR;
-		}
-		if (p->saw_cr)
-			p->bad_cr = true;
-		p->saw_cr = c == '\r';
-		if (c == '\0')
-			p->bad_nul = true;
-	}
-	p->scanned = len;
-	return MF_AGAIN;
-}
-
 static int pop3_fail(struct pop3_cmd *cmd, enum pop3_parse_error e)
 {
 	cmd->error = e;
@@ -204,9 +164,9 @@ int pop3_parser_feed(struct pop3_parser *p, const uint8_t *buf, size_t len,
 		}
 		off = (size_t)(lf - buf) + 1;
 		p->skipping = false;
-		pop3_scan_reset(p);
+		line_scan_reset(&p->scan);
 	}
-	rc = pop3_scan_line(p, buf + off, len - off,
+	rc = line_scan_next(&p->scan, buf + off, len - off,
 			    p->auth_data ? p->auth_line_max : p->line_max, &end);
 	if (rc == MF_AGAIN) {
 		*used_r = off;
@@ -218,23 +178,23 @@ int pop3_parser_feed(struct pop3_parser *p, const uint8_t *buf, size_t len,
 	if (rc == MF_ERROR) {
 		/* The offending byte is never the LF: skip up to it. */
 		p->skipping = true;
-		pop3_scan_reset(p);
+		line_scan_reset(&p->scan);
 		return pop3_fail(cmd_r, POP3_PERR_LINE_TOO_LONG);
 	}
 	n = end - 1;
-	if (p->saw_cr)
+	if (p->scan.saw_cr)
 		n--;
 	cmd_r->line = buf + off;
 	cmd_r->line_len = n;
 	cmd_r->raw_len = end;
 	rc = MF_OK;
-	if (p->bad_nul)
+	if (p->scan.bad_nul)
 		rc = pop3_fail(cmd_r, POP3_PERR_NUL);
-	else if (p->bad_cr)
+	else if (p->scan.bad_cr)
 		rc = pop3_fail(cmd_r, POP3_PERR_BARE_CR);
-	else if (!p->saw_cr && !p->allow_bare_lf)
+	else if (!p->scan.saw_cr && !p->allow_bare_lf)
 		rc = pop3_fail(cmd_r, POP3_PERR_BARE_LF);
-	pop3_scan_reset(p);
+	line_scan_reset(&p->scan);
 	if (rc != MF_OK)
 		return rc;
 	return pop3_parse_line(auth_data, buf + off, n, cmd_r);

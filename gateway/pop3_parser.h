@@ -24,6 +24,8 @@
 #ifndef MF_POP3_PARSER_H
 #define MF_POP3_PARSER_H
 
+#include "line_scan.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,8 +84,7 @@ struct pop3_parser {
 	/* State, private. */
 	bool auth_data;  /* the next line answers an AUTH challenge */
 	bool skipping;   /* discarding the rest of an overlong line */
-	size_t scanned;  /* bytes of the current line already examined */
-	bool saw_cr, bad_nul, bad_cr;
+	struct line_scan scan;
 };
 
 void pop3_parser_init(struct pop3_parser *p);

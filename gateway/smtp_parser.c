@@ -53,42 +53,6 @@ void smtp_parser_expect_auth_data(struct smtp_parser *p)
 	p->auth_data = true;
 }
 
-static void smtp_scan_reset(struct smtp_parser *p)
-{
-	p->scanned = 0;
-	p->saw_cr = p->bad_nul = p->bad_cr = false;
-}
-
-/* Finds the end of the line at buf[0], resuming at p->scanned; see
- * pop3_scan_line() for the contract, which is the same. */
-static int smtp_scan_line(struct smtp_parser *p, const uint8_t *buf, size_t len,
-			  size_t max, size_t *end_r)
-{
-	size_t i;
-
-	if (len < p->scanned)
-		smtp_scan_reset(p);
-	for (i = p->scanned; i < len; i++) {
-		uint8_t c = buf[i];
-
-		if (c == '\n') {
-			*end_r = i + 1;
-			return MF_OK;
-		}
-		if (i + 1 >= max) {
-			*end_r = i + 1;
-			return MF_ERROR;
-		}
-		if (p->saw_cr)
-			p->bad_cr = true;
-		p->saw_cr = c == '\r';
-		if (c == '\0')
-			p->bad_nul = true;
-	}
-	p->scanned = len;
-	return MF_AGAIN;
-}
-
 static int smtp_fail(struct smtp_cmd *cmd, enum smtp_parse_error e)
 {
 	cmd->error = e;
@@ -494,9 +458,9 @@ int smtp_parser_feed(struct smtp_parser *p, const uint8_t *buf, size_t len,
 		}
 		off = (size_t)(lf - buf) + 1;
 		p->skipping = false;
-		smtp_scan_reset(p);
+		line_scan_reset(&p->scan);
 	}
-	rc = smtp_scan_line(p, buf + off, len - off,
+	rc = line_scan_next(&p->scan, buf + off, len - off,
 			    p->auth_data ? p->auth_line_max : p->line_max, &end);
 	if (rc == MF_AGAIN) {
 		*used_r = off;
@@ -507,23 +471,23 @@ int smtp_parser_feed(struct smtp_parser *p, const uint8_t *buf, size_t len,
 	*used_r = off + end;
 	if (rc == MF_ERROR) {
 		p->skipping = true;
-		smtp_scan_reset(p);
+		line_scan_reset(&p->scan);
 		return smtp_fail(cmd_r, SMTP_PERR_LINE_TOO_LONG);
 	}
 	n = end - 1;
-	if (p->saw_cr)
+	if (p->scan.saw_cr)
 		n--;
 	cmd_r->raw = buf + off;
 	cmd_r->raw_len = end;
 	cmd_r->line_len = n;
 	rc = MF_OK;
-	if (p->bad_nul)
+	if (p->scan.bad_nul)
 		rc = smtp_fail(cmd_r, SMTP_PERR_NUL);
-	else if (p->bad_cr)
+	else if (p->scan.bad_cr)
 		rc = smtp_fail(cmd_r, SMTP_PERR_BARE_CR);
-	else if (!p->saw_cr && !p->allow_bare_lf)
+	else if (!p->scan.saw_cr && !p->allow_bare_lf)
 		rc = smtp_fail(cmd_r, SMTP_PERR_BARE_LF);
-	smtp_scan_reset(p);
+	line_scan_reset(&p->scan);
 	if (rc != MF_OK)
 		return rc;
 	return smtp_parse_line(auth_data, buf + off, n, cmd_r);

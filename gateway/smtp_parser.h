@@ -23,6 +23,8 @@
 #ifndef MF_SMTP_PARSER_H
 #define MF_SMTP_PARSER_H
 
+#include "line_scan.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -133,8 +135,7 @@ struct smtp_parser {
 	/* State, private. */
 	bool auth_data;
 	bool skipping;
-	size_t scanned;
-	bool saw_cr, bad_nul, bad_cr;
+	struct line_scan scan;
 };
 
 void smtp_parser_init(struct smtp_parser *p);

@@ -14,43 +14,6 @@ void smtp_reply_parser_init(struct smtp_reply_parser *p)
 	p->allow_bare_lf = true;
 }
 
-static void smtp_reply_scan_reset(struct smtp_reply_parser *p)
-{
-	p->scanned = 0;
-	p->saw_cr = p->bad_nul = p->bad_cr = false;
-}
-
-/* Same line framing as the command parsers: resumes at p->scanned, and a
- * line that reaches line_max bytes without an LF is an error before the
- * caller had to buffer more. */
-static int smtp_reply_scan_line(struct smtp_reply_parser *p,
-				const uint8_t *buf, size_t len, size_t *end_r)
-{
-	size_t i;
-
-	if (len < p->scanned)
-		smtp_reply_scan_reset(p);
-	for (i = p->scanned; i < len; i++) {
-		uint8_t c = buf[i];
-
-		if (c == '\n') {
-			*end_r = i + 1;
-			return MF_OK;
-		}
-		if (i + 1 >= p->line_max) {
-			*end_r = i + 1;
-			return MF_ERROR;
-		}
-		if (p->saw_cr)
-			p->bad_cr = true;
-		p->saw_cr = c == '\r';
-		if (c == '\0')
-			p->bad_nul = true;
-	}
-	p->scanned = len;
-	return MF_AGAIN;
-}
-
 static int smtp_reply_fail(struct smtp_reply_parser *p,
 			   enum smtp_reply_error e,
 			   enum smtp_reply_error *error_r)
@@ -118,22 +81,22 @@ int smtp_reply_feed(struct smtp_reply_parser *p, const uint8_t *buf,
 	*error_r = p->error;
 	if (p->error != SMTP_RERR_NONE)
 		return MF_ERROR;
-	rc = smtp_reply_scan_line(p, buf, len, &end);
+	rc = line_scan_next(&p->scan, buf, len, p->line_max, &end);
 	if (rc == MF_AGAIN)
 		return MF_AGAIN;
 	*used_r = end;
 	if (rc == MF_ERROR)
 		return smtp_reply_fail(p, SMTP_RERR_LINE_TOO_LONG, error_r);
 	n = end - 1;
-	if (p->saw_cr)
+	if (p->scan.saw_cr)
 		n--;
-	if (p->bad_nul)
+	if (p->scan.bad_nul)
 		return smtp_reply_fail(p, SMTP_RERR_NUL, error_r);
-	if (p->bad_cr)
+	if (p->scan.bad_cr)
 		return smtp_reply_fail(p, SMTP_RERR_BARE_CR, error_r);
-	if (!p->saw_cr && !p->allow_bare_lf)
+	if (!p->scan.saw_cr && !p->allow_bare_lf)
 		return smtp_reply_fail(p, SMTP_RERR_BARE_LF, error_r);
-	smtp_reply_scan_reset(p);
+	line_scan_reset(&p->scan);
 
 	/* Reply-line = Reply-code [ SP / "-" textstring ] CRLF, with the
 	 * code's first digit 2-5 and second 0-5 (RFC 5321 §4.2). */

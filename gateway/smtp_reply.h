@@ -21,6 +21,8 @@
 #ifndef MF_SMTP_REPLY_H
 #define MF_SMTP_REPLY_H
 
+#include "line_scan.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,8 +65,7 @@ struct smtp_reply_parser {
 	enum smtp_reply_error error; /* sticky once set */
 	unsigned int code;           /* of the reply in progress */
 	unsigned int n_lines;        /* lines of it so far */
-	size_t scanned;
-	bool saw_cr, bad_nul, bad_cr;
+	struct line_scan scan;
 };
 
 void smtp_reply_parser_init(struct smtp_reply_parser *p);
