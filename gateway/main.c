@@ -3,6 +3,7 @@
  * reloads the configuration. */
 #include "config.h"
 #include "daemon.h"
+#include "ledger.h"
 #include "log.h"
 #include "mf.h"
 #include "worker.h"
@@ -120,6 +121,17 @@ int main(int argc, char **argv)
 	if (mf_config_load(d.config_path, &d.cfg, err, sizeof(err)) != MF_OK) {
 		fprintf(stderr, "mailferryd: %s\n", err);
 		return EXIT_FAILURE;
+	}
+	/* The IMAP front end routes every login by the ledger: a ledger that
+	 * cannot be opened must stop the start, not fail each login later. */
+	if (d.cfg.n_imap_ports > 0) {
+		struct ledger *l;
+
+		if (ledger_open(d.cfg.ledger_path, &l, err, sizeof(err)) != MF_OK) {
+			fprintf(stderr, "mailferryd: ledger: %s\n", err);
+			return EXIT_FAILURE;
+		}
+		ledger_close(l);
 	}
 	if (check_only) {
 		printf("mailferryd: %s: configuration ok\n", d.config_path);

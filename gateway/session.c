@@ -1,5 +1,7 @@
 #include "session.h"
+#include "account.h"
 #include "daemon.h"
+#include "imap_front.h"
 #include "log.h"
 #include "mf.h"
 #include "netaddr.h"
@@ -24,6 +26,9 @@ static const char *const end_names[] = {
 	[SE_SHUTDOWN] = "shutdown",
 	[SE_LOCAL_ERROR] = "local-error",
 	[SE_REFUSED] = "refused",
+	[SE_PREAUTH_TIMEOUT] = "preauth-timeout",
+	[SE_PROTOCOL] = "protocol-error",
+	[SE_LOGOUT] = "logout",
 };
 
 static uint16_t sockaddr_port(const union mf_sockaddr *a)
@@ -53,6 +58,7 @@ static void log_end(struct session *s)
 	union mf_sockaddr local;
 	socklen_t len = sizeof(local);
 	char err[48] = "";
+	char user[ACCOUNT_NAME_MAX + 40] = "";
 
 	mf_sockaddr_format(&s->client.sa, client, sizeof(client));
 	mf_sockaddr_format(&s->orig_dst.sa, dst, sizeof(dst));
@@ -62,11 +68,14 @@ static void log_end(struct session *s)
 		mf_sockaddr_format(&local.sa, up, sizeof(up));
 	if (s->end_errno != 0)
 		snprintf(err, sizeof(err), " err=%s", errno_name(s->end_errno));
-	mf_log_info("conn client=%s dst=%s up=%s c2s=%llu s2c=%llu ms=%llu end=%s%s",
+	if (s->user != NULL)
+		snprintf(user, sizeof(user), " user=%s route=%s", s->user,
+			 s->route >= 0 ? account_route_name((enum account_route)s->route) : "-");
+	mf_log_info("conn client=%s dst=%s up=%s c2s=%llu s2c=%llu ms=%llu end=%s%s%s",
 		    client, dst, up, (unsigned long long)s->dir[0].bytes,
 		    (unsigned long long)s->dir[1].bytes,
 		    (unsigned long long)(s->w->now_ms - s->start_ms),
-		    end_names[s->end], err);
+		    end_names[s->end], err, user);
 }
 
 static void session_free(struct session *s)
@@ -76,6 +85,8 @@ static void session_free(struct session *s)
 	relay_release(s, 0);
 	relay_release(s, 1);
 	log_end(s);
+	imap_front_free(s);
+	free(s->user);
 	if (s->ufd >= 0)
 		close(s->ufd);
 	close(s->cfd);
@@ -142,6 +153,10 @@ void session_on_connect(struct session *s, int res)
 {
 	if (s->phase == SP_CLOSING)
 		return;
+	if (s->front != NULL) {
+		imap_front_on_connect(s, res);
+		return;
+	}
 	if (res < 0) {
 		if (res == -ECANCELED)
 			session_abort(s, SE_CONNECT_TIMEOUT, ETIMEDOUT, true);
@@ -153,6 +168,11 @@ void session_on_connect(struct session *s, int res)
 		session_abort(s, SE_LOCAL_ERROR, errno, true);
 		return;
 	}
+	session_relay(s);
+}
+
+void session_relay(struct session *s)
+{
 	s->phase = SP_RELAY;
 	worker_lru_touch(s->w, s);
 	relay_start(s, 0);
@@ -171,6 +191,54 @@ static void refuse(int fd, const union mf_sockaddr *client,
 		    err ? errno_name(err) : "");
 	set_linger0(fd);
 	close(fd);
+}
+
+static bool is_imap_port(const struct worker *w, uint16_t port)
+{
+	for (unsigned int i = 0; i < w->t.n_imap_ports; i++)
+		if (w->t.imap_ports[i] == port)
+			return true;
+	return false;
+}
+
+static struct session *session_new(struct worker *w, int fd, int ufd,
+				   const union mf_sockaddr *client,
+				   const union mf_sockaddr *dst)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->w = w;
+	s->cfd = fd;
+	s->ufd = ufd;
+	s->client = *client;
+	s->orig_dst = *dst;
+	s->route = -1;
+	relay_init(&s->dir[0], 0);
+	relay_init(&s->dir[1], 1);
+	s->start_ms = w->now_ms;
+	w->n_sessions++;
+	worker_lru_touch(w, s);
+	return s;
+}
+
+/* A front-end session: no upstream leg until the login is routed. */
+static void start_front(struct worker *w, int fd, const union mf_sockaddr *client,
+			const union mf_sockaddr *dst)
+{
+	struct session *s = session_new(w, fd, -1, client, dst);
+
+	if (s == NULL) {
+		refuse(fd, client, "memory", ENOMEM);
+		return;
+	}
+	if (imap_front_start(s) != MF_OK) {
+		worker_lru_remove(w, s);
+		w->n_sessions--;
+		free(s);
+		refuse(fd, client, "memory", ENOMEM);
+	}
 }
 
 void session_start(struct worker *w, int fd)
@@ -204,28 +272,22 @@ void session_start(struct worker *w, int fd)
 		refuse(fd, &client, "setsockopt", errno);
 		return;
 	}
+	if (is_imap_port(w, sockaddr_port(&dst))) {
+		start_front(w, fd, &client, &dst);
+		return;
+	}
 	ufd = upstream_socket(&client.sa, &dst.sa, (enum mf_upstream_source)w->t.upstream_source);
 	if (ufd < 0) {
 		refuse(fd, &client, "upstream-socket", errno);
 		return;
 	}
-	s = calloc(1, sizeof(*s));
+	s = session_new(w, fd, ufd, &client, &dst);
 	if (s == NULL) {
 		close(ufd);
 		refuse(fd, &client, "memory", ENOMEM);
 		return;
 	}
-	s->w = w;
-	s->cfd = fd;
-	s->ufd = ufd;
-	s->client = client;
-	s->orig_dst = dst;
 	s->phase = SP_CONNECT;
-	relay_init(&s->dir[0], 0);
-	relay_init(&s->dir[1], 1);
-	s->start_ms = w->now_ms;
-	w->n_sessions++;
-	worker_lru_touch(w, s);
 
 	s->connect_ts.tv_sec = w->t.connect_timeout_ms / 1000;
 	s->connect_ts.tv_nsec = (long long)(w->t.connect_timeout_ms % 1000) * 1000000;

@@ -17,8 +17,10 @@
 #include <sys/socket.h>
 
 struct worker;
+struct imap_front;
 
-enum session_phase { SP_CONNECT = 0, SP_RELAY, SP_CLOSING };
+/* SP_PREAUTH and SP_UPSTREAM only for front-end (IMAP) sessions. */
+enum session_phase { SP_CONNECT = 0, SP_RELAY, SP_CLOSING, SP_PREAUTH, SP_UPSTREAM };
 
 enum session_end {
 	SE_EOF = 0,         /* both sides closed in order */
@@ -30,6 +32,9 @@ enum session_end {
 	SE_SHUTDOWN,        /* drain bound reached at SIGTERM */
 	SE_LOCAL_ERROR,     /* out of pipes, fds, memory */
 	SE_REFUSED,         /* not a diverted flow, or session limit */
+	SE_PREAUTH_TIMEOUT, /* front end: pre-auth phase took too long */
+	SE_PROTOCOL,        /* front end: too many errors, or unparsable input */
+	SE_LOGOUT,          /* front end: LOGOUT before login */
 };
 
 union mf_sockaddr {
@@ -50,6 +55,9 @@ struct session {
 	uint64_t start_ms, last_ms;
 	union mf_sockaddr client, orig_dst;
 	struct __kernel_timespec connect_ts;
+	struct imap_front *front;  /* pre-auth state; NULL once relaying */
+	char *user;               /* front end: normalised login name, or NULL */
+	int8_t route;             /* front end: enum account_route, -1 none */
 } __attribute__((aligned(16)));
 
 static inline struct session *session_of_dir(struct relay_dir *rd)
@@ -61,6 +69,9 @@ static inline struct session *session_of_dir(struct relay_dir *rd)
 void session_start(struct worker *w, int fd);
 
 void session_on_connect(struct session *s, int res);
+
+/* Both legs connected (front end: login done): relay both directions. */
+void session_relay(struct session *s);
 
 /* Ends the session: records why (the first reason wins), cancels
  * everything in flight, and with reset set makes both sockets close with

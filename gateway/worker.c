@@ -1,5 +1,7 @@
 #include "worker.h"
 #include "daemon.h"
+#include "imap_front.h"
+#include "ledger.h"
 #include "listener.h"
 #include "log.h"
 #include "mf.h"
@@ -72,6 +74,20 @@ void worker_lru_touch(struct worker *w, struct session *s)
 	else
 		w->lru_head = s;
 	w->lru_tail = s;
+}
+
+struct ledger *worker_ledger(struct worker *w)
+{
+	char err[256];
+
+	if (w->ledger != NULL || w->now_ms < w->ledger_retry_ms)
+		return w->ledger;
+	if (ledger_open(w->t.ledger_path, &w->ledger, err, sizeof(err)) != MF_OK) {
+		mf_log_err("worker=%u ledger: %s", w->id, err);
+		w->ledger = NULL;
+		w->ledger_retry_ms = w->now_ms + 1000;
+	}
+	return w->ledger;
 }
 
 /* --- pipes ---------------------------------------------------------------- */
@@ -174,6 +190,15 @@ static void load_tunables(struct worker *w)
 	w->t.max_sessions = d->cfg.max_sessions;
 	w->t.upstream_source = (int)d->cfg.upstream_source;
 	w->t.listen_port = d->cfg.listen_port;
+	memcpy(w->t.imap_ports, d->cfg.imap_ports, sizeof(w->t.imap_ports));
+	w->t.n_imap_ports = d->cfg.n_imap_ports;
+	w->t.preauth_timeout_ms = d->cfg.preauth_timeout_ms;
+	w->t.preauth_max_errors = d->cfg.preauth_max_errors;
+	w->t.dest4 = d->cfg.dest4;
+	w->t.dest6 = d->cfg.dest6;
+	memcpy(w->t.default_domain, d->cfg.ledger_default_domain, sizeof(w->t.default_domain));
+	w->t.domain_equivalence = d->cfg.ledger_domain_equivalence;
+	memcpy(w->t.ledger_path, d->cfg.ledger_path, sizeof(w->t.ledger_path));
 	w->pipes.max_total = d->cfg.max_pipes;
 	w->pipes.pipe_size = d->cfg.pipe_size;
 	w->cfg_gen = d->cfg_gen;
@@ -294,6 +319,14 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case UOP_ACCEPT:
 		on_accept(w, ptr, cqe);
 		break;
+	case UOP_FRONT: {
+		struct front_op *fo = ptr;
+		struct session *s = fo->s;
+
+		imap_front_on_cqe(fo, cqe->res);
+		session_put(s);
+		break;
+	}
 	case UOP_CONNECT:
 		session_on_connect(ptr, cqe->res);
 		session_put(ptr);
@@ -357,6 +390,8 @@ static void *worker_main(void *arg)
 		}
 		io_uring_cq_advance(&w->ring, n);
 	}
+	ledger_close(w->ledger);
+	w->ledger = NULL;
 	if (w->fatal_errno != 0) {
 		mf_log_err("worker=%u stopped: %s", w->id, strerror(w->fatal_errno));
 		/* A worker cannot carry on alone: have the main thread stop all. */

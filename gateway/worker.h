@@ -6,6 +6,7 @@
 #define MF_WORKER_H
 
 #include "buf_ring.h"
+#include "config.h"
 #include "pipe_pool.h"
 
 #include <liburing.h>
@@ -17,6 +18,7 @@
 struct mf_daemon;
 struct session;
 struct relay_dir;
+struct ledger;
 
 /* Tunables a worker copies from the daemon's config at start and reload. */
 struct worker_tunables {
@@ -26,6 +28,15 @@ struct worker_tunables {
 	unsigned int max_sessions;
 	int upstream_source;
 	uint16_t listen_port;
+	/* IMAP front end */
+	uint16_t imap_ports[MF_MAX_PORTS];
+	unsigned int n_imap_ports;
+	unsigned int preauth_timeout_ms;
+	unsigned int preauth_max_errors;
+	struct mf_addr dest4, dest6;
+	char default_domain[MF_DOMAIN_MAX + 1];
+	bool domain_equivalence;
+	char ledger_path[MF_PATH_MAX]; /* read once, at the first open */
 };
 
 struct listener_slot {
@@ -62,6 +73,8 @@ struct worker {
 	bool accept_paused;                /* EMFILE: re-arm at the next tick */
 	bool ring_disabled;                /* created R_DISABLED: enable in-thread */
 	int fatal_errno;
+	struct ledger *ledger;             /* this thread's handle, opened on first use */
+	uint64_t ledger_retry_ms;          /* after a failed open, not before this */
 } __attribute__((aligned(16)));
 
 /* Opens the ring and the listeners. MF_OK or MF_ERROR with err. */
@@ -79,6 +92,10 @@ struct io_uring_sqe *worker_sqe(struct worker *w);
 int worker_pipe_get(struct worker *w, struct relay_dir *rd, struct mf_pipe **p_r);
 void worker_pipe_put(struct worker *w, struct mf_pipe *p, bool empty);
 void worker_pipe_unwait(struct worker *w, struct relay_dir *rd);
+
+/* The worker's ledger handle, opened in the worker thread at first use;
+ * NULL (logged, retried at most once a second) when it cannot be opened. */
+struct ledger *worker_ledger(struct worker *w);
 
 void worker_lru_touch(struct worker *w, struct session *s);
 void worker_lru_remove(struct worker *w, struct session *s);

@@ -15,7 +15,7 @@ struct parse_ctx {
 	bool failed;
 	/* List keys replace the defaults on first mention, then append
 	 * (a key may be repeated). */
-	bool seen_sources, seen_ports, seen_clients;
+	bool seen_sources, seen_ports, seen_clients, seen_imap_ports, seen_dest;
 };
 
 static int parse_uint(const char *v, unsigned long min, unsigned long max,
@@ -93,6 +93,35 @@ static int add_port(struct parse_ctx *ctx, const char *item)
 		if (c->ports[i] == v)
 			return MF_OK;
 	c->ports[c->n_ports++] = (uint16_t)v;
+	return MF_OK;
+}
+
+static int add_imap_port(struct parse_ctx *ctx, const char *item)
+{
+	struct mf_config *c = ctx->cfg;
+	unsigned long v;
+
+	if (c->n_imap_ports >= MF_MAX_PORTS || parse_uint(item, 1, 65535, &v) != MF_OK)
+		return MF_ERROR;
+	for (unsigned int i = 0; i < c->n_imap_ports; i++)
+		if (c->imap_ports[i] == v)
+			return MF_OK;
+	c->imap_ports[c->n_imap_ports++] = (uint16_t)v;
+	return MF_OK;
+}
+
+/* One address per family: a second of the same family is an error. */
+static int add_destination(struct parse_ctx *ctx, const char *item)
+{
+	struct mf_config *c = ctx->cfg;
+	struct mf_addr a, *slot;
+
+	if (mf_addr_parse(item, &a) != MF_OK)
+		return MF_ERROR;
+	slot = a.family == AF_INET ? &c->dest4 : &c->dest6;
+	if (slot->family != 0)
+		return MF_ERROR;
+	*slot = a;
 	return MF_OK;
 }
 
@@ -175,6 +204,21 @@ static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
 			return MF_ERROR;
 	} else if (!strcmp(k, "log_debug")) {
 		return parse_bool(v, &c->log_debug);
+	} else if (!strcmp(k, "imap_ports")) {
+		if (!ctx->seen_imap_ports)
+			c->n_imap_ports = 0;
+		ctx->seen_imap_ports = true;
+		if (!strcasecmp(v, "none"))
+			return MF_OK;
+		return for_each_item(v, add_imap_port, ctx);
+	} else if (!strcmp(k, "preauth_timeout")) {
+		if (parse_uint(v, 100, 3600000, &x))
+			return MF_ERROR;
+		c->preauth_timeout_ms = (unsigned int)x;
+	} else if (!strcmp(k, "preauth_max_errors")) {
+		if (parse_uint(v, 1, 1000, &x))
+			return MF_ERROR;
+		c->preauth_max_errors = (unsigned int)x;
 	} else {
 		return MF_AGAIN; /* unknown key */
 	}
@@ -201,6 +245,11 @@ static int set_intercept(struct parse_ctx *ctx, const char *k, const char *v)
 			c->n_clients = 0;
 		ctx->seen_clients = true;
 		return for_each_item(v, add_client, ctx);
+	} else if (!strcmp(k, "destination")) {
+		if (!ctx->seen_dest)
+			memset(&c->dest4, 0, sizeof(c->dest4)), memset(&c->dest6, 0, sizeof(c->dest6));
+		ctx->seen_dest = true;
+		return for_each_item(v, add_destination, ctx);
 	} else if (!strcmp(k, "fwmark")) {
 		if (parse_uint(v, 1, 0xffffffffUL, &x))
 			return MF_ERROR;
@@ -307,6 +356,10 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->max_pipes = 4096;
 	cfg->max_sessions = 8192;
 	cfg->log_target = MF_LOG_STDERR;
+	cfg->imap_ports[0] = 143;
+	cfg->n_imap_ports = 1;
+	cfg->preauth_timeout_ms = 60000;
+	cfg->preauth_max_errors = 10;
 	memcpy(cfg->ports, mail_ports, sizeof(mail_ports));
 	cfg->n_ports = MF_ARRAY_LEN(mail_ports);
 	cfg->fwmark = 0x4d46; /* "MF" */

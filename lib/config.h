@@ -38,6 +38,12 @@ struct mf_config {
 	unsigned int max_sessions;     /* per worker; beyond, new clients are closed */
 	enum mf_log_target log_target;
 	bool log_debug;
+	/* Original-destination ports served by the IMAP pre-auth front end;
+	 * every other port is relayed protocol-blind. */
+	uint16_t imap_ports[MF_MAX_PORTS];
+	unsigned int n_imap_ports;
+	unsigned int preauth_timeout_ms; /* whole pre-auth phase of a session */
+	unsigned int preauth_max_errors; /* BADs tolerated, then BYE */
 
 	/* [intercept] */
 	struct mf_addr sources[MF_MAX_SOURCES];
@@ -49,6 +55,9 @@ struct mf_config {
 	uint32_t fwmark;
 	uint32_t route_table;
 	uint32_t rule_priority;
+	/* The new server (destination): MIGRATED accounts are sent here, on
+	 * the original destination's port. family 0: none of that family. */
+	struct mf_addr dest4, dest6;
 
 	/* [ledger] */
 	char ledger_path[MF_PATH_MAX];       /* SQLite file */

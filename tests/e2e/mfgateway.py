@@ -24,7 +24,11 @@ def daemon_path():
 
 class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
-                 extra_sources=(), gateway=None):
+                 extra_sources=(), gateway=None, imap_ports=(), destination=None):
+        """imap_ports: ports served by the IMAP front end; empty (the
+        default here) keeps every port a protocol-blind relay, which is
+        what the relay tests measure. destination: the new server's
+        addresses (default: the lab's NEW4 and NEW6)."""
         self.lab = lab
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -32,13 +36,20 @@ class Gateway:
         self.logfile = os.path.join(workdir, "mailferryd.log")
         self.proc = None
         opts = {"connect_timeout": "2000", "drain_timeout": "5000"}
+        opts["imap_ports"] = ", ".join(str(p) for p in imap_ports)
         opts.update(gateway or {})
+        self.ledger = os.path.join(workdir, "ledger.db")
+        if destination is None:
+            destination = [lab.env[k] for k in ("NEW4", "NEW6") if lab.env.get(k)]
         sources = [lab.env["OLD4"], lab.env["OLD6"], *extra_sources]
         lines = ["[gateway]"] + [f"{k} = {v}" for k, v in opts.items()]
         lines += ["[intercept]",
                   "sources = " + ", ".join(sources),
                   "ports = " + ", ".join(str(p) for p in ports),
                   "clients = %s, %s" % (lab.env["CLIENT_NET4"], lab.env["CLIENT_NET6"])]
+        if destination:
+            lines.append("destination = " + ", ".join(destination))
+        lines += ["[ledger]", "path = " + self.ledger]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 

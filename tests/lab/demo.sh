@@ -34,6 +34,9 @@ workers = 1
 sources = $OLD4, $OLD6
 ports = 25, 110, 143, 465, 587, 993, 995
 clients = $CLIENT_NET4, $CLIENT_NET6
+destination = $NEW4, $NEW6
+[ledger]
+path = $LAB_DIR/ledger.db
 CONF
 
 step "Install the interception rules on the router (netlink, one atomic batch)"

@@ -146,6 +146,45 @@ static void test_ledger(void **state)
 	expect_error("[ledger]\nfile = x\n", "unknown key 'file'");
 }
 
+static void test_imap_front(void **state)
+{
+	struct mf_config c;
+	char err[200];
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_imap_ports, 1);
+	assert_int_equal(c.imap_ports[0], 143);
+	assert_int_equal(c.preauth_timeout_ms, 60000);
+	assert_int_equal(c.preauth_max_errors, 10);
+	assert_int_equal(c.dest4.family, 0);
+	assert_int_equal(c.dest6.family, 0);
+	assert_int_equal(mf_config_parse_string("[gateway]\n"
+						"imap_ports = 143, 1143\n"
+						"preauth_timeout = 5000\n"
+						"preauth_max_errors = 3\n"
+						"[intercept]\n"
+						"destination = 198.18.11.3, 2001:db8:11::3\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_imap_ports, 2);
+	assert_int_equal(c.imap_ports[1], 1143);
+	assert_int_equal(c.preauth_timeout_ms, 5000);
+	assert_int_equal(c.preauth_max_errors, 3);
+	assert_int_equal(c.dest4.family, AF_INET);
+	assert_int_equal(c.dest6.family, AF_INET6);
+	assert_int_equal(mf_config_parse_string("[gateway]\nimap_ports =\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_imap_ports, 0);
+	assert_int_equal(mf_config_parse_string("[gateway]\nimap_ports = none\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_imap_ports, 0);
+	expect_error("[gateway]\nimap_ports = 0\n", "bad value for imap_ports");
+	expect_error("[gateway]\npreauth_max_errors = 0\n", "bad value");
+	expect_error("[intercept]\ndestination = 198.18.11.3, 198.18.11.4\n",
+		     "bad value for destination");
+	expect_error("[intercept]\ndestination = new.example\n", "bad value");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -154,6 +193,7 @@ int main(void)
 		cmocka_unit_test(test_upstream_sources),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_ledger),
+		cmocka_unit_test(test_imap_front),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,43 @@
+/* imap_front.h — the IMAP pre-authentication front end of a session.
+ *
+ * For a session whose original destination port is in [gateway] imap_ports:
+ * PREAUTH (greeting, CAPABILITY, NOOP, LOGOUT, ID, LOGIN, AUTHENTICATE
+ * PLAIN; replies through one outstanding SEND) → ROUTE (ledger state of
+ * the normalised user name) → UPSTREAM (connect to the chosen server, read
+ * its greeting, replay the login under our own tag, read the tagged reply)
+ * → the backend's OK goes back under the client's tag, pipelined client
+ * bytes go upstream, and the front end is freed before session_relay().
+ * A backend NO (or an unreachable backend) keeps the session in PREAUTH.
+ *
+ * Everything here lives in one allocation (struct imap_front, plus the
+ * parser's arena) made at session start and freed the moment relaying
+ * starts: "the pre-auth arena dies when relaying starts". Ops in flight:
+ * at most one on the client leg and one on the upstream leg, each with a
+ * linked timeout; their CQEs carry a struct front_op (uring_op.h). */
+#ifndef MF_IMAP_FRONT_H
+#define MF_IMAP_FRONT_H
+
+struct session;
+
+enum front_op_kind { FO_CRECV = 0, FO_CSEND, FO_URECV, FO_USEND, FO_COUNT };
+
+struct front_op {
+	struct session *s;
+	unsigned int kind; /* enum front_op_kind */
+} __attribute__((aligned(16)));
+
+/* Allocates the front end and sends the greeting. MF_OK, or MF_ERROR
+ * (errno set) when the session must be refused. */
+int imap_front_start(struct session *s);
+
+/* A CQE of a front-end op (also while closing: then it is only counted). */
+void imap_front_on_cqe(struct front_op *op, int res);
+
+/* The upstream connect of a login attempt completed. */
+void imap_front_on_connect(struct session *s, int res);
+
+/* Wipes credentials and frees everything (NULL front is fine). Nothing of
+ * the front end may be in flight. */
+void imap_front_free(struct session *s);
+
+#endif
