@@ -61,6 +61,19 @@ grep " conn " "$LAB_DIR/mailferryd.log" | tail -1
 step "The old server's Dovecot log: it saw the client's real address (rip=)"
 tail -c +"$((mark + 1))" "$DOVECOT_LOG_OLD" | grep "Login:" | tail -1
 
+step "The ledger: alice's first login through the gateway made her SEEN"
+R build/mailferry -c "$LAB_DIR/mailferry.conf" accounts list
+
+step "Routing by account state: bob MIGRATED logs in on the new server, carol CUTOVER is asked to retry"
+R build/mailferry -c "$LAB_DIR/mailferry.conf" accounts set-state bob MIGRATED --reason demo
+R build/mailferry -c "$LAB_DIR/mailferry.conf" accounts set-state carol CUTOVER --reason demo
+mark_new=$(wc -c <"$DOVECOT_LOG_NEW")
+C curl -sS --max-time 10 "imap://$OLD4/" --user "bob:$PASS_bob" | head -1
+sleep 0.3
+echo "new server's Dovecot: $(tail -c +"$((mark_new + 1))" "$DOVECOT_LOG_NEW" | grep "Login:" | tail -1)"
+C curl -sS --max-time 10 "imap://$OLD4/" --user "carol:$PASS_carol" 2>&1 | head -1 || true
+grep " conn " "$LAB_DIR/mailferryd.log" | tail -2
+
 step "Interception off for the client subnet: the same login goes straight to the source"
 R build/mailferry subnet del "$CLIENT_NET4"
 n=$(grep -c " conn " "$LAB_DIR/mailferryd.log")
