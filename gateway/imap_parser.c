@@ -81,6 +81,8 @@ void imap_limits_get_default(struct imap_limits *lim_r)
 
 static void command_reset(struct imap_parser *p)
 {
+	if (p->arena_len > p->arena_peak)
+		p->arena_peak = p->arena_len;
 	p->arena_len = 0;
 	p->str_start = 0;
 	p->line_len = 0;
@@ -114,10 +116,15 @@ int imap_parser_init(struct imap_parser *p, const struct imap_limits *lim)
 	return MF_OK;
 }
 
+/* Only the part ever written is wiped: clearing the whole arena would make
+ * all of it resident in every session that logs in. */
 void imap_parser_wipe(struct imap_parser *p)
 {
+	if (p->arena_len > p->arena_peak)
+		p->arena_peak = p->arena_len;
 	if (p->arena != NULL)
-		explicit_bzero(p->arena, p->arena_size);
+		explicit_bzero(p->arena, p->arena_peak);
+	p->arena_peak = 0;
 }
 
 void imap_parser_free(struct imap_parser *p)

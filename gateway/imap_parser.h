@@ -130,6 +130,7 @@ struct imap_parser {
 	enum imap_state state;
 	uint8_t *arena;
 	size_t arena_size, arena_len;
+	size_t arena_peak;    /* most of the arena written since the last wipe */
 	size_t line_len;      /* non-literal bytes of the current command */
 	size_t lit_total;     /* literal bytes of the current command */
 	uint64_t lit_len;     /* announced size, saturated above max_literal */
