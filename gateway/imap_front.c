@@ -92,7 +92,7 @@ static struct io_uring_sqe *sqe_pair(struct session *s)
 static void link_timeout(struct session *s, struct io_uring_sqe *sqe, unsigned int kind,
 			 struct __kernel_timespec *ts)
 {
-	io_uring_sqe_set_data64(sqe, uop_pack(&s->front->ops[kind], UOP_FRONT));
+	io_uring_sqe_set_data64(sqe, uop_pack(&((struct imap_front *)s->front)->ops[kind], UOP_FRONT));
 	sqe->flags |= IOSQE_IO_LINK;
 	s->inflight++;
 	sqe = worker_sqe(s->w);
@@ -182,8 +182,10 @@ static void reply(struct session *s, const char *fmt, ...)
 
 static void close_after_reply(struct session *s, enum session_end why)
 {
-	s->front->after = FA_CLOSE;
-	s->front->close_why = (uint8_t)why;
+	struct imap_front *f = s->front;
+
+	f->after = FA_CLOSE;
+	f->close_why = (uint8_t)why;
 }
 
 /* A BAD answer; errors beyond preauth_max_errors end the session. */
@@ -846,3 +848,11 @@ void imap_front_free(struct session *s)
 	free(f);
 	s->front = NULL;
 }
+
+const struct front_ops imap_front_ops = {
+	.name = "imap",
+	.start = imap_front_start,
+	.on_cqe = imap_front_on_cqe,
+	.on_connect = imap_front_on_connect,
+	.free = imap_front_free,
+};

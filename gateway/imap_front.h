@@ -17,14 +17,9 @@
 #ifndef MF_IMAP_FRONT_H
 #define MF_IMAP_FRONT_H
 
-struct session;
+#include "front.h"
 
-enum front_op_kind { FO_CRECV = 0, FO_CSEND, FO_URECV, FO_USEND, FO_COUNT };
-
-struct front_op {
-	struct session *s;
-	unsigned int kind; /* enum front_op_kind */
-} __attribute__((aligned(16)));
+extern const struct front_ops imap_front_ops;
 
 /* Allocates the front end and sends the greeting. MF_OK, or MF_ERROR
  * (errno set) when the session must be refused. */

@@ -2,6 +2,7 @@
 #include "account.h"
 #include "daemon.h"
 #include "imap_front.h"
+#include "pop3_front.h"
 #include "log.h"
 #include "mf.h"
 #include "netaddr.h"
@@ -85,7 +86,8 @@ static void session_free(struct session *s)
 	relay_release(s, 0);
 	relay_release(s, 1);
 	log_end(s);
-	imap_front_free(s);
+	if (s->fops != NULL)
+		s->fops->free(s);
 	free(s->user);
 	if (s->ufd >= 0)
 		close(s->ufd);
@@ -154,7 +156,7 @@ void session_on_connect(struct session *s, int res)
 	if (s->phase == SP_CLOSING)
 		return;
 	if (s->front != NULL) {
-		imap_front_on_connect(s, res);
+		s->fops->on_connect(s, res);
 		return;
 	}
 	if (res < 0) {
@@ -193,12 +195,23 @@ static void refuse(int fd, const union mf_sockaddr *client,
 	close(fd);
 }
 
-static bool is_imap_port(const struct worker *w, uint16_t port)
+static bool port_in(const uint16_t *ports, unsigned int n, uint16_t port)
 {
-	for (unsigned int i = 0; i < w->t.n_imap_ports; i++)
-		if (w->t.imap_ports[i] == port)
+	for (unsigned int i = 0; i < n; i++)
+		if (ports[i] == port)
 			return true;
 	return false;
+}
+
+/* The front end serving this original destination port, or NULL: relay
+ * protocol-blind. */
+static const struct front_ops *front_of_port(const struct worker *w, uint16_t port)
+{
+	if (port_in(w->t.imap_ports, w->t.n_imap_ports, port))
+		return &imap_front_ops;
+	if (port_in(w->t.pop3_ports, w->t.n_pop3_ports, port))
+		return &pop3_front_ops;
+	return NULL;
 }
 
 static struct session *session_new(struct worker *w, int fd, int ufd,
@@ -225,7 +238,7 @@ static struct session *session_new(struct worker *w, int fd, int ufd,
 
 /* A front-end session: no upstream leg until the login is routed. */
 static void start_front(struct worker *w, int fd, const union mf_sockaddr *client,
-			const union mf_sockaddr *dst)
+			const union mf_sockaddr *dst, const struct front_ops *fops)
 {
 	struct session *s = session_new(w, fd, -1, client, dst);
 
@@ -233,7 +246,8 @@ static void start_front(struct worker *w, int fd, const union mf_sockaddr *clien
 		refuse(fd, client, "memory", ENOMEM);
 		return;
 	}
-	if (imap_front_start(s) != MF_OK) {
+	s->fops = fops;
+	if (fops->start(s) != MF_OK) {
 		worker_lru_remove(w, s);
 		w->n_sessions--;
 		free(s);
@@ -246,6 +260,7 @@ void session_start(struct worker *w, int fd)
 	union mf_sockaddr client, dst;
 	socklen_t clen = sizeof(client), dlen = sizeof(dst);
 	struct io_uring_sqe *sqe;
+	const struct front_ops *fops;
 	struct session *s;
 	int ufd;
 
@@ -272,8 +287,9 @@ void session_start(struct worker *w, int fd)
 		refuse(fd, &client, "setsockopt", errno);
 		return;
 	}
-	if (is_imap_port(w, sockaddr_port(&dst))) {
-		start_front(w, fd, &client, &dst);
+	fops = front_of_port(w, sockaddr_port(&dst));
+	if (fops != NULL) {
+		start_front(w, fd, &client, &dst, fops);
 		return;
 	}
 	ufd = upstream_socket(&client.sa, &dst.sa, (enum mf_upstream_source)w->t.upstream_source);

@@ -17,9 +17,9 @@
 #include <sys/socket.h>
 
 struct worker;
-struct imap_front;
+struct front_ops;
 
-/* SP_PREAUTH and SP_UPSTREAM only for front-end (IMAP) sessions. */
+/* SP_PREAUTH and SP_UPSTREAM only for front-end (IMAP, POP3) sessions. */
 enum session_phase { SP_CONNECT = 0, SP_RELAY, SP_CLOSING, SP_PREAUTH, SP_UPSTREAM };
 
 enum session_end {
@@ -55,7 +55,8 @@ struct session {
 	uint64_t start_ms, last_ms;
 	union mf_sockaddr client, orig_dst;
 	struct __kernel_timespec connect_ts;
-	struct imap_front *front;  /* pre-auth state; NULL once relaying */
+	const struct front_ops *fops; /* front-end sessions only, else NULL */
+	void *front;              /* pre-auth state; NULL once relaying */
 	char *user;               /* front end: normalised login name, or NULL */
 	int8_t route;             /* front end: enum account_route, -1 none */
 } __attribute__((aligned(16)));

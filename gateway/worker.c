@@ -1,6 +1,6 @@
 #include "worker.h"
 #include "daemon.h"
-#include "imap_front.h"
+#include "front.h"
 #include "ledger.h"
 #include "listener.h"
 #include "log.h"
@@ -192,6 +192,8 @@ static void load_tunables(struct worker *w)
 	w->t.listen_port = d->cfg.listen_port;
 	memcpy(w->t.imap_ports, d->cfg.imap_ports, sizeof(w->t.imap_ports));
 	w->t.n_imap_ports = d->cfg.n_imap_ports;
+	memcpy(w->t.pop3_ports, d->cfg.pop3_ports, sizeof(w->t.pop3_ports));
+	w->t.n_pop3_ports = d->cfg.n_pop3_ports;
 	w->t.preauth_timeout_ms = d->cfg.preauth_timeout_ms;
 	w->t.preauth_max_errors = d->cfg.preauth_max_errors;
 	w->t.dest4 = d->cfg.dest4;
@@ -323,7 +325,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		struct front_op *fo = ptr;
 		struct session *s = fo->s;
 
-		imap_front_on_cqe(fo, cqe->res);
+		s->fops->on_cqe(fo, cqe->res);
 		session_put(s);
 		break;
 	}

@@ -28,9 +28,11 @@ struct worker_tunables {
 	unsigned int max_sessions;
 	int upstream_source;
 	uint16_t listen_port;
-	/* IMAP front end */
+	/* IMAP and POP3 front ends */
 	uint16_t imap_ports[MF_MAX_PORTS];
 	unsigned int n_imap_ports;
+	uint16_t pop3_ports[MF_MAX_PORTS];
+	unsigned int n_pop3_ports;
 	unsigned int preauth_timeout_ms;
 	unsigned int preauth_max_errors;
 	struct mf_addr dest4, dest6;

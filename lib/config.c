@@ -15,7 +15,8 @@ struct parse_ctx {
 	bool failed;
 	/* List keys replace the defaults on first mention, then append
 	 * (a key may be repeated). */
-	bool seen_sources, seen_ports, seen_clients, seen_imap_ports, seen_dest;
+	bool seen_sources, seen_ports, seen_clients, seen_imap_ports, seen_pop3_ports,
+	     seen_dest;
 };
 
 static int parse_uint(const char *v, unsigned long min, unsigned long max,
@@ -96,18 +97,27 @@ static int add_port(struct parse_ctx *ctx, const char *item)
 	return MF_OK;
 }
 
-static int add_imap_port(struct parse_ctx *ctx, const char *item)
+static int add_port_to(uint16_t *ports, unsigned int *n, const char *item)
 {
-	struct mf_config *c = ctx->cfg;
 	unsigned long v;
 
-	if (c->n_imap_ports >= MF_MAX_PORTS || parse_uint(item, 1, 65535, &v) != MF_OK)
+	if (*n >= MF_MAX_PORTS || parse_uint(item, 1, 65535, &v) != MF_OK)
 		return MF_ERROR;
-	for (unsigned int i = 0; i < c->n_imap_ports; i++)
-		if (c->imap_ports[i] == v)
+	for (unsigned int i = 0; i < *n; i++)
+		if (ports[i] == v)
 			return MF_OK;
-	c->imap_ports[c->n_imap_ports++] = (uint16_t)v;
+	ports[(*n)++] = (uint16_t)v;
 	return MF_OK;
+}
+
+static int add_imap_port(struct parse_ctx *ctx, const char *item)
+{
+	return add_port_to(ctx->cfg->imap_ports, &ctx->cfg->n_imap_ports, item);
+}
+
+static int add_pop3_port(struct parse_ctx *ctx, const char *item)
+{
+	return add_port_to(ctx->cfg->pop3_ports, &ctx->cfg->n_pop3_ports, item);
 }
 
 /* One address per family: a second of the same family is an error. */
@@ -211,6 +221,13 @@ static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
 		if (!strcasecmp(v, "none"))
 			return MF_OK;
 		return for_each_item(v, add_imap_port, ctx);
+	} else if (!strcmp(k, "pop3_ports")) {
+		if (!ctx->seen_pop3_ports)
+			c->n_pop3_ports = 0;
+		ctx->seen_pop3_ports = true;
+		if (!strcasecmp(v, "none"))
+			return MF_OK;
+		return for_each_item(v, add_pop3_port, ctx);
 	} else if (!strcmp(k, "preauth_timeout")) {
 		if (parse_uint(v, 100, 3600000, &x))
 			return MF_ERROR;
@@ -358,6 +375,8 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->log_target = MF_LOG_STDERR;
 	cfg->imap_ports[0] = 143;
 	cfg->n_imap_ports = 1;
+	cfg->pop3_ports[0] = 110;
+	cfg->n_pop3_ports = 1;
 	cfg->preauth_timeout_ms = 60000;
 	cfg->preauth_max_errors = 10;
 	memcpy(cfg->ports, mail_ports, sizeof(mail_ports));
@@ -376,6 +395,12 @@ static int check(struct mf_config *cfg, const char *where, char *err, size_t err
 		return mf_err(err, errlen, "%s: listen4 and listen6 are both off", where);
 	if (cfg->n_ports == 0)
 		return mf_err(err, errlen, "%s: [intercept] ports is empty", where);
+	for (unsigned int i = 0; i < cfg->n_pop3_ports; i++)
+		for (unsigned int j = 0; j < cfg->n_imap_ports; j++)
+			if (cfg->pop3_ports[i] == cfg->imap_ports[j])
+				return mf_err(err, errlen,
+					      "%s: port %u is in both imap_ports and pop3_ports",
+					      where, cfg->pop3_ports[i]);
 	return MF_OK;
 }
 

@@ -42,6 +42,9 @@ struct mf_config {
 	 * every other port is relayed protocol-blind. */
 	uint16_t imap_ports[MF_MAX_PORTS];
 	unsigned int n_imap_ports;
+	/* Original-destination ports served by the POP3 pre-auth front end. */
+	uint16_t pop3_ports[MF_MAX_PORTS];
+	unsigned int n_pop3_ports;
 	unsigned int preauth_timeout_ms; /* whole pre-auth phase of a session */
 	unsigned int preauth_max_errors; /* BADs tolerated, then BYE */
 

@@ -24,10 +24,11 @@ def daemon_path():
 
 class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
-                 extra_sources=(), gateway=None, imap_ports=(), destination=None):
+                 extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), destination=None):
         """imap_ports: ports served by the IMAP front end; empty (the
         default here) keeps every port a protocol-blind relay, which is
-        what the relay tests measure. destination: the new server's
+        what the relay tests measure. pop3_ports: the same for the POP3
+        front end (also empty by default). destination: the new server's
         addresses (default: the lab's NEW4 and NEW6)."""
         self.lab = lab
         self.workdir = workdir
@@ -37,6 +38,7 @@ class Gateway:
         self.proc = None
         opts = {"connect_timeout": "2000", "drain_timeout": "5000"}
         opts["imap_ports"] = ", ".join(str(p) for p in imap_ports)
+        opts["pop3_ports"] = ", ".join(str(p) for p in pop3_ports)
         opts.update(gateway or {})
         self.ledger = os.path.join(workdir, "ledger.db")
         if destination is None:

@@ -179,6 +179,21 @@ static void test_imap_front(void **state)
 						&c, err, sizeof(err)), MF_OK);
 	assert_int_equal(c.n_imap_ports, 0);
 	expect_error("[gateway]\nimap_ports = 0\n", "bad value for imap_ports");
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_pop3_ports, 1);
+	assert_int_equal(c.pop3_ports[0], 110);
+	assert_int_equal(mf_config_parse_string("[gateway]\npop3_ports = 110, 1110, 110\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_pop3_ports, 2);
+	assert_int_equal(c.pop3_ports[1], 1110);
+	assert_int_equal(mf_config_parse_string("[gateway]\npop3_ports =\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_pop3_ports, 0);
+	assert_int_equal(mf_config_parse_string("[gateway]\npop3_ports = none\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_pop3_ports, 0);
+	expect_error("[gateway]\npop3_ports = 65536\n", "bad value for pop3_ports");
+	expect_error("[gateway]\npop3_ports = 143\n", "both imap_ports and pop3_ports");
 	expect_error("[gateway]\npreauth_max_errors = 0\n", "bad value");
 	expect_error("[intercept]\ndestination = 198.18.11.3, 198.18.11.4\n",
 		     "bad value for destination");

@@ -1,0 +1,36 @@
+/* front.h — what a pre-authentication front end (IMAP, POP3) offers the
+ * session core: one const ops table per protocol (STYLE rule 9), chosen by
+ * the original destination port when the session starts.
+ *
+ * A front end owns one allocation (session->front) made by start() and
+ * freed by free() the moment relaying starts. Its io_uring ops carry a
+ * struct front_op; at most one op is in flight per leg, each with a linked
+ * timeout. */
+#ifndef MF_FRONT_H
+#define MF_FRONT_H
+
+struct session;
+
+enum front_op_kind { FO_CRECV = 0, FO_CSEND, FO_URECV, FO_USEND, FO_COUNT };
+
+struct front_op {
+	struct session *s;
+	unsigned int kind; /* enum front_op_kind */
+} __attribute__((aligned(16)));
+
+struct front_ops {
+	const char *name;
+	/* Allocates the front end and sends the greeting. MF_OK, or MF_ERROR
+	 * (errno set) when the session must be refused. */
+	int (*start)(struct session *s);
+	/* A CQE of a front-end op (also while closing: then it is only
+	 * counted). */
+	void (*on_cqe)(struct front_op *op, int res);
+	/* The upstream connect of a login attempt completed. */
+	void (*on_connect)(struct session *s, int res);
+	/* Wipes credentials and frees everything (NULL front is fine).
+	 * Nothing of the front end may be in flight. */
+	void (*free)(struct session *s);
+};
+
+#endif
