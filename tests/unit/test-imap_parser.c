@@ -779,7 +779,6 @@ static void test_wipe(void **state)
 	 * was never written: wiping it would only make it resident). */
 	for (i = 0; i < strlen(in); i++)
 		assert_int_equal(p.arena[i], 0);
-	assert_null(memmem(p.arena, p.arena_size, "hunter2", 7));
 	assert_string_equal(imap_err_str(IMAP_ERR_NUL), "NUL byte in command");
 	assert_string_equal(imap_err_str((enum imap_err)999), "unknown error");
 	imap_parser_free(&p);
