@@ -5,7 +5,8 @@
  * A front end owns one allocation (session->front) made by start() and
  * freed by free() the moment relaying starts. Its io_uring ops carry a
  * struct front_op; at most one op is in flight per leg, each with a linked
- * timeout. */
+ * timeout. The plumbing both front ends share (buffers, submissions, CQE
+ * dispatch, hand-off to the relay) is front_io.h's. */
 #ifndef MF_FRONT_H
 #define MF_FRONT_H
 

@@ -13,7 +13,8 @@
  * parser's arena) made at session start and freed the moment relaying
  * starts: "the pre-auth arena dies when relaying starts". Ops in flight:
  * at most one on the client leg and one on the upstream leg, each with a
- * linked timeout; their CQEs carry a struct front_op (uring_op.h). */
+ * linked timeout; their CQEs carry a struct front_op and are dispatched by
+ * front_io_on_cqe() (front_io.h). */
 #ifndef MF_IMAP_FRONT_H
 #define MF_IMAP_FRONT_H
 
@@ -24,9 +25,6 @@ extern const struct front_ops imap_front_ops;
 /* Allocates the front end and sends the greeting. MF_OK, or MF_ERROR
  * (errno set) when the session must be refused. */
 int imap_front_start(struct session *s);
-
-/* A CQE of a front-end op (also while closing: then it is only counted). */
-void imap_front_on_cqe(struct front_op *op, int res);
 
 /* The upstream connect of a login attempt completed. */
 void imap_front_on_connect(struct session *s, int res);

@@ -1,0 +1,462 @@
+/* front_io.c — shared plumbing of the pre-auth front ends; see front_io.h. */
+#include "front_io.h"
+#include "ledger.h"
+#include "log.h"
+#include "mf.h"
+#include "netaddr.h"
+#include "upstream.h"
+#include "uring_op.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FRONT_SEND_MIN_MS 1000
+
+static struct front_io *io_of(struct session *s)
+{
+	return s->front; /* struct front_io is the first member */
+}
+
+/* --- submissions ---------------------------------------------------------- */
+
+static void set_ts(struct __kernel_timespec *ts, uint64_t ms)
+{
+	ts->tv_sec = (long long)(ms / 1000);
+	ts->tv_nsec = (long long)(ms % 1000) * 1000000;
+}
+
+/* An op and its linked timeout, in one submission. */
+static struct io_uring_sqe *sqe_pair(struct session *s)
+{
+	if (io_uring_sq_space_left(&s->w->ring) < 2)
+		io_uring_submit(&s->w->ring);
+	return worker_sqe(s->w);
+}
+
+static void link_timeout(struct session *s, struct io_uring_sqe *sqe, unsigned int kind,
+			 struct __kernel_timespec *ts)
+{
+	io_uring_sqe_set_data64(sqe, uop_pack(&io_of(s)->ops[kind], UOP_FRONT));
+	sqe->flags |= IOSQE_IO_LINK;
+	s->inflight++;
+	sqe = worker_sqe(s->w);
+	io_uring_prep_link_timeout(sqe, ts, 0);
+	io_uring_sqe_set_data64(sqe, uop_pack(s, UOP_SESSION_AUX));
+	s->inflight++;
+}
+
+static uint64_t client_ms_left(struct session *s, uint64_t floor)
+{
+	struct front_io *io = io_of(s);
+	uint64_t left = io->deadline_ms > s->w->now_ms ? io->deadline_ms - s->w->now_ms : 0;
+
+	return left < floor ? floor : left;
+}
+
+void front_io_client_recv(struct session *s)
+{
+	struct front_io *io = io_of(s);
+	struct io_uring_sqe *sqe;
+
+	if (io->rpos > 0) {
+		memmove(io->rbuf, io->rbuf + io->rpos, io->rlen - io->rpos);
+		io->rlen -= io->rpos;
+		io->rpos = 0;
+	}
+	if (io->rlen == sizeof(io->rbuf)) {
+		/* The parser refuses a line before it fills the buffer. */
+		session_abort(s, SE_PROTOCOL, 0, false);
+		return;
+	}
+	sqe = sqe_pair(s);
+	io_uring_prep_recv(sqe, s->cfd, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen, 0);
+	set_ts(&io->cts, client_ms_left(s, 1));
+	link_timeout(s, sqe, FO_CRECV, &io->cts);
+}
+
+void front_io_flush(struct session *s)
+{
+	struct front_io *io = io_of(s);
+	struct io_uring_sqe *sqe = sqe_pair(s);
+
+	io_uring_prep_send(sqe, s->cfd, io->obuf + io->ooff, io->olen - io->ooff, MSG_NOSIGNAL);
+	set_ts(&io->cts, client_ms_left(s, FRONT_SEND_MIN_MS));
+	link_timeout(s, sqe, FO_CSEND, &io->cts);
+}
+
+void front_io_upstream_recv(struct session *s)
+{
+	struct front_io *io = io_of(s);
+	struct io_uring_sqe *sqe = sqe_pair(s);
+
+	io->upos = io->ulen = 0;
+	io_uring_prep_recv(sqe, s->ufd, io->ubuf, sizeof(io->ubuf), 0);
+	/* A failed login takes the server seconds (Dovecot's auth failure
+	 * delay): the pre-auth deadline bounds it, not the connect timeout. */
+	set_ts(&s->connect_ts, client_ms_left(s, s->w->t.connect_timeout_ms));
+	link_timeout(s, sqe, FO_URECV, &s->connect_ts);
+}
+
+void front_io_upstream_send(struct session *s, const void *buf, size_t len)
+{
+	struct io_uring_sqe *sqe = sqe_pair(s);
+
+	io_uring_prep_send(sqe, s->ufd, buf, len, MSG_NOSIGNAL);
+	set_ts(&s->connect_ts, s->w->t.connect_timeout_ms);
+	link_timeout(s, sqe, FO_USEND, &s->connect_ts);
+}
+
+/* --- replies -------------------------------------------------------------- */
+
+void front_io_reply(struct session *s, const char *fmt, ...)
+{
+	struct front_io *io = io_of(s);
+	size_t room = sizeof(io->obuf) - io->olen;
+	va_list ap;
+	int n;
+
+	if (room < 3)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(io->obuf + io->olen, room, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= room) {
+		n = (int)room - 1;
+		io->obuf[io->olen + (size_t)n - 2] = '\r';
+		io->obuf[io->olen + (size_t)n - 1] = '\n';
+	}
+	io->olen += (size_t)n;
+}
+
+void front_io_close_after_reply(struct session *s, enum session_end why)
+{
+	struct front_io *io = io_of(s);
+
+	io->after = FA_CLOSE;
+	io->close_why = (uint8_t)why;
+}
+
+bool front_io_wait(struct session *s)
+{
+	struct front_io *io = io_of(s);
+
+	if (io->olen > io->ooff) {
+		if (io->after != FA_CLOSE)
+			io->after = FA_RUN;
+		front_io_flush(s);
+		return true;
+	}
+	if (io->after == FA_CLOSE) {
+		session_abort(s, (enum session_end)io->close_why, 0, false);
+		return true;
+	}
+	if (io->rpos == io->rlen) {
+		front_io_client_recv(s);
+		return true;
+	}
+	return false;
+}
+
+/* --- login: route and upstream --------------------------------------------- */
+
+static int ledger_route(struct session *s, const char *name, enum account_route *route_r)
+{
+	struct ledger *l = worker_ledger(s->w);
+	struct account a;
+	char err[256];
+	int rc;
+
+	if (l == NULL)
+		return MF_ERROR;
+	rc = ledger_account_get(l, name, &a, err, sizeof(err));
+	if (rc == MF_ERROR) {
+		mf_log_warn("ledger user=%s: %s", name, err);
+		return MF_ERROR;
+	}
+	*route_r = account_state_route(rc == LEDGER_ABSENT ? AS_UNSEEN : a.state);
+	return MF_OK;
+}
+
+enum front_route_fail front_io_route_connect(struct session *s, const char *name)
+{
+	struct front_io *io = io_of(s);
+	const struct mf_addr *dst;
+	struct io_uring_sqe *sqe;
+
+	free(s->user);
+	s->user = strdup(name);
+	if (ledger_route(s, name, &io->route) != MF_OK)
+		return FRF_LEDGER;
+	s->route = (int8_t)io->route;
+	io->up_addr = s->orig_dst;
+	if (io->route == AR_UNAVAILABLE)
+		return FRF_MIGRATING;
+	if (io->route == AR_DESTINATION) {
+		dst = s->orig_dst.sa.sa_family == AF_INET ? &s->w->t.dest4 : &s->w->t.dest6;
+		if (dst->family == 0) {
+			mf_log_warn("%s login user=%s: no destination address of this family",
+				    s->fops->name, name);
+			return FRF_NO_DEST;
+		}
+		if (dst->family == AF_INET)
+			io->up_addr.in.sin_addr = dst->u.v4;
+		else
+			io->up_addr.in6.sin6_addr = dst->u.v6;
+	}
+	s->ufd = upstream_socket(&s->client.sa, &io->up_addr.sa,
+				 (enum mf_upstream_source)s->w->t.upstream_source);
+	if (s->ufd < 0) {
+		mf_log_warn("%s login user=%s: upstream socket: %s", s->fops->name, name,
+			    strerror(errno));
+		return FRF_SOCKET;
+	}
+	s->phase = SP_UPSTREAM;
+	sqe = sqe_pair(s);
+	io_uring_prep_connect(sqe, s->ufd, &io->up_addr.sa,
+			      io->up_addr.sa.sa_family == AF_INET ? sizeof(struct sockaddr_in)
+								  : sizeof(struct sockaddr_in6));
+	io_uring_sqe_set_data64(sqe, uop_pack(s, UOP_CONNECT));
+	sqe->flags |= IOSQE_IO_LINK;
+	s->inflight++;
+	set_ts(&s->connect_ts, s->w->t.connect_timeout_ms);
+	sqe = worker_sqe(s->w);
+	io_uring_prep_link_timeout(sqe, &s->connect_ts, 0);
+	io_uring_sqe_set_data64(sqe, uop_pack(s, UOP_SESSION_AUX));
+	s->inflight++;
+	return FRF_OK;
+}
+
+int front_io_on_connect(struct session *s, int res)
+{
+	struct front_io *io = io_of(s);
+
+	if (res < 0) {
+		io->iops->up_fail(s, res == -ECANCELED ? "connect timeout" : strerrorname_np(-res));
+		return MF_ERROR;
+	}
+	if (upstream_connected(s->ufd) != MF_OK) {
+		io->iops->up_fail(s, "setsockopt");
+		return MF_ERROR;
+	}
+	imap_line_init(&io->line);
+	return MF_OK;
+}
+
+void front_io_upstream_process(struct session *s)
+{
+	struct front_io *io = io_of(s);
+
+	for (;;) {
+		size_t used;
+		int rc;
+
+		if (io->upos == io->ulen) {
+			front_io_upstream_recv(s);
+			return;
+		}
+		rc = imap_line_feed(&io->line, io->ubuf + io->upos, io->ulen - io->upos, &used);
+		io->upos += used;
+		if (rc == MF_AGAIN)
+			continue;
+		if (rc == MF_ERROR) {
+			io->iops->up_fail(s, "overlong line from server");
+			return;
+		}
+		if (!io->iops->up_line(s))
+			return;
+	}
+}
+
+void front_io_log_up_fail(struct session *s, const char *why)
+{
+	char dst[MF_ADDRSTRLEN];
+
+	mf_sockaddr_format(&io_of(s)->up_addr.sa, dst, sizeof(dst));
+	mf_log_warn("%s login user=%s up=%s failed: %s", s->fops->name,
+		    s->user ? s->user : "-", dst, why);
+}
+
+void front_io_back_to_preauth(struct session *s)
+{
+	if (s->ufd >= 0) {
+		close(s->ufd);
+		s->ufd = -1;
+	}
+	s->phase = SP_PREAUTH;
+	io_of(s)->iops->run(s);
+}
+
+/* --- relay hand-off ------------------------------------------------------- */
+
+static void handoff(struct session *s)
+{
+	struct front_io *io = io_of(s);
+
+	if (io->handoff_step == 0) {
+		io->handoff_step = 1;
+		/* Backend bytes after its answer to the login go to the client
+		 * first. */
+		if (io->ulen > io->upos) {
+			memcpy(io->obuf, io->ubuf + io->upos, io->ulen - io->upos);
+			io->olen = io->ulen - io->upos;
+			io->upos = io->ulen;
+			s->dir[1].bytes += io->olen;
+			io->after = FA_RELAY;
+			front_io_flush(s);
+			return;
+		}
+	}
+	if (io->handoff_step == 1) {
+		io->handoff_step = 2;
+		/* Commands the client pipelined after its login. */
+		if (io->rlen > io->rpos) {
+			io->handoff_send = true;
+			front_io_upstream_send(s, io->rbuf + io->rpos, io->rlen - io->rpos);
+			return;
+		}
+	}
+	s->fops->free(s);
+	session_relay(s);
+}
+
+void front_io_login_done(struct session *s)
+{
+	struct front_io *io = io_of(s);
+	struct ledger *l;
+	char client[MF_ADDRSTRLEN], err[256];
+
+	if (io->route == AR_SOURCE && (l = worker_ledger(s->w)) != NULL) {
+		mf_sockaddr_format(&s->client.sa, client, sizeof(client));
+		if (ledger_login_observed(l, s->user, client, (int64_t)time(NULL), NULL,
+					  err, sizeof(err)) != MF_OK)
+			mf_log_warn("ledger user=%s login not recorded: %s", s->user, err);
+	}
+	io->after = FA_RELAY;
+	io->handoff_step = 0;
+	front_io_flush(s);
+}
+
+/* --- completions ---------------------------------------------------------- */
+
+static void on_client(struct session *s, unsigned int kind, int res)
+{
+	struct front_io *io = io_of(s);
+
+	if (kind == FO_CRECV) {
+		if (res > 0) {
+			io->rlen += (size_t)res;
+			worker_lru_touch(s->w, s);
+			io->iops->run(s);
+		} else if (res == 0) {
+			session_abort(s, SE_EOF, 0, false);
+		} else if (res == -ECANCELED && !io->timed_out) {
+			io->timed_out = true;
+			front_io_reply(s, "%s", io->iops->timeout_reply);
+			front_io_close_after_reply(s, SE_PREAUTH_TIMEOUT);
+			front_io_flush(s);
+		} else {
+			session_abort(s, res == -ECANCELED ? SE_PREAUTH_TIMEOUT : SE_CLIENT_RESET,
+				      -res, true);
+		}
+		return;
+	}
+	if (res <= 0) {
+		session_abort(s, res == -ECANCELED ? SE_PREAUTH_TIMEOUT : SE_CLIENT_RESET,
+			      res == 0 ? EPIPE : -res, true);
+		return;
+	}
+	io->ooff += (size_t)res;
+	if (io->ooff < io->olen) {
+		front_io_flush(s);
+		return;
+	}
+	io->ooff = io->olen = 0;
+	if (io->after == FA_CLOSE)
+		session_abort(s, (enum session_end)io->close_why, 0, false);
+	else if (io->after == FA_RELAY)
+		handoff(s);
+	else
+		io->iops->run(s);
+}
+
+static void on_upstream(struct session *s, unsigned int kind, int res)
+{
+	struct front_io *io = io_of(s);
+
+	if (io->handoff_send) {
+		if (res <= 0) {
+			session_abort(s, SE_SERVER_RESET, res == 0 ? EPIPE : -res, true);
+			return;
+		}
+		io->rpos += (size_t)res;
+		s->dir[0].bytes += (uint64_t)res;
+		if (io->rpos < io->rlen)
+			front_io_upstream_send(s, io->rbuf + io->rpos, io->rlen - io->rpos);
+		else
+			handoff(s);
+		return;
+	}
+	if (kind == FO_URECV) {
+		if (res <= 0) {
+			io->iops->up_fail(s, res == 0 ? "server closed" :
+					  res == -ECANCELED ? "server timeout" :
+					  strerrorname_np(-res));
+			return;
+		}
+		io->upos = 0;
+		io->ulen = (size_t)res;
+		front_io_upstream_process(s);
+		return;
+	}
+	if (res <= 0) {
+		io->iops->up_fail(s, res == -ECANCELED ? "server timeout" : "send failed");
+		return;
+	}
+	io->iops->up_sent(s, (size_t)res);
+}
+
+void front_io_on_cqe(struct front_op *op, int res)
+{
+	struct session *s = op->s;
+
+	if (s->phase == SP_CLOSING || s->front == NULL)
+		return;
+	if (op->kind == FO_CRECV || op->kind == FO_CSEND)
+		on_client(s, op->kind, res);
+	else
+		on_upstream(s, op->kind, res);
+}
+
+/* --- life cycle ----------------------------------------------------------- */
+
+void front_io_start(struct session *s, struct front_io *io, const struct front_io_ops *iops,
+		    const char *greeting, size_t greeting_len)
+{
+	for (unsigned int i = 0; i < FO_COUNT; i++) {
+		io->ops[i].s = s;
+		io->ops[i].kind = i;
+	}
+	io->iops = iops;
+	io->deadline_ms = s->w->now_ms + s->w->t.preauth_timeout_ms;
+	s->front = io;
+	s->phase = SP_PREAUTH;
+	memcpy(io->obuf, greeting, greeting_len);
+	io->olen = greeting_len;
+	io->after = FA_RUN;
+	front_io_flush(s);
+}
+
+void front_io_wipe(struct front_io *io)
+{
+	explicit_bzero(io->rbuf, sizeof(io->rbuf));
+	explicit_bzero(io->ubuf, sizeof(io->ubuf));
+}

@@ -1,0 +1,148 @@
+/* front_io.h — the I/O plumbing the pre-auth front ends (imap_front.c,
+ * pop3_front.c) share, so that those files hold only protocol logic.
+ *
+ * A front end's allocation starts with a struct front_io (first member, so
+ * session->front points at both). It owns the client receive buffer, the
+ * queued replies, the backend receive buffer, the deadlines and the
+ * front_op of each leg. The protocol side supplies a const struct
+ * front_io_ops: how to parse buffered client bytes, how to read one backend
+ * line, how to fail a login attempt and what to do after a backend send.
+ *
+ * Ops in flight: at most one on the client leg (CRECV or CSEND) and one on
+ * the upstream leg (connect, URECV or USEND), each with a linked timeout.
+ * Completions arrive through front_io_on_cqe(). */
+#ifndef MF_FRONT_IO_H
+#define MF_FRONT_IO_H
+
+#include "account.h"
+#include "front.h"
+#include "imap_backend.h"
+#include "session.h"
+
+#include <linux/time_types.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FRONT_IO_RBUF 8192   /* client bytes buffered (a whole command line) */
+#define FRONT_IO_OBUF 16384  /* queued replies (backend lines are <= 8 KiB) */
+#define FRONT_IO_UBUF 4096   /* backend bytes per RECV */
+
+/* What happens once everything queued in obuf has been sent. */
+enum front_after { FA_RUN = 0, FA_CLOSE, FA_RELAY };
+
+/* Why a login could not be routed and connected (front_io_route_connect).
+ * The protocol turns each into its own reply. */
+enum front_route_fail {
+	FRF_OK = 0,
+	FRF_LEDGER,    /* account database unavailable */
+	FRF_MIGRATING, /* AR_UNAVAILABLE: the account is being cut over */
+	FRF_NO_DEST,   /* AR_DESTINATION but no destination of this family */
+	FRF_SOCKET,    /* upstream_socket() failed (logged) */
+};
+
+struct front_io_ops {
+	/* Parses and answers buffered client bytes; ends by submitting an
+	 * op (see front_io_wait()) or by leaving the pre-auth phase. */
+	void (*run)(struct session *s);
+	/* One backend line is in io->line. Returns false when it was handled
+	 * by sending or by leaving the upstream phase (stop reading lines). */
+	bool (*up_line)(struct session *s);
+	/* The login attempt failed on the backend side: reply, go back to
+	 * PREAUTH (front_io_back_to_preauth()). */
+	void (*up_fail)(struct session *s, const char *why);
+	/* A login USEND sent n > 0 bytes: send the rest or read the reply. */
+	void (*up_sent)(struct session *s, size_t n);
+	/* The reply to the first pre-auth timeout, sent before closing. */
+	const char *timeout_reply;
+};
+
+struct front_io {
+	struct front_op ops[FO_COUNT];
+	const struct front_io_ops *iops;
+	uint64_t deadline_ms;           /* end of the pre-auth phase */
+	struct __kernel_timespec cts;   /* client op's linked timeout */
+	unsigned int errors;            /* protocol errors, vs preauth_max_errors */
+	uint8_t after;                  /* enum front_after, once obuf is sent */
+	uint8_t close_why;              /* enum session_end for FA_CLOSE */
+	uint8_t handoff_step;
+	bool handoff_send;              /* USEND carries pipelined client bytes */
+	bool timed_out;
+	enum account_route route;       /* of the login in progress */
+	union mf_sockaddr up_addr;
+
+	size_t rpos, rlen;              /* rbuf: parsed up to rpos, filled to rlen */
+	size_t ooff, olen;              /* obuf: sent up to ooff, queued to olen */
+	size_t upos, ulen;              /* ubuf: read up to upos, filled to ulen */
+	struct imap_line line;          /* backend line reader (protocol-neutral) */
+	uint8_t rbuf[FRONT_IO_RBUF];
+	char obuf[FRONT_IO_OBUF];
+	uint8_t ubuf[FRONT_IO_UBUF];
+};
+
+/* Sets up io (the first member of the calloc'ed front end f), makes it
+ * s->front, enters PREAUTH and sends the greeting. */
+void front_io_start(struct session *s, struct front_io *io, const struct front_io_ops *iops,
+		    const char *greeting, size_t greeting_len);
+
+/* Wipes the buffers that may have held credentials. */
+void front_io_wipe(struct front_io *io);
+
+/* The ops table's on_cqe for both front ends. */
+void front_io_on_cqe(struct front_op *op, int res);
+
+/* Receives client bytes after rlen. An unfinished line moves to the front
+ * of rbuf first, so the parser resumes where it stopped looking; a buffer
+ * full of one line ends the session (parsers refuse a line before that). */
+void front_io_client_recv(struct session *s);
+
+/* Sends obuf[ooff, olen), bounded by the pre-auth deadline but given at
+ * least a second: a closing reply should still get out. */
+void front_io_flush(struct session *s);
+
+/* Receives backend bytes into ubuf (discarding what was there). */
+void front_io_upstream_recv(struct session *s);
+
+/* Sends len bytes of buf upstream; buf must live until the completion. */
+void front_io_upstream_send(struct session *s, const void *buf, size_t len);
+
+/* Queues a reply; one that does not fit is cut to fit, keeping CRLF. */
+void front_io_reply(struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Ends the session with why once the queued replies are sent. */
+void front_io_close_after_reply(struct session *s, enum session_end why);
+
+/* The common head of a protocol's run loop. Returns true when the front
+ * end now waits (queued replies are being sent, the session was closed,
+ * or a RECV was submitted because rbuf is consumed); false when rbuf holds
+ * bytes to parse. */
+bool front_io_wait(struct session *s);
+
+/* Sets s->user to name, routes the account by its ledger state and, on
+ * FRF_OK, starts the upstream connect (SP_UPSTREAM; its completion comes
+ * to the ops table's on_connect). */
+enum front_route_fail front_io_route_connect(struct session *s, const char *name);
+
+/* The upstream connect completed: MF_OK with the line reader reset (the
+ * caller reads the greeting), or MF_ERROR after iops->up_fail(). */
+int front_io_on_connect(struct session *s, int res);
+
+/* Feeds ubuf to the line reader, one iops->up_line() per line, and reads
+ * more when ubuf is used up. */
+void front_io_upstream_process(struct session *s);
+
+/* Logs why the login attempt failed on the backend side. */
+void front_io_log_up_fail(struct session *s, const char *why);
+
+/* Drops the upstream leg and goes back to parsing client commands. The
+ * caller has wiped the credentials. */
+void front_io_back_to_preauth(struct session *s);
+
+/* The backend accepted the login; the caller has queued the client's
+ * answer. Records a login on the source, then sends the answer, the
+ * backend's bytes after its reply, the client's pipelined bytes, and
+ * starts relaying (s->fops->free() first). */
+void front_io_login_done(struct session *s);
+
+#endif
