@@ -3,6 +3,8 @@
 The daemon under test is the ASan+UBSan build (build/asan/mailferryd) when
 it exists, so every end-to-end run is also a sanitizer and leak run: stop()
 fails the test if the sanitizers reported anything."""
+import contextlib
+import json
 import os
 import re
 import signal
@@ -108,6 +110,26 @@ class Gateway:
         finally:
             self.cli("rules", "remove", check=False)
 
+    def account(self, user):
+        """The ledger's record of user (`accounts show --json`); an account
+        the ledger has never heard of is UNSEEN."""
+        r = self.cli("accounts", "show", user, "--json", check=False)
+        if r.returncode != 0:
+            return {"state": "UNSEEN"}
+        return json.loads(r.stdout)
+
+    def files_holding(self, secret):
+        """Files of this gateway (log, ledger and its WAL files, anything in
+        the work dir) whose bytes contain secret."""
+        hits = []
+        for root, _, names in os.walk(self.workdir):
+            for name in names:
+                path = os.path.join(root, name)
+                with open(path, "rb") as f:
+                    if secret in f.read():
+                        hits.append(path)
+        return hits
+
     def log(self):
         with open(self.logfile, errors="replace") as f:
             return f.read()
@@ -139,6 +161,28 @@ class Gateway:
                     return c
             time.sleep(0.05)
         raise AssertionError("no matching conn line within %ss:\n%s" % (timeout, self.log()[-3000:]))
+
+
+@contextlib.contextmanager
+def running(lab, workdir, **kw):
+    """A Gateway with its rules installed and the daemon started; on exit
+    it must stop cleanly (status 0, no sanitizer report) and leaves no rules."""
+    g = Gateway(lab, workdir, **kw)
+    try:
+        g.install_rules()
+        g.start()
+        yield g
+        assert g.stop() == 0
+    finally:
+        g.teardown()
+
+
+def client_py(lab, code, *args, timeout=60):
+    """Runs a Python snippet in the client namespace; returns its stdout."""
+    r = lab.run("client", ["/usr/bin/python3", "-c", code, *map(str, args)],
+                capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
 
 
 def host_of(addr_port):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from mfgateway import Gateway
+from mfgateway import client_py, running
 
 PREAUTH_MS = 8000
 WRONG_PW = "hostile-wrong-pw-4711"
@@ -22,22 +22,10 @@ WRONG_PW = "hostile-wrong-pw-4711"
 
 @pytest.fixture(scope="module")
 def gw(lab, tmp_path_factory):
-    g = Gateway(lab, str(tmp_path_factory.mktemp("imaphostile")), ports=(143,),
-                imap_ports=(143,), gateway={"preauth_timeout": str(PREAUTH_MS)})
-    try:
-        g.install_rules()
-        g.start()
+    with running(lab, str(tmp_path_factory.mktemp("imaphostile")), ports=(143,),
+                imap_ports=(143,), gateway={"preauth_timeout": str(PREAUTH_MS)}) as g:
         yield g
-        assert g.stop() == 0
-    finally:
-        g.teardown()
 
-
-def py(lab, code, timeout=60):
-    r = lab.run("client", ["/usr/bin/python3", "-c", code], capture_output=True,
-                text=True, timeout=timeout)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout
 
 
 def dlog(lab, which):
@@ -66,7 +54,7 @@ g = line(); assert g.startswith(b'* OK'), g
 
 
 def raw(lab, body, timeout=60):
-    return py(lab, "HOST = %r\n" % lab.env["OLD4"] + RAW + body, timeout)
+    return client_py(lab, "HOST = %r\n" % lab.env["OLD4"] + RAW + body, timeout)
 
 
 def login_ok(lab, user="alice"):
