@@ -18,24 +18,30 @@
 #define OUR_TAG "mf1"
 
 static const char greeting[] =
-	"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN] mailferry ready\r\n";
+	"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN] mailferry ready\r\n";
 static const char capability[] =
-	"* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN\r\n";
+	"* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN\r\n";
 
 enum up_state { US_NONE = 0, US_GREETING, US_CONT, US_REPLY };
+
+/* Which AUTHENTICATE line the parser was told to expect. */
+enum auth_wait { AW_NONE = 0, AW_PLAIN, AW_LOGIN_USER, AW_LOGIN_PASS };
 
 struct imap_front {
 	struct front_io io;             /* first: s->front points at both */
 	struct imap_parser parser;
 	uint8_t ustate;                 /* enum up_state */
-	bool auth_pending;              /* AUTHENTICATE PLAIN waits for its line */
+	uint8_t auth_pending;           /* enum auth_wait */
 
-	/* login in progress: credentials point into the parser's arena or
-	 * into plain; both are wiped when the attempt ends */
+	/* login in progress: credentials point into the parser's arena, into
+	 * plain or into luser/lpass (AUTH=LOGIN); all are wiped when the
+	 * attempt ends */
 	char ctag[FRONT_TAG_MAX + 1];
 	const char *user, *pass;
 	size_t user_len, pass_len;
 	struct sasl_plain plain;
+	char luser[SASL_FIELD_MAX + 1], lpass[SASL_FIELD_MAX + 1];
+	size_t luser_len, lpass_len;
 	struct imap_login_cmd login;
 	unsigned int seg;
 	size_t seg_off;
@@ -59,6 +65,9 @@ static void wipe_creds(struct imap_front *f)
 {
 	imap_parser_wipe(&f->parser);
 	sasl_plain_wipe(&f->plain);
+	explicit_bzero(f->luser, sizeof(f->luser));
+	explicit_bzero(f->lpass, sizeof(f->lpass));
+	f->luser_len = f->lpass_len = 0;
 	explicit_bzero(&f->login, sizeof(f->login));
 	f->user = f->pass = NULL;
 	f->user_len = f->pass_len = 0;
@@ -286,6 +295,75 @@ static bool auth_plain(struct session *s, const char *tag, size_t tag_len,
 			   f->plain.passwd, f->plain.passwd_len);
 }
 
+/* Asks for the next AUTHENTICATE line under tag (kept in ctag). */
+static void auth_challenge(struct session *s, const char *tag, size_t tag_len,
+			   enum auth_wait wait, const char *challenge)
+{
+	struct imap_front *f = s->front;
+
+	if (tag != f->ctag) {
+		if (tag_len > FRONT_TAG_MAX) {
+			bad(s, tag, "Tag too long");
+			wipe_creds(f);
+			return;
+		}
+		memcpy(f->ctag, tag, tag_len);
+		f->ctag[tag_len] = '\0';
+	}
+	if (imap_parser_expect_sasl_line(&f->parser) != MF_OK) {
+		bad(s, f->ctag, "Internal error");
+		wipe_creds(f);
+		return;
+	}
+	f->auth_pending = wait;
+	front_io_reply(s, "+ %s\r\n", challenge);
+}
+
+/* AUTH=LOGIN's user name in base64 (SASL-IR or the answer to "Username:"):
+ * kept in luser, then "Password:" is asked. */
+static void auth_login_user(struct session *s, const char *tag, size_t tag_len,
+			    const char *b64, size_t b64_len)
+{
+	struct imap_front *f = s->front;
+	char t[FRONT_TAG_MAX + 1];
+	int rc;
+
+	/* The tag may live in the parser's arena, which is wiped below. */
+	if (tag_len > FRONT_TAG_MAX) {
+		bad(s, tag, "Tag too long");
+		imap_parser_wipe(&f->parser);
+		return;
+	}
+	memcpy(t, tag, tag_len);
+	t[tag_len] = '\0';
+	rc = sasl_login_decode(b64, b64_len, f->luser, &f->luser_len);
+	imap_parser_wipe(&f->parser);
+	if (rc != MF_OK) {
+		bad(s, t, "Invalid SASL LOGIN response");
+		return;
+	}
+	auth_challenge(s, t, tag_len, AW_LOGIN_PASS, sasl_login_prompt(SASL_LOGIN_PASS));
+}
+
+/* AUTH=LOGIN's password in base64, the line after "Password:". */
+static bool auth_login_pass(struct session *s, const char *b64, size_t b64_len)
+{
+	struct imap_front *f = s->front;
+	char t[FRONT_TAG_MAX + 1];
+	int rc;
+
+	/* start_login() copies the tag into ctag: not from itself. */
+	snprintf(t, sizeof(t), "%s", f->ctag);
+	rc = sasl_login_decode(b64, b64_len, f->lpass, &f->lpass_len);
+	imap_parser_wipe(&f->parser);
+	if (rc != MF_OK) {
+		bad(s, t, "Invalid SASL LOGIN response");
+		wipe_creds(f);
+		return false;
+	}
+	return start_login(s, t, strlen(t), f->luser, f->luser_len, f->lpass, f->lpass_len);
+}
+
 /* Returns true when the command started the upstream leg. */
 static bool command(struct session *s, const struct imap_cmd *c)
 {
@@ -294,12 +372,23 @@ static bool command(struct session *s, const struct imap_cmd *c)
 	int tl = (int)c->tag_len;
 
 	if (c->kind == IMAP_CMD_SASL_LINE) {
-		f->auth_pending = false;
+		enum auth_wait wait = f->auth_pending;
+
+		f->auth_pending = AW_NONE;
 		if (c->line_len == 1 && c->line[0] == '*') {
+			wipe_creds(f);
 			bad(s, f->ctag, "Authentication cancelled");
 			return false;
 		}
-		return auth_plain(s, f->ctag, strlen(f->ctag), c->line, c->line_len);
+		switch (wait) {
+		case AW_LOGIN_USER:
+			auth_login_user(s, f->ctag, strlen(f->ctag), c->line, c->line_len);
+			return false;
+		case AW_LOGIN_PASS:
+			return auth_login_pass(s, c->line, c->line_len);
+		default:
+			return auth_plain(s, f->ctag, strlen(f->ctag), c->line, c->line_len);
+		}
 	}
 	switch (c->kind) {
 	case IMAP_CMD_CAPABILITY:
@@ -333,6 +422,20 @@ static bool command(struct session *s, const struct imap_cmd *c)
 			imap_parser_wipe(&f->parser);
 			return false;
 		}
+		if (strcasecmp(c->args[0].str, "LOGIN") == 0) {
+			if (c->n_args == 2) {
+				/* SASL-IR: the user name; "=" (empty) is refused */
+				if (strcmp(c->args[1].str, "=") == 0)
+					auth_login_user(s, tag, c->tag_len, "", 0);
+				else
+					auth_login_user(s, tag, c->tag_len, c->args[1].str,
+							c->args[1].len);
+				return false;
+			}
+			auth_challenge(s, tag, c->tag_len, AW_LOGIN_USER,
+				       sasl_login_prompt(SASL_LOGIN_USER));
+			return false;
+		}
 		if (strcasecmp(c->args[0].str, "PLAIN") != 0) {
 			front_io_reply(s,
 				       "%.*s NO Unsupported authentication mechanism\r\n", tl, tag);
@@ -345,18 +448,7 @@ static bool command(struct session *s, const struct imap_cmd *c)
 				return auth_plain(s, tag, c->tag_len, "", 0);
 			return auth_plain(s, tag, c->tag_len, c->args[1].str, c->args[1].len);
 		}
-		if (c->tag_len > FRONT_TAG_MAX) {
-			bad(s, tag, "Tag too long");
-			return false;
-		}
-		memcpy(f->ctag, tag, c->tag_len);
-		f->ctag[c->tag_len] = '\0';
-		if (imap_parser_expect_sasl_line(&f->parser) != MF_OK) {
-			bad(s, tag, "Internal error");
-			return false;
-		}
-		f->auth_pending = true;
-		front_io_reply(s, "+ \r\n");
+		auth_challenge(s, tag, c->tag_len, AW_PLAIN, "");
 		return false;
 	default:
 		bad(s, tag, "Command not allowed before login");
@@ -369,8 +461,9 @@ static void parse_error(struct session *s, const struct imap_cmd *c)
 	struct imap_front *f = s->front;
 	char tag[FRONT_TAG_MAX + 1] = "*";
 
-	if (f->auth_pending) {
-		f->auth_pending = false;
+	if (f->auth_pending != AW_NONE) {
+		f->auth_pending = AW_NONE;
+		wipe_creds(f);
 		snprintf(tag, sizeof(tag), "%s", f->ctag);
 	} else if (c->tag != NULL && c->tag_len <= FRONT_TAG_MAX) {
 		memcpy(tag, c->tag, c->tag_len);

@@ -24,18 +24,21 @@ static const char greeting[] = "+OK mailferry ready\r\n";
 static const char capa[] =
 	"+OK Capability list follows\r\n"
 	"USER\r\n"
-	"SASL PLAIN\r\n"
+	"SASL PLAIN LOGIN\r\n"
 	"RESP-CODES\r\n"
 	"AUTH-RESP-CODE\r\n"
 	".\r\n";
 
 enum up_state { US_NONE = 0, US_GREETING, US_USER, US_PASS };
 
+/* Which AUTH continuation line the parser was told to expect. */
+enum auth_wait { AW_NONE = 0, AW_PLAIN, AW_LOGIN_USER, AW_LOGIN_PASS };
+
 struct pop3_front {
 	struct front_io io;             /* first: s->front points at both */
 	struct pop3_parser parser;
 	uint8_t ustate;                 /* enum up_state */
-	bool auth_pending;              /* AUTH PLAIN waits for its line */
+	uint8_t auth_pending;           /* enum auth_wait */
 
 	/* USER's name, kept until PASS; then the login in progress. The
 	 * password lives only in pass and ucmd, both wiped when it is sent or
@@ -45,6 +48,8 @@ struct pop3_front {
 	char pass[POP3_UP_FIELD_MAX + 1];
 	size_t pass_len;
 	struct sasl_plain plain;
+	char luser[SASL_FIELD_MAX + 1]; /* AUTH LOGIN's name until its password */
+	size_t luser_len;
 	char ucmd[POP3_UP_CMD_MAX];
 	size_t ucmd_len, ucmd_off;
 };
@@ -71,6 +76,8 @@ static void err_reply(struct session *s, const char *text)
 static void wipe_creds(struct pop3_front *f)
 {
 	sasl_plain_wipe(&f->plain);
+	explicit_bzero(f->luser, sizeof(f->luser));
+	f->luser_len = 0;
 	explicit_bzero(f->pass, sizeof(f->pass));
 	explicit_bzero(f->ucmd, sizeof(f->ucmd));
 	f->pass_len = 0;
@@ -255,6 +262,51 @@ static bool auth_plain(struct session *s, const uint8_t *b64, size_t b64_len)
 			   f->plain.passwd, f->plain.passwd_len);
 }
 
+/* Sends an AUTH challenge and expects its one-line answer. */
+static void auth_challenge(struct session *s, enum auth_wait wait, const char *challenge)
+{
+	struct pop3_front *f = s->front;
+
+	pop3_parser_expect_auth_data(&f->parser);
+	f->auth_pending = wait;
+	front_io_reply(s, "+ %s\r\n", challenge);
+}
+
+/* AUTH LOGIN's user name in base64 (initial response or the answer to
+ * "Username:"): kept in luser, then "Password:" is asked. */
+static void auth_login_user(struct session *s, const uint8_t *b64, size_t b64_len)
+{
+	struct pop3_front *f = s->front;
+
+	if (sasl_login_decode((const char *)b64, b64_len, f->luser, &f->luser_len) != MF_OK) {
+		err_reply(s, "Invalid SASL LOGIN response");
+		return;
+	}
+	auth_challenge(s, AW_LOGIN_PASS, sasl_login_prompt(SASL_LOGIN_PASS));
+}
+
+/* AUTH LOGIN's password in base64, the line after "Password:". */
+static bool auth_login_pass(struct session *s, const uint8_t *b64, size_t b64_len)
+{
+	struct pop3_front *f = s->front;
+	char pass[SASL_FIELD_MAX + 1];
+	size_t pass_len = 0;
+	bool started;
+
+	if (sasl_login_decode((const char *)b64, b64_len, pass, &pass_len) != MF_OK) {
+		wipe_creds(f);
+		err_reply(s, "Invalid SASL LOGIN response");
+		return false;
+	}
+	f->user_len = 0; /* AUTH replaces an earlier USER */
+	/* start_login() copies both; luser is wiped with the rest. */
+	started = start_login(s, f->luser, f->luser_len, pass, pass_len);
+	explicit_bzero(pass, sizeof(pass));
+	explicit_bzero(f->luser, sizeof(f->luser));
+	f->luser_len = 0;
+	return started;
+}
+
 static bool is_mech(const struct pop3_cmd *c, const char *mech)
 {
 	return c->arg_len == strlen(mech) && strncasecmp((const char *)c->arg, mech, c->arg_len) == 0;
@@ -268,13 +320,23 @@ static bool command(struct session *s, struct pop3_cmd *c)
 	bool started;
 
 	switch (c->type) {
-	case POP3_CMD_AUTH_DATA:
-		f->auth_pending = false;
-		started = auth_plain(s, c->arg, c->arg_len);
+	case POP3_CMD_AUTH_DATA: {
+		enum auth_wait wait = f->auth_pending;
+
+		f->auth_pending = AW_NONE;
+		started = false;
+		if (wait == AW_LOGIN_USER)
+			auth_login_user(s, c->arg, c->arg_len);
+		else if (wait == AW_LOGIN_PASS)
+			started = auth_login_pass(s, c->arg, c->arg_len);
+		else
+			started = auth_plain(s, c->arg, c->arg_len);
 		pop3_cmd_wipe(c);
 		return started;
+	}
 	case POP3_CMD_AUTH_CANCEL:
-		f->auth_pending = false;
+		f->auth_pending = AW_NONE;
+		wipe_creds(f);
 		err_reply(s, "Authentication cancelled");
 		return false;
 	case POP3_CMD_CAPA:
@@ -304,7 +366,20 @@ static bool command(struct session *s, struct pop3_cmd *c)
 		return started;
 	case POP3_CMD_AUTH:
 		if (c->arg_len == 0) {
-			front_io_reply(s, "+OK\r\nPLAIN\r\n.\r\n");
+			front_io_reply(s, "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
+			return false;
+		}
+		if (is_mech(c, "LOGIN")) {
+			if (c->arg2 != NULL) {
+				/* "=" (empty) decodes to no name and is refused */
+				if (c->arg2_len == 1 && c->arg2[0] == '=')
+					auth_login_user(s, (const uint8_t *)"", 0);
+				else
+					auth_login_user(s, c->arg2, c->arg2_len);
+				pop3_cmd_wipe(c);
+				return false;
+			}
+			auth_challenge(s, AW_LOGIN_USER, sasl_login_prompt(SASL_LOGIN_USER));
 			return false;
 		}
 		if (!is_mech(c, "PLAIN")) {
@@ -320,9 +395,7 @@ static bool command(struct session *s, struct pop3_cmd *c)
 			pop3_cmd_wipe(c);
 			return started;
 		}
-		pop3_parser_expect_auth_data(&f->parser);
-		f->auth_pending = true;
-		front_io_reply(s, "+ \r\n");
+		auth_challenge(s, AW_PLAIN, "");
 		return false;
 	case POP3_CMD_APOP:
 		err_reply(s, "APOP not supported");
@@ -344,7 +417,9 @@ static void parse_error(struct session *s, struct pop3_cmd *c)
 	enum pop3_parse_error e = c->error;
 	bool resync = c->resync;
 
-	f->auth_pending = false;
+	f->auth_pending = AW_NONE;
+	explicit_bzero(f->luser, sizeof(f->luser));
+	f->luser_len = 0;
 	/* A malformed line may still hold a password (a PASS with a bare CR,
 	 * an AUTH response with a NUL): it was consumed, wipe it. */
 	if (c->line != NULL)

@@ -140,10 +140,78 @@ l = until('x1'); assert l.startswith(b'x1 NO '), l
     assert gw.account("carol")["state"] == "UNSEEN"
 
 
+def test_authenticate_login_unseen_goes_to_source_and_becomes_seen(lab, gw):
+    gw.cli("accounts", "set-state", "carol", "UNSEEN")
+    start = len(dlog(lab, "OLD"))
+    out = client_py(lab, f"""
+import imaplib
+m = imaplib.IMAP4({lab.env['OLD4']!r}, 143, timeout=10)
+assert 'AUTH=LOGIN' in m.capabilities, m.capabilities
+asked = []
+def answer(challenge):
+    asked.append(challenge)
+    return {{b'Username:': b'carol',
+             b'Password:': {lab.env['PASS_carol']!r}.encode()}}[challenge]
+typ, data = m.authenticate('LOGIN', answer)
+assert typ == 'OK', (typ, data)
+assert asked == [b'Username:', b'Password:'], asked
+typ, data = m.select('INBOX')
+assert typ == 'OK', typ
+m.logout()
+print('ok')
+""")
+    assert out.strip() == "ok"
+    wait_in_log(lab, "OLD", "Login: user=<carol>", start)
+    assert gw.account("carol")["state"] == "SEEN"
+    c = gw.wait_conn(lambda c: c.get("user") == "carol" and c.get("route") == "source")
+    assert c["up"]
+
+
+def test_authenticate_login_sasl_ir_cancel_and_bad_base64(lab, gw):
+    import base64
+    u = base64.b64encode(b"alice").decode()
+    pw = base64.b64encode(lab.env["PASS_alice"].encode()).decode()
+    wrong = base64.b64encode(b"wrong-login-pass-456").decode()
+    out = raw(lab, f"""
+s.sendall(b'c1 CAPABILITY\\r\\n'); l = line(); assert b'AUTH=LOGIN' in l, l; until('c1')
+s.sendall(b'k1 AUTHENTICATE LOGIN\\r\\n'); l = line(); assert l == b'+ VXNlcm5hbWU6\\r\\n', l
+s.sendall(b'*\\r\\n'); l = until('k1'); assert l.startswith(b'k1 BAD'), l
+s.sendall(b'k2 AUTHENTICATE LOGIN {u}\\r\\n'); l = line(); assert l == b'+ UGFzc3dvcmQ6\\r\\n', l
+s.sendall(b'*\\r\\n'); l = until('k2'); assert l.startswith(b'k2 BAD'), l
+s.sendall(b'k3 AUTHENTICATE LOGIN\\r\\n'); l = line(); assert l.startswith(b'+ '), l
+s.sendall(b'!!notbase64\\r\\n'); l = until('k3'); assert l.startswith(b'k3 BAD'), l
+s.sendall(b'k4 AUTHENTICATE LOGIN {u}\\r\\n'); l = line(); assert l.startswith(b'+ '), l
+s.sendall(b'!!notbase64\\r\\n'); l = until('k4'); assert l.startswith(b'k4 BAD'), l
+s.sendall(b'k5 AUTHENTICATE LOGIN =\\r\\n'); l = until('k5'); assert l.startswith(b'k5 BAD'), l
+s.sendall(b'k6 AUTHENTICATE LOGIN {u}\\r\\n'); l = line(); assert l.startswith(b'+ '), l
+s.sendall(b'{wrong}\\r\\n'); l = until('k6'); assert l.startswith(b'k6 NO '), l
+s.sendall(b'k7 AUTHENTICATE LOGIN {u}\\r\\n'); l = line(); assert l == b'+ UGFzc3dvcmQ6\\r\\n', l
+s.sendall(b'{pw}\\r\\nk8 SELECT INBOX\\r\\n')
+l = until('k7'); assert l.startswith(b'k7 OK'), l
+l = until('k8'); assert l.startswith(b'k8 OK'), l
+print('done')
+""")
+    assert "done" in out
+    assert "k6 NO [AUTHENTICATIONFAILED] Authentication failed." in out
+
+
+@pytest.mark.parametrize("sasl_ir", [False, True])
+def test_curl_authenticate_login(lab, gw, sasl_ir):
+    cmd = ["curl", "-sS", "--max-time", "20", "--user", "alice:" + lab.env["PASS_alice"],
+           "--login-options", "AUTH=LOGIN", "imap://%s/" % lab.env["OLD4"]]
+    if sasl_ir:
+        cmd.insert(1, "--sasl-ir")
+    cr = lab.run("client", cmd, capture_output=True, text=True)
+    assert cr.returncode == 0, cr.stderr
+    assert "INBOX" in cr.stdout, cr.stdout
+
+
 def test_password_never_logged_or_stored(lab, gw):
+    # after PLAIN, LOGIN and AUTHENTICATE LOGIN (challenge, SASL-IR, curl)
     for u in ("alice", "bob", "carol"):
         assert gw.files_holding(lab.env["PASS_" + u].encode()) == []
     assert gw.files_holding(b"wrong-password-123") == []
+    assert gw.files_holding(b"wrong-login-pass-456") == []
 
 
 def test_hostile_input(lab, gw):

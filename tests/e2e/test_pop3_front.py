@@ -175,6 +175,69 @@ RESULT = [count, len(listing), found]
     assert len(lines) >= 1 and all(re.fullmatch(r"\d+ \d+", l.strip()) for l in lines), cr.stdout
 
 
+def test_auth_login_challenges_and_initial_response(lab, gw):
+    u = base64.b64encode(b"alice").decode()
+    pw = base64.b64encode(lab.PASS_alice.encode()).decode()
+    out = raw(lab, r"""
+s.sendall(b'CAPA\r\n')
+assert line().startswith(b'+OK')
+while line() != b'.\r\n': pass
+s.sendall(b'AUTH\r\n')
+assert line().startswith(b'+OK')
+while line() != b'.\r\n': pass
+s.sendall(b'AUTH LOGIN\r\n'); l = line(); assert l == b'+ VXNlcm5hbWU6\r\n', l
+s.sendall(P["u"].encode() + b'\r\n'); l = line(); assert l == b'+ UGFzc3dvcmQ6\r\n', l
+s.sendall(P["pw"].encode() + b'\r\n'); l = line(); assert l.startswith(b'+OK'), l
+s.sendall(b'STAT\r\n'); l = line(); assert l.startswith(b'+OK '), l
+n = int(l.split()[1]); assert n >= 1, l
+s.sendall(b'RETR 1\r\n'); l = line(); assert l.startswith(b'+OK'), l
+while line() != b'.\r\n': pass
+s.sendall(b'QUIT\r\n'); l = line(); assert l.startswith(b'+OK'), l
+s = socket.create_connection((P["host"], 110), timeout=15); f = s.makefile('rb')
+assert line().startswith(b'+OK')
+s.sendall(b'AUTH LOGIN ' + P["u"].encode() + b'\r\n'); l = line()
+assert l == b'+ UGFzc3dvcmQ6\r\n', l
+s.sendall(P["pw"].encode() + b'\r\nSTAT\r\n'); l = line(); assert l.startswith(b'+OK'), l
+l = line(); assert l.startswith(b'+OK '), l
+s.sendall(b'RETR 1\r\n'); l = line(); assert l.startswith(b'+OK'), l
+while line() != b'.\r\n': pass
+s.sendall(b'QUIT\r\n'); line()
+""", u=u, pw=pw)
+    assert "SASL PLAIN LOGIN\r\n" in out
+    assert "LOGIN\r\n" in out
+
+
+def test_auth_login_cancel_bad_base64_wrong_password(lab, gw):
+    u = base64.b64encode(b"carol").decode()
+    wrong = base64.b64encode(b"wrong-login-pass-456").decode()
+    out = raw(lab, r"""
+s.sendall(b'AUTH LOGIN\r\n'); l = line(); assert l == b'+ VXNlcm5hbWU6\r\n', l
+s.sendall(b'*\r\n'); l = line(); assert l.startswith(b'-ERR'), l
+s.sendall(b'AUTH LOGIN ' + P["u"].encode() + b'\r\n'); l = line(); assert l.startswith(b'+ '), l
+s.sendall(b'*\r\n'); l = line(); assert l.startswith(b'-ERR'), l
+s.sendall(b'AUTH LOGIN\r\n'); l = line(); assert l.startswith(b'+ '), l
+s.sendall(b'!!notbase64\r\n'); l = line(); assert l.startswith(b'-ERR'), l
+s.sendall(b'AUTH LOGIN =\r\n'); l = line(); assert l.startswith(b'-ERR'), l
+s.sendall(b'AUTH LOGIN ' + P["u"].encode() + b'\r\n'); l = line(); assert l.startswith(b'+ '), l
+s.sendall(P["wrong"].encode() + b'\r\n'); l = line(); assert l.startswith(b'-ERR'), l
+s.sendall(b'QUIT\r\n'); l = line(); assert l.startswith(b'+OK'), l
+""", u=u, wrong=wrong)
+    assert out[-2] == "-ERR [AUTH] Authentication failed.\r\n"
+    assert len(out) == 11
+
+
+@pytest.mark.parametrize("sasl_ir", [False, True])
+def test_curl_auth_login(lab, gw, sasl_ir):
+    cmd = ["curl", "-sS", "--max-time", "20", "--user", "alice:" + lab.PASS_alice,
+           "--login-options", "AUTH=LOGIN", f"pop3://{lab.OLD4}/"]
+    if sasl_ir:
+        cmd.insert(1, "--sasl-ir")
+    cr = lab.run("client", cmd, capture_output=True, text=True)
+    assert cr.returncode == 0, cr.stderr
+    lines = [l for l in cr.stdout.splitlines() if l.strip()]
+    assert len(lines) >= 1 and all(re.fullmatch(r"\d+ \d+", l.strip()) for l in lines), cr.stdout
+
+
 def test_hostile_input(lab, gw):
     out = raw(lab, r"""
 try:
@@ -210,3 +273,5 @@ def test_password_never_logged_or_stored(lab, gw):
     for u in ("alice", "bob", "carol"):
         assert gw.files_holding(lab.env["PASS_" + u].encode()) == []
     assert gw.files_holding(b"wrong-password-123") == []
+    # the AUTH LOGIN paths above (challenges, initial response, curl)
+    assert gw.files_holding(b"wrong-login-pass-456") == []
