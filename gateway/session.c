@@ -79,10 +79,20 @@ static void log_end(struct session *s)
 		    end_names[s->end], err, user);
 }
 
+/* The session leaves the pre-auth count of its client address (once). */
+static void preauth_release(struct session *s)
+{
+	if (!s->preauth_counted)
+		return;
+	s->preauth_counted = false;
+	addr_count_dec(&s->w->preauth, &s->client.sa);
+}
+
 static void session_free(struct session *s)
 {
 	struct worker *w = s->w;
 
+	preauth_release(s);
 	relay_release(s, 0);
 	relay_release(s, 1);
 	log_end(s);
@@ -123,6 +133,7 @@ static void enter_closing(struct session *s, enum session_end why, int err)
 	s->end = (uint8_t)why;
 	s->end_errno = err;
 	worker_lru_remove(s->w, s);
+	preauth_release(s);
 }
 
 void session_abort(struct session *s, enum session_end why, int err, bool reset)
@@ -176,6 +187,7 @@ void session_on_connect(struct session *s, int res)
 void session_relay(struct session *s)
 {
 	s->phase = SP_RELAY;
+	preauth_release(s);
 	worker_lru_touch(s->w, s);
 	relay_start(s, 0);
 	relay_start(s, 1);
@@ -192,6 +204,27 @@ static void refuse(int fd, const union mf_sockaddr *client,
 	mf_log_warn("refused client=%s reason=%s%s%s", c, why, err ? " err=" : "",
 		    err ? errno_name(err) : "");
 	set_linger0(fd);
+	close(fd);
+}
+
+/* Refuses a front-end connection with the protocol's "try later" line.
+ * The socket is fresh and its send buffer empty, so one non-blocking send
+ * either takes the whole line or the client gets the close alone. An
+ * orderly close (no RST) lets the line reach the client first. */
+static void refuse_busy(int fd, const union mf_sockaddr *client,
+			const struct front_ops *fops, const char *why)
+{
+	static const char imap_bye[] =
+		"* BYE [UNAVAILABLE] Too many connections from your address\r\n";
+	static const char pop3_err[] =
+		"-ERR [SYS/TEMP] Too many connections from your address\r\n";
+	const char *line = fops == &imap_front_ops ? imap_bye : pop3_err;
+	size_t len = fops == &imap_front_ops ? sizeof(imap_bye) - 1 : sizeof(pop3_err) - 1;
+	char c[MF_ADDRSTRLEN] = "?";
+
+	mf_sockaddr_format(&client->sa, c, sizeof(c));
+	mf_log_warn("refused client=%s reason=%s", c, why);
+	(void)send(fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
 }
 
@@ -240,19 +273,41 @@ static struct session *session_new(struct worker *w, int fd, int ufd,
 static void start_front(struct worker *w, int fd, const union mf_sockaddr *client,
 			const union mf_sockaddr *dst, const struct front_ops *fops)
 {
-	struct session *s = session_new(w, fd, -1, client, dst);
+	struct session *s;
+	bool counted = false;
 
-	if (s == NULL) {
-		refuse(fd, client, "memory", ENOMEM);
-		return;
+	/* Many pre-auth sessions from one address are a flood, not users:
+	 * each holds a front-end allocation until its pre-auth deadline. */
+	if (w->t.preauth_per_client != 0) {
+		int rc = addr_count_inc(&w->preauth, &client->sa, w->t.preauth_per_client);
+
+		if (rc == MF_AGAIN) {
+			refuse_busy(fd, client, fops, "preauth-per-client");
+			return;
+		}
+		if (rc != MF_OK) {
+			refuse(fd, client, "memory", errno);
+			return;
+		}
+		counted = true;
 	}
+	s = session_new(w, fd, -1, client, dst);
+	if (s == NULL)
+		goto fail_count;
 	s->fops = fops;
-	if (fops->start(s) != MF_OK) {
-		worker_lru_remove(w, s);
-		w->n_sessions--;
-		free(s);
-		refuse(fd, client, "memory", ENOMEM);
-	}
+	s->preauth_counted = counted;
+	if (fops->start(s) != MF_OK)
+		goto fail_session;
+	return;
+
+fail_session:
+	worker_lru_remove(w, s);
+	w->n_sessions--;
+	free(s);
+fail_count:
+	if (counted)
+		addr_count_dec(&w->preauth, &client->sa);
+	refuse(fd, client, "memory", ENOMEM);
 }
 
 void session_start(struct worker *w, int fd)

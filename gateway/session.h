@@ -59,6 +59,7 @@ struct session {
 	void *front;              /* pre-auth state; NULL once relaying */
 	char *user;               /* front end: normalised login name, or NULL */
 	int8_t route;             /* front end: enum account_route, -1 none */
+	bool preauth_counted;     /* in w->preauth until relaying or closing */
 } __attribute__((aligned(16)));
 
 static inline struct session *session_of_dir(struct relay_dir *rd)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -196,6 +197,7 @@ static void load_tunables(struct worker *w)
 	w->t.n_pop3_ports = d->cfg.n_pop3_ports;
 	w->t.preauth_timeout_ms = d->cfg.preauth_timeout_ms;
 	w->t.preauth_max_errors = d->cfg.preauth_max_errors;
+	w->t.preauth_per_client = d->cfg.preauth_per_client;
 	w->t.dest4 = d->cfg.dest4;
 	w->t.dest6 = d->cfg.dest6;
 	memcpy(w->t.default_domain, d->cfg.ledger_default_domain, sizeof(w->t.default_domain));
@@ -402,6 +404,18 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* A hash seed the clients cannot guess. */
+static uint64_t preauth_seed(const struct worker *w)
+{
+	uint64_t seed;
+	struct timespec ts;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
+		return seed;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)w;
+}
+
 int worker_init(struct worker *w, struct mf_daemon *d, unsigned int id,
 		char *err, size_t errlen)
 {
@@ -414,6 +428,7 @@ int worker_init(struct worker *w, struct mf_daemon *d, unsigned int id,
 	w->id = id;
 	w->listeners[0].fd = w->listeners[1].fd = -1;
 	w->wake_fd = -1;
+	addr_count_init(&w->preauth, preauth_seed(w));
 	pipe_pool_init(&w->pipes, d->cfg.max_pipes, d->cfg.pipe_size);
 	load_tunables(w);
 
@@ -482,5 +497,6 @@ void worker_destroy(struct worker *w)
 	io_uring_queue_exit(&w->ring);
 	buf_ring_destroy(&w->bufs);
 	pipe_pool_destroy(&w->pipes);
+	addr_count_destroy(&w->preauth);
 	close(w->wake_fd);
 }

@@ -5,6 +5,7 @@
 #ifndef MF_WORKER_H
 #define MF_WORKER_H
 
+#include "addr_count.h"
 #include "buf_ring.h"
 #include "config.h"
 #include "pipe_pool.h"
@@ -35,6 +36,7 @@ struct worker_tunables {
 	unsigned int n_pop3_ports;
 	unsigned int preauth_timeout_ms;
 	unsigned int preauth_max_errors;
+	unsigned int preauth_per_client; /* per worker, see addr_count.h */
 	struct mf_addr dest4, dest6;
 	char default_domain[MF_DOMAIN_MAX + 1];
 	bool domain_equivalence;
@@ -65,6 +67,8 @@ struct worker {
 	 * first one that is still fresh. */
 	struct session *lru_head, *lru_tail;
 	unsigned int n_sessions;
+	/* Pre-auth front-end sessions per client address (this worker's). */
+	struct addr_count preauth;
 	/* Relay directions waiting for a pipe, oldest first. */
 	struct relay_dir *pipe_wait_head, *pipe_wait_tail;
 

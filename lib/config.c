@@ -236,6 +236,10 @@ static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
 		if (parse_uint(v, 1, 1000, &x))
 			return MF_ERROR;
 		c->preauth_max_errors = (unsigned int)x;
+	} else if (!strcmp(k, "preauth_per_client")) {
+		if (parse_uint(v, 0, 1000000, &x))
+			return MF_ERROR;
+		c->preauth_per_client = (unsigned int)x;
 	} else {
 		return MF_AGAIN; /* unknown key */
 	}
@@ -379,6 +383,7 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->n_pop3_ports = 1;
 	cfg->preauth_timeout_ms = 60000;
 	cfg->preauth_max_errors = 10;
+	cfg->preauth_per_client = 20;
 	memcpy(cfg->ports, mail_ports, sizeof(mail_ports));
 	cfg->n_ports = MF_ARRAY_LEN(mail_ports);
 	cfg->fwmark = 0x4d46; /* "MF" */

@@ -47,6 +47,8 @@ struct mf_config {
 	unsigned int n_pop3_ports;
 	unsigned int preauth_timeout_ms; /* whole pre-auth phase of a session */
 	unsigned int preauth_max_errors; /* BADs tolerated, then BYE */
+	/* Pre-auth sessions per client address, per worker; 0: no limit. */
+	unsigned int preauth_per_client;
 
 	/* [intercept] */
 	struct mf_addr sources[MF_MAX_SOURCES];

@@ -23,7 +23,7 @@ WRONG_PW = "hostile-wrong-pw-4711"
 @pytest.fixture(scope="module")
 def gw(lab, tmp_path_factory):
     with running(lab, str(tmp_path_factory.mktemp("imaphostile")), ports=(143,),
-                imap_ports=(143,), gateway={"preauth_timeout": str(PREAUTH_MS)}) as g:
+                imap_ports=(143,), gateway={"preauth_timeout": str(PREAUTH_MS), "preauth_per_client": "0"}) as g:
         yield g
 
 

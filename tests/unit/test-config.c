@@ -157,12 +157,14 @@ static void test_imap_front(void **state)
 	assert_int_equal(c.imap_ports[0], 143);
 	assert_int_equal(c.preauth_timeout_ms, 60000);
 	assert_int_equal(c.preauth_max_errors, 10);
+	assert_int_equal(c.preauth_per_client, 20);
 	assert_int_equal(c.dest4.family, 0);
 	assert_int_equal(c.dest6.family, 0);
 	assert_int_equal(mf_config_parse_string("[gateway]\n"
 						"imap_ports = 143, 1143\n"
 						"preauth_timeout = 5000\n"
 						"preauth_max_errors = 3\n"
+						"preauth_per_client = 5\n"
 						"[intercept]\n"
 						"destination = 198.18.11.3, 2001:db8:11::3\n",
 						&c, err, sizeof(err)), MF_OK);
@@ -170,8 +172,14 @@ static void test_imap_front(void **state)
 	assert_int_equal(c.imap_ports[1], 1143);
 	assert_int_equal(c.preauth_timeout_ms, 5000);
 	assert_int_equal(c.preauth_max_errors, 3);
+	assert_int_equal(c.preauth_per_client, 5);
 	assert_int_equal(c.dest4.family, AF_INET);
 	assert_int_equal(c.dest6.family, AF_INET6);
+	assert_int_equal(mf_config_parse_string("[gateway]\npreauth_per_client = 0\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.preauth_per_client, 0);
+	expect_error("[gateway]\npreauth_per_client = -1\n", "bad value");
+	expect_error("[gateway]\npreauth_per_client = lots\n", "bad value");
 	assert_int_equal(mf_config_parse_string("[gateway]\nimap_ports =\n",
 						&c, err, sizeof(err)), MF_OK);
 	assert_int_equal(c.n_imap_ports, 0);
