@@ -21,6 +21,9 @@ struct front_op {
 
 struct front_ops {
 	const char *name;
+	/* The protocol's "too many connections, try later" line (with CRLF),
+	 * sent to a connection refused before it became a session. */
+	const char *busy_line;
 	/* Allocates the front end and sends the greeting. MF_OK, or MF_ERROR
 	 * (errno set) when the session must be refused. */
 	int (*start)(struct session *s);

@@ -569,6 +569,7 @@ void imap_front_free(struct session *s)
 
 const struct front_ops imap_front_ops = {
 	.name = "imap",
+	.busy_line = "* BYE [UNAVAILABLE] Too many connections from your address\r\n",
 	.start = imap_front_start,
 	.on_cqe = front_io_on_cqe,
 	.on_connect = imap_front_on_connect,

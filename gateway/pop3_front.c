@@ -512,6 +512,7 @@ static void pop3_front_free(struct session *s)
 
 const struct front_ops pop3_front_ops = {
 	.name = "pop3",
+	.busy_line = "-ERR [SYS/TEMP] Too many connections from your address\r\n",
 	.start = pop3_front_start,
 	.on_cqe = front_io_on_cqe,
 	.on_connect = pop3_front_on_connect,

@@ -214,17 +214,11 @@ static void refuse(int fd, const union mf_sockaddr *client,
 static void refuse_busy(int fd, const union mf_sockaddr *client,
 			const struct front_ops *fops, const char *why)
 {
-	static const char imap_bye[] =
-		"* BYE [UNAVAILABLE] Too many connections from your address\r\n";
-	static const char pop3_err[] =
-		"-ERR [SYS/TEMP] Too many connections from your address\r\n";
-	const char *line = fops == &imap_front_ops ? imap_bye : pop3_err;
-	size_t len = fops == &imap_front_ops ? sizeof(imap_bye) - 1 : sizeof(pop3_err) - 1;
 	char c[MF_ADDRSTRLEN] = "?";
 
 	mf_sockaddr_format(&client->sa, c, sizeof(c));
 	mf_log_warn("refused client=%s reason=%s", c, why);
-	(void)send(fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)send(fd, fops->busy_line, strlen(fops->busy_line), MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
 }
 
