@@ -149,55 +149,26 @@ static int pop3_parse_line(bool auth_data, const uint8_t *s, size_t n,
 int pop3_parser_feed(struct pop3_parser *p, const uint8_t *buf, size_t len,
 		     size_t *used_r, struct pop3_cmd *cmd_r)
 {
-	size_t off = 0, end, n;
-	bool auth_data;
+	static const enum pop3_parse_error errs[] = {
+		[LINE_TOO_LONG] = POP3_PERR_LINE_TOO_LONG, [LINE_NUL] = POP3_PERR_NUL,
+		[LINE_BARE_CR] = POP3_PERR_BARE_CR, [LINE_BARE_LF] = POP3_PERR_BARE_LF,
+	};
+	struct line_take t;
+	bool auth_data = p->auth_data;
 	int rc;
 
 	memset(cmd_r, 0, sizeof(*cmd_r));
-	*used_r = 0;
-	if (p->skipping) {
-		const uint8_t *lf = len > 0 ? memchr(buf, '\n', len) : NULL;
-
-		if (lf == NULL) {
-			*used_r = len;
-			return MF_AGAIN;
-		}
-		off = (size_t)(lf - buf) + 1;
-		p->skipping = false;
-		line_scan_reset(&p->scan);
-	}
-	rc = line_scan_next(&p->scan, buf + off, len - off,
-			    p->auth_data ? p->auth_line_max : p->line_max, &end);
-	if (rc == MF_AGAIN) {
-		*used_r = off;
+	rc = line_scan_take(&p->scan, buf, len, auth_data ? p->auth_line_max : p->line_max,
+			    p->allow_bare_lf, used_r, &t);
+	if (rc == MF_AGAIN)
 		return MF_AGAIN;
-	}
-	auth_data = p->auth_data;
 	p->auth_data = false;
-	*used_r = off + end;
-	if (rc == MF_ERROR) {
-		/* The offending byte is never the LF: skip up to it. */
-		p->skipping = true;
-		line_scan_reset(&p->scan);
-		return pop3_fail(cmd_r, POP3_PERR_LINE_TOO_LONG);
-	}
-	n = end - 1;
-	if (p->scan.saw_cr)
-		n--;
-	cmd_r->line = buf + off;
-	cmd_r->line_len = n;
-	cmd_r->raw_len = end;
-	rc = MF_OK;
-	if (p->scan.bad_nul)
-		rc = pop3_fail(cmd_r, POP3_PERR_NUL);
-	else if (p->scan.bad_cr)
-		rc = pop3_fail(cmd_r, POP3_PERR_BARE_CR);
-	else if (!p->scan.saw_cr && !p->allow_bare_lf)
-		rc = pop3_fail(cmd_r, POP3_PERR_BARE_LF);
-	line_scan_reset(&p->scan);
+	cmd_r->line = t.line;
+	cmd_r->line_len = t.len;
+	cmd_r->raw_len = t.raw_len;
 	if (rc != MF_OK)
-		return rc;
-	return pop3_parse_line(auth_data, buf + off, n, cmd_r);
+		return pop3_fail(cmd_r, errs[t.verdict]);
+	return pop3_parse_line(auth_data, t.line, t.len, cmd_r);
 }
 
 void pop3_cmd_wipe(struct pop3_cmd *cmd)

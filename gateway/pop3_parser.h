@@ -83,7 +83,6 @@ struct pop3_parser {
 
 	/* State, private. */
 	bool auth_data;  /* the next line answers an AUTH challenge */
-	bool skipping;   /* discarding the rest of an overlong line */
 	struct line_scan scan;
 };
 

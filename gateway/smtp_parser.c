@@ -443,54 +443,26 @@ static int smtp_parse_line(bool auth_data, const uint8_t *s, size_t n,
 int smtp_parser_feed(struct smtp_parser *p, const uint8_t *buf, size_t len,
 		     size_t *used_r, struct smtp_cmd *cmd_r)
 {
-	size_t off = 0, end, n;
-	bool auth_data;
+	static const enum smtp_parse_error errs[] = {
+		[LINE_TOO_LONG] = SMTP_PERR_LINE_TOO_LONG, [LINE_NUL] = SMTP_PERR_NUL,
+		[LINE_BARE_CR] = SMTP_PERR_BARE_CR, [LINE_BARE_LF] = SMTP_PERR_BARE_LF,
+	};
+	struct line_take t;
+	bool auth_data = p->auth_data;
 	int rc;
 
 	memset(cmd_r, 0, sizeof(*cmd_r));
-	*used_r = 0;
-	if (p->skipping) {
-		const uint8_t *lf = len > 0 ? memchr(buf, '\n', len) : NULL;
-
-		if (lf == NULL) {
-			*used_r = len;
-			return MF_AGAIN;
-		}
-		off = (size_t)(lf - buf) + 1;
-		p->skipping = false;
-		line_scan_reset(&p->scan);
-	}
-	rc = line_scan_next(&p->scan, buf + off, len - off,
-			    p->auth_data ? p->auth_line_max : p->line_max, &end);
-	if (rc == MF_AGAIN) {
-		*used_r = off;
+	rc = line_scan_take(&p->scan, buf, len, auth_data ? p->auth_line_max : p->line_max,
+			    p->allow_bare_lf, used_r, &t);
+	if (rc == MF_AGAIN)
 		return MF_AGAIN;
-	}
-	auth_data = p->auth_data;
 	p->auth_data = false;
-	*used_r = off + end;
-	if (rc == MF_ERROR) {
-		p->skipping = true;
-		line_scan_reset(&p->scan);
-		return smtp_fail(cmd_r, SMTP_PERR_LINE_TOO_LONG);
-	}
-	n = end - 1;
-	if (p->scan.saw_cr)
-		n--;
-	cmd_r->raw = buf + off;
-	cmd_r->raw_len = end;
-	cmd_r->line_len = n;
-	rc = MF_OK;
-	if (p->scan.bad_nul)
-		rc = smtp_fail(cmd_r, SMTP_PERR_NUL);
-	else if (p->scan.bad_cr)
-		rc = smtp_fail(cmd_r, SMTP_PERR_BARE_CR);
-	else if (!p->scan.saw_cr && !p->allow_bare_lf)
-		rc = smtp_fail(cmd_r, SMTP_PERR_BARE_LF);
-	line_scan_reset(&p->scan);
+	cmd_r->raw = t.line;
+	cmd_r->raw_len = t.raw_len;
+	cmd_r->line_len = t.len;
 	if (rc != MF_OK)
-		return rc;
-	return smtp_parse_line(auth_data, buf + off, n, cmd_r);
+		return smtp_fail(cmd_r, errs[t.verdict]);
+	return smtp_parse_line(auth_data, t.line, t.len, cmd_r);
 }
 
 void smtp_cmd_wipe(struct smtp_cmd *cmd)

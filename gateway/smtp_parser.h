@@ -134,7 +134,6 @@ struct smtp_parser {
 
 	/* State, private. */
 	bool auth_data;
-	bool skipping;
 	struct line_scan scan;
 };
 

@@ -17,6 +17,16 @@ struct line_scan {
 	size_t scanned;  /* bytes of the current line already examined */
 	bool saw_cr;     /* the last byte examined was CR (so: CRLF ending) */
 	bool bad_nul, bad_cr;
+	bool skipping;   /* line_scan_take: discarding the rest of an overlong line */
+};
+
+enum line_verdict { LINE_OK = 0, LINE_TOO_LONG, LINE_NUL, LINE_BARE_CR, LINE_BARE_LF };
+
+struct line_take {
+	const uint8_t *line; /* in the caller's buffer */
+	size_t len;          /* without the CRLF or LF */
+	size_t raw_len;      /* with it */
+	enum line_verdict verdict;
 };
 
 void line_scan_reset(struct line_scan *ls);
@@ -29,5 +39,15 @@ void line_scan_reset(struct line_scan *ls);
  * resets after each complete or failed line. */
 int line_scan_next(struct line_scan *ls, const uint8_t *buf, size_t len, size_t max,
 		   size_t *end_r);
+
+/* One whole line for a command parser, on top of line_scan_next():
+ * MF_AGAIN with *used_r bytes consumed (the rest of an overlong line being
+ * skipped) and no line yet; MF_OK with a clean line in *t_r; MF_ERROR with
+ * t_r->verdict saying why (NUL, bare CR, bare LF when !allow_bare_lf: the
+ * line is consumed; too long: the bytes so far are consumed and the rest of
+ * the line is skipped by the next calls). *used_r always counts what the
+ * caller may drop from buf. */
+int line_scan_take(struct line_scan *ls, const uint8_t *buf, size_t len, size_t max,
+		   bool allow_bare_lf, size_t *used_r, struct line_take *t_r);
 
 #endif
