@@ -12,6 +12,10 @@
 
 struct session;
 
+/* Which SASL continuation line a front end's parser was told to expect
+ * (AUTHENTICATE / AUTH: PLAIN's one response, LOGIN's user then password). */
+enum auth_wait { AW_NONE = 0, AW_PLAIN, AW_LOGIN_USER, AW_LOGIN_PASS };
+
 enum front_op_kind { FO_CRECV = 0, FO_CSEND, FO_URECV, FO_USEND, FO_COUNT };
 
 struct front_op {

@@ -24,9 +24,6 @@ static const char capability[] =
 
 enum up_state { US_NONE = 0, US_GREETING, US_CONT, US_REPLY };
 
-/* Which AUTHENTICATE line the parser was told to expect. */
-enum auth_wait { AW_NONE = 0, AW_PLAIN, AW_LOGIN_USER, AW_LOGIN_PASS };
-
 struct imap_front {
 	struct front_io io;             /* first: s->front points at both */
 	struct imap_parser parser;

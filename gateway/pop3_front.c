@@ -31,9 +31,6 @@ static const char capa[] =
 
 enum up_state { US_NONE = 0, US_GREETING, US_USER, US_PASS };
 
-/* Which AUTH continuation line the parser was told to expect. */
-enum auth_wait { AW_NONE = 0, AW_PLAIN, AW_LOGIN_USER, AW_LOGIN_PASS };
-
 struct pop3_front {
 	struct front_io io;             /* first: s->front points at both */
 	struct pop3_parser parser;
