@@ -51,10 +51,11 @@ FUZZ_SECONDS ?= 30
 
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	liburing-dev libmnl-dev libnftnl-dev libinih-dev libcmocka-dev libsqlite3-dev \
+	libssl-dev libnetfilter-queue-dev libcap-ng-dev \
 	iproute2 iputils-ping nftables iptables procps psmisc openssl curl socat \
 	python3 python3-pytest \
 	dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix swaks fetchmail \
-	haproxy iperf3 nginx-light libnginx-mod-stream
+	haproxy iperf3 nginx-light libnginx-mod-stream libnginx-mod-mail isync tcpdump
 
 .PHONY: all deps test check unit unit-asan asan-daemon e2e fuzz fuzz-run demo bench clean
 
