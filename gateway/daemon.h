@@ -11,12 +11,14 @@
 #include <stdbool.h>
 
 struct worker;
+struct tls_ctxs;
 
 struct mf_daemon {
 	const char *config_path;
 	pthread_mutex_t lock;      /* guards cfg and cfg_gen */
 	struct mf_config cfg;
 	unsigned int cfg_gen;      /* bumped by each successful reload */
+	struct tls_ctxs *tls;      /* from cfg's [tls]; NULL without; guarded by lock */
 	atomic_bool stopping;      /* SIGTERM seen: drain and exit */
 	struct worker **workers;
 	unsigned int n_workers;

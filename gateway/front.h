@@ -10,6 +10,8 @@
 #ifndef MF_FRONT_H
 #define MF_FRONT_H
 
+#include <stdint.h>
+
 struct session;
 
 /* Which SASL continuation line a front end's parser was told to expect
@@ -28,6 +30,9 @@ struct front_ops {
 	/* The protocol's "too many connections, try later" line (with CRLF),
 	 * sent to a connection refused before it became a session. */
 	const char *busy_line;
+	/* The protocol's standard plaintext and implicit-TLS ports: where a
+	 * backend leg goes when backend_tls differs from the client's. */
+	uint16_t plain_port, tls_port;
 	/* Allocates the front end and sends the greeting. MF_OK, or MF_ERROR
 	 * (errno set) when the session must be refused. */
 	int (*start)(struct session *s);

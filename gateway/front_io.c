@@ -1,9 +1,11 @@
 /* front_io.c — shared plumbing of the pre-auth front ends; see front_io.h. */
 #include "front_io.h"
+#include "front_tls.h"
 #include "ledger.h"
 #include "log.h"
 #include "mf.h"
 #include "netaddr.h"
+#include "tls.h"
 #include "upstream.h"
 #include "uring_op.h"
 #include "worker.h"
@@ -60,10 +62,43 @@ static uint64_t client_ms_left(struct session *s, uint64_t floor)
 	return left < floor ? floor : left;
 }
 
+void front_io_submit(struct session *s, unsigned int kind, void *buf, size_t len)
+{
+	struct front_io *io = io_of(s);
+	struct io_uring_sqe *sqe = sqe_pair(s);
+	struct __kernel_timespec *ts;
+
+	switch (kind) {
+	case FO_CRECV:
+		io_uring_prep_recv(sqe, s->cfd, buf, len, 0);
+		ts = &io->cts;
+		set_ts(ts, client_ms_left(s, 1));
+		break;
+	case FO_CSEND:
+		io_uring_prep_send(sqe, s->cfd, buf, len, MSG_NOSIGNAL);
+		ts = &io->cts;
+		set_ts(ts, client_ms_left(s, FRONT_SEND_MIN_MS));
+		break;
+	case FO_URECV:
+		io_uring_prep_recv(sqe, s->ufd, buf, len, 0);
+		/* A failed login takes the server seconds (Dovecot's auth
+		 * failure delay): the pre-auth deadline bounds it, not the
+		 * connect timeout. */
+		ts = &s->connect_ts;
+		set_ts(ts, client_ms_left(s, s->w->t.connect_timeout_ms));
+		break;
+	default:
+		io_uring_prep_send(sqe, s->ufd, buf, len, MSG_NOSIGNAL);
+		ts = &s->connect_ts;
+		set_ts(ts, s->w->t.connect_timeout_ms);
+		break;
+	}
+	link_timeout(s, sqe, kind, ts);
+}
+
 void front_io_client_recv(struct session *s)
 {
 	struct front_io *io = io_of(s);
-	struct io_uring_sqe *sqe;
 
 	if (io->rpos > 0) {
 		memmove(io->rbuf, io->rbuf + io->rpos, io->rlen - io->rpos);
@@ -75,42 +110,69 @@ void front_io_client_recv(struct session *s)
 		session_abort(s, SE_PROTOCOL, 0, false);
 		return;
 	}
-	sqe = sqe_pair(s);
-	io_uring_prep_recv(sqe, s->cfd, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen, 0);
-	set_ts(&io->cts, client_ms_left(s, 1));
-	link_timeout(s, sqe, FO_CRECV, &io->cts);
+	if (s->tls[0] != NULL)
+		front_tls_recv(s, 0, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen);
+	else
+		front_io_submit(s, FO_CRECV, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen);
 }
 
 void front_io_flush(struct session *s)
 {
 	struct front_io *io = io_of(s);
-	struct io_uring_sqe *sqe = sqe_pair(s);
 
-	io_uring_prep_send(sqe, s->cfd, io->obuf + io->ooff, io->olen - io->ooff, MSG_NOSIGNAL);
-	set_ts(&io->cts, client_ms_left(s, FRONT_SEND_MIN_MS));
-	link_timeout(s, sqe, FO_CSEND, &io->cts);
+	if (s->tls[0] != NULL)
+		front_tls_send(s, 0, (const uint8_t *)io->obuf + io->ooff, io->olen - io->ooff);
+	else
+		front_io_submit(s, FO_CSEND, io->obuf + io->ooff, io->olen - io->ooff);
 }
 
 void front_io_upstream_recv(struct session *s)
 {
 	struct front_io *io = io_of(s);
-	struct io_uring_sqe *sqe = sqe_pair(s);
 
 	io->upos = io->ulen = 0;
-	io_uring_prep_recv(sqe, s->ufd, io->ubuf, sizeof(io->ubuf), 0);
-	/* A failed login takes the server seconds (Dovecot's auth failure
-	 * delay): the pre-auth deadline bounds it, not the connect timeout. */
-	set_ts(&s->connect_ts, client_ms_left(s, s->w->t.connect_timeout_ms));
-	link_timeout(s, sqe, FO_URECV, &s->connect_ts);
+	if (s->tls[1] != NULL)
+		front_tls_recv(s, 1, io->ubuf, sizeof(io->ubuf));
+	else
+		front_io_submit(s, FO_URECV, io->ubuf, sizeof(io->ubuf));
 }
 
 void front_io_upstream_send(struct session *s, const void *buf, size_t len)
 {
-	struct io_uring_sqe *sqe = sqe_pair(s);
+	if (s->tls[1] != NULL)
+		front_tls_send(s, 1, buf, len);
+	else
+		front_io_submit(s, FO_USEND, (void *)buf, len);
+}
 
-	io_uring_prep_send(sqe, s->ufd, buf, len, MSG_NOSIGNAL);
-	set_ts(&s->connect_ts, s->w->t.connect_timeout_ms);
-	link_timeout(s, sqe, FO_USEND, &s->connect_ts);
+bool front_io_can_starttls(const struct session *s)
+{
+	return s->tls[0] == NULL && tls_ctxs_can_serve(s->w->tls);
+}
+
+void front_io_starttls(struct session *s)
+{
+	struct front_io *io = io_of(s);
+
+	io->rpos = io->rlen = 0;
+	io->after = FA_STARTTLS;
+}
+
+int front_io_upstream_starttls(struct session *s)
+{
+	struct front_io *io = io_of(s);
+
+	io->upos = io->ulen;
+	if (front_tls_start(s, 1) != MF_OK) {
+		io->iops->up_fail(s, "TLS setup failed");
+		return MF_ERROR;
+	}
+	return MF_OK;
+}
+
+enum mf_backend_tls front_io_backend_tls(const struct session *s)
+{
+	return (enum mf_backend_tls)s->w->t.backend_tls;
 }
 
 /* --- replies -------------------------------------------------------------- */
@@ -150,7 +212,7 @@ bool front_io_wait(struct session *s)
 	struct front_io *io = io_of(s);
 
 	if (io->olen > io->ooff) {
-		if (io->after != FA_CLOSE)
+		if (io->after != FA_CLOSE && io->after != FA_STARTTLS)
 			io->after = FA_RUN;
 		front_io_flush(s);
 		return true;
@@ -159,6 +221,8 @@ bool front_io_wait(struct session *s)
 		session_abort(s, (enum session_end)io->close_why, 0, false);
 		return true;
 	}
+	if (io->after == FA_STARTTLS)
+		return true; /* the answer is on its way; the handshake follows */
 	if (io->rpos == io->rlen) {
 		front_io_client_recv(s);
 		return true;
@@ -184,6 +248,26 @@ static int ledger_route(struct session *s, const char *name, enum account_route 
 	}
 	*route_r = account_state_route(rc == LEDGER_ABSENT ? AS_UNSEEN : a.state);
 	return MF_OK;
+}
+
+/* The backend's port: the client's own, unless backend_tls asks the
+ * backend to speak otherwise than the client did (993 → 143 for a
+ * plaintext backend, 143 → 993 for an implicit-TLS one). */
+static void backend_port(struct session *s, union mf_sockaddr *a)
+{
+	enum mf_backend_tls bt = front_io_backend_tls(s);
+	uint16_t port = 0;
+
+	if (bt == MF_BACKEND_TLS_IMPLICIT && !s->implicit_tls)
+		port = s->fops->tls_port;
+	else if (bt != MF_BACKEND_TLS_IMPLICIT && s->implicit_tls)
+		port = s->fops->plain_port;
+	if (port == 0)
+		return;
+	if (a->sa.sa_family == AF_INET)
+		a->in.sin_port = htons(port);
+	else
+		a->in6.sin6_port = htons(port);
 }
 
 enum front_route_fail front_io_route_connect(struct session *s, const char *name)
@@ -212,6 +296,7 @@ enum front_route_fail front_io_route_connect(struct session *s, const char *name
 		else
 			io->up_addr.in6.sin6_addr = dst->u.v6;
 	}
+	backend_port(s, &io->up_addr);
 	s->ufd = upstream_socket(&s->client.sa, &io->up_addr.sa,
 				 (enum mf_upstream_source)s->w->t.upstream_source);
 	if (s->ufd < 0) {
@@ -248,6 +333,10 @@ int front_io_on_connect(struct session *s, int res)
 		return MF_ERROR;
 	}
 	imap_line_init(&io->line);
+	if (front_io_backend_tls(s) == MF_BACKEND_TLS_IMPLICIT && front_tls_start(s, 1) != MF_OK) {
+		io->iops->up_fail(s, "TLS setup failed");
+		return MF_ERROR;
+	}
 	return MF_OK;
 }
 
@@ -285,12 +374,20 @@ void front_io_log_up_fail(struct session *s, const char *why)
 		    s->user ? s->user : "-", dst, why);
 }
 
-void front_io_back_to_preauth(struct session *s)
+void front_io_upstream_close(struct session *s)
 {
 	if (s->ufd >= 0) {
 		close(s->ufd);
 		s->ufd = -1;
 	}
+	tls_conn_free(s->tls[1]);
+	s->tls[1] = NULL;
+	front_tls_leg_free(s, 1);
+}
+
+void front_io_back_to_preauth(struct session *s)
+{
+	front_io_upstream_close(s);
 	s->phase = SP_PREAUTH;
 	io_of(s)->iops->run(s);
 }
@@ -380,12 +477,20 @@ static void on_client(struct session *s, unsigned int kind, int res)
 		return;
 	}
 	io->ooff = io->olen = 0;
-	if (io->after == FA_CLOSE)
+	if (io->after == FA_CLOSE) {
 		session_abort(s, (enum session_end)io->close_why, 0, false);
-	else if (io->after == FA_RELAY)
+	} else if (io->after == FA_RELAY) {
 		handoff(s);
-	else
+	} else if (io->after == FA_STARTTLS) {
+		io->after = FA_RUN;
+		if (front_tls_start(s, 0) != MF_OK) {
+			session_abort(s, SE_LOCAL_ERROR, ENOMEM, true);
+			return;
+		}
+		front_io_client_recv(s);
+	} else {
 		io->iops->run(s);
+	}
 }
 
 static void on_upstream(struct session *s, unsigned int kind, int res)
@@ -424,22 +529,31 @@ static void on_upstream(struct session *s, unsigned int kind, int res)
 	io->iops->up_sent(s, (size_t)res);
 }
 
+void front_io_deliver(struct session *s, unsigned int kind, int res)
+{
+	if (kind == FO_CRECV || kind == FO_CSEND)
+		on_client(s, kind, res);
+	else
+		on_upstream(s, kind, res);
+}
+
 void front_io_on_cqe(struct front_op *op, int res)
 {
 	struct session *s = op->s;
+	unsigned int leg = op->kind == FO_CRECV || op->kind == FO_CSEND ? 0 : 1;
 
 	if (s->phase == SP_CLOSING || s->front == NULL)
 		return;
-	if (op->kind == FO_CRECV || op->kind == FO_CSEND)
-		on_client(s, op->kind, res);
+	if (s->tls[leg] != NULL)
+		front_tls_on_raw(s, leg, res);
 	else
-		on_upstream(s, op->kind, res);
+		front_io_deliver(s, op->kind, res);
 }
 
 /* --- life cycle ----------------------------------------------------------- */
 
-void front_io_start(struct session *s, struct front_io *io, const struct front_io_ops *iops,
-		    const char *greeting, size_t greeting_len)
+int front_io_start(struct session *s, struct front_io *io, const struct front_io_ops *iops,
+		   const char *greeting, size_t greeting_len)
 {
 	for (unsigned int i = 0; i < FO_COUNT; i++) {
 		io->ops[i].s = s;
@@ -452,11 +566,21 @@ void front_io_start(struct session *s, struct front_io *io, const struct front_i
 	memcpy(io->obuf, greeting, greeting_len);
 	io->olen = greeting_len;
 	io->after = FA_RUN;
+	if (s->implicit_tls && front_tls_start(s, 0) != MF_OK) {
+		s->front = NULL;
+		return MF_ERROR;
+	}
 	front_io_flush(s);
+	return MF_OK;
 }
 
 void front_io_wipe(struct front_io *io)
 {
 	explicit_bzero(io->rbuf, sizeof(io->rbuf));
 	explicit_bzero(io->ubuf, sizeof(io->ubuf));
+	/* The stages held ciphertext only, but the memory is freed here. */
+	for (unsigned int i = 0; i < 2; i++) {
+		free(io->tls[i].stage);
+		io->tls[i] = (struct front_leg_tls){ 0 };
+	}
 }

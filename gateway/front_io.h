@@ -29,7 +29,22 @@
 #define FRONT_IO_UBUF 4096   /* backend bytes per RECV */
 
 /* What happens once everything queued in obuf has been sent. */
-enum front_after { FA_RUN = 0, FA_CLOSE, FA_RELAY };
+enum front_after { FA_RUN = 0, FA_CLOSE, FA_RELAY, FA_STARTTLS };
+
+/* One leg's TLS state while the front end runs (front_tls.c). The
+ * connection itself is the session's (s->tls[leg]): it outlives the front
+ * end and goes on into the relay. */
+struct front_leg_tls {
+	uint8_t *stage;         /* ciphertext being received or sent */
+	size_t off, len;        /* stage[off, len): ciphertext left to send */
+	const uint8_t *psrc;    /* REQ_SEND: plaintext to protect */
+	uint8_t *pdst;          /* REQ_RECV: where plaintext goes */
+	size_t plen;            /* REQ_SEND: its length; REQ_RECV: room */
+	uint8_t raw;            /* enum front_tls_raw: the op in flight */
+	uint8_t req;            /* enum front_tls_req: what the caller asked */
+	bool encrypted;         /* REQ_SEND's plaintext is in the TLS stream */
+	bool handshaking;
+};
 
 /* Why a login could not be routed and connected (front_io_route_connect).
  * The protocol turns each into its own reply. */
@@ -75,21 +90,52 @@ struct front_io {
 	size_t ooff, olen;              /* obuf: sent up to ooff, queued to olen */
 	size_t upos, ulen;              /* ubuf: read up to upos, filled to ulen */
 	struct imap_line line;          /* backend line reader (protocol-neutral) */
+	struct front_leg_tls tls[2];    /* [0] client, [1] upstream */
 	uint8_t rbuf[FRONT_IO_RBUF];
 	char obuf[FRONT_IO_OBUF];
 	uint8_t ubuf[FRONT_IO_UBUF];
 };
 
 /* Sets up io (the first member of the calloc'ed front end f), makes it
- * s->front, enters PREAUTH and sends the greeting. */
-void front_io_start(struct session *s, struct front_io *io, const struct front_io_ops *iops,
-		    const char *greeting, size_t greeting_len);
+ * s->front, enters PREAUTH and sends the greeting (after the TLS handshake
+ * on an implicit-TLS port). MF_ERROR when TLS could not be set up. */
+int front_io_start(struct session *s, struct front_io *io, const struct front_io_ops *iops,
+		   const char *greeting, size_t greeting_len);
+
+/* Submits one io_uring op of kind on the leg's socket, with the linked
+ * timeout that kind gets (the pre-auth deadline for the client leg). */
+void front_io_submit(struct session *s, unsigned int kind, void *buf, size_t len);
+
+/* The logical completion of an op of kind: what a RECV or SEND would have
+ * returned without TLS (plaintext bytes, 0 at EOF, negative errno). */
+void front_io_deliver(struct session *s, unsigned int kind, int res);
+
+/* The client may start TLS now: true when a certificate is configured and
+ * the client leg is still plaintext. */
+bool front_io_can_starttls(const struct session *s);
+
+/* The front end accepted STARTTLS/STLS and queued its answer: bytes the
+ * client pipelined after the command are dropped (they were sent in
+ * plaintext and must not be read as if protected, the CVE-2011-0411
+ * class), and the handshake starts once the answer is sent. */
+void front_io_starttls(struct session *s);
+
+/* The backend accepted STARTTLS/STLS: its bytes after that answer are
+ * dropped and the next upstream op starts with the handshake. MF_ERROR
+ * (after iops->up_fail()) when TLS could not be set up. */
+int front_io_upstream_starttls(struct session *s);
+
+/* How the backend leg of this session is protected (config backend_tls). */
+enum mf_backend_tls front_io_backend_tls(const struct session *s);
 
 /* Wipes the buffers that may have held credentials. */
 void front_io_wipe(struct front_io *io);
 
 /* The ops table's on_cqe for both front ends. */
 void front_io_on_cqe(struct front_op *op, int res);
+
+/* Ends the login attempt's upstream leg (socket and TLS). */
+void front_io_upstream_close(struct session *s);
 
 /* Receives client bytes after rlen. An unfinished line moves to the front
  * of rbuf first, so the parser resumes where it stopped looking; a buffer

@@ -17,18 +17,19 @@
 #define FRONT_TAG_MAX 64  /* client tags we keep across a login */
 #define OUR_TAG "mf1"
 
-static const char greeting[] =
-	"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN] mailferry ready\r\n";
-static const char capability[] =
-	"* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN\r\n";
+#define OUR_STARTTLS_TAG "mf0"
 
-enum up_state { US_NONE = 0, US_GREETING, US_CONT, US_REPLY };
+/* What this front end handles itself; STARTTLS while it can be offered. */
+#define CAPS "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN"
+
+enum up_state { US_NONE = 0, US_GREETING, US_STARTTLS, US_CONT, US_REPLY };
 
 struct imap_front {
 	struct front_io io;             /* first: s->front points at both */
 	struct imap_parser parser;
 	uint8_t ustate;                 /* enum up_state */
 	uint8_t auth_pending;           /* enum auth_wait */
+	bool up_literal_plus;           /* the backend's greeting offered LITERAL+ */
 
 	/* login in progress: credentials point into the parser's arena, into
 	 * plain or into luser/lpass (AUTH=LOGIN); all are wiped when the
@@ -150,6 +151,31 @@ void imap_front_on_connect(struct session *s, int res)
 	front_io_upstream_recv(s);
 }
 
+static const char *caps_starttls(const struct session *s)
+{
+	return front_io_can_starttls(s) ? " STARTTLS" : "";
+}
+
+/* The greeting and the login replay once the backend leg is ready
+ * (after STARTTLS when backend_tls asks for it). */
+static void send_segment(struct session *s);
+
+static bool start_replay(struct session *s)
+{
+	struct imap_front *f = s->front;
+
+	if (imap_login_build(OUR_TAG, f->user, f->user_len, f->pass, f->pass_len,
+			     f->up_literal_plus, &f->login) != MF_OK) {
+		up_fail(s, "credentials too long");
+		return false;
+	}
+	f->seg = 0;
+	f->seg_off = 0;
+	f->ustate = f->login.n_seg > 1 ? US_CONT : US_REPLY;
+	send_segment(s);
+	return false;
+}
+
 static void send_segment(struct session *s)
 {
 	struct imap_front *f = s->front;
@@ -198,17 +224,26 @@ static bool up_line(struct session *s)
 			up_fail(s, "bad greeting");
 			return false;
 		}
-		if (imap_login_build(OUR_TAG, f->user, f->user_len, f->pass, f->pass_len,
-				     imap_resp_text_has_cap(r.text, "LITERAL+"),
-				     &f->login) != MF_OK) {
-			up_fail(s, "credentials too long");
+		f->up_literal_plus = imap_resp_text_has_cap(r.text, "LITERAL+");
+		if (front_io_backend_tls(s) == MF_BACKEND_TLS_STARTTLS && s->tls[1] == NULL) {
+			static const char cmd[] = OUR_STARTTLS_TAG " STARTTLS\r\n";
+
+			f->ustate = US_STARTTLS;
+			front_io_upstream_send(s, cmd, sizeof(cmd) - 1);
 			return false;
 		}
-		f->seg = 0;
-		f->seg_off = 0;
-		f->ustate = f->login.n_seg > 1 ? US_CONT : US_REPLY;
-		send_segment(s);
-		return false;
+		return start_replay(s);
+	case US_STARTTLS:
+		if (r.kind == IMAP_RESP_UNTAGGED)
+			return true;
+		if (r.kind != IMAP_RESP_TAGGED || r.tag_len != strlen(OUR_STARTTLS_TAG) ||
+		    memcmp(r.tag, OUR_STARTTLS_TAG, r.tag_len) != 0 || r.status != IMAP_ST_OK) {
+			up_fail(s, "server refused STARTTLS");
+			return false;
+		}
+		if (front_io_upstream_starttls(s) != MF_OK)
+			return false;
+		return start_replay(s);
 	case US_CONT:
 	case US_REPLY:
 		if (r.kind == IMAP_RESP_UNTAGGED) {
@@ -389,7 +424,8 @@ static bool command(struct session *s, const struct imap_cmd *c)
 	}
 	switch (c->kind) {
 	case IMAP_CMD_CAPABILITY:
-		front_io_reply(s, "%s%.*s OK Capability completed.\r\n", capability, tl, tag);
+		front_io_reply(s, "* CAPABILITY " CAPS "%s\r\n%.*s OK Capability completed.\r\n",
+			       caps_starttls(s), tl, tag);
 		return false;
 	case IMAP_CMD_NOOP:
 		front_io_reply(s, "%.*s OK NOOP completed.\r\n", tl, tag);
@@ -402,7 +438,12 @@ static bool command(struct session *s, const struct imap_cmd *c)
 		front_io_reply(s, "* ID NIL\r\n%.*s OK ID completed.\r\n", tl, tag);
 		return false;
 	case IMAP_CMD_STARTTLS:
-		bad(s, tag, "STARTTLS is not available");
+		if (!front_io_can_starttls(s)) {
+			bad(s, tag, s->tls[0] ? "TLS is already active" : "STARTTLS is not available");
+			return false;
+		}
+		front_io_reply(s, "%.*s OK Begin TLS negotiation now.\r\n", tl, tag);
+		front_io_starttls(s);
 		return false;
 	case IMAP_CMD_LOGIN:
 		if (c->n_args != 2 || !is_string(&c->args[0]) || !is_string(&c->args[1])) {
@@ -537,6 +578,8 @@ int imap_front_start(struct session *s)
 {
 	struct imap_front *f = calloc(1, sizeof(*f));
 	struct imap_limits lim;
+	char greeting[160];
+	int n;
 
 	if (f == NULL)
 		return MF_ERROR;
@@ -547,7 +590,15 @@ int imap_front_start(struct session *s)
 		errno = ENOMEM;
 		return MF_ERROR;
 	}
-	front_io_start(s, &f->io, &imap_io_ops, greeting, sizeof(greeting) - 1);
+	n = snprintf(greeting, sizeof(greeting), "* OK [CAPABILITY " CAPS "%s] mailferry ready\r\n",
+		     s->implicit_tls ? "" : caps_starttls(s));
+	if (front_io_start(s, &f->io, &imap_io_ops, greeting, (size_t)n) != MF_OK) {
+		front_io_wipe(&f->io);
+		imap_parser_free(&f->parser);
+		free(f);
+		errno = ENOMEM;
+		return MF_ERROR;
+	}
 	return MF_OK;
 }
 
@@ -566,6 +617,8 @@ void imap_front_free(struct session *s)
 
 const struct front_ops imap_front_ops = {
 	.name = "imap",
+	.plain_port = 143,
+	.tls_port = 993,
 	.busy_line = "* BYE [UNAVAILABLE] Too many connections from your address\r\n",
 	.start = imap_front_start,
 	.on_cqe = front_io_on_cqe,

@@ -5,6 +5,7 @@
 #include "daemon.h"
 #include "ledger.h"
 #include "log.h"
+#include "tls.h"
 #include "mf.h"
 #include "worker.h"
 
@@ -50,6 +51,7 @@ static bool listen_changed(const struct mf_config *a, const struct mf_config *b)
 static void reload(struct mf_daemon *d)
 {
 	struct mf_config *next = malloc(sizeof(*next));
+	struct tls_ctxs *tls, *old_tls;
 	char err[256];
 
 	if (next == NULL) {
@@ -61,7 +63,15 @@ static void reload(struct mf_daemon *d)
 		free(next);
 		return;
 	}
+	/* Certificates are re-read too: renewing one is a reload. */
+	if (tls_ctxs_load(next, &tls, err, sizeof(err)) != MF_OK) {
+		mf_log_err("reload failed, keeping the running configuration: %s", err);
+		free(next);
+		return;
+	}
 	pthread_mutex_lock(&d->lock);
+	old_tls = d->tls;
+	d->tls = tls;
 	if (listen_changed(&d->cfg, next))
 		mf_log_warn("reload: listen addresses, port and workers change only at restart");
 	next->listen_port = d->cfg.listen_port;
@@ -71,6 +81,7 @@ static void reload(struct mf_daemon *d)
 	d->cfg = *next;
 	d->cfg_gen++;
 	pthread_mutex_unlock(&d->lock);
+	tls_ctxs_unref(old_tls);
 	mf_log_open("mailferryd", next->log_target == MF_LOG_SYSLOG, next->log_debug);
 	free(next);
 	daemon_wake_workers(d);
@@ -134,7 +145,12 @@ int main(int argc, char **argv)
 		}
 		ledger_close(l);
 	}
+	if (tls_ctxs_load(&d.cfg, &d.tls, err, sizeof(err)) != MF_OK) {
+		fprintf(stderr, "mailferryd: %s\n", err);
+		return EXIT_FAILURE;
+	}
 	if (check_only) {
+		tls_ctxs_unref(d.tls);
 		printf("mailferryd: %s: configuration ok\n", d.config_path);
 		return EXIT_SUCCESS;
 	}
@@ -206,6 +222,7 @@ out_workers:
 	}
 	free(d.workers);
 out:
+	tls_ctxs_unref(d.tls);
 	pthread_mutex_destroy(&d.lock);
 	mf_log_info("exited status=%d", status);
 	mf_log_close();

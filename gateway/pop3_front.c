@@ -12,24 +12,25 @@
 #include "session.h"
 #include "worker.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 
 static const char greeting[] = "+OK mailferry ready\r\n";
-/* Only what this front end handles itself: no STLS yet, no PIPELINING
- * (RFC 2449 §6.6 allows leaving it out; commands are still answered in
- * order), no TOP/UIDL (transaction state belongs to the backend). */
-static const char capa[] =
+/* Only what this front end handles itself: STLS while it can be offered,
+ * no PIPELINING (RFC 2449 §6.6 allows leaving it out; commands are still
+ * answered in order), no TOP/UIDL (transaction state belongs to the
+ * backend). */
+static const char capa_head[] =
 	"+OK Capability list follows\r\n"
 	"USER\r\n"
 	"SASL PLAIN LOGIN\r\n"
 	"RESP-CODES\r\n"
-	"AUTH-RESP-CODE\r\n"
-	".\r\n";
+	"AUTH-RESP-CODE\r\n";
 
-enum up_state { US_NONE = 0, US_GREETING, US_USER, US_PASS };
+enum up_state { US_NONE = 0, US_GREETING, US_STLS, US_USER, US_PASS };
 
 struct pop3_front {
 	struct front_io io;             /* first: s->front points at both */
@@ -208,6 +209,26 @@ static bool up_line(struct session *s)
 			up_fail(s, "bad greeting");
 			return false;
 		}
+		if (front_io_backend_tls(s) == MF_BACKEND_TLS_STARTTLS && s->tls[1] == NULL) {
+			static const char cmd[] = "STLS\r\n";
+
+			memcpy(f->ucmd, cmd, sizeof(cmd) - 1);
+			f->ucmd_len = sizeof(cmd) - 1;
+			f->ucmd_off = 0;
+			f->ustate = US_STLS;
+			front_io_upstream_send(s, f->ucmd, f->ucmd_len);
+			return false;
+		}
+		f->ustate = US_USER;
+		send_ucmd(s, "USER", f->user, f->user_len);
+		return false;
+	case US_STLS:
+		if (st != POP3_ST_OK) {
+			up_fail(s, "server refused STLS");
+			return false;
+		}
+		if (front_io_upstream_starttls(s) != MF_OK)
+			return false;
 		f->ustate = US_USER;
 		send_ucmd(s, "USER", f->user, f->user_len);
 		return false;
@@ -337,10 +358,16 @@ static bool command(struct session *s, struct pop3_cmd *c)
 		err_reply(s, "Authentication cancelled");
 		return false;
 	case POP3_CMD_CAPA:
-		front_io_reply(s, "%s", capa);
+		front_io_reply(s, "%s%s.\r\n", capa_head, front_io_can_starttls(s) ? "STLS\r\n" : "");
 		return false;
 	case POP3_CMD_STLS:
-		err_reply(s, "STLS not available");
+		if (!front_io_can_starttls(s)) {
+			err_reply(s, s->tls[0] ? "Command not permitted when TLS active"
+					       : "STLS not available");
+			return false;
+		}
+		front_io_reply(s, "+OK Begin TLS negotiation\r\n");
+		front_io_starttls(s);
 		return false;
 	case POP3_CMD_USER:
 		if (c->arg_len > POP3_UP_FIELD_MAX) {
@@ -490,7 +517,12 @@ static int pop3_front_start(struct session *s)
 		return MF_ERROR;
 	pop3_parser_init(&f->parser);
 	f->parser.auth_line_max = sizeof(f->io.rbuf);
-	front_io_start(s, &f->io, &pop3_io_ops, greeting, sizeof(greeting) - 1);
+	if (front_io_start(s, &f->io, &pop3_io_ops, greeting, sizeof(greeting) - 1) != MF_OK) {
+		front_io_wipe(&f->io);
+		free(f);
+		errno = ENOMEM;
+		return MF_ERROR;
+	}
 	return MF_OK;
 }
 
@@ -509,6 +541,8 @@ static void pop3_front_free(struct session *s)
 
 const struct front_ops pop3_front_ops = {
 	.name = "pop3",
+	.plain_port = 110,
+	.tls_port = 995,
 	.busy_line = "-ERR [SYS/TEMP] Too many connections from your address\r\n",
 	.start = pop3_front_start,
 	.on_cqe = front_io_on_cqe,

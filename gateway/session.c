@@ -6,6 +6,8 @@
 #include "log.h"
 #include "mf.h"
 #include "netaddr.h"
+#include "tls.h"
+#include "tls_pump.h"
 #include "upstream.h"
 #include "uring_op.h"
 #include "worker.h"
@@ -98,6 +100,9 @@ static void session_free(struct session *s)
 	log_end(s);
 	if (s->fops != NULL)
 		s->fops->free(s);
+	tls_pump_free(s);
+	tls_conn_free(s->tls[0]);
+	tls_conn_free(s->tls[1]);
 	free(s->user);
 	if (s->ufd >= 0)
 		close(s->ufd);
@@ -189,6 +194,13 @@ void session_relay(struct session *s)
 	s->phase = SP_RELAY;
 	preauth_release(s);
 	worker_lru_touch(s->w, s);
+	if (s->tls[0] != NULL || s->tls[1] != NULL) {
+		/* Bytes must pass through OpenSSL on at least one side: no
+		 * splice, a user-space pump (no kTLS here to hand it over). */
+		if (tls_pump_start(s) != MF_OK)
+			session_abort(s, SE_LOCAL_ERROR, ENOMEM, true);
+		return;
+	}
 	relay_start(s, 0);
 	relay_start(s, 1);
 }
@@ -231,12 +243,21 @@ static bool port_in(const uint16_t *ports, unsigned int n, uint16_t port)
 }
 
 /* The front end serving this original destination port, or NULL: relay
- * protocol-blind. */
-static const struct front_ops *front_of_port(const struct worker *w, uint16_t port)
+ * protocol-blind. Implicit-TLS ports need a certificate to offer. */
+static const struct front_ops *front_of_port(const struct worker *w, uint16_t port,
+					     bool *implicit_tls_r)
 {
+	*implicit_tls_r = false;
 	if (port_in(w->t.imap_ports, w->t.n_imap_ports, port))
 		return &imap_front_ops;
 	if (port_in(w->t.pop3_ports, w->t.n_pop3_ports, port))
+		return &pop3_front_ops;
+	if (!tls_ctxs_can_serve(w->tls))
+		return NULL;
+	*implicit_tls_r = true;
+	if (port_in(w->t.imaps_ports, w->t.n_imaps_ports, port))
+		return &imap_front_ops;
+	if (port_in(w->t.pop3s_ports, w->t.n_pop3s_ports, port))
 		return &pop3_front_ops;
 	return NULL;
 }
@@ -265,7 +286,8 @@ static struct session *session_new(struct worker *w, int fd, int ufd,
 
 /* A front-end session: no upstream leg until the login is routed. */
 static void start_front(struct worker *w, int fd, const union mf_sockaddr *client,
-			const union mf_sockaddr *dst, const struct front_ops *fops)
+			const union mf_sockaddr *dst, const struct front_ops *fops,
+			bool implicit_tls)
 {
 	struct session *s;
 	bool counted = false;
@@ -290,6 +312,7 @@ static void start_front(struct worker *w, int fd, const union mf_sockaddr *clien
 		goto fail_count;
 	s->fops = fops;
 	s->preauth_counted = counted;
+	s->implicit_tls = implicit_tls;
 	if (fops->start(s) != MF_OK)
 		goto fail_session;
 	return;
@@ -311,6 +334,7 @@ void session_start(struct worker *w, int fd)
 	struct io_uring_sqe *sqe;
 	const struct front_ops *fops;
 	struct session *s;
+	bool implicit_tls;
 	int ufd;
 
 	if (getpeername(fd, &client.sa, &clen) < 0 ||
@@ -336,9 +360,9 @@ void session_start(struct worker *w, int fd)
 		refuse(fd, &client, "setsockopt", errno);
 		return;
 	}
-	fops = front_of_port(w, sockaddr_port(&dst));
+	fops = front_of_port(w, sockaddr_port(&dst), &implicit_tls);
 	if (fops != NULL) {
-		start_front(w, fd, &client, &dst, fops);
+		start_front(w, fd, &client, &dst, fops, implicit_tls);
 		return;
 	}
 	ufd = upstream_socket(&client.sa, &dst.sa, (enum mf_upstream_source)w->t.upstream_source);

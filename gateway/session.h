@@ -18,6 +18,8 @@
 
 struct worker;
 struct front_ops;
+struct tls_conn;
+struct tls_pump;
 
 /* SP_PREAUTH and SP_UPSTREAM only for front-end (IMAP, POP3) sessions. */
 enum session_phase { SP_CONNECT = 0, SP_RELAY, SP_CLOSING, SP_PREAUTH, SP_UPSTREAM };
@@ -60,6 +62,11 @@ struct session {
 	char *user;               /* front end: normalised login name, or NULL */
 	int8_t route;             /* front end: enum account_route, -1 none */
 	bool preauth_counted;     /* in w->preauth until relaying or closing */
+	bool implicit_tls;        /* front end: the client's port speaks TLS first */
+	/* [0] client leg, [1] upstream leg when it speaks TLS; they outlive
+	 * the front end and are then driven by the pump (tls_pump.h). */
+	struct tls_conn *tls[2];
+	struct tls_pump *pump;
 } __attribute__((aligned(16)));
 
 static inline struct session *session_of_dir(struct relay_dir *rd)

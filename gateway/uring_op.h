@@ -18,7 +18,8 @@ enum uop {
 	UOP_RECV = 4,
 	UOP_SEND = 5,
 	UOP_RELAY_LAST = UOP_SEND,
-	UOP_FRONT = 6,    /* ptr: struct front_op (imap_front.h) */
+	UOP_FRONT = 6,    /* ptr: struct front_op (front.h) */
+	UOP_TLS = 7,      /* ptr: struct tls_pump_op (tls_pump.h) */
 	UOP_ACCEPT = 8,   /* ptr: struct listener_slot */
 	UOP_CONNECT = 9,  /* ptr: struct session */
 	UOP_SESSION_AUX = 10, /* ptr: session; link timeouts and cancels */

@@ -7,6 +7,8 @@
 #include "mf.h"
 #include "relay.h"
 #include "session.h"
+#include "tls.h"
+#include "tls_pump.h"
 #include "uring_op.h"
 
 #include <errno.h>
@@ -202,6 +204,17 @@ static void load_tunables(struct worker *w)
 	w->t.dest6 = d->cfg.dest6;
 	memcpy(w->t.default_domain, d->cfg.ledger_default_domain, sizeof(w->t.default_domain));
 	w->t.domain_equivalence = d->cfg.ledger_domain_equivalence;
+	memcpy(w->t.imaps_ports, d->cfg.imaps_ports, sizeof(w->t.imaps_ports));
+	w->t.n_imaps_ports = d->cfg.n_imaps_ports;
+	memcpy(w->t.pop3s_ports, d->cfg.pop3s_ports, sizeof(w->t.pop3s_ports));
+	w->t.n_pop3s_ports = d->cfg.n_pop3s_ports;
+	w->t.backend_tls = (int)d->cfg.backend_tls;
+	if (w->tls != d->tls) {
+		/* Sessions hold their own references to the old contexts. */
+		tls_ctxs_unref(w->tls);
+		w->tls = d->tls;
+		tls_ctxs_ref(w->tls);
+	}
 	memcpy(w->t.ledger_path, d->cfg.ledger_path, sizeof(w->t.ledger_path));
 	w->pipes.max_total = d->cfg.max_pipes;
 	w->pipes.pipe_size = d->cfg.pipe_size;
@@ -328,6 +341,14 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		struct session *s = fo->s;
 
 		s->fops->on_cqe(fo, cqe->res);
+		session_put(s);
+		break;
+	}
+	case UOP_TLS: {
+		struct tls_pump_op *po = ptr;
+		struct session *s = po->s;
+
+		tls_pump_on_cqe(po, cqe->res);
 		session_put(s);
 		break;
 	}
@@ -498,5 +519,7 @@ void worker_destroy(struct worker *w)
 	buf_ring_destroy(&w->bufs);
 	pipe_pool_destroy(&w->pipes);
 	addr_count_destroy(&w->preauth);
+	tls_ctxs_unref(w->tls);
+	w->tls = NULL;
 	close(w->wake_fd);
 }

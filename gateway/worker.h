@@ -20,6 +20,7 @@ struct mf_daemon;
 struct session;
 struct relay_dir;
 struct ledger;
+struct tls_ctxs;
 
 /* Tunables a worker copies from the daemon's config at start and reload. */
 struct worker_tunables {
@@ -40,6 +41,12 @@ struct worker_tunables {
 	struct mf_addr dest4, dest6;
 	char default_domain[MF_DOMAIN_MAX + 1];
 	bool domain_equivalence;
+	/* TLS front ends and backend legs */
+	uint16_t imaps_ports[MF_MAX_PORTS];
+	unsigned int n_imaps_ports;
+	uint16_t pop3s_ports[MF_MAX_PORTS];
+	unsigned int n_pop3s_ports;
+	int backend_tls;               /* enum mf_backend_tls */
 	char ledger_path[MF_PATH_MAX]; /* read once, at the first open */
 };
 
@@ -80,6 +87,7 @@ struct worker {
 	bool ring_disabled;                /* created R_DISABLED: enable in-thread */
 	int fatal_errno;
 	struct ledger *ledger;             /* this thread's handle, opened on first use */
+	struct tls_ctxs *tls;              /* a reference to the daemon's, or NULL */
 	uint64_t ledger_retry_ms;          /* after a failed open, not before this */
 } __attribute__((aligned(16)));
 

@@ -16,7 +16,7 @@ struct parse_ctx {
 	/* List keys replace the defaults on first mention, then append
 	 * (a key may be repeated). */
 	bool seen_sources, seen_ports, seen_clients, seen_imap_ports, seen_pop3_ports,
-	     seen_dest;
+	     seen_dest, seen_imaps_ports, seen_pop3s_ports;
 };
 
 static int parse_uint(const char *v, unsigned long min, unsigned long max,
@@ -118,6 +118,16 @@ static int add_imap_port(struct parse_ctx *ctx, const char *item)
 static int add_pop3_port(struct parse_ctx *ctx, const char *item)
 {
 	return add_port_to(ctx->cfg->pop3_ports, &ctx->cfg->n_pop3_ports, item);
+}
+
+static int add_imaps_port(struct parse_ctx *ctx, const char *item)
+{
+	return add_port_to(ctx->cfg->imaps_ports, &ctx->cfg->n_imaps_ports, item);
+}
+
+static int add_pop3s_port(struct parse_ctx *ctx, const char *item)
+{
+	return add_port_to(ctx->cfg->pop3s_ports, &ctx->cfg->n_pop3s_ports, item);
 }
 
 /* One address per family: a second of the same family is an error. */
@@ -326,6 +336,66 @@ static int set_ledger(struct parse_ctx *ctx, const char *k, const char *v)
 	return MF_OK;
 }
 
+static int set_path(char *out, size_t outlen, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n >= outlen)
+		return MF_ERROR;
+	memcpy(out, v, n + 1);
+	return MF_OK;
+}
+
+/* A port list key: the first mention replaces the default, "none" empties. */
+static int set_port_list(struct parse_ctx *ctx, bool *seen, unsigned int *n, const char *v,
+			 int (*add)(struct parse_ctx *, const char *))
+{
+	if (!*seen)
+		*n = 0;
+	*seen = true;
+	if (!strcasecmp(v, "none"))
+		return MF_OK;
+	return for_each_item(v, add, ctx);
+}
+
+static int set_tls(struct parse_ctx *ctx, const char *k, const char *v)
+{
+	struct mf_config *c = ctx->cfg;
+
+	/* cert and key repeat, in pairs, one path per line. */
+	if (!strcmp(k, "cert")) {
+		if (c->n_tls_certs >= MF_MAX_CERTS || *v == '\0')
+			return MF_ERROR;
+		return set_path(c->tls_cert[c->n_tls_certs++], sizeof(c->tls_cert[0]), v);
+	} else if (!strcmp(k, "key")) {
+		if (c->n_tls_keys >= MF_MAX_CERTS || *v == '\0')
+			return MF_ERROR;
+		return set_path(c->tls_key[c->n_tls_keys++], sizeof(c->tls_key[0]), v);
+	} else if (!strcmp(k, "imaps_ports")) {
+		return set_port_list(ctx, &ctx->seen_imaps_ports, &c->n_imaps_ports, v,
+				     add_imaps_port);
+	} else if (!strcmp(k, "pop3s_ports")) {
+		return set_port_list(ctx, &ctx->seen_pop3s_ports, &c->n_pop3s_ports, v,
+				     add_pop3s_port);
+	} else if (!strcmp(k, "backend_tls")) {
+		if (!strcmp(v, "none"))
+			c->backend_tls = MF_BACKEND_TLS_NONE;
+		else if (!strcmp(v, "starttls"))
+			c->backend_tls = MF_BACKEND_TLS_STARTTLS;
+		else if (!strcmp(v, "implicit"))
+			c->backend_tls = MF_BACKEND_TLS_IMPLICIT;
+		else
+			return MF_ERROR;
+	} else if (!strcmp(k, "backend_ca")) {
+		return set_path(c->backend_ca, sizeof(c->backend_ca), v);
+	} else if (!strcmp(k, "backend_name")) {
+		return parse_domain(v, c->backend_name, sizeof(c->backend_name));
+	} else {
+		return MF_AGAIN;
+	}
+	return MF_OK;
+}
+
 /* libinih stops at the first handler failure and returns its line. */
 static int on_entry(void *user, const char *section, const char *name,
 		    const char *value)
@@ -341,6 +411,8 @@ static int on_entry(void *user, const char *section, const char *name,
 		rc = set_intercept(ctx, name, value);
 	} else if (!strcmp(section, "ledger")) {
 		rc = set_ledger(ctx, name, value);
+	} else if (!strcmp(section, "tls")) {
+		rc = set_tls(ctx, name, value);
 	} else {
 		mf_err(ctx->err, ctx->errlen, "unknown section [%s]", section);
 		ctx->failed = true;
@@ -392,6 +464,23 @@ void mf_config_defaults(struct mf_config *cfg)
 	snprintf(cfg->ledger_path, sizeof(cfg->ledger_path), "%s",
 		 "/var/lib/mailferry/ledger.db");
 	cfg->ledger_domain_equivalence = true;
+	cfg->imaps_ports[0] = 993;
+	cfg->n_imaps_ports = 1;
+	cfg->pop3s_ports[0] = 995;
+	cfg->n_pop3s_ports = 1;
+	cfg->backend_tls = MF_BACKEND_TLS_NONE;
+}
+
+static bool ports_overlap(const uint16_t *a, unsigned int na, const uint16_t *b,
+			  unsigned int nb, uint16_t *port_r)
+{
+	for (unsigned int i = 0; i < na; i++)
+		for (unsigned int j = 0; j < nb; j++)
+			if (a[i] == b[j]) {
+				*port_r = a[i];
+				return true;
+			}
+	return false;
 }
 
 static int check(struct mf_config *cfg, const char *where, char *err, size_t errlen)
@@ -400,12 +489,26 @@ static int check(struct mf_config *cfg, const char *where, char *err, size_t err
 		return mf_err(err, errlen, "%s: listen4 and listen6 are both off", where);
 	if (cfg->n_ports == 0)
 		return mf_err(err, errlen, "%s: [intercept] ports is empty", where);
-	for (unsigned int i = 0; i < cfg->n_pop3_ports; i++)
-		for (unsigned int j = 0; j < cfg->n_imap_ports; j++)
-			if (cfg->pop3_ports[i] == cfg->imap_ports[j])
-				return mf_err(err, errlen,
-					      "%s: port %u is in both imap_ports and pop3_ports",
-					      where, cfg->pop3_ports[i]);
+	const struct {
+		const char *name;
+		const uint16_t *p;
+		unsigned int n;
+	} lists[] = {
+		{ "imap_ports", cfg->imap_ports, cfg->n_imap_ports },
+		{ "pop3_ports", cfg->pop3_ports, cfg->n_pop3_ports },
+		{ "imaps_ports", cfg->imaps_ports, cfg->n_imaps_ports },
+		{ "pop3s_ports", cfg->pop3s_ports, cfg->n_pop3s_ports },
+	};
+	uint16_t port;
+
+	for (unsigned int i = 0; i < MF_ARRAY_LEN(lists); i++)
+		for (unsigned int j = i + 1; j < MF_ARRAY_LEN(lists); j++)
+			if (ports_overlap(lists[i].p, lists[i].n, lists[j].p, lists[j].n, &port))
+				return mf_err(err, errlen, "%s: port %u is in both %s and %s",
+					      where, port, lists[i].name, lists[j].name);
+	if (cfg->n_tls_certs != cfg->n_tls_keys)
+		return mf_err(err, errlen, "%s: [tls] has %u cert and %u key lines; they go in pairs",
+			      where, cfg->n_tls_certs, cfg->n_tls_keys);
 	return MF_OK;
 }
 

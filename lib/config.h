@@ -22,6 +22,12 @@
  * the kernel picks, or the router's own address. */
 enum mf_upstream_source { MF_UPSTREAM_CLIENT = 0, MF_UPSTREAM_CLIENT_IP, MF_UPSTREAM_GATEWAY };
 enum mf_log_target { MF_LOG_STDERR = 0, MF_LOG_SYSLOG };
+/* How the gateway talks to a backend after routing a login: plaintext on
+ * the protocol's plaintext port, STARTTLS/STLS there, or implicit TLS on
+ * the protocol's TLS port (tls_front.h says which ports). */
+enum mf_backend_tls { MF_BACKEND_TLS_NONE = 0, MF_BACKEND_TLS_STARTTLS, MF_BACKEND_TLS_IMPLICIT };
+
+#define MF_MAX_CERTS 8
 
 struct mf_config {
 	/* [gateway] */
@@ -68,6 +74,20 @@ struct mf_config {
 	char ledger_path[MF_PATH_MAX];       /* SQLite file */
 	char ledger_default_domain[MF_DOMAIN_MAX + 1]; /* "" for none */
 	bool ledger_domain_equivalence; /* "user" is "user@default_domain" */
+
+	/* [tls] — no certificate: no STARTTLS offered, implicit-TLS ports
+	 * relayed protocol-blind. The first certificate is the default; SNI
+	 * picks another whose names match. */
+	char tls_cert[MF_MAX_CERTS][MF_PATH_MAX];
+	char tls_key[MF_MAX_CERTS][MF_PATH_MAX];
+	unsigned int n_tls_certs, n_tls_keys;
+	uint16_t imaps_ports[MF_MAX_PORTS]; /* IMAP front end, implicit TLS */
+	unsigned int n_imaps_ports;
+	uint16_t pop3s_ports[MF_MAX_PORTS]; /* POP3 front end, implicit TLS */
+	unsigned int n_pop3s_ports;
+	enum mf_backend_tls backend_tls;
+	char backend_ca[MF_PATH_MAX];   /* "" : the system's CA store */
+	char backend_name[MF_DOMAIN_MAX + 1]; /* "" : verify the backend's address */
 };
 
 /* Defaults for every key (see mailferry.conf.example). */

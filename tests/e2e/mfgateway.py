@@ -26,12 +26,15 @@ def daemon_path():
 
 class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
-                 extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), destination=None):
+                 extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), destination=None,
+                 tls=None):
         """imap_ports: ports served by the IMAP front end; empty (the
         default here) keeps every port a protocol-blind relay, which is
         what the relay tests measure. pop3_ports: the same for the POP3
         front end (also empty by default). destination: the new server's
-        addresses (default: the lab's NEW4 and NEW6)."""
+        addresses (default: the lab's NEW4 and NEW6). tls: the [tls]
+        section as a dict (a list value repeats the key); None leaves it out,
+        so implicit-TLS ports stay protocol-blind."""
         self.lab = lab
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -54,6 +57,11 @@ class Gateway:
         if destination:
             lines.append("destination = " + ", ".join(destination))
         lines += ["[ledger]", "path = " + self.ledger]
+        if tls is not None:
+            lines.append("[tls]")
+            for k, v in tls.items():
+                for item in (v if isinstance(v, (list, tuple)) else [v]):
+                    lines.append(f"{k} = {item}")
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 

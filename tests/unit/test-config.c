@@ -208,6 +208,48 @@ static void test_imap_front(void **state)
 	expect_error("[intercept]\ndestination = new.example\n", "bad value");
 }
 
+static void test_tls(void **state)
+{
+	static const char text[] =
+		"[tls]\n"
+		"cert = /etc/mailferry/a.pem\n"
+		"key = /etc/mailferry/a.key\n"
+		"cert = /etc/mailferry/b.pem\n"
+		"key = /etc/mailferry/b.key\n"
+		"imaps_ports = 993, 1993\n"
+		"pop3s_ports = none\n"
+		"backend_tls = starttls\n"
+		"backend_ca = /etc/ssl/certs/ca.pem\n"
+		"backend_name = mail.example.org\n";
+	struct mf_config c;
+	char err[200];
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_tls_certs, 0);
+	assert_int_equal(c.n_imaps_ports, 1);
+	assert_int_equal(c.imaps_ports[0], 993);
+	assert_int_equal(c.pop3s_ports[0], 995);
+	assert_int_equal(c.backend_tls, MF_BACKEND_TLS_NONE);
+
+	assert_int_equal(mf_config_parse_string(text, &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_tls_certs, 2);
+	assert_string_equal(c.tls_cert[1], "/etc/mailferry/b.pem");
+	assert_string_equal(c.tls_key[0], "/etc/mailferry/a.key");
+	assert_int_equal(c.n_imaps_ports, 2);
+	assert_int_equal(c.imaps_ports[1], 1993);
+	assert_int_equal(c.n_pop3s_ports, 0);
+	assert_int_equal(c.backend_tls, MF_BACKEND_TLS_STARTTLS);
+	assert_string_equal(c.backend_ca, "/etc/ssl/certs/ca.pem");
+	assert_string_equal(c.backend_name, "mail.example.org");
+
+	expect_error("[tls]\ncert = a.pem\n", "pairs");
+	expect_error("[tls]\nbackend_tls = sometimes\n", "backend_tls");
+	expect_error("[tls]\nimaps_ports = 143\n", "imap_ports and imaps_ports");
+	expect_error("[tls]\ncert = \n", "cert");
+	expect_error("[tls]\nbackend_name = a b\n", "backend_name");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -217,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_ledger),
 		cmocka_unit_test(test_imap_front),
+		cmocka_unit_test(test_tls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
