@@ -108,6 +108,10 @@ int main(int argc, char **argv)
 	int opt, status = EXIT_FAILURE;
 
 	memset(&d, 0, sizeof(d));
+	if (tls_init_wiping_allocator() != MF_OK) {
+		fprintf(stderr, "mailferryd: OpenSSL allocator already in use\n");
+		return EXIT_FAILURE;
+	}
 	d.config_path = DEFAULT_CONFIG;
 	while ((opt = getopt(argc, argv, "c:th")) != -1) {
 		switch (opt) {

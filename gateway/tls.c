@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,50 @@ struct tls_conn {
 	BIO *in, *out;                  /* owned by ssl */
 	char err[160];
 };
+
+static void *wipe_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return malloc(n);
+}
+
+static void wipe_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (p == NULL)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+/* realloc() could move the block and leave the old copy behind. */
+static void *wipe_realloc(void *p, size_t n, const char *file, int line)
+{
+	void *q;
+	size_t old;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0) {
+		wipe_free(p, file, line);
+		return NULL;
+	}
+	q = malloc(n);
+	if (q == NULL)
+		return NULL;
+	old = malloc_usable_size(p);
+	memcpy(q, p, old < n ? old : n);
+	wipe_free(p, file, line);
+	return q;
+}
+
+int tls_init_wiping_allocator(void)
+{
+	return CRYPTO_set_mem_functions(wipe_malloc, wipe_realloc, wipe_free) == 1 ? MF_OK
+										   : MF_ERROR;
+}
 
 static void save_error(char *buf, size_t len, const char *what)
 {

@@ -30,6 +30,12 @@
 struct tls_ctxs;
 struct tls_conn;
 
+/* Makes OpenSSL wipe every block it frees: decrypted records (a client's
+ * LOGIN and password among them) must not survive in freed heap memory,
+ * where a core dump would keep them. Call before anything else uses
+ * OpenSSL; MF_ERROR when it is too late. */
+int tls_init_wiping_allocator(void);
+
 /* Loads certificates, keys and the backend CA from cfg. *ctxs_r is NULL
  * (and MF_OK) when cfg has no [tls] at all. MF_ERROR with err otherwise. */
 int tls_ctxs_load(const struct mf_config *cfg, struct tls_ctxs **ctxs_r, char *err,

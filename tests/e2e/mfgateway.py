@@ -27,7 +27,7 @@ def daemon_path():
 class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
                  extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), destination=None,
-                 tls=None):
+                 tls=None, daemon=None):
         """imap_ports: ports served by the IMAP front end; empty (the
         default here) keeps every port a protocol-blind relay, which is
         what the relay tests measure. pop3_ports: the same for the POP3
@@ -36,6 +36,7 @@ class Gateway:
         section as a dict (a list value repeats the key); None leaves it out,
         so implicit-TLS ports stay protocol-blind."""
         self.lab = lab
+        self.daemon = daemon
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.conf = os.path.join(workdir, "mailferry.conf")
@@ -83,7 +84,7 @@ class Gateway:
         env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
         self._log_offset = os.path.getsize(self.logfile) if os.path.exists(self.logfile) else 0
         log = open(self.logfile, "a")
-        self.proc = self.lab.popen("router", [daemon_path(), "-c", self.conf],
+        self.proc = self.lab.popen("router", [self.daemon or daemon_path(), "-c", self.conf],
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
         self.wait_log(r"level=info started workers=", timeout)
@@ -136,6 +137,31 @@ class Gateway:
                 with open(path, "rb") as f:
                     if secret in f.read():
                         hits.append(path)
+        return hits
+
+    def memory_holding(self, secret, max_region=1 << 30):
+        """Readable mappings of the running daemon (what a core dump would
+        hold) that contain secret: [(start, pathname)]. Regions above
+        max_region (sanitizer shadow memory) are skipped: use the plain
+        build for this check."""
+        hits = []
+        pid = self.proc.pid
+        with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+            for line in maps:
+                fields = line.split()
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                if "r" not in fields[1] or hi - lo > max_region:
+                    continue
+                name = fields[5] if len(fields) > 5 else ""
+                if name in ("[vvar]", "[vsyscall]"):
+                    continue
+                try:
+                    mem.seek(lo)
+                    data = mem.read(hi - lo)
+                except OSError:
+                    continue
+                if secret in data:
+                    hits.append((hex(lo), name))
         return hits
 
     def log(self):
