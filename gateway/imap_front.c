@@ -4,6 +4,7 @@
 #include "imap_backend.h"
 #include "imap_parser.h"
 #include "mf.h"
+#include "netaddr.h"
 #include "sasl.h"
 #include "session.h"
 #include "worker.h"
@@ -18,11 +19,12 @@
 #define OUR_TAG "mf1"
 
 #define OUR_STARTTLS_TAG "mf0"
+#define OUR_ID_TAG "mf2"
 
 /* What this front end handles itself; STARTTLS while it can be offered. */
 #define CAPS "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN"
 
-enum up_state { US_NONE = 0, US_GREETING, US_STARTTLS, US_CONT, US_REPLY };
+enum up_state { US_NONE = 0, US_GREETING, US_STARTTLS, US_ID, US_CONT, US_REPLY };
 
 struct imap_front {
 	struct front_io io;             /* first: s->front points at both */
@@ -30,6 +32,10 @@ struct imap_front {
 	uint8_t ustate;                 /* enum up_state */
 	uint8_t auth_pending;           /* enum auth_wait */
 	bool up_literal_plus;           /* the backend's greeting offered LITERAL+ */
+	bool id_sent;                   /* forward_client_address's ID is done */
+	char idcmd[2 * MF_ADDRSTRLEN + 160];
+	const char *cmd;                /* STARTTLS or ID being sent */
+	size_t cmd_len, cmd_off;
 
 	/* login in progress: credentials point into the parser's arena, into
 	 * plain or into luser/lpass (AUTH=LOGIN); all are wiped when the
@@ -160,9 +166,44 @@ static const char *caps_starttls(const struct session *s)
  * (after STARTTLS when backend_tls asks for it). */
 static void send_segment(struct session *s);
 
+/* A command of ours (not the login) to the backend. */
+static void send_cmd(struct session *s, enum up_state next, const char *cmd, size_t len)
+{
+	struct imap_front *f = s->front;
+
+	f->ustate = next;
+	f->cmd = cmd;
+	f->cmd_len = len;
+	f->cmd_off = 0;
+	front_io_upstream_send(s, cmd, len);
+}
+
+/* RFC 2971 ID with the address the client connected from and to, as
+ * Dovecot (and others) read it from a trusted proxy. */
+static void send_id(struct session *s)
+{
+	struct imap_front *f = s->front;
+	char client[MF_ADDRSTRLEN], dst[MF_ADDRSTRLEN];
+	int n;
+
+	mf_sockaddr_format_ip(&s->client.sa, client, sizeof(client));
+	mf_sockaddr_format_ip(&s->orig_dst.sa, dst, sizeof(dst));
+	n = snprintf(f->idcmd, sizeof(f->idcmd),
+		     OUR_ID_TAG " ID (\"x-originating-ip\" \"%s\" \"x-originating-port\" \"%u\" "
+		     "\"x-connected-ip\" \"%s\" \"x-connected-port\" \"%u\")\r\n",
+		     client, mf_sockaddr_port(&s->client.sa), dst, mf_sockaddr_port(&s->orig_dst.sa));
+	f->id_sent = true;
+	send_cmd(s, US_ID, f->idcmd, (size_t)n);
+}
+
 static bool start_replay(struct session *s)
 {
 	struct imap_front *f = s->front;
+
+	if (s->w->t.forward_client_address && !f->id_sent) {
+		send_id(s);
+		return false;
+	}
 
 	if (imap_login_build(OUR_TAG, f->user, f->user_len, f->pass, f->pass_len,
 			     f->up_literal_plus, &f->login) != MF_OK) {
@@ -228,8 +269,7 @@ static bool up_line(struct session *s)
 		if (front_io_backend_tls(s) == MF_BACKEND_TLS_STARTTLS && s->tls[1] == NULL) {
 			static const char cmd[] = OUR_STARTTLS_TAG " STARTTLS\r\n";
 
-			f->ustate = US_STARTTLS;
-			front_io_upstream_send(s, cmd, sizeof(cmd) - 1);
+			send_cmd(s, US_STARTTLS, cmd, sizeof(cmd) - 1);
 			return false;
 		}
 		return start_replay(s);
@@ -243,6 +283,17 @@ static bool up_line(struct session *s)
 		}
 		if (front_io_upstream_starttls(s) != MF_OK)
 			return false;
+		return start_replay(s);
+	case US_ID:
+		/* Whatever the answer (a backend may refuse ID), the login
+		 * follows; only a foreign tag is wrong. */
+		if (r.kind == IMAP_RESP_UNTAGGED)
+			return true;
+		if (r.kind != IMAP_RESP_TAGGED || r.tag_len != strlen(OUR_ID_TAG) ||
+		    memcmp(r.tag, OUR_ID_TAG, r.tag_len) != 0) {
+			up_fail(s, "unexpected answer to ID");
+			return false;
+		}
 		return start_replay(s);
 	case US_CONT:
 	case US_REPLY:
@@ -551,6 +602,14 @@ static void up_sent(struct session *s, size_t n)
 {
 	struct imap_front *f = s->front;
 
+	if (f->ustate == US_STARTTLS || f->ustate == US_ID) {
+		f->cmd_off += n;
+		if (f->cmd_off < f->cmd_len)
+			front_io_upstream_send(s, f->cmd + f->cmd_off, f->cmd_len - f->cmd_off);
+		else
+			front_io_upstream_process(s);
+		return;
+	}
 	f->seg_off += n;
 	if (f->seg_off < f->login.seg_end[f->seg] - (f->seg ? f->login.seg_end[f->seg - 1] : 0)) {
 		send_segment(s);

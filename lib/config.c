@@ -250,6 +250,8 @@ static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
 		if (parse_uint(v, 0, 1000000, &x))
 			return MF_ERROR;
 		c->preauth_per_client = (unsigned int)x;
+	} else if (!strcmp(k, "forward_client_address")) {
+		return parse_bool(v, &c->forward_client_address);
 	} else {
 		return MF_AGAIN; /* unknown key */
 	}

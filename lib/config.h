@@ -55,6 +55,9 @@ struct mf_config {
 	unsigned int preauth_max_errors; /* BADs tolerated, then BYE */
 	/* Pre-auth sessions per client address, per worker; 0: no limit. */
 	unsigned int preauth_per_client;
+	/* IMAP: tell the backend the client's address and port with ID
+	 * (x-originating-ip/-port), for backends that trust the gateway. */
+	bool forward_client_address;
 
 	/* [intercept] */
 	struct mf_addr sources[MF_MAX_SOURCES];

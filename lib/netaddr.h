@@ -52,4 +52,8 @@ void mf_cidr_format(const struct mf_cidr *c, char *buf, size_t len);
  * printed as IPv4. */
 void mf_sockaddr_format(const struct sockaddr *sa, char *buf, size_t len);
 
+/* The address alone ("198.51.100.7", "2001:db8::1"), and the port. */
+void mf_sockaddr_format_ip(const struct sockaddr *sa, char *buf, size_t len);
+unsigned int mf_sockaddr_port(const struct sockaddr *sa);
+
 #endif

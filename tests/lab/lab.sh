@@ -337,6 +337,8 @@ listen = $IP4, $IP6
 protocols = imap pop3 lmtp
 hostname = $FQDN
 login_greeting = Dovecot ready ($FQDN).
+# the gateway may pass on the client address (IMAP ID, XCLIENT-like)
+login_trusted_networks = $ROUTER_SERVER4/32 $ROUTER_SERVER6/128
 log_path = $H/dovecot.log
 auth_verbose = yes
 verbose_proctitle = yes
