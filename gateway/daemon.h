@@ -12,6 +12,7 @@
 
 struct worker;
 struct tls_ctxs;
+struct banner_set;
 
 struct mf_daemon {
 	const char *config_path;
@@ -19,6 +20,9 @@ struct mf_daemon {
 	struct mf_config cfg;
 	unsigned int cfg_gen;      /* bumped by each successful reload */
 	struct tls_ctxs *tls;      /* from cfg's [tls]; NULL without; guarded by lock */
+	struct banner_set *banners; /* the sources' greetings; guarded by lock */
+	pthread_t probe_thread;    /* the last banner probe (banner.h) */
+	bool probe_started;
 	atomic_bool stopping;      /* SIGTERM seen: drain and exit */
 	struct worker **workers;
 	unsigned int n_workers;

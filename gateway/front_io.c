@@ -170,6 +170,19 @@ int front_io_upstream_starttls(struct session *s)
 	return MF_OK;
 }
 
+const struct banner *front_io_banner(const struct session *s, enum banner_proto proto)
+{
+	union mf_sockaddr a = s->orig_dst;
+
+	if (s->implicit_tls) {
+		if (a.sa.sa_family == AF_INET)
+			a.in.sin_port = htons(s->fops->plain_port);
+		else
+			a.in6.sin6_port = htons(s->fops->plain_port);
+	}
+	return banner_find(s->w->banners, &a, proto);
+}
+
 enum mf_backend_tls front_io_backend_tls(const struct session *s)
 {
 	return (enum mf_backend_tls)s->w->t.backend_tls;

@@ -15,6 +15,7 @@
 #define MF_FRONT_IO_H
 
 #include "account.h"
+#include "banner.h"
 #include "front.h"
 #include "imap_backend.h"
 #include "session.h"
@@ -124,6 +125,11 @@ void front_io_starttls(struct session *s);
  * dropped and the next upstream op starts with the handshake. MF_ERROR
  * (after iops->up_fail()) when TLS could not be set up. */
 int front_io_upstream_starttls(struct session *s);
+
+/* What the source this client wanted says before login (banner.h), on
+ * the protocol's plaintext port for an implicit-TLS client; NULL until a
+ * probe of it succeeded. */
+const struct banner *front_io_banner(const struct session *s, enum banner_proto proto);
 
 /* How the backend leg of this session is protected (config backend_tls). */
 enum mf_backend_tls front_io_backend_tls(const struct session *s);

@@ -21,8 +21,7 @@
 #define OUR_STARTTLS_TAG "mf0"
 #define OUR_ID_TAG "mf2"
 
-/* What this front end handles itself; STARTTLS while it can be offered. */
-#define CAPS "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN"
+#define CAPS_MAX 128
 
 enum up_state { US_NONE = 0, US_GREETING, US_STARTTLS, US_ID, US_CONT, US_REPLY };
 
@@ -33,6 +32,7 @@ struct imap_front {
 	uint8_t auth_pending;           /* enum auth_wait */
 	bool up_literal_plus;           /* the backend's greeting offered LITERAL+ */
 	bool id_sent;                   /* forward_client_address's ID is done */
+	uint32_t src_caps;              /* the source's banner caps (banner.h) */
 	char idcmd[2 * MF_ADDRSTRLEN + 160];
 	const char *cmd;                /* STARTTLS or ID being sent */
 	size_t cmd_len, cmd_off;
@@ -157,9 +157,26 @@ void imap_front_on_connect(struct session *s, int res)
 	front_io_upstream_recv(s);
 }
 
-static const char *caps_starttls(const struct session *s)
+/* The source refuses logins before TLS, and so do we. */
+static bool login_disabled(const struct session *s)
 {
-	return front_io_can_starttls(s) ? " STARTTLS" : "";
+	const struct imap_front *f = s->front;
+
+	return (f->src_caps & BC_LOGINDISABLED) && s->tls[0] == NULL;
+}
+
+/* What this front end handles itself, adjusted to the source: IMAP4rev2
+ * and LOGINDISABLED when the source says so, STARTTLS while it can be
+ * offered. The backend's own list reaches the client with the login's OK. */
+static const char *caps(const struct session *s, char *buf)
+{
+	const struct imap_front *f = s->front;
+
+	snprintf(buf, CAPS_MAX, "IMAP4rev1%s SASL-IR LITERAL+ ID%s%s",
+		 f->src_caps & BC_IMAP4REV2 ? " IMAP4rev2" : "",
+		 front_io_can_starttls(s) && !(s->implicit_tls && s->tls[0] == NULL) ? " STARTTLS" : "",
+		 login_disabled(s) ? " LOGINDISABLED" : " AUTH=PLAIN AUTH=LOGIN");
+	return buf;
 }
 
 /* The greeting and the login replay once the backend leg is ready
@@ -447,6 +464,19 @@ static bool auth_login_pass(struct session *s, const char *b64, size_t b64_len)
 	return start_login(s, t, strlen(t), f->luser, f->luser_len, f->lpass, f->lpass_len);
 }
 
+/* LOGIN and AUTHENTICATE while the source's LOGINDISABLED applies. */
+static bool refuse_plaintext(struct session *s, const struct imap_cmd *c)
+{
+	struct imap_front *f = s->front;
+
+	if (!login_disabled(s))
+		return false;
+	front_io_reply(s, "%.*s NO [PRIVACYREQUIRED] Plaintext authentication disallowed "
+		       "on non-secure (SSL/TLS) connections.\r\n", (int)c->tag_len, c->tag);
+	imap_parser_wipe(&f->parser);
+	return true;
+}
+
 /* Returns true when the command started the upstream leg. */
 static bool command(struct session *s, const struct imap_cmd *c)
 {
@@ -474,10 +504,13 @@ static bool command(struct session *s, const struct imap_cmd *c)
 		}
 	}
 	switch (c->kind) {
-	case IMAP_CMD_CAPABILITY:
-		front_io_reply(s, "* CAPABILITY " CAPS "%s\r\n%.*s OK Capability completed.\r\n",
-			       caps_starttls(s), tl, tag);
+	case IMAP_CMD_CAPABILITY: {
+		char cb[CAPS_MAX];
+
+		front_io_reply(s, "* CAPABILITY %s\r\n%.*s OK Capability completed.\r\n",
+			       caps(s, cb), tl, tag);
 		return false;
+	}
 	case IMAP_CMD_NOOP:
 		front_io_reply(s, "%.*s OK NOOP completed.\r\n", tl, tag);
 		return false;
@@ -497,6 +530,8 @@ static bool command(struct session *s, const struct imap_cmd *c)
 		front_io_starttls(s);
 		return false;
 	case IMAP_CMD_LOGIN:
+		if (refuse_plaintext(s, c))
+			return false;
 		if (c->n_args != 2 || !is_string(&c->args[0]) || !is_string(&c->args[1])) {
 			bad(s, tag, "LOGIN needs a user name and a password");
 			imap_parser_wipe(&f->parser);
@@ -505,6 +540,8 @@ static bool command(struct session *s, const struct imap_cmd *c)
 		return start_login(s, tag, c->tag_len, c->args[0].str, c->args[0].len,
 				   c->args[1].str, c->args[1].len);
 	case IMAP_CMD_AUTHENTICATE:
+		if (refuse_plaintext(s, c))
+			return false;
 		if (c->n_args < 1 || c->n_args > 2 || c->args[0].type != IMAP_ARG_ATOM ||
 		    (c->n_args == 2 && c->args[1].type != IMAP_ARG_ATOM)) {
 			bad(s, tag, "AUTHENTICATE needs a mechanism");
@@ -637,7 +674,8 @@ int imap_front_start(struct session *s)
 {
 	struct imap_front *f = calloc(1, sizeof(*f));
 	struct imap_limits lim;
-	char greeting[160];
+	const struct banner *b;
+	char greeting[CAPS_MAX + BANNER_TEXT_MAX + 32], cb[CAPS_MAX];
 	int n;
 
 	if (f == NULL)
@@ -649,8 +687,11 @@ int imap_front_start(struct session *s)
 		errno = ENOMEM;
 		return MF_ERROR;
 	}
-	n = snprintf(greeting, sizeof(greeting), "* OK [CAPABILITY " CAPS "%s] mailferry ready\r\n",
-		     s->implicit_tls ? "" : caps_starttls(s));
+	b = front_io_banner(s, BP_IMAP);
+	f->src_caps = b ? b->caps : 0;
+	s->front = f; /* caps() reads it; front_io_start() sets it for good */
+	n = snprintf(greeting, sizeof(greeting), "* OK [CAPABILITY %s] %s\r\n", caps(s, cb),
+		     b && b->text[0] ? b->text : "mailferry ready");
 	if (front_io_start(s, &f->io, &imap_io_ops, greeting, (size_t)n) != MF_OK) {
 		front_io_wipe(&f->io);
 		imap_parser_free(&f->parser);

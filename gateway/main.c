@@ -1,6 +1,7 @@
 /* mailferryd — the gateway daemon: transparent listeners, io_uring
  * workers, splice relay. Signals: SIGTERM/SIGINT drain and exit, SIGHUP
  * reloads the configuration. */
+#include "banner.h"
 #include "config.h"
 #include "daemon.h"
 #include "ledger.h"
@@ -39,6 +40,68 @@ static void raise_nofile(void)
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+#define PROBE_TIMEOUT_MS 3000
+
+struct probe_job {
+	struct mf_daemon *d;
+	struct mf_config cfg;
+};
+
+/* Learns the sources' greetings off the main thread (a dead source costs
+ * PROBE_TIMEOUT_MS per port) and hands them to the workers like a reload. */
+static void *probe_main(void *arg)
+{
+	struct probe_job *job = arg;
+	struct mf_daemon *d = job->d;
+	struct banner_set *set = banner_set_probe(&job->cfg, PROBE_TIMEOUT_MS), *old;
+	unsigned int n, ok;
+
+	free(job);
+	if (set == NULL) {
+		mf_log_warn("banner probe: out of memory");
+		return NULL;
+	}
+	n = banner_set_count(set, &ok);
+	pthread_mutex_lock(&d->lock);
+	old = d->banners;
+	d->banners = set;
+	d->cfg_gen++;
+	pthread_mutex_unlock(&d->lock);
+	banner_set_unref(old);
+	daemon_wake_workers(d);
+	mf_log_info("banners probed=%u answered=%u", n, ok);
+	return NULL;
+}
+
+static void wait_probe(struct mf_daemon *d)
+{
+	if (d->probe_started) {
+		pthread_join(d->probe_thread, NULL);
+		d->probe_started = false;
+	}
+}
+
+static void start_probe(struct mf_daemon *d)
+{
+	struct probe_job *job = malloc(sizeof(*job));
+
+	wait_probe(d);
+	if (job == NULL) {
+		mf_log_warn("banner probe: out of memory");
+		return;
+	}
+	job->d = d;
+	pthread_mutex_lock(&d->lock);
+	job->cfg = d->cfg;
+	pthread_mutex_unlock(&d->lock);
+	if (pthread_create(&d->probe_thread, NULL, probe_main, job) != 0) {
+		mf_log_warn("banner probe: %s", strerror(errno));
+		free(job);
+		return;
+	}
+	d->probe_started = true;
 }
 
 static bool listen_changed(const struct mf_config *a, const struct mf_config *b)
@@ -86,6 +149,7 @@ static void reload(struct mf_daemon *d)
 	free(next);
 	daemon_wake_workers(d);
 	mf_log_info("reloaded config=%s", d->config_path);
+	start_probe(d);
 }
 
 static unsigned int worker_count(const struct mf_config *cfg)
@@ -194,6 +258,7 @@ int main(int argc, char **argv)
 	}
 	mf_log_info("started workers=%u port=%u config=%s", d.n_workers,
 		    d.cfg.listen_port, d.config_path);
+	start_probe(&d);
 
 	for (;;) {
 		int sig = sigwaitinfo(&sigs, NULL);
@@ -214,6 +279,7 @@ int main(int argc, char **argv)
 	}
 	status = EXIT_SUCCESS;
 out_join:
+	wait_probe(&d);
 	for (unsigned int i = 0; i < started; i++) {
 		worker_join(d.workers[i]);
 		if (d.workers[i]->fatal_errno != 0)
@@ -227,6 +293,7 @@ out_workers:
 	free(d.workers);
 out:
 	tls_ctxs_unref(d.tls);
+	banner_set_unref(d.banners);
 	pthread_mutex_destroy(&d.lock);
 	mf_log_info("exited status=%d", status);
 	mf_log_close();

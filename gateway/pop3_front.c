@@ -13,20 +13,18 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 
-static const char greeting[] = "+OK mailferry ready\r\n";
 /* Only what this front end handles itself: STLS while it can be offered,
  * no PIPELINING (RFC 2449 §6.6 allows leaving it out; commands are still
  * answered in order), no TOP/UIDL (transaction state belongs to the
  * backend). */
 static const char capa_head[] =
 	"+OK Capability list follows\r\n"
-	"USER\r\n"
-	"SASL PLAIN LOGIN\r\n"
 	"RESP-CODES\r\n"
 	"AUTH-RESP-CODE\r\n";
 
@@ -41,6 +39,7 @@ struct pop3_front {
 	/* USER's name, kept until PASS; then the login in progress. The
 	 * password lives only in pass and ucmd, both wiped when it is sent or
 	 * the attempt ends. */
+	uint32_t src_caps;              /* the source's banner caps (banner.h) */
 	char user[POP3_UP_FIELD_MAX + 1];
 	size_t user_len;
 	char pass[POP3_UP_FIELD_MAX + 1];
@@ -56,6 +55,29 @@ struct pop3_front {
 _Static_assert(FRONT_IO_RBUF == POP3_AUTH_LINE_MAX_DEFAULT, "POP3 receive buffer");
 
 static void front_run(struct session *s);
+
+/* The source offers no USER or SASL before TLS (its CAPA said so), and
+ * neither do we. */
+static bool login_disabled(const struct session *s)
+{
+	const struct pop3_front *f = s->front;
+
+	return (f->src_caps & BC_CAPS_SEEN) && !(f->src_caps & BC_PLAIN_LOGIN) &&
+	       s->tls[0] == NULL;
+}
+
+static void err_reply(struct session *s, const char *text);
+
+/* USER, PASS and AUTH while login_disabled(). */
+static bool refuse_plaintext(struct session *s, struct pop3_cmd *c)
+{
+	if (!login_disabled(s))
+		return false;
+	pop3_cmd_wipe(c);
+	err_reply(s, "[AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.");
+	return true;
+}
+
 /* One -ERR answer that counts as a protocol error; beyond
  * preauth_max_errors the answer says so and the session closes. A POP3
  * client reads one status line per command, so there is no second line. */
@@ -358,7 +380,9 @@ static bool command(struct session *s, struct pop3_cmd *c)
 		err_reply(s, "Authentication cancelled");
 		return false;
 	case POP3_CMD_CAPA:
-		front_io_reply(s, "%s%s.\r\n", capa_head, front_io_can_starttls(s) ? "STLS\r\n" : "");
+		front_io_reply(s, "%s%s%s.\r\n", capa_head,
+			       login_disabled(s) ? "" : "USER\r\nSASL PLAIN LOGIN\r\n",
+			       front_io_can_starttls(s) ? "STLS\r\n" : "");
 		return false;
 	case POP3_CMD_STLS:
 		if (!front_io_can_starttls(s)) {
@@ -370,6 +394,8 @@ static bool command(struct session *s, struct pop3_cmd *c)
 		front_io_starttls(s);
 		return false;
 	case POP3_CMD_USER:
+		if (refuse_plaintext(s, c))
+			return false;
 		if (c->arg_len > POP3_UP_FIELD_MAX) {
 			err_reply(s, "User name too long");
 			return false;
@@ -380,6 +406,8 @@ static bool command(struct session *s, struct pop3_cmd *c)
 		front_io_reply(s, "+OK\r\n");
 		return false;
 	case POP3_CMD_PASS:
+		if (refuse_plaintext(s, c))
+			return false;
 		if (f->user_len == 0) {
 			pop3_cmd_wipe(c);
 			err_reply(s, "No username given");
@@ -389,6 +417,8 @@ static bool command(struct session *s, struct pop3_cmd *c)
 		pop3_cmd_wipe(c);
 		return started;
 	case POP3_CMD_AUTH:
+		if (refuse_plaintext(s, c))
+			return false;
 		if (c->arg_len == 0) {
 			front_io_reply(s, "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
 			return false;
@@ -512,12 +542,18 @@ static const struct front_io_ops pop3_io_ops = {
 static int pop3_front_start(struct session *s)
 {
 	struct pop3_front *f = calloc(1, sizeof(*f));
+	const struct banner *b = front_io_banner(s, BP_POP3);
+	char greeting[BANNER_TEXT_MAX + 16];
+	int n;
 
 	if (f == NULL)
 		return MF_ERROR;
+	f->src_caps = b ? b->caps : 0;
+	n = snprintf(greeting, sizeof(greeting), "+OK %s\r\n",
+		     b && b->text[0] ? b->text : "mailferry ready");
 	pop3_parser_init(&f->parser);
 	f->parser.auth_line_max = sizeof(f->io.rbuf);
-	if (front_io_start(s, &f->io, &pop3_io_ops, greeting, sizeof(greeting) - 1) != MF_OK) {
+	if (front_io_start(s, &f->io, &pop3_io_ops, greeting, (size_t)n) != MF_OK) {
 		front_io_wipe(&f->io);
 		free(f);
 		errno = ENOMEM;

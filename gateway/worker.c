@@ -1,4 +1,5 @@
 #include "worker.h"
+#include "banner.h"
 #include "daemon.h"
 #include "front.h"
 #include "ledger.h"
@@ -215,6 +216,11 @@ static void load_tunables(struct worker *w)
 		tls_ctxs_unref(w->tls);
 		w->tls = d->tls;
 		tls_ctxs_ref(w->tls);
+	}
+	if (w->banners != d->banners) {
+		banner_set_unref(w->banners);
+		w->banners = d->banners;
+		banner_set_ref(w->banners);
 	}
 	memcpy(w->t.ledger_path, d->cfg.ledger_path, sizeof(w->t.ledger_path));
 	w->pipes.max_total = d->cfg.max_pipes;
@@ -522,5 +528,7 @@ void worker_destroy(struct worker *w)
 	addr_count_destroy(&w->preauth);
 	tls_ctxs_unref(w->tls);
 	w->tls = NULL;
+	banner_set_unref(w->banners);
+	w->banners = NULL;
 	close(w->wake_fd);
 }

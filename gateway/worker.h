@@ -21,6 +21,7 @@ struct session;
 struct relay_dir;
 struct ledger;
 struct tls_ctxs;
+struct banner_set;
 
 /* Tunables a worker copies from the daemon's config at start and reload. */
 struct worker_tunables {
@@ -89,6 +90,7 @@ struct worker {
 	int fatal_errno;
 	struct ledger *ledger;             /* this thread's handle, opened on first use */
 	struct tls_ctxs *tls;              /* a reference to the daemon's, or NULL */
+	struct banner_set *banners;        /* likewise */
 	uint64_t ledger_retry_ms;          /* after a failed open, not before this */
 } __attribute__((aligned(16)));
 

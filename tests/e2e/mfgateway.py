@@ -88,6 +88,8 @@ class Gateway:
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
         self.wait_log(r"level=info started workers=", timeout)
+        # The front ends greet like the sources once the probe is in.
+        self.wait_log(r"level=info banners probed=", timeout)
 
     def send(self, sig):
         self.proc.send_signal(sig)
