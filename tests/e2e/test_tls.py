@@ -221,3 +221,54 @@ def test_password_not_in_logs_or_ledger(lab, gw):
 def test_tls_sessions_logged_with_bytes(lab, gw):
     c = gw.wait_conn(lambda c: c.get("user") == "alice" and c.get("dst", "").endswith(":993"))
     assert int(c["c2s"]) > 0 and int(c["s2c"]) > 0, c
+
+
+def test_tls_hostile_handshakes(lab, gw):
+    """Garbage instead of a ClientHello (on 993 and after STARTTLS), and a
+    plaintext client on 993: each is closed promptly with the reason
+    logged, while a logged-in TLS session carries on."""
+    out = client_py(lab, ctx_code(lab) + f"""
+import imaplib, socket, time
+O = {lab.env['OLD4']!r}
+keep = imaplib.IMAP4_SSL(O, 993, ssl_context=ctx, timeout=10)
+keep.login('alice', {lab.env['PASS_alice']!r})
+def closed(s):
+    t0 = time.monotonic()
+    s.settimeout(5)
+    try:
+        while s.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - t0 < 5
+s = socket.create_connection((O, 993), timeout=5)
+s.sendall(b'\\x16\\x03\\x01\\x00\\x05hello' + b'\\xff' * 64)
+print('garbage993', closed(s))
+s = socket.create_connection((O, 993), timeout=5)
+s.sendall(b'a LOGIN alice x\\r\\n')
+print('plain993', closed(s))
+s = socket.create_connection((O, 143), timeout=5)
+s.recv(4096)
+s.sendall(b'a STARTTLS\\r\\n')
+s.recv(4096)
+s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')
+print('garbage-starttls', closed(s))
+print('bystander', keep.noop()[0])
+keep.logout()
+""")
+    assert out.split() == ["garbage993", "True", "plain993", "True", "garbage-starttls", "True",
+                           "bystander", "OK"], out
+    gw.wait_log(r"imap tls client=198\.18\.1\.2:\d+: handshake failed")
+
+
+def test_tls_sessions_end_in_order(lab, gw):
+    """LOGOUT over TLS: the pump passes the server's close on as
+    close_notify + FIN, so the session ends as eof, not as a reset."""
+    client_py(lab, ctx_code(lab) + f"""
+import imaplib
+m = imaplib.IMAP4_SSL({lab.env['OLD4']!r}, 993, ssl_context=ctx, timeout=10)
+m.login('alice', {lab.env['PASS_alice']!r}); m.select('INBOX'); m.logout()
+""")
+    c = gw.wait_conn(lambda c: c.get("user") == "alice" and c.get("dst", "").endswith(":993")
+                     and c.get("end") == "eof")
+    assert int(c["s2c"]) > 0
