@@ -10,7 +10,7 @@ CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
 WFLAGS  := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
-PKGS    := liburing inih libmnl libnftnl sqlite3
+PKGS    := liburing inih libmnl libnftnl sqlite3 libnetfilter_queue libcap-ng
 PYTHON  := /usr/bin/python3
 
 # Instrumentation flags live apart from CFLAGS: a CFLAGS given on the

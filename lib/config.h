@@ -22,6 +22,11 @@
  * the kernel picks, or the router's own address. */
 enum mf_upstream_source { MF_UPSTREAM_CLIENT = 0, MF_UPSTREAM_CLIENT_IP, MF_UPSTREAM_GATEWAY };
 enum mf_log_target { MF_LOG_STDERR = 0, MF_LOG_SYSLOG };
+/* What a diverted flow's SYN meets when mailferryd is down (DESIGN.md,
+ * "Failure semantics"): the source (open), a drop the client retransmits
+ * through (closed), or open until the first account reaches CUTOVER or
+ * MIGRATED and closed from then on, as recorded in the ledger (auto). */
+enum mf_fail_mode { MF_FAIL_AUTO = 0, MF_FAIL_OPEN, MF_FAIL_CLOSED };
 
 struct mf_config {
 	/* [gateway] */
@@ -49,6 +54,10 @@ struct mf_config {
 	unsigned int preauth_max_errors; /* BADs tolerated, then BYE */
 	/* Pre-auth sessions per client address, per worker; 0: no limit. */
 	unsigned int preauth_per_client;
+	/* SYN gate: new flows per client address and second (token bucket
+	 * refill) and the bucket's size; rate 0: no limit. */
+	unsigned int syn_rate_per_client;
+	unsigned int syn_burst_per_client;
 
 	/* [intercept] */
 	struct mf_addr sources[MF_MAX_SOURCES];
@@ -63,6 +72,11 @@ struct mf_config {
 	/* The new server (destination): MIGRATED accounts are sent here, on
 	 * the original destination's port. family 0: none of that family. */
 	struct mf_addr dest4, dest6;
+	enum mf_fail_mode fail;
+	uint16_t queue_num;  /* NFQUEUE of the SYN gate */
+	/* Marks the gate chain gives new-flow SYNs for the iptables-nft
+	 * fallback: gate_mark while fail-open, gate_mark + 1 while closed. */
+	uint32_t gate_mark;
 
 	/* [ledger] */
 	char ledger_path[MF_PATH_MAX];       /* SQLite file */

@@ -15,7 +15,8 @@
 
 /* nft's datatype numbers (nftables src/datatype.h) and its byte-order
  * user-data value: without them `nft list` cannot print the keys. */
-enum { NFT_TYPE_IPADDR = 7, NFT_TYPE_IP6ADDR = 8, NFT_TYPE_INET_SERVICE = 13 };
+enum { NFT_TYPE_IPADDR = 7, NFT_TYPE_IP6ADDR = 8, NFT_TYPE_INET_PROTOCOL = 12,
+       NFT_TYPE_INET_SERVICE = 13 };
 enum { NFT_BYTEORDER_BIG_ENDIAN = 2 };
 
 const struct nft_set_def nft_sets[NFT_SET_COUNT] = {
@@ -24,17 +25,19 @@ const struct nft_set_def nft_sets[NFT_SET_COUNT] = {
 	[NFT_SET_CLIENTS4] = { "clients4", NFT_TYPE_IPADDR, 4, NFT_SET_INTERVAL, AF_INET },
 	[NFT_SET_CLIENTS6] = { "clients6", NFT_TYPE_IP6ADDR, 16, NFT_SET_INTERVAL, AF_INET6 },
 	[NFT_SET_PORTS] = { "ports", NFT_TYPE_INET_SERVICE, 2, 0, 0 },
+	[NFT_SET_FAIL_CLOSED] = { "fail_closed", NFT_TYPE_INET_PROTOCOL, 1, 0, 0 },
 };
 
 /* Descriptions for error messages; the batch keeps only pointers. */
 static const char *const set_what[NFT_SET_COUNT] = {
 	"creating set sources4", "creating set sources6",
 	"creating set clients4", "creating set clients6", "creating set ports",
+	"creating set fail_closed",
 };
 static const char *const elems_what[NFT_SET_COUNT] = {
 	"adding elements to sources4", "adding elements to sources6",
 	"adding elements to clients4", "adding elements to clients6",
-	"adding elements to ports",
+	"adding elements to ports", "adding tcp to fail_closed",
 };
 
 /* Our own user-data types in the table, well clear of nft's (comment = 0):
@@ -269,7 +272,7 @@ static int put_clients(struct nft_batch *b, const struct mf_config *cfg,
 }
 
 int nft_ruleset_build(struct nft_batch *b, const struct mf_config *cfg,
-		      char *err, size_t errlen)
+		      const struct nft_gate_opts *gate, char *err, size_t errlen)
 {
 	struct policy_route rec;
 
@@ -287,7 +290,14 @@ int nft_ruleset_build(struct nft_batch *b, const struct mf_config *cfg,
 	if (put_clients(b, cfg, AF_INET, err, errlen) != MF_OK ||
 	    put_clients(b, cfg, AF_INET6, err, errlen) != MF_OK)
 		return MF_ERROR;
-	if (nft_chain_build(b, cfg) != MF_OK)
+	if (gate->closed) {
+		struct nft_elem tcp;
+
+		nft_elem_fail_closed(&tcp);
+		if (put_elems(b, NFT_SET_FAIL_CLOSED, &tcp, 1) != MF_OK)
+			goto oom;
+	}
+	if (nft_chain_build(b, cfg) != MF_OK || nft_gate_build(b, cfg, gate) != MF_OK)
 		goto oom;
 	return MF_OK;
 oom:

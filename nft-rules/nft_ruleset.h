@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "nft_batch.h"
+#include "nft_gate.h"
 #include "policy_route.h"
 
 #include <stdbool.h>
@@ -24,6 +25,7 @@ enum nft_set_idx {
 	NFT_SET_CLIENTS4,
 	NFT_SET_CLIENTS6,
 	NFT_SET_PORTS,
+	NFT_SET_FAIL_CLOSED, /* holds "tcp" exactly while fail-closed */
 	NFT_SET_COUNT
 };
 
@@ -53,10 +55,11 @@ int nft_record_decode(const void *data, uint32_t len, struct policy_route *pr_r)
 /* Adds to b everything install does, in one transaction: create the table
  * if missing and delete it (so whatever was there goes, atomically), then
  * the new table, its sets with the elements from cfg, the chain and its
- * rules (nft_chain.h). MF_ERROR with err for a config nftables would refuse
+ * rules (nft_chain.h), and the SYN gate chain (nft_gate.h) in gate's mode
+ * (fail_closed set filled when gate->closed). MF_ERROR with err for a config nftables would refuse
  * (overlapping client subnets) or no memory. */
 int nft_ruleset_build(struct nft_batch *b, const struct mf_config *cfg,
-		      char *err, size_t errlen);
+		      const struct nft_gate_opts *gate, char *err, size_t errlen);
 
 /* Adds create-if-missing + delete of the table to b: afterwards it is
  * gone, and it was no error if it never existed. */
