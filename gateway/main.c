@@ -6,6 +6,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "mf.h"
+#include "syn_gate.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -90,6 +91,8 @@ static unsigned int worker_count(const struct mf_config *cfg)
 int main(int argc, char **argv)
 {
 	struct mf_daemon d;
+	struct syn_gate gate;
+	bool gate_up = false;
 	sigset_t sigs;
 	char err[256];
 	bool check_only = false;
@@ -172,6 +175,21 @@ int main(int argc, char **argv)
 			goto out_join;
 		}
 	}
+	/* The gate binds the queue only now: every SYN it accepts needs the
+	 * listeners, which exist since worker_init. */
+	if (syn_gate_init(&gate, &d, err, sizeof(err)) != MF_OK) {
+		mf_log_err("syn gate: %s", err);
+		atomic_store(&d.stopping, true);
+		daemon_wake_workers(&d);
+		goto out_join;
+	}
+	gate_up = true;
+	if (syn_gate_start(&gate) != MF_OK) {
+		mf_log_err("syn gate: thread: %s", strerror(errno));
+		atomic_store(&d.stopping, true);
+		daemon_wake_workers(&d);
+		goto out_join;
+	}
 	mf_log_info("started workers=%u port=%u config=%s", d.n_workers,
 		    d.cfg.listen_port, d.config_path);
 
@@ -199,6 +217,11 @@ out_join:
 		if (d.workers[i]->fatal_errno != 0)
 			status = EXIT_FAILURE;
 	}
+	/* Last to go: while sessions drain it still drops new SYNs in
+	 * fail-closed mode; once its socket closes, the rules' bypass flag
+	 * decides for it. */
+	if (gate_up)
+		syn_gate_destroy(&gate);
 out_workers:
 	for (unsigned int i = 0; i < d.n_workers; i++) {
 		worker_destroy(d.workers[i]);

@@ -409,7 +409,7 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->preauth_timeout_ms = 60000;
 	cfg->preauth_max_errors = 10;
 	cfg->preauth_per_client = 20;
-	cfg->syn_rate_per_client = 20;
+	cfg->syn_rate_per_client = 0; /* a whole office behind NAT is one address */
 	cfg->syn_burst_per_client = 40;
 	memcpy(cfg->ports, mail_ports, sizeof(mail_ports));
 	cfg->n_ports = MF_ARRAY_LEN(mail_ports);

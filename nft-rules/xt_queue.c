@@ -200,7 +200,7 @@ static int drop_empty_raw(struct nl_sock *s, int nfproto, char *err, size_t errl
 	struct nftnl_table *t;
 	struct nft_batch b;
 	struct nl_error e;
-	int rc;
+	int failed, rc;
 
 	if (dump_raw(s, NFT_MSG_GETRULE, nfproto, rule_cb, &rs, &e) != MF_OK ||
 	    dump_raw(s, NFT_MSG_GETCHAIN, nfproto, chain_cb, &rs, &e) != MF_OK) {
@@ -228,9 +228,16 @@ static int drop_empty_raw(struct nl_sock *s, int nfproto, char *err, size_t errl
 							     "deleting empty table raw"), t);
 	nft_batch_next(&b);
 	nftnl_table_free(t);
-	rc = nft_batch_send(&b, true, err, errlen);
+	rc = nft_batch_send_detail(&b, true, &failed, &e);
 	nft_batch_free(&b);
-	return rc;
+	if (rc == MF_OK || e.error == ENOENT) /* no table raw: nothing to tidy */
+		return MF_OK;
+	{
+		char why[256];
+
+		nl_error_format(&e, why, sizeof(why));
+		return mf_err(err, errlen, "nftables: deleting empty table raw: %s", why);
+	}
 }
 
 int xt_queue_remove(const struct mf_config *cfg, char *err, size_t errlen)
