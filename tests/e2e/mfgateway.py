@@ -26,12 +26,14 @@ def daemon_path():
 
 class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
-                 extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), destination=None):
+                 extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), destination=None,
+                 intercept=None):
         """imap_ports: ports served by the IMAP front end; empty (the
         default here) keeps every port a protocol-blind relay, which is
         what the relay tests measure. pop3_ports: the same for the POP3
         front end (also empty by default). destination: the new server's
-        addresses (default: the lab's NEW4 and NEW6)."""
+        addresses (default: the lab's NEW4 and NEW6). intercept: more
+        [intercept] keys (fail, queue_num, ...)."""
         self.lab = lab
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -53,6 +55,7 @@ class Gateway:
                   "clients = %s, %s" % (lab.env["CLIENT_NET4"], lab.env["CLIENT_NET6"])]
         if destination:
             lines.append("destination = " + ", ".join(destination))
+        lines += [f"{k} = {v}" for k, v in (intercept or {}).items()]
         lines += ["[ledger]", "path = " + self.ledger]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
