@@ -5,9 +5,11 @@
 #include "mf.h"
 #include "rules.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The SYN gate's mode at install: for fail = auto the ledger decides (and
  * records the switch if an account reached CUTOVER or MIGRATED while no
@@ -20,6 +22,14 @@ static int gate_mode(const struct cli_ctx *ctx, const struct mf_config *cfg,
 	char err[512];
 	int rc;
 
+	/* No ledger file yet: no account can have moved, so auto is open. The
+	 * file is not created here; any other failure to read it stops the
+	 * install rather than guess open. */
+	if (cfg->fail == MF_FAIL_AUTO && access(cfg->ledger_path, F_OK) != 0 &&
+	    errno == ENOENT) {
+		*closed_r = false;
+		return MF_OK;
+	}
 	if (cfg->fail == MF_FAIL_AUTO &&
 	    ledger_open(cfg->ledger_path, &l, err, sizeof(err)) != MF_OK) {
 		cli_error(ctx, "fail = auto needs the ledger: %s", err);

@@ -134,7 +134,8 @@ def parse_conf(text):
     """The values the rule set is built from, as the daemon reads them."""
     values = {"listen_port": 10143, "fwmark": 0x4D46, "route_table": 1846,
               "rule_priority": 1846, "sources": [], "clients": [],
-              "ports": [25, 110, 143, 465, 587, 993, 995]}
+              "ports": [25, 110, 143, 465, 587, 993, 995],
+              "queue_num": 4242, "gate_mark": 0x4D470000}
     for line in text.splitlines():
         if "=" not in line:
             continue
@@ -143,7 +144,8 @@ def parse_conf(text):
             values[key] += [v for v in re.split(r"[,\s]+", value) if v]
         elif key == "ports":
             values[key] = [int(v) for v in re.split(r"[,\s]+", value) if v]
-        elif key in ("listen_port", "fwmark", "route_table", "rule_priority"):
+        elif key in ("listen_port", "fwmark", "route_table", "rule_priority",
+                     "queue_num", "gate_mark"):
             values[key] = int(value, 0)
     return values
 
@@ -176,10 +178,46 @@ def reference_routing(values, ipv6=True):
     return cmds
 
 
+_nft_queue = None
+
+
+def kernel_has_nft_queue():
+    """Whether nft's queue statement loads here (this lab kernel: no)."""
+    global _nft_queue
+    if _nft_queue is None:
+        ns = Netns()
+        try:
+            ns.run("nft add table inet probe")
+            ns.run(["nft", "add", "chain", "inet", "probe", "c",
+                    "{ type filter hook prerouting priority 0; }"])
+            _nft_queue = ns.run("nft add rule inet probe c queue num 1", check=False).returncode == 0
+        finally:
+            ns.delete()
+    return _nft_queue
+
+
+def reference_queue(values):
+    """The SYN gate's queue rules where the kernel lacks nft's queue
+    statement: the iptables-nft commands of mailferry.nft's comment."""
+    if kernel_has_nft_queue():
+        return []
+    mark = values["gate_mark"]
+    cmds = []
+    for prog in ("iptables-nft", "ip6tables-nft"):
+        cmds.append("%s -w -t raw -A PREROUTING -m mark --mark %s -j NFQUEUE "
+                    "--queue-num %d --queue-bypass" % (prog, hex(mark), values["queue_num"]))
+        cmds.append("%s -w -t raw -A PREROUTING -m mark --mark %s -j NFQUEUE "
+                    "--queue-num %d" % (prog, hex(mark + 1), values["queue_num"]))
+    return cmds
+
+
 def make_reference(netns, conf_text):
     """A namespace holding what `rules install` should have built."""
     values = parse_conf(conf_text)
     ref = netns()
+    # Install adds the queue rules first (they wait for the gate's marks).
+    for cmd in reference_queue(values):
+        ref.run(cmd)
     with tempfile.NamedTemporaryFile("w", suffix=".nft") as f:
         f.write(reference_ruleset(values))
         f.flush()
