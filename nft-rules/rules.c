@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -310,6 +311,13 @@ static void compare_with_config(const struct mf_config *cfg,
 			port_in(st->ports[i], cfg->ports, cfg->n_ports);
 }
 
+static int note_closed(const struct nft_elem *e, void *data)
+{
+	if (e->len == 1 && e->key[0] == IPPROTO_TCP)
+		*(bool *)data = true;
+	return MF_OK;
+}
+
 static int count_subnet(const struct mf_cidr *subnet, void *data)
 {
 	(void)subnet;
@@ -352,6 +360,14 @@ static int read_sets(struct nl_sock *nft, const struct mf_config *cfg,
 		}
 	}
 	compare_with_config(cfg, st);
+	if (ok[NFT_SET_FAIL_CLOSED] &&
+	    nft_set_dump(nft, nft_sets[NFT_SET_FAIL_CLOSED].name, note_closed,
+			 &st->fail_closed, &e) != MF_OK && e.error != ENOENT) {
+		char why[256];
+
+		nl_error_format(&e, why, sizeof(why));
+		return mf_err(err, errlen, "nftables: reading set fail_closed: %s", why);
+	}
 	if (!ok[NFT_SET_CLIENTS4] || !ok[NFT_SET_CLIENTS6])
 		return MF_OK;
 	return mf_subnet_list(count_subnet, &st->n_clients, err, errlen);

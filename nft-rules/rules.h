@@ -95,6 +95,7 @@ struct mf_rules_status {
 	unsigned int n_ports;
 	bool ports_more;
 	unsigned int n_clients; /* subnets; mf_subnet_list lists them */
+	bool fail_closed;     /* the SYN gate's set fail_closed holds tcp */
 	/* Policy routing for cfg's fwmark, route table and priority. */
 	bool rule4, route4, rule6, route6;
 	bool want4, want6; /* families install sets it up for (listeners) */

@@ -155,6 +155,7 @@ def test_auto_open_before_migration_reaches_source_when_down(lab, tmp_path):
         g.wait_log(r"syn_gate queue=4242 fail=auto mode=open")
         assert "fail-open now" in g.install_output
         assert "tcp" not in gate_set(lab).split("{", 2)[-1]
+        assert "SYN gate: fail-open" in g.cli("rules", "status").stdout
         # Up: intercepted, through the gate.
         assert login(lab, "alice")[0] == "OK"
         g.wait_conn(lambda c: c.get("user") == "alice")
@@ -207,6 +208,7 @@ def test_auto_turns_closed_after_migration_and_holds_syns(lab, tmp_path):
         # A reboot keeps it: a fresh install reads the ledger.
         assert "fail-closed now" in g.cli("rules", "install").stdout
         assert "tcp" in gate_set(lab).split("{", 2)[-1]
+        assert "SYN gate: fail-closed" in g.cli("rules", "status").stdout
 
 
 def test_explicit_closed_from_the_start(lab, tmp_path):
