@@ -361,17 +361,15 @@ int syn_gate_init(struct syn_gate *g, struct mf_daemon *d, char *err,
 		mf_err(err, errlen, "fail = auto: ledger: %s", why);
 		goto fail;
 	}
-	/* The mode goes into the kernel before we take SYNs: a daemon that
-	 * cannot set it must not start (the rules may be missing). */
+	/* The mode goes into the kernel before we take SYNs. Without the
+	 * rules installed nothing reaches the gate yet (and the daemon runs
+	 * without rules as before): say so, and retry at every tick. */
 	if (update_mode(g, &d->cfg, why, sizeof(why)) != MF_OK) {
 		mf_err(err, errlen, "fail mode: %s", why);
 		goto fail;
 	}
-	if (mf_rules_set_fail_closed(g->closed, why, sizeof(why)) != MF_OK) {
-		mf_err(err, errlen, "setting the SYN gate's mode: %s", why);
-		goto fail;
-	}
-	g->applied = true;
+	g->applied = false;
+	apply_mode(g);
 	if (open_socket(g, err, errlen) != MF_OK || bind_queue(g, err, errlen) != MF_OK)
 		goto fail;
 	mf_log_info("syn_gate queue=%u fail=%s mode=%s", g->queue_num,
