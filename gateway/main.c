@@ -6,6 +6,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "mf.h"
+#include "privdrop.h"
 #include "syn_gate.h"
 #include "worker.h"
 
@@ -69,6 +70,7 @@ static void reload(struct mf_daemon *d)
 	next->listen4 = d->cfg.listen4;
 	next->listen6 = d->cfg.listen6;
 	next->workers = d->cfg.workers;
+	memcpy(next->user, d->cfg.user, sizeof(next->user)); /* root is gone */
 	d->cfg = *next;
 	d->cfg_gen++;
 	pthread_mutex_unlock(&d->lock);
@@ -97,6 +99,8 @@ int main(int argc, char **argv)
 	char err[256];
 	bool check_only = false;
 	unsigned int started = 0;
+	uid_t uid = 0;
+	gid_t gid = 0;
 	int opt, status = EXIT_FAILURE;
 
 	memset(&d, 0, sizeof(d));
@@ -125,10 +129,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mailferryd: %s\n", err);
 		return EXIT_FAILURE;
 	}
-	/* The IMAP and POP3 front ends route every login by the ledger: a
-	 * ledger that cannot be opened must stop the start, not fail each
-	 * login later. */
-	if (d.cfg.n_imap_ports > 0 || d.cfg.n_pop3_ports > 0) {
+	/* The IMAP and POP3 front ends route every login by the ledger, and
+	 * fail = auto keeps its mode there: a ledger that cannot be opened
+	 * must stop the start, not fail each login later. */
+	if (d.cfg.n_imap_ports > 0 || d.cfg.n_pop3_ports > 0 ||
+	    d.cfg.fail == MF_FAIL_AUTO) {
 		struct ledger *l;
 
 		if (ledger_open(d.cfg.ledger_path, &l, err, sizeof(err)) != MF_OK) {
@@ -136,6 +141,15 @@ int main(int argc, char **argv)
 			return EXIT_FAILURE;
 		}
 		ledger_close(l);
+	}
+	if (d.cfg.user[0] != '\0') {
+		if (privdrop_lookup(d.cfg.user, &uid, &gid, err, sizeof(err)) != MF_OK ||
+		    ((d.cfg.n_imap_ports > 0 || d.cfg.n_pop3_ports > 0 ||
+		      d.cfg.fail == MF_FAIL_AUTO) && !check_only &&
+		     privdrop_give(d.cfg.ledger_path, uid, gid, err, sizeof(err)) != MF_OK)) {
+			fprintf(stderr, "mailferryd: [gateway] user: %s\n", err);
+			return EXIT_FAILURE;
+		}
 	}
 	if (check_only) {
 		printf("mailferryd: %s: configuration ok\n", d.config_path);
@@ -167,6 +181,23 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 	}
+	/* The gate binds the queue before the workers run: SYNs it accepts
+	 * wait in the listeners' backlogs, which exist since worker_init. */
+	if (syn_gate_init(&gate, &d, err, sizeof(err)) != MF_OK) {
+		mf_log_err("syn gate: %s", err);
+		goto out_workers;
+	}
+	gate_up = true;
+	/* Everything that needs root is open: drop it before the first
+	 * thread, so every thread has the reduced set. */
+	if (d.cfg.user[0] != '\0') {
+		if (privdrop_to(uid, gid, err, sizeof(err)) != MF_OK) {
+			mf_log_err("dropping privileges: %s", err);
+			goto out_workers;
+		}
+		mf_log_info("privileges user=%s uid=%u caps=cap_net_admin,cap_net_raw",
+			    d.cfg.user, (unsigned int)uid);
+	}
 	for (; started < d.n_workers; started++) {
 		if (worker_start(d.workers[started]) != MF_OK) {
 			mf_log_err("worker %u: thread: %s", started, strerror(errno));
@@ -175,15 +206,6 @@ int main(int argc, char **argv)
 			goto out_join;
 		}
 	}
-	/* The gate binds the queue only now: every SYN it accepts needs the
-	 * listeners, which exist since worker_init. */
-	if (syn_gate_init(&gate, &d, err, sizeof(err)) != MF_OK) {
-		mf_log_err("syn gate: %s", err);
-		atomic_store(&d.stopping, true);
-		daemon_wake_workers(&d);
-		goto out_join;
-	}
-	gate_up = true;
 	if (syn_gate_start(&gate) != MF_OK) {
 		mf_log_err("syn gate: thread: %s", strerror(errno));
 		atomic_store(&d.stopping, true);
@@ -217,12 +239,12 @@ out_join:
 		if (d.workers[i]->fatal_errno != 0)
 			status = EXIT_FAILURE;
 	}
+out_workers:
 	/* Last to go: while sessions drain it still drops new SYNs in
 	 * fail-closed mode; once its socket closes, the rules' bypass flag
 	 * decides for it. */
 	if (gate_up)
 		syn_gate_destroy(&gate);
-out_workers:
 	for (unsigned int i = 0; i < d.n_workers; i++) {
 		worker_destroy(d.workers[i]);
 		free(d.workers[i]);

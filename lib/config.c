@@ -240,6 +240,12 @@ static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
 		if (parse_uint(v, 0, 1000000, &x))
 			return MF_ERROR;
 		c->preauth_per_client = (unsigned int)x;
+	} else if (!strcmp(k, "user")) {
+		size_t n = strlen(v);
+
+		if (n >= sizeof(c->user) || strpbrk(v, " \t:/") != NULL)
+			return MF_ERROR;
+		memcpy(c->user, v, n + 1);
 	} else if (!strcmp(k, "syn_rate_per_client")) {
 		if (parse_uint(v, 0, 1000000, &x))
 			return MF_ERROR;

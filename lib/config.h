@@ -58,6 +58,9 @@ struct mf_config {
 	 * refill) and the bucket's size; rate 0: no limit. */
 	unsigned int syn_rate_per_client;
 	unsigned int syn_burst_per_client;
+	/* Run as this user with CAP_NET_ADMIN + CAP_NET_RAW only, once set
+	 * up; "" keeps root (and every capability). */
+	char user[64];
 
 	/* [intercept] */
 	struct mf_addr sources[MF_MAX_SOURCES];
