@@ -130,7 +130,12 @@ static void print_table(const struct mf_rules_status *st)
 	if (mf_subnet_list(print_subnet, NULL, err, sizeof(err)) != MF_OK)
 		printf(" (%s)", err);
 	printf(" (%u subnet%s)\n", st->n_clients, st->n_clients == 1 ? "" : "s");
-	printf("  SYN gate: fail-%s\n", st->fail_closed ? "closed" : "open");
+	printf("  SYN gate: fail-%s; chain gate: %s; queue rule: %s\n",
+	       st->fail_closed ? "closed" : "open",
+	       st->gate_ok ? "as configured" : "MISSING OR DIFFERS FROM CONFIG",
+	       st->gate_native ? "nft queue" :
+	       st->queue_ok ? "iptables-nft (the kernel lacks nft queue)" :
+	       "iptables-nft rules MISSING");
 	printf("  chain prerouting: %s, %u rules (%s)\n",
 	       st->chain_ok ? "present" : "MISSING OR WRONG HOOK", st->n_rules,
 	       as_config(st->rules_match));

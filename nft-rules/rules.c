@@ -395,6 +395,15 @@ int mf_rules_status(const struct mf_config *cfg, struct mf_rules_status *st_r,
 		    nft_state_rules(&nft, cfg, &st_r->n_rules, &st_r->rules_match,
 				    err, errlen) != MF_OK)
 			goto close;
+		if (nft_probe_expr(&nft, "queue", 0, &st_r->gate_native, err,
+				   errlen) != MF_OK ||
+		    nft_state_gate(&nft, cfg, st_r->gate_native, &st_r->gate_ok,
+				   err, errlen) != MF_OK)
+			goto close;
+		st_r->queue_ok = st_r->gate_native;
+		if (!st_r->gate_native &&
+		    xt_queue_check(cfg, &st_r->queue_ok, err, errlen) != MF_OK)
+			goto close;
 	}
 	if (policy_route_query(&rt, AF_INET, &pr, &st_r->rule4, &st_r->route4,
 			       err, errlen) != MF_OK ||
@@ -405,6 +414,7 @@ int mf_rules_status(const struct mf_config *cfg, struct mf_rules_status *st_r,
 	st_r->want6 = family_wanted(cfg, 1);
 	all = st_r->table && st_r->sets_ok && st_r->sources_match &&
 	      st_r->ports_match && st_r->chain_ok && st_r->rules_match &&
+	      st_r->gate_ok && st_r->queue_ok &&
 	      (!st_r->want4 || (st_r->rule4 && st_r->route4)) &&
 	      (!st_r->want6 || (st_r->rule6 && st_r->route6));
 	none = !st_r->table && !st_r->rule4 && !st_r->route4 && !st_r->rule6 &&

@@ -96,6 +96,9 @@ struct mf_rules_status {
 	bool ports_more;
 	unsigned int n_clients; /* subnets; mf_subnet_list lists them */
 	bool fail_closed;     /* the SYN gate's set fail_closed holds tcp */
+	bool gate_native;     /* the kernel has the nft queue statement */
+	bool gate_ok;         /* chain gate as install builds it */
+	bool queue_ok;        /* its queue: native, or the iptables-nft rules */
 	/* Policy routing for cfg's fwmark, route table and priority. */
 	bool rule4, route4, rule6, route6;
 	bool want4, want6; /* families install sets it up for (listeners) */

@@ -147,6 +147,23 @@ undo:
 	return MF_ERROR;
 }
 
+int xt_queue_check(const struct mf_config *cfg, bool *present_r, char *err,
+		   size_t errlen)
+{
+	int st;
+
+	*present_r = false;
+	for (int f = 0; f < 2; f++)
+		for (int r = 0; r < 2; r++) {
+			if (xt(cfg, f, "-C", r, &st, err, errlen) != MF_OK)
+				return MF_ERROR;
+			if (st != 0)
+				return MF_OK;
+		}
+	*present_r = true;
+	return MF_OK;
+}
+
 /* What table raw of a family holds, from a dump over netlink. */
 struct raw_state {
 	unsigned int rules;

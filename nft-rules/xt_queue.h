@@ -18,6 +18,7 @@
 
 #include "config.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Adds both rules for IPv4 and IPv6 unless present (idempotent). MF_OK or
@@ -30,5 +31,9 @@ int xt_queue_install(const struct mf_config *cfg, char *err, size_t errlen);
  * created for us: iptables-nft creates tables on demand). MF_OK when none
  * were there. */
 int xt_queue_remove(const struct mf_config *cfg, char *err, size_t errlen);
+
+/* *present_r: both rules are there for IPv4 and IPv6 (for status). */
+int xt_queue_check(const struct mf_config *cfg, bool *present_r, char *err,
+		   size_t errlen);
 
 #endif

@@ -587,3 +587,24 @@ def test_help_and_usage_errors(netns, conf):
     assert "/nonexistent/mailferry.conf" in proc.stderr
     proc = ns.mailferry("rules", "install", conf=conf("[intercept]\nbogus = 1\n"))
     assert proc.returncode == 1 and "unknown key 'bogus'" in proc.stderr
+
+
+def test_status_sees_a_missing_syn_gate(netns, conf):
+    ns = netns()
+    path = conf(LAB_CONF)
+    assert ns.mailferry("rules", "install", conf=path).returncode == 0
+    out = ns.mailferry("rules", "status", conf=path).stdout
+    assert "SYN gate: fail-open; chain gate: as configured" in out
+    if not kernel_has_nft_queue():
+        assert "queue rule: iptables-nft (the kernel lacks nft queue)" in out
+        ns.run(reference_queue(parse_conf(LAB_CONF))[0].replace(" -A ", " -D "))
+        proc = ns.mailferry("rules", "status", conf=path)
+        assert proc.returncode == 1 and "iptables-nft rules MISSING" in proc.stdout
+        assert ns.mailferry("rules", "install", conf=path).returncode == 0
+        assert ns.mailferry("rules", "status", conf=path).returncode == 0
+    ns.run("nft flush chain inet mailferry gate")
+    proc = ns.mailferry("rules", "status", conf=path)
+    assert proc.returncode == 1 and "chain gate: MISSING OR DIFFERS" in proc.stdout
+    # Remove takes the queue rules and the empty raw tables too.
+    assert ns.mailferry("rules", "remove", conf=path).returncode == 0
+    assert ns.out("nft list ruleset") == ""

@@ -138,6 +138,8 @@ static void install_status_remove(void **state)
 		assert_int_equal(st.state, MF_RULES_INSTALLED);
 		assert_true(st.table && st.sets_ok && st.chain_ok && st.rules_match);
 		assert_int_equal(st.n_rules, 3);
+		assert_true(st.gate_ok && st.queue_ok);
+		assert_false(st.fail_closed);
 		assert_int_equal(st.n_sources, 2);
 		assert_int_equal(st.n_ports, 2);
 		assert_int_equal(st.n_clients, 2);
