@@ -73,8 +73,10 @@ print(json.dumps(done))
 """
 
 
-def login(lab, user, src=None, timeout=3, popen=False):
-    args = ["/usr/bin/python3", "-c", LOGIN, lab.env["OLD4"], src or lab.env["CLIENT4"],
+def login(lab, user, src=None, timeout=3, popen=False, v6=False):
+    host = lab.env["OLD6" if v6 else "OLD4"]
+    src = src or lab.env["CLIENT6" if v6 else "CLIENT4"]
+    args = ["/usr/bin/python3", "-c", LOGIN, host, src,
             user, lab.env["PASS_" + user], str(timeout)]
     if popen:
         return lab.popen("client", args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -84,11 +86,12 @@ def login(lab, user, src=None, timeout=3, popen=False):
 
 
 class Capture:
-    """tcpdump on old's interface: SYNs (without ACK) to port 143."""
+    """tcpdump on old's interface: IPv4 SYNs (without ACK) to port 143, and
+    any IPv6 packet to it (pcap's tcp[] offsets are IPv4 only)."""
 
     def __init__(self, lab):
         self.p = lab.popen("old", ["tcpdump", "-i", "eth0", "-nn", "-l", "-U",
-                                   "tcp dst port 143 and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn"],
+                                   "tcp dst port 143 and (ip6 or tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn)"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -165,9 +168,12 @@ def test_auto_open_before_migration_reaches_source_when_down(lab, tmp_path):
         # listener, and the source answers the login itself.
         cap = Capture(lab)
         out = login(lab, "alice")
+        out6 = login(lab, "alice", v6=True)
         seen = cap.stop()
         assert out[0] == "OK", out
+        assert out6[0] == "OK", out6
         assert len(from_client(seen, lab.env["CLIENT4"])) >= 1, seen
+        assert len(from_client(seen, lab.env["CLIENT6"])) >= 1, seen
         # Up again: intercepted again.
         before = len(g.conns())
         g.start()
@@ -220,6 +226,7 @@ def test_explicit_closed_from_the_start(lab, tmp_path):
         cap = Capture(lab)
         try:
             assert login(lab, "alice", timeout=2.5)[0] == "connect-failed"
+            assert login(lab, "alice", timeout=2.5, v6=True)[0] == "connect-failed"
             seen_down = cap.stop()
             cap = None
             p = login(lab, "alice", timeout=20, popen=True)
@@ -233,6 +240,9 @@ def test_explicit_closed_from_the_start(lab, tmp_path):
         assert seen_down == [], seen_down
         assert out.split()[0] == "OK", (out, err)
         g.wait_conn(lambda c: c.get("user") == "alice")
+        # IPv6 goes through the gate as well once the daemon is up.
+        assert login(lab, "alice", v6=True)[0] == "OK"
+        g.wait_conn(lambda c: c.get("user") == "alice" and c["client"].startswith("["))
 
 
 def test_per_client_rate_limit_spares_other_clients(lab, tmp_path):
