@@ -52,6 +52,16 @@ enum nft_set_idx nft_clients_set(int family);
  * MF_OK, or MF_ERROR when data holds no complete record (not our table). */
 int nft_record_decode(const void *data, uint32_t len, struct policy_route *pr_r);
 
+/* The SYN gate's iptables-nft queue rules as an install made them (it
+ * records them only when it used that fallback). */
+struct nft_xt_record {
+	uint32_t gate_mark;
+	uint32_t queue_num;
+};
+
+/* MF_OK, or MF_ERROR when data holds no such record. */
+int nft_record_decode_xt(const void *data, uint32_t len, struct nft_xt_record *r);
+
 /* Adds to b everything install does, in one transaction: create the table
  * if missing and delete it (so whatever was there goes, atomically), then
  * the new table, its sets with the elements from cfg, the chain and its

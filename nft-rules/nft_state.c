@@ -42,6 +42,7 @@ static int table_cb(const struct nlmsghdr *nlh, void *data)
 	t->exists = true;
 	ud = nftnl_table_get_data(nt, NFTNL_TABLE_USERDATA, &len);
 	t->has_record = ud != NULL && nft_record_decode(ud, len, &t->rec) == MF_OK;
+	t->has_xt = ud != NULL && nft_record_decode_xt(ud, len, &t->xt) == MF_OK;
 	nftnl_table_free(nt);
 	return MNL_CB_OK;
 }

@@ -20,6 +20,8 @@ struct nft_table_info {
 	bool exists;
 	bool has_record;       /* user data written by install */
 	struct policy_route rec; /* valid if has_record */
+	bool has_xt;           /* the gate's queue rules went to iptables-nft */
+	struct nft_xt_record xt; /* valid if has_xt */
 };
 
 int nft_state_table(struct nl_sock *s, struct nft_table_info *t_r, char *err,

@@ -87,6 +87,17 @@ static void undo_routing(struct nl_sock *rt, const struct policy_route *pr,
 						 ignored, sizeof(ignored));
 }
 
+/* An earlier install put queue rules into iptables-nft that this one
+ * does not use (another mark or queue, or now the native statement). */
+static bool old_xt_differs(const struct nft_table_info *old,
+			   const struct mf_config *cfg,
+			   const struct nft_gate_opts *gate)
+{
+	return old->has_xt && (gate->native_queue ||
+			       old->xt.gate_mark != cfg->gate_mark ||
+			       old->xt.queue_num != cfg->queue_num);
+}
+
 int mf_rules_install(const struct mf_config *cfg, char *err, size_t errlen)
 {
 	return mf_rules_install_gate(cfg, cfg->fail == MF_FAIL_CLOSED, err, errlen);
@@ -144,6 +155,10 @@ int mf_rules_install_gate(const struct mf_config *cfg, bool fail_closed,
 	if (old.has_record && !policy_route_equal(&old.rec, &pr) &&
 	    del_routing(&rt, &old.rec, &pr, err, errlen) != MF_OK)
 		goto close;
+	if (old_xt_differs(&old, cfg, &gate) &&
+	    xt_queue_remove_spec(old.xt.gate_mark, (uint16_t)old.xt.queue_num,
+				 err, errlen) != MF_OK)
+		goto close;
 	rc = MF_OK;
 	goto close;
 free_batch:
@@ -189,6 +204,10 @@ int mf_rules_remove(const struct mf_config *cfg, char *err, size_t errlen)
 	/* Last: with the table gone nothing carries the gate marks. */
 	if (rc == MF_OK)
 		rc = xt_queue_remove(cfg, err, errlen);
+	if (rc == MF_OK && old.has_xt && (old.xt.gate_mark != cfg->gate_mark ||
+					  old.xt.queue_num != cfg->queue_num))
+		rc = xt_queue_remove_spec(old.xt.gate_mark, (uint16_t)old.xt.queue_num,
+					  err, errlen);
 close:
 	nl_sock_close(&rt);
 	nl_sock_close(&nft);

@@ -88,8 +88,8 @@ static int run(char *const argv[], int *status_r, char *err, size_t errlen)
 }
 
 /* op is "-C", "-A" or "-D"; rule 0 is the fail-open (bypass) one. */
-static int xt(const struct mf_config *cfg, int family, const char *op, int rule,
-	      int *status_r, char *err, size_t errlen)
+static int xt_spec(uint32_t gate_mark, uint16_t queue_num, int family,
+		   const char *op, int rule, int *status_r, char *err, size_t errlen)
 {
 	char path[64], mark[16], num[8];
 	char *argv[16];
@@ -97,8 +97,8 @@ static int xt(const struct mf_config *cfg, int family, const char *op, int rule,
 
 	if (find_program(programs[family], path, sizeof(path), err, errlen) != MF_OK)
 		return MF_ERROR;
-	snprintf(mark, sizeof(mark), "0x%x", cfg->gate_mark + (unsigned int)rule);
-	snprintf(num, sizeof(num), "%u", cfg->queue_num);
+	snprintf(mark, sizeof(mark), "0x%x", gate_mark + (unsigned int)rule);
+	snprintf(num, sizeof(num), "%u", queue_num);
 	argv[n++] = path;
 	argv[n++] = (char *)"-w";
 	argv[n++] = (char *)"-t";
@@ -117,6 +117,13 @@ static int xt(const struct mf_config *cfg, int family, const char *op, int rule,
 		argv[n++] = (char *)"--queue-bypass";
 	argv[n] = NULL;
 	return run(argv, status_r, err, errlen);
+}
+
+static int xt(const struct mf_config *cfg, int family, const char *op, int rule,
+	      int *status_r, char *err, size_t errlen)
+{
+	return xt_spec(cfg->gate_mark, cfg->queue_num, family, op, rule, status_r,
+		       err, errlen);
 }
 
 int xt_queue_install(const struct mf_config *cfg, char *err, size_t errlen)
@@ -259,6 +266,12 @@ static int drop_empty_raw(struct nl_sock *s, int nfproto, char *err, size_t errl
 
 int xt_queue_remove(const struct mf_config *cfg, char *err, size_t errlen)
 {
+	return xt_queue_remove_spec(cfg->gate_mark, cfg->queue_num, err, errlen);
+}
+
+int xt_queue_remove_spec(uint32_t gate_mark, uint16_t queue_num, char *err,
+			 size_t errlen)
+{
 	static const int nfprotos[2] = { NFPROTO_IPV4, NFPROTO_IPV6 };
 	struct nl_sock s;
 	char path[64], ignored[256];
@@ -271,7 +284,8 @@ int xt_queue_remove(const struct mf_config *cfg, char *err, size_t errlen)
 			continue;
 		for (int r = 0; r < 2; r++) {
 			for (int k = 0; k < XT_MAX_COPIES; k++) {
-				if (xt(cfg, f, "-D", r, &st, err, errlen) != MF_OK)
+				if (xt_spec(gate_mark, queue_num, f, "-D", r, &st,
+					    err, errlen) != MF_OK)
 					return MF_ERROR;
 				if (st != 0)
 					break; /* no (more) copies */

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Adds both rules for IPv4 and IPv6 unless present (idempotent). MF_OK or
  * MF_ERROR with iptables' own complaint in err; on error, rules this call
@@ -31,6 +32,11 @@ int xt_queue_install(const struct mf_config *cfg, char *err, size_t errlen);
  * created for us: iptables-nft creates tables on demand). MF_OK when none
  * were there. */
 int xt_queue_remove(const struct mf_config *cfg, char *err, size_t errlen);
+
+/* The same for the rules of another mark and queue (an earlier install's,
+ * from the table's record). */
+int xt_queue_remove_spec(uint32_t gate_mark, uint16_t queue_num, char *err,
+			 size_t errlen);
 
 /* *present_r: both rules are there for IPv4 and IPv6 (for status). */
 int xt_queue_check(const struct mf_config *cfg, bool *present_r, char *err,

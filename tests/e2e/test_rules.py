@@ -608,3 +608,22 @@ def test_status_sees_a_missing_syn_gate(netns, conf):
     # Remove takes the queue rules and the empty raw tables too.
     assert ns.mailferry("rules", "remove", conf=path).returncode == 0
     assert ns.out("nft list ruleset") == ""
+
+
+def test_queue_rules_follow_a_changed_config(netns, conf):
+    if kernel_has_nft_queue():
+        pytest.skip("the kernel has nft queue: no iptables-nft rules to follow")
+    ns = netns()
+    lab, other = conf(LAB_CONF), conf(LAB_CONF + "queue_num = 77\ngate_mark = 0x10000\n", "q.conf")
+    assert ns.mailferry("rules", "install", conf=lab).returncode == 0
+    assert "--queue-num 4242" in ns.out("iptables-nft -t raw -S PREROUTING")
+    assert ns.mailferry("rules", "install", conf=other).returncode == 0
+    for prog in ("iptables-nft", "ip6tables-nft"):
+        rules = ns.out(prog + " -t raw -S PREROUTING")
+        assert "--queue-num 4242" not in rules and "0x4d47" not in rules, rules
+        assert "--mark 0x10000 -j NFQUEUE --queue-num 77 --queue-bypass" in rules, rules
+        assert "--mark 0x10001 -j NFQUEUE --queue-num 77" in rules, rules
+    assert ns.mailferry("rules", "status", conf=other).returncode == 0
+    # Removing with the old config still takes what the table recorded.
+    assert ns.mailferry("rules", "remove", conf=lab).returncode == 0
+    assert ns.out("nft list ruleset") == ""

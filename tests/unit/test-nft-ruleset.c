@@ -244,6 +244,32 @@ static void record_decode(void **state)
 	assert_int_equal(nft_record_decode(NULL, 0, &pr), MF_ERROR);
 }
 
+static void record_decode_xt(void **state)
+{
+	/* The policy-routing record plus the gate's iptables-nft record. */
+	uint8_t both[30];
+	uint32_t v[5] = { 0x4d46, 1846, 100, 0x4d470000, 4242 };
+	uint8_t types[5] = { 0xe0, 0xe1, 0xe2, 0xe8, 0xe9 };
+	struct nft_xt_record xt;
+	struct policy_route pr;
+
+	(void)state;
+	for (int i = 0; i < 5; i++) {
+		both[6 * i] = types[i];
+		both[6 * i + 1] = 4;
+		memcpy(&both[6 * i + 2], &v[i], 4);
+	}
+	assert_int_equal(nft_record_decode(both, sizeof(both), &pr), MF_OK);
+	assert_int_equal(pr.priority, 100);
+	assert_int_equal(nft_record_decode_xt(both, sizeof(both), &xt), MF_OK);
+	assert_int_equal(xt.gate_mark, 0x4d470000);
+	assert_int_equal(xt.queue_num, 4242);
+	/* An install with the native queue wrote none. */
+	assert_int_equal(nft_record_decode_xt(both, 18, &xt), MF_ERROR);
+	/* Half a record is none either. */
+	assert_int_equal(nft_record_decode_xt(both, 24, &xt), MF_ERROR);
+}
+
 static void build_counts_messages(void **state)
 {
 	struct nl_sock sock = { 0 }; /* sequence numbers only: never sent */
@@ -311,6 +337,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(rules_match_what_nft_generates),
 		cmocka_unit_test(gate_rules_match_what_nft_generates),
+		cmocka_unit_test(record_decode_xt),
 		cmocka_unit_test(gate_marks_must_differ_from_fwmark),
 		cmocka_unit_test(rules_follow_the_config),
 		cmocka_unit_test(rule_text_too_long_is_an_error),
