@@ -156,6 +156,15 @@ def reference_ruleset(values):
     assert "meta mark set 0x4d46" in text and "to :10143" in text
     text = text.replace("0x4d46", hex(values["fwmark"]))
     text = text.replace(":10143", ":%d" % values["listen_port"])
+    # The gate's statements: marks for iptables-nft here, or, where the
+    # kernel has it, nft's own queue (as mailferry.nft's comment says).
+    closed, opened = "meta mark set 0x4d470001 accept", "meta mark set 0x4d470000 accept"
+    if kernel_has_nft_queue():
+        text = text.replace(closed, "queue num %d" % values["queue_num"])
+        text = text.replace(opened, "queue num %d bypass" % values["queue_num"])
+    else:
+        text = text.replace(closed, "meta mark set %s accept" % hex(values["gate_mark"] + 1))
+        text = text.replace(opened, "meta mark set %s accept" % hex(values["gate_mark"]))
     sets = {"sources4": [], "sources6": [], "clients4": [], "clients6": [],
             "ports": [str(p) for p in values["ports"]]}
     for s in values["sources"]:
@@ -627,3 +636,17 @@ def test_queue_rules_follow_a_changed_config(netns, conf):
     # Removing with the old config still takes what the table recorded.
     assert ns.mailferry("rules", "remove", conf=lab).returncode == 0
     assert ns.out("nft list ruleset") == ""
+
+
+def test_native_queue_path(netns, conf):
+    if not kernel_has_nft_queue():
+        pytest.skip("this kernel lacks the nft queue statement (module nft_queue): the "
+                    "native path is covered by test-nft-ruleset against nft's own code "
+                    "generation; here the iptables-nft fallback is tested instead")
+    ns = netns()
+    path = conf(LAB_CONF)
+    assert ns.mailferry("rules", "install", conf=path).returncode == 0
+    listing = ns.out("nft list ruleset")
+    assert "queue num 4242 bypass" in listing and "table ip raw" not in listing
+    assert "queue rule: nft queue" in ns.mailferry("rules", "status", conf=path).stdout
+    assert_same_as_reference(ns, make_reference(netns, LAB_CONF))
