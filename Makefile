@@ -10,7 +10,7 @@ CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
 WFLAGS  := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
-PKGS    := liburing inih libmnl libnftnl sqlite3 openssl
+PKGS    := liburing inih libmnl libnftnl sqlite3 openssl libnetfilter_queue libcap-ng
 PYTHON  := /usr/bin/python3
 
 # Instrumentation flags live apart from CFLAGS: a CFLAGS given on the
@@ -55,9 +55,9 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	iproute2 iputils-ping nftables iptables procps psmisc openssl curl socat \
 	python3 python3-pytest \
 	dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix swaks fetchmail \
-	haproxy iperf3 nginx-light libnginx-mod-stream libnginx-mod-mail isync tcpdump
+	haproxy iperf3 nginx-light libnginx-mod-stream libnginx-mod-mail isync tcpdump groff-base systemd
 
-.PHONY: all deps test check unit unit-asan asan-daemon e2e fuzz fuzz-run demo bench clean
+.PHONY: install all deps test check unit unit-asan asan-daemon e2e fuzz fuzz-run demo bench clean
 
 all: $(BUILD)/mailferryd $(BUILD)/mailferry
 
@@ -137,6 +137,24 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	bench/relay/run.sh
+
+# Installation: PREFIX (default /usr/local), DESTDIR for staging.
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(SYSCONFDIR)/mailferry $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BUILD)/mailferryd $(BUILD)/mailferry $(DESTDIR)$(SBINDIR)/
+	install -m 0644 man/mailferryd.8 man/mailferry.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/mailferry.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 mailferry.conf.example $(DESTDIR)$(SYSCONFDIR)/mailferry/
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		packaging/mailferryd.service.in >$(DESTDIR)$(UNITDIR)/mailferryd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mailferryd.service
 
 clean:
 	rm -rf $(BUILD)

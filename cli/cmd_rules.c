@@ -1,20 +1,60 @@
 /* cmd_rules.c — `mailferry rules install|remove|status`. */
 #include "cli.h"
+#include "fail_mode.h"
+#include "ledger.h"
 #include "mf.h"
 #include "rules.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The SYN gate's mode at install: for fail = auto the ledger decides (and
+ * records the switch if an account reached CUTOVER or MIGRATED while no
+ * daemon ran), so a reboot re-installs what was in force. */
+static int gate_mode(const struct cli_ctx *ctx, const struct mf_config *cfg,
+		     bool *closed_r)
+{
+	struct ledger *l = NULL;
+	bool switched;
+	char err[512];
+	int rc;
+
+	/* No ledger file yet: no account can have moved, so auto is open. The
+	 * file is not created here; any other failure to read it stops the
+	 * install rather than guess open. */
+	if (cfg->fail == MF_FAIL_AUTO && access(cfg->ledger_path, F_OK) != 0 &&
+	    errno == ENOENT) {
+		*closed_r = false;
+		return MF_OK;
+	}
+	if (cfg->fail == MF_FAIL_AUTO &&
+	    ledger_open(cfg->ledger_path, &l, err, sizeof(err)) != MF_OK) {
+		cli_error(ctx, "fail = auto needs the ledger: %s", err);
+		return MF_ERROR;
+	}
+	rc = fail_mode_effective(cfg, l, (int64_t)time(NULL), closed_r, &switched,
+				 err, sizeof(err));
+	ledger_close(l);
+	if (rc != MF_OK)
+		cli_error(ctx, "fail mode: %s", err);
+	return rc;
+}
 
 static int rules_install(const struct cli_ctx *ctx, char **argv)
 {
 	struct mf_config cfg;
 	char err[512];
+	bool closed;
 
 	(void)argv;
 	if (cli_load_config(ctx, &cfg) != MF_OK)
 		return CLI_EXIT_ERROR;
-	if (mf_rules_install(&cfg, err, sizeof(err)) != MF_OK) {
+	if (gate_mode(ctx, &cfg, &closed) != MF_OK)
+		return CLI_EXIT_ERROR;
+	if (mf_rules_install_gate(&cfg, closed, err, sizeof(err)) != MF_OK) {
 		cli_error(ctx, "%s", err);
 		return CLI_EXIT_ERROR;
 	}
@@ -24,6 +64,8 @@ static int rules_install(const struct cli_ctx *ctx, char **argv)
 	       cfg.listen4.family == 0 ? "IPv6" :
 	       cfg.listen6.family == 0 ? "IPv4" : "IPv4+IPv6",
 	       cfg.route_table, cfg.rule_priority);
+	printf("SYN gate: queue %u, fail = %s, fail-%s now\n", cfg.queue_num,
+	       fail_mode_name(cfg.fail), closed ? "closed" : "open");
 	return CLI_EXIT_OK;
 }
 
@@ -88,6 +130,12 @@ static void print_table(const struct mf_rules_status *st)
 	if (mf_subnet_list(print_subnet, NULL, err, sizeof(err)) != MF_OK)
 		printf(" (%s)", err);
 	printf(" (%u subnet%s)\n", st->n_clients, st->n_clients == 1 ? "" : "s");
+	printf("  SYN gate: fail-%s; chain gate: %s; queue rule: %s\n",
+	       st->fail_closed ? "closed" : "open",
+	       st->gate_ok ? "as configured" : "MISSING OR DIFFERS FROM CONFIG",
+	       st->gate_native ? "nft queue" :
+	       st->queue_ok ? "iptables-nft (the kernel lacks nft queue)" :
+	       "iptables-nft rules MISSING");
 	printf("  chain prerouting: %s, %u rules (%s)\n",
 	       st->chain_ok ? "present" : "MISSING OR WRONG HOOK", st->n_rules,
 	       as_config(st->rules_match));

@@ -8,6 +8,8 @@
 #include "log.h"
 #include "tls.h"
 #include "mf.h"
+#include "privdrop.h"
+#include "syn_gate.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -141,6 +143,7 @@ static void reload(struct mf_daemon *d)
 	next->listen4 = d->cfg.listen4;
 	next->listen6 = d->cfg.listen6;
 	next->workers = d->cfg.workers;
+	memcpy(next->user, d->cfg.user, sizeof(next->user)); /* root is gone */
 	d->cfg = *next;
 	d->cfg_gen++;
 	pthread_mutex_unlock(&d->lock);
@@ -165,10 +168,14 @@ static unsigned int worker_count(const struct mf_config *cfg)
 int main(int argc, char **argv)
 {
 	struct mf_daemon d;
+	struct syn_gate gate;
+	bool gate_up = false;
 	sigset_t sigs;
 	char err[256];
 	bool check_only = false;
 	unsigned int started = 0;
+	uid_t uid = 0;
+	gid_t gid = 0;
 	int opt, status = EXIT_FAILURE;
 
 	memset(&d, 0, sizeof(d));
@@ -201,10 +208,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mailferryd: %s\n", err);
 		return EXIT_FAILURE;
 	}
-	/* The IMAP and POP3 front ends route every login by the ledger: a
-	 * ledger that cannot be opened must stop the start, not fail each
-	 * login later. */
-	if (d.cfg.n_imap_ports > 0 || d.cfg.n_pop3_ports > 0) {
+	/* The IMAP and POP3 front ends route every login by the ledger, and
+	 * fail = auto keeps its mode there: a ledger that cannot be opened
+	 * must stop the start, not fail each login later. */
+	if (d.cfg.n_imap_ports > 0 || d.cfg.n_pop3_ports > 0 ||
+	    d.cfg.fail == MF_FAIL_AUTO) {
 		struct ledger *l;
 
 		if (ledger_open(d.cfg.ledger_path, &l, err, sizeof(err)) != MF_OK) {
@@ -216,6 +224,16 @@ int main(int argc, char **argv)
 	if (tls_ctxs_load(&d.cfg, &d.tls, err, sizeof(err)) != MF_OK) {
 		fprintf(stderr, "mailferryd: %s\n", err);
 		return EXIT_FAILURE;
+	}
+	if (d.cfg.user[0] != '\0') {
+		if (privdrop_lookup(d.cfg.user, &uid, &gid, err, sizeof(err)) != MF_OK ||
+		    ((d.cfg.n_imap_ports > 0 || d.cfg.n_pop3_ports > 0 ||
+		      d.cfg.fail == MF_FAIL_AUTO) && !check_only &&
+		     privdrop_give(d.cfg.ledger_path, uid, gid, err, sizeof(err)) != MF_OK)) {
+			fprintf(stderr, "mailferryd: [gateway] user: %s\n", err);
+			tls_ctxs_unref(d.tls);
+			return EXIT_FAILURE;
+		}
 	}
 	if (check_only) {
 		tls_ctxs_unref(d.tls);
@@ -248,6 +266,23 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 	}
+	/* The gate binds the queue before the workers run: SYNs it accepts
+	 * wait in the listeners' backlogs, which exist since worker_init. */
+	if (syn_gate_init(&gate, &d, err, sizeof(err)) != MF_OK) {
+		mf_log_err("syn gate: %s", err);
+		goto out_workers;
+	}
+	gate_up = true;
+	/* Everything that needs root is open: drop it before the first
+	 * thread, so every thread has the reduced set. */
+	if (d.cfg.user[0] != '\0') {
+		if (privdrop_to(uid, gid, err, sizeof(err)) != MF_OK) {
+			mf_log_err("dropping privileges: %s", err);
+			goto out_workers;
+		}
+		mf_log_info("privileges user=%s uid=%u caps=cap_net_admin,cap_net_raw",
+			    d.cfg.user, (unsigned int)uid);
+	}
 	for (; started < d.n_workers; started++) {
 		if (worker_start(d.workers[started]) != MF_OK) {
 			mf_log_err("worker %u: thread: %s", started, strerror(errno));
@@ -255,6 +290,12 @@ int main(int argc, char **argv)
 			daemon_wake_workers(&d);
 			goto out_join;
 		}
+	}
+	if (syn_gate_start(&gate) != MF_OK) {
+		mf_log_err("syn gate: thread: %s", strerror(errno));
+		atomic_store(&d.stopping, true);
+		daemon_wake_workers(&d);
+		goto out_join;
 	}
 	mf_log_info("started workers=%u port=%u config=%s", d.n_workers,
 		    d.cfg.listen_port, d.config_path);
@@ -286,6 +327,11 @@ out_join:
 			status = EXIT_FAILURE;
 	}
 out_workers:
+	/* Last to go: while sessions drain it still drops new SYNs in
+	 * fail-closed mode; once its socket closes, the rules' bypass flag
+	 * decides for it. */
+	if (gate_up)
+		syn_gate_destroy(&gate);
 	for (unsigned int i = 0; i < d.n_workers; i++) {
 		worker_destroy(d.workers[i]);
 		free(d.workers[i]);

@@ -252,6 +252,20 @@ static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
 		c->preauth_per_client = (unsigned int)x;
 	} else if (!strcmp(k, "forward_client_address")) {
 		return parse_bool(v, &c->forward_client_address);
+	} else if (!strcmp(k, "user")) {
+		size_t n = strlen(v);
+
+		if (n >= sizeof(c->user) || strpbrk(v, " \t:/") != NULL)
+			return MF_ERROR;
+		memcpy(c->user, v, n + 1);
+	} else if (!strcmp(k, "syn_rate_per_client")) {
+		if (parse_uint(v, 0, 1000000, &x))
+			return MF_ERROR;
+		c->syn_rate_per_client = (unsigned int)x;
+	} else if (!strcmp(k, "syn_burst_per_client")) {
+		if (parse_uint(v, 1, 1000000, &x))
+			return MF_ERROR;
+		c->syn_burst_per_client = (unsigned int)x;
 	} else {
 		return MF_AGAIN; /* unknown key */
 	}
@@ -292,6 +306,23 @@ static int set_intercept(struct parse_ctx *ctx, const char *k, const char *v)
 		if (parse_uint(v, 1, 0xfffffffeUL, &x) || (x >= 253 && x <= 255))
 			return MF_ERROR;
 		c->route_table = (uint32_t)x;
+	} else if (!strcmp(k, "fail")) {
+		if (!strcmp(v, "auto"))
+			c->fail = MF_FAIL_AUTO;
+		else if (!strcmp(v, "open"))
+			c->fail = MF_FAIL_OPEN;
+		else if (!strcmp(v, "closed"))
+			c->fail = MF_FAIL_CLOSED;
+		else
+			return MF_ERROR;
+	} else if (!strcmp(k, "queue_num")) {
+		if (parse_uint(v, 0, 65535, &x))
+			return MF_ERROR;
+		c->queue_num = (uint16_t)x;
+	} else if (!strcmp(k, "gate_mark")) {
+		if (parse_uint(v, 1, 0xfffffffeUL, &x))
+			return MF_ERROR;
+		c->gate_mark = (uint32_t)x;
 	} else if (!strcmp(k, "rule_priority")) {
 		if (parse_uint(v, 1, 32765, &x))
 			return MF_ERROR;
@@ -458,11 +489,16 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->preauth_timeout_ms = 60000;
 	cfg->preauth_max_errors = 10;
 	cfg->preauth_per_client = 20;
+	cfg->syn_rate_per_client = 0; /* a whole office behind NAT is one address */
+	cfg->syn_burst_per_client = 40;
 	memcpy(cfg->ports, mail_ports, sizeof(mail_ports));
 	cfg->n_ports = MF_ARRAY_LEN(mail_ports);
 	cfg->fwmark = 0x4d46; /* "MF" */
 	cfg->route_table = 1846;
 	cfg->rule_priority = 1846;
+	cfg->fail = MF_FAIL_AUTO;
+	cfg->queue_num = 4242;
+	cfg->gate_mark = 0x4d470000; /* "MG" */
 	snprintf(cfg->ledger_path, sizeof(cfg->ledger_path), "%s",
 		 "/var/lib/mailferry/ledger.db");
 	cfg->ledger_domain_equivalence = true;
@@ -489,6 +525,11 @@ static int check(struct mf_config *cfg, const char *where, char *err, size_t err
 {
 	if (cfg->listen4.family == 0 && cfg->listen6.family == 0)
 		return mf_err(err, errlen, "%s: listen4 and listen6 are both off", where);
+	/* Policy routing matches fwmark exactly: a gate mark equal to it
+	 * would deliver passed-through SYNs to the local listener. */
+	if (cfg->fwmark == cfg->gate_mark || cfg->fwmark == cfg->gate_mark + 1)
+		return mf_err(err, errlen, "%s: gate_mark 0x%x (and +1) must differ "
+			      "from fwmark 0x%x", where, cfg->gate_mark, cfg->fwmark);
 	if (cfg->n_ports == 0)
 		return mf_err(err, errlen, "%s: [intercept] ports is empty", where);
 	const struct {

@@ -29,6 +29,12 @@ enum mf_backend_tls { MF_BACKEND_TLS_NONE = 0, MF_BACKEND_TLS_STARTTLS, MF_BACKE
 
 #define MF_MAX_CERTS 8
 
+/* What a diverted flow's SYN meets when mailferryd is down (DESIGN.md,
+ * "Failure semantics"): the source (open), a drop the client retransmits
+ * through (closed), or open until the first account reaches CUTOVER or
+ * MIGRATED and closed from then on, as recorded in the ledger (auto). */
+enum mf_fail_mode { MF_FAIL_AUTO = 0, MF_FAIL_OPEN, MF_FAIL_CLOSED };
+
 struct mf_config {
 	/* [gateway] */
 	unsigned int workers;          /* 0: one per online CPU */
@@ -58,6 +64,13 @@ struct mf_config {
 	/* IMAP: tell the backend the client's address and port with ID
 	 * (x-originating-ip/-port), for backends that trust the gateway. */
 	bool forward_client_address;
+	/* SYN gate: new flows per client address and second (token bucket
+	 * refill) and the bucket's size; rate 0: no limit. */
+	unsigned int syn_rate_per_client;
+	unsigned int syn_burst_per_client;
+	/* Run as this user with CAP_NET_ADMIN + CAP_NET_RAW only, once set
+	 * up; "" keeps root (and every capability). */
+	char user[64];
 
 	/* [intercept] */
 	struct mf_addr sources[MF_MAX_SOURCES];
@@ -72,6 +85,11 @@ struct mf_config {
 	/* The new server (destination): MIGRATED accounts are sent here, on
 	 * the original destination's port. family 0: none of that family. */
 	struct mf_addr dest4, dest6;
+	enum mf_fail_mode fail;
+	uint16_t queue_num;  /* NFQUEUE of the SYN gate */
+	/* Marks the gate chain gives new-flow SYNs for the iptables-nft
+	 * fallback: gate_mark while fail-open, gate_mark + 1 while closed. */
+	uint32_t gate_mark;
 
 	/* [ledger] */
 	char ledger_path[MF_PATH_MAX];       /* SQLite file */

@@ -99,3 +99,41 @@ int ledger_account_history(struct ledger *l, const char *name,
 		return MF_ERROR;
 	return l->ops->account_history(l, name, fn, data, err, errlen);
 }
+
+/* Keys and values are shown by the admin tool and written to logs: only
+ * printable ASCII, never empty keys. */
+static int check_text(const char *what, const char *t, size_t max, char *err,
+		      size_t errlen)
+{
+	size_t n;
+
+	if (t == NULL)
+		return mf_err(err, errlen, "ledger: no setting %s", what);
+	n = strlen(t);
+	if (n >= max || (n == 0 && what[0] == 'k'))
+		return mf_err(err, errlen, "ledger: setting %s of %zu bytes", what, n);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)t[i] < 0x20 || (unsigned char)t[i] > 0x7e)
+			return mf_err(err, errlen, "ledger: setting %s holds a "
+				      "control or non-ASCII byte", what);
+	return MF_OK;
+}
+
+int ledger_setting_get(struct ledger *l, const char *key, char *value_r,
+		       size_t len, char *err, size_t errlen)
+{
+	if (check_text("key", key, LEDGER_SETTING_KEY_MAX, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (len == 0)
+		return mf_err(err, errlen, "ledger: no room for the setting");
+	return l->ops->setting_get(l, key, value_r, len, err, errlen);
+}
+
+int ledger_setting_set(struct ledger *l, const char *key, const char *value,
+		       int64_t now, char *err, size_t errlen)
+{
+	if (check_text("key", key, LEDGER_SETTING_KEY_MAX, err, errlen) != MF_OK ||
+	    check_text("value", value, LEDGER_SETTING_VALUE_MAX, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return l->ops->setting_set(l, key, value, now, err, errlen);
+}

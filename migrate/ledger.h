@@ -105,4 +105,21 @@ int ledger_account_history(struct ledger *l, const char *name,
 			   int (*fn)(const struct account_event *e, void *data),
 			   void *data, char *err, size_t errlen);
 
+/* Gateway-wide settings the ledger keeps across restarts and reboots (the
+ * fail mode "auto" recorded as switched to closed, say): short keys and
+ * values of printable text. */
+#define LEDGER_SETTING_KEY_MAX 64
+#define LEDGER_SETTING_VALUE_MAX 256
+
+/* Copies the value of key into value_r (NUL-terminated; MF_ERROR if it
+ * does not fit in len): MF_OK, LEDGER_ABSENT if never set, or MF_ERROR. */
+int ledger_setting_get(struct ledger *l, const char *key, char *value_r,
+		       size_t len, char *err, size_t errlen);
+
+/* Sets key to value (replacing any earlier value) with the time it was
+ * set, synced to disk before MF_OK like a state change: a setting decides
+ * where flows go after a reboot. */
+int ledger_setting_set(struct ledger *l, const char *key, const char *value,
+		       int64_t now, char *err, size_t errlen);
+
 #endif

@@ -28,6 +28,10 @@ struct ledger_ops {
 	int (*account_history)(struct ledger *l, const char *name,
 			       int (*fn)(const struct account_event *e, void *data),
 			       void *data, char *err, size_t errlen);
+	int (*setting_get)(struct ledger *l, const char *key, char *value_r,
+			   size_t len, char *err, size_t errlen);
+	int (*setting_set)(struct ledger *l, const char *key, const char *value,
+			   int64_t now, char *err, size_t errlen);
 };
 
 struct ledger {

@@ -42,6 +42,8 @@ enum stmt_id {
 	ST_LIST_ALL,
 	ST_LIST_STATE,
 	ST_HISTORY,
+	ST_SETTING_GET,
+	ST_SETTING_SET,
 	ST_COUNT
 };
 
@@ -76,6 +78,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 			  "WHERE state = ?1 ORDER BY name",
 	[ST_HISTORY] = "SELECT at, from_state, to_state, reason "
 		       "FROM account_history WHERE name = ?1 ORDER BY id",
+	[ST_SETTING_GET] = "SELECT value FROM setting WHERE key = ?1",
+	[ST_SETTING_SET] = "INSERT INTO setting (key, value, changed) "
+			   "VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE "
+			   "SET value = excluded.value, changed = excluded.changed",
 };
 
 struct ledger_sqlite {
@@ -126,10 +132,24 @@ static int schema_v1(sqlite3 *db, char **msg_r)
 	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
 }
 
+/* v2: gateway-wide settings (ledger_setting_get/set). */
+static int schema_v2(sqlite3 *db, char **msg_r)
+{
+	static const char sql[] =
+		"CREATE TABLE setting ("
+		" key TEXT PRIMARY KEY NOT NULL,"
+		" value TEXT NOT NULL,"
+		" changed INTEGER NOT NULL DEFAULT 0"
+		") WITHOUT ROWID;";
+
+	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
+}
+
 /* Schema steps in order: step i takes a file from version i to i + 1.
- * A v2 is one more function and one more line here. */
+ * A new version is one more function and one more line here. */
 static int (*const schema_steps[])(sqlite3 *db, char **msg_r) = {
 	schema_v1,
+	schema_v2,
 };
 
 #define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
@@ -489,6 +509,53 @@ static int sq_account_history(struct ledger *l, const char *name,
 	return rc;
 }
 
+static int sq_setting_get(struct ledger *l, const char *key, char *value_r,
+			  size_t len, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[ST_SETTING_GET];
+	int rc;
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		rc = LEDGER_ABSENT;
+	} else if (rc == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(st, 0);
+		size_t n = v ? strlen((const char *)v) : 0;
+
+		if (n >= len) {
+			rc = mf_err(err, errlen, "ledger %s: setting %s: value of "
+				    "%zu bytes", s->path, key, n);
+		} else {
+			memcpy(value_r, v ? (const char *)v : "", n + 1);
+			rc = MF_OK;
+		}
+	} else {
+		rc = db_err(s, err, errlen, "cannot read a setting");
+	}
+	stmt_done(st);
+	return rc;
+}
+
+static int sq_setting_set(struct ledger *l, const char *key, const char *value,
+			  int64_t now, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[ST_SETTING_SET];
+	int rc;
+
+	if (stmt_run(s, ST_SYNC_FULL, err, errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	rc = stmt_run(s, ST_SETTING_SET, err, errlen);
+	/* Back to the cheap mode for logins; failing here only costs fsyncs. */
+	stmt_run(s, ST_SYNC_NORMAL, NULL, 0);
+	return rc;
+}
+
 static void sq_close(struct ledger *l)
 {
 	struct ledger_sqlite *s = to_sqlite(l);
@@ -508,6 +575,8 @@ static const struct ledger_ops sqlite_ops = {
 	.account_set_state = sq_account_set_state,
 	.account_list = sq_account_list,
 	.account_history = sq_account_history,
+	.setting_get = sq_setting_get,
+	.setting_set = sq_setting_set,
 };
 
 /* ---- open ---------------------------------------------------------- */

@@ -38,6 +38,13 @@ int nft_batch_start(struct nft_batch *b, struct nl_sock *sock, char *err,
 struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type,
 			       uint16_t flags, const char *what)
 {
+	return nft_batch_msg_family(b, type, flags, NFPROTO_INET, what);
+}
+
+struct nlmsghdr *nft_batch_msg_family(struct nft_batch *b, uint16_t type,
+				      uint16_t flags, uint16_t family,
+				      const char *what)
+{
 	uint32_t seq = nl_sock_next_seq(b->sock);
 
 	if (b->n_msgs < NFT_BATCH_MAX_MSGS) {
@@ -45,7 +52,7 @@ struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type,
 		b->what[b->n_msgs] = what;
 	}
 	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b->mb), type,
-				     NFPROTO_INET, NLM_F_ACK | flags, seq);
+				     family, NLM_F_ACK | flags, seq);
 }
 
 void nft_batch_next(struct nft_batch *b)

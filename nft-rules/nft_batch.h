@@ -40,6 +40,12 @@ int nft_batch_start(struct nft_batch *b, struct nl_sock *sock, char *err,
 struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type,
 			       uint16_t flags, const char *what);
 
+/* The same for a table of another family (NFPROTO_IPV4, ...): only the
+ * tidying of iptables-nft's table raw needs it (xt_queue.h). */
+struct nlmsghdr *nft_batch_msg_family(struct nft_batch *b, uint16_t type,
+				      uint16_t flags, uint16_t family,
+				      const char *what);
+
 /* Closes the message opened by nft_batch_msg. */
 void nft_batch_next(struct nft_batch *b);
 

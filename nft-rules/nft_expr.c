@@ -122,6 +122,33 @@ void nft_expr_tproxy(struct nft_rule_builder *rb, uint32_t nfproto)
 	nftnl_rule_add_expr(rb->rule, e);
 }
 
+void nft_expr_bitwise(struct nft_rule_builder *rb, const void *mask,
+		      const void *xor, uint32_t len)
+{
+	struct nftnl_expr *e = expr_new(rb, "bitwise");
+
+	if (e == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, xor, len);
+	nftnl_rule_add_expr(rb->rule, e);
+}
+
+void nft_expr_queue(struct nft_rule_builder *rb, uint16_t num, uint16_t flags)
+{
+	struct nftnl_expr *e = expr_new(rb, "queue");
+
+	if (e == NULL)
+		return;
+	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_NUM, num);
+	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_TOTAL, 1);
+	nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_FLAGS, flags);
+	nftnl_rule_add_expr(rb->rule, e);
+}
+
 void nft_expr_verdict(struct nft_rule_builder *rb, int verdict)
 {
 	struct nftnl_expr *e = expr_new(rb, "immediate");

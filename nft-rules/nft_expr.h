@@ -37,6 +37,11 @@ void nft_expr_imm_data(struct nft_rule_builder *rb, const void *data,
 		       uint32_t len);
 /* TPROXY to the local port in reg 1, for NFPROTO_IPV4 or NFPROTO_IPV6. */
 void nft_expr_tproxy(struct nft_rule_builder *rb, uint32_t nfproto);
+/* reg 1 = (reg 1 & mask) ^ xor, len bytes (nft's "flags & (a|b) == c"). */
+void nft_expr_bitwise(struct nft_rule_builder *rb, const void *mask,
+		      const void *xor, uint32_t len);
+/* Hand the packet to NFQUEUE num; flags NFT_QUEUE_FLAG_BYPASS or 0. */
+void nft_expr_queue(struct nft_rule_builder *rb, uint16_t num, uint16_t flags);
 /* Final verdict (NF_ACCEPT). */
 void nft_expr_verdict(struct nft_rule_builder *rb, int verdict);
 

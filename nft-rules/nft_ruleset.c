@@ -15,7 +15,8 @@
 
 /* nft's datatype numbers (nftables src/datatype.h) and its byte-order
  * user-data value: without them `nft list` cannot print the keys. */
-enum { NFT_TYPE_IPADDR = 7, NFT_TYPE_IP6ADDR = 8, NFT_TYPE_INET_SERVICE = 13 };
+enum { NFT_TYPE_IPADDR = 7, NFT_TYPE_IP6ADDR = 8, NFT_TYPE_INET_PROTOCOL = 12,
+       NFT_TYPE_INET_SERVICE = 13 };
 enum { NFT_BYTEORDER_BIG_ENDIAN = 2 };
 
 const struct nft_set_def nft_sets[NFT_SET_COUNT] = {
@@ -24,17 +25,19 @@ const struct nft_set_def nft_sets[NFT_SET_COUNT] = {
 	[NFT_SET_CLIENTS4] = { "clients4", NFT_TYPE_IPADDR, 4, NFT_SET_INTERVAL, AF_INET },
 	[NFT_SET_CLIENTS6] = { "clients6", NFT_TYPE_IP6ADDR, 16, NFT_SET_INTERVAL, AF_INET6 },
 	[NFT_SET_PORTS] = { "ports", NFT_TYPE_INET_SERVICE, 2, 0, 0 },
+	[NFT_SET_FAIL_CLOSED] = { "fail_closed", NFT_TYPE_INET_PROTOCOL, 1, 0, 0 },
 };
 
 /* Descriptions for error messages; the batch keeps only pointers. */
 static const char *const set_what[NFT_SET_COUNT] = {
 	"creating set sources4", "creating set sources6",
 	"creating set clients4", "creating set clients6", "creating set ports",
+	"creating set fail_closed",
 };
 static const char *const elems_what[NFT_SET_COUNT] = {
 	"adding elements to sources4", "adding elements to sources6",
 	"adding elements to clients4", "adding elements to clients6",
-	"adding elements to ports",
+	"adding elements to ports", "adding tcp to fail_closed",
 };
 
 /* Our own user-data types in the table, well clear of nft's (comment = 0):
@@ -43,7 +46,13 @@ enum {
 	NFT_UDATA_MF_FWMARK = 0xe0,
 	NFT_UDATA_MF_TABLE,
 	NFT_UDATA_MF_PRIORITY,
-	NFT_UDATA_MF_MAX = NFT_UDATA_MF_PRIORITY
+	NFT_UDATA_MF_MAX = NFT_UDATA_MF_PRIORITY,
+	/* Only when the gate's queue rules went to iptables-nft: their mark
+	 * and queue, so a later install or remove finds them after the
+	 * config changed. */
+	NFT_UDATA_MF_XT_MARK = 0xe8,
+	NFT_UDATA_MF_XT_QUEUE,
+	NFT_UDATA_MF_XT_MAX = NFT_UDATA_MF_XT_QUEUE
 };
 
 uint32_t nft_set_id(enum nft_set_idx i)
@@ -83,7 +92,34 @@ int nft_record_decode(const void *data, uint32_t len, struct policy_route *pr_r)
 	return MF_OK;
 }
 
-static int table_set_record(struct nftnl_table *t, const struct policy_route *rec)
+static int xt_attr_cb(const struct nftnl_udata *attr, void *data)
+{
+	const struct nftnl_udata **tb = data;
+	uint8_t type = nftnl_udata_type(attr);
+
+	if (type < NFT_UDATA_MF_XT_MARK || type > NFT_UDATA_MF_XT_MAX)
+		return 0;
+	if (nftnl_udata_len(attr) != sizeof(uint32_t))
+		return -1;
+	tb[type - NFT_UDATA_MF_XT_MARK] = attr;
+	return 0;
+}
+
+int nft_record_decode_xt(const void *data, uint32_t len, struct nft_xt_record *r)
+{
+	const struct nftnl_udata *tb[2] = { NULL, NULL };
+
+	if (nftnl_udata_parse(data, len, xt_attr_cb, tb) < 0)
+		return MF_ERROR;
+	if (tb[0] == NULL || tb[1] == NULL)
+		return MF_ERROR;
+	r->gate_mark = nftnl_udata_get_u32(tb[0]);
+	r->queue_num = nftnl_udata_get_u32(tb[1]);
+	return MF_OK;
+}
+
+static int table_set_record(struct nftnl_table *t, const struct policy_route *rec,
+			    const struct nft_xt_record *xt)
 {
 	struct nftnl_udata_buf *ud = nftnl_udata_buf_alloc(64);
 	int rc = MF_ERROR;
@@ -93,6 +129,9 @@ static int table_set_record(struct nftnl_table *t, const struct policy_route *re
 	if (nftnl_udata_put_u32(ud, NFT_UDATA_MF_FWMARK, rec->fwmark) &&
 	    nftnl_udata_put_u32(ud, NFT_UDATA_MF_TABLE, rec->table) &&
 	    nftnl_udata_put_u32(ud, NFT_UDATA_MF_PRIORITY, rec->priority) &&
+	    (xt == NULL ||
+	     (nftnl_udata_put_u32(ud, NFT_UDATA_MF_XT_MARK, xt->gate_mark) &&
+	      nftnl_udata_put_u32(ud, NFT_UDATA_MF_XT_QUEUE, xt->queue_num))) &&
 	    nftnl_table_set_data(t, NFTNL_TABLE_USERDATA, nftnl_udata_buf_data(ud),
 				 nftnl_udata_buf_len(ud)) == 0)
 		rc = MF_OK;
@@ -102,7 +141,8 @@ static int table_set_record(struct nftnl_table *t, const struct policy_route *re
 
 /* rec NULL: a bare reference (create-if-missing, delete). */
 static int put_table(struct nft_batch *b, uint16_t type, uint16_t flags,
-		     const struct policy_route *rec, const char *what)
+		     const struct policy_route *rec, const struct nft_xt_record *xt,
+		     const char *what)
 {
 	struct nftnl_table *t = nftnl_table_alloc();
 	struct nlmsghdr *nlh;
@@ -115,7 +155,7 @@ static int put_table(struct nft_batch *b, uint16_t type, uint16_t flags,
 	 * turn "create if missing" into an update. */
 	if (rec != NULL) {
 		nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
-		if (table_set_record(t, rec) != MF_OK)
+		if (table_set_record(t, rec, xt) != MF_OK)
 			goto fail;
 	}
 	nlh = nft_batch_msg(b, type, flags, what);
@@ -132,8 +172,8 @@ void nft_ruleset_build_delete(struct nft_batch *b)
 {
 	/* Only out of memory can fail here; the batch then lacks messages
 	 * and the kernel's reply count gives it away. */
-	put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE, NULL, "creating table");
-	put_table(b, NFT_MSG_DELTABLE, 0, NULL, "deleting old table");
+	put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE, NULL, NULL, "creating table");
+	put_table(b, NFT_MSG_DELTABLE, 0, NULL, NULL, "deleting old table");
 }
 
 static int put_set(struct nft_batch *b, enum nft_set_idx i)
@@ -269,13 +309,15 @@ static int put_clients(struct nft_batch *b, const struct mf_config *cfg,
 }
 
 int nft_ruleset_build(struct nft_batch *b, const struct mf_config *cfg,
-		      char *err, size_t errlen)
+		      const struct nft_gate_opts *gate, char *err, size_t errlen)
 {
+	struct nft_xt_record xt = { cfg->gate_mark, cfg->queue_num };
 	struct policy_route rec;
 
 	policy_route_from_config(cfg, &rec);
 	nft_ruleset_build_delete(b);
-	if (put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE, &rec, "creating table") != MF_OK)
+	if (put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE, &rec,
+		      gate->native_queue ? NULL : &xt, "creating table") != MF_OK)
 		goto oom;
 	for (int i = 0; i < NFT_SET_COUNT; i++)
 		if (put_set(b, (enum nft_set_idx)i) != MF_OK)
@@ -287,7 +329,14 @@ int nft_ruleset_build(struct nft_batch *b, const struct mf_config *cfg,
 	if (put_clients(b, cfg, AF_INET, err, errlen) != MF_OK ||
 	    put_clients(b, cfg, AF_INET6, err, errlen) != MF_OK)
 		return MF_ERROR;
-	if (nft_chain_build(b, cfg) != MF_OK)
+	if (gate->closed) {
+		struct nft_elem tcp;
+
+		nft_elem_fail_closed(&tcp);
+		if (put_elems(b, NFT_SET_FAIL_CLOSED, &tcp, 1) != MF_OK)
+			goto oom;
+	}
+	if (nft_chain_build(b, cfg) != MF_OK || nft_gate_build(b, cfg, gate) != MF_OK)
 		goto oom;
 	return MF_OK;
 oom:

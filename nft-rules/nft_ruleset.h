@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "nft_batch.h"
+#include "nft_gate.h"
 #include "policy_route.h"
 
 #include <stdbool.h>
@@ -24,6 +25,7 @@ enum nft_set_idx {
 	NFT_SET_CLIENTS4,
 	NFT_SET_CLIENTS6,
 	NFT_SET_PORTS,
+	NFT_SET_FAIL_CLOSED, /* holds "tcp" exactly while fail-closed */
 	NFT_SET_COUNT
 };
 
@@ -50,13 +52,24 @@ enum nft_set_idx nft_clients_set(int family);
  * MF_OK, or MF_ERROR when data holds no complete record (not our table). */
 int nft_record_decode(const void *data, uint32_t len, struct policy_route *pr_r);
 
+/* The SYN gate's iptables-nft queue rules as an install made them (it
+ * records them only when it used that fallback). */
+struct nft_xt_record {
+	uint32_t gate_mark;
+	uint32_t queue_num;
+};
+
+/* MF_OK, or MF_ERROR when data holds no such record. */
+int nft_record_decode_xt(const void *data, uint32_t len, struct nft_xt_record *r);
+
 /* Adds to b everything install does, in one transaction: create the table
  * if missing and delete it (so whatever was there goes, atomically), then
  * the new table, its sets with the elements from cfg, the chain and its
- * rules (nft_chain.h). MF_ERROR with err for a config nftables would refuse
+ * rules (nft_chain.h), and the SYN gate chain (nft_gate.h) in gate's mode
+ * (fail_closed set filled when gate->closed). MF_ERROR with err for a config nftables would refuse
  * (overlapping client subnets) or no memory. */
 int nft_ruleset_build(struct nft_batch *b, const struct mf_config *cfg,
-		      char *err, size_t errlen);
+		      const struct nft_gate_opts *gate, char *err, size_t errlen);
 
 /* Adds create-if-missing + delete of the table to b: afterwards it is
  * gone, and it was no error if it never existed. */

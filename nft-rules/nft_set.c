@@ -7,6 +7,7 @@
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
+#include <netinet/in.h>
 #include <string.h>
 
 void nft_elem_from_addr(const struct mf_addr *a, struct nft_elem *e_r)
@@ -22,6 +23,13 @@ void nft_elem_from_port(uint16_t port, struct nft_elem *e_r)
 	e_r->len = 2;
 	e_r->key[0] = (uint8_t)(port >> 8);
 	e_r->key[1] = (uint8_t)port;
+}
+
+void nft_elem_fail_closed(struct nft_elem *e_r)
+{
+	memset(e_r, 0, sizeof(*e_r));
+	e_r->len = 1;
+	e_r->key[0] = IPPROTO_TCP;
 }
 
 unsigned int nft_elem_from_cidr(const struct mf_cidr *c,

@@ -25,6 +25,8 @@ struct nft_elem {
 
 void nft_elem_from_addr(const struct mf_addr *a, struct nft_elem *e_r);
 void nft_elem_from_port(uint16_t port, struct nft_elem *e_r);
+/* The one element of set fail_closed: the protocol number of tcp. */
+void nft_elem_fail_closed(struct nft_elem *e_r);
 /* The one or two elements for subnet c; returns how many. */
 unsigned int nft_elem_from_cidr(const struct mf_cidr *c,
 				struct nft_elem elems_r[2]);

@@ -42,6 +42,7 @@ static int table_cb(const struct nlmsghdr *nlh, void *data)
 	t->exists = true;
 	ud = nftnl_table_get_data(nt, NFTNL_TABLE_USERDATA, &len);
 	t->has_record = ud != NULL && nft_record_decode(ud, len, &t->rec) == MF_OK;
+	t->has_xt = ud != NULL && nft_record_decode_xt(ud, len, &t->xt) == MF_OK;
 	nftnl_table_free(nt);
 	return MNL_CB_OK;
 }
@@ -126,9 +127,14 @@ int nft_state_sets(struct nl_sock *s, bool ok_r[NFT_SET_COUNT], char *err,
 	return query_failed(&e, "sets", err, errlen);
 }
 
+struct chain_ctx {
+	int32_t prio;
+	bool ok;
+};
+
 static int chain_cb(const struct nlmsghdr *nlh, void *data)
 {
-	bool *ok = data;
+	struct chain_ctx *ctx = data;
 	struct nftnl_chain *c = nftnl_chain_alloc();
 	const char *type;
 
@@ -142,26 +148,30 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_ERROR;
 	}
 	type = nftnl_chain_get_str(c, NFTNL_CHAIN_TYPE);
-	*ok = nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM) &&
+	ctx->ok = nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM) &&
 	      nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM) == NF_INET_PRE_ROUTING &&
-	      nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO) == NFT_PRIO_MANGLE &&
+	      nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO) == ctx->prio &&
 	      nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY) == NF_ACCEPT &&
 	      type != NULL && strcmp(type, "filter") == 0;
 	nftnl_chain_free(c);
 	return MNL_CB_OK;
 }
 
-int nft_state_chain(struct nl_sock *s, bool *ok_r, char *err, size_t errlen)
+/* Chain name exists as a filter chain on prerouting at priority prio
+ * with policy accept. */
+static int state_chain(struct nl_sock *s, const char *name, int32_t prio,
+		       bool *ok_r, char *err, size_t errlen)
 {
 	char buf[NL_REQ_SIZE] = { 0 }; /* no stray bytes in padding */
 	struct nftnl_chain *ref = nftnl_chain_alloc();
+	struct chain_ctx ctx = { .prio = prio, .ok = false };
 	struct nlmsghdr *nlh;
 	struct nl_error e;
 
 	*ok_r = false;
 	if (ref == NULL ||
 	    nftnl_chain_set_str(ref, NFTNL_CHAIN_TABLE, NFT_TABLE) < 0 ||
-	    nftnl_chain_set_str(ref, NFTNL_CHAIN_NAME, NFT_CHAIN) < 0) {
+	    nftnl_chain_set_str(ref, NFTNL_CHAIN_NAME, name) < 0) {
 		if (ref != NULL)
 			nftnl_chain_free(ref);
 		return mf_err(err, errlen, "nftables: out of memory");
@@ -170,8 +180,10 @@ int nft_state_chain(struct nl_sock *s, bool *ok_r, char *err, size_t errlen)
 				    NLM_F_ACK, nl_sock_next_seq(s));
 	nftnl_chain_nlmsg_build_payload(nlh, ref);
 	nftnl_chain_free(ref);
-	if (nl_sock_dump(s, nlh, chain_cb, ok_r, &e) == MF_OK)
+	if (nl_sock_dump(s, nlh, chain_cb, &ctx, &e) == MF_OK) {
+		*ok_r = ctx.ok;
 		return MF_OK;
+	}
 	if (e.error == ENOENT) {
 		*ok_r = false;
 		return MF_OK;
@@ -179,8 +191,16 @@ int nft_state_chain(struct nl_sock *s, bool *ok_r, char *err, size_t errlen)
 	return query_failed(&e, "chain", err, errlen);
 }
 
+int nft_state_chain(struct nl_sock *s, bool *ok_r, char *err, size_t errlen)
+{
+	return state_chain(s, NFT_CHAIN, NFT_PRIO_MANGLE, ok_r, err, errlen);
+}
+
+#define RULES_MAX (NFT_RULES > NFT_GATE_RULES ? NFT_RULES : NFT_GATE_RULES)
+
 struct rules_ctx {
-	char want[NFT_RULES][RULE_TEXT_MAX];
+	char want[RULES_MAX][RULE_TEXT_MAX];
+	unsigned int n_want;
 	unsigned int n;
 	bool match;
 };
@@ -200,7 +220,7 @@ static int rules_cb(const struct nlmsghdr *nlh, void *data)
 		errno = EPROTO;
 		return MNL_CB_ERROR;
 	}
-	if (ctx->n >= NFT_RULES ||
+	if (ctx->n >= ctx->n_want ||
 	    nft_chain_rule_text(r, got, sizeof(got)) != MF_OK ||
 	    strcmp(got, ctx->want[ctx->n]) != 0)
 		ctx->match = false;
@@ -209,11 +229,12 @@ static int rules_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-int nft_state_rules(struct nl_sock *s, const struct mf_config *cfg,
-		    unsigned int *n_r, bool *match_r, char *err, size_t errlen)
+/* Rules of chain, in order, against want (n_want of them; freed here). */
+static int state_rules(struct nl_sock *s, const char *chain,
+		       struct nftnl_rule **want, unsigned int n_want,
+		       unsigned int *n_r, bool *match_r, char *err, size_t errlen)
 {
 	char buf[NL_REQ_SIZE] = { 0 }; /* no stray bytes in padding */
-	struct nftnl_rule *want[NFT_RULES];
 	struct rules_ctx *ctx;
 	struct nftnl_rule *ref;
 	struct nlmsghdr *nlh;
@@ -222,28 +243,28 @@ int nft_state_rules(struct nl_sock *s, const struct mf_config *cfg,
 
 	*n_r = 0;
 	*match_r = false;
-	/* Three 2 KiB texts: keep them off the stack of a daemon thread. */
+	/* Four 2 KiB texts: keep them off the stack of a daemon thread. */
 	ctx = calloc(1, sizeof(*ctx));
 	ref = nftnl_rule_alloc();
-	if (ctx == NULL || ref == NULL)
-		goto oom;
-	if (nft_chain_rules(cfg, want) != MF_OK)
-		goto oom;
-	for (int i = 0; i < NFT_RULES; i++) {
-		if (nft_chain_rule_text(want[i], ctx->want[i], RULE_TEXT_MAX) != MF_OK)
+	for (unsigned int i = 0; i < n_want; i++) {
+		if (ctx != NULL &&
+		    nft_chain_rule_text(want[i], ctx->want[i], RULE_TEXT_MAX) != MF_OK)
 			ctx->want[i][0] = '\0';
 		nftnl_rule_free(want[i]);
 	}
+	if (ctx == NULL || ref == NULL)
+		goto oom;
+	ctx->n_want = n_want;
 	ctx->match = true;
 	if (nftnl_rule_set_str(ref, NFTNL_RULE_TABLE, NFT_TABLE) < 0 ||
-	    nftnl_rule_set_str(ref, NFTNL_RULE_CHAIN, NFT_CHAIN) < 0)
+	    nftnl_rule_set_str(ref, NFTNL_RULE_CHAIN, chain) < 0)
 		goto oom;
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET,
 				    NLM_F_DUMP, nl_sock_next_seq(s));
 	nftnl_rule_nlmsg_build_payload(nlh, ref);
 	if (nl_sock_dump(s, nlh, rules_cb, ctx, &e) == MF_OK || e.error == ENOENT) {
 		*n_r = ctx->n;
-		*match_r = ctx->match && ctx->n == NFT_RULES;
+		*match_r = ctx->match && ctx->n == n_want;
 		rc = MF_OK;
 	} else {
 		query_failed(&e, "rules", err, errlen);
@@ -256,4 +277,36 @@ out:
 		nftnl_rule_free(ref);
 	free(ctx);
 	return rc;
+}
+
+int nft_state_rules(struct nl_sock *s, const struct mf_config *cfg,
+		    unsigned int *n_r, bool *match_r, char *err, size_t errlen)
+{
+	struct nftnl_rule *want[NFT_RULES];
+
+	*n_r = 0;
+	*match_r = false;
+	if (nft_chain_rules(cfg, want) != MF_OK)
+		return mf_err(err, errlen, "nftables: out of memory");
+	return state_rules(s, NFT_CHAIN, want, NFT_RULES, n_r, match_r, err, errlen);
+}
+
+int nft_state_gate(struct nl_sock *s, const struct mf_config *cfg,
+		   bool native_queue, bool *ok_r, char *err, size_t errlen)
+{
+	struct nftnl_rule *want[NFT_GATE_RULES];
+	unsigned int n;
+	bool chain_ok, rules_ok;
+
+	*ok_r = false;
+	if (state_chain(s, NFT_GATE_CHAIN, NFT_PRIO_GATE, &chain_ok, err,
+			errlen) != MF_OK)
+		return MF_ERROR;
+	if (nft_gate_rules(cfg, native_queue, want) != MF_OK)
+		return mf_err(err, errlen, "nftables: out of memory");
+	if (state_rules(s, NFT_GATE_CHAIN, want, NFT_GATE_RULES, &n, &rules_ok,
+			err, errlen) != MF_OK)
+		return MF_ERROR;
+	*ok_r = chain_ok && rules_ok;
+	return MF_OK;
 }

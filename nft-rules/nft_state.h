@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "nft_chain.h"
+#include "nft_gate.h"
 #include "nft_ruleset.h"
 #include "nl_sock.h"
 
@@ -19,6 +20,8 @@ struct nft_table_info {
 	bool exists;
 	bool has_record;       /* user data written by install */
 	struct policy_route rec; /* valid if has_record */
+	bool has_xt;           /* the gate's queue rules went to iptables-nft */
+	struct nft_xt_record xt; /* valid if has_xt */
 };
 
 int nft_state_table(struct nl_sock *s, struct nft_table_info *t_r, char *err,
@@ -37,5 +40,11 @@ int nft_state_chain(struct nl_sock *s, bool *ok_r, char *err, size_t errlen);
  * nft_ruleset_rules builds from cfg (expression by expression). */
 int nft_state_rules(struct nl_sock *s, const struct mf_config *cfg,
 		    unsigned int *n_r, bool *match_r, char *err, size_t errlen);
+
+/* ok_r: chain gate is there (filter, prerouting, priority raw - 10,
+ * accept) with exactly the rules install builds from cfg for a kernel
+ * with (native_queue) or without the nft queue statement. */
+int nft_state_gate(struct nl_sock *s, const struct mf_config *cfg,
+		   bool native_queue, bool *ok_r, char *err, size_t errlen);
 
 #endif

@@ -8,9 +8,12 @@
 #include "nft_set.h"
 #include "nft_state.h"
 #include "policy_route.h"
+#include "xt_queue.h"
 
 #include <errno.h>
+#include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -84,13 +87,32 @@ static void undo_routing(struct nl_sock *rt, const struct policy_route *pr,
 						 ignored, sizeof(ignored));
 }
 
+/* An earlier install put queue rules into iptables-nft that this one
+ * does not use (another mark or queue, or now the native statement). */
+static bool old_xt_differs(const struct nft_table_info *old,
+			   const struct mf_config *cfg,
+			   const struct nft_gate_opts *gate)
+{
+	return old->has_xt && (gate->native_queue ||
+			       old->xt.gate_mark != cfg->gate_mark ||
+			       old->xt.queue_num != cfg->queue_num);
+}
+
 int mf_rules_install(const struct mf_config *cfg, char *err, size_t errlen)
+{
+	return mf_rules_install_gate(cfg, cfg->fail == MF_FAIL_CLOSED, err, errlen);
+}
+
+int mf_rules_install_gate(const struct mf_config *cfg, bool fail_closed,
+			  char *err, size_t errlen)
 {
 	struct nl_sock nft, rt;
 	struct nft_table_info old;
 	struct policy_route pr;
 	struct nft_batch b;
+	struct nft_gate_opts gate = { .closed = fail_closed };
 	bool added[2][2] = { { false, false }, { false, false } };
+	bool xt_added = false;
 	int rc = MF_ERROR;
 
 	policy_route_from_config(cfg, &pr);
@@ -98,8 +120,17 @@ int mf_rules_install(const struct mf_config *cfg, char *err, size_t errlen)
 		return MF_ERROR;
 	if (nft_probe_features(&nft, err, errlen) != MF_OK)
 		goto close;
+	if (nft_probe_expr(&nft, "queue", 0, &gate.native_queue, err, errlen) != MF_OK)
+		goto close;
 	if (nft_state_table(&nft, &old, err, errlen) != MF_OK)
 		goto close;
+	/* The fallback queue rules match only marks that the gate chain
+	 * sets: added before the table, they wait harmlessly for it. */
+	if (!gate.native_queue) {
+		if (xt_queue_install(cfg, err, errlen) != MF_OK)
+			goto close;
+		xt_added = !old.exists;
+	}
 	/* Routing first: until the rules exist nothing carries the mark. */
 	for (int f = 0; f < 2; f++)
 		for (int p = PR_RULE; p <= PR_ROUTE && family_wanted(cfg, f); p++)
@@ -109,7 +140,7 @@ int mf_rules_install(const struct mf_config *cfg, char *err, size_t errlen)
 				goto undo;
 	if (nft_batch_start(&b, &nft, err, errlen) != MF_OK)
 		goto undo;
-	if (nft_ruleset_build(&b, cfg, err, errlen) != MF_OK ||
+	if (nft_ruleset_build(&b, cfg, &gate, err, errlen) != MF_OK ||
 	    nft_batch_send(&b, true, err, errlen) != MF_OK)
 		goto free_batch;
 	nft_batch_free(&b);
@@ -124,12 +155,21 @@ int mf_rules_install(const struct mf_config *cfg, char *err, size_t errlen)
 	if (old.has_record && !policy_route_equal(&old.rec, &pr) &&
 	    del_routing(&rt, &old.rec, &pr, err, errlen) != MF_OK)
 		goto close;
+	if (old_xt_differs(&old, cfg, &gate) &&
+	    xt_queue_remove_spec(old.xt.gate_mark, (uint16_t)old.xt.queue_num,
+				 err, errlen) != MF_OK)
+		goto close;
 	rc = MF_OK;
 	goto close;
 free_batch:
 	nft_batch_free(&b);
 undo:
 	undo_routing(&rt, &pr, added);
+	if (xt_added) {
+		char ignored[256];
+
+		(void)xt_queue_remove(cfg, ignored, sizeof(ignored));
+	}
 close:
 	nl_sock_close(&rt);
 	nl_sock_close(&nft);
@@ -161,8 +201,60 @@ int mf_rules_remove(const struct mf_config *cfg, char *err, size_t errlen)
 	rc = del_routing(&rt, &pr, NULL, err, errlen);
 	if (rc == MF_OK && old.has_record && !policy_route_equal(&old.rec, &pr))
 		rc = del_routing(&rt, &old.rec, NULL, err, errlen);
+	/* Last: with the table gone nothing carries the gate marks. */
+	if (rc == MF_OK)
+		rc = xt_queue_remove(cfg, err, errlen);
+	if (rc == MF_OK && old.has_xt && (old.xt.gate_mark != cfg->gate_mark ||
+					  old.xt.queue_num != cfg->queue_num))
+		rc = xt_queue_remove_spec(old.xt.gate_mark, (uint16_t)old.xt.queue_num,
+					  err, errlen);
 close:
 	nl_sock_close(&rt);
+	nl_sock_close(&nft);
+	return rc;
+}
+
+int mf_rules_set_fail_closed(bool closed, char *err, size_t errlen)
+{
+	const char *set = nft_sets[NFT_SET_FAIL_CLOSED].name;
+	struct nft_elem tcp;
+	struct nft_batch b;
+	struct nl_sock nft;
+	struct nl_error e;
+	int failed, rc = MF_ERROR;
+
+	nft_elem_fail_closed(&tcp);
+	if (nl_sock_open(&nft, NETLINK_NETFILTER, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (nft_batch_start(&b, &nft, err, errlen) != MF_OK)
+		goto close;
+	if (nft_set_put_elems(&b, closed ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
+			      closed ? NLM_F_CREATE : 0, set, 0, &tcp, 1,
+			      closed ? "closing the SYN gate" :
+			      "opening the SYN gate") != MF_OK) {
+		mf_err(err, errlen, "nftables: out of memory");
+		goto free_batch;
+	}
+	rc = nft_batch_send_detail(&b, true, &failed, &e);
+	/* Opening what is open: the element is simply not there. */
+	if (rc != MF_OK && !closed && e.error == ENOENT && failed == 0) {
+		struct nft_table_info t;
+
+		rc = nft_state_table(&nft, &t, err, errlen);
+		if (rc == MF_OK && !t.exists)
+			rc = mf_err(err, errlen, "table inet mailferry is not "
+				    "installed (run `mailferry rules install`)");
+	} else if (rc != MF_OK) {
+		char why[256];
+
+		nl_error_format(&e, why, sizeof(why));
+		mf_err(err, errlen, "nftables: %s set %s: %s",
+		       closed ? "closing the SYN gate in" : "opening the SYN gate in",
+		       set, why);
+	}
+free_batch:
+	nft_batch_free(&b);
+close:
 	nl_sock_close(&nft);
 	return rc;
 }
@@ -238,6 +330,13 @@ static void compare_with_config(const struct mf_config *cfg,
 			port_in(st->ports[i], cfg->ports, cfg->n_ports);
 }
 
+static int note_closed(const struct nft_elem *e, void *data)
+{
+	if (e->len == 1 && e->key[0] == IPPROTO_TCP)
+		*(bool *)data = true;
+	return MF_OK;
+}
+
 static int count_subnet(const struct mf_cidr *subnet, void *data)
 {
 	(void)subnet;
@@ -280,6 +379,14 @@ static int read_sets(struct nl_sock *nft, const struct mf_config *cfg,
 		}
 	}
 	compare_with_config(cfg, st);
+	if (ok[NFT_SET_FAIL_CLOSED] &&
+	    nft_set_dump(nft, nft_sets[NFT_SET_FAIL_CLOSED].name, note_closed,
+			 &st->fail_closed, &e) != MF_OK && e.error != ENOENT) {
+		char why[256];
+
+		nl_error_format(&e, why, sizeof(why));
+		return mf_err(err, errlen, "nftables: reading set fail_closed: %s", why);
+	}
 	if (!ok[NFT_SET_CLIENTS4] || !ok[NFT_SET_CLIENTS6])
 		return MF_OK;
 	return mf_subnet_list(count_subnet, &st->n_clients, err, errlen);
@@ -307,6 +414,15 @@ int mf_rules_status(const struct mf_config *cfg, struct mf_rules_status *st_r,
 		    nft_state_rules(&nft, cfg, &st_r->n_rules, &st_r->rules_match,
 				    err, errlen) != MF_OK)
 			goto close;
+		if (nft_probe_expr(&nft, "queue", 0, &st_r->gate_native, err,
+				   errlen) != MF_OK ||
+		    nft_state_gate(&nft, cfg, st_r->gate_native, &st_r->gate_ok,
+				   err, errlen) != MF_OK)
+			goto close;
+		st_r->queue_ok = st_r->gate_native;
+		if (!st_r->gate_native &&
+		    xt_queue_check(cfg, &st_r->queue_ok, err, errlen) != MF_OK)
+			goto close;
 	}
 	if (policy_route_query(&rt, AF_INET, &pr, &st_r->rule4, &st_r->route4,
 			       err, errlen) != MF_OK ||
@@ -317,6 +433,7 @@ int mf_rules_status(const struct mf_config *cfg, struct mf_rules_status *st_r,
 	st_r->want6 = family_wanted(cfg, 1);
 	all = st_r->table && st_r->sets_ok && st_r->sources_match &&
 	      st_r->ports_match && st_r->chain_ok && st_r->rules_match &&
+	      st_r->gate_ok && st_r->queue_ok &&
 	      (!st_r->want4 || (st_r->rule4 && st_r->route4)) &&
 	      (!st_r->want6 || (st_r->rule6 && st_r->route6));
 	none = !st_r->table && !st_r->rule4 && !st_r->route4 && !st_r->rule6 &&

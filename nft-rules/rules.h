@@ -51,6 +51,21 @@ int mf_rules_probe(char *err, size_t errlen);
  *   the nftables rules are as before. */
 int mf_rules_install(const struct mf_config *cfg, char *err, size_t errlen);
 
+/* mf_rules_install with the SYN gate's mode given: fail_closed installs it
+ * closed (set fail_closed holds tcp). mf_rules_install itself installs it
+ * closed exactly when cfg says fail = closed; the CLI asks the ledger for
+ * fail = auto (fail_mode.h) and calls this. The gate's queue rule is the
+ * native nft statement where the kernel has it, else iptables-nft
+ * (xt_queue.h): the only part of install that runs a program. */
+int mf_rules_install_gate(const struct mf_config *cfg, bool fail_closed,
+			  char *err, size_t errlen);
+
+/* Switches the installed SYN gate to fail-closed or fail-open: one set
+ * element, changed atomically over netlink (what mailferryd calls when
+ * fail = auto turns closed, and at start). Idempotent. MF_ERROR if the
+ * rules are not installed. */
+int mf_rules_set_fail_closed(bool closed, char *err, size_t errlen);
+
 /* Removes the table, then the policy routing of cfg and of the install
  * recorded in the table; afterwards nothing of mailferry's is left in
  * nftables, the routing rules or the routing tables. Idempotent: MF_OK
@@ -80,6 +95,10 @@ struct mf_rules_status {
 	unsigned int n_ports;
 	bool ports_more;
 	unsigned int n_clients; /* subnets; mf_subnet_list lists them */
+	bool fail_closed;     /* the SYN gate's set fail_closed holds tcp */
+	bool gate_native;     /* the kernel has the nft queue statement */
+	bool gate_ok;         /* chain gate as install builds it */
+	bool queue_ok;        /* its queue: native, or the iptables-nft rules */
 	/* Policy routing for cfg's fwmark, route table and priority. */
 	bool rule4, route4, rule6, route6;
 	bool want4, want6; /* families install sets it up for (listeners) */

@@ -27,14 +27,16 @@ def daemon_path():
 class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
                  extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), destination=None,
-                 tls=None, daemon=None):
+                 tls=None, daemon=None, intercept=None):
         """imap_ports: ports served by the IMAP front end; empty (the
         default here) keeps every port a protocol-blind relay, which is
         what the relay tests measure. pop3_ports: the same for the POP3
         front end (also empty by default). destination: the new server's
         addresses (default: the lab's NEW4 and NEW6). tls: the [tls]
         section as a dict (a list value repeats the key); None leaves it out,
-        so implicit-TLS ports stay protocol-blind."""
+        so implicit-TLS ports stay protocol-blind. intercept: more
+        [intercept] keys (fail, queue_num, ...). daemon: the binary to
+        run instead of daemon_path()'s."""
         self.lab = lab
         self.daemon = daemon
         self.workdir = workdir
@@ -57,6 +59,7 @@ class Gateway:
                   "clients = %s, %s" % (lab.env["CLIENT_NET4"], lab.env["CLIENT_NET6"])]
         if destination:
             lines.append("destination = " + ", ".join(destination))
+        lines += [f"{k} = {v}" for k, v in (intercept or {}).items()]
         lines += ["[ledger]", "path = " + self.ledger]
         if tls is not None:
             lines.append("[tls]")

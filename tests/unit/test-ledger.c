@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
+#include "fail_mode.h"
 #include "ledger.h"
 #include "mf.h"
 
@@ -148,14 +150,14 @@ static void test_schema_and_reopen(void **state)
 	int version = -1;
 
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 1);
+	assert_int_equal(version, 2);
 	login(l, "ann@example.org", "198.18.1.10", 1000, AS_SEEN);
 	set_state(l, "bob@example.org", AS_PINNED, "vip", 1001, AS_UNSEEN);
 	ledger_close(l);
 
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 1);
+	assert_int_equal(version, 2);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_SEEN);
 	assert_int_equal(a.logins, 1);
@@ -467,6 +469,120 @@ static void test_no_credentials(void **state)
 	assert_true(n >= 10);
 }
 
+static void test_settings(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	char v[LEDGER_SETTING_VALUE_MAX], small[4], err[512], long_v[300];
+
+	assert_int_equal(ledger_setting_get(l, "fail_mode", v, sizeof(v), err,
+					    sizeof(err)), LEDGER_ABSENT);
+	assert_int_equal(ledger_setting_set(l, "fail_mode", "open", 10, err,
+					    sizeof(err)), MF_OK);
+	assert_int_equal(ledger_setting_set(l, "fail_mode", "closed", 11, err,
+					    sizeof(err)), MF_OK);
+	assert_int_equal(ledger_setting_get(l, "fail_mode", v, sizeof(v), err,
+					    sizeof(err)), MF_OK);
+	assert_string_equal(v, "closed");
+	/* Too small a buffer, bad keys and values: errors, nothing written. */
+	assert_int_equal(ledger_setting_get(l, "fail_mode", small, sizeof(small),
+					    err, sizeof(err)), MF_ERROR);
+	assert_int_equal(ledger_setting_set(l, "", "x", 12, err, sizeof(err)), MF_ERROR);
+	assert_int_equal(ledger_setting_set(l, "k", "a\nb", 12, err, sizeof(err)), MF_ERROR);
+	memset(long_v, 'x', sizeof(long_v) - 1);
+	long_v[sizeof(long_v) - 1] = '\0';
+	assert_int_equal(ledger_setting_set(l, "k", long_v, 12, err, sizeof(err)), MF_ERROR);
+	assert_int_equal(ledger_setting_get(l, "k", v, sizeof(v), err, sizeof(err)),
+			 LEDGER_ABSENT);
+	ledger_close(l);
+	/* It survives a reopen. */
+	l = open_ok(f->path);
+	assert_int_equal(ledger_setting_get(l, "fail_mode", v, sizeof(v), err,
+					    sizeof(err)), MF_OK);
+	assert_string_equal(v, "closed");
+	ledger_close(l);
+}
+
+/* A v1 file (before settings) is brought to v2 in place, accounts kept. */
+static void test_upgrade_from_v1(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	char v[LEDGER_SETTING_VALUE_MAX], err[512];
+	struct account a;
+	sqlite3 *db;
+	int version;
+
+	set_state(l, "ann@example.org", AS_PINNED, "vip", 1000, AS_UNSEEN);
+	ledger_close(l);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE setting; PRAGMA user_version = 1",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	l = open_ok(f->path);
+	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
+	assert_int_equal(version, 2);
+	get(l, "ann@example.org", &a);
+	assert_int_equal(a.state, AS_PINNED);
+	assert_int_equal(ledger_setting_get(l, "fail_mode", v, sizeof(v), err,
+					    sizeof(err)), LEDGER_ABSENT);
+	ledger_close(l);
+}
+
+static void mode(const struct mf_config *cfg, struct ledger *l, bool closed,
+		 bool switched)
+{
+	bool c = !closed, s = !switched;
+	char err[512] = "";
+
+	if (fail_mode_effective(cfg, l, 2000, &c, &s, err, sizeof(err)) != MF_OK)
+		fail_msg("fail_mode_effective: %s", err);
+	assert_int_equal(c, closed);
+	assert_int_equal(s, switched);
+}
+
+/* auto: open until CUTOVER or MIGRATED, then closed, recorded once, and
+ * kept after the account moves back. open/closed never touch the ledger. */
+static void test_fail_mode(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	char v[LEDGER_SETTING_VALUE_MAX], err[512];
+	struct mf_config cfg;
+
+	mf_config_defaults(&cfg);
+	assert_int_equal(cfg.fail, MF_FAIL_AUTO);
+	mode(&cfg, l, false, false);
+	set_state(l, "ann@example.org", AS_COPYING, "", 1000, AS_UNSEEN);
+	mode(&cfg, l, false, false);
+	set_state(l, "ann@example.org", AS_CUTOVER, "", 1001, AS_COPYING);
+	mode(&cfg, l, true, true);
+	mode(&cfg, l, true, false); /* recorded: no second switch */
+	assert_int_equal(ledger_setting_get(l, FAIL_MODE_KEY, v, sizeof(v), err,
+					    sizeof(err)), MF_OK);
+	assert_string_equal(v, "closed");
+	set_state(l, "ann@example.org", AS_SEEN, "rollback", 1002, AS_CUTOVER);
+	mode(&cfg, l, true, false);
+	cfg.fail = MF_FAIL_OPEN;
+	mode(&cfg, NULL, false, false);
+	cfg.fail = MF_FAIL_CLOSED;
+	mode(&cfg, NULL, true, false);
+	ledger_close(l);
+}
+
+/* MIGRATED alone (no CUTOVER ever seen) turns auto closed as well. */
+static void test_fail_mode_migrated(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct mf_config cfg;
+
+	mf_config_defaults(&cfg);
+	set_state(l, "bob@example.org", AS_MIGRATED, "", 1000, AS_UNSEEN);
+	mode(&cfg, l, true, true);
+	ledger_close(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +595,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_credentials, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fail_mode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fail_mode_migrated, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

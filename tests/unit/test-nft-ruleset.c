@@ -11,6 +11,7 @@
 #include "mf.h"
 #include "nft_batch.h"
 #include "nft_chain.h"
+#include "nft_gate.h"
 #include "nft_ruleset.h"
 
 #include <libnftnl/rule.h>
@@ -50,6 +51,74 @@ static const char *const nft_says[NFT_RULES] = {
 	"[ tproxy ip6 port reg 1 ] [ immediate reg 1 0x00004d46 ] "
 	"[ meta set mark with reg 1 ] [ immediate reg 0 accept ]",
 };
+
+static const struct nft_gate_opts open_gate = { .native_queue = false, .closed = false };
+static const struct nft_gate_opts closed_gate = { .native_queue = false, .closed = true };
+
+/* The SYN gate's IPv4 match, as `nft --debug=netlink` printed it for
+ * "tcp flags & (syn | ack) == syn ip daddr @sources4 ip saddr @clients4
+ * tcp dport @ports" in chain gate. */
+#define GATE_MATCH4 \
+	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] " \
+	"[ payload load 1b @ transport header + 13 => reg 1 ] " \
+	"[ bitwise reg 1 = ( reg 1 & 0x00000012 ) ^ 0x00000000 ] " \
+	"[ cmp eq reg 1 0x00000002 ] " \
+	"[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x00000002 ] " \
+	"[ payload load 4b @ network header + 16 => reg 1 ] " \
+	"[ lookup reg 1 set sources4 0x0 ] " \
+	"[ payload load 4b @ network header + 12 => reg 1 ] " \
+	"[ lookup reg 1 set clients4 0x0 ] " \
+	"[ payload load 2b @ transport header + 2 => reg 1 ] " \
+	"[ lookup reg 1 set ports 0x0 ] "
+#define GATE_CLOSED "[ meta load l4proto => reg 1 ] [ lookup reg 1 set fail_closed 0x0 ] "
+
+static void gate_text(const struct mf_config *cfg, bool native,
+		      char out[NFT_GATE_RULES][2048])
+{
+	struct nftnl_rule *rules[NFT_GATE_RULES];
+
+	assert_int_equal(nft_gate_rules(cfg, native, rules), MF_OK);
+	for (int i = 0; i < NFT_GATE_RULES; i++) {
+		assert_int_equal(nft_chain_rule_text(rules[i], out[i], 2048), MF_OK);
+		nftnl_rule_free(rules[i]);
+	}
+}
+
+static void gate_rules_match_what_nft_generates(void **state)
+{
+	struct mf_config cfg;
+	char text[NFT_GATE_RULES][2048];
+
+	(void)state;
+	mf_config_defaults(&cfg);
+	gate_text(&cfg, false, text);
+	assert_string_equal(text[0], GATE_MATCH4 GATE_CLOSED
+			    "[ immediate reg 1 0x4d470001 ] [ meta set mark with reg 1 ] "
+			    "[ immediate reg 0 accept ]");
+	assert_string_equal(text[1], GATE_MATCH4
+			    "[ immediate reg 1 0x4d470000 ] [ meta set mark with reg 1 ] "
+			    "[ immediate reg 0 accept ]");
+	assert_non_null(strstr(text[2], "[ payload load 16b @ network header + 24 => reg 1 ] "
+				       "[ lookup reg 1 set sources6 0x0 ]"));
+	assert_non_null(strstr(text[2], GATE_CLOSED));
+	assert_null(strstr(text[3], "fail_closed"));
+	/* Native: nft's "queue num 4242" and "queue num 4242 bypass". */
+	gate_text(&cfg, true, text);
+	assert_string_equal(text[0], GATE_MATCH4 GATE_CLOSED "[ queue num 4242 ]");
+	assert_string_equal(text[1], GATE_MATCH4 "[ queue num 4242 bypass ]");
+}
+
+static void gate_marks_must_differ_from_fwmark(void **state)
+{
+	struct mf_config cfg;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("[intercept]\nfwmark = 0x10\n"
+						"gate_mark = 0xf\n", &cfg, err,
+						sizeof(err)), MF_ERROR);
+	assert_non_null(strstr(err, "must differ from fwmark"));
+}
 
 static void load(struct mf_config *cfg, const char *text)
 {
@@ -175,6 +244,32 @@ static void record_decode(void **state)
 	assert_int_equal(nft_record_decode(NULL, 0, &pr), MF_ERROR);
 }
 
+static void record_decode_xt(void **state)
+{
+	/* The policy-routing record plus the gate's iptables-nft record. */
+	uint8_t both[30];
+	uint32_t v[5] = { 0x4d46, 1846, 100, 0x4d470000, 4242 };
+	uint8_t types[5] = { 0xe0, 0xe1, 0xe2, 0xe8, 0xe9 };
+	struct nft_xt_record xt;
+	struct policy_route pr;
+
+	(void)state;
+	for (int i = 0; i < 5; i++) {
+		both[6 * i] = types[i];
+		both[6 * i + 1] = 4;
+		memcpy(&both[6 * i + 2], &v[i], 4);
+	}
+	assert_int_equal(nft_record_decode(both, sizeof(both), &pr), MF_OK);
+	assert_int_equal(pr.priority, 100);
+	assert_int_equal(nft_record_decode_xt(both, sizeof(both), &xt), MF_OK);
+	assert_int_equal(xt.gate_mark, 0x4d470000);
+	assert_int_equal(xt.queue_num, 4242);
+	/* An install with the native queue wrote none. */
+	assert_int_equal(nft_record_decode_xt(both, 18, &xt), MF_ERROR);
+	/* Half a record is none either. */
+	assert_int_equal(nft_record_decode_xt(both, 24, &xt), MF_ERROR);
+}
+
 static void build_counts_messages(void **state)
 {
 	struct nl_sock sock = { 0 }; /* sequence numbers only: never sent */
@@ -185,19 +280,24 @@ static void build_counts_messages(void **state)
 	(void)state;
 	mf_config_defaults(&cfg);
 	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
-	assert_int_equal(nft_ruleset_build(&b, &cfg, err, sizeof(err)), MF_OK);
-	/* create+delete old, table, 5 sets, ports only (no sources or
+	assert_int_equal(nft_ruleset_build(&b, &cfg, &open_gate, err, sizeof(err)), MF_OK);
+	/* create+delete old, table, 6 sets, ports only (no sources or
 	 * clients by default: empty element lists are not sent), chain,
-	 * 3 rules. */
-	assert_int_equal(b.n_msgs, 2 + 1 + 5 + 1 + 1 + 3);
+	 * 3 rules, gate chain, 4 rules. */
+	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 1 + 1 + 3 + 1 + 4);
 	assert_false(b.overflow);
 	nft_batch_free(&b);
 
 	load(&cfg, "[intercept]\nsources = 198.18.11.2, 2001:db8::2\n"
 		   "clients = 198.18.1.0/24, 2001:db8:1::/64\n");
 	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
-	assert_int_equal(nft_ruleset_build(&b, &cfg, err, sizeof(err)), MF_OK);
-	assert_int_equal(b.n_msgs, 2 + 1 + 5 + 5 + 1 + 3);
+	assert_int_equal(nft_ruleset_build(&b, &cfg, &open_gate, err, sizeof(err)), MF_OK);
+	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 5 + 1 + 3 + 1 + 4);
+	nft_batch_free(&b);
+	/* Installed closed: one more message, tcp into fail_closed. */
+	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
+	assert_int_equal(nft_ruleset_build(&b, &cfg, &closed_gate, err, sizeof(err)), MF_OK);
+	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 5 + 1 + 1 + 3 + 1 + 4);
 	nft_batch_free(&b);
 }
 
@@ -211,7 +311,7 @@ static void build_refuses_overlapping_clients(void **state)
 	(void)state;
 	load(&cfg, "[intercept]\nclients = 2001:db8::/32, 2001:db8:1::/64\n");
 	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
-	assert_int_equal(nft_ruleset_build(&b, &cfg, err, sizeof(err)), MF_ERROR);
+	assert_int_equal(nft_ruleset_build(&b, &cfg, &open_gate, err, sizeof(err)), MF_ERROR);
 	assert_string_equal(err, "[intercept] clients: 2001:db8:1::/64 overlaps 2001:db8::/32");
 	nft_batch_free(&b);
 }
@@ -236,6 +336,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(rules_match_what_nft_generates),
+		cmocka_unit_test(gate_rules_match_what_nft_generates),
+		cmocka_unit_test(record_decode_xt),
+		cmocka_unit_test(gate_marks_must_differ_from_fwmark),
 		cmocka_unit_test(rules_follow_the_config),
 		cmocka_unit_test(rule_text_too_long_is_an_error),
 		cmocka_unit_test(clients_sorted_deduplicated),

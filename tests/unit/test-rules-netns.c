@@ -12,6 +12,7 @@
 #include "config.h"
 #include "mf.h"
 #include "nft_probe.h"
+#include "nft_set.h"
 #include "nl_sock.h"
 #include "rules.h"
 
@@ -137,6 +138,8 @@ static void install_status_remove(void **state)
 		assert_int_equal(st.state, MF_RULES_INSTALLED);
 		assert_true(st.table && st.sets_ok && st.chain_ok && st.rules_match);
 		assert_int_equal(st.n_rules, 3);
+		assert_true(st.gate_ok && st.queue_ok);
+		assert_false(st.fail_closed);
 		assert_int_equal(st.n_sources, 2);
 		assert_int_equal(st.n_ports, 2);
 		assert_int_equal(st.n_clients, 2);
@@ -290,6 +293,59 @@ static void subnets_at_run_time(void **state)
 	ok_or_fail(mf_rules_remove(&cfg, err, sizeof(err)), "remove", err);
 }
 
+static int count_elem(const struct nft_elem *e, void *data)
+{
+	(void)e;
+	(*(unsigned int *)data)++;
+	return MF_OK;
+}
+
+/* Elements in set fail_closed: 1 while fail-closed, 0 while open. */
+static unsigned int closed_elems(void)
+{
+	struct nl_sock s;
+	struct nl_error e;
+	unsigned int n = 0;
+	char err[256] = "";
+
+	ok_or_fail(nl_sock_open(&s, NETLINK_NETFILTER, err, sizeof(err)), "open", err);
+	if (nft_set_dump(&s, "fail_closed", count_elem, &n, &e) != MF_OK)
+		fail_msg("dump fail_closed: errno %d", e.error);
+	nl_sock_close(&s);
+	return n;
+}
+
+static void gate_mode_flips(void **state)
+{
+	struct mf_config cfg;
+	char err[512] = "";
+
+	(void)state;
+	need_netns();
+	load(&cfg, lab_conf);
+	assert_int_equal(mf_rules_set_fail_closed(true, err, sizeof(err)), MF_ERROR);
+	assert_int_equal(mf_rules_set_fail_closed(false, err, sizeof(err)), MF_ERROR);
+	assert_non_null(strstr(err, "not installed"));
+	ok_or_fail(mf_rules_install(&cfg, err, sizeof(err)), "install", err);
+	assert_int_equal(closed_elems(), 0);
+	for (int i = 0; i < 2; i++) { /* idempotent both ways */
+		ok_or_fail(mf_rules_set_fail_closed(true, err, sizeof(err)), "close", err);
+		assert_int_equal(closed_elems(), 1);
+	}
+	for (int i = 0; i < 2; i++) {
+		ok_or_fail(mf_rules_set_fail_closed(false, err, sizeof(err)), "open", err);
+		assert_int_equal(closed_elems(), 0);
+	}
+	/* fail = closed installs closed; so does an explicit closed install. */
+	load(&cfg, "[intercept]\nsources = 198.18.11.2\nfail = closed\n");
+	ok_or_fail(mf_rules_install(&cfg, err, sizeof(err)), "install closed", err);
+	assert_int_equal(closed_elems(), 1);
+	load(&cfg, lab_conf);
+	ok_or_fail(mf_rules_install_gate(&cfg, true, err, sizeof(err)), "install gate", err);
+	assert_int_equal(closed_elems(), 1);
+	ok_or_fail(mf_rules_remove(&cfg, err, sizeof(err)), "remove", err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -298,6 +354,7 @@ int main(void)
 		cmocka_unit_test(status_sees_a_changed_config),
 		cmocka_unit_test(bad_config_changes_nothing),
 		cmocka_unit_test(subnets_at_run_time),
+		cmocka_unit_test(gate_mode_flips),
 	};
 
 	return cmocka_run_group_tests(tests, enter_private_netns, NULL);

@@ -1,0 +1,83 @@
+/* syn_gate.h — mailferryd's SYN gate: the verdict on each new diverted
+ * flow, and the fail mode in the kernel.
+ *
+ * The rules (nft-rules/nft_gate.h) send every new-flow SYN from an
+ * intercepted client to a source's mail port to NFQUEUE [intercept]
+ * queue_num. One thread of its own (never an io_uring worker: a verdict
+ * must not wait behind relaying) reads them through libnetfilter_queue's
+ * libmnl API, with a copy range of just the headers, and answers:
+ *   accept - the SYN goes on to the TPROXY rule and the listener
+ *            (intercept);
+ *   drop   - over the client's rate (syn_rate_per_client, a token bucket
+ *            per address, syn_limit.h), or while the daemon drains in
+ *            fail-closed mode (a drop, not a reset: the client
+ *            retransmits and finds the next daemon).
+ * Draining in fail-open mode accepts: the listeners are closed by then,
+ * so tproxy does not match and the flow reaches the source.
+ *
+ * The same thread keeps the fail mode: at start and once a second it asks
+ * fail_mode_effective() (fail = auto turns closed at the first CUTOVER or
+ * MIGRATED account, recorded in the ledger) and puts the kernel's set
+ * fail_closed in step with mf_rules_set_fail_closed() — netlink only,
+ * nothing is ever run. It logs one line per change of mode and, when they
+ * moved, its counters:
+ *   syn_gate accepted=N dropped_rate=N dropped_drain=N unparsed=N */
+#ifndef MF_SYN_GATE_H
+#define MF_SYN_GATE_H
+
+#include "syn_limit.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mf_daemon;
+struct ledger;
+struct mnl_socket;
+
+/* Addresses the rate limit remembers (syn_limit.h): 4 MiB of table. */
+#define SYN_GATE_TABLE_SLOTS 65536
+/* Bytes of each packet the kernel copies to us: IPv6 with a few
+ * extension headers plus TCP up to its flags. */
+#define SYN_GATE_COPY_RANGE 256
+
+struct syn_gate_counters {
+	uint64_t accepted, dropped_rate, dropped_drain, unparsed;
+};
+
+struct syn_gate {
+	struct mf_daemon *d;
+	struct mnl_socket *nl;
+	uint32_t portid;
+	uint16_t queue_num;
+	int wake_fd;          /* eventfd: syn_gate_stop */
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+	char *buf;            /* receive buffer */
+	struct syn_limit limit;
+	struct ledger *ledger; /* fail = auto only */
+	bool closed;          /* fail-closed in force */
+	bool applied;         /* the kernel's set says `closed` */
+	bool apply_failing;   /* logged once until it works again */
+	struct syn_gate_counters n, logged;
+};
+
+/* Opens the ledger (fail = auto), works out the fail mode and sets it in
+ * the kernel, opens the netlink socket and binds queue_num (failing if
+ * another process holds it). Call after the listeners exist: from the
+ * bind on, accepted SYNs need a listener. MF_OK or MF_ERROR with err. */
+int syn_gate_init(struct syn_gate *g, struct mf_daemon *d, char *err,
+		  size_t errlen);
+
+/* Starts the thread. MF_OK or MF_ERROR (errno). */
+int syn_gate_start(struct syn_gate *g);
+
+/* Stops and joins the thread (if started) and frees everything; the
+ * queue is unbound when the socket closes, so from here the rules'
+ * bypass flag decides (pass if fail-open, drop if fail-closed). */
+void syn_gate_destroy(struct syn_gate *g);
+
+#endif
