@@ -2,6 +2,7 @@
 #include "mf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -58,4 +59,19 @@ fail:
 	       errno == EPERM ? " (IP_TRANSPARENT needs CAP_NET_ADMIN)" : "");
 	close(fd);
 	return MF_ERROR;
+}
+
+int listener_enable_migration(char *err, size_t errlen)
+{
+	static const char path[] = "/proc/sys/net/ipv4/tcp_migrate_req";
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return mf_err(err, errlen, "%s: %s", path, strerror(errno));
+	n = write(fd, "1\n", 2);
+	close(fd);
+	if (n != 2)
+		return mf_err(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "short write");
+	return MF_OK;
 }

@@ -13,6 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A restart starts the new mailferryd beside the old one: both listen in
+ * one SO_REUSEPORT group until the old one closes its listeners to drain.
+ * With net.ipv4.tcp_migrate_req = 1 (this network namespace) the
+ * connections still queued on the closed listeners, and handshakes in
+ * progress, move to the successor's instead of being reset. MF_OK or
+ * MF_ERROR with err (then a restart may reset a few queued clients). */
+int listener_enable_migration(char *err, size_t errlen);
+
 /* Returns the listening fd, or MF_ERROR with err filled. */
 int listener_open(const struct mf_addr *addr, uint16_t port, char *err,
 		  size_t errlen);

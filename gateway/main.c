@@ -5,6 +5,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "ledger.h"
+#include "listener.h"
 #include "log.h"
 #include "tls.h"
 #include "mf.h"
@@ -266,6 +267,8 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 	}
+	if (listener_enable_migration(err, sizeof(err)) != MF_OK)
+		mf_log_warn("restart hand-over: %s", err);
 	/* The gate binds the queue before the workers run: SYNs it accepts
 	 * wait in the listeners' backlogs, which exist since worker_init. */
 	if (syn_gate_init(&gate, &d, err, sizeof(err)) != MF_OK) {
@@ -308,6 +311,8 @@ int main(int argc, char **argv)
 			reload(&d);
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			mf_log_info("stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
+			/* A successor may be waiting for the queue. */
+			syn_gate_release(&gate);
 			atomic_store(&d.stopping, true);
 			daemon_wake_workers(&d);
 			break;

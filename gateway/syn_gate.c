@@ -28,6 +28,8 @@
 #define GATE_READS_PER_WAKE 64
 /* Packets the kernel holds for us before it drops (or, fail-open, passes). */
 #define GATE_QUEUE_MAXLEN 4096
+/* While a predecessor holds the queue: how often we try to take it. */
+#define GATE_BIND_RETRY_MS 50
 
 /* What the gate copies from the config at start and each tick (reload). */
 struct gate_tunables {
@@ -226,6 +228,20 @@ static int receive(struct syn_gate *g, const struct gate_tunables *t, int flags,
 	return MF_OK;
 }
 
+static int bind_queue(struct syn_gate *g, char *err, size_t errlen);
+
+/* Takes the queue once the predecessor has let go of it. */
+static void retry_bind(struct syn_gate *g)
+{
+	char err[256];
+
+	g->bind_retry_ms = clock_ms() + GATE_BIND_RETRY_MS;
+	if (bind_queue(g, err, sizeof(err)) == MF_OK) {
+		g->bound = true;
+		mf_log_info("syn_gate queue=%u taken over", g->queue_num);
+	}
+}
+
 static void *gate_main(void *arg)
 {
 	struct syn_gate *g = arg;
@@ -238,7 +254,7 @@ static void *gate_main(void *arg)
 
 	load_tunables(g, &t);
 	while (!atomic_load(&g->stop)) {
-		uint64_t now = clock_ms();
+		uint64_t now = clock_ms(), until = next_tick;
 		int rc;
 
 		if (now >= next_tick) {
@@ -246,7 +262,15 @@ static void *gate_main(void *arg)
 			next_tick = clock_ms() + GATE_TICK_MS;
 			continue;
 		}
-		if (poll(pfd, 2, (int)(next_tick - now)) < 0) {
+		if (!g->bound) {
+			if (now >= g->bind_retry_ms) {
+				retry_bind(g);
+				continue;
+			}
+			if (g->bind_retry_ms < until)
+				until = g->bind_retry_ms;
+		}
+		if (poll(pfd, 2, (int)(until - now)) < 0) {
 			if (errno == EINTR)
 				continue;
 			mf_log_err("syn_gate poll: %s", strerror(errno));
@@ -271,6 +295,9 @@ static void *gate_main(void *arg)
 		}
 	}
 	tick(g, &t); /* last counters */
+	/* Closing the socket unbinds the queue for a successor. */
+	mnl_socket_close(g->nl);
+	g->nl = NULL;
 	return NULL;
 }
 
@@ -310,10 +337,11 @@ static int bind_queue(struct syn_gate *g, char *err, size_t errlen)
 	if (ack == 1)
 		return mf_err(err, errlen, "binding queue %u: no answer from the "
 			      "kernel", g->queue_num);
+	g->bind_errno = -ack;
 	if (ack != 0)
 		return mf_err(err, errlen, "binding queue %u: %s%s", g->queue_num,
-			      strerror(-ack), ack == -EBUSY ?
-			      " (another process holds it: a second mailferryd?)" : "");
+			      strerror(-ack), ack == -EBUSY || ack == -EPERM ?
+			      " (another process holds it)" : "");
 	return MF_OK;
 }
 
@@ -370,8 +398,19 @@ int syn_gate_init(struct syn_gate *g, struct mf_daemon *d, char *err,
 	}
 	g->applied = false;
 	apply_mode(g);
-	if (open_socket(g, err, errlen) != MF_OK || bind_queue(g, err, errlen) != MF_OK)
+	if (open_socket(g, err, errlen) != MF_OK)
 		goto fail;
+	if (bind_queue(g, why, sizeof(why)) == MF_OK) {
+		g->bound = true;
+	} else if (g->bind_errno == EPERM || g->bind_errno == EBUSY) {
+		/* The kernel refuses a queue bound to another socket with
+		 * EPERM (nfnetlink_queue: not the instance's peer). */
+		mf_log_info("syn_gate queue=%u held by another process (the mailferryd "
+			    "this one succeeds): taking it over when it lets go", g->queue_num);
+	} else {
+		mf_err(err, errlen, "%s", why);
+		goto fail;
+	}
 	mf_log_info("syn_gate queue=%u fail=%s mode=%s", g->queue_num,
 		    fail_mode_name(d->cfg.fail), g->closed ? "closed" : "open");
 	return MF_OK;
@@ -390,6 +429,16 @@ int syn_gate_start(struct syn_gate *g)
 	}
 	g->started = true;
 	return MF_OK;
+}
+
+void syn_gate_release(struct syn_gate *g)
+{
+	uint64_t one = 1;
+
+	atomic_store(&g->stop, true);
+	if (g->wake_fd >= 0 && write(g->wake_fd, &one, sizeof(one)) < 0) {
+		/* counter full: the thread is woken already */
+	}
 }
 
 void syn_gate_destroy(struct syn_gate *g)

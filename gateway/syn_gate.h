@@ -59,6 +59,9 @@ struct syn_gate {
 	char *buf;            /* receive buffer */
 	struct syn_limit limit;
 	struct ledger *ledger; /* fail = auto only */
+	bool bound;           /* the queue is ours (else: a predecessor holds it) */
+	uint64_t bind_retry_ms;
+	int bind_errno;       /* of the last refused bind */
 	bool closed;          /* fail-closed in force */
 	bool applied;         /* the kernel's set says `closed` */
 	bool apply_failing;   /* logged once until it works again */
@@ -66,14 +69,23 @@ struct syn_gate {
 };
 
 /* Opens the ledger (fail = auto), works out the fail mode and sets it in
- * the kernel, opens the netlink socket and binds queue_num (failing if
- * another process holds it). Call after the listeners exist: from the
- * bind on, accepted SYNs need a listener. MF_OK or MF_ERROR with err. */
+ * the kernel, opens the netlink socket and binds queue_num. Call after the
+ * listeners exist: from the bind on, accepted SYNs need a listener.
+ * Another process holding the queue is the mailferryd this one succeeds
+ * (a restart or an upgrade): the thread binds as soon as that one lets go
+ * (syn_gate_release), retrying every GATE_BIND_RETRY_MS. MF_OK or
+ * MF_ERROR with err. */
 int syn_gate_init(struct syn_gate *g, struct mf_daemon *d, char *err,
 		  size_t errlen);
 
 /* Starts the thread. MF_OK or MF_ERROR (errno). */
 int syn_gate_start(struct syn_gate *g);
+
+/* SIGTERM: lets go of the queue at once, so that a successor started
+ * beside us binds it while we drain. Until it does, the rules' bypass flag
+ * decides: pass when fail-open, drop when fail-closed (the client's SYN
+ * retransmission then meets the successor). */
+void syn_gate_release(struct syn_gate *g);
 
 /* Stops and joins the thread (if started) and frees everything; the
  * queue is unbound when the socket closes, so from here the rules'

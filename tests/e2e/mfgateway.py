@@ -90,9 +90,10 @@ class Gateway:
         self.proc = self.lab.popen("router", [self.daemon or daemon_path(), "-c", self.conf],
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
-        self.wait_log(r"level=info started workers=", timeout)
+        # Only this run's lines count (a restarted Gateway appends).
+        self.wait_log(r"level=info started workers=", timeout, since=self._log_offset)
         # The front ends greet like the sources once the probe is in.
-        self.wait_log(r"level=info banners probed=", timeout)
+        self.wait_log(r"level=info banners probed=", timeout, since=self._log_offset)
 
     def send(self, sig):
         self.proc.send_signal(sig)
@@ -173,10 +174,11 @@ class Gateway:
         with open(self.logfile, errors="replace") as f:
             return f.read()
 
-    def wait_log(self, pattern, timeout=10):
+    def wait_log(self, pattern, timeout=10, since=0):
+        """The first match of pattern in the log after byte offset since."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = re.search(pattern, self.log())
+            m = re.search(pattern, self.log()[since:])
             if m:
                 return m
             if self.proc is not None and self.proc.poll() is not None:
