@@ -1,5 +1,6 @@
 #include "addr_count.h"
 #include "mf.h"
+#include "netaddr.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -23,23 +24,9 @@ static bool key_of(const struct sockaddr *sa, uint8_t key[16])
 	return false;
 }
 
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 static uint32_t hash_key(const struct addr_count *t, const uint8_t key[16])
 {
-	uint64_t a, b;
-
-	memcpy(&a, key, 8);
-	memcpy(&b, key + 8, 8);
-	return (uint32_t)mix64(mix64(a ^ t->seed) ^ b ^ (t->seed >> 1));
+	return mf_addr_key_hash(key, t->seed);
 }
 
 /* The slot holding key, or the empty slot where it would go. */

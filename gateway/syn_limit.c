@@ -1,26 +1,13 @@
 #include "syn_limit.h"
 #include "mf.h"
+#include "netaddr.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 static uint32_t hash_addr(const struct syn_limit *t, const uint8_t addr[16])
 {
-	uint64_t a, b;
-
-	memcpy(&a, addr, 8);
-	memcpy(&b, addr + 8, 8);
-	return (uint32_t)mix64(mix64(a ^ t->seed) ^ b ^ (t->seed >> 1));
+	return mf_addr_key_hash(addr, t->seed);
 }
 
 int syn_limit_init(struct syn_limit *t, uint32_t cap, uint64_t seed)

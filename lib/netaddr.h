@@ -52,6 +52,11 @@ void mf_cidr_format(const struct mf_cidr *c, char *buf, size_t len);
  * printed as IPv4. */
 void mf_sockaddr_format(const struct sockaddr *sa, char *buf, size_t len);
 
+/* A seeded hash of a 16-byte address key (IPv6, or IPv4-mapped) for the
+ * per-address tables; the random seed keeps clients from choosing
+ * collisions. */
+uint32_t mf_addr_key_hash(const uint8_t key[16], uint64_t seed);
+
 /* The address alone ("198.51.100.7", "2001:db8::1"), and the port. */
 void mf_sockaddr_format_ip(const struct sockaddr *sa, char *buf, size_t len);
 unsigned int mf_sockaddr_port(const struct sockaddr *sa);

@@ -1,7 +1,9 @@
 #include "nft_batch.h"
 #include "mf.h"
 
+#include <libnftnl/chain.h>
 #include <libnftnl/common.h>
+#include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <stdio.h>
@@ -122,4 +124,28 @@ void nft_batch_free(struct nft_batch *b)
 	free(b->buf);
 	b->mb = NULL;
 	b->buf = NULL;
+}
+
+int nft_batch_prerouting_chain(struct nft_batch *b, const char *table, const char *name,
+			       int32_t prio, const char *what)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+
+	if (c == NULL)
+		return MF_ERROR;
+	if (nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table) < 0 ||
+	    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name) < 0 ||
+	    nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0) {
+		nftnl_chain_free(c);
+		return MF_ERROR;
+	}
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_PRE_ROUTING);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	nlh = nft_batch_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, what);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	nft_batch_next(b);
+	nftnl_chain_free(c);
+	return MF_OK;
 }

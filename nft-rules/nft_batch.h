@@ -49,6 +49,11 @@ struct nlmsghdr *nft_batch_msg_family(struct nft_batch *b, uint16_t type,
 /* Closes the message opened by nft_batch_msg. */
 void nft_batch_next(struct nft_batch *b);
 
+/* Adds (creates) a filter chain of table on the prerouting hook at prio,
+ * policy accept: every chain of ours is one. MF_OK or MF_ERROR (memory). */
+int nft_batch_prerouting_chain(struct nft_batch *b, const char *table, const char *name,
+			       int32_t prio, const char *what);
+
 /* Sends the batch. With commit false the batch-end message is left out:
  * the kernel then checks every message and throws the transaction away
  * (how nft --check works), which is what feature probes need.

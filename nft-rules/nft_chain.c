@@ -17,29 +17,6 @@ static const char *const rule_what[NFT_RULES] = {
 	"adding rule 3 (tproxy ip6: nft_tproxy)",
 };
 
-static int put_chain(struct nft_batch *b)
-{
-	struct nftnl_chain *c = nftnl_chain_alloc();
-	struct nlmsghdr *nlh;
-
-	if (c == NULL)
-		return MF_ERROR;
-	if (nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE) < 0 ||
-	    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, NFT_CHAIN) < 0 ||
-	    nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0) {
-		nftnl_chain_free(c);
-		return MF_ERROR;
-	}
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_PRE_ROUTING);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, NFT_PRIO_MANGLE);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-	nlh = nft_batch_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, "creating chain");
-	nftnl_chain_nlmsg_build_payload(nlh, c);
-	nft_batch_next(b);
-	nftnl_chain_free(c);
-	return MF_OK;
-}
-
 /* meta l4proto tcp, then mark the packet and accept: shared by all rules. */
 static void rule_tcp(struct nft_rule_builder *rb)
 {
@@ -167,7 +144,8 @@ static int put_rules(struct nft_batch *b, const struct mf_config *cfg)
 
 int nft_chain_build(struct nft_batch *b, const struct mf_config *cfg)
 {
-	if (put_chain(b) != MF_OK)
+	if (nft_batch_prerouting_chain(b, NFT_TABLE, NFT_CHAIN, NFT_PRIO_MANGLE,
+				       "creating chain") != MF_OK)
 		return MF_ERROR;
 	return put_rules(b, cfg);
 }

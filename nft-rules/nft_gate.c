@@ -27,29 +27,6 @@ static const struct gate_family gate_families[2] = {
 	{ NFPROTO_IPV6, 8, 24, 16, NFT_SET_SOURCES6, NFT_SET_CLIENTS6 },
 };
 
-static int put_chain(struct nft_batch *b)
-{
-	struct nftnl_chain *c = nftnl_chain_alloc();
-	struct nlmsghdr *nlh;
-
-	if (c == NULL)
-		return MF_ERROR;
-	if (nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE) < 0 ||
-	    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, NFT_GATE_CHAIN) < 0 ||
-	    nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0) {
-		nftnl_chain_free(c);
-		return MF_ERROR;
-	}
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_PRE_ROUTING);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, NFT_PRIO_GATE);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-	nlh = nft_batch_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, "creating chain gate");
-	nftnl_chain_nlmsg_build_payload(nlh, c);
-	nft_batch_next(b);
-	nftnl_chain_free(c);
-	return MF_OK;
-}
-
 /* tcp flags & (syn | ack) == syn ip daddr @sources4 ip saddr @clients4
  * tcp dport @ports [meta l4proto @fail_closed], in nft's own order: the
  * tcp dependency comes first because the first match is on tcp. A SYN
@@ -134,7 +111,8 @@ int nft_gate_build(struct nft_batch *b, const struct mf_config *cfg,
 {
 	struct nftnl_rule *rules[NFT_GATE_RULES];
 
-	if (put_chain(b) != MF_OK)
+	if (nft_batch_prerouting_chain(b, NFT_TABLE, NFT_GATE_CHAIN, NFT_PRIO_GATE,
+				       "creating chain gate") != MF_OK)
 		return MF_ERROR;
 	if (nft_gate_rules(cfg, gate->native_queue, rules) != MF_OK)
 		return MF_ERROR;

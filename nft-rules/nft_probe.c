@@ -50,30 +50,6 @@ fail:
 	return MF_ERROR;
 }
 
-static int put_chain(struct nft_batch *b)
-{
-	struct nftnl_chain *c = nftnl_chain_alloc();
-	struct nlmsghdr *nlh;
-
-	if (c == NULL ||
-	    nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, PROBE_TABLE) < 0 ||
-	    nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, PROBE_CHAIN) < 0 ||
-	    nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0)
-		goto fail;
-	/* tproxy is only valid in prerouting. */
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_PRE_ROUTING);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, NFT_PRIO_MANGLE);
-	nlh = nft_batch_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, "probe chain");
-	nftnl_chain_nlmsg_build_payload(nlh, c);
-	nft_batch_next(b);
-	nftnl_chain_free(c);
-	return MF_OK;
-fail:
-	if (c != NULL)
-		nftnl_chain_free(c);
-	return MF_ERROR;
-}
-
 /* Appends a bare expression by name, written by hand: libnftnl only
  * builds expressions it knows, and a probe must be able to ask about any. */
 static void put_raw_expr(struct nlmsghdr *nlh, const char *name)
@@ -136,7 +112,9 @@ int nft_probe_expr(struct nl_sock *s, const char *name, int nfproto,
 	*present_r = false;
 	if (nft_batch_start(&b, s, err, errlen) != MF_OK)
 		return MF_ERROR;
-	if (put_table(&b) != MF_OK || put_chain(&b) != MF_OK ||
+	if (put_table(&b) != MF_OK ||
+	    nft_batch_prerouting_chain(&b, PROBE_TABLE, PROBE_CHAIN, NFT_PRIO_MANGLE,
+				       "probe chain") != MF_OK ||
 	    put_rule(&b, name, nfproto) != MF_OK) {
 		mf_err(err, errlen, "nftables probe: out of memory");
 		goto out;
