@@ -1,0 +1,529 @@
+#!/usr/bin/env bash
+# bench/login/run.sh — IMAP login benchmark: whole short sessions (connect, LOGIN,
+# SELECT INBOX, LOGOUT) direct to the old server's Dovecot, through mailferryd (TPROXY,
+# IMAP front end, login replay, relay) and through nginx's mail proxy, at the same
+# concurrency, in one run, on a lab of network namespaces that this script brings up
+# and always tears down. Then the round trip of NOOP in one logged-in session, per row.
+#
+#   bench/login/run.sh            (as root; ~2 minutes; `make bench-login` runs it)
+#
+# Rows:  direct  client -> OLD:143 with the client subnet switched off
+#                (`mailferry subnet del`): the router only forwards;
+#        mf      client -> OLD:143, TPROXY-diverted to mailferryd's IMAP front end
+#                (`mailferry subnet add`), which replays the login on OLD from the
+#                client's address and relays;
+#        nginx   client -> ROUTER:143 (nginx's mail proxy is not transparent), auth_http
+#                to an http{} location of the same nginx that answers Auth-Status OK,
+#                Auth-Server OLD, Auth-Port 143; nginx logs in on OLD from the router.
+# mailferryd and nginx run side by side the whole time; each row checks that its
+# sessions went where they should (mailferryd's conn lines, Dovecot's rip=).
+# Prints a table and ratios; results (JSON, every raw run) go to
+# bench/results/login-<date>.json and .txt (git-ignored).
+#
+# Knobs (env): BENCH_SESSIONS=3000 (per run)  BENCH_CONCS="16 64"  BENCH_REPS=1
+#   (runs per row and concurrency, rows interleaved; the median sessions/s is reported)
+#   BENCH_ROWS="direct mf nginx"  BENCH_NOOPS=2000 (NOOP round trips per row, after
+#   200 warm-up)  BENCH_USERS=64 (lab users; logins go round robin over them)
+#   BENCH_MF_WORKERS=1 (mailferryd workers)  BENCH_NGINX_WORKERS=1
+#   BENCH_DOVECOT=lab|fast (lab: tests/lab's Dovecot as it is; fast: a bench-only
+#   drop-in that keeps imap-login and imap processes alive, see README)
+#   BENCH_RUN_SECONDS=30 (hard deadline of each load run)
+#   BENCH_PERF=no|yes (yes: perf record mailferryd during its first session run,
+#   the top symbols go to the results)
+#
+# Safety: only namespaces named mflL<pid>-*, linked to each other by veth and never to
+# the root namespace; addresses from 198.18.0.0/15; every load is bounded in count and
+# time; every process is started and killed by PID; cleanup runs on any exit.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+P=mflL$$-
+N_SESS=${BENCH_SESSIONS:-3000}
+CONCS=${BENCH_CONCS:-16 64}
+N_REPS=${BENCH_REPS:-1}
+ROWS=${BENCH_ROWS:-direct mf nginx}
+N_NOOPS=${BENCH_NOOPS:-2000}
+N_USERS=${BENCH_USERS:-64}
+MF_WORKERS=${BENCH_MF_WORKERS:-1}
+NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
+DOVECOT_MODE=${BENCH_DOVECOT:-lab}
+RUN_S=${BENCH_RUN_SECONDS:-30}
+WANT_PERF=${BENCH_PERF:-no}
+TPROXY_PORT=10143
+NGINX_AUTH_PORT=8143
+NGINX_MOD=/usr/lib/nginx/modules/ngx_mail_module.so
+
+T0=$SECONDS
+WORK=
+LAB_UP=0
+RULES_UP=0
+declare -a PIDS=()
+declare -A PID_NAME=()
+MFD=$ROOT/build/mailferryd
+MFCLI=$ROOT/build/mailferry
+BIN=$ROOT/build/bench
+PY=/usr/bin/python3
+
+log() { printf '[bench-login %3ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# ------------------------------------------------------------------ processes
+track() { PIDS+=("$1"); PID_NAME[$1]=$2; }
+
+stop_pid() { # pid [seconds]: TERM, wait, KILL; only a pid we started
+    local pid=$1 t lim=$(( ${2:-5} * 10 ))
+    [[ -n ${PID_NAME[$pid]:-} ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null
+        for ((t = 0; t < lim; t++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "${PID_NAME[$pid]} (pid $pid) ignored TERM: KILL"
+            kill -KILL "$pid" 2>/dev/null
+        fi
+    fi
+    wait "$pid" 2>/dev/null
+    unset "PID_NAME[$pid]"
+    return 0
+}
+
+cleanup() {
+    local rc=$? pid ns
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do stop_pid "$pid" 3; done
+    if (( RULES_UP )); then
+        timeout 10 ip netns exec "$NS_ROUTER" "$MFCLI" -c "$WORK/mf.conf" rules remove >/dev/null 2>&1 ||
+            log "mailferry rules remove failed (the namespace goes anyway)"
+    fi
+    if (( LAB_UP )); then
+        LAB_PREFIX=$P LAB_DIR=$WORK/lab "$ROOT/tests/lab/lab.sh" down >/dev/null 2>&1 || true
+    fi
+    # Anything lab.sh left: only our own prefix.
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${P}" || true); do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    [[ -n $WORK && -d $WORK && $WORK == /tmp/${P}* ]] && rm -rf --one-file-system "$WORK"
+    if (( rc != 0 )); then log "exit status $rc; lab torn down"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+wait_listen() { # ns addr:port seconds -> 0 when something listens there
+    local t
+    for ((t = 0; t < $3 * 10; t++)); do
+        nsx "$1" ss -Hltn 2>/dev/null | awk '{print $4}' | grep -qxF "$2" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+HZ=$(getconf CLK_TCK)
+cpu_ms() { awk -v hz="$HZ" '{ sub(/^.*\) /, ""); printf "%d", ($12 + $13) * 1000 / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU of a process and its live children (nginx master + workers).
+tree_cpu_ms() {
+    local p s=0
+    for p in $1 $(pgrep -P "$1" 2>/dev/null); do s=$((s + $(cpu_ms "$p"))); done
+    echo "$s"
+}
+
+# ------------------------------------------------------------------ checks, build
+[[ $(id -u) == 0 ]] || die "run as root (network namespaces, TPROXY)"
+for c in ip nft ss cc timeout nginx dovecot doveadm; do
+    command -v "$c" >/dev/null || die "missing $c (make deps)"
+done
+[[ -r $NGINX_MOD ]] || die "missing $NGINX_MOD (libnginx-mod-mail; make deps)"
+[[ -x $PY ]] || die "missing $PY"
+(( N_USERS >= 3 && N_USERS <= 2000 )) || die "BENCH_USERS must be 3..2000"
+(( N_SESS >= 1 && N_SESS <= 200000 )) || die "BENCH_SESSIONS must be 1..200000"
+(( RUN_S >= 1 && RUN_S <= 120 )) || die "BENCH_RUN_SECONDS must be 1..120"
+case $DOVECOT_MODE in lab|fast) ;; *) die "BENCH_DOVECOT must be lab or fast" ;; esac
+for c in $CONCS; do [[ $c =~ ^[0-9]+$ ]] && (( c >= 1 && c <= 1000 )) || die "bad concurrency $c"; done
+if [[ ! -x $MFD || ! -x $MFCLI ]]; then
+    log "building mailferryd and mailferry"
+    make -C "$ROOT" --no-print-directory -j2 all >&2 || die "mailferry does not build"
+fi
+mkdir -p "$BIN"
+cc -O2 -Wall -Wextra -o "$BIN/imapload" "$ROOT/bench/login/imapload.c" || die "cannot build imapload"
+
+WORK=$(mktemp -d "/tmp/${P}bench.XXXXXX")
+chmod 0755 "$WORK"
+RUNS=$WORK/runs.jsonl   # one JSON object per load run, tagged with row and conc
+RAW=$WORK/raw.txt
+: >"$RUNS"
+: >"$RAW"
+raw() { printf '%s\n' "$*" >>"$RAW"; }
+
+# Labs of earlier runs that were killed before their cleanup: mflL<pid>- with <pid> gone.
+for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+    [[ $ns =~ ^mflL([0-9]+)- ]] || continue
+    [[ -e /proc/${BASH_REMATCH[1]} ]] && continue
+    log "removing stale namespace $ns"
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+    ip netns del "$ns" 2>/dev/null
+done
+
+# ------------------------------------------------------------------ lab
+log "lab up (Dovecot + Postfix on old and new, $N_USERS users)"
+LAB_UP=1
+LAB_PREFIX=$P LAB_DIR=$WORK/lab LAB_USERS=$((N_USERS - 3)) "$ROOT/tests/lab/lab.sh" up \
+    >"$WORK/lab.log" 2>&1 || { tail -20 "$WORK/lab.log" >&2; die "tests/lab/lab.sh up failed"; }
+# shellcheck disable=SC1091
+. "$WORK/lab/lab.env"
+log "lab up: client $CLIENT4 -> router ($ROUTER_CLIENT4) -> old $OLD4"
+
+# Per-namespace TCP knobs (never the root namespace's): wide source-port range and
+# reuse of TIME_WAIT ports, so runs of thousands of sessions back to back do not run
+# out of ports (mailferryd's upstream leg reuses the client's port on the router).
+for ns in "$NS_CLIENT" "$NS_ROUTER"; do
+    nsx "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
+done
+
+# The users (and passwords) lab.sh made, for imapload.
+USERFILE=$WORK/users.txt
+tr ',' '\n' <<<"$USERS" | awk 'NF {print $1 ":" $1 "-Pw-lab"}' >"$USERFILE"
+(( $(wc -l <"$USERFILE") == N_USERS )) || die "lab has $(wc -l <"$USERFILE") users, wanted $N_USERS"
+
+# Optional bench-only Dovecot tuning: appended to this run's own copy of the old
+# server's dovecot.conf (in $WORK, made by lab.sh) and applied with a reload; the
+# defaults in tests/lab are untouched.
+if [[ $DOVECOT_MODE == fast ]]; then
+    cat >>"$DOVECOT_CONF_OLD" <<'EOF'
+
+# --- bench/login BENCH_DOVECOT=fast ---
+# imap-login in "high-performance mode": a few long-lived login processes each
+# serving many clients, instead of one new process per connection.
+service imap-login {
+  service_count = 0
+  process_min_avail = 2
+  client_limit = 1000
+}
+# Reuse imap (post-login) processes: one per session at a time, but no fork+exec
+# per session (all lab users share one uid, which is what makes reuse possible).
+service imap {
+  service_count = 0
+  process_min_avail = 8
+}
+EOF
+    nsx "$NS_OLD" doveadm -c "$DOVECOT_CONF_OLD" reload >>"$WORK/lab.log" 2>&1 || die "doveadm reload failed"
+    sleep 1
+fi
+raw "dovecot: $(dovecot --version 2>/dev/null) mode=$DOVECOT_MODE"
+nsx "$NS_OLD" doveconf -c "$DOVECOT_CONF_OLD" -n 2>/dev/null | sed -n '/^service imap/,/^}/p' | sed 's/^/dovecot-conf: /' >>"$RAW"
+
+# ------------------------------------------------------------------ mailferryd
+cat >"$WORK/mf.conf" <<EOF
+[gateway]
+workers = $MF_WORKERS
+listen_port = $TPROXY_PORT
+listen6 = none
+connect_timeout = 5000
+drain_timeout = 2000
+max_sessions = 8192
+log = stderr
+imap_ports = 143
+pop3_ports = none
+# One client address opens every session of the benchmark: no per-client cap.
+preauth_per_client = 0
+
+[intercept]
+sources = $OLD4
+ports = 143
+clients = $CLIENT_NET4
+destination = $NEW4
+
+[ledger]
+path = $WORK/ledger.db
+EOF
+nsx "$NS_ROUTER" "$MFCLI" -c "$WORK/mf.conf" rules install >"$WORK/rules.log" 2>&1 ||
+    { cat "$WORK/rules.log" >&2; die "mailferry rules install failed"; }
+RULES_UP=1
+ip netns exec "$NS_ROUTER" "$MFD" -c "$WORK/mf.conf" >"$WORK/mailferryd.log" 2>&1 </dev/null &
+MF_PID=$!
+track "$MF_PID" mailferryd
+wait_listen "$NS_ROUTER" "0.0.0.0:$TPROXY_PORT" 5 || { tail "$WORK/mailferryd.log" >&2; die "mailferryd does not listen"; }
+log "mailferryd pid $MF_PID, workers=$MF_WORKERS, IMAP front end on intercepted :143"
+
+# ------------------------------------------------------------------ nginx mail proxy
+NGX=$WORK/nginx
+mkdir -p "$NGX/tmp"
+cat >"$NGX/nginx.conf" <<EOF
+load_module $NGINX_MOD;
+worker_processes $NGINX_WORKERS;
+pid $NGX/nginx.pid;
+error_log $NGX/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $NGX/tmp/body;
+    proxy_temp_path $NGX/tmp/proxy;
+    fastcgi_temp_path $NGX/tmp/fastcgi;
+    uwsgi_temp_path $NGX/tmp/uwsgi;
+    scgi_temp_path $NGX/tmp/scgi;
+    # auth_http endpoint: every login is accepted and sent to the old server
+    # (Dovecot checks the password). 204 with headers: no body to build.
+    server {
+        listen 127.0.0.1:$NGINX_AUTH_PORT;
+        location = /auth {
+            add_header Auth-Status OK;
+            add_header Auth-Server $OLD4;
+            add_header Auth-Port 143;
+            return 204;
+        }
+    }
+}
+mail {
+    server_name mail.$MAIL_DOMAIN;
+    auth_http 127.0.0.1:$NGINX_AUTH_PORT/auth;
+    proxy on;
+    imap_auth login plain;
+    server {
+        listen $ROUTER_CLIENT4:143;
+        protocol imap;
+    }
+}
+EOF
+ip netns exec "$NS_ROUTER" nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" -g 'daemon off;' \
+    >"$WORK/nginx.log" 2>&1 </dev/null &
+NGX_PID=$!
+track "$NGX_PID" nginx
+wait_listen "$NS_ROUTER" "$ROUTER_CLIENT4:143" 5 || { cat "$WORK/nginx.log" "$NGX/error.log" >&2; die "nginx does not listen"; }
+log "nginx pid $NGX_PID ($(nginx -v 2>&1 | sed 's/.*: //'), mail module), workers=$NGINX_WORKERS, on $ROUTER_CLIENT4:143"
+raw "nginx: $(nginx -v 2>&1)"
+
+# ------------------------------------------------------------------ rows
+row_dst() { # row -> "addr port"
+    case $1 in
+        direct|mf) echo "$OLD4 143" ;;
+        nginx) echo "$ROUTER_CLIENT4 143" ;;
+    esac
+}
+row_mode() { # row: switch interception for the client subnet
+    case $1 in
+        mf) nsx "$NS_ROUTER" "$MFCLI" -c "$WORK/mf.conf" subnet add "$CLIENT_NET4" >/dev/null 2>>"$RAW" ;;
+        *) nsx "$NS_ROUTER" "$MFCLI" -c "$WORK/mf.conf" subnet del "$CLIENT_NET4" >/dev/null 2>>"$RAW" ;;
+    esac
+}
+mf_conns() { grep -c ' conn client=' "$WORK/mailferryd.log" 2>/dev/null; }
+row_pid() { case $1 in mf) echo "$MF_PID" ;; nginx) echo "$NGX_PID" ;; *) echo - ;; esac; }
+# Dovecot logins on old by remote address: the client's (direct, mf) or the router's (nginx).
+dove_logins() { grep -c "imap-login: .*Login: user=<.*rip=$1," "$DOVECOT_LOG_OLD" 2>/dev/null; }
+
+settle() { # quiet both ends between runs: TIME_WAIT sockets of the last run go
+    local ns
+    for ns in "$NS_CLIENT" "$NS_ROUTER"; do nsx "$ns" ss -K state time-wait >/dev/null 2>&1 || true; done
+    sleep 0.5
+}
+
+# load row conc n tag: one imapload sessions run; appends its JSON (with row, conc, tag,
+# proxy CPU, routing checks) to $RUNS.
+load() {
+    local row=$1 conc=$2 n=$3 tag=$4 dst port pid c0=0 c1=0 m0 m1 lc0 lc1 lr0 lr1 out rc perf_pid=
+    read -r dst port <<<"$(row_dst "$row")"
+    row_mode "$row"
+    settle
+    pid=$(row_pid "$row")
+    [[ $pid != - ]] && c0=$(tree_cpu_ms "$pid")
+    m0=$(mf_conns); lc0=$(dove_logins "$CLIENT4"); lr0=$(dove_logins "$ROUTER_SERVER4")
+    if [[ $WANT_PERF == yes && $row == mf && $tag == run1 && -z ${PERF_DONE:-} ]] && command -v perf >/dev/null; then
+        perf record -q -g -p "$MF_PID" -o "$WORK/perf.data" >/dev/null 2>&1 &
+        perf_pid=$!
+        track "$perf_pid" perf
+        PERF_DONE=1
+    fi
+    out=$(ip netns exec "$NS_CLIENT" timeout $((RUN_S + 15)) "$BIN/imapload" sessions -d "$dst" -p "$port" \
+        -f "$USERFILE" -n "$n" -c "$conc" -t "$RUN_S" -T 10 -l "$row" 2>>"$RAW")
+    rc=$?
+    [[ -n $perf_pid ]] && { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null; unset "PID_NAME[$perf_pid]"; }
+    [[ $pid != - ]] && c1=$(tree_cpu_ms "$pid")
+    sleep 0.3 # mailferryd logs a session when both legs have closed
+    m1=$(mf_conns); lc1=$(dove_logins "$CLIENT4"); lr1=$(dove_logins "$ROUTER_SERVER4")
+    [[ -n $out ]] || out='{"mode": "sessions", "ok": 0, "failed": -1, "error": "imapload gave no output"}'
+    raw "$row c=$conc $tag rc=$rc: $out"
+    "$PY" - "$out" "$row" "$conc" "$tag" "$((c1 - c0))" "$((m1 - m0))" "$((lc1 - lc0))" "$((lr1 - lr0))" >>"$RUNS" <<'EOF'
+import json, sys
+d = json.loads(sys.argv[1])
+d.update(row=sys.argv[2], conc=int(sys.argv[3]), tag=sys.argv[4], proxy_cpu_ms=int(sys.argv[5]),
+         mf_conn_lines=int(sys.argv[6]), dovecot_logins_from_client=int(sys.argv[7]),
+         dovecot_logins_from_router=int(sys.argv[8]))
+print(json.dumps(d))
+EOF
+    "$PY" - "$out" "$row" "$conc" "$tag" "$((m1 - m0))" "$((lc1 - lc0))" "$((lr1 - lr0))" >&2 <<'EOF'
+import json, sys
+d = json.loads(sys.argv[1])
+print("[bench-login]      %-6s c=%-3s %-6s ok=%s failed=%s  %s sessions/s  p50 %s ms  p99 %s ms"
+      "  (mailferryd conns +%s, Dovecot logins from client +%s, from router +%s)" % (
+      sys.argv[2], sys.argv[3], sys.argv[4], d.get("ok"), d.get("failed"), d.get("sessions_per_s"),
+      d.get("p50_ms"), d.get("p99_ms"), sys.argv[5], sys.argv[6], sys.argv[7]))
+EOF
+}
+
+noop() { # row
+    local row=$1 dst port out
+    read -r dst port <<<"$(row_dst "$row")"
+    row_mode "$row"
+    settle
+    out=$(ip netns exec "$NS_CLIENT" timeout 60 "$BIN/imapload" noop -d "$dst" -p "$port" \
+        -u "alice:alice-Pw-lab" -k "$N_NOOPS" -w 200 -t 45 -l "$row" 2>>"$RAW")
+    [[ -n $out ]] || out='{"mode": "noop", "ok": 0, "failed": 1, "error": "imapload gave no output"}'
+    raw "$row noop: $out"
+    "$PY" -c 'import json, sys; d = json.loads(sys.argv[1]); d["row"] = sys.argv[2]; print(json.dumps(d))' \
+        "$out" "$row" >>"$RUNS"
+    "$PY" -c 'import json, sys; d = json.loads(sys.argv[1])
+print("[bench-login]      %-6s NOOP x%s failed=%s  p50 %s us  p99 %s us  min %s us" % (sys.argv[2], d.get("ok"), d.get("failed"), d.get("p50_us"), d.get("p99_us"), d.get("min_us")))' \
+        "$out" "$row" >&2
+}
+
+# ------------------------------------------------------------------ run
+raw "mailferry login benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+raw "host: $(uname -r) cpus=$(nproc) git=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo +dirty)"
+raw "sessions=$N_SESS concs=$CONCS reps=$N_REPS users=$N_USERS mf_workers=$MF_WORKERS nginx_workers=$NGINX_WORKERS dovecot=$DOVECOT_MODE"
+
+# Warm-up: every user's Maildir is created, the ledger knows every account (UNSEEN ->
+# SEEN happens here, not in the measured runs), Dovecot's processes are up.
+log "warm-up: $((N_USERS * 2)) sessions per row"
+for row in $ROWS; do load "$row" 8 $((N_USERS * 2)) warmup; done
+
+for conc in $CONCS; do
+    for ((i = 1; i <= N_REPS; i++)); do
+        for row in $ROWS; do
+            log "$row: $N_SESS sessions, $conc at a time (run $i of $N_REPS)"
+            load "$row" "$conc" "$N_SESS" "run$i"
+        done
+    done
+done
+if (( N_NOOPS > 0 )); then
+    for row in $ROWS; do
+        log "$row: NOOP round trips ($N_NOOPS after 200 warm-up)"
+        noop "$row"
+    done
+fi
+row_mode direct
+log "measurements done"
+
+# mailferryd's session ends and warnings, for the record.
+raw "mailferryd log: lines=$(wc -l <"$WORK/mailferryd.log") conn=$(mf_conns)" \
+    "warn=$(grep -c 'level=warn' "$WORK/mailferryd.log") error=$(grep -c 'level=error' "$WORK/mailferryd.log")"
+grep ' conn client=' "$WORK/mailferryd.log" | sed 's/.* end=/end=/' | sort | uniq -c | sort -rn | head -5 |
+    while read -r line; do raw "mailferryd ends: $line"; done
+grep -E 'level=(warn|error)' "$WORK/mailferryd.log" | sed 's/^[^ ]* //' | sort | uniq -c | sort -rn | head -5 |
+    while read -r line; do raw "mailferryd log: $line"; done
+[[ -s $NGX/error.log ]] && tail -5 "$NGX/error.log" | sed 's/^/nginx error.log: /' >>"$RAW"
+if [[ -s $WORK/perf.data ]]; then
+    perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+        grep -E '^ +[0-9]' | head -30 | sed 's/^/perf mailferryd: /' >>"$RAW"
+fi
+
+# ------------------------------------------------------------------ report
+mkdir -p "$ROOT/bench/results"
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT_JSON=$ROOT/bench/results/login-$STAMP.json
+OUT_TXT=$ROOT/bench/results/login-$STAMP.txt
+"$PY" - "$RUNS" "$OUT_JSON" "$DOVECOT_MODE" "$MF_WORKERS" "$NGINX_WORKERS" "$N_SESS" "$N_USERS" >"$WORK/report.txt" <<'EOF'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+out_json, dmode, mfw, ngw, nsess, nusers = sys.argv[2:8]
+names = {"direct": "direct", "mf": "mailferryd", "nginx": "nginx mail"}
+load = [r for r in runs if r.get("mode") == "sessions" and r.get("tag") != "warmup"]
+rows = [r for r in ("direct", "mf", "nginx") if any(x["row"] == r for x in runs)]
+concs = sorted({r["conc"] for r in load})
+summary = {}
+print("IMAP sessions (connect, greeting, LOGIN, SELECT INBOX, LOGOUT, close): %s per run;" % nsess)
+print("%s users round robin; Dovecot %s; mailferryd workers=%s; nginx workers=%s." % (nusers, dmode, mfw, ngw))
+print()
+hdr = "%-12s %5s %10s %9s %9s %10s %10s %8s %10s" % ("", "conc", "sess/s", "p50 ms", "p99 ms",
+      "login p50", "login p99", "failed", "CPU ms/1k")
+print(hdr)
+for c in concs:
+    for r in rows:
+        xs = [x for x in load if x["row"] == r and x["conc"] == c]
+        if not xs:
+            continue
+        xs.sort(key=lambda x: x.get("sessions_per_s", 0))
+        m = xs[(len(xs) - 1) // 2] if len(xs) % 2 else xs[len(xs) // 2]
+        failed = sum(max(0, x.get("failed", 0)) for x in xs) + sum(1 for x in xs if x.get("failed", 0) < 0)
+        cpu = "-"
+        if r != "direct" and m.get("ok"):
+            cpu = "%.0f" % (m["proxy_cpu_ms"] * 1000.0 / m["ok"])
+        summary.setdefault(str(c), {})[r] = dict(sessions_per_s=m.get("sessions_per_s"), p50_ms=m.get("p50_ms"),
+            p99_ms=m.get("p99_ms"), login_p50_ms=m.get("login_p50_ms"), login_p99_ms=m.get("login_p99_ms"),
+            failed=failed, runs=len(xs), proxy_cpu_ms_per_1k=None if cpu == "-" else float(cpu))
+        print("%-12s %5d %10.0f %9.2f %9.2f %10.2f %10.2f %8d %10s" % (names[r], c, m.get("sessions_per_s", 0),
+              m.get("p50_ms", 0), m.get("p99_ms", 0), m.get("login_p50_ms", 0), m.get("login_p99_ms", 0), failed, cpu))
+print()
+print("Ratios (sessions/s; latency p50 and p99 as mailferryd's over the other's, lower is better):")
+ratios = {}
+for c in concs:
+    s = summary.get(str(c), {})
+    for other, target in (("direct", 0.8), ("nginx", 1.0)):
+        if "mf" in s and other in s and s[other]["sessions_per_s"]:
+            q = s["mf"]["sessions_per_s"] / s[other]["sessions_per_s"]
+            l50 = s["mf"]["p50_ms"] / s[other]["p50_ms"] if s[other]["p50_ms"] else 0
+            l99 = s["mf"]["p99_ms"] / s[other]["p99_ms"] if s[other]["p99_ms"] else 0
+            ok = "meets" if q >= target else "MISSES"
+            ratios["mf/%s c=%d" % (other, c)] = dict(sessions=round(q, 3), p50=round(l50, 3), p99=round(l99, 3),
+                                                  target=target, met=q >= target)
+            print("  conc %-3d mailferryd / %-7s sessions/s %.2f (target >= %.1f: %s)   p50 %.2f   p99 %.2f" % (
+                  c, other, q, target, ok, l50, l99))
+noops = {r["row"]: r for r in runs if r.get("mode") == "noop"}
+if noops:
+    print()
+    print("NOOP round trip in one logged-in session (after 200 warm-up), microseconds:")
+    print("%-12s %8s %8s %8s %8s %8s %7s" % ("", "n", "min", "p50", "p90", "p99", "failed"))
+    for r in rows:
+        d = noops.get(r)
+        if d:
+            print("%-12s %8s %8.1f %8.1f %8.1f %8.1f %7s" % (names[r], d.get("ok"), d.get("min_us", 0),
+                  d.get("p50_us", 0), d.get("p90_us", 0), d.get("p99_us", 0), d.get("failed")))
+    if "mf" in noops and "direct" in noops:
+        add50 = noops["mf"]["p50_us"] - noops["direct"]["p50_us"]
+        add99 = noops["mf"]["p99_us"] - noops["direct"]["p99_us"]
+        ratios["noop_added_p50_us"] = round(add50, 1)
+        ratios["noop_added_p99_us"] = round(add99, 1)
+        print("  added by mailferryd: p50 %+.1f us (target <= 20 us: %s), p99 %+.1f us" % (
+              add50, "meets" if add50 <= 20 else "MISSES", add99))
+    if "nginx" in noops and "direct" in noops:
+        print("  added by nginx:      p50 %+.1f us, p99 %+.1f us" % (
+              noops["nginx"]["p50_us"] - noops["direct"]["p50_us"], noops["nginx"]["p99_us"] - noops["direct"]["p99_us"]))
+bad = []
+for x in runs:
+    if x.get("failed", 0):
+        bad.append("%s %s c=%s: %s failed %s %s" % (x["row"], x.get("tag", "noop"), x.get("conc", "-"), x.get("failed"),
+                   json.dumps(x.get("fail_kinds", {})), json.dumps(x.get("fail_first", x.get("error", "")))))
+    if x.get("mode") == "sessions":
+        n = x.get("ok", 0) + max(0, x.get("failed", 0))
+        if x["row"] == "mf" and x.get("mf_conn_lines", 0) < x.get("ok", 0):
+            bad.append("%s %s c=%s: only %s mailferryd conn lines for %s sessions: not intercepted?" % (
+                       x["row"], x["tag"], x["conc"], x["mf_conn_lines"], x["ok"]))
+        if x["row"] != "mf" and x.get("mf_conn_lines", 0) > 0:
+            bad.append("%s %s c=%s: %s sessions went through mailferryd" % (x["row"], x["tag"], x["conc"], x["mf_conn_lines"]))
+        if x["row"] in ("direct", "mf") and x.get("dovecot_logins_from_client", 0) < x.get("ok", 0):
+            bad.append("%s %s c=%s: Dovecot saw %s logins from the client's address for %s sessions" % (
+                       x["row"], x["tag"], x["conc"], x["dovecot_logins_from_client"], x["ok"]))
+        if x["row"] == "nginx" and x.get("dovecot_logins_from_router", 0) < x.get("ok", 0):
+            bad.append("nginx %s c=%s: Dovecot saw %s logins from the router for %s sessions" % (
+                       x["tag"], x["conc"], x["dovecot_logins_from_router"], x["ok"]))
+if bad:
+    print()
+    for b in bad:
+        print("NOTE " + b)
+json.dump(dict(summary=summary, ratios=ratios, runs=runs, notes=bad,
+               settings=dict(dovecot=dmode, mf_workers=int(mfw), nginx_workers=int(ngw),
+                             sessions=int(nsess), users=int(nusers))),
+          open(out_json, "w"), indent=1)
+EOF
+{
+    cat "$WORK/report.txt"
+    echo
+    echo "---- raw"
+    cat "$RAW"
+} >"$OUT_TXT"
+echo
+cat "$WORK/report.txt"
+echo
+echo "results: ${OUT_JSON#"$ROOT"/} and ${OUT_TXT#"$ROOT"/} (total $((SECONDS - T0)) s)"
