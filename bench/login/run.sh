@@ -5,7 +5,7 @@
 # concurrency, in one run, on a lab of network namespaces that this script brings up
 # and always tears down. Then the round trip of NOOP in one logged-in session, per row.
 #
-#   bench/login/run.sh            (as root; ~2 minutes; `make bench-login` runs it)
+#   bench/login/run.sh            (as root; ~1.5 minutes; `make bench-login` runs it)
 #
 # Rows:  direct  client -> OLD:143 with the client subnet switched off
 #                (`mailferry subnet del`): the router only forwards;
@@ -20,13 +20,15 @@
 # Prints a table and ratios; results (JSON, every raw run) go to
 # bench/results/login-<date>.json and .txt (git-ignored).
 #
-# Knobs (env): BENCH_SESSIONS=3000 (per run)  BENCH_CONCS="16 64"  BENCH_REPS=1
+# Knobs (env): BENCH_SESSIONS=3000 (per run)  BENCH_CONCS="16 64"  BENCH_REPS=3
 #   (runs per row and concurrency, rows interleaved; the median sessions/s is reported)
-#   BENCH_ROWS="direct mf nginx"  BENCH_NOOPS=2000 (NOOP round trips per row, after
-#   200 warm-up)  BENCH_USERS=64 (lab users; logins go round robin over them)
+#   BENCH_ROWS="direct mf nginx"  BENCH_NOOPS=3000 (NOOP round trips per row and round,
+#   after 200 warm-up)  BENCH_NOOP_ROUNDS=5 (rows interleaved; medians reported)  BENCH_USERS=64 (lab users; logins go round robin over them)
 #   BENCH_MF_WORKERS=1 (mailferryd workers)  BENCH_NGINX_WORKERS=1
-#   BENCH_DOVECOT=lab|fast (lab: tests/lab's Dovecot as it is; fast: a bench-only
-#   drop-in that keeps imap-login and imap processes alive, see README)
+#   BENCH_DOVECOT=fast|lab (fast, the default: a bench-only drop-in appended to this
+#   run's copy of the old server's dovecot.conf that keeps imap-login and imap processes
+#   alive, see README; lab: tests/lab's Dovecot as it is, one fork per login and one
+#   fork+exec of imap per session, ~10x slower and the bottleneck of every row)
 #   BENCH_RUN_SECONDS=30 (hard deadline of each load run)
 #   BENCH_PERF=no|yes (yes: perf record mailferryd during its first session run,
 #   the top symbols go to the results)
@@ -40,13 +42,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 P=mflL$$-
 N_SESS=${BENCH_SESSIONS:-3000}
 CONCS=${BENCH_CONCS:-16 64}
-N_REPS=${BENCH_REPS:-1}
+N_REPS=${BENCH_REPS:-3}
 ROWS=${BENCH_ROWS:-direct mf nginx}
-N_NOOPS=${BENCH_NOOPS:-2000}
+N_NOOPS=${BENCH_NOOPS:-3000}
+N_NOOP_ROUNDS=${BENCH_NOOP_ROUNDS:-5}
 N_USERS=${BENCH_USERS:-64}
 MF_WORKERS=${BENCH_MF_WORKERS:-1}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
-DOVECOT_MODE=${BENCH_DOVECOT:-lab}
+DOVECOT_MODE=${BENCH_DOVECOT:-fast}
 RUN_S=${BENCH_RUN_SECONDS:-30}
 WANT_PERF=${BENCH_PERF:-no}
 TPROXY_PORT=10143
@@ -363,20 +366,20 @@ print("[bench-login]      %-6s c=%-3s %-6s ok=%s failed=%s  %s sessions/s  p50 %
 EOF
 }
 
-noop() { # row
-    local row=$1 dst port out
+noop() { # row round
+    local row=$1 round=$2 dst port out
     read -r dst port <<<"$(row_dst "$row")"
     row_mode "$row"
     settle
     out=$(ip netns exec "$NS_CLIENT" timeout 60 "$BIN/imapload" noop -d "$dst" -p "$port" \
         -u "alice:alice-Pw-lab" -k "$N_NOOPS" -w 200 -t 45 -l "$row" 2>>"$RAW")
     [[ -n $out ]] || out='{"mode": "noop", "ok": 0, "failed": 1, "error": "imapload gave no output"}'
-    raw "$row noop: $out"
-    "$PY" -c 'import json, sys; d = json.loads(sys.argv[1]); d["row"] = sys.argv[2]; print(json.dumps(d))' \
-        "$out" "$row" >>"$RUNS"
+    raw "$row noop round $round: $out"
+    "$PY" -c 'import json, sys; d = json.loads(sys.argv[1]); d["row"] = sys.argv[2]; d["round"] = int(sys.argv[3]); print(json.dumps(d))' \
+        "$out" "$row" "$round" >>"$RUNS"
     "$PY" -c 'import json, sys; d = json.loads(sys.argv[1])
-print("[bench-login]      %-6s NOOP x%s failed=%s  p50 %s us  p99 %s us  min %s us" % (sys.argv[2], d.get("ok"), d.get("failed"), d.get("p50_us"), d.get("p99_us"), d.get("min_us")))' \
-        "$out" "$row" >&2
+print("[bench-login]      %-6s NOOP #%s x%s failed=%s  p50 %s us  p99 %s us  min %s us" % (sys.argv[2], sys.argv[3], d.get("ok"), d.get("failed"), d.get("p50_us"), d.get("p99_us"), d.get("min_us")))' \
+        "$out" "$row" "$round" >&2
 }
 
 # ------------------------------------------------------------------ run
@@ -398,9 +401,9 @@ for conc in $CONCS; do
     done
 done
 if (( N_NOOPS > 0 )); then
-    for row in $ROWS; do
-        log "$row: NOOP round trips ($N_NOOPS after 200 warm-up)"
-        noop "$row"
+    log "NOOP round trips: $N_NOOP_ROUNDS rounds, rows interleaved, $N_NOOPS each after 200 warm-up"
+    for ((i = 1; i <= N_NOOP_ROUNDS; i++)); do
+        for row in $ROWS; do noop "$row" "$i"; done
     done
 fi
 row_mode direct
@@ -415,8 +418,11 @@ grep -E 'level=(warn|error)' "$WORK/mailferryd.log" | sed 's/^[^ ]* //' | sort |
     while read -r line; do raw "mailferryd log: $line"; done
 [[ -s $NGX/error.log ]] && tail -5 "$NGX/error.log" | sed 's/^/nginx error.log: /' >>"$RAW"
 if [[ -s $WORK/perf.data ]]; then
-    perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
-        grep -E '^ +[0-9]' | head -30 | sed 's/^/perf mailferryd: /' >>"$RAW"
+    for sort in comm dso "dso,symbol"; do
+        perf report -i "$WORK/perf.data" --no-children -g none --sort "$sort" --stdio 2>/dev/null |
+            grep -E '^ +[0-9]' | head -$([[ $sort == comm ]] && echo 5 || echo 30) |
+            sed "s/ *\$//; s/^/perf mailferryd by $sort: /" >>"$RAW"
+    done
 fi
 
 # ------------------------------------------------------------------ report
@@ -470,26 +476,47 @@ for c in concs:
                                                   target=target, met=q >= target)
             print("  conc %-3d mailferryd / %-7s sessions/s %.2f (target >= %.1f: %s)   p50 %.2f   p99 %.2f" % (
                   c, other, q, target, ok, l50, l99))
-noops = {r["row"]: r for r in runs if r.get("mode") == "noop"}
-if noops:
+noop_runs = [r for r in runs if r.get("mode") == "noop"]
+if noop_runs:
+    med = statistics.median
+    def col(r, k):
+        return [x[k] for x in noop_runs if x["row"] == r and not x.get("failed") and x.get("ok")]
     print()
-    print("NOOP round trip in one logged-in session (after 200 warm-up), microseconds:")
-    print("%-12s %8s %8s %8s %8s %8s %7s" % ("", "n", "min", "p50", "p90", "p99", "failed"))
+    print("NOOP round trip in one logged-in session, microseconds: median over %d rounds (rows"
+          % max(x.get("round", 1) for x in noop_runs))
+    print("interleaved) of each round's min/p50/p90/p99 over %s NOOPs:" % noop_runs[0].get("requested"))
+    print("%-12s %7s %8s %8s %8s %8s %7s" % ("", "rounds", "min", "p50", "p90", "p99", "failed"))
+    noop_sum = {}
     for r in rows:
-        d = noops.get(r)
-        if d:
-            print("%-12s %8s %8.1f %8.1f %8.1f %8.1f %7s" % (names[r], d.get("ok"), d.get("min_us", 0),
-                  d.get("p50_us", 0), d.get("p90_us", 0), d.get("p99_us", 0), d.get("failed")))
-    if "mf" in noops and "direct" in noops:
-        add50 = noops["mf"]["p50_us"] - noops["direct"]["p50_us"]
-        add99 = noops["mf"]["p99_us"] - noops["direct"]["p99_us"]
-        ratios["noop_added_p50_us"] = round(add50, 1)
-        ratios["noop_added_p99_us"] = round(add99, 1)
-        print("  added by mailferryd: p50 %+.1f us (target <= 20 us: %s), p99 %+.1f us" % (
-              add50, "meets" if add50 <= 20 else "MISSES", add99))
-    if "nginx" in noops and "direct" in noops:
-        print("  added by nginx:      p50 %+.1f us, p99 %+.1f us" % (
-              noops["nginx"]["p50_us"] - noops["direct"]["p50_us"], noops["nginx"]["p99_us"] - noops["direct"]["p99_us"]))
+        p50 = col(r, "p50_us")
+        if not p50:
+            continue
+        noop_sum[r] = {k: med(col(r, k)) for k in ("min_us", "p50_us", "p90_us", "p99_us")}
+        noop_sum[r]["p50_us_rounds"] = p50
+        print("%-12s %7d %8.1f %8.1f %8.1f %8.1f %7d" % (names[r], len(p50), noop_sum[r]["min_us"],
+              noop_sum[r]["p50_us"], noop_sum[r]["p90_us"], noop_sum[r]["p99_us"],
+              sum(1 for x in noop_runs if x["row"] == r and x.get("failed"))))
+    summary["noop"] = noop_sum
+    def added(r):
+        # Paired by round: each round ran the rows back to back.
+        d = {}
+        for x in noop_runs:
+            if not x.get("failed") and x.get("ok"):
+                d.setdefault(x.get("round", 1), {})[x["row"]] = x
+        diffs50 = [v[r]["p50_us"] - v["direct"]["p50_us"] for v in d.values() if r in v and "direct" in v]
+        diffs99 = [v[r]["p99_us"] - v["direct"]["p99_us"] for v in d.values() if r in v and "direct" in v]
+        diffsmin = [v[r]["min_us"] - v["direct"]["min_us"] for v in d.values() if r in v and "direct" in v]
+        return (med(diffs50), med(diffs99), diffs50, med(diffsmin)) if diffs50 else (None, None, [], None)
+    for r, label in (("mf", "mailferryd"), ("nginx", "nginx")):
+        a50, a99, dd, amin = added(r)
+        if a50 is None:
+            continue
+        ratios["noop_added_p50_us_%s" % r] = round(a50, 1)
+        ratios["noop_added_p99_us_%s" % r] = round(a99, 1)
+        ratios["noop_added_min_us_%s" % r] = round(amin, 1)
+        tgt = (" (target <= 20 us: %s)" % ("meets" if a50 <= 20 else "MISSES")) if r == "mf" else ""
+        print("  added by %-11s p50 %+.1f us%s, p99 %+.1f us, min %+.1f us" % (label + ":", a50, tgt, a99, amin))
+        print("  %-20s (each round's p50 minus direct's p50 of the same round: %s)" % ("", " ".join("%+.1f" % x for x in dd)))
 bad = []
 for x in runs:
     if x.get("failed", 0):
