@@ -10,10 +10,19 @@
  *       round robin. Latency per session: from connect() to the tagged OK
  *       of LOGOUT; also connect() to the tagged OK of LOGIN.
  *
- *   imapload noop -d ADDR -p PORT -u USER:PASS [-k COUNT] [-w WARMUP] [-t SECONDS] [-l LABEL]
- *       One session: greeting, LOGIN, SELECT INBOX, then WARMUP + COUNT NOOPs
- *       strictly one after the other (send, wait for the tagged OK); the
- *       round trip of the last COUNT is recorded in microseconds. Then LOGOUT.
+ *   imapload noop {-d ADDR -p PORT | -e LABEL=ADDR:PORT [-e ...]} -u USER:PASS
+ *            [-k COUNT] [-w WARMUP] [-t SECONDS] [-s]
+ *       One session per target (up to 8): greeting, LOGIN, SELECT INBOX; then
+ *       WARMUP + COUNT rounds of one NOOP on each session in turn (round k
+ *       starts with session k mod N), strictly one after the other (send, wait
+ *       for the tagged OK); the round trips of the last COUNT are recorded in
+ *       microseconds, per session, and paired with the baseline session's
+ *       (-B LABEL, default the first): sample k minus sample k. Then LOGOUT. -s: before
+ *       opening each session read a line from stdin, after it print
+ *       "ready LABEL" (the caller re-routes between sessions). -g GAP_US: pause
+ *       before each NOOP, so that work a round trip leaves behind (a proxy
+ *       re-arming its reads, a server finishing its loop) is over before the
+ *       next round trip starts, whichever session that is.
  *
  * Prints one JSON object on stdout. Exit status 0 when the run completed
  * without a failed session, 1 when any session failed (the JSON still says
@@ -83,6 +92,8 @@ struct opts {
 	unsigned int conc;
 	double seconds, sess_seconds;
 	unsigned long noops, warmup;
+	unsigned long gap_us;
+	const char *baseline;
 	const char *label;
 	struct user *users;
 	unsigned int n_users;
@@ -102,6 +113,18 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU time of this process so far (user + system), ms: the load generator
+ * must stay well below one core, or it is what the run measures. */
+static double cpu_ms(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return -1;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -544,7 +567,7 @@ static int run_sessions(const struct opts *o)
 	       n_ok ? r.lat[n_ok - 1] * 1e3 : 0.0, pct(r.lat_login, n_ok, 50) * 1e3,
 	       pct(r.lat_login, n_ok, 99) * 1e3);
 	print_fail_json(&r);
-	printf("}\n");
+	printf(", \"loadgen_cpu_ms\": %.0f}\n", cpu_ms());
 	fflush(stdout);
 	close(r.ep);
 	return failed || timed_out ? 1 : 0;
@@ -600,104 +623,220 @@ static int wait_reply(int fd, char *buf, size_t *len, const char *tag, double de
 			 * of both rows alike, and hide the difference measured. */
 			n = recv(fd, buf + *len, RBUF - *len, MSG_DONTWAIT);
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+				if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0) {
+					if (last != NULL)
+						snprintf(last, lastsz, "deadline");
 					return -1;
+				}
 				n = recv(fd, buf + *len, RBUF - *len, 0);
 			}
-			if (n <= 0)
+			if (n <= 0) {
+				if (last != NULL)
+					snprintf(last, lastsz, "%s", n == 0 ? "connection closed by peer" : strerror(errno));
 				return -1;
+			}
 			*len += (size_t)n;
 		}
 	}
 }
 
-static int run_noop(const struct opts *o)
+struct target {
+	const char *label;
+	char addr[64];
+	int port;
+	int fd;
+	size_t len;
+	char *buf;
+	double *rtt;
+	const char *where;
+	char last[200];
+};
+
+/* Opens one session of a NOOP run: connect, greeting, LOGIN, SELECT INBOX.
+ * Returns 0, or -1 with t->where and t->last saying what failed. */
+static int noop_open(struct target *t, const struct user *u, double deadline)
 {
+	struct opts one = { .addr = t->addr, .port = t->port };
 	struct sockaddr_storage dst;
 	socklen_t dl;
-	char *buf = malloc(RBUF), cmd[600], tag[32], last[200] = "";
-	size_t len = 0;
-	double *rtt, deadline, t_start;
-	unsigned long i, total = o->warmup + o->noops, done = 0;
-	int fd, one = 1, rc, failed = 0;
-	const char *where = "connect";
-	const struct user *u = &o->users[0];
+	char cmd[600];
+	int on = 1;
 
-	rtt = calloc(o->noops ? o->noops : 1, sizeof(double));
-	if (buf == NULL || rtt == NULL || make_addr(o, &dst, &dl) != 0)
-		return 2;
+	t->where = "connect";
+	if (make_addr(&one, &dst, &dl) != 0)
+		return -1;
+	t->fd = socket(dst.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (t->fd < 0 || setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0 ||
+	    connect(t->fd, (struct sockaddr *)&dst, dl) < 0) {
+		snprintf(t->last, sizeof(t->last), "%s", strerror(errno));
+		return -1;
+	}
+	t->where = "greeting";
+	if (wait_reply(t->fd, t->buf, &t->len, "*", deadline, t->last, sizeof(t->last)) != 1)
+		return -1;
+	t->where = "login";
+	snprintf(cmd, sizeof(cmd), "a LOGIN %s %s\r\n", u->name, u->pass);
+	if (send_all(t->fd, cmd, strlen(cmd)) != 0 ||
+	    wait_reply(t->fd, t->buf, &t->len, "a", deadline, t->last, sizeof(t->last)) != 1)
+		return -1;
+	t->where = "select";
+	if (send_all(t->fd, "b SELECT INBOX\r\n", 16) != 0 ||
+	    wait_reply(t->fd, t->buf, &t->len, "b", deadline, t->last, sizeof(t->last)) != 1)
+		return -1;
+	t->where = "noop";
+	return 0;
+}
+
+/* One NOOP round trip in microseconds, or a negative value on failure. */
+static double noop_once(struct target *t, unsigned long i, double deadline)
+{
+	char cmd[64], tag[32];
+	double t0, t1;
+	int n = snprintf(cmd, sizeof(cmd), "n%lu NOOP\r\n", i);
+
+	snprintf(tag, sizeof(tag), "n%lu", i);
+	t0 = now_s();
+	if (send_all(t->fd, cmd, (size_t)n) != 0)
+		return -1;
+	if (wait_reply(t->fd, t->buf, &t->len, tag, deadline, t->last, sizeof(t->last)) != 1)
+		return -1;
+	t1 = now_s();
+	return (t1 - t0) * 1e6;
+}
+
+static void print_stats(const double *sorted, unsigned long n)
+{
+	double sum = 0;
+	unsigned long i;
+
+	for (i = 0; i < n; i++)
+		sum += sorted[i];
+	printf("\"n\": %lu, \"min_us\": %.1f, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, "
+	       "\"mean_us\": %.1f, \"max_us\": %.1f",
+	       n, n ? sorted[0] : 0.0, pct(sorted, n, 50), pct(sorted, n, 90), pct(sorted, n, 99),
+	       n ? sum / (double)n : 0.0, n ? sorted[n - 1] : 0.0);
+}
+
+/* NOOP round trips on one or more sessions. The sessions are opened one
+ * after the other; with -s, before opening each one imapload reads a line
+ * from stdin and after opening it prints "ready LABEL" on stdout, so that the
+ * caller can change the route between them (the benchmark switches
+ * interception of the client subnet on and off: established sessions keep
+ * their path). Then the NOOPs go round robin, one at a time, over the
+ * sessions: sample k of every session is taken back to back, under the same
+ * load on the machine, and the per-sample difference to the first session
+ * (the baseline) is reported besides each session's own percentiles. */
+static int run_noop(const struct opts *o, struct target *tg, unsigned int nt, bool sync_stdin)
+{
+	double deadline, t_start, *diff = NULL;
+	unsigned long i, k, total = o->warmup + o->noops, done = 0;
+	unsigned int j, jj, base = 0;
+	int failed = 0;
+	char line[64];
+
 	t_start = now_s();
 	deadline = t_start + o->seconds;
-	fd = socket(dst.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-	    connect(fd, (struct sockaddr *)&dst, dl) < 0) {
-		snprintf(last, sizeof(last), "%s", strerror(errno));
-		failed = 1;
-		goto out;
+	for (j = 0; j < nt; j++)
+		if (o->baseline != NULL && strcmp(tg[j].label, o->baseline) == 0)
+			base = j;
+	for (j = 0; j < nt; j++) {
+		tg[j].fd = -1;
+		tg[j].buf = malloc(RBUF);
+		tg[j].rtt = calloc(o->noops ? o->noops : 1, sizeof(double));
+		tg[j].where = "";
+		tg[j].last[0] = '\0';
+		if (tg[j].buf == NULL || tg[j].rtt == NULL)
+			return 2;
 	}
-	where = "greeting";
-	if (wait_reply(fd, buf, &len, "*", deadline, last, sizeof(last)) != 1) {
-		failed = 1;
-		goto out;
-	}
-	where = "login";
-	snprintf(cmd, sizeof(cmd), "a LOGIN %s %s\r\n", u->name, u->pass);
-	if (send_all(fd, cmd, strlen(cmd)) != 0 || wait_reply(fd, buf, &len, "a", deadline, last, sizeof(last)) != 1) {
-		failed = 1;
-		goto out;
-	}
-	where = "select";
-	if (send_all(fd, "b SELECT INBOX\r\n", 16) != 0 ||
-	    wait_reply(fd, buf, &len, "b", deadline, last, sizeof(last)) != 1) {
-		failed = 1;
-		goto out;
-	}
-	where = "noop";
-	for (i = 0; i < total && !stop; i++) {
-		double t0, t1;
-		int n = snprintf(cmd, sizeof(cmd), "n%lu NOOP\r\n", i);
+	for (j = 0; j < nt && !failed; j++) {
+		if (sync_stdin) {
+			struct pollfd p = { .fd = 0, .events = POLLIN };
+			double left = deadline - now_s();
 
-		snprintf(tag, sizeof(tag), "n%lu", i);
-		t0 = now_s();
-		if (send_all(fd, cmd, (size_t)n) != 0) {
-			failed = 1;
-			goto out;
+			if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0 ||
+			    fgets(line, sizeof(line), stdin) == NULL) {
+				tg[j].where = "waiting for go on stdin";
+				failed = 1;
+				break;
+			}
 		}
-		rc = wait_reply(fd, buf, &len, tag, deadline, last, sizeof(last));
-		t1 = now_s();
-		if (rc != 1) {
+		if (noop_open(&tg[j], &o->users[j % o->n_users], deadline) != 0) {
 			failed = 1;
-			goto out;
+			break;
 		}
-		if (i >= o->warmup)
-			rtt[done++] = (t1 - t0) * 1e6;
+		if (sync_stdin) {
+			printf("ready %s\n", tg[j].label);
+			fflush(stdout);
+		}
 	}
-	where = "logout";
-	if (send_all(fd, "c LOGOUT\r\n", 10) != 0 || wait_reply(fd, buf, &len, "c", deadline, last, sizeof(last)) != 1)
-		failed = 1;
-	else
-		where = "done";
-out:
-	if (fd >= 0)
-		close(fd);
-	qsort(rtt, done, sizeof(double), cmp_double);
-	{
-		double sum = 0;
+	for (i = 0; i < total && !failed && !stop; i++) {
+		for (jj = 0; jj < nt; jj++) {
+			/* Each round starts with the next session: every session is
+			 * first, second, ... equally often, so what one round trip
+			 * leaves behind on the machine (a proxy re-arming its reads,
+			 * a server finishing its loop) weighs on all of them alike. */
+			unsigned int j = (unsigned int)((jj + i) % nt);
+			double us;
 
-		for (i = 0; i < done; i++)
-			sum += rtt[i];
-		printf("{\"mode\": \"noop\", \"label\": ");
-		json_str(o->label);
-		printf(", \"dst\": \"%s:%d\", \"requested\": %lu, \"warmup\": %lu, \"ok\": %lu, "
-		       "\"failed\": %d, \"failed_at\": \"%s\", \"seconds\": %.3f, \"min_us\": %.1f, "
-		       "\"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"mean_us\": %.1f, \"max_us\": %.1f",
-		       o->addr, o->port, o->noops, o->warmup, done, failed, failed ? where : "",
-		       now_s() - t_start, done ? rtt[0] : 0.0, pct(rtt, done, 50), pct(rtt, done, 90),
-		       pct(rtt, done, 99), done ? sum / (double)done : 0.0, done ? rtt[done - 1] : 0.0);
+			if (o->gap_us > 0) {
+				struct timespec ts = { .tv_sec = (time_t)(o->gap_us / 1000000),
+						       .tv_nsec = (long)(o->gap_us % 1000000) * 1000 };
+
+				nanosleep(&ts, NULL);
+			}
+			us = noop_once(&tg[j], i, deadline);
+
+			if (us < 0) {
+				failed = 1;
+				break;
+			}
+			if (i >= o->warmup)
+				tg[j].rtt[i - o->warmup] = us;
+		}
+		if (!failed && i >= o->warmup)
+			done++;
+	}
+	for (j = 0; j < nt; j++) {
+		if (tg[j].fd < 0)
+			continue;
+		if (!failed && (send_all(tg[j].fd, "c LOGOUT\r\n", 10) != 0 ||
+				wait_reply(tg[j].fd, tg[j].buf, &tg[j].len, "c", deadline, tg[j].last,
+					   sizeof(tg[j].last)) != 1)) {
+			tg[j].where = "logout";
+			failed = 1;
+		}
+		close(tg[j].fd);
+	}
+	diff = calloc(done ? done : 1, sizeof(double));
+	if (diff == NULL)
+		return 2;
+	printf("{\"mode\": \"noop\", \"requested\": %lu, \"warmup\": %lu, \"ok\": %lu, \"failed\": %d, "
+	       "\"seconds\": %.3f, \"sessions\": [", o->noops, o->warmup, done, failed, now_s() - t_start);
+	for (j = 0; j < nt; j++) {
+		printf("%s{\"label\": ", j ? ", " : "");
+		json_str(tg[j].label);
+		printf(", \"dst\": \"%s:%d\", ", tg[j].addr, tg[j].port);
+		if (j != base && diff != NULL) {
+			/* Paired: sample k of this session minus sample k of the
+			 * baseline (taken in the same round, next to it). */
+			for (k = 0; k < done; k++)
+				diff[k] = tg[j].rtt[k] - tg[base].rtt[k];
+			qsort(diff, done, sizeof(double), cmp_double);
+			printf("\"paired_diff_p10_us\": %.1f, \"paired_diff_p50_us\": %.1f, \"paired_diff_p90_us\": %.1f, ",
+			       pct(diff, done, 10), pct(diff, done, 50), pct(diff, done, 90));
+		}
+		memcpy(diff, tg[j].rtt, done * sizeof(double));
+		qsort(diff, done, sizeof(double), cmp_double);
+		print_stats(diff, done);
 		printf(", \"error\": ");
-		json_str(failed ? last : "");
-		printf("}\n");
+		json_str(failed && tg[j].last[0] ? tg[j].last : "");
+		printf(", \"failed_at\": ");
+		json_str(failed ? tg[j].where : "");
+		printf("}");
 	}
+	printf("], \"loadgen_cpu_ms\": %.0f}\n", cpu_ms());
+	fflush(stdout);
+	free(diff);
 	return failed ? 1 : 0;
 }
 
@@ -708,7 +847,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: imapload sessions -d ADDR -p PORT -u USER:PASS [-u ...] [-f FILE] [-n COUNT]\n"
 		"                [-c CONC] [-t SECONDS] [-T SESSION_SECONDS] [-l LABEL]\n"
-		"       imapload noop -d ADDR -p PORT -u USER:PASS [-k COUNT] [-w WARMUP] [-t SECONDS] [-l LABEL]\n");
+		"       imapload noop {-d ADDR -p PORT | -e LABEL=ADDR:PORT ...} -u USER:PASS [-k COUNT]\n"
+		"                [-w WARMUP] [-t SECONDS] [-s] [-g GAP_US] [-B LABEL]\n");
 	exit(2);
 }
 
@@ -720,6 +860,9 @@ int main(int argc, char **argv)
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct rlimit rl;
+	struct target tg[8];
+	unsigned int nt = 0;
+	bool sync_stdin = false;
 	const char *mode;
 	int c;
 
@@ -727,7 +870,7 @@ int main(int argc, char **argv)
 		usage();
 	mode = argv[1];
 	optind = 2;
-	while ((c = getopt(argc, argv, "d:p:u:f:n:c:t:T:k:w:l:")) != -1) {
+	while ((c = getopt(argc, argv, "d:p:u:f:n:c:t:T:k:w:l:e:sg:B:")) != -1) {
 		switch (c) {
 		case 'd': o.addr = optarg; break;
 		case 'p': o.port = atoi(optarg); break;
@@ -740,9 +883,36 @@ int main(int argc, char **argv)
 		case 'k': o.noops = strtoul(optarg, NULL, 10); break;
 		case 'w': o.warmup = strtoul(optarg, NULL, 10); break;
 		case 'l': o.label = optarg; break;
+		case 's': sync_stdin = true; break;
+		case 'g': o.gap_us = strtoul(optarg, NULL, 10); break;
+		case 'B': o.baseline = optarg; break;
+		case 'e': {
+			char *eq = strchr(optarg, '='), *colon = strrchr(optarg, ':');
+
+			if (nt >= 8 || eq == NULL || colon == NULL || colon < eq ||
+			    (size_t)(colon - eq - 1) >= sizeof(tg[0].addr))
+				usage();
+			memset(&tg[nt], 0, sizeof(tg[nt]));
+			*eq = '\0';
+			tg[nt].label = optarg;
+			memcpy(tg[nt].addr, eq + 1, (size_t)(colon - eq - 1));
+			tg[nt].addr[colon - eq - 1] = '\0';
+			tg[nt].port = atoi(colon + 1);
+			nt++;
+			break;
+		}
 		default: usage();
 		}
 	}
+	if (strcmp(mode, "noop") == 0 && nt == 0 && o.addr != NULL) {
+		memset(&tg[0], 0, sizeof(tg[0]));
+		tg[0].label = o.label;
+		snprintf(tg[0].addr, sizeof(tg[0].addr), "%s", o.addr);
+		tg[0].port = o.port;
+		nt = 1;
+	}
+	if (strcmp(mode, "noop") == 0 && nt > 0)
+		o.addr = tg[0].addr;
 	if (o.addr == NULL || o.n_users == 0 || o.port <= 0 || o.port > 65535 || o.conc == 0 ||
 	    o.conc > 10000 || o.count == 0 || o.count > 10000000 || o.seconds <= 0 || o.seconds > 3600 ||
 	    o.sess_seconds <= 0 || o.noops > 10000000)
@@ -757,7 +927,7 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "sessions") == 0)
 		return run_sessions(&o);
 	if (strcmp(mode, "noop") == 0)
-		return run_noop(&o);
+		return run_noop(&o, tg, nt, sync_stdin);
 	usage();
 	return 2;
 }

@@ -22,8 +22,9 @@
 #
 # Knobs (env): BENCH_SESSIONS=3000 (per run)  BENCH_CONCS="16 64"  BENCH_REPS=3
 #   (runs per row and concurrency, rows interleaved; the median sessions/s is reported)
-#   BENCH_ROWS="direct mf nginx"  BENCH_NOOPS=3000 (NOOP round trips per row and round,
-#   after 200 warm-up)  BENCH_NOOP_ROUNDS=5 (rows interleaved; medians reported)  BENCH_USERS=64 (lab users; logins go round robin over them)
+#   BENCH_ROWS="direct mf nginx" (the first is the baseline of the NOOP comparison)
+#   BENCH_NOOPS=3000 (NOOP round trips per row and round, after 200 warm-up)
+#   BENCH_NOOP_ROUNDS=3 (medians over the rounds are reported)  BENCH_USERS=64 (lab users; logins go round robin over them)
 #   BENCH_MF_WORKERS=1 (mailferryd workers)  BENCH_NGINX_WORKERS=1
 #   BENCH_DOVECOT=fast|lab (fast, the default: a bench-only drop-in appended to this
 #   run's copy of the old server's dovecot.conf that keeps imap-login and imap processes
@@ -45,7 +46,8 @@ CONCS=${BENCH_CONCS:-16 64}
 N_REPS=${BENCH_REPS:-3}
 ROWS=${BENCH_ROWS:-direct mf nginx}
 N_NOOPS=${BENCH_NOOPS:-3000}
-N_NOOP_ROUNDS=${BENCH_NOOP_ROUNDS:-5}
+N_NOOP_ROUNDS=${BENCH_NOOP_ROUNDS:-3}
+NOOP_GAP_US=${BENCH_NOOP_GAP_US:-0}
 N_USERS=${BENCH_USERS:-64}
 MF_WORKERS=${BENCH_MF_WORKERS:-1}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
@@ -128,6 +130,17 @@ wait_listen() { # ns addr:port seconds -> 0 when something listens there
 
 HZ=$(getconf CLK_TCK)
 cpu_ms() { awk -v hz="$HZ" '{ sub(/^.*\) /, ""); printf "%d", ($12 + $13) * 1000 / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU of every process in a namespace, reaped children included (Dovecot on old), ms.
+ns_cpu_ms() {
+    local p f s=0
+    for p in $(ip netns pids "$1" 2>/dev/null); do
+        f=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        s=$((s + $(awk -v hz="$HZ" '{ sub(/^.*\) /, ""); printf "%d", ($12 + $13 + $14 + $15) * 1000 / hz }' <<<"$f")))
+    done
+    echo "$s"
+}
+# Machine-wide CPU: "busy idle" jiffies from /proc/stat (other work on the box included).
+machine_cpu() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
 # CPU of a process and its live children (nginx master + workers).
 tree_cpu_ms() {
     local p s=0
@@ -327,12 +340,14 @@ settle() { # quiet both ends between runs: TIME_WAIT sockets of the last run go
 # proxy CPU, routing checks) to $RUNS.
 load() {
     local row=$1 conc=$2 n=$3 tag=$4 dst port pid c0=0 c1=0 m0 m1 lc0 lc1 lr0 lr1 out rc perf_pid=
+    local d0 d1 b0 i0 b1 i1
     read -r dst port <<<"$(row_dst "$row")"
     row_mode "$row"
     settle
     pid=$(row_pid "$row")
     [[ $pid != - ]] && c0=$(tree_cpu_ms "$pid")
     m0=$(mf_conns); lc0=$(dove_logins "$CLIENT4"); lr0=$(dove_logins "$ROUTER_SERVER4")
+    d0=$(ns_cpu_ms "$NS_OLD"); read -r b0 i0 <<<"$(machine_cpu)"
     if [[ $WANT_PERF == yes && $row == mf && $tag == run1 && -z ${PERF_DONE:-} ]] && command -v perf >/dev/null; then
         perf record -q -g -p "$MF_PID" -o "$WORK/perf.data" >/dev/null 2>&1 &
         perf_pid=$!
@@ -344,16 +359,20 @@ load() {
     rc=$?
     [[ -n $perf_pid ]] && { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null; unset "PID_NAME[$perf_pid]"; }
     [[ $pid != - ]] && c1=$(tree_cpu_ms "$pid")
+    d1=$(ns_cpu_ms "$NS_OLD"); read -r b1 i1 <<<"$(machine_cpu)"
     sleep 0.3 # mailferryd logs a session when both legs have closed
     m1=$(mf_conns); lc1=$(dove_logins "$CLIENT4"); lr1=$(dove_logins "$ROUTER_SERVER4")
     [[ -n $out ]] || out='{"mode": "sessions", "ok": 0, "failed": -1, "error": "imapload gave no output"}'
     raw "$row c=$conc $tag rc=$rc: $out"
-    "$PY" - "$out" "$row" "$conc" "$tag" "$((c1 - c0))" "$((m1 - m0))" "$((lc1 - lc0))" "$((lr1 - lr0))" >>"$RUNS" <<'EOF'
+    "$PY" - "$out" "$row" "$conc" "$tag" "$((c1 - c0))" "$((m1 - m0))" "$((lc1 - lc0))" "$((lr1 - lr0))" \
+        "$((d1 - d0))" "$((b1 - b0))" "$((i1 - i0))" >>"$RUNS" <<'EOF'
 import json, sys
 d = json.loads(sys.argv[1])
 d.update(row=sys.argv[2], conc=int(sys.argv[3]), tag=sys.argv[4], proxy_cpu_ms=int(sys.argv[5]),
          mf_conn_lines=int(sys.argv[6]), dovecot_logins_from_client=int(sys.argv[7]),
-         dovecot_logins_from_router=int(sys.argv[8]))
+         dovecot_logins_from_router=int(sys.argv[8]), server_cpu_ms=int(sys.argv[9]))
+busy, idle = int(sys.argv[10]), int(sys.argv[11])
+d["machine_busy_pct"] = round(100.0 * busy / (busy + idle), 1) if busy + idle > 0 else None
 print(json.dumps(d))
 EOF
     "$PY" - "$out" "$row" "$conc" "$tag" "$((m1 - m0))" "$((lc1 - lc0))" "$((lr1 - lr0))" >&2 <<'EOF'
@@ -366,20 +385,65 @@ print("[bench-login]      %-6s c=%-3s %-6s ok=%s failed=%s  %s sessions/s  p50 %
 EOF
 }
 
-noop() { # row round
-    local row=$1 round=$2 dst port out
-    read -r dst port <<<"$(row_dst "$row")"
-    row_mode "$row"
-    settle
-    out=$(ip netns exec "$NS_CLIENT" timeout 60 "$BIN/imapload" noop -d "$dst" -p "$port" \
-        -u "alice:alice-Pw-lab" -k "$N_NOOPS" -w 200 -t 45 -l "$row" 2>>"$RAW")
-    [[ -n $out ]] || out='{"mode": "noop", "ok": 0, "failed": 1, "error": "imapload gave no output"}'
-    raw "$row noop round $round: $out"
-    "$PY" -c 'import json, sys; d = json.loads(sys.argv[1]); d["row"] = sys.argv[2]; d["round"] = int(sys.argv[3]); print(json.dumps(d))' \
-        "$out" "$row" "$round" >>"$RUNS"
-    "$PY" -c 'import json, sys; d = json.loads(sys.argv[1])
-print("[bench-login]      %-6s NOOP #%s x%s failed=%s  p50 %s us  p99 %s us  min %s us" % (sys.argv[2], sys.argv[3], d.get("ok"), d.get("failed"), d.get("p50_us"), d.get("p99_us"), d.get("min_us")))' \
-        "$out" "$row" "$round" >&2
+# noop_round round: one imapload holding a session per row at once: each row's session is
+# opened after switching the route for it, then NOOPs go round robin over the sessions
+# (each round starting with the next row), so every row's k-th sample is taken back to
+# back with the others' under the same load.
+# The intercepted session is opened first: switching a subnet's interception off leaves
+# its established intercepted sessions alone, but switching it on diverts the next
+# packet of an established forwarded session to mailferryd's listener, which resets it
+# (the tproxy rule has no "new flows only" condition; see README).
+noop_round() {
+    local round=$1 row dst port t out pid fd ok=1 base
+    local -a args=() order=()
+    local fifo=$WORK/noop-in-$round file=$WORK/noop-out-$round
+    for row in $ROWS; do [[ $row == mf ]] && order+=("$row"); done
+    for row in $ROWS; do [[ $row != mf ]] && order+=("$row"); done
+    for row in "${order[@]}"; do
+        read -r dst port <<<"$(row_dst "$row")"
+        args+=(-e "$row=$dst:$port")
+    done
+    base=${ROWS%% *}
+    [[ " $ROWS " == *" direct "* ]] && base=direct
+    args+=(-B "$base")
+    mkfifo "$fifo"
+    : >"$file"
+    exec {fd}<>"$fifo"
+    ip netns exec "$NS_CLIENT" timeout 90 "$BIN/imapload" noop -s "${args[@]}" -f "$USERFILE" \
+        -k "$N_NOOPS" -w 200 -g "$NOOP_GAP_US" -t 60 <"$fifo" >"$file" 2>>"$RAW" &
+    pid=$!
+    track "$pid" "imapload-noop-$round"
+    for row in "${order[@]}"; do
+        row_mode "$row"
+        echo go >&"$fd"
+        for ((t = 0; t < 200; t++)); do
+            grep -qx "ready $row" "$file" && break
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        grep -qx "ready $row" "$file" || { log "NOOP round $round: no session for $row"; ok=0; break; }
+    done
+    (( ok )) || kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    unset "PID_NAME[$pid]"
+    exec {fd}>&-
+    rm -f "$fifo"
+    out=$(grep '^{' "$file" | tail -1)
+    [[ -n $out ]] || out='{"mode": "noop", "ok": 0, "failed": 1, "sessions": [], "error": "imapload gave no output"}'
+    raw "noop round $round: $out"
+    "$PY" -c 'import json, sys; d = json.loads(sys.argv[1]); d["round"] = int(sys.argv[2]); print(json.dumps(d))' \
+        "$out" "$round" >>"$RUNS"
+    "$PY" - "$out" "$round" >&2 <<'EOF'
+import json, sys
+d = json.loads(sys.argv[1])
+parts = []
+for x in d.get("sessions", []):
+    p = "%s p50 %s min %s p99 %s" % (x["label"], x.get("p50_us"), x.get("min_us"), x.get("p99_us"))
+    if "paired_diff_p50_us" in x:
+        p += " (paired diff p50 %+.1f)" % x["paired_diff_p50_us"]
+    parts.append(p)
+print("[bench-login]      NOOP #%s x%s failed=%s  us: %s" % (sys.argv[2], d.get("ok"), d.get("failed"), ";  ".join(parts)))
+EOF
 }
 
 # ------------------------------------------------------------------ run
@@ -401,10 +465,8 @@ for conc in $CONCS; do
     done
 done
 if (( N_NOOPS > 0 )); then
-    log "NOOP round trips: $N_NOOP_ROUNDS rounds, rows interleaved, $N_NOOPS each after 200 warm-up"
-    for ((i = 1; i <= N_NOOP_ROUNDS; i++)); do
-        for row in $ROWS; do noop "$row" "$i"; done
-    done
+    log "NOOP round trips: $N_NOOP_ROUNDS rounds of $N_NOOPS (after 200 warm-up) on one session per row at once"
+    for ((i = 1; i <= N_NOOP_ROUNDS; i++)); do noop_round "$i"; done
 fi
 row_mode direct
 log "measurements done"
@@ -442,9 +504,10 @@ summary = {}
 print("IMAP sessions (connect, greeting, LOGIN, SELECT INBOX, LOGOUT, close): %s per run;" % nsess)
 print("%s users round robin; Dovecot %s; mailferryd workers=%s; nginx workers=%s." % (nusers, dmode, mfw, ngw))
 print()
-hdr = "%-12s %5s %10s %9s %9s %10s %10s %8s %10s" % ("", "conc", "sess/s", "p50 ms", "p99 ms",
-      "login p50", "login p99", "failed", "CPU ms/1k")
+hdr = "%-12s %5s %8s %8s %8s %9s %9s %6s %9s %9s %9s %5s" % ("", "conc", "sess/s", "p50 ms", "p99 ms",
+      "login p50", "login p99", "failed", "proxy CPU", "Dovecot", "loadgen", "busy")
 print(hdr)
+print("%-12s %5s %8s %8s %8s %9s %9s %6s %9s %9s %9s %5s" % ("", "", "", "", "", "", "", "", "ms/1k", "ms/1k", "ms/1k", "%"))
 for c in concs:
     for r in rows:
         xs = [x for x in load if x["row"] == r and x["conc"] == c]
@@ -456,11 +519,17 @@ for c in concs:
         cpu = "-"
         if r != "direct" and m.get("ok"):
             cpu = "%.0f" % (m["proxy_cpu_ms"] * 1000.0 / m["ok"])
+        per1k = lambda k: (m.get(k, 0) * 1000.0 / m["ok"]) if m.get("ok") else None
         summary.setdefault(str(c), {})[r] = dict(sessions_per_s=m.get("sessions_per_s"), p50_ms=m.get("p50_ms"),
             p99_ms=m.get("p99_ms"), login_p50_ms=m.get("login_p50_ms"), login_p99_ms=m.get("login_p99_ms"),
-            failed=failed, runs=len(xs), proxy_cpu_ms_per_1k=None if cpu == "-" else float(cpu))
-        print("%-12s %5d %10.0f %9.2f %9.2f %10.2f %10.2f %8d %10s" % (names[r], c, m.get("sessions_per_s", 0),
-              m.get("p50_ms", 0), m.get("p99_ms", 0), m.get("login_p50_ms", 0), m.get("login_p99_ms", 0), failed, cpu))
+            failed=failed, runs=len(xs), sessions_per_s_runs=[x.get("sessions_per_s") for x in xs],
+            proxy_cpu_ms_per_1k=None if cpu == "-" else float(cpu),
+            dovecot_cpu_ms_per_1k=per1k("server_cpu_ms"), loadgen_cpu_ms_per_1k=per1k("loadgen_cpu_ms"),
+            machine_busy_pct=m.get("machine_busy_pct"))
+        f = lambda v: "-" if v is None else "%.0f" % v
+        print("%-12s %5d %8.0f %8.2f %8.2f %9.2f %9.2f %6d %9s %9s %9s %5s" % (names[r], c, m.get("sessions_per_s", 0),
+              m.get("p50_ms", 0), m.get("p99_ms", 0), m.get("login_p50_ms", 0), m.get("login_p99_ms", 0), failed, cpu,
+              f(per1k("server_cpu_ms")), f(per1k("loadgen_cpu_ms")), f(m.get("machine_busy_pct"))))
 print()
 print("Ratios (sessions/s; latency p50 and p99 as mailferryd's over the other's, lower is better):")
 ratios = {}
@@ -479,48 +548,53 @@ for c in concs:
 noop_runs = [r for r in runs if r.get("mode") == "noop"]
 if noop_runs:
     med = statistics.median
-    def col(r, k):
-        return [x[k] for x in noop_runs if x["row"] == r and not x.get("failed") and x.get("ok")]
+    good = [x for x in noop_runs if not x.get("failed") and x.get("ok")]
+    per = {}  # row -> list of that row's session dict, one per good round
+    for x in good:
+        for sx in x.get("sessions", []):
+            per.setdefault(sx["label"], []).append(sx)
     print()
-    print("NOOP round trip in one logged-in session, microseconds: median over %d rounds (rows"
-          % max(x.get("round", 1) for x in noop_runs))
-    print("interleaved) of each round's min/p50/p90/p99 over %s NOOPs:" % noop_runs[0].get("requested"))
-    print("%-12s %7s %8s %8s %8s %8s %7s" % ("", "rounds", "min", "p50", "p90", "p99", "failed"))
+    print("NOOP round trip, microseconds: one session per row open at once, NOOPs round robin over them,")
+    print("rotating who goes first (%s per session and round after 200 warm-up, %d rounds; medians over rounds):" % (
+          noop_runs[0].get("requested"), len(noop_runs)))
+    print("%-12s %7s %8s %8s %8s %8s   %s" % ("", "rounds", "min", "p50", "p90", "p99", "paired diff to direct p10/p50/p90"))
     noop_sum = {}
     for r in rows:
-        p50 = col(r, "p50_us")
-        if not p50:
+        xs = per.get(r, [])
+        if not xs:
             continue
-        noop_sum[r] = {k: med(col(r, k)) for k in ("min_us", "p50_us", "p90_us", "p99_us")}
-        noop_sum[r]["p50_us_rounds"] = p50
-        print("%-12s %7d %8.1f %8.1f %8.1f %8.1f %7d" % (names[r], len(p50), noop_sum[r]["min_us"],
-              noop_sum[r]["p50_us"], noop_sum[r]["p90_us"], noop_sum[r]["p99_us"],
-              sum(1 for x in noop_runs if x["row"] == r and x.get("failed"))))
+        m = {k: med([x[k] for x in xs]) for k in ("min_us", "p50_us", "p90_us", "p99_us")}
+        pd = ""
+        if "paired_diff_p50_us" in xs[0]:
+            for k in ("paired_diff_p10_us", "paired_diff_p50_us", "paired_diff_p90_us"):
+                m[k] = med([x[k] for x in xs])
+            pd = "%+.1f / %+.1f / %+.1f" % (m["paired_diff_p10_us"], m["paired_diff_p50_us"], m["paired_diff_p90_us"])
+        m["p50_us_rounds"] = [x["p50_us"] for x in xs]
+        noop_sum[r] = m
+        print("%-12s %7d %8.1f %8.1f %8.1f %8.1f   %s" % (names[r], len(xs), m["min_us"], m["p50_us"], m["p90_us"],
+              m["p99_us"], pd))
     summary["noop"] = noop_sum
-    def added(r):
-        # Paired by round: each round ran the rows back to back.
-        d = {}
-        for x in noop_runs:
-            if not x.get("failed") and x.get("ok"):
-                d.setdefault(x.get("round", 1), {})[x["row"]] = x
-        diffs50 = [v[r]["p50_us"] - v["direct"]["p50_us"] for v in d.values() if r in v and "direct" in v]
-        diffs99 = [v[r]["p99_us"] - v["direct"]["p99_us"] for v in d.values() if r in v and "direct" in v]
-        diffsmin = [v[r]["min_us"] - v["direct"]["min_us"] for v in d.values() if r in v and "direct" in v]
-        return (med(diffs50), med(diffs99), diffs50, med(diffsmin)) if diffs50 else (None, None, [], None)
+    failed_rounds = len(noop_runs) - len(good)
+    base = "direct" if "direct" in rows else (rows[0] if rows else None)
     for r, label in (("mf", "mailferryd"), ("nginx", "nginx")):
-        a50, a99, dd, amin = added(r)
-        if a50 is None:
+        if r not in per or base not in per or r == base:
             continue
-        ratios["noop_added_p50_us_%s" % r] = round(a50, 1)
-        ratios["noop_added_p99_us_%s" % r] = round(a99, 1)
-        ratios["noop_added_min_us_%s" % r] = round(amin, 1)
-        tgt = (" (target <= 20 us: %s)" % ("meets" if a50 <= 20 else "MISSES")) if r == "mf" else ""
-        print("  added by %-11s p50 %+.1f us%s, p99 %+.1f us, min %+.1f us" % (label + ":", a50, tgt, a99, amin))
-        print("  %-20s (each round's p50 minus direct's p50 of the same round: %s)" % ("", " ".join("%+.1f" % x for x in dd)))
+        d50 = med([a["p50_us"] - b["p50_us"] for a, b in zip(per[r], per[base])])
+        d99 = med([a["p99_us"] - b["p99_us"] for a, b in zip(per[r], per[base])])
+        dmin = med([a["min_us"] - b["min_us"] for a, b in zip(per[r], per[base])])
+        ratios["noop_added_p50_us_%s" % r] = round(d50, 1)
+        ratios["noop_added_p99_us_%s" % r] = round(d99, 1)
+        ratios["noop_added_min_us_%s" % r] = round(dmin, 1)
+        ratios["noop_paired_diff_p50_us_%s" % r] = round(noop_sum[r].get("paired_diff_p50_us", 0), 1)
+        tgt = (" (target <= 20 us: %s)" % ("meets" if d50 <= 20 else "MISSES")) if r == "mf" else ""
+        print("  added by %-11s p50 %+.1f us%s; p99 %+.1f us; min %+.1f us; paired p50 %+.1f us" % (
+              label + ":", d50, tgt, d99, dmin, noop_sum[r].get("paired_diff_p50_us", 0)))
+    if failed_rounds:
+        print("  %d NOOP round(s) failed (see the raw results)" % failed_rounds)
 bad = []
 for x in runs:
     if x.get("failed", 0):
-        bad.append("%s %s c=%s: %s failed %s %s" % (x["row"], x.get("tag", "noop"), x.get("conc", "-"), x.get("failed"),
+        bad.append("%s %s c=%s: %s failed %s %s" % (x.get("row", "noop"), x.get("tag", "round %s" % x.get("round")), x.get("conc", "-"), x.get("failed"),
                    json.dumps(x.get("fail_kinds", {})), json.dumps(x.get("fail_first", x.get("error", "")))))
     if x.get("mode") == "sessions":
         n = x.get("ok", 0) + max(0, x.get("failed", 0))
