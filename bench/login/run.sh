@@ -485,6 +485,16 @@ if [[ -s $WORK/perf.data ]]; then
             grep -E '^ +[0-9]' | head -$([[ $sort == comm ]] && echo 5 || echo 30) |
             sed "s/ *\$//; s/^/perf mailferryd by $sort: /" >>"$RAW"
     done
+    # User space only, and who calls the top user-space symbols.
+    perf report -i "$WORK/perf.data" --no-children -g none --sort dso,symbol --stdio \
+        --dsos mailferryd,libc.so.6,libsqlite3.so.0.8.6,liburing.so.2.3 2>/dev/null |
+        grep -E '^ +[0-9]' | head -15 | sed "s/ *\$//; s/^/perf mailferryd user space: /" >>"$RAW"
+    for sym in $(perf report -i "$WORK/perf.data" --no-children -g none --sort symbol --stdio \
+            --dsos mailferryd,libc.so.6,libsqlite3.so.0.8.6 2>/dev/null | grep -E '^ +[0-9]' |
+            awk '{print $3}' | head -3); do
+        perf report -i "$WORK/perf.data" --no-children -g caller,0.5,callee --symbols "$sym" --stdio 2>/dev/null |
+            grep -vE '^(#|$)' | head -25 | sed "s/ *\$//; s/^/perf callers of $sym: /" >>"$RAW"
+    done
 fi
 
 # ------------------------------------------------------------------ report
