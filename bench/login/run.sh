@@ -31,8 +31,8 @@
 #   alive, see README; lab: tests/lab's Dovecot as it is, one fork per login and one
 #   fork+exec of imap per session, ~10x slower and the bottleneck of every row)
 #   BENCH_RUN_SECONDS=30 (hard deadline of each load run)
-#   BENCH_PERF=no|yes (yes: perf record mailferryd during its first session run,
-#   the top symbols go to the results)
+#   BENCH_PERF=no|yes (yes: perf record -g of mailferryd during its first measured run;
+#   flat and inclusive profiles go to the results, perf.data to bench/results/)
 #
 # Safety: only namespaces named mflL<pid>-*, linked to each other by veth and never to
 # the root namespace; addresses from 198.18.0.0/15; every load is bounded in count and
@@ -480,6 +480,8 @@ grep -E 'level=(warn|error)' "$WORK/mailferryd.log" | sed 's/^[^ ]* //' | sort |
     while read -r line; do raw "mailferryd log: $line"; done
 [[ -s $NGX/error.log ]] && tail -5 "$NGX/error.log" | sed 's/^/nginx error.log: /' >>"$RAW"
 if [[ -s $WORK/perf.data ]]; then
+    mkdir -p "$ROOT/bench/results"
+    cp "$WORK/perf.data" "$ROOT/bench/results/login-$(date +%Y%m%d-%H%M%S).perf.data"
     for sort in comm dso "dso,symbol"; do
         perf report -i "$WORK/perf.data" --no-children -g none --sort "$sort" --stdio 2>/dev/null |
             grep -E '^ +[0-9]' | head -$([[ $sort == comm ]] && echo 5 || echo 30) |
@@ -489,12 +491,14 @@ if [[ -s $WORK/perf.data ]]; then
     perf report -i "$WORK/perf.data" --no-children -g none --sort dso,symbol --stdio \
         --dsos mailferryd,libc.so.6,libsqlite3.so.0.8.6,liburing.so.2.3 2>/dev/null |
         grep -E '^ +[0-9]' | head -15 | sed "s/ *\$//; s/^/perf mailferryd user space: /" >>"$RAW"
-    for sym in $(perf report -i "$WORK/perf.data" --no-children -g none --sort symbol --stdio \
-            --dsos mailferryd,libc.so.6,libsqlite3.so.0.8.6 2>/dev/null | grep -E '^ +[0-9]' |
-            awk '{print $3}' | head -3); do
-        perf report -i "$WORK/perf.data" --no-children -g caller,0.5,callee --symbols "$sym" --stdio 2>/dev/null |
-            grep -vE '^(#|$)' | head -25 | sed "s/ *\$//; s/^/perf callers of $sym: /" >>"$RAW"
-    done
+    # Where the time goes, inclusive (children): io_uring operations, plain syscalls made
+    # outside the ring (the ledger's SQLite: pwrite, fcntl locks, fdatasync; shutdown),
+    # network softirqs (on veth they include delivering to the peer's socket).
+    perf report -i "$WORK/perf.data" --children -g none --sort symbol --stdio 2>/dev/null |
+        grep -E '\[k\] (__x64_sys_[a-z0-9_]+|__do_sys_io_uring_enter|io_(send|recv|connect|accept|close|shutdown|splice|cqring_wait|poll_task_func)|tcp_v4_connect|net_rx_action|schedule) ' |
+        head -25 | sed "s/ *- *- *\$//; s/^/perf mailferryd inclusive: /" >>"$RAW"
+    perf report -i "$WORK/perf.data" --children -g none --sort dso,symbol --stdio 2>/dev/null |
+        grep -E 'libsqlite3' | head -3 | sed "s/ *- *- *\$//; s/^/perf mailferryd inclusive: /" >>"$RAW"
 fi
 
 # ------------------------------------------------------------------ report
