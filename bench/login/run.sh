@@ -20,8 +20,9 @@
 # Prints a table and ratios; results (JSON, every raw run) go to
 # bench/results/login-<date>.json and .txt (git-ignored).
 #
-# Knobs (env): BENCH_SESSIONS=3000 (per run)  BENCH_CONCS="16 64"  BENCH_REPS=3
-#   (runs per row and concurrency, rows interleaved; the median sessions/s is reported)
+# Knobs (env): BENCH_SESSIONS=1500 (per run)  BENCH_CONCS="16 64"  BENCH_REPS=5
+#   (runs per row and concurrency, rows interleaved: direct, mf, nginx, direct, ...; the
+#   median run is reported, and the median of the ratios of runs next to each other)
 #   BENCH_ROWS="direct mf nginx" (the first is the baseline of the NOOP comparison)
 #   BENCH_NOOPS=3000 (NOOP round trips per row and round, after 200 warm-up)
 #   BENCH_NOOP_ROUNDS=3 (medians over the rounds are reported)  BENCH_USERS=64 (lab users; logins go round robin over them)
@@ -41,9 +42,9 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 P=mflL$$-
-N_SESS=${BENCH_SESSIONS:-3000}
+N_SESS=${BENCH_SESSIONS:-1500}
 CONCS=${BENCH_CONCS:-16 64}
-N_REPS=${BENCH_REPS:-3}
+N_REPS=${BENCH_REPS:-5}
 ROWS=${BENCH_ROWS:-direct mf nginx}
 N_NOOPS=${BENCH_NOOPS:-3000}
 N_NOOP_ROUNDS=${BENCH_NOOP_ROUNDS:-3}
@@ -409,6 +410,8 @@ noop_round() {
     mkfifo "$fifo"
     : >"$file"
     exec {fd}<>"$fifo"
+    local b0 i0 b1 i1
+    read -r b0 i0 <<<"$(machine_cpu)"
     ip netns exec "$NS_CLIENT" timeout 90 "$BIN/imapload" noop -s "${args[@]}" -f "$USERFILE" \
         -k "$N_NOOPS" -w 200 -g "$NOOP_GAP_US" -t 60 <"$fifo" >"$file" 2>>"$RAW" &
     pid=$!
@@ -426,13 +429,15 @@ noop_round() {
     (( ok )) || kill -TERM "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     unset "PID_NAME[$pid]"
+    read -r b1 i1 <<<"$(machine_cpu)"
     exec {fd}>&-
     rm -f "$fifo"
     out=$(grep '^{' "$file" | tail -1)
     [[ -n $out ]] || out='{"mode": "noop", "ok": 0, "failed": 1, "sessions": [], "error": "imapload gave no output"}'
     raw "noop round $round: $out"
-    "$PY" -c 'import json, sys; d = json.loads(sys.argv[1]); d["round"] = int(sys.argv[2]); print(json.dumps(d))' \
-        "$out" "$round" >>"$RUNS"
+    "$PY" -c 'import json, sys; d = json.loads(sys.argv[1]); d["round"] = int(sys.argv[2])
+b, i = int(sys.argv[3]), int(sys.argv[4]); d["machine_busy_pct"] = round(100.0 * b / (b + i), 1) if b + i > 0 else None
+print(json.dumps(d))' "$out" "$round" "$((b1 - b0))" "$((i1 - i0))" >>"$RUNS"
     "$PY" - "$out" "$round" >&2 <<'EOF'
 import json, sys
 d = json.loads(sys.argv[1])
@@ -545,8 +550,11 @@ for c in concs:
               m.get("p50_ms", 0), m.get("p99_ms", 0), m.get("login_p50_ms", 0), m.get("login_p99_ms", 0), failed, cpu,
               f(per1k("server_cpu_ms")), f(per1k("loadgen_cpu_ms")), f(m.get("machine_busy_pct"))))
 print()
-print("Ratios (sessions/s; latency p50 and p99 as mailferryd's over the other's, lower is better):")
+print("Ratios (sessions/s, higher is better; latency p50 and p99 as mailferryd's over the other's,")
+print("lower is better)")
 ratios = {}
+print("  (median run over median run; then the median and range of the ratios of the runs made")
+print("  next to each other, rep by rep)")
 for c in concs:
     s = summary.get(str(c), {})
     for other, target in (("direct", 0.8), ("nginx", 1.0)):
@@ -554,11 +562,19 @@ for c in concs:
             q = s["mf"]["sessions_per_s"] / s[other]["sessions_per_s"]
             l50 = s["mf"]["p50_ms"] / s[other]["p50_ms"] if s[other]["p50_ms"] else 0
             l99 = s["mf"]["p99_ms"] / s[other]["p99_ms"] if s[other]["p99_ms"] else 0
-            ok = "meets" if q >= target else "MISSES"
-            ratios["mf/%s c=%d" % (other, c)] = dict(sessions=round(q, 3), p50=round(l50, 3), p99=round(l99, 3),
-                                                  target=target, met=q >= target)
-            print("  conc %-3d mailferryd / %-7s sessions/s %.2f (target >= %.1f: %s)   p50 %.2f   p99 %.2f" % (
-                  c, other, q, target, ok, l50, l99))
+            by_tag = {}
+            for x in load:
+                if x["conc"] == c and x["row"] in ("mf", other) and x.get("sessions_per_s"):
+                    by_tag.setdefault(x["tag"], {})[x["row"]] = x["sessions_per_s"]
+            pr = sorted(v["mf"] / v[other] for v in by_tag.values() if "mf" in v and other in v)
+            pm = statistics.median(pr) if pr else 0
+            ok = "meets" if pm >= target else "MISSES"
+            ratios["mf/%s c=%d" % (other, c)] = dict(sessions=round(q, 3), sessions_paired_median=round(pm, 3),
+                                                  sessions_paired=[round(x, 3) for x in pr], p50=round(l50, 3),
+                                                  p99=round(l99, 3), target=target, met=pm >= target)
+            print("  conc %-3d mailferryd / %-7s sessions/s %.2f; paired %.2f [%.2f..%.2f] (target >= %.1f: %s)"
+                  "   p50 %.2f   p99 %.2f" % (c, other, q, pm, pr[0] if pr else 0, pr[-1] if pr else 0, target, ok,
+                  l50, l99))
 noop_runs = [r for r in runs if r.get("mode") == "noop"]
 if noop_runs:
     med = statistics.median
@@ -588,6 +604,9 @@ if noop_runs:
         print("%-12s %7d %8.1f %8.1f %8.1f %8.1f   %s" % (names[r], len(xs), m["min_us"], m["p50_us"], m["p90_us"],
               m["p99_us"], pd))
     summary["noop"] = noop_sum
+    busy = [x.get("machine_busy_pct") for x in noop_runs if x.get("machine_busy_pct") is not None]
+    if busy:
+        print("  (machine busy during the rounds: %s %%)" % " ".join("%.0f" % b for b in busy))
     failed_rounds = len(noop_runs) - len(good)
     base = "direct" if "direct" in rows else (rows[0] if rows else None)
     for r, label in (("mf", "mailferryd"), ("nginx", "nginx")):
