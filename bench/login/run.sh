@@ -24,8 +24,8 @@
 #   (runs per row and concurrency, rows interleaved: direct, mf, nginx, direct, ...; the
 #   median run is reported, and the median of the ratios of runs next to each other)
 #   BENCH_ROWS="direct mf nginx" (the first is the baseline of the NOOP comparison)
-#   BENCH_NOOPS=3000 (NOOP round trips per row and round, after 200 warm-up)
-#   BENCH_NOOP_ROUNDS=3 (medians over the rounds are reported)  BENCH_USERS=64 (lab users; logins go round robin over them)
+#   BENCH_NOOPS=2000 (NOOP round trips per row and round, after 200 warm-up)
+#   BENCH_NOOP_ROUNDS=5 (medians over the rounds are reported)  BENCH_NOOP_GAP_US=0  BENCH_USERS=64 (lab users; logins go round robin over them)
 #   BENCH_MF_WORKERS=1 (mailferryd workers)  BENCH_NGINX_WORKERS=1
 #   BENCH_DOVECOT=fast|lab (fast, the default: a bench-only drop-in appended to this
 #   run's copy of the old server's dovecot.conf that keeps imap-login and imap processes
@@ -46,8 +46,8 @@ N_SESS=${BENCH_SESSIONS:-1500}
 CONCS=${BENCH_CONCS:-16 64}
 N_REPS=${BENCH_REPS:-5}
 ROWS=${BENCH_ROWS:-direct mf nginx}
-N_NOOPS=${BENCH_NOOPS:-3000}
-N_NOOP_ROUNDS=${BENCH_NOOP_ROUNDS:-3}
+N_NOOPS=${BENCH_NOOPS:-2000}
+N_NOOP_ROUNDS=${BENCH_NOOP_ROUNDS:-5}
 NOOP_GAP_US=${BENCH_NOOP_GAP_US:-0}
 N_USERS=${BENCH_USERS:-64}
 MF_WORKERS=${BENCH_MF_WORKERS:-1}
