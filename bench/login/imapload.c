@@ -81,7 +81,7 @@ struct sess {
 	enum step step;
 	unsigned int user;
 	size_t rlen;
-	double t0, t_login, deadline;
+	double t0, t_step[ST_COUNT], deadline; /* t_step[x]: when step x's answer came */
 	char rbuf[RBUF];
 };
 
@@ -284,6 +284,7 @@ struct run {
 	char first_line[FK_COUNT][120];
 	unsigned int active;
 	double *lat, *lat_login;
+	double *phase[ST_COUNT]; /* per step: from the previous step's answer to this one's */
 };
 
 static void sess_close(struct run *r, struct sess *s)
@@ -422,13 +423,15 @@ static void sess_event(struct run *r, struct sess *s, uint32_t events)
 			}
 			memmove(s->rbuf, s->rbuf + used, s->rlen - used);
 			s->rlen -= used;
-			if (s->step == ST_LOGIN)
-				s->t_login = now_s();
+			s->t_step[s->step] = now_s();
 			if (s->step == ST_LOGOUT) {
-				double t = now_s();
+				double t = s->t_step[ST_LOGOUT];
+				int k;
 
 				r->lat[r->ok] = t - s->t0;
-				r->lat_login[r->ok] = s->t_login - s->t0;
+				r->lat_login[r->ok] = s->t_step[ST_LOGIN] - s->t0;
+				for (k = ST_GREETING; k <= ST_LOGOUT; k++)
+					r->phase[k][r->ok] = s->t_step[k] - (k == ST_GREETING ? s->t0 : s->t_step[k - 1]);
 				r->ok++;
 				sess_close(r, s);
 				return;
@@ -495,6 +498,9 @@ static int run_sessions(const struct opts *o)
 	r.s = calloc(o->conc, sizeof(*r.s));
 	r.lat = calloc(o->count, sizeof(double));
 	r.lat_login = calloc(o->count, sizeof(double));
+	for (k = ST_GREETING; k <= ST_LOGOUT; k++)
+		if ((r.phase[k] = calloc(o->count, sizeof(double))) == NULL)
+			r.lat = NULL;
 	if (r.ep < 0 || r.s == NULL || r.lat == NULL || r.lat_login == NULL) {
 		perror("imapload");
 		return 2;
@@ -553,6 +559,8 @@ static int run_sessions(const struct opts *o)
 	n_ok = r.ok;
 	qsort(r.lat, n_ok, sizeof(double), cmp_double);
 	qsort(r.lat_login, n_ok, sizeof(double), cmp_double);
+	for (k = ST_GREETING; k <= ST_LOGOUT; k++)
+		qsort(r.phase[k], n_ok, sizeof(double), cmp_double);
 
 	printf("{\"mode\": \"sessions\", \"label\": ");
 	json_str(o->label);
@@ -566,6 +574,11 @@ static int run_sessions(const struct opts *o)
 	       pct(r.lat, n_ok, 90) * 1e3, pct(r.lat, n_ok, 99) * 1e3,
 	       n_ok ? r.lat[n_ok - 1] * 1e3 : 0.0, pct(r.lat_login, n_ok, 50) * 1e3,
 	       pct(r.lat_login, n_ok, 99) * 1e3);
+	/* Each step's own share: connect() to the greeting, the greeting to
+	 * LOGIN's OK, LOGIN's OK to SELECT's, SELECT's to LOGOUT's. */
+	for (k = ST_GREETING; k <= ST_LOGOUT; k++)
+		printf(", \"step_%s_p50_ms\": %.3f, \"step_%s_p99_ms\": %.3f", step_names[k],
+		       pct(r.phase[k], n_ok, 50) * 1e3, step_names[k], pct(r.phase[k], n_ok, 99) * 1e3);
 	print_fail_json(&r);
 	printf(", \"loadgen_cpu_ms\": %.0f}\n", cpu_ms());
 	fflush(stdout);

@@ -550,6 +550,19 @@ for c in concs:
               m.get("p50_ms", 0), m.get("p99_ms", 0), m.get("login_p50_ms", 0), m.get("login_p99_ms", 0), failed, cpu,
               f(per1k("server_cpu_ms")), f(per1k("loadgen_cpu_ms")), f(m.get("machine_busy_pct"))))
 print()
+print("Where a session's time goes, p50 of each step in ms (connect to greeting; greeting to LOGIN's")
+print("OK; LOGIN's OK to SELECT's; SELECT's to LOGOUT's), from the median run:")
+steps = ("greeting", "login", "select", "logout")
+print("%-12s %5s" % ("", "conc") + "".join("%10s" % x for x in steps))
+for c in concs:
+    for r in rows:
+        xs = sorted((x for x in load if x["row"] == r and x["conc"] == c), key=lambda x: x.get("sessions_per_s", 0))
+        if not xs:
+            continue
+        m = xs[len(xs) // 2]
+        summary[str(c)][r]["step_p50_ms"] = {k: m.get("step_" + k + "_p50_ms") for k in steps}
+        print("%-12s %5d" % (names[r], c) + "".join("%10.2f" % (m.get("step_" + k + "_p50_ms") or 0) for k in steps))
+print()
 print("Ratios (sessions/s, higher is better; latency p50 and p99 as mailferryd's over the other's,")
 print("lower is better)")
 ratios = {}
