@@ -34,6 +34,8 @@
 #   BENCH_RUN_SECONDS=30 (hard deadline of each load run)
 #   BENCH_PERF=no|yes (yes: perf record -g of mailferryd during its first measured run;
 #   flat and inclusive profiles go to the results, perf.data to bench/results/)
+#   BENCH_SCHED=no|yes (yes: perf sched record -a during each row's first run at the
+#   highest concurrency; wake-up-to-run delays per process go to the raw results)
 #
 # Safety: only namespaces named mflL<pid>-*, linked to each other by veth and never to
 # the root namespace; addresses from 198.18.0.0/15; every load is bounded in count and
@@ -55,6 +57,7 @@ NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
 DOVECOT_MODE=${BENCH_DOVECOT:-fast}
 RUN_S=${BENCH_RUN_SECONDS:-30}
 WANT_PERF=${BENCH_PERF:-no}
+WANT_SCHED=${BENCH_SCHED:-no}
 TPROXY_PORT=10143
 NGINX_AUTH_PORT=8143
 NGINX_MOD=/usr/lib/nginx/modules/ngx_mail_module.so
@@ -355,10 +358,25 @@ load() {
         track "$perf_pid" perf
         PERF_DONE=1
     fi
+    local sched_pid=
+    if [[ $WANT_SCHED == yes && $tag == run1 && $conc == "${CONCS##* }" ]] && command -v perf >/dev/null; then
+        perf sched record -a -o "$WORK/sched-$row.data" >/dev/null 2>&1 &
+        sched_pid=$!
+        track "$sched_pid" "perf-sched-$row"
+        sleep 0.5
+    fi
     out=$(ip netns exec "$NS_CLIENT" timeout $((RUN_S + 15)) "$BIN/imapload" sessions -d "$dst" -p "$port" \
         -f "$USERFILE" -n "$n" -c "$conc" -t "$RUN_S" -T 10 -l "$row" 2>>"$RAW")
     rc=$?
     [[ -n $perf_pid ]] && { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null; unset "PID_NAME[$perf_pid]"; }
+    if [[ -n $sched_pid ]]; then
+        kill -INT "$sched_pid" 2>/dev/null; wait "$sched_pid" 2>/dev/null; unset "PID_NAME[$sched_pid]"
+        # Wake-up to running delay of the processes on the session's path, by name.
+        perf sched latency -i "$WORK/sched-$row.data" --sort max 2>/dev/null |
+            grep -E '^ *(mailferryd|nginx|imap|imap-login|auth|imapload|dovecot)[:-]' | head -12 |
+            sed "s/^/sched c=$conc $row: /" >>"$RAW"
+        rm -f "$WORK/sched-$row.data"
+    fi
     [[ $pid != - ]] && c1=$(tree_cpu_ms "$pid")
     d1=$(ns_cpu_ms "$NS_OLD"); read -r b1 i1 <<<"$(machine_cpu)"
     sleep 0.3 # mailferryd logs a session when both legs have closed
