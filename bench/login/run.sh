@@ -25,7 +25,8 @@
 #   median run is reported, and the median of the ratios of runs next to each other)
 #   BENCH_ROWS="direct mf nginx" (the first is the baseline of the NOOP comparison)
 #   BENCH_NOOPS=2000 (NOOP round trips per row and round, after 200 warm-up)
-#   BENCH_NOOP_ROUNDS=5 (medians over the rounds are reported)  BENCH_NOOP_GAP_US=0  BENCH_USERS=64 (lab users; logins go round robin over them)
+#   BENCH_NOOP_ROUNDS=5 (medians over the rounds are reported)  BENCH_NOOP_GAP_US=0
+#   BENCH_NOOP_PIN=CPU (diagnostic: pin every process on the NOOP path to that CPU)  BENCH_USERS=64 (lab users; logins go round robin over them)
 #   BENCH_MF_WORKERS=1 (mailferryd workers)  BENCH_NGINX_WORKERS=1
 #   BENCH_DOVECOT=fast|lab (fast, the default: a bench-only drop-in appended to this
 #   run's copy of the old server's dovecot.conf that keeps imap-login and imap processes
@@ -51,6 +52,7 @@ ROWS=${BENCH_ROWS:-direct mf nginx}
 N_NOOPS=${BENCH_NOOPS:-2000}
 N_NOOP_ROUNDS=${BENCH_NOOP_ROUNDS:-5}
 NOOP_GAP_US=${BENCH_NOOP_GAP_US:-0}
+NOOP_PIN=${BENCH_NOOP_PIN:-}
 N_USERS=${BENCH_USERS:-64}
 MF_WORKERS=${BENCH_MF_WORKERS:-1}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
@@ -430,7 +432,7 @@ noop_round() {
     exec {fd}<>"$fifo"
     local b0 i0 b1 i1
     read -r b0 i0 <<<"$(machine_cpu)"
-    ip netns exec "$NS_CLIENT" timeout 90 "$BIN/imapload" noop -s "${args[@]}" -f "$USERFILE" \
+    ip netns exec "$NS_CLIENT" timeout 90 ${NOOP_PIN:+taskset -c "$NOOP_PIN"} "$BIN/imapload" noop -s "${args[@]}" -f "$USERFILE" \
         -k "$N_NOOPS" -w 200 -g "$NOOP_GAP_US" -t 60 <"$fifo" >"$file" 2>>"$RAW" &
     pid=$!
     track "$pid" "imapload-noop-$round"
@@ -488,6 +490,15 @@ for conc in $CONCS; do
     done
 done
 if (( N_NOOPS > 0 )); then
+    if [[ -n $NOOP_PIN ]]; then
+        # Diagnostic: every process on the NOOP path on one CPU, so that no wake-up has to
+        # bring another (possibly idle, halted) CPU in; see README.
+        log "NOOP: pinning mailferryd, nginx, Dovecot and imapload to CPU $NOOP_PIN"
+        for p in "$MF_PID" "$NGX_PID" $(pgrep -P "$NGX_PID") $(ip netns pids "$NS_OLD"); do
+            taskset -a -p -c "$NOOP_PIN" "$p" >/dev/null 2>&1
+        done
+        raw "noop: pinned to CPU $NOOP_PIN"
+    fi
     log "NOOP round trips: $N_NOOP_ROUNDS rounds of $N_NOOPS (after 200 warm-up) on one session per row at once"
     for ((i = 1; i <= N_NOOP_ROUNDS; i++)); do noop_round "$i"; done
 fi
