@@ -3,7 +3,8 @@
 # SELECT INBOX, LOGOUT) direct to the old server's Dovecot, through mailferryd (TPROXY,
 # IMAP front end, login replay, relay) and through nginx's mail proxy, at the same
 # concurrency, in one run, on a lab of network namespaces that this script brings up
-# and always tears down. Then the round trip of NOOP in one logged-in session, per row.
+# and always tears down. Then the round trip of NOOP in logged-in sessions, one per row,
+# all open at once, NOOPs taking turns.
 #
 #   bench/login/run.sh            (as root; ~1.5 minutes; `make bench-login` runs it)
 #
@@ -25,8 +26,10 @@
 #   median run is reported, and the median of the ratios of runs next to each other)
 #   BENCH_ROWS="direct mf nginx" (the first is the baseline of the NOOP comparison)
 #   BENCH_NOOPS=2000 (NOOP round trips per row and round, after 200 warm-up)
-#   BENCH_NOOP_ROUNDS=5 (medians over the rounds are reported)  BENCH_NOOP_GAP_US=0
-#   BENCH_NOOP_PIN=CPU (diagnostic: pin every process on the NOOP path to that CPU)  BENCH_USERS=64 (lab users; logins go round robin over them)
+#   BENCH_NOOP_ROUNDS=5 (medians over the rounds are reported)
+#   BENCH_NOOP_GAP_US=0 (pause before each NOOP)
+#   BENCH_NOOP_PIN=CPU (diagnostic: pin every process on the NOOP path to that CPU)
+#   BENCH_USERS=64 (lab users; logins go round robin over them)
 #   BENCH_MF_WORKERS=1 (mailferryd workers)  BENCH_NGINX_WORKERS=1
 #   BENCH_DOVECOT=fast|lab (fast, the default: a bench-only drop-in appended to this
 #   run's copy of the old server's dovecot.conf that keeps imap-login and imap processes
@@ -161,11 +164,20 @@ for c in ip nft ss cc timeout nginx dovecot doveadm; do
 done
 [[ -r $NGINX_MOD ]] || die "missing $NGINX_MOD (libnginx-mod-mail; make deps)"
 [[ -x $PY ]] || die "missing $PY"
-(( N_USERS >= 3 && N_USERS <= 2000 )) || die "BENCH_USERS must be 3..2000"
-(( N_SESS >= 1 && N_SESS <= 200000 )) || die "BENCH_SESSIONS must be 1..200000"
-(( RUN_S >= 1 && RUN_S <= 120 )) || die "BENCH_RUN_SECONDS must be 1..120"
+num() { [[ $2 =~ ^[0-9]+$ ]] && (( $2 >= $3 && $2 <= $4 )) || die "$1 must be $3..$4"; }
+num BENCH_USERS "$N_USERS" 3 2000
+num BENCH_SESSIONS "$N_SESS" 1 200000
+num BENCH_RUN_SECONDS "$RUN_S" 1 120
+num BENCH_REPS "$N_REPS" 1 20
+num BENCH_NOOPS "$N_NOOPS" 0 100000
+num BENCH_NOOP_ROUNDS "$N_NOOP_ROUNDS" 1 20
+num BENCH_NOOP_GAP_US "$NOOP_GAP_US" 0 100000
+num BENCH_MF_WORKERS "$MF_WORKERS" 0 64
+num BENCH_NGINX_WORKERS "$NGINX_WORKERS" 1 64
+[[ -z $NOOP_PIN ]] || num BENCH_NOOP_PIN "$NOOP_PIN" 0 $(( $(nproc) - 1 ))
+for r in $ROWS; do case $r in direct|mf|nginx) ;; *) die "unknown row $r (direct mf nginx)" ;; esac; done
 case $DOVECOT_MODE in lab|fast) ;; *) die "BENCH_DOVECOT must be lab or fast" ;; esac
-for c in $CONCS; do [[ $c =~ ^[0-9]+$ ]] && (( c >= 1 && c <= 1000 )) || die "bad concurrency $c"; done
+for c in $CONCS; do num "concurrency in BENCH_CONCS" "$c" 1 1000; done
 if [[ ! -x $MFD || ! -x $MFCLI ]]; then
     log "building mailferryd and mailferry"
     make -C "$ROOT" --no-print-directory -j2 all >&2 || die "mailferry does not build"
