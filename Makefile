@@ -3,6 +3,7 @@
 #   make test       install Debian deps, build, unit tests (plain + ASan/UBSan), lab e2e tests
 #   make demo       install Debian deps, build, show interception on the lab network
 #   make bench      relay benchmark against HAProxy and plain forwarding (bench/relay)
+#   make bench-login IMAP login sessions: direct vs mailferryd vs nginx mail (bench/login)
 #   make deps       install the Debian packages needed to build and test
 #   V=1             show full commands
 
@@ -57,7 +58,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix swaks fetchmail \
 	haproxy iperf3 nginx-light libnginx-mod-stream libnginx-mod-mail isync tcpdump groff-base systemd
 
-.PHONY: install all deps test check unit unit-asan asan-daemon e2e fuzz fuzz-run demo bench clean
+.PHONY: install all deps test check unit unit-asan asan-daemon e2e fuzz fuzz-run demo bench bench-login clean
 
 all: $(BUILD)/mailferryd $(BUILD)/mailferry
 
@@ -155,6 +156,9 @@ install: all
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 		packaging/mailferryd.service.in >$(DESTDIR)$(UNITDIR)/mailferryd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/mailferryd.service
+bench-login: deps
+	$(Q)$(MAKE) --no-print-directory all
+	bench/login/run.sh
 
 clean:
 	rm -rf $(BUILD)
