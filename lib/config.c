@@ -527,8 +527,8 @@ static int check(struct mf_config *cfg, const char *where, char *err, size_t err
 		return mf_err(err, errlen, "%s: listen4 and listen6 are both off", where);
 	/* Policy routing matches fwmark exactly: a gate mark equal to it
 	 * would deliver passed-through SYNs to the local listener. */
-	if (cfg->fwmark == cfg->gate_mark || cfg->fwmark == cfg->gate_mark + 1)
-		return mf_err(err, errlen, "%s: gate_mark 0x%x (and +1) must differ "
+	if (cfg->fwmark - cfg->gate_mark <= 2)
+		return mf_err(err, errlen, "%s: gate_mark 0x%x (and +1, +2) must differ "
 			      "from fwmark 0x%x", where, cfg->gate_mark, cfg->fwmark);
 	if (cfg->n_ports == 0)
 		return mf_err(err, errlen, "%s: [intercept] ports is empty", where);

@@ -5,6 +5,7 @@
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -13,8 +14,11 @@
 /* Descriptions for error messages: a rule failing hints at its module. */
 static const char *const rule_what[NFT_RULES] = {
 	"adding rule 1 (socket transparent: nft_socket)",
-	"adding rule 2 (tproxy ip: nft_tproxy)",
-	"adding rule 3 (tproxy ip6: nft_tproxy)",
+	"adding rule 2 (observe: pass mark, ct mark)",
+	"adding rule 3 (tproxy ip: nft_tproxy, ct mark)",
+	"adding rule 4 (tproxy ip6: nft_tproxy, ct mark)",
+	"adding rule 5 (direct flows ip: ct state, ct mark)",
+	"adding rule 6 (direct flows ip6: ct state, ct mark)",
 };
 
 /* meta l4proto tcp, then mark the packet and accept: shared by all rules. */
@@ -54,6 +58,34 @@ static void rule_socket(struct nft_rule_builder *rb, const struct mf_config *cfg
 	rule_mark_accept(rb, cfg);
 }
 
+/* The mark of flows that go to the source directly: gate_mark + 2 as the
+ * packet mark the SYN gate gives a SYN it lets through untouched (observe
+ * mode), and as the conntrack mark of every flow that reached a source
+ * directly, so that the tproxy rules leave all its packets alone. */
+static uint32_t pass_mark(const struct mf_config *cfg)
+{
+	return cfg->gate_mark + 2;
+}
+
+static void ct_mark_set_pass(struct nft_rule_builder *rb, const struct mf_config *cfg)
+{
+	uint32_t mark = pass_mark(cfg);
+
+	nft_expr_imm_data(rb, &mark, sizeof(mark));
+	nft_expr_ct_set(rb, NFT_CT_MARK);
+}
+
+/* meta mark PASS ct mark set PASS accept */
+static void rule_pass(struct nft_rule_builder *rb, const struct mf_config *cfg)
+{
+	uint32_t mark = pass_mark(cfg);
+
+	nft_expr_meta_load(rb, NFT_META_MARK);
+	nft_expr_cmp_eq(rb, &mark, sizeof(mark));
+	ct_mark_set_pass(rb, cfg);
+	nft_expr_verdict(rb, NF_ACCEPT);
+}
+
 struct tproxy_family {
 	uint8_t nfproto;
 	uint32_t saddr_off, daddr_off, addr_len; /* in the network header */
@@ -66,14 +98,20 @@ static const struct tproxy_family tproxy_families[2] = {
 };
 
 /* meta l4proto tcp ip daddr @sources4 ip saddr @clients4 tcp dport @ports
- *     tproxy ip to :PORT meta mark set FWMARK accept   (and the ip6 twin)
- * In an inet table an ip header field is only meaningful after checking
- * the packet's family, as nft itself does (meta nfproto). */
+ *     ct mark != PASS tproxy ip to :PORT meta mark set FWMARK accept
+ * (and the ip6 twin). In an inet table an ip header field is only
+ * meaningful after checking the packet's family, as nft itself does (meta
+ * nfproto). A flow that went to the source directly (ct mark PASS) is not
+ * diverted when its subnet is switched on: its next packet would meet a
+ * listener that never saw its handshake (a reset). "ct state new" would
+ * not do: the handshake's last ACK is no longer new, and the socket rule
+ * cannot take it (a request socket has no wildcard answer). */
 static void rule_tproxy(struct nft_rule_builder *rb, const struct mf_config *cfg,
 			const struct tproxy_family *f)
 {
 	uint8_t nfproto = f->nfproto;
 	uint16_t port = htons(cfg->listen_port);
+	uint32_t pass = pass_mark(cfg);
 
 	rule_tcp(rb);
 	nft_expr_meta_load(rb, NFT_META_NFPROTO);
@@ -86,9 +124,34 @@ static void rule_tproxy(struct nft_rule_builder *rb, const struct mf_config *cfg
 	nft_expr_lookup(rb, nft_sets[f->clients].name, nft_set_id(f->clients));
 	nft_expr_payload_load(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
 	nft_expr_lookup(rb, nft_sets[NFT_SET_PORTS].name, nft_set_id(NFT_SET_PORTS));
+	nft_expr_ct_load(rb, NFT_CT_MARK);
+	nft_expr_cmp_neq(rb, &pass, sizeof(pass));
 	nft_expr_imm_data(rb, &port, sizeof(port));
 	nft_expr_tproxy(rb, f->nfproto);
 	rule_mark_accept(rb, cfg);
+}
+
+/* meta l4proto tcp ip daddr @sources4 tcp dport @ports ct state new
+ *     ct mark set PASS   (and the ip6 twin)
+ * A new flow to a source's mail port that no rule above took goes there
+ * directly (its subnet is not intercepted, or nothing listens). */
+static void rule_direct(struct nft_rule_builder *rb, const struct mf_config *cfg,
+			const struct tproxy_family *f)
+{
+	uint8_t nfproto = f->nfproto;
+	uint32_t ct_new = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
+
+	rule_tcp(rb);
+	nft_expr_meta_load(rb, NFT_META_NFPROTO);
+	nft_expr_cmp_eq(rb, &nfproto, sizeof(nfproto));
+	nft_expr_payload_load(rb, NFT_PAYLOAD_NETWORK_HEADER, f->daddr_off, f->addr_len);
+	nft_expr_lookup(rb, nft_sets[f->sources].name, nft_set_id(f->sources));
+	nft_expr_payload_load(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+	nft_expr_lookup(rb, nft_sets[NFT_SET_PORTS].name, nft_set_id(NFT_SET_PORTS));
+	nft_expr_ct_load(rb, NFT_CT_STATE);
+	nft_expr_bitwise(rb, &ct_new, &zero, sizeof(ct_new));
+	nft_expr_cmp_neq(rb, &zero, sizeof(zero));
+	ct_mark_set_pass(rb, cfg);
 }
 
 int nft_chain_rules(const struct mf_config *cfg,
@@ -109,8 +172,12 @@ int nft_chain_rules(const struct mf_config *cfg,
 		nftnl_rule_set_u32(rb.rule, NFTNL_RULE_FAMILY, NFPROTO_INET);
 		if (i == 0)
 			rule_socket(&rb, cfg);
+		else if (i == 1)
+			rule_pass(&rb, cfg);
+		else if (i < 4)
+			rule_tproxy(&rb, cfg, &tproxy_families[i - 2]);
 		else
-			rule_tproxy(&rb, cfg, &tproxy_families[i - 1]);
+			rule_direct(&rb, cfg, &tproxy_families[i - 4]);
 		if (rb.failed)
 			goto fail;
 	}

@@ -17,7 +17,7 @@
 #include <stddef.h>
 
 #define NFT_CHAIN "prerouting"
-#define NFT_RULES 3
+#define NFT_RULES 6
 /* NF_IP_PRI_MANGLE: after conntrack (-200), so flows are known. Spelled
  * out because linux/netfilter_ipv4.h clashes with netinet/in.h. */
 #define NFT_PRIO_MANGLE (-150)

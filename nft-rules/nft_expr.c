@@ -64,16 +64,37 @@ void nft_expr_payload_load(struct nft_rule_builder *rb, uint32_t base,
 	nftnl_rule_add_expr(rb->rule, e);
 }
 
-void nft_expr_cmp_eq(struct nft_rule_builder *rb, const void *data,
-		     uint32_t len)
+static void cmp(struct nft_rule_builder *rb, uint32_t op, const void *data, uint32_t len)
 {
 	struct nftnl_expr *e = expr_new(rb, "cmp");
 
 	if (e == NULL)
 		return;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
 	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	nftnl_rule_add_expr(rb->rule, e);
+}
+
+void nft_expr_cmp_eq(struct nft_rule_builder *rb, const void *data,
+		     uint32_t len)
+{
+	cmp(rb, NFT_CMP_EQ, data, len);
+}
+
+void nft_expr_cmp_neq(struct nft_rule_builder *rb, const void *data, uint32_t len)
+{
+	cmp(rb, NFT_CMP_NEQ, data, len);
+}
+
+void nft_expr_ct_load(struct nft_rule_builder *rb, uint32_t key)
+{
+	struct nftnl_expr *e = expr_new(rb, "ct");
+
+	if (e == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
 	nftnl_rule_add_expr(rb->rule, e);
 }
 
@@ -157,5 +178,16 @@ void nft_expr_verdict(struct nft_rule_builder *rb, int verdict)
 		return;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+	nftnl_rule_add_expr(rb->rule, e);
+}
+
+void nft_expr_ct_set(struct nft_rule_builder *rb, uint32_t key)
+{
+	struct nftnl_expr *e = expr_new(rb, "ct");
+
+	if (e == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
 	nftnl_rule_add_expr(rb->rule, e);
 }

@@ -26,6 +26,11 @@ void nft_expr_socket_load(struct nft_rule_builder *rb, uint32_t key);
 void nft_expr_payload_load(struct nft_rule_builder *rb, uint32_t base,
 			   uint32_t offset, uint32_t len);
 /* Stop unless reg 1 equals the len bytes of data. */
+/* ct KEY into register 1, and ct KEY set from register 1. */
+void nft_expr_ct_load(struct nft_rule_builder *rb, uint32_t key);
+void nft_expr_ct_set(struct nft_rule_builder *rb, uint32_t key);
+/* register 1 != data */
+void nft_expr_cmp_neq(struct nft_rule_builder *rb, const void *data, uint32_t len);
 void nft_expr_cmp_eq(struct nft_rule_builder *rb, const void *data,
 		     uint32_t len);
 /* Stop unless reg 1 is in the named set; set_id names it within the

@@ -189,6 +189,31 @@ def test_toggle_subnet_mid_session_keeps_established(lab, gw):
     assert c["end"] == "eof"
 
 
+def test_subnet_enabled_mid_session_keeps_direct_flows(lab, gw):
+    """The other way round: a flow that reached the source directly while
+    its subnet was off keeps going there when the subnet is switched on
+    (only new flows are diverted), and is not reset by the listener."""
+    gw.cli("subnet", "del", lab.env["CLIENT_NET4"])
+    try:
+        before = len(gw.conns())
+        direct = Interactive(lab, lab.env["OLD4"], ECHO)
+        assert direct.roundtrip("direct-1") == "direct-1"
+    finally:
+        gw.cli("subnet", "add", lab.env["CLIENT_NET4"])
+    try:
+        assert direct.roundtrip("direct-2") == "direct-2"
+        new = Interactive(lab, lab.env["OLD4"], ECHO)
+        assert new.roundtrip("intercepted") == "intercepted"
+        new.close()
+        assert direct.roundtrip("direct-3") == "direct-3"
+    finally:
+        direct.close()
+    assert direct.p.returncode == 0
+    gw.wait_conn(lambda c: int(c["c2s"]) == len("intercepted\n"))
+    time.sleep(0.3)
+    assert len(gw.conns()) == before + 1
+
+
 def test_one_gib_each_way_byte_exact_with_half_close(lab, gw):
     r = lab.run("client", ["/usr/bin/python3", os.path.join(TOOLS, "bulkcli.py"),
                            lab.env["OLD4"], str(BULK), str(GIB)],

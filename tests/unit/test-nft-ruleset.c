@@ -29,6 +29,9 @@ static const char *const nft_says[NFT_RULES] = {
 	"[ immediate reg 1 0x00004d46 ] [ meta set mark with reg 1 ] "
 	"[ immediate reg 0 accept ]",
 
+	"[ meta load mark => reg 1 ] [ cmp eq reg 1 0x4d470002 ] "
+	"[ immediate reg 1 0x4d470002 ] [ ct set mark with reg 1 ] [ immediate reg 0 accept ]",
+
 	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] "
 	"[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x00000002 ] "
 	"[ payload load 4b @ network header + 16 => reg 1 ] "
@@ -36,7 +39,8 @@ static const char *const nft_says[NFT_RULES] = {
 	"[ payload load 4b @ network header + 12 => reg 1 ] "
 	"[ lookup reg 1 set clients4 0x0 ] "
 	"[ payload load 2b @ transport header + 2 => reg 1 ] "
-	"[ lookup reg 1 set ports 0x0 ] [ immediate reg 1 0x00009f27 ] "
+	"[ lookup reg 1 set ports 0x0 ] "
+	"[ ct load mark => reg 1 ] [ cmp neq reg 1 0x4d470002 ] [ immediate reg 1 0x00009f27 ] "
 	"[ tproxy ip port reg 1 ] [ immediate reg 1 0x00004d46 ] "
 	"[ meta set mark with reg 1 ] [ immediate reg 0 accept ]",
 
@@ -47,9 +51,28 @@ static const char *const nft_says[NFT_RULES] = {
 	"[ payload load 16b @ network header + 8 => reg 1 ] "
 	"[ lookup reg 1 set clients6 0x0 ] "
 	"[ payload load 2b @ transport header + 2 => reg 1 ] "
-	"[ lookup reg 1 set ports 0x0 ] [ immediate reg 1 0x00009f27 ] "
+	"[ lookup reg 1 set ports 0x0 ] "
+	"[ ct load mark => reg 1 ] [ cmp neq reg 1 0x4d470002 ] [ immediate reg 1 0x00009f27 ] "
 	"[ tproxy ip6 port reg 1 ] [ immediate reg 1 0x00004d46 ] "
 	"[ meta set mark with reg 1 ] [ immediate reg 0 accept ]",
+
+	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] "
+	"[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x00000002 ] "
+	"[ payload load 4b @ network header + 16 => reg 1 ] "
+	"[ lookup reg 1 set sources4 0x0 ] "
+	"[ payload load 2b @ transport header + 2 => reg 1 ] "
+	"[ lookup reg 1 set ports 0x0 ] "
+	"[ ct load state => reg 1 ] [ bitwise reg 1 = ( reg 1 & 0x00000008 ) ^ 0x00000000 ] "
+	"[ cmp neq reg 1 0x00000000 ] [ immediate reg 1 0x4d470002 ] [ ct set mark with reg 1 ]",
+
+	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] "
+	"[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x0000000a ] "
+	"[ payload load 16b @ network header + 24 => reg 1 ] "
+	"[ lookup reg 1 set sources6 0x0 ] "
+	"[ payload load 2b @ transport header + 2 => reg 1 ] "
+	"[ lookup reg 1 set ports 0x0 ] "
+	"[ ct load state => reg 1 ] [ bitwise reg 1 = ( reg 1 & 0x00000008 ) ^ 0x00000000 ] "
+	"[ cmp neq reg 1 0x00000000 ] [ immediate reg 1 0x4d470002 ] [ ct set mark with reg 1 ]",
 };
 
 static const struct nft_gate_opts open_gate = { .native_queue = false, .closed = false };
@@ -160,11 +183,18 @@ static void rules_follow_the_config(void **state)
 	load(&cfg, "[gateway]\nlisten_port = 993\n[intercept]\nfwmark = 0x1\n");
 	rules_text(&cfg, text);
 	/* 993 = 0x03e1, in network order in the register. */
-	assert_non_null(strstr(text[1], "[ immediate reg 1 0x0000e103 ] [ tproxy ip port"));
-	assert_non_null(strstr(text[2], "[ immediate reg 1 0x0000e103 ] [ tproxy ip6 port"));
-	for (int i = 0; i < NFT_RULES; i++)
-		assert_non_null(strstr(text[i], "[ immediate reg 1 0x00000001 ] "
-					      "[ meta set mark with reg 1 ]"));
+	assert_non_null(strstr(text[2], "[ immediate reg 1 0x0000e103 ] [ tproxy ip port"));
+	assert_non_null(strstr(text[3], "[ immediate reg 1 0x0000e103 ] [ tproxy ip6 port"));
+	for (int i = 0; i < 4; i++)
+		if (i != 1) /* the pass rule sets the ct mark, not the packet's */
+			assert_non_null(strstr(text[i], "[ immediate reg 1 0x00000001 ] "
+						      "[ meta set mark with reg 1 ]"));
+	/* the pass mark follows gate_mark */
+	load(&cfg, "[intercept]\ngate_mark = 0x100\n");
+	rules_text(&cfg, text);
+	assert_string_equal(text[1], "[ meta load mark => reg 1 ] [ cmp eq reg 1 0x00000102 ] "
+				     "[ immediate reg 1 0x00000102 ] [ ct set mark with reg 1 ] "
+				     "[ immediate reg 0 accept ]");
 }
 
 static void rule_text_too_long_is_an_error(void **state)
@@ -283,8 +313,8 @@ static void build_counts_messages(void **state)
 	assert_int_equal(nft_ruleset_build(&b, &cfg, &open_gate, err, sizeof(err)), MF_OK);
 	/* create+delete old, table, 6 sets, ports only (no sources or
 	 * clients by default: empty element lists are not sent), chain,
-	 * 3 rules, gate chain, 4 rules. */
-	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 1 + 1 + 3 + 1 + 4);
+	 * 6 rules, gate chain, 4 rules. */
+	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 1 + 1 + 6 + 1 + 4);
 	assert_false(b.overflow);
 	nft_batch_free(&b);
 
@@ -292,12 +322,12 @@ static void build_counts_messages(void **state)
 		   "clients = 198.18.1.0/24, 2001:db8:1::/64\n");
 	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
 	assert_int_equal(nft_ruleset_build(&b, &cfg, &open_gate, err, sizeof(err)), MF_OK);
-	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 5 + 1 + 3 + 1 + 4);
+	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 5 + 1 + 6 + 1 + 4);
 	nft_batch_free(&b);
 	/* Installed closed: one more message, tcp into fail_closed. */
 	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
 	assert_int_equal(nft_ruleset_build(&b, &cfg, &closed_gate, err, sizeof(err)), MF_OK);
-	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 5 + 1 + 1 + 3 + 1 + 4);
+	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 5 + 1 + 1 + 6 + 1 + 4);
 	nft_batch_free(&b);
 }
 

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "mf.h"
+#include "nft_chain.h"
 #include "nft_probe.h"
 #include "nft_set.h"
 #include "nl_sock.h"
@@ -137,7 +138,7 @@ static void install_status_remove(void **state)
 		status(&cfg, &st);
 		assert_int_equal(st.state, MF_RULES_INSTALLED);
 		assert_true(st.table && st.sets_ok && st.chain_ok && st.rules_match);
-		assert_int_equal(st.n_rules, 3);
+		assert_int_equal(st.n_rules, NFT_RULES);
 		assert_true(st.gate_ok && st.queue_ok);
 		assert_false(st.fail_closed);
 		assert_int_equal(st.n_sources, 2);
