@@ -36,9 +36,13 @@ static enum step next(struct smtp_data_scan *d, uint8_t c)
 			break;
 		case DS_DOT_CRLF:
 		case DS_DOT_LF:
-		case DS_DOT_LF_CR:
 			r = STEP_AMBIGUOUS;
 			to = DS_BOL_LF;
+			break;
+		case DS_DOT_LF_CR:
+			/* a CRLF: the next line may be the real end */
+			r = STEP_AMBIGUOUS;
+			to = DS_BOL_CRLF;
 			break;
 		default:
 			to = DS_BOL_LF;

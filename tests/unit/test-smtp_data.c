@@ -114,6 +114,11 @@ static void test_resume(void **state)
 	assert_int_equal(d.octets, off);
 	smtp_data_init(&d);
 	assert_false(d.ambiguous);
+	/* "\n.\r\n" ends its line with CRLF: ".\r\n" right after is the end */
+	assert_int_equal(smtp_data_scan(&d, (const uint8_t *)"a\n.\r\n.\r\n", 8, &used), MF_ERROR);
+	assert_int_equal(used, 5);
+	assert_int_equal(smtp_data_scan(&d, (const uint8_t *)".\r\n", 3, &used), MF_OK);
+	assert_int_equal(d.octets, 8);
 }
 
 /* Every split point of a message gives the same end. */
