@@ -34,6 +34,11 @@ struct worker_tunables {
 	unsigned int n_imap_ports;
 	uint16_t pop3_ports[MF_MAX_PORTS];
 	unsigned int n_pop3_ports;
+	uint16_t smtp_ports[MF_MAX_PORTS];
+	unsigned int n_smtp_ports;
+	uint16_t submission_ports[MF_MAX_PORTS];
+	unsigned int n_submission_ports;
+	bool smtp_xclient;
 	unsigned int preauth_timeout_ms;
 	unsigned int preauth_max_errors;
 	unsigned int preauth_per_client; /* per worker, see addr_count.h */

@@ -16,7 +16,7 @@ struct parse_ctx {
 	/* List keys replace the defaults on first mention, then append
 	 * (a key may be repeated). */
 	bool seen_sources, seen_ports, seen_clients, seen_imap_ports, seen_pop3_ports,
-	     seen_dest;
+	     seen_smtp_ports, seen_submission_ports, seen_dest;
 };
 
 static int parse_uint(const char *v, unsigned long min, unsigned long max,
@@ -118,6 +118,16 @@ static int add_imap_port(struct parse_ctx *ctx, const char *item)
 static int add_pop3_port(struct parse_ctx *ctx, const char *item)
 {
 	return add_port_to(ctx->cfg->pop3_ports, &ctx->cfg->n_pop3_ports, item);
+}
+
+static int add_smtp_port(struct parse_ctx *ctx, const char *item)
+{
+	return add_port_to(ctx->cfg->smtp_ports, &ctx->cfg->n_smtp_ports, item);
+}
+
+static int add_submission_port(struct parse_ctx *ctx, const char *item)
+{
+	return add_port_to(ctx->cfg->submission_ports, &ctx->cfg->n_submission_ports, item);
 }
 
 /* One address per family: a second of the same family is an error. */
@@ -228,6 +238,22 @@ static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
 		if (!strcasecmp(v, "none"))
 			return MF_OK;
 		return for_each_item(v, add_pop3_port, ctx);
+	} else if (!strcmp(k, "smtp_ports")) {
+		if (!ctx->seen_smtp_ports)
+			c->n_smtp_ports = 0;
+		ctx->seen_smtp_ports = true;
+		if (!strcasecmp(v, "none"))
+			return MF_OK;
+		return for_each_item(v, add_smtp_port, ctx);
+	} else if (!strcmp(k, "submission_ports")) {
+		if (!ctx->seen_submission_ports)
+			c->n_submission_ports = 0;
+		ctx->seen_submission_ports = true;
+		if (!strcasecmp(v, "none"))
+			return MF_OK;
+		return for_each_item(v, add_submission_port, ctx);
+	} else if (!strcmp(k, "smtp_xclient")) {
+		return parse_bool(v, &c->smtp_xclient);
 	} else if (!strcmp(k, "preauth_timeout")) {
 		if (parse_uint(v, 100, 3600000, &x))
 			return MF_ERROR;
@@ -381,6 +407,9 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->n_imap_ports = 1;
 	cfg->pop3_ports[0] = 110;
 	cfg->n_pop3_ports = 1;
+	cfg->smtp_ports[0] = 25;
+	cfg->n_smtp_ports = 1;
+	cfg->n_submission_ports = 0; /* until backend TLS: see the example config */
 	cfg->preauth_timeout_ms = 60000;
 	cfg->preauth_max_errors = 10;
 	cfg->preauth_per_client = 20;
@@ -394,18 +423,47 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->ledger_domain_equivalence = true;
 }
 
+/* A port served by two front ends: the first list it is in (the second in
+ * *other_r), or NULL. */
+static const char *port_twice(const struct mf_config *cfg, uint16_t *port_r,
+			      const char **other_r)
+{
+	const struct {
+		const char *name;
+		const uint16_t *ports;
+		unsigned int n;
+	} lists[] = {
+		{ "imap_ports", cfg->imap_ports, cfg->n_imap_ports },
+		{ "pop3_ports", cfg->pop3_ports, cfg->n_pop3_ports },
+		{ "smtp_ports", cfg->smtp_ports, cfg->n_smtp_ports },
+		{ "submission_ports", cfg->submission_ports, cfg->n_submission_ports },
+	};
+
+	for (size_t a = 0; a < MF_ARRAY_LEN(lists); a++)
+		for (size_t b = a + 1; b < MF_ARRAY_LEN(lists); b++)
+			for (unsigned int i = 0; i < lists[a].n; i++)
+				for (unsigned int j = 0; j < lists[b].n; j++)
+					if (lists[a].ports[i] == lists[b].ports[j]) {
+						*port_r = lists[a].ports[i];
+						*other_r = lists[b].name;
+						return lists[a].name;
+					}
+	return NULL;
+}
+
 static int check(struct mf_config *cfg, const char *where, char *err, size_t errlen)
 {
+	const char *list, *other;
+	uint16_t port;
+
 	if (cfg->listen4.family == 0 && cfg->listen6.family == 0)
 		return mf_err(err, errlen, "%s: listen4 and listen6 are both off", where);
 	if (cfg->n_ports == 0)
 		return mf_err(err, errlen, "%s: [intercept] ports is empty", where);
-	for (unsigned int i = 0; i < cfg->n_pop3_ports; i++)
-		for (unsigned int j = 0; j < cfg->n_imap_ports; j++)
-			if (cfg->pop3_ports[i] == cfg->imap_ports[j])
-				return mf_err(err, errlen,
-					      "%s: port %u is in both imap_ports and pop3_ports",
-					      where, cfg->pop3_ports[i]);
+	list = port_twice(cfg, &port, &other);
+	if (list != NULL)
+		return mf_err(err, errlen, "%s: port %u is in both %s and %s", where, port, list,
+			      other);
 	return MF_OK;
 }
 
