@@ -168,7 +168,7 @@ bool front_io_wait(struct session *s)
 
 /* --- login: route and upstream --------------------------------------------- */
 
-static int ledger_route(struct session *s, const char *name, enum account_route *route_r)
+int front_io_route(struct session *s, const char *name, enum account_route *route_r)
 {
 	struct ledger *l = worker_ledger(s->w);
 	struct account a;
@@ -188,14 +188,23 @@ static int ledger_route(struct session *s, const char *name, enum account_route 
 
 enum front_route_fail front_io_route_connect(struct session *s, const char *name)
 {
-	struct front_io *io = io_of(s);
-	const struct mf_addr *dst;
-	struct io_uring_sqe *sqe;
+	enum account_route route;
 
 	free(s->user);
 	s->user = strdup(name);
-	if (ledger_route(s, name, &io->route) != MF_OK)
+	if (front_io_route(s, name, &route) != MF_OK)
 		return FRF_LEDGER;
+	return front_io_connect(s, route);
+}
+
+enum front_route_fail front_io_connect(struct session *s, enum account_route route)
+{
+	struct front_io *io = io_of(s);
+	const char *who = s->user ? s->user : "-";
+	const struct mf_addr *dst;
+	struct io_uring_sqe *sqe;
+
+	io->route = route;
 	s->route = (int8_t)io->route;
 	io->up_addr = s->orig_dst;
 	if (io->route == AR_UNAVAILABLE)
@@ -204,7 +213,7 @@ enum front_route_fail front_io_route_connect(struct session *s, const char *name
 		dst = s->orig_dst.sa.sa_family == AF_INET ? &s->w->t.dest4 : &s->w->t.dest6;
 		if (dst->family == 0) {
 			mf_log_warn("%s login user=%s: no destination address of this family",
-				    s->fops->name, name);
+				    s->fops->name, who);
 			return FRF_NO_DEST;
 		}
 		if (dst->family == AF_INET)
@@ -215,7 +224,7 @@ enum front_route_fail front_io_route_connect(struct session *s, const char *name
 	s->ufd = upstream_socket(&s->client.sa, &io->up_addr.sa,
 				 (enum mf_upstream_source)s->w->t.upstream_source);
 	if (s->ufd < 0) {
-		mf_log_warn("%s login user=%s: upstream socket: %s", s->fops->name, name,
+		mf_log_warn("%s login user=%s: upstream socket: %s", s->fops->name, who,
 			    strerror(errno));
 		return FRF_SOCKET;
 	}

@@ -124,6 +124,16 @@ bool front_io_wait(struct session *s);
  * to the ops table's on_connect). */
 enum front_route_fail front_io_route_connect(struct session *s, const char *name);
 
+/* The account's route by its ledger state (an account the ledger does not
+ * know is UNSEEN). MF_OK with *route_r, or MF_ERROR (logged) when the
+ * ledger cannot answer. Used alone by the SMTP front end, which routes
+ * recipients, not logins. */
+int front_io_route(struct session *s, const char *name, enum account_route *route_r);
+
+/* Starts the upstream connect for route (as front_io_route_connect() does
+ * after its lookup); s->user, if set, only names the account in logs. */
+enum front_route_fail front_io_connect(struct session *s, enum account_route route);
+
 /* The upstream connect completed: MF_OK with the line reader reset (the
  * caller reads the greeting), or MF_ERROR after iops->up_fail(). */
 int front_io_on_connect(struct session *s, int res);

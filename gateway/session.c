@@ -3,6 +3,7 @@
 #include "daemon.h"
 #include "imap_front.h"
 #include "pop3_front.h"
+#include "smtp_front.h"
 #include "log.h"
 #include "mf.h"
 #include "netaddr.h"
@@ -238,6 +239,10 @@ static const struct front_ops *front_of_port(const struct worker *w, uint16_t po
 		return &imap_front_ops;
 	if (port_in(w->t.pop3_ports, w->t.n_pop3_ports, port))
 		return &pop3_front_ops;
+	if (port_in(w->t.smtp_ports, w->t.n_smtp_ports, port))
+		return &smtp_front_ops;
+	if (port_in(w->t.submission_ports, w->t.n_submission_ports, port))
+		return &submission_front_ops;
 	return NULL;
 }
 

@@ -27,13 +27,14 @@ def daemon_path():
 class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
                  extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), smtp_ports=(),
-                 submission_ports=(), destination=None):
+                 submission_ports=(), destination=None, ledger=None):
         """imap_ports: ports served by the IMAP front end; empty (the
         default here) keeps every port a protocol-blind relay, which is
         what the relay tests measure. pop3_ports: the same for the POP3
         front end (also empty by default). smtp_ports, submission_ports: the
         SMTP front end's MTA and submission ports (empty by default). destination: the new server's
-        addresses (default: the lab's NEW4 and NEW6)."""
+        addresses (default: the lab's NEW4 and NEW6). ledger: extra [ledger]
+        keys (e.g. default_domain)."""
         self.lab = lab
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -58,6 +59,7 @@ class Gateway:
         if destination:
             lines.append("destination = " + ", ".join(destination))
         lines += ["[ledger]", "path = " + self.ledger]
+        lines += [f"{k} = {v}" for k, v in (ledger or {}).items()]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 

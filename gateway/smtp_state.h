@@ -1,0 +1,128 @@
+/* smtp_state.h — the state smtp_front.c (client side: commands, content)
+ * and smtp_backend.c (the conversation with the chosen backend) share.
+ * Private to those two files. */
+#ifndef MF_SMTP_STATE_H
+#define MF_SMTP_STATE_H
+
+#include "account.h"
+#include "front.h"
+#include "front_io.h"
+#include "sasl.h"
+#include "smtp_data.h"
+#include "smtp_parser.h"
+#include "smtp_reply.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SMTP_CMD_COPY (SMTP_LINE_MAX_DEFAULT + 2)
+/* "AUTH PLAIN " + base64 of the largest PLAIN message + CRLF. */
+#define SMTP_UCMD_MAX 1200
+
+/* What the client side is doing with the bytes it receives. */
+enum smtp_cstate {
+	CS_CMD = 0,  /* commands */
+	CS_DATA,     /* message content relayed to the backend */
+	CS_DISCARD,  /* message content dropped up to its end */
+	CS_SKIP,     /* the octets of a refused BDAT dropped */
+};
+
+/* The step of the backend conversation; UP_IDLE waits for the client. */
+enum smtp_ustate {
+	UP_NONE = 0,  /* no backend connection */
+	UP_IDLE,
+	UP_GREETING,
+	UP_EHLO,
+	UP_XCLIENT,   /* XCLIENT sent: a new 220, then EHLO again */
+	UP_RSET_QUIET, /* the backend's stale transaction is reset */
+	UP_MAIL,
+	UP_RCPT,
+	UP_DATA,      /* DATA sent, waiting for 354 */
+	UP_CONTENT,   /* content being sent */
+	UP_DATA_END,  /* content sent, waiting for the final reply */
+	UP_RSET,      /* the client's RSET */
+	UP_AUTH,      /* submission: AUTH PLAIN sent */
+	UP_QUIT_SWITCH, /* QUIT before connecting another backend */
+	UP_QUIT_CLOSE,  /* QUIT before closing the session */
+};
+
+struct smtp_front {
+	struct front_io io;           /* first: s->front points at both */
+	struct smtp_parser parser;
+	struct smtp_reply_parser rp;  /* backend replies, line by line */
+	struct smtp_data_scan data;
+	struct smtp_ehlo ehlo;        /* what the connected backend offers */
+	bool submission;
+	uint8_t cstate;               /* enum smtp_cstate */
+	uint8_t ustate;               /* enum smtp_ustate */
+	uint8_t auth_pending;         /* enum auth_wait */
+	bool esmtp;                   /* the client said EHLO (not HELO) */
+	bool xclient_done;
+	bool up_mail;                 /* the backend accepted this transaction's MAIL */
+	bool up_dirty;                /* the backend may hold a stale transaction */
+	int8_t up_route;              /* enum account_route of the connection, -1 */
+	int8_t txn_route;             /* of the transaction, -1 before its first RCPT */
+	int8_t next_route;            /* to connect after UP_QUIT_SWITCH */
+
+	char helo[SMTP_DOMAIN_MAX + 3]; /* the client's EHLO/HELO argument, "" none */
+	char mail_cmd[SMTP_CMD_COPY];   /* MAIL FROM as the client sent it */
+	size_t mail_len;
+	char rcpt_cmd[SMTP_CMD_COPY];   /* the RCPT being replayed */
+	size_t rcpt_len;
+	unsigned int rcpts_ok, rcpts_refused;
+	uint64_t skip_left;             /* CS_SKIP */
+	size_t data_end;                /* CS_DATA: rbuf index the send reaches */
+	bool data_last;                 /* ... and the message ends there */
+
+	/* Transactions of the session, for its log line. */
+	unsigned int txns, txns_ok;
+
+	/* Submission credentials until AUTH PLAIN is sent, then wiped. */
+	struct sasl_plain plain;
+	char luser[SASL_FIELD_MAX + 1];
+	size_t luser_len;
+
+	char ucmd[SMTP_UCMD_MAX];       /* the command being sent upstream */
+	size_t ucmd_len, ucmd_off;
+	uint8_t rline[SMTP_REPLY_LINE_MAX_DEFAULT]; /* one backend line, re-framed */
+};
+
+/* --- smtp_front.c ---------------------------------------------------------- */
+
+/* Parses and answers client bytes (front_io_ops.run). */
+void smtp_run(struct session *s);
+
+/* The transaction is over (final reply relayed, RSET, refused content):
+ * forget its envelope. */
+void smtp_txn_reset(struct smtp_front *f);
+
+/* The session's counters and the transaction's, logged at its end. */
+void smtp_log_txn(struct session *s, unsigned int code, uint64_t size);
+
+/* --- smtp_backend.c -------------------------------------------------------- */
+
+/* A recipient routed to route: reuse, replace or open the backend
+ * connection and send RCPT (with EHLO, MAIL, ... first as needed). The
+ * reply comes back through smtp_up_line(). */
+void smtp_up_rcpt(struct session *s, enum account_route route);
+
+/* Sends a command line (with CRLF) to the connected backend and reads its
+ * reply in state st. */
+void smtp_up_send(struct session *s, enum smtp_ustate st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Sends rbuf[rpos, data_end) of message content to the backend. */
+void smtp_up_content(struct session *s);
+
+/* Drops the backend connection (no QUIT: used when its state is unknown). */
+void smtp_up_drop(struct session *s);
+
+
+/* front_io_ops hooks. */
+bool smtp_up_line(struct session *s);
+void smtp_up_fail(struct session *s, const char *why);
+void smtp_up_sent(struct session *s, size_t n);
+void smtp_on_connect(struct session *s, int res);
+
+#endif
