@@ -481,25 +481,28 @@ static bool command(struct session *s, struct smtp_cmd *c)
 static void parse_error(struct session *s, struct smtp_cmd *c)
 {
 	struct smtp_front *f = s->front;
-	const char *why = smtp_parse_error_str(c->error);
+	enum smtp_parse_error e = c->error;
+	bool resync = c->resync;
+	const char *why = smtp_parse_error_str(e);
 	char line[160];
 
 	f->auth_pending = AW_NONE;
 	wipe_creds(f);
-	/* A malformed line may still hold a secret: it was consumed, wipe. */
+	/* A malformed line may still hold a secret: it was consumed, wipe
+	 * (this zeroes *c too). */
 	if (c->raw != NULL)
 		smtp_cmd_wipe(c);
-	if (c->error == SMTP_PERR_LINE_TOO_LONG) {
+	if (e == SMTP_PERR_LINE_TOO_LONG) {
 		front_io_reply(s, "500 5.5.6 Error: line too long\r\n");
 		front_io_close_after_reply(s, SE_PROTOCOL);
 		return;
 	}
-	if (!c->resync) {
+	if (!resync) {
 		front_io_reply(s, "500 5.5.2 Error: %s\r\n", why);
 		front_io_close_after_reply(s, SE_PROTOCOL);
 		return;
 	}
-	switch (c->error) {
+	switch (e) {
 	case SMTP_PERR_PATH_SYNTAX:
 	case SMTP_PERR_PATH_TOO_LONG:
 	case SMTP_PERR_LOCAL_TOO_LONG:
