@@ -210,6 +210,26 @@ def test_swaks_unseen_to_old(lab, gw):
     assert len(got) == 1 and b"\n.dot line\n" in got[0]
 
 
+def test_pipelined_commands_answered_in_order(lab, gw):
+    gw.cli("accounts", "set-state", "bob@" + DOMAIN, "MIGRATED")
+    t = token()
+    out = raw(lab, r"""
+s.sendall(b'EHLO mta.example.net\r\n'); reply()
+s.sendall(b'MAIL FROM:<a@example.net> BODY=8BITMIME\r\nRCPT TO:<bob@lab.test>\r\n'
+          b'RCPT TO:<alice@lab.test>\r\nDATA\r\n')
+for i in range(4):
+    reply()
+s.sendall(b'Subject: ' + P["t"].encode() + b'\r\n\r\n8bit \xc3\xa9\r\n.\r\nNOOP\r\nQUIT\r\n')
+reply(); reply(); reply()
+""", t=t)
+    codes = [o[:3] for o in out]
+    assert codes == ["220", "250", "250", "250", "451", "354", "250", "250", "221"], out
+    got = wait_stored(lab, "new", "bob", t)
+    assert len(got) == 1
+    assert b"8bit \xc3\xa9\n" in got[0]
+    assert stored(lab, "old", "alice", t) == []
+
+
 # --- submission (587) -------------------------------------------------------
 #
 # The lab's Postfix demands STARTTLS on 587, and the gateway speaks plaintext

@@ -1,0 +1,87 @@
+"""Issue 3, SMTP front end: backends that cannot be reached, and XCLIENT.
+
+Each test runs its own mailferryd (smtp_ports = 25) on `router`, so these
+live apart from test_smtp_front.py's module-wide gateway."""
+import os
+import time
+import uuid
+
+from mfgateway import running
+
+DOMAIN = "lab.test"
+
+RAW = r"""
+import socket
+s = socket.create_connection((P["host"], 25), timeout=20)
+f = s.makefile('rb')
+out = []
+def reply():
+    lines = []
+    while True:
+        l = f.readline()
+        lines.append(l.decode(errors='replace'))
+        if len(l) < 4 or l[3:4] != b'-':
+            break
+    out.append(''.join(lines))
+assert f.readline().startswith(b'220 ')
+"""
+
+
+def raw(lab, body, **params):
+    return lab.py_json("client", RAW + body + "\nRESULT = out\n", host=lab.OLD4, **params)
+
+
+def test_unreachable_backend_421_then_close(lab, tmp_path):
+    # 198.18.11.9: on the server network, nobody there.
+    with running(lab, str(tmp_path / "gw"), ports=(25,), smtp_ports=(25,),
+                 destination=["198.18.11.9"], ledger={"default_domain": DOMAIN}) as gw:
+        gw.cli("accounts", "set-state", "bob@" + DOMAIN, "MIGRATED")
+        t0 = time.monotonic()
+        out = raw(lab, r"""
+s.sendall(b'EHLO mta.example.net\r\n'); reply()
+s.sendall(b'MAIL FROM:<a@example.net>\r\n'); reply()
+s.sendall(b'RCPT TO:<bob@lab.test>\r\n'); reply()
+out.append(f.read().decode())
+""")
+        assert out[1].startswith("250 "), out
+        assert out[2].startswith("421 4.3.2"), out
+        assert out[3] == ""  # closed
+        assert time.monotonic() - t0 < 10
+        gw.wait_log(r"smtp login user=- up=198\.18\.11\.9:25 failed")
+        # the source is still served
+        out = raw(lab, r"""
+s.sendall(b'EHLO mta.example.net\r\nMAIL FROM:<a@example.net>\r\n'); reply(); reply()
+s.sendall(b'RCPT TO:<alice@lab.test>\r\nQUIT\r\n'); reply(); reply()
+""")
+        assert [o[:3] for o in out] == ["250", "250", "250", "221"], out
+
+
+def test_xclient_names_the_real_client(lab, tmp_path):
+    """upstream_source = gateway: Postfix sees the router's address, and
+    XCLIENT (allowed for the router on old) tells it the client's."""
+    conf = os.path.join(lab.lab_dir, "old", "postfix")
+    lab.run("old", ["postconf", "-c", conf, "-e",
+                    "smtpd_authorized_xclient_hosts = " + lab.env["ROUTER_SERVER4"]], check=True)
+    lab.run("old", ["postfix", "-c", conf, "reload"], check=True, capture_output=True)
+    try:
+        time.sleep(1)
+        with running(lab, str(tmp_path / "gw"), ports=(25,), smtp_ports=(25,),
+                     gateway={"smtp_xclient": "yes", "upstream_source": "gateway"},
+                     ledger={"default_domain": DOMAIN}):
+            t = "t" + uuid.uuid4().hex
+            mark = lab.log_mark("POSTFIX_LOG_OLD")
+            out = raw(lab, r"""
+s.sendall(b'EHLO mta.example.net\r\n'); reply()
+s.sendall(b'MAIL FROM:<a@example.net>\r\n'); reply()
+s.sendall(b'RCPT TO:<alice@lab.test>\r\n'); reply()
+s.sendall(b'DATA\r\n'); reply()
+s.sendall(b'Subject: ' + P["t"].encode() + b'\r\n\r\nxclient\r\n.\r\nQUIT\r\n'); reply(); reply()
+""", t=t)
+            assert [o[:3] for o in out] == ["250", "250", "250", "354", "250", "221"], out
+            log = lab.wait_log("POSTFIX_LOG_OLD", r"client=unknown\[198\.18\.1\.2\]", mark)
+            assert "connect from unknown[%s]" % lab.env["ROUTER_SERVER4"] in \
+                lab.log_since("POSTFIX_LOG_OLD", mark), log
+    finally:
+        lab.run("old", ["postconf", "-c", conf, "-X", "smtpd_authorized_xclient_hosts"],
+                check=True)
+        lab.run("old", ["postfix", "-c", conf, "reload"], check=True, capture_output=True)
