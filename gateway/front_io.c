@@ -201,6 +201,7 @@ enum front_route_fail front_io_connect(struct session *s, enum account_route rou
 {
 	struct front_io *io = io_of(s);
 	const char *who = s->user ? s->user : "-";
+	enum mf_upstream_source src;
 	const struct mf_addr *dst;
 	struct io_uring_sqe *sqe;
 
@@ -221,8 +222,16 @@ enum front_route_fail front_io_connect(struct session *s, enum account_route rou
 		else
 			io->up_addr.in6.sin6_addr = dst->u.v6;
 	}
-	s->ufd = upstream_socket(&s->client.sa, &io->up_addr.sa,
-				 (enum mf_upstream_source)s->w->t.upstream_source);
+	src = (enum mf_upstream_source)s->w->t.upstream_source;
+	/* A later connect of the same session from the client's own port
+	 * could meet the 4-tuple of an earlier one still in TIME_WAIT
+	 * (EADDRNOTAVAIL): keep the client's address, let the kernel pick
+	 * the port. */
+	if (src == MF_UPSTREAM_CLIENT && io->connects > 0)
+		src = MF_UPSTREAM_CLIENT_IP;
+	if (io->connects < UINT8_MAX)
+		io->connects++;
+	s->ufd = upstream_socket(&s->client.sa, &io->up_addr.sa, src);
 	if (s->ufd < 0) {
 		mf_log_warn("%s login user=%s: upstream socket: %s", s->fops->name, who,
 			    strerror(errno));

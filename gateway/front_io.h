@@ -66,6 +66,7 @@ struct front_io {
 	uint8_t after;                  /* enum front_after, once obuf is sent */
 	uint8_t close_why;              /* enum session_end for FA_CLOSE */
 	uint8_t handoff_step;
+	uint8_t connects;               /* upstream connects so far (saturates) */
 	bool handoff_send;              /* USEND carries pipelined client bytes */
 	bool timed_out;
 	enum account_route route;       /* of the login in progress */

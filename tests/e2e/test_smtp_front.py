@@ -336,6 +336,22 @@ RESULT = [r[0], r[1].decode()]
         gw.cli("accounts", "set-state", "carol@" + DOMAIN, "SEEN")
 
 
+def test_submission_wrong_then_right_password_one_session(lab, gw, plain587):
+    """A second login attempt reconnects to the same backend from the
+    same client address (not the same port: that 4-tuple may still be in
+    TIME_WAIT)."""
+    gw.cli("accounts", "set-state", "carol@" + DOMAIN, "SEEN")
+    wrong = base64.b64encode(b"\0carol\0wrong-smtp-pass-789").decode()
+    right = base64.b64encode(b"\0carol\0" + lab.PASS_carol.encode()).decode()
+    out = raw(lab, r"""
+s.sendall(b'EHLO laptop\r\n'); reply()
+s.sendall(b'AUTH PLAIN ' + P["wrong"].encode() + b'\r\n'); reply()
+s.sendall(b'AUTH PLAIN ' + P["right"].encode() + b'\r\n'); reply()
+s.sendall(b'QUIT\r\n'); reply()
+""", port=587, wrong=wrong, right=right)
+    assert [o[:3] for o in out] == ["220", "250", "535", "235", "221"], out
+
+
 # --- hostile input ------------------------------------------------------------
 
 RAW = r"""
