@@ -1,6 +1,7 @@
 /* smtp_front.c — the SMTP front end's client side: greeting, commands,
  * routing of recipients and logins, message content; see smtp_front.h.
- * The backend conversation is smtp_backend.c's, the plumbing front_io.c's. */
+ * AUTH is smtp_auth.c's, the backend conversation smtp_backend.c's, the
+ * plumbing front_io.c's. */
 #include "smtp_front.h"
 #include "smtp_state.h"
 #include "account.h"
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* The parser's buffer contract: auth_line_max is the whole receive buffer. */
 _Static_assert(FRONT_IO_RBUF >= SMTP_LINE_MAX_DEFAULT, "SMTP receive buffer");
@@ -64,8 +64,7 @@ void smtp_log_txn(struct session *s, unsigned int code, uint64_t size)
 		    f->rcpts_ok, f->rcpts_refused, (unsigned long long)size, code);
 }
 
-/* One error answer; beyond preauth_max_errors the session closes. */
-static void err_reply(struct session *s, const char *line)
+void smtp_err_reply(struct session *s, const char *line)
 {
 	struct smtp_front *f = s->front;
 
@@ -77,7 +76,7 @@ static void err_reply(struct session *s, const char *line)
 	front_io_reply(s, "%s\r\n", line);
 }
 
-static void wipe_creds(struct smtp_front *f)
+void smtp_wipe_creds(struct smtp_front *f)
 {
 	sasl_plain_wipe(&f->plain);
 	explicit_bzero(f->luser, sizeof(f->luser));
@@ -92,7 +91,7 @@ static void helo(struct session *s, const struct smtp_cmd *c, bool esmtp)
 	char name[INET6_ADDRSTRLEN + 8];
 
 	if (c->arg_len == 0 || c->arg_len >= sizeof(f->helo)) {
-		err_reply(s, "501 5.5.4 Syntax: EHLO hostname");
+		smtp_err_reply(s, "501 5.5.4 Syntax: EHLO hostname");
 		return;
 	}
 	memcpy(f->helo, c->arg, c->arg_len);
@@ -113,19 +112,19 @@ static void mail(struct session *s, const struct smtp_cmd *c)
 	struct smtp_front *f = s->front;
 
 	if (f->helo[0] == '\0') {
-		err_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		smtp_err_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
 		return;
 	}
 	if (f->submission) {
-		err_reply(s, "530 5.7.0 Authentication required");
+		smtp_err_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
 	if (f->mail_len != 0) {
-		err_reply(s, "503 5.5.1 Error: nested MAIL command");
+		smtp_err_reply(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
 	if (c->raw_len > sizeof(f->mail_cmd)) {
-		err_reply(s, "500 5.5.4 Error: command too long");
+		smtp_err_reply(s, "500 5.5.4 Error: command too long");
 		return;
 	}
 	/* Replayed verbatim, parameters included, once a backend is chosen. */
@@ -164,11 +163,11 @@ static bool rcpt(struct session *s, const struct smtp_cmd *c)
 	enum account_route route = AR_SOURCE;
 
 	if (f->mail_len == 0) {
-		err_reply(s, "503 5.5.1 Error: need MAIL command");
+		smtp_err_reply(s, "503 5.5.1 Error: need MAIL command");
 		return false;
 	}
 	if (c->raw_len > sizeof(f->rcpt_cmd)) {
-		err_reply(s, "500 5.5.4 Error: command too long");
+		smtp_err_reply(s, "500 5.5.4 Error: command too long");
 		return false;
 	}
 	if (rcpt_account(s, &c->path, name, sizeof(name)) &&
@@ -202,11 +201,11 @@ static bool data(struct session *s)
 	struct smtp_front *f = s->front;
 
 	if (f->mail_len == 0) {
-		err_reply(s, "503 5.5.1 Error: need MAIL command");
+		smtp_err_reply(s, "503 5.5.1 Error: need MAIL command");
 		return false;
 	}
 	if (f->rcpts_ok == 0 || s->ufd < 0) {
-		err_reply(s, "554 5.5.1 Error: no valid recipients");
+		smtp_err_reply(s, "554 5.5.1 Error: no valid recipients");
 		return false;
 	}
 	smtp_up_send(s, UP_DATA, "DATA\r\n");
@@ -246,179 +245,7 @@ static bool quit(struct session *s)
  * EHLO state (RFC 3207 §4.2). */
 static void smtp_starttls(struct session *s)
 {
-	err_reply(s, "502 5.5.1 Error: command not implemented");
-}
-
-/* --- submission: AUTH --------------------------------------------------------- */
-
-static bool start_login(struct session *s, const char *user, size_t user_len, const char *pass,
-			size_t pass_len)
-{
-	struct smtp_front *f = s->front;
-	char name[ACCOUNT_NAME_MAX + 1], err[128];
-
-	if (user_len == 0 || user_len > SASL_FIELD_MAX || pass_len == 0 ||
-	    pass_len > SASL_FIELD_MAX ||
-	    account_name_normalise(user, user_len, s->w->t.default_domain,
-				   s->w->t.domain_equivalence, name, sizeof(name), err,
-				   sizeof(err)) != MF_OK) {
-		err_reply(s, "535 5.7.8 Error: authentication failed");
-		goto fail;
-	}
-	/* f->plain carries the credentials until AUTH PLAIN is sent. */
-	if (user != f->plain.authcid) {
-		memmove(f->plain.authcid, user, user_len);
-		f->plain.authcid[user_len] = '\0';
-		f->plain.authcid_len = user_len;
-	}
-	if (pass != f->plain.passwd) {
-		memmove(f->plain.passwd, pass, pass_len);
-		f->plain.passwd[pass_len] = '\0';
-		f->plain.passwd_len = pass_len;
-	}
-	switch (front_io_route_connect(s, name)) {
-	case FRF_OK:
-		f->up_route = s->route;
-		f->ustate = UP_GREETING;
-		return true;
-	case FRF_LEDGER:
-		front_io_reply(s, "454 4.7.0 Temporary authentication failure "
-			       "(account database unavailable)\r\n");
-		break;
-	case FRF_MIGRATING:
-		/* RFC 4954 §6: 454 is the temporary authentication failure a
-		 * client retries; 451 4.2.0 is not among AUTH's replies. */
-		front_io_reply(s, "454 4.7.0 Account is being migrated, try again later\r\n");
-		break;
-	case FRF_NO_DEST:
-	case FRF_SOCKET:
-		front_io_reply(s, "454 4.7.0 Temporary authentication failure, try again later\r\n");
-		break;
-	}
-fail:
-	wipe_creds(f);
-	return false;
-}
-
-static bool auth_plain(struct session *s, const uint8_t *b64, size_t b64_len)
-{
-	struct smtp_front *f = s->front;
-	uint8_t msg[3 * (SASL_FIELD_MAX + 1)];
-	size_t n = 0;
-	int rc;
-
-	rc = sasl_b64_decode((const char *)b64, b64_len, msg, sizeof(msg), &n);
-	if (rc == MF_OK)
-		rc = sasl_plain_parse(msg, n, &f->plain);
-	explicit_bzero(msg, sizeof(msg));
-	if (rc != MF_OK) {
-		err_reply(s, "501 5.5.2 Cannot decode response");
-		return false;
-	}
-	if (f->plain.authzid_len > 0 && strcmp(f->plain.authzid, f->plain.authcid) != 0) {
-		wipe_creds(f);
-		err_reply(s, "535 5.7.8 Error: authorization identity not supported");
-		return false;
-	}
-	return start_login(s, f->plain.authcid, f->plain.authcid_len, f->plain.passwd,
-			   f->plain.passwd_len);
-}
-
-static void auth_challenge(struct session *s, enum auth_wait wait, const char *challenge)
-{
-	struct smtp_front *f = s->front;
-
-	smtp_parser_expect_auth_data(&f->parser);
-	f->auth_pending = (uint8_t)wait;
-	front_io_reply(s, "334 %s\r\n", challenge);
-}
-
-static void auth_login_user(struct session *s, const uint8_t *b64, size_t b64_len)
-{
-	struct smtp_front *f = s->front;
-
-	if (sasl_login_decode((const char *)b64, b64_len, f->luser, &f->luser_len) != MF_OK) {
-		err_reply(s, "501 5.5.2 Cannot decode response");
-		return;
-	}
-	auth_challenge(s, AW_LOGIN_PASS, sasl_login_prompt(SASL_LOGIN_PASS));
-}
-
-static bool auth_login_pass(struct session *s, const uint8_t *b64, size_t b64_len)
-{
-	struct smtp_front *f = s->front;
-	char pass[SASL_FIELD_MAX + 1];
-	size_t pass_len = 0;
-	bool started;
-
-	if (sasl_login_decode((const char *)b64, b64_len, pass, &pass_len) != MF_OK) {
-		wipe_creds(f);
-		err_reply(s, "501 5.5.2 Cannot decode response");
-		return false;
-	}
-	sasl_plain_wipe(&f->plain);
-	started = start_login(s, f->luser, f->luser_len, pass, pass_len);
-	explicit_bzero(pass, sizeof(pass));
-	explicit_bzero(f->luser, sizeof(f->luser));
-	f->luser_len = 0;
-	return started;
-}
-
-static bool is_mech(const struct smtp_cmd *c, const char *mech)
-{
-	return c->arg_len == strlen(mech) && strncasecmp((const char *)c->arg, mech, c->arg_len) == 0;
-}
-
-/* AUTH and its continuation lines; their bytes are wiped before return. */
-static bool auth(struct session *s, struct smtp_cmd *c)
-{
-	struct smtp_front *f = s->front;
-	bool started = false;
-
-	if (c->type == SMTP_CMD_AUTH_DATA || c->type == SMTP_CMD_AUTH_CANCEL) {
-		enum auth_wait wait = (enum auth_wait)f->auth_pending;
-
-		f->auth_pending = AW_NONE;
-		if (c->type == SMTP_CMD_AUTH_CANCEL) {
-			wipe_creds(f);
-			err_reply(s, "501 5.7.0 Authentication aborted");
-		} else if (wait == AW_LOGIN_USER) {
-			auth_login_user(s, c->arg, c->arg_len);
-		} else if (wait == AW_LOGIN_PASS) {
-			started = auth_login_pass(s, c->arg, c->arg_len);
-		} else {
-			started = auth_plain(s, c->arg, c->arg_len);
-		}
-		smtp_cmd_wipe(c);
-		return started;
-	}
-	if (!f->submission) {
-		smtp_cmd_wipe(c);
-		err_reply(s, "503 5.5.1 Error: authentication not enabled");
-		return false;
-	}
-	if (!f->esmtp) {
-		smtp_cmd_wipe(c);
-		err_reply(s, "503 5.5.1 Error: send EHLO first");
-		return false;
-	}
-	if (is_mech(c, "PLAIN")) {
-		if (c->arg2 == NULL)
-			auth_challenge(s, AW_PLAIN, "");
-		else if (c->arg2_len == 1 && c->arg2[0] == '=')
-			started = auth_plain(s, (const uint8_t *)"", 0);
-		else
-			started = auth_plain(s, c->arg2, c->arg2_len);
-	} else if (is_mech(c, "LOGIN")) {
-		if (c->arg2 == NULL)
-			auth_challenge(s, AW_LOGIN_USER, sasl_login_prompt(SASL_LOGIN_USER));
-		else
-			auth_login_user(s, c->arg2, c->arg2_len);
-	} else {
-		err_reply(s, "504 5.5.4 Unrecognized authentication type");
-	}
-	smtp_cmd_wipe(c);
-	return started;
+	smtp_err_reply(s, "502 5.5.1 Error: command not implemented");
 }
 
 /* --- dispatch ---------------------------------------------------------------- */
@@ -446,7 +273,7 @@ static bool command(struct session *s, struct smtp_cmd *c)
 		 * are never taken for commands. */
 		f->skip_left = c->bdat_size;
 		f->cstate = CS_SKIP;
-		err_reply(s, "502 5.5.1 Error: BDAT not available");
+		smtp_err_reply(s, "502 5.5.1 Error: BDAT not available");
 		return false;
 	case SMTP_CMD_RSET:
 		return rset(s);
@@ -461,19 +288,19 @@ static bool command(struct session *s, struct smtp_cmd *c)
 	case SMTP_CMD_AUTH:
 	case SMTP_CMD_AUTH_DATA:
 	case SMTP_CMD_AUTH_CANCEL:
-		return auth(s, c);
+		return smtp_auth(s, c);
 	case SMTP_CMD_VRFY:
 		front_io_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message "
 			       "and attempt delivery\r\n");
 		return false;
 	case SMTP_CMD_EXPN:
-		err_reply(s, "502 5.5.1 Error: command not implemented");
+		smtp_err_reply(s, "502 5.5.1 Error: command not implemented");
 		return false;
 	case SMTP_CMD_HELP:
 		front_io_reply(s, "214 2.0.0 See RFC 5321\r\n");
 		return false;
 	default:
-		err_reply(s, "500 5.5.2 Error: command not recognized");
+		smtp_err_reply(s, "500 5.5.2 Error: command not recognized");
 		return false;
 	}
 }
@@ -487,7 +314,7 @@ static void parse_error(struct session *s, struct smtp_cmd *c)
 	char line[160];
 
 	f->auth_pending = AW_NONE;
-	wipe_creds(f);
+	smtp_wipe_creds(f);
 	/* A malformed line may still hold a secret: it was consumed, wipe
 	 * (this zeroes *c too). */
 	if (c->raw != NULL)
@@ -519,7 +346,7 @@ static void parse_error(struct session *s, struct smtp_cmd *c)
 		snprintf(line, sizeof(line), "500 5.5.2 Error: %s", why);
 		break;
 	}
-	err_reply(s, line);
+	smtp_err_reply(s, line);
 }
 
 /* Message content in rbuf (CS_DATA, CS_DISCARD, CS_SKIP). Returns true
@@ -661,7 +488,7 @@ static void smtp_free(struct session *s)
 		mf_log_info("smtp session client=%s txns=%u delivered=%u", client, f->txns,
 			    f->txns_ok);
 	}
-	wipe_creds(f);
+	smtp_wipe_creds(f);
 	explicit_bzero(f->ucmd, sizeof(f->ucmd));
 	front_io_wipe(&f->io);
 	free(f);

@@ -100,6 +100,20 @@ void smtp_txn_reset(struct smtp_front *f);
 /* The session's counters and the transaction's, logged at its end. */
 void smtp_log_txn(struct session *s, unsigned int code, uint64_t size);
 
+/* One error answer (line without CRLF) that counts against
+ * preauth_max_errors; beyond it the session closes with a 421. */
+void smtp_err_reply(struct session *s, const char *line);
+
+/* Wipes the submission credentials held in f. */
+void smtp_wipe_creds(struct smtp_front *f);
+
+/* --- smtp_auth.c ----------------------------------------------------------- */
+
+/* AUTH and its continuation lines (refused on MTA ports). Returns true when
+ * the backend conversation was started; the command's bytes are wiped
+ * before it returns. */
+bool smtp_auth(struct session *s, struct smtp_cmd *c);
+
 /* --- smtp_backend.c -------------------------------------------------------- */
 
 /* A recipient routed to route: reuse, replace or open the backend
