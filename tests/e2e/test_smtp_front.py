@@ -210,6 +210,26 @@ def test_swaks_unseen_to_old(lab, gw):
     assert len(got) == 1 and b"\n.dot line\n" in got[0]
 
 
+def test_ipv6_migrated_to_new(lab, gw):
+    gw.cli("accounts", "set-state", "bob@" + DOMAIN, "MIGRATED")
+    t = token()
+    m = message(t)
+    mark = lab.log_mark("POSTFIX_LOG_NEW")
+    r = lab.py_json("client", r"""
+import smtplib
+s = smtplib.SMTP(P["host"], 25, local_hostname="mta.example.net", timeout=30)
+code, caps = s.ehlo()
+refused = s.sendmail("sender@example.net", ["bob@lab.test"], P["text"].encode())
+s.quit()
+RESULT = [caps.decode().splitlines()[0], len(refused)]
+""", host=lab.OLD6, text=m.decode())
+    assert r == ["[IPv6:%s]" % lab.OLD6, 0]
+    got = wait_stored(lab, "new", "bob", t)
+    assert len(got) == 1
+    assert_exact(got[0], m)
+    lab.wait_log("POSTFIX_LOG_NEW", r"connect from [^\n]*\[2001:db8:1::2\]", mark)
+
+
 def test_pipelined_commands_answered_in_order(lab, gw):
     gw.cli("accounts", "set-state", "bob@" + DOMAIN, "MIGRATED")
     t = token()
