@@ -85,3 +85,26 @@ s.sendall(b'Subject: ' + P["t"].encode() + b'\r\n\r\nxclient\r\n.\r\nQUIT\r\n');
         lab.run("old", ["postconf", "-c", conf, "-X", "smtpd_authorized_xclient_hosts"],
                 check=True)
         lab.run("old", ["postfix", "-c", conf, "reload"], check=True, capture_output=True)
+
+
+def test_ledger_unavailable_451_430(lab, tmp_path):
+    with running(lab, str(tmp_path / "gw"), ports=(25,), smtp_ports=(25,),
+                 ledger={"default_domain": DOMAIN}) as gw:
+        # Workers open the ledger at first use: make that fail.
+        os.rename(gw.ledger, gw.ledger + ".away")
+        os.mkdir(gw.ledger)
+        try:
+            out = raw(lab, r"""
+s.sendall(b'EHLO mta.example.net\r\nMAIL FROM:<a@example.net>\r\n'); reply(); reply()
+s.sendall(b'RCPT TO:<alice@lab.test>\r\n'); reply()
+s.sendall(b'RCPT TO:<"quoted local"@lab.test>\r\nRSET\r\nQUIT\r\n'); reply(); reply(); reply()
+""")
+        finally:
+            os.rmdir(gw.ledger)
+            os.rename(gw.ledger + ".away", gw.ledger)
+        assert out[2].startswith("451 4.3.0"), out
+        # an address no account can have goes to the source without the
+        # ledger, and the source's own refusal comes back unchanged
+        assert out[3].startswith("550 5.1.1 <quoted local@lab.test>: Recipient address "
+                                 "rejected: User unknown"), repr(out[3])
+        assert [o[:3] for o in out[4:]] == ["250", "221"], out
