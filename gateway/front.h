@@ -10,6 +10,8 @@
 #ifndef MF_FRONT_H
 #define MF_FRONT_H
 
+#include <stddef.h>
+
 struct session;
 
 /* Which SASL continuation line a front end's parser was told to expect
@@ -36,6 +38,9 @@ struct front_ops {
 	void (*on_cqe)(struct front_op *op, int res);
 	/* The upstream connect of a login attempt completed. */
 	void (*on_connect)(struct session *s, int res);
+	/* Optional: extra " key=value" fields for the session's conn log
+	 * line (written to buf, NUL-terminated), while the front end lives. */
+	void (*log_fields)(struct session *s, char *buf, size_t len);
 	/* Wipes credentials and frees everything (NULL front is fine).
 	 * Nothing of the front end may be in flight. */
 	void (*free)(struct session *s);

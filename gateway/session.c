@@ -61,6 +61,7 @@ static void log_end(struct session *s)
 	socklen_t len = sizeof(local);
 	char err[48] = "";
 	char user[ACCOUNT_NAME_MAX + 40] = "";
+	char extra[128] = "";
 
 	mf_sockaddr_format(&s->client.sa, client, sizeof(client));
 	mf_sockaddr_format(&s->orig_dst.sa, dst, sizeof(dst));
@@ -73,11 +74,13 @@ static void log_end(struct session *s)
 	if (s->user != NULL)
 		snprintf(user, sizeof(user), " user=%s route=%s", s->user,
 			 s->route >= 0 ? account_route_name((enum account_route)s->route) : "-");
-	mf_log_info("conn client=%s dst=%s up=%s c2s=%llu s2c=%llu ms=%llu end=%s%s%s",
+	if (s->front != NULL && s->fops->log_fields != NULL)
+		s->fops->log_fields(s, extra, sizeof(extra));
+	mf_log_info("conn client=%s dst=%s up=%s c2s=%llu s2c=%llu ms=%llu end=%s%s%s%s",
 		    client, dst, up, (unsigned long long)s->dir[0].bytes,
 		    (unsigned long long)s->dir[1].bytes,
 		    (unsigned long long)(s->w->now_ms - s->start_ms),
-		    end_names[s->end], err, user);
+		    end_names[s->end], err, user, extra);
 }
 
 /* The session leaves the pre-auth count of its client address (once). */

@@ -342,6 +342,7 @@ bool smtp_up_line(struct session *s)
 		if (!l.last)
 			return true;
 		f->rcpts_refused++;
+		f->refused_total++;
 		if (f->rcpts_ok == 0)
 			f->txn_route = -1;
 		to_client(s);
@@ -352,8 +353,10 @@ bool smtp_up_line(struct session *s)
 			return true;
 		if (ok2(&l)) {
 			f->rcpts_ok++;
+			f->rcpts_total++;
 		} else {
 			f->rcpts_refused++;
+			f->refused_total++;
 			/* Nothing accepted yet: another backend may still take
 			 * the transaction. */
 			if (f->rcpts_ok == 0)

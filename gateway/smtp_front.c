@@ -173,11 +173,13 @@ static bool rcpt(struct session *s, const struct smtp_cmd *c)
 	if (rcpt_account(s, &c->path, name, sizeof(name)) &&
 	    front_io_route(s, name, &route) != MF_OK) {
 		f->rcpts_refused++;
+		f->refused_total++;
 		front_io_reply(s, "451 4.3.0 Account database unavailable, try again later\r\n");
 		return false;
 	}
 	if (route == AR_UNAVAILABLE) {
 		f->rcpts_refused++;
+		f->refused_total++;
 		front_io_reply(s, "451 4.2.0 Mailbox is being migrated, try again later\r\n");
 		return false;
 	}
@@ -185,6 +187,7 @@ static bool rcpt(struct session *s, const struct smtp_cmd *c)
 		/* DESIGN.md: the first backend's recipients only; the sender
 		 * retries this one in a transaction of its own. */
 		f->rcpts_refused++;
+		f->refused_total++;
 		front_io_reply(s, "451 4.3.0 Recipient on another server, "
 			       "retry it in a separate transaction\r\n");
 		return false;
@@ -476,18 +479,28 @@ static int submission_start(struct session *s)
 	return start(s, true);
 }
 
+/* MTA sessions: transactions, delivered ones, recipients taken and
+ * refused, and the route of the last transaction. */
+static void smtp_log_fields(struct session *s, char *buf, size_t len)
+{
+	struct smtp_front *f = s->front;
+	bool route = s->user == NULL && s->route >= 0;
+
+	if (f->submission) {
+		buf[0] = '\0';
+		return;
+	}
+	snprintf(buf, len, " txns=%u delivered=%u rcpts=%u refused=%u%s%s", f->txns,
+		 f->txns_ok, f->rcpts_total, f->refused_total, route ? " route=" : "",
+		 route ? account_route_name((enum account_route)s->route) : "");
+}
+
 static void smtp_free(struct session *s)
 {
 	struct smtp_front *f = s->front;
-	char client[MF_ADDRSTRLEN];
 
 	if (f == NULL)
 		return;
-	if (!f->submission && f->txns > 0) {
-		mf_sockaddr_format(&s->client.sa, client, sizeof(client));
-		mf_log_info("smtp session client=%s txns=%u delivered=%u", client, f->txns,
-			    f->txns_ok);
-	}
 	smtp_wipe_creds(f);
 	explicit_bzero(f->ucmd, sizeof(f->ucmd));
 	front_io_wipe(&f->io);
@@ -501,6 +514,7 @@ const struct front_ops smtp_front_ops = {
 	.start = smtp_start,
 	.on_cqe = front_io_on_cqe,
 	.on_connect = smtp_on_connect,
+	.log_fields = smtp_log_fields,
 	.free = smtp_free,
 };
 
@@ -510,5 +524,6 @@ const struct front_ops submission_front_ops = {
 	.start = submission_start,
 	.on_cqe = front_io_on_cqe,
 	.on_connect = smtp_on_connect,
+	.log_fields = smtp_log_fields,
 	.free = smtp_free,
 };

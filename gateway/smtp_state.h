@@ -75,8 +75,8 @@ struct smtp_front {
 	size_t data_end;                /* CS_DATA: rbuf index the send reaches */
 	bool data_last;                 /* ... and the message ends there */
 
-	/* Transactions of the session, for its log line. */
-	unsigned int txns, txns_ok;
+	/* Transactions of the session and their recipients, for its log line. */
+	unsigned int txns, txns_ok, rcpts_total, refused_total;
 
 	/* Submission credentials until AUTH PLAIN is sent, then wiped. */
 	struct sasl_plain plain;
