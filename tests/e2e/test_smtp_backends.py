@@ -3,8 +3,11 @@
 Each test runs its own mailferryd (smtp_ports = 25) on `router`, so these
 live apart from test_smtp_front.py's module-wide gateway."""
 import os
+import subprocess
 import time
 import uuid
+
+import pytest
 
 from mfgateway import running
 
@@ -108,3 +111,104 @@ s.sendall(b'RCPT TO:<"quoted local"@lab.test>\r\nRSET\r\nQUIT\r\n'); reply(); re
         assert out[3].startswith("550 5.1.1 <quoted local@lab.test>: Recipient address "
                                  "rejected: User unknown"), repr(out[3])
         assert [o[:3] for o in out[4:]] == ["250", "221"], out
+
+
+# A scripted backend on old:2525 (the gateway serves 2525 as an MTA port):
+# "garbage" greets with nonsense; "dies" answers up to DATA (a two-line
+# RCPT reply), records what it received, then closes without a final reply.
+FAKE = r"""
+import socket, sys, time
+host, mode, out = sys.argv[1], sys.argv[2], sys.argv[3]
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind((host, 2525))
+ls.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = ls.accept()
+    f = c.makefile("rb")
+    if mode == "garbage":
+        c.sendall(b"hello there\r\n")
+        time.sleep(0.5)
+        f.close()
+        c.close()
+        continue
+    c.sendall(b"220 fake ESMTP\r\n")
+    got = b""
+    while True:
+        l = f.readline()
+        if not l:
+            break
+        got += l
+        u = l.upper()
+        if u.startswith(b"EHLO"):
+            c.sendall(b"250-fake\r\n250 PIPELINING\r\n")
+        elif u.startswith(b"MAIL"):
+            c.sendall(b"250 2.1.0 ok\r\n")
+        elif u.startswith(b"RCPT"):
+            c.sendall(b"250-first line\r\n250 2.1.5 second line\r\n")
+        elif u.startswith(b"DATA"):
+            c.sendall(b"354 go\r\n")
+            while not got.endswith(b"\r\n.\r\n"):
+                l = f.readline()
+                if not l:
+                    break
+                got += l
+            with open(out, "wb") as o:
+                o.write(got)
+            c.shutdown(socket.SHUT_RDWR)
+            break
+        else:
+            c.sendall(b"500 what\r\n")
+    f.close()
+    c.close()
+"""
+
+
+def fake_backend(lab, mode, out):
+    p = lab.popen("old", ["/usr/bin/python3", "-c", FAKE, lab.OLD4, mode, out],
+                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                  text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+RAW2525 = RAW.replace('(P["host"], 25)', '(P["host"], 2525)')
+
+
+@pytest.mark.parametrize("mode", ["garbage", "dies"])
+def test_broken_backend_421_never_a_hang(lab, tmp_path, mode):
+    out_file = str(tmp_path / "received")
+    fake = fake_backend(lab, mode, out_file)
+    try:
+        with running(lab, str(tmp_path / "gw"), ports=(2525,), smtp_ports=(2525,),
+                     ledger={"default_domain": DOMAIN}):
+            t0 = time.monotonic()
+            out = lab.py_json("client", RAW2525 + r"""
+s.sendall(b'EHLO mta.example.net\r\n'); reply()
+s.sendall(b'MAIL FROM:<a@example.net>\r\n'); reply()
+s.sendall(b'RCPT TO:<alice@lab.test>\r\n'); reply()
+if out[-1].startswith('250'):
+    s.sendall(b'DATA\r\n'); reply()
+    s.sendall(b'Subject: x\r\n\r\n..dot\r\n.\r\n'); reply()
+out.append(f.read().decode())
+RESULT = out
+""", host=lab.OLD4)
+            assert time.monotonic() - t0 < 10
+    finally:
+        fake.kill()
+        fake.wait()
+    if mode == "garbage":
+        assert out[2].startswith("421 4.3.2"), out
+        assert out[3] == "", out
+        return
+    # the two-line RCPT reply reaches the client unchanged
+    assert out[2] == "250-first line\r\n250 2.1.5 second line\r\n", out
+    assert out[3] == "354 go\r\n", out
+    assert out[4].startswith("421 4.3.2"), out
+    assert out[5] == "", out
+    # what the backend got: the client's commands and content, byte for byte
+    with open(out_file, "rb") as f:
+        assert f.read() == (b"EHLO mta.example.net\r\nMAIL FROM:<a@example.net>\r\n"
+                            b"RCPT TO:<alice@lab.test>\r\nDATA\r\n"
+                            b"Subject: x\r\n\r\n..dot\r\n.\r\n")
