@@ -1,4 +1,4 @@
-/* front.h — what a pre-authentication front end (IMAP, POP3) offers the
+/* front.h — what a pre-authentication front end (IMAP, POP3, SMTP) offers the
  * session core: one const ops table per protocol (STYLE rule 9), chosen by
  * the original destination port when the session starts.
  *
