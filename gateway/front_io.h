@@ -1,5 +1,7 @@
 /* front_io.h — the I/O plumbing the pre-auth front ends (imap_front.c,
- * pop3_front.c) share, so that those files hold only protocol logic.
+ * pop3_front.c, smtp_front.c) share, so that those files hold only protocol
+ * logic. (An SMTP MTA session never leaves its front end: it uses the same
+ * plumbing for its whole life, with one upstream connect per backend.)
  *
  * A front end's allocation starts with a struct front_io (first member, so
  * session->front points at both). It owns the client receive buffer, the
