@@ -395,6 +395,9 @@ bool smtp_up_line(struct session *s)
 		f->up_dirty = false;
 		to_client(s);
 		return false;
+	case UP_BDAT_DATA:
+	case UP_BDAT_REPLY:
+		return smtp_bdat_line(s, &l);
 	case UP_AUTH:
 		relay_line(s, &l);
 		if (!l.last)
@@ -430,6 +433,10 @@ void smtp_up_sent(struct session *s, size_t n)
 {
 	struct smtp_front *f = s->front;
 
+	if (f->ustate == UP_CHUNK) {
+		smtp_bdat_sent(s, n);
+		return;
+	}
 	if (f->ustate == UP_CONTENT) {
 		f->io.rpos += n;
 		s->dir[0].bytes += n;
@@ -446,6 +453,10 @@ void smtp_up_sent(struct session *s, size_t n)
 	f->ucmd_off += n;
 	if (f->ucmd_off < f->ucmd_len) {
 		front_io_upstream_send(s, f->ucmd + f->ucmd_off, f->ucmd_len - f->ucmd_off);
+		return;
+	}
+	if (f->ustate == UP_BDAT_HDR) {
+		smtp_bdat_sent(s, 0);
 		return;
 	}
 	if (f->ustate == UP_AUTH)

@@ -40,6 +40,7 @@ void smtp_txn_reset(struct smtp_front *f)
 	f->rcpt_len = 0;
 	f->rcpts_ok = f->rcpts_refused = 0;
 	f->txn_route = -1;
+	f->bdat = f->xlate = false;
 	if (f->up_mail) {
 		/* The backend still holds this transaction. */
 		f->up_dirty = true;
@@ -103,8 +104,11 @@ static void helo(struct session *s, const struct smtp_cmd *c, bool esmtp)
 		front_io_reply(s, "250 %s\r\n", name);
 		return;
 	}
-	front_io_reply(s, "250-%s\r\n250-PIPELINING\r\n%s250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n",
-		       name, f->submission ? "250-AUTH PLAIN LOGIN\r\n" : "");
+	/* CHUNKING only where this front end carries BDAT itself (MTA ports):
+	 * a submission session is relayed after AUTH. */
+	front_io_reply(s, "250-%s\r\n250-PIPELINING\r\n%s250-8BITMIME\r\n"
+		       "250 ENHANCEDSTATUSCODES\r\n",
+		       name, f->submission ? "250-AUTH PLAIN LOGIN\r\n" : "250-CHUNKING\r\n");
 }
 
 static void mail(struct session *s, const struct smtp_cmd *c)
@@ -259,6 +263,18 @@ static bool command(struct session *s, struct smtp_cmd *c)
 {
 	struct smtp_front *f = s->front;
 
+	if (f->bdat) {
+		/* RFC 3030 §2: a BDAT transaction takes only more BDATs. */
+		if (c->type == SMTP_CMD_MAIL || c->type == SMTP_CMD_RCPT ||
+		    c->type == SMTP_CMD_DATA) {
+			smtp_err_reply(s, "503 5.5.1 Error: BDAT transaction in progress");
+			return false;
+		}
+		/* A backend inside DATA (smtp_bdat.c) is aborted by dropping it. */
+		if (f->xlate && (c->type == SMTP_CMD_RSET || c->type == SMTP_CMD_QUIT ||
+				 c->type == SMTP_CMD_EHLO || c->type == SMTP_CMD_HELO))
+			smtp_up_drop(s);
+	}
 	switch (c->type) {
 	case SMTP_CMD_EHLO:
 	case SMTP_CMD_HELO:
@@ -272,12 +288,7 @@ static bool command(struct session *s, struct smtp_cmd *c)
 	case SMTP_CMD_DATA:
 		return data(s);
 	case SMTP_CMD_BDAT:
-		/* CHUNKING is not advertised; the chunk is skipped so its bytes
-		 * are never taken for commands. */
-		f->skip_left = c->bdat_size;
-		f->cstate = CS_SKIP;
-		smtp_err_reply(s, "502 5.5.1 Error: BDAT not available");
-		return false;
+		return smtp_bdat(s, c);
 	case SMTP_CMD_RSET:
 		return rset(s);
 	case SMTP_CMD_NOOP:
@@ -352,7 +363,7 @@ static void parse_error(struct session *s, struct smtp_cmd *c)
 	smtp_err_reply(s, line);
 }
 
-/* Message content in rbuf (CS_DATA, CS_DISCARD, CS_SKIP). Returns true
+/* Message content in rbuf (CS_DATA, CS_DISCARD, CS_SKIP, CS_CHUNK). Returns true
  * when a send to the backend was started. */
 static bool content(struct session *s)
 {
@@ -362,6 +373,8 @@ static bool content(struct session *s)
 	char client[MF_ADDRSTRLEN];
 	int rc;
 
+	if (f->cstate == CS_CHUNK)
+		return smtp_chunk(s);
 	if (f->cstate == CS_SKIP) {
 		used = len < f->skip_left ? len : (size_t)f->skip_left;
 		f->io.rpos += used;
@@ -411,7 +424,8 @@ void smtp_run(struct session *s)
 
 		/* The backend has the word (a reply or a send in flight). */
 		if (f->ustate != UP_NONE && f->ustate != UP_IDLE &&
-		    !(f->ustate == UP_CONTENT && f->cstate == CS_DATA))
+		    !(f->ustate == UP_CONTENT && f->cstate == CS_DATA) &&
+		    !(f->ustate == UP_CHUNK && f->cstate == CS_CHUNK))
 			return;
 		/* An MTA session lives in this front end: the pre-auth timeout
 		 * bounds each command and each block of content instead. */

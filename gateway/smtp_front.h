@@ -37,11 +37,13 @@
  * pipelining client is served correctly), 8BITMIME and ENHANCEDSTATUSCODES
  * (every server we relay to offers both; MAIL FROM's parameters are passed
  * through unchanged, so a backend that refuses one answers for itself),
- * and on submission ports AUTH PLAIN LOGIN. Not advertised: SIZE (the
- * backend's limit is only known once it is chosen; an oversized message
- * gets the backend's own 552 at the end of DATA), SMTPUTF8, DSN, CHUNKING
- * (a BDAT is refused with 502 after its octets are skipped), STARTTLS
- * (comes with the TLS layer; smtp_starttls() is where it will be wired).
+ * CHUNKING on MTA ports (smtp_bdat.c carries BDAT to any backend: passed
+ * through where the backend's EHLO offers CHUNKING, turned into DATA where
+ * it does not), and on submission ports AUTH PLAIN LOGIN. Not advertised:
+ * SIZE (the backend's limit is only known once it is chosen; an oversized
+ * message gets the backend's own 552), SMTPUTF8, DSN, BINARYMIME (DATA
+ * could not carry it), STARTTLS (comes with the TLS layer; smtp_starttls()
+ * is where it will be wired).
  *
  * Bounds are front_io's: command lines (512 bytes), AUTH lines (8 KiB),
  * preauth_max_errors protocol errors, preauth_timeout per command (the

@@ -26,6 +26,7 @@ enum smtp_cstate {
 	CS_DATA,     /* message content relayed to the backend */
 	CS_DISCARD,  /* message content dropped up to its end */
 	CS_SKIP,     /* the octets of a refused BDAT dropped */
+	CS_CHUNK,    /* the octets of a BDAT relayed to the backend */
 };
 
 /* The step of the backend conversation; UP_IDLE waits for the client. */
@@ -42,6 +43,10 @@ enum smtp_ustate {
 	UP_CONTENT,   /* content being sent */
 	UP_DATA_END,  /* content sent, waiting for the final reply */
 	UP_RSET,      /* the client's RSET */
+	UP_BDAT_HDR,  /* the client's BDAT line being sent (backend has CHUNKING) */
+	UP_BDAT_DATA, /* DATA sent for a BDAT transaction (backend without CHUNKING) */
+	UP_CHUNK,     /* a BDAT's octets being sent */
+	UP_BDAT_REPLY, /* octets sent, waiting for the backend's BDAT reply */
 	UP_AUTH,      /* submission: AUTH PLAIN sent */
 	UP_QUIT_SWITCH, /* QUIT before connecting another backend */
 	UP_QUIT_CLOSE,  /* QUIT before closing the session */
@@ -72,6 +77,14 @@ struct smtp_front {
 	size_t rcpt_len;
 	unsigned int rcpts_ok, rcpts_refused;
 	uint64_t skip_left;             /* CS_SKIP */
+	/* BDAT: the transaction uses it; xlate: the backend lacks CHUNKING and
+	 * gets DATA with the chunks dot-stuffed (it is then inside DATA
+	 * between chunks). */
+	bool bdat, xlate, chunk_last, at_bol, tail_crlf;
+	uint8_t last_byte;
+	uint64_t chunk_left;
+	size_t xoff, xlen;
+	uint8_t xbuf[FRONT_IO_RBUF];    /* a dot-stuffed piece of a chunk */
 	size_t data_end;                /* CS_DATA: rbuf index the send reaches */
 	bool data_last;                 /* ... and the message ends there */
 
@@ -106,6 +119,23 @@ void smtp_err_reply(struct session *s, const char *line);
 
 /* Wipes the submission credentials held in f. */
 void smtp_wipe_creds(struct smtp_front *f);
+
+/* --- smtp_bdat.c ---------------------------------------------------------- */
+
+/* BDAT from the client. Returns true when the backend conversation was
+ * started (the client is answered when it completes). */
+bool smtp_bdat(struct session *s, const struct smtp_cmd *c);
+
+/* CS_CHUNK: relays buffered octets of the current chunk. Returns true when
+ * a send was started. */
+bool smtp_chunk(struct session *s);
+
+/* A USEND of UP_BDAT_HDR (whole line) or UP_CHUNK completed with n bytes. */
+void smtp_bdat_sent(struct session *s, size_t n);
+
+/* UP_BDAT_DATA and UP_BDAT_REPLY lines; false when handled (see
+ * smtp_up_line). */
+bool smtp_bdat_line(struct session *s, const struct smtp_reply_line *l);
 
 /* --- smtp_auth.c ----------------------------------------------------------- */
 

@@ -115,7 +115,8 @@ s.sendall(b'RCPT TO:<"quoted local"@lab.test>\r\nRSET\r\nQUIT\r\n'); reply(); re
 
 # A scripted backend on old:2525 (the gateway serves 2525 as an MTA port):
 # "garbage" greets with nonsense; "dies" answers up to DATA (a two-line
-# RCPT reply), records what it received, then closes without a final reply.
+# RCPT reply), records what it received, then closes without a final reply;
+# "ok" records each transaction and queues it. It never offers CHUNKING.
 FAKE = r"""
 import socket, sys, time
 host, mode, out = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -141,7 +142,7 @@ while True:
             break
         got += l
         u = l.upper()
-        if u.startswith(b"EHLO"):
+        if u.startswith(b"EHLO") or u.startswith(b"RSET"):
             c.sendall(b"250-fake\r\n250 PIPELINING\r\n")
         elif u.startswith(b"MAIL"):
             c.sendall(b"250 2.1.0 ok\r\n")
@@ -156,7 +157,13 @@ while True:
                 got += l
             with open(out, "wb") as o:
                 o.write(got)
-            c.shutdown(socket.SHUT_RDWR)
+            if mode == "dies":
+                c.shutdown(socket.SHUT_RDWR)
+                break
+            c.sendall(b"250 2.0.0 fake queued\r\n")
+            got = b""
+        elif u.startswith(b"QUIT"):
+            c.sendall(b"221 bye\r\n")
             break
         else:
             c.sendall(b"500 what\r\n")
@@ -212,3 +219,31 @@ RESULT = out
         assert f.read() == (b"EHLO mta.example.net\r\nMAIL FROM:<a@example.net>\r\n"
                             b"RCPT TO:<alice@lab.test>\r\nDATA\r\n"
                             b"Subject: x\r\n\r\n..dot\r\n.\r\n")
+
+
+def test_bdat_to_a_backend_without_chunking_becomes_data(lab, tmp_path):
+    out_file = str(tmp_path / "received")
+    fake = fake_backend(lab, "ok", out_file)
+    try:
+        with running(lab, str(tmp_path / "gw"), ports=(2525,), smtp_ports=(2525,),
+                     ledger={"default_domain": DOMAIN}):
+            out = lab.py_json("client", RAW2525 + r"""
+s.sendall(b'EHLO mta.example.net\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<alice@lab.test>\r\n')
+reply(); reply(); reply()
+s.sendall(b'BDAT 8\r\n.a\r\n\n.\nb' + b'BDAT 0\r\n' + b'BDAT 6 LAST\r\n\r\n.\r\nc')
+reply(); reply(); reply()
+s.sendall(b'NOOP\r\nQUIT\r\n'); reply(); reply()
+RESULT = out
+""", host=lab.OLD4)
+    finally:
+        fake.kill()
+        fake.wait()
+    assert out[2] == "250-first line\r\n250 2.1.5 second line\r\n", out
+    assert out[3] == "250 2.0.0 8 octets received\r\n", out
+    assert out[4] == "250 2.0.0 8 octets received\r\n", out
+    assert out[5] == "250 2.0.0 fake queued\r\n", out
+    assert [o[:3] for o in out[6:]] == ["250", "221"], out
+    with open(out_file, "rb") as f:
+        got = f.read()
+    # dots stuffed after every LF, CRLF added before the end
+    assert got.endswith(b"DATA\r\n..a\r\n\n..\nb\r\n..\r\nc\r\n.\r\n"), got
