@@ -38,7 +38,7 @@ static bool chunk_done(struct session *s)
 			       (unsigned long long)f->data.octets);
 		return false;
 	}
-	smtp_up_send(s, UP_DATA_END, "%s", f->tail_crlf ? ".\r\n" : "\r\n.\r\n");
+	smtp_up_send(s, UP_DATA_END, "%s", smtp_stuff_end(&f->stuff));
 	return true;
 }
 
@@ -72,9 +72,7 @@ bool smtp_bdat(struct session *s, const struct smtp_cmd *c)
 	if (!f->bdat) {
 		f->bdat = true;
 		f->xlate = !f->ehlo.chunking;
-		f->at_bol = true;
-		f->tail_crlf = true;
-		f->last_byte = 0;
+		smtp_stuff_init(&f->stuff);
 		smtp_data_init(&f->data);
 		if (f->xlate) {
 			smtp_up_send(s, UP_BDAT_DATA, "DATA\r\n");
@@ -101,17 +99,7 @@ bool smtp_chunk(struct session *s)
 	}
 	if (n > sizeof(f->xbuf) / 2)
 		n = sizeof(f->xbuf) / 2;
-	f->xlen = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t c = p[i];
-
-		if (f->at_bol && c == '.')
-			f->xbuf[f->xlen++] = '.';
-		f->xbuf[f->xlen++] = c;
-		f->at_bol = c == '\n';
-		f->tail_crlf = c == '\n' && f->last_byte == '\r';
-		f->last_byte = c;
-	}
+	f->xlen = smtp_stuff(&f->stuff, p, n, f->xbuf);
 	f->io.rpos += n;
 	f->chunk_left -= n;
 	f->data.octets += n;

@@ -80,3 +80,32 @@ int smtp_data_scan(struct smtp_data_scan *d, const uint8_t *buf, size_t len, siz
 	d->octets += len;
 	return MF_AGAIN;
 }
+
+void smtp_stuff_init(struct smtp_stuff *st)
+{
+	st->at_bol = true;
+	st->tail_crlf = true;
+	st->last = 0;
+}
+
+size_t smtp_stuff(struct smtp_stuff *st, const uint8_t *in, size_t len, uint8_t *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = in[i];
+
+		if (st->at_bol && c == '.')
+			out[o++] = '.';
+		out[o++] = c;
+		st->at_bol = c == '\n';
+		st->tail_crlf = c == '\n' && st->last == '\r';
+		st->last = c;
+	}
+	return o;
+}
+
+const char *smtp_stuff_end(const struct smtp_stuff *st)
+{
+	return st->tail_crlf ? ".\r\n" : "\r\n.\r\n";
+}

@@ -43,4 +43,25 @@ void smtp_data_init(struct smtp_data_scan *d);
  * *used_r ≤ len always; MF_ERROR consumes at least one byte. */
 int smtp_data_scan(struct smtp_data_scan *d, const uint8_t *buf, size_t len, size_t *used_r);
 
+/* --- dot-stuffing (BDAT content sent to a backend as DATA) ---------------- */
+
+/* RFC 5321 §4.5.2 transparency, applied after every LF (not only CRLF), so
+ * no content, bare LFs included, can make a DATA end early or ambiguously
+ * on any server. */
+struct smtp_stuff {
+	bool at_bol;    /* the next byte starts a line */
+	bool tail_crlf; /* the content so far ends with CRLF (or is empty) */
+	uint8_t last;
+};
+
+void smtp_stuff_init(struct smtp_stuff *st);
+
+/* Copies in[0, len) to out (room for 2 * len bytes) with a "." before each
+ * "." that starts a line. Returns the bytes written. */
+size_t smtp_stuff(struct smtp_stuff *st, const uint8_t *in, size_t len, uint8_t *out);
+
+/* What ends the DATA after the stuffed content: ".\r\n" when it ended
+ * with CRLF, else "\r\n.\r\n". */
+const char *smtp_stuff_end(const struct smtp_stuff *st);
+
 #endif

@@ -80,8 +80,8 @@ struct smtp_front {
 	/* BDAT: the transaction uses it; xlate: the backend lacks CHUNKING and
 	 * gets DATA with the chunks dot-stuffed (it is then inside DATA
 	 * between chunks). */
-	bool bdat, xlate, chunk_last, at_bol, tail_crlf;
-	uint8_t last_byte;
+	bool bdat, xlate, chunk_last;
+	struct smtp_stuff stuff;
 	uint64_t chunk_left;
 	size_t xoff, xlen;
 	uint8_t xbuf[FRONT_IO_RBUF];    /* a dot-stuffed piece of a chunk */

@@ -5,7 +5,10 @@
  * ambiguous end, up to the first real end: both must report the same
  * events at the same offsets. Also checked against a plain reference
  * search: the real end is the first CRLF "." CRLF (or a leading ".\r\n"),
- * and an ambiguous end is flagged only where a "." line ends in LF. */
+ * and an ambiguous end is flagged only where a "." line ends in LF.
+ * Then the same input as BDAT content: dot-stuffed (in chunks) and ended
+ * with smtp_stuff_end(), it must scan to exactly its end, unambiguously,
+ * and unstuff back to the input. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +73,50 @@ static size_t reference_end(const uint8_t *in, size_t len)
 	return SIZE_MAX;
 }
 
+/* Stuffs in (chunked by seed), appends the end, scans, unstuffs. */
+static void stuff_roundtrip(uint32_t seed, const uint8_t *in, size_t len)
+{
+	static uint8_t out[2 * 65536 + 8], back[65536];
+	struct smtp_stuff st;
+	struct smtp_data_scan d;
+	size_t n = 0, pos = 0, used, b = 0;
+	const char *end;
+
+	if (len > 65536)
+		return;
+	smtp_stuff_init(&st);
+	while (pos < len) {
+		size_t take;
+
+		seed = seed * 1103515245u + 12345u;
+		take = 1 + (seed >> 16) % 64;
+		take = take < len - pos ? take : len - pos;
+		n += smtp_stuff(&st, in + pos, take, out + n);
+		pos += take;
+	}
+	end = smtp_stuff_end(&st);
+	memcpy(out + n, end, strlen(end));
+	n += strlen(end);
+	smtp_data_init(&d);
+	if (smtp_data_scan(&d, out, n, &used) != MF_OK || used != n || d.ambiguous)
+		abort();
+	/* Unstuff as a server does: drop a "." that starts a line (after LF)
+	 * and the end marker; what is left is the input, plus the CRLF that
+	 * smtp_stuff_end() added when the input did not end with one. */
+	for (size_t i = 0, bol = 1; i < n - 3; i++) {
+		if (bol && out[i] == '.') {
+			bol = 0;
+			continue;
+		}
+		back[b++] = out[i];
+		bol = out[i] == '\n';
+	}
+	if (strcmp(end, ".\r\n") != 0)
+		b -= 2;
+	if (b != len || memcmp(back, in, len) != 0)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint32_t seed;
@@ -84,6 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (run(seed, data, size, false, &e1, &a1) != run(seed, data, size, true, &e2, &a2) ||
 	    e1 != e2 || a1 != a2)
 		abort();
+	stuff_roundtrip(seed, data, size);
 	ref = reference_end(data, size);
 	if (e1 != ref)
 		abort();

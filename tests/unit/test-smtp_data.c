@@ -145,6 +145,71 @@ static void test_splits(void **state)
 	}
 }
 
+/* Stuffs s whole and byte by byte: same output; returns it with the end. */
+static size_t stuff(const char *s, size_t len, uint8_t *out)
+{
+	struct smtp_stuff a, b;
+	uint8_t one[4 * 64];
+	size_t n, m = 0;
+
+	assert_true(len <= 64);
+	smtp_stuff_init(&a);
+	smtp_stuff_init(&b);
+	n = smtp_stuff(&a, (const uint8_t *)s, len, out);
+	for (size_t i = 0; i < len; i++)
+		m += smtp_stuff(&b, (const uint8_t *)s + i, 1, one + m);
+	assert_int_equal(n, m);
+	assert_memory_equal(out, one, n);
+	assert_string_equal(smtp_stuff_end(&a), smtp_stuff_end(&b));
+	memcpy(out + n, smtp_stuff_end(&a), strlen(smtp_stuff_end(&a)));
+	return n + strlen(smtp_stuff_end(&a));
+}
+
+static void test_stuff(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "", ".\r\n" },
+		{ ".", "..\r\n.\r\n" },
+		{ "a\r\n.b\r\n", "a\r\n..b\r\n.\r\n" },
+		{ "a\n.\nb", "a\n..\nb\r\n.\r\n" },
+		{ "x.\r\n..\r\n", "x.\r\n...\r\n.\r\n" },
+		{ "a\r", "a\r\r\n.\r\n" },
+		{ "a\n", "a\n\r\n.\r\n" },
+	};
+	uint8_t out[4 * 64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = stuff(cases[i].in, strlen(cases[i].in), out);
+
+		assert_int_equal(n, strlen(cases[i].out));
+		assert_memory_equal(out, cases[i].out, n);
+	}
+}
+
+/* Whatever the content, the stuffed DATA ends exactly at its end marker
+ * and nowhere ambiguously. */
+static void test_stuff_then_scan(void **state)
+{
+	static const char *const in[] = {
+		".\r\n", "\r\n.\r\n", "a\n.\nb\n.\r\n", "\n.\n", ".\n.\r\n.", "\r\n.\r",
+	};
+	uint8_t out[4 * 64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		struct smtp_data_scan d;
+		size_t n = stuff(in[i], strlen(in[i]), out), used;
+
+		smtp_data_init(&d);
+		assert_int_equal(smtp_data_scan(&d, out, n, &used), MF_OK);
+		assert_int_equal(used, n);
+		assert_false(d.ambiguous);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +218,8 @@ int main(void)
 		cmocka_unit_test(test_ambiguous),
 		cmocka_unit_test(test_resume),
 		cmocka_unit_test(test_splits),
+		cmocka_unit_test(test_stuff),
+		cmocka_unit_test(test_stuff_then_scan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
