@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The parser's buffer contract: auth_line_max is the whole receive buffer. */
+/* The parser's buffer contract: a command line fits the receive buffer,
+ * and an AUTH line may fill it (auth_line_max is set to its size). */
 _Static_assert(FRONT_IO_RBUF >= SMTP_LINE_MAX_DEFAULT, "SMTP receive buffer");
 
 /* "[198.18.11.2]" or "[IPv6:2001:db8::2]": the name we answer as (the
