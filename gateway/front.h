@@ -1,4 +1,4 @@
-/* front.h — what a pre-authentication front end (IMAP, POP3) offers the
+/* front.h — what a pre-authentication front end (IMAP, POP3, SMTP) offers the
  * session core: one const ops table per protocol (STYLE rule 9), chosen by
  * the original destination port when the session starts.
  *
@@ -11,6 +11,7 @@
 #define MF_FRONT_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 struct session;
 
@@ -41,6 +42,9 @@ struct front_ops {
 	void (*on_cqe)(struct front_op *op, int res);
 	/* The upstream connect of a login attempt completed. */
 	void (*on_connect)(struct session *s, int res);
+	/* Optional: extra " key=value" fields for the session's conn log
+	 * line (written to buf, NUL-terminated), while the front end lives. */
+	void (*log_fields)(struct session *s, char *buf, size_t len);
 	/* Wipes credentials and frees everything (NULL front is fine).
 	 * Nothing of the front end may be in flight. */
 	void (*free)(struct session *s);

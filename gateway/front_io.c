@@ -245,7 +245,7 @@ bool front_io_wait(struct session *s)
 
 /* --- login: route and upstream --------------------------------------------- */
 
-static int ledger_route(struct session *s, const char *name, enum account_route *route_r)
+int front_io_route(struct session *s, const char *name, enum account_route *route_r)
 {
 	struct ledger *l = worker_ledger(s->w);
 	struct account a;
@@ -285,14 +285,24 @@ static void backend_port(struct session *s, union mf_sockaddr *a)
 
 enum front_route_fail front_io_route_connect(struct session *s, const char *name)
 {
-	struct front_io *io = io_of(s);
-	const struct mf_addr *dst;
-	struct io_uring_sqe *sqe;
+	enum account_route route;
 
 	free(s->user);
 	s->user = strdup(name);
-	if (ledger_route(s, name, &io->route) != MF_OK)
+	if (front_io_route(s, name, &route) != MF_OK)
 		return FRF_LEDGER;
+	return front_io_connect(s, route);
+}
+
+enum front_route_fail front_io_connect(struct session *s, enum account_route route)
+{
+	struct front_io *io = io_of(s);
+	const char *who = s->user ? s->user : "-";
+	enum mf_upstream_source src;
+	const struct mf_addr *dst;
+	struct io_uring_sqe *sqe;
+
+	io->route = route;
 	s->route = (int8_t)io->route;
 	io->up_addr = s->orig_dst;
 	if (io->route == AR_UNAVAILABLE)
@@ -301,7 +311,7 @@ enum front_route_fail front_io_route_connect(struct session *s, const char *name
 		dst = s->orig_dst.sa.sa_family == AF_INET ? &s->w->t.dest4 : &s->w->t.dest6;
 		if (dst->family == 0) {
 			mf_log_warn("%s login user=%s: no destination address of this family",
-				    s->fops->name, name);
+				    s->fops->name, who);
 			return FRF_NO_DEST;
 		}
 		if (dst->family == AF_INET)
@@ -309,11 +319,19 @@ enum front_route_fail front_io_route_connect(struct session *s, const char *name
 		else
 			io->up_addr.in6.sin6_addr = dst->u.v6;
 	}
+	src = (enum mf_upstream_source)s->w->t.upstream_source;
+	/* A later connect of the same session from the client's own port
+	 * could meet the 4-tuple of an earlier one still in TIME_WAIT
+	 * (EADDRNOTAVAIL): keep the client's address, let the kernel pick
+	 * the port. */
+	if (src == MF_UPSTREAM_CLIENT && io->connects > 0)
+		src = MF_UPSTREAM_CLIENT_IP;
+	if (io->connects < UINT8_MAX)
+		io->connects++;
 	backend_port(s, &io->up_addr);
-	s->ufd = upstream_socket(&s->client.sa, &io->up_addr.sa,
-				 (enum mf_upstream_source)s->w->t.upstream_source);
+	s->ufd = upstream_socket(&s->client.sa, &io->up_addr.sa, src);
 	if (s->ufd < 0) {
-		mf_log_warn("%s login user=%s: upstream socket: %s", s->fops->name, name,
+		mf_log_warn("%s login user=%s: upstream socket: %s", s->fops->name, who,
 			    strerror(errno));
 		return FRF_SOCKET;
 	}
@@ -346,7 +364,10 @@ int front_io_on_connect(struct session *s, int res)
 		return MF_ERROR;
 	}
 	imap_line_init(&io->line);
-	if (front_io_backend_tls(s) == MF_BACKEND_TLS_IMPLICIT && front_tls_start(s, 1) != MF_OK) {
+	/* Only a protocol with an implicit-TLS port of its own (not SMTP on
+	 * 25) speaks TLS first to a backend. */
+	if (front_io_backend_tls(s) == MF_BACKEND_TLS_IMPLICIT && s->fops->tls_port != 0 &&
+	    front_tls_start(s, 1) != MF_OK) {
 		io->iops->up_fail(s, "TLS setup failed");
 		return MF_ERROR;
 	}

@@ -1,5 +1,7 @@
 /* front_io.h — the I/O plumbing the pre-auth front ends (imap_front.c,
- * pop3_front.c) share, so that those files hold only protocol logic.
+ * pop3_front.c, smtp_front.c) share, so that those files hold only protocol
+ * logic. (An SMTP MTA session never leaves its front end: it uses the same
+ * plumbing for its whole life, with one upstream connect per backend.)
  *
  * A front end's allocation starts with a struct front_io (first member, so
  * session->front points at both). It owns the client receive buffer, the
@@ -82,6 +84,7 @@ struct front_io {
 	uint8_t after;                  /* enum front_after, once obuf is sent */
 	uint8_t close_why;              /* enum session_end for FA_CLOSE */
 	uint8_t handoff_step;
+	uint8_t connects;               /* upstream connects so far (saturates) */
 	bool handoff_send;              /* USEND carries pipelined client bytes */
 	bool timed_out;
 	enum account_route route;       /* of the login in progress */
@@ -175,6 +178,16 @@ bool front_io_wait(struct session *s);
  * FRF_OK, starts the upstream connect (SP_UPSTREAM; its completion comes
  * to the ops table's on_connect). */
 enum front_route_fail front_io_route_connect(struct session *s, const char *name);
+
+/* The account's route by its ledger state (an account the ledger does not
+ * know is UNSEEN). MF_OK with *route_r, or MF_ERROR (logged) when the
+ * ledger cannot answer. Used alone by the SMTP front end, which routes
+ * recipients, not logins. */
+int front_io_route(struct session *s, const char *name, enum account_route *route_r);
+
+/* Starts the upstream connect for route (as front_io_route_connect() does
+ * after its lookup); s->user, if set, only names the account in logs. */
+enum front_route_fail front_io_connect(struct session *s, enum account_route route);
 
 /* The upstream connect completed: MF_OK with the line reader reset (the
  * caller reads the greeting), or MF_ERROR after iops->up_fail(). */

@@ -209,11 +209,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mailferryd: %s\n", err);
 		return EXIT_FAILURE;
 	}
-	/* The IMAP and POP3 front ends route every login by the ledger, and
+	/* The front ends route every login and recipient by the ledger, and
 	 * fail = auto keeps its mode there: a ledger that cannot be opened
 	 * must stop the start, not fail each login later. */
-	if (d.cfg.n_imap_ports > 0 || d.cfg.n_pop3_ports > 0 ||
-	    d.cfg.fail == MF_FAIL_AUTO) {
+	if (d.cfg.n_imap_ports > 0 || d.cfg.n_pop3_ports > 0 || d.cfg.n_smtp_ports > 0 ||
+	    d.cfg.n_submission_ports > 0 || d.cfg.fail == MF_FAIL_AUTO) {
 		struct ledger *l;
 
 		if (ledger_open(d.cfg.ledger_path, &l, err, sizeof(err)) != MF_OK) {

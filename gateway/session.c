@@ -3,6 +3,7 @@
 #include "daemon.h"
 #include "imap_front.h"
 #include "pop3_front.h"
+#include "smtp_front.h"
 #include "log.h"
 #include "mf.h"
 #include "netaddr.h"
@@ -62,6 +63,7 @@ static void log_end(struct session *s)
 	socklen_t len = sizeof(local);
 	char err[48] = "";
 	char user[ACCOUNT_NAME_MAX + 40] = "";
+	char extra[128] = "";
 
 	mf_sockaddr_format(&s->client.sa, client, sizeof(client));
 	mf_sockaddr_format(&s->orig_dst.sa, dst, sizeof(dst));
@@ -74,11 +76,13 @@ static void log_end(struct session *s)
 	if (s->user != NULL)
 		snprintf(user, sizeof(user), " user=%s route=%s", s->user,
 			 s->route >= 0 ? account_route_name((enum account_route)s->route) : "-");
-	mf_log_info("conn client=%s dst=%s up=%s c2s=%llu s2c=%llu ms=%llu end=%s%s%s",
+	if (s->front != NULL && s->fops->log_fields != NULL)
+		s->fops->log_fields(s, extra, sizeof(extra));
+	mf_log_info("conn client=%s dst=%s up=%s c2s=%llu s2c=%llu ms=%llu end=%s%s%s%s",
 		    client, dst, up, (unsigned long long)s->dir[0].bytes,
 		    (unsigned long long)s->dir[1].bytes,
 		    (unsigned long long)(s->w->now_ms - s->start_ms),
-		    end_names[s->end], err, user);
+		    end_names[s->end], err, user, extra);
 }
 
 /* The session leaves the pre-auth count of its client address (once). */
@@ -252,6 +256,10 @@ static const struct front_ops *front_of_port(const struct worker *w, uint16_t po
 		return &imap_front_ops;
 	if (port_in(w->t.pop3_ports, w->t.n_pop3_ports, port))
 		return &pop3_front_ops;
+	if (port_in(w->t.smtp_ports, w->t.n_smtp_ports, port))
+		return &smtp_front_ops;
+	if (port_in(w->t.submission_ports, w->t.n_submission_ports, port))
+		return &submission_front_ops;
 	if (!tls_ctxs_can_serve(w->tls))
 		return NULL;
 	*implicit_tls_r = true;
@@ -259,6 +267,8 @@ static const struct front_ops *front_of_port(const struct worker *w, uint16_t po
 		return &imap_front_ops;
 	if (port_in(w->t.pop3s_ports, w->t.n_pop3s_ports, port))
 		return &pop3_front_ops;
+	if (port_in(w->t.smtps_ports, w->t.n_smtps_ports, port))
+		return &submission_front_ops;
 	return NULL;
 }
 

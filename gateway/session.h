@@ -21,7 +21,7 @@ struct front_ops;
 struct tls_conn;
 struct tls_pump;
 
-/* SP_PREAUTH and SP_UPSTREAM only for front-end (IMAP, POP3) sessions. */
+/* SP_PREAUTH and SP_UPSTREAM only for front-end (IMAP, POP3, SMTP) sessions. */
 enum session_phase { SP_CONNECT = 0, SP_RELAY, SP_CLOSING, SP_PREAUTH, SP_UPSTREAM };
 
 enum session_end {

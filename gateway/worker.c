@@ -198,6 +198,11 @@ static void load_tunables(struct worker *w)
 	w->t.n_imap_ports = d->cfg.n_imap_ports;
 	memcpy(w->t.pop3_ports, d->cfg.pop3_ports, sizeof(w->t.pop3_ports));
 	w->t.n_pop3_ports = d->cfg.n_pop3_ports;
+	memcpy(w->t.smtp_ports, d->cfg.smtp_ports, sizeof(w->t.smtp_ports));
+	w->t.n_smtp_ports = d->cfg.n_smtp_ports;
+	memcpy(w->t.submission_ports, d->cfg.submission_ports, sizeof(w->t.submission_ports));
+	w->t.n_submission_ports = d->cfg.n_submission_ports;
+	w->t.smtp_xclient = d->cfg.smtp_xclient;
 	w->t.preauth_timeout_ms = d->cfg.preauth_timeout_ms;
 	w->t.preauth_max_errors = d->cfg.preauth_max_errors;
 	w->t.preauth_per_client = d->cfg.preauth_per_client;
@@ -210,6 +215,8 @@ static void load_tunables(struct worker *w)
 	w->t.n_imaps_ports = d->cfg.n_imaps_ports;
 	memcpy(w->t.pop3s_ports, d->cfg.pop3s_ports, sizeof(w->t.pop3s_ports));
 	w->t.n_pop3s_ports = d->cfg.n_pop3s_ports;
+	memcpy(w->t.smtps_ports, d->cfg.smtps_ports, sizeof(w->t.smtps_ports));
+	w->t.n_smtps_ports = d->cfg.n_smtps_ports;
 	w->t.backend_tls = (int)d->cfg.backend_tls;
 	if (w->tls != d->tls) {
 		/* Sessions hold their own references to the old contexts. */

@@ -36,6 +36,11 @@ struct worker_tunables {
 	unsigned int n_imap_ports;
 	uint16_t pop3_ports[MF_MAX_PORTS];
 	unsigned int n_pop3_ports;
+	uint16_t smtp_ports[MF_MAX_PORTS];
+	unsigned int n_smtp_ports;
+	uint16_t submission_ports[MF_MAX_PORTS];
+	unsigned int n_submission_ports;
+	bool smtp_xclient;
 	unsigned int preauth_timeout_ms;
 	unsigned int preauth_max_errors;
 	unsigned int preauth_per_client; /* per worker, see addr_count.h */
@@ -48,6 +53,8 @@ struct worker_tunables {
 	unsigned int n_imaps_ports;
 	uint16_t pop3s_ports[MF_MAX_PORTS];
 	unsigned int n_pop3s_ports;
+	uint16_t smtps_ports[MF_MAX_PORTS];
+	unsigned int n_smtps_ports;
 	int backend_tls;               /* enum mf_backend_tls */
 	char ledger_path[MF_PATH_MAX]; /* read once, at the first open */
 };

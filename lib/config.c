@@ -16,7 +16,8 @@ struct parse_ctx {
 	/* List keys replace the defaults on first mention, then append
 	 * (a key may be repeated). */
 	bool seen_sources, seen_ports, seen_clients, seen_imap_ports, seen_pop3_ports,
-	     seen_dest, seen_imaps_ports, seen_pop3s_ports;
+	     seen_smtp_ports, seen_submission_ports, seen_dest, seen_imaps_ports,
+	     seen_pop3s_ports, seen_smtps_ports;
 };
 
 static int parse_uint(const char *v, unsigned long min, unsigned long max,
@@ -130,6 +131,21 @@ static int add_pop3s_port(struct parse_ctx *ctx, const char *item)
 	return add_port_to(ctx->cfg->pop3s_ports, &ctx->cfg->n_pop3s_ports, item);
 }
 
+static int add_smtps_port(struct parse_ctx *ctx, const char *item)
+{
+	return add_port_to(ctx->cfg->smtps_ports, &ctx->cfg->n_smtps_ports, item);
+}
+
+static int add_smtp_port(struct parse_ctx *ctx, const char *item)
+{
+	return add_port_to(ctx->cfg->smtp_ports, &ctx->cfg->n_smtp_ports, item);
+}
+
+static int add_submission_port(struct parse_ctx *ctx, const char *item)
+{
+	return add_port_to(ctx->cfg->submission_ports, &ctx->cfg->n_submission_ports, item);
+}
+
 /* One address per family: a second of the same family is an error. */
 static int add_destination(struct parse_ctx *ctx, const char *item)
 {
@@ -238,6 +254,22 @@ static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
 		if (!strcasecmp(v, "none"))
 			return MF_OK;
 		return for_each_item(v, add_pop3_port, ctx);
+	} else if (!strcmp(k, "smtp_ports")) {
+		if (!ctx->seen_smtp_ports)
+			c->n_smtp_ports = 0;
+		ctx->seen_smtp_ports = true;
+		if (!strcasecmp(v, "none"))
+			return MF_OK;
+		return for_each_item(v, add_smtp_port, ctx);
+	} else if (!strcmp(k, "submission_ports")) {
+		if (!ctx->seen_submission_ports)
+			c->n_submission_ports = 0;
+		ctx->seen_submission_ports = true;
+		if (!strcasecmp(v, "none"))
+			return MF_OK;
+		return for_each_item(v, add_submission_port, ctx);
+	} else if (!strcmp(k, "smtp_xclient")) {
+		return parse_bool(v, &c->smtp_xclient);
 	} else if (!strcmp(k, "preauth_timeout")) {
 		if (parse_uint(v, 100, 3600000, &x))
 			return MF_ERROR;
@@ -410,6 +442,9 @@ static int set_tls(struct parse_ctx *ctx, const char *k, const char *v)
 	} else if (!strcmp(k, "pop3s_ports")) {
 		return set_port_list(ctx, &ctx->seen_pop3s_ports, &c->n_pop3s_ports, v,
 				     add_pop3s_port);
+	} else if (!strcmp(k, "smtps_ports")) {
+		return set_port_list(ctx, &ctx->seen_smtps_ports, &c->n_smtps_ports, v,
+				     add_smtps_port);
 	} else if (!strcmp(k, "backend_tls")) {
 		if (!strcmp(v, "none"))
 			c->backend_tls = MF_BACKEND_TLS_NONE;
@@ -486,6 +521,9 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->n_imap_ports = 1;
 	cfg->pop3_ports[0] = 110;
 	cfg->n_pop3_ports = 1;
+	cfg->smtp_ports[0] = 25;
+	cfg->n_smtp_ports = 1;
+	cfg->n_submission_ports = 0; /* until backend TLS: see the example config */
 	cfg->preauth_timeout_ms = 60000;
 	cfg->preauth_max_errors = 10;
 	cfg->preauth_per_client = 20;
@@ -506,23 +544,47 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->n_imaps_ports = 1;
 	cfg->pop3s_ports[0] = 995;
 	cfg->n_pop3s_ports = 1;
+	cfg->smtps_ports[0] = 465;
+	cfg->n_smtps_ports = 1;
 	cfg->backend_tls = MF_BACKEND_TLS_NONE;
 }
 
-static bool ports_overlap(const uint16_t *a, unsigned int na, const uint16_t *b,
-			  unsigned int nb, uint16_t *port_r)
+/* A port served by two front ends: the first list it is in (the second in
+ * *other_r), or NULL. */
+static const char *port_twice(const struct mf_config *cfg, uint16_t *port_r,
+			      const char **other_r)
 {
-	for (unsigned int i = 0; i < na; i++)
-		for (unsigned int j = 0; j < nb; j++)
-			if (a[i] == b[j]) {
-				*port_r = a[i];
-				return true;
-			}
-	return false;
+	const struct {
+		const char *name;
+		const uint16_t *ports;
+		unsigned int n;
+	} lists[] = {
+		{ "imap_ports", cfg->imap_ports, cfg->n_imap_ports },
+		{ "pop3_ports", cfg->pop3_ports, cfg->n_pop3_ports },
+		{ "smtp_ports", cfg->smtp_ports, cfg->n_smtp_ports },
+		{ "submission_ports", cfg->submission_ports, cfg->n_submission_ports },
+		{ "imaps_ports", cfg->imaps_ports, cfg->n_imaps_ports },
+		{ "pop3s_ports", cfg->pop3s_ports, cfg->n_pop3s_ports },
+		{ "smtps_ports", cfg->smtps_ports, cfg->n_smtps_ports },
+	};
+
+	for (size_t a = 0; a < MF_ARRAY_LEN(lists); a++)
+		for (size_t b = a + 1; b < MF_ARRAY_LEN(lists); b++)
+			for (unsigned int i = 0; i < lists[a].n; i++)
+				for (unsigned int j = 0; j < lists[b].n; j++)
+					if (lists[a].ports[i] == lists[b].ports[j]) {
+						*port_r = lists[a].ports[i];
+						*other_r = lists[b].name;
+						return lists[a].name;
+					}
+	return NULL;
 }
 
 static int check(struct mf_config *cfg, const char *where, char *err, size_t errlen)
 {
+	const char *list, *other;
+	uint16_t port;
+
 	if (cfg->listen4.family == 0 && cfg->listen6.family == 0)
 		return mf_err(err, errlen, "%s: listen4 and listen6 are both off", where);
 	/* Policy routing matches fwmark exactly: a gate mark equal to it
@@ -532,23 +594,10 @@ static int check(struct mf_config *cfg, const char *where, char *err, size_t err
 			      "from fwmark 0x%x", where, cfg->gate_mark, cfg->fwmark);
 	if (cfg->n_ports == 0)
 		return mf_err(err, errlen, "%s: [intercept] ports is empty", where);
-	const struct {
-		const char *name;
-		const uint16_t *p;
-		unsigned int n;
-	} lists[] = {
-		{ "imap_ports", cfg->imap_ports, cfg->n_imap_ports },
-		{ "pop3_ports", cfg->pop3_ports, cfg->n_pop3_ports },
-		{ "imaps_ports", cfg->imaps_ports, cfg->n_imaps_ports },
-		{ "pop3s_ports", cfg->pop3s_ports, cfg->n_pop3s_ports },
-	};
-	uint16_t port;
-
-	for (unsigned int i = 0; i < MF_ARRAY_LEN(lists); i++)
-		for (unsigned int j = i + 1; j < MF_ARRAY_LEN(lists); j++)
-			if (ports_overlap(lists[i].p, lists[i].n, lists[j].p, lists[j].n, &port))
-				return mf_err(err, errlen, "%s: port %u is in both %s and %s",
-					      where, port, lists[i].name, lists[j].name);
+	list = port_twice(cfg, &port, &other);
+	if (list != NULL)
+		return mf_err(err, errlen, "%s: port %u is in both %s and %s", where, port, list,
+			      other);
 	if (cfg->n_tls_certs != cfg->n_tls_keys)
 		return mf_err(err, errlen, "%s: [tls] has %u cert and %u key lines; they go in pairs",
 			      where, cfg->n_tls_certs, cfg->n_tls_keys);

@@ -57,6 +57,14 @@ struct mf_config {
 	/* Original-destination ports served by the POP3 pre-auth front end. */
 	uint16_t pop3_ports[MF_MAX_PORTS];
 	unsigned int n_pop3_ports;
+	/* SMTP front end: MTA ports (no login; each RCPT routed by the
+	 * recipient's account) and submission ports (AUTH required, routed by
+	 * the authenticated account). */
+	uint16_t smtp_ports[MF_MAX_PORTS];
+	unsigned int n_smtp_ports;
+	uint16_t submission_ports[MF_MAX_PORTS];
+	unsigned int n_submission_ports;
+	bool smtp_xclient; /* XCLIENT to backends that offer it */
 	unsigned int preauth_timeout_ms; /* whole pre-auth phase of a session */
 	unsigned int preauth_max_errors; /* BADs tolerated, then BYE */
 	/* Pre-auth sessions per client address, per worker; 0: no limit. */
@@ -106,6 +114,8 @@ struct mf_config {
 	unsigned int n_imaps_ports;
 	uint16_t pop3s_ports[MF_MAX_PORTS]; /* POP3 front end, implicit TLS */
 	unsigned int n_pop3s_ports;
+	uint16_t smtps_ports[MF_MAX_PORTS]; /* SMTP submission, implicit TLS (465) */
+	unsigned int n_smtps_ports;
 	enum mf_backend_tls backend_tls;
 	char backend_ca[MF_PATH_MAX];   /* "" : the system's CA store */
 	char backend_name[MF_DOMAIN_MAX + 1]; /* "" : verify the backend's address */

@@ -26,17 +26,20 @@ def daemon_path():
 
 class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
-                 extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), destination=None,
-                 tls=None, daemon=None, intercept=None):
+                 extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), smtp_ports=(),
+                 submission_ports=(), destination=None, ledger=None, tls=None, daemon=None,
+                 intercept=None):
         """imap_ports: ports served by the IMAP front end; empty (the
         default here) keeps every port a protocol-blind relay, which is
         what the relay tests measure. pop3_ports: the same for the POP3
-        front end (also empty by default). destination: the new server's
-        addresses (default: the lab's NEW4 and NEW6). tls: the [tls]
-        section as a dict (a list value repeats the key); None leaves it out,
-        so implicit-TLS ports stay protocol-blind. intercept: more
-        [intercept] keys (fail, queue_num, ...). daemon: the binary to
-        run instead of daemon_path()'s."""
+        front end (also empty by default). smtp_ports, submission_ports: the
+        SMTP front end's MTA and submission ports (empty by default).
+        destination: the new server's addresses (default: the lab's NEW4 and
+        NEW6). ledger: extra [ledger] keys (e.g. default_domain). tls: the
+        [tls] section as a dict (a list value repeats the key); None leaves
+        it out, so implicit-TLS ports stay protocol-blind. intercept: more
+        [intercept] keys (fail, queue_num, ...). daemon: the binary to run
+        instead of daemon_path()'s."""
         self.lab = lab
         self.daemon = daemon
         self.workdir = workdir
@@ -47,6 +50,8 @@ class Gateway:
         opts = {"connect_timeout": "2000", "drain_timeout": "5000"}
         opts["imap_ports"] = ", ".join(str(p) for p in imap_ports)
         opts["pop3_ports"] = ", ".join(str(p) for p in pop3_ports)
+        opts["smtp_ports"] = ", ".join(str(p) for p in smtp_ports)
+        opts["submission_ports"] = ", ".join(str(p) for p in submission_ports)
         opts.update(gateway or {})
         self.ledger = os.path.join(workdir, "ledger.db")
         if destination is None:
@@ -61,6 +66,7 @@ class Gateway:
             lines.append("destination = " + ", ".join(destination))
         lines += [f"{k} = {v}" for k, v in (intercept or {}).items()]
         lines += ["[ledger]", "path = " + self.ledger]
+        lines += [f"{k} = {v}" for k, v in (ledger or {}).items()]
         if tls is not None:
             lines.append("[tls]")
             for k, v in tls.items():

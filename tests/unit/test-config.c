@@ -202,6 +202,25 @@ static void test_imap_front(void **state)
 	assert_int_equal(c.n_pop3_ports, 0);
 	expect_error("[gateway]\npop3_ports = 65536\n", "bad value for pop3_ports");
 	expect_error("[gateway]\npop3_ports = 143\n", "both imap_ports and pop3_ports");
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_smtp_ports, 1);
+	assert_int_equal(c.smtp_ports[0], 25);
+	assert_int_equal(c.n_submission_ports, 0);
+	assert_false(c.smtp_xclient);
+	assert_int_equal(mf_config_parse_string("[gateway]\nsmtp_ports = 25, 2525\n"
+						"submission_ports = 587\nsmtp_xclient = yes\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_smtp_ports, 2);
+	assert_int_equal(c.smtp_ports[1], 2525);
+	assert_int_equal(c.n_submission_ports, 1);
+	assert_int_equal(c.submission_ports[0], 587);
+	assert_true(c.smtp_xclient);
+	assert_int_equal(mf_config_parse_string("[gateway]\nsmtp_ports = none\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_smtp_ports, 0);
+	expect_error("[gateway]\nsubmission_ports = 25\n", "both smtp_ports and submission_ports");
+	expect_error("[gateway]\nsmtp_ports = 110\n", "both pop3_ports and smtp_ports");
+	expect_error("[gateway]\nsmtp_xclient = maybe\n", "bad value");
 	expect_error("[gateway]\npreauth_max_errors = 0\n", "bad value");
 	expect_error("[intercept]\ndestination = 198.18.11.3, 198.18.11.4\n",
 		     "bad value for destination");
