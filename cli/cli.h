@@ -54,8 +54,20 @@ void cli_error(const struct cli_ctx *ctx, const char *fmt, ...)
 /* Loads ctx->config_path; on failure prints why and returns MF_ERROR. */
 int cli_load_config(const struct cli_ctx *ctx, struct mf_config *cfg);
 
+struct ledger;
+
+/* Loads the config and opens its ledger; MF_ERROR after saying why. */
+int cli_open_ledger(const struct cli_ctx *ctx, struct mf_config *cfg, struct ledger **l_r);
+
+/* "2026-11-28T04:00:00Z", or "-" for 0. */
+void cli_format_time(int64_t t, char *out, size_t outlen);
+
+/* A JSON string literal (free text from admins and engines). */
+void cli_json_string(FILE *f, const char *s);
+
 extern const struct cli_cmd cli_rules_cmds[];
 extern const struct cli_cmd cli_subnet_cmds[];
 extern const struct cli_cmd cli_accounts_cmds[];
+extern const struct cli_cmd cli_flows_cmds[];
 
 #endif

@@ -87,20 +87,6 @@ static int parse_opts(const struct cli_ctx *ctx, char **argv, const char *allowe
 }
 
 /* Config, then the ledger it names. */
-static int open_ledger(const struct cli_ctx *ctx, struct mf_config *cfg,
-		       struct ledger **l_r)
-{
-	char err[512];
-
-	if (cli_load_config(ctx, cfg) != MF_OK)
-		return MF_ERROR;
-	if (ledger_open(cfg->ledger_path, l_r, err, sizeof(err)) != MF_OK) {
-		cli_error(ctx, "%s", err);
-		return MF_ERROR;
-	}
-	return MF_OK;
-}
-
 static int normalise_user(const struct cli_ctx *ctx, const struct mf_config *cfg,
 			  const char *user, char *out, size_t outlen)
 {
@@ -114,43 +100,18 @@ static int normalise_user(const struct cli_ctx *ctx, const struct mf_config *cfg
 	return MF_ERROR;
 }
 
-static void format_time(int64_t t, char *out, size_t outlen)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (t == 0 || gmtime_r(&tt, &tm) == NULL ||
-	    strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(out, outlen, "-");
-}
-
-/* A JSON string: reasons are free text from admins and engines. */
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
 static void json_account(FILE *f, const struct account *a)
 {
 	fputs("{\"name\":", f);
-	json_string(f, a->name);
+	cli_json_string(f, a->name);
 	fprintf(f, ",\"state\":\"%s\",\"route\":\"%s\"", account_state_name(a->state),
 		account_route_name(account_state_route(a->state)));
 	fprintf(f, ",\"first_seen\":%lld,\"last_seen\":%lld,\"last_client\":",
 		(long long)a->first_seen, (long long)a->last_seen);
-	json_string(f, a->last_client);
+	cli_json_string(f, a->last_client);
 	fprintf(f, ",\"logins\":%llu,\"state_changed\":%lld,\"reason\":",
 		(unsigned long long)a->logins, (long long)a->state_changed);
-	json_string(f, a->reason);
+	cli_json_string(f, a->reason);
 }
 
 /* ---- list ---------------------------------------------------------- */
@@ -182,7 +143,7 @@ static int print_account(const struct account *a, void *data)
 		fputs("}\n", stdout);
 		return MF_OK;
 	}
-	format_time(a->last_seen, seen, sizeof(seen));
+	cli_format_time(a->last_seen, seen, sizeof(seen));
 	printf("%-*s  %-8s  %-11s  %6llu  %-20s  %s\n", lc->name_width, a->name,
 	       account_state_name(a->state),
 	       account_route_name(account_state_route(a->state)),
@@ -203,7 +164,7 @@ static int accounts_list(const struct cli_ctx *ctx, char **argv)
 	if (parse_opts(ctx, argv, "json state", &o) != MF_OK)
 		return CLI_EXIT_USAGE;
 	lc.json = o.json;
-	if (open_ledger(ctx, &cfg, &l) != MF_OK)
+	if (cli_open_ledger(ctx, &cfg, &l) != MF_OK)
 		return CLI_EXIT_ERROR;
 	/* Text needs the widest name first; the ledger is read twice rather
 	 * than held in memory, whatever its size. */
@@ -242,12 +203,12 @@ static int print_event(const struct account_event *e, void *data)
 		fprintf(stdout, "%s{\"at\":%lld,\"from\":\"%s\",\"to\":\"%s\",\"reason\":",
 			sc->first ? "" : ",", (long long)e->at,
 			account_state_name(e->from), account_state_name(e->to));
-		json_string(stdout, e->reason);
+		cli_json_string(stdout, e->reason);
 		fputc('}', stdout);
 		sc->first = false;
 		return MF_OK;
 	}
-	format_time(e->at, at, sizeof(at));
+	cli_format_time(e->at, at, sizeof(at));
 	printf("  %-20s  %-8s -> %-8s  %s\n", at, account_state_name(e->from),
 	       account_state_name(e->to), e->reason);
 	return MF_OK;
@@ -257,9 +218,9 @@ static void print_account_text(const struct account *a)
 {
 	char first[32], last[32], changed[32];
 
-	format_time(a->first_seen, first, sizeof(first));
-	format_time(a->last_seen, last, sizeof(last));
-	format_time(a->state_changed, changed, sizeof(changed));
+	cli_format_time(a->first_seen, first, sizeof(first));
+	cli_format_time(a->last_seen, last, sizeof(last));
+	cli_format_time(a->state_changed, changed, sizeof(changed));
 	printf("name:           %s\n", a->name);
 	printf("state:          %s\n", account_state_name(a->state));
 	printf("route:          %s\n", account_route_name(account_state_route(a->state)));

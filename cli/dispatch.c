@@ -1,8 +1,10 @@
 #include "cli.h"
+#include "ledger.h"
 #include "mf.h"
 
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 
 void cli_error(const struct cli_ctx *ctx, const char *fmt, ...)
 {
@@ -100,4 +102,42 @@ int cli_dispatch(struct cli_ctx *ctx, const struct cli_cmd *cmds, int argc,
 		return CLI_EXIT_USAGE;
 	}
 	return c->run(ctx, argv);
+}
+
+int cli_open_ledger(const struct cli_ctx *ctx, struct mf_config *cfg,
+		    struct ledger **l_r)
+{
+	char err[512];
+
+	if (cli_load_config(ctx, cfg) != MF_OK)
+		return MF_ERROR;
+	if (ledger_open(cfg->ledger_path, l_r, err, sizeof(err)) != MF_OK) {
+		cli_error(ctx, "%s", err);
+		return MF_ERROR;
+	}
+	return MF_OK;
+}
+
+void cli_format_time(int64_t t, char *out, size_t outlen)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, outlen, "-");
+}
+
+void cli_json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
 }

@@ -12,6 +12,7 @@ static const struct cli_cmd root_cmds[] = {
 	{ .name = "rules", .sub = cli_rules_cmds },
 	{ .name = "subnet", .sub = cli_subnet_cmds },
 	{ .name = "accounts", .sub = cli_accounts_cmds },
+	{ .name = "flows", .sub = cli_flows_cmds },
 	{ .name = "help", .args = "", .run = cmd_help, .help = "this help" },
 	{ .name = NULL },
 };

@@ -35,6 +35,8 @@
 struct gate_tunables {
 	enum mf_fail_mode fail;
 	unsigned int rate, burst;
+	bool observe;
+	uint32_t pass_mark;   /* gate_mark + 2: through to the source untouched */
 };
 
 static uint64_t clock_ms(void)
@@ -52,6 +54,8 @@ static void load_tunables(struct syn_gate *g, struct gate_tunables *t)
 	t->fail = g->d->cfg.fail;
 	t->rate = g->d->cfg.syn_rate_per_client;
 	t->burst = g->d->cfg.syn_burst_per_client;
+	t->observe = g->d->cfg.observe;
+	t->pass_mark = g->d->cfg.gate_mark + 2;
 	pthread_mutex_unlock(&g->d->lock);
 }
 
@@ -100,6 +104,31 @@ static int update_mode(struct syn_gate *g, const struct mf_config *cfg,
 	return MF_OK;
 }
 
+/* The second's flow counts into the ledger (opened on first need: with
+ * fail = open or closed nothing else needs it), then the subnets and
+ * ports of a possibly reloaded config. Counts that could not be written
+ * wait for the next tick. */
+static void flush_tally(struct syn_gate *g, const struct mf_config *cfg)
+{
+	char err[512];
+
+	if (g->tally.dirty && g->ledger == NULL &&
+	    ledger_open(cfg->ledger_path, &g->ledger, err, sizeof(err)) != MF_OK) {
+		if (!g->tally_failing)
+			mf_log_err("syn_gate: flow counts: ledger: %s", err);
+		g->tally_failing = true;
+		return;
+	}
+	if (flow_tally_flush(&g->tally, g->ledger, (int64_t)time(NULL), err, sizeof(err)) != MF_OK) {
+		if (!g->tally_failing)
+			mf_log_err("syn_gate: flow counts: %s", err);
+		g->tally_failing = true;
+		return;
+	}
+	g->tally_failing = false;
+	flow_tally_configure(&g->tally, cfg);
+}
+
 static void tick(struct syn_gate *g, struct gate_tunables *t)
 {
 	struct mf_config *cfg = malloc(sizeof(*cfg));
@@ -113,6 +142,7 @@ static void tick(struct syn_gate *g, struct gate_tunables *t)
 	pthread_mutex_lock(&g->d->lock);
 	*cfg = g->d->cfg;
 	pthread_mutex_unlock(&g->d->lock);
+	flush_tally(g, cfg);
 	/* A reload to fail = auto needs a ledger we may not have opened. */
 	if (cfg->fail == MF_FAIL_AUTO && g->ledger == NULL &&
 	    ledger_open(cfg->ledger_path, &g->ledger, err, sizeof(err)) != MF_OK) {
@@ -123,9 +153,10 @@ static void tick(struct syn_gate *g, struct gate_tunables *t)
 	free(cfg);
 	apply_mode(g);
 	if (memcmp(&g->n, &g->logged, sizeof(g->n)) != 0) {
-		mf_log_info("syn_gate accepted=%llu dropped_rate=%llu "
+		mf_log_info("syn_gate accepted=%llu observed=%llu dropped_rate=%llu "
 			    "dropped_drain=%llu unparsed=%llu",
 			    (unsigned long long)g->n.accepted,
+			    (unsigned long long)g->n.observed,
 			    (unsigned long long)g->n.dropped_rate,
 			    (unsigned long long)g->n.dropped_drain,
 			    (unsigned long long)g->n.unparsed);
@@ -139,7 +170,7 @@ static void tick(struct syn_gate *g, struct gate_tunables *t)
  * cannot parse is accepted: the rules matched it as a new-flow SYN, and
  * the kernel, not we, is the judge of malformed packets. */
 static int decide(struct syn_gate *g, const struct gate_tunables *t,
-		  const uint8_t *pkt, size_t len)
+		  const uint8_t *pkt, size_t len, uint32_t *mark_r)
 {
 	struct syn_packet sp;
 
@@ -155,16 +186,26 @@ static int decide(struct syn_gate *g, const struct gate_tunables *t,
 		g->n.dropped_rate++;
 		return NF_DROP;
 	}
+	(void)flow_tally_count(&g->tally, sp.src, sp.dport, t->observe);
+	if (t->observe) {
+		/* On to the source: the rules leave a flow with this mark
+		 * (and its conntrack entry) alone. */
+		g->n.observed++;
+		*mark_r = t->pass_mark;
+		return NF_ACCEPT;
+	}
 	g->n.accepted++;
 	return NF_ACCEPT;
 }
 
-static void send_verdict(struct syn_gate *g, uint32_t id, int verdict)
+static void send_verdict(struct syn_gate *g, uint32_t id, int verdict, uint32_t mark)
 {
 	char buf[256];
 	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, g->queue_num);
 
 	nfq_nlmsg_verdict_put(nlh, (int)id, verdict);
+	if (mark != 0)
+		nfq_nlmsg_verdict_put_mark(nlh, mark);
 	if (mnl_socket_sendto(g->nl, nlh, nlh->nlmsg_len) < 0)
 		/* The packet stays queued until the socket closes; nothing
 		 * better to do than say so. */
@@ -190,7 +231,10 @@ static void handle_packet(struct syn_gate *g, const struct gate_tunables *t,
 		payload = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
 		len = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
 	}
-	send_verdict(g, ntohl(ph->packet_id), decide(g, t, payload, len));
+	uint32_t mark = 0;
+	int verdict = decide(g, t, payload, len, &mark);
+
+	send_verdict(g, ntohl(ph->packet_id), verdict, mark);
 }
 
 /* Walks the messages of one read: queued packets get their verdict, an
@@ -375,10 +419,12 @@ int syn_gate_init(struct syn_gate *g, struct mf_daemon *d, char *err,
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (uint64_t)clock_ms() ^ (uint64_t)getpid();
 	g->buf = malloc(GATE_BUF_SIZE);
-	if (g->buf == NULL || syn_limit_init(&g->limit, SYN_GATE_TABLE_SLOTS, seed) != MF_OK) {
+	if (g->buf == NULL || syn_limit_init(&g->limit, SYN_GATE_TABLE_SLOTS, seed) != MF_OK ||
+	    flow_tally_init(&g->tally) != MF_OK) {
 		mf_err(err, errlen, "syn gate: out of memory");
 		goto fail;
 	}
+	flow_tally_configure(&g->tally, &d->cfg);
 	g->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (g->wake_fd < 0) {
 		mf_err(err, errlen, "eventfd: %s", strerror(errno));
@@ -462,6 +508,7 @@ void syn_gate_destroy(struct syn_gate *g)
 	ledger_close(g->ledger);
 	g->ledger = NULL;
 	syn_limit_destroy(&g->limit);
+	flow_tally_destroy(&g->tally);
 	free(g->buf);
 	g->buf = NULL;
 }

@@ -25,6 +25,7 @@
 #ifndef MF_SYN_GATE_H
 #define MF_SYN_GATE_H
 
+#include "flow_tally.h"
 #include "syn_limit.h"
 
 #include <pthread.h>
@@ -44,7 +45,7 @@ struct mnl_socket;
 #define SYN_GATE_COPY_RANGE 256
 
 struct syn_gate_counters {
-	uint64_t accepted, dropped_rate, dropped_drain, unparsed;
+	uint64_t accepted, observed, dropped_rate, dropped_drain, unparsed;
 };
 
 struct syn_gate {
@@ -66,6 +67,8 @@ struct syn_gate {
 	bool applied;         /* the kernel's set says `closed` */
 	bool apply_failing;   /* logged once until it works again */
 	struct syn_gate_counters n, logged;
+	struct flow_tally tally;
+	bool tally_failing;   /* its last write to the ledger failed (logged) */
 };
 
 /* Opens the ledger (fail = auto), works out the fail mode and sets it in

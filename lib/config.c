@@ -338,6 +338,8 @@ static int set_intercept(struct parse_ctx *ctx, const char *k, const char *v)
 		if (parse_uint(v, 1, 0xfffffffeUL, &x) || (x >= 253 && x <= 255))
 			return MF_ERROR;
 		c->route_table = (uint32_t)x;
+	} else if (!strcmp(k, "observe")) {
+		return parse_bool(v, &c->observe);
 	} else if (!strcmp(k, "fail")) {
 		if (!strcmp(v, "auto"))
 			c->fail = MF_FAIL_AUTO;

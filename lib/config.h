@@ -98,6 +98,9 @@ struct mf_config {
 	/* Marks the gate chain gives new-flow SYNs for the iptables-nft
 	 * fallback: gate_mark while fail-open, gate_mark + 1 while closed. */
 	uint32_t gate_mark;
+	/* Observe mode: the SYN gate counts new flows per client subnet and
+	 * port (flow_tally.h) and lets them through to the source untouched. */
+	bool observe;
 
 	/* [ledger] */
 	char ledger_path[MF_PATH_MAX];       /* SQLite file */

@@ -105,6 +105,28 @@ int ledger_account_history(struct ledger *l, const char *name,
 			   int (*fn)(const struct account_event *e, void *data),
 			   void *data, char *err, size_t errlen);
 
+/* New flows the SYN gate saw, per intercepted client subnet (as written
+ * in [intercept] clients) and mail port: let through to the source
+ * untouched (observe mode) or sent on to the gateway. */
+#define LEDGER_SUBNET_MAX 64
+struct flow_count {
+	char subnet[LEDGER_SUBNET_MAX];
+	uint16_t port;
+	uint64_t observed, intercepted;
+	int64_t last_seen;
+};
+
+/* Adds to subnet/port's counts (creating the row), last_seen = now. */
+int ledger_flow_count_add(struct ledger *l, const char *subnet, uint16_t port,
+			  uint64_t observed, uint64_t intercepted, int64_t now,
+			  char *err, size_t errlen);
+
+/* Calls fn for each row in subnet, port order; stops like
+ * ledger_account_list. */
+int ledger_flow_count_list(struct ledger *l,
+			   int (*fn)(const struct flow_count *c, void *data),
+			   void *data, char *err, size_t errlen);
+
 /* Gateway-wide settings the ledger keeps across restarts and reboots (the
  * fail mode "auto" recorded as switched to closed, say): short keys and
  * values of printable text. */

@@ -32,6 +32,12 @@ struct ledger_ops {
 			   size_t len, char *err, size_t errlen);
 	int (*setting_set)(struct ledger *l, const char *key, const char *value,
 			   int64_t now, char *err, size_t errlen);
+	int (*flow_count_add)(struct ledger *l, const char *subnet, uint16_t port,
+			      uint64_t observed, uint64_t intercepted, int64_t now,
+			      char *err, size_t errlen);
+	int (*flow_count_list)(struct ledger *l,
+			       int (*fn)(const struct flow_count *c, void *data),
+			       void *data, char *err, size_t errlen);
 };
 
 struct ledger {

@@ -44,6 +44,8 @@ enum stmt_id {
 	ST_HISTORY,
 	ST_SETTING_GET,
 	ST_SETTING_SET,
+	ST_FLOW_ADD,
+	ST_FLOW_LIST,
 	ST_COUNT
 };
 
@@ -82,6 +84,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SETTING_SET] = "INSERT INTO setting (key, value, changed) "
 			   "VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE "
 			   "SET value = excluded.value, changed = excluded.changed",
+	[ST_FLOW_ADD] = "INSERT INTO flow_count (subnet, port, observed, intercepted, last_seen) "
+			"VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (subnet, port) DO UPDATE "
+			"SET observed = observed + excluded.observed, "
+			"intercepted = intercepted + excluded.intercepted, "
+			"last_seen = excluded.last_seen",
+	[ST_FLOW_LIST] = "SELECT subnet, port, observed, intercepted, last_seen "
+			 "FROM flow_count ORDER BY subnet, port",
 };
 
 struct ledger_sqlite {
@@ -145,11 +154,28 @@ static int schema_v2(sqlite3 *db, char **msg_r)
 	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
 }
 
+/* v3: new flows per client subnet and port (ledger_flow_count_*). */
+static int schema_v3(sqlite3 *db, char **msg_r)
+{
+	static const char sql[] =
+		"CREATE TABLE flow_count ("
+		" subnet TEXT NOT NULL,"
+		" port INTEGER NOT NULL,"
+		" observed INTEGER NOT NULL DEFAULT 0,"
+		" intercepted INTEGER NOT NULL DEFAULT 0,"
+		" last_seen INTEGER NOT NULL DEFAULT 0,"
+		" PRIMARY KEY (subnet, port)"
+		") WITHOUT ROWID;";
+
+	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
+}
+
 /* Schema steps in order: step i takes a file from version i to i + 1.
  * A new version is one more function and one more line here. */
 static int (*const schema_steps[])(sqlite3 *db, char **msg_r) = {
 	schema_v1,
 	schema_v2,
+	schema_v3,
 };
 
 #define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
@@ -556,6 +582,52 @@ static int sq_setting_set(struct ledger *l, const char *key, const char *value,
 	return rc;
 }
 
+static int sq_flow_count_add(struct ledger *l, const char *subnet, uint16_t port,
+			     uint64_t observed, uint64_t intercepted, int64_t now,
+			     char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[ST_FLOW_ADD];
+
+	sqlite3_bind_text(st, 1, subnet, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, port);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)observed);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)intercepted);
+	sqlite3_bind_int64(st, 5, now);
+	return stmt_run(s, ST_FLOW_ADD, err, errlen);
+}
+
+static int sq_flow_count_list(struct ledger *l,
+			      int (*fn)(const struct flow_count *c, void *data),
+			      void *data, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[ST_FLOW_LIST];
+	int rc = MF_OK;
+
+	for (;;) {
+		struct flow_count c;
+		int step = sqlite3_step(st);
+
+		if (step == SQLITE_DONE)
+			break;
+		if (step != SQLITE_ROW) {
+			rc = db_err(s, err, errlen, "cannot list flow counts");
+			break;
+		}
+		copy_text(c.subnet, sizeof(c.subnet), sqlite3_column_text(st, 0));
+		c.port = (uint16_t)sqlite3_column_int(st, 1);
+		c.observed = (uint64_t)sqlite3_column_int64(st, 2);
+		c.intercepted = (uint64_t)sqlite3_column_int64(st, 3);
+		c.last_seen = sqlite3_column_int64(st, 4);
+		rc = fn(&c, data);
+		if (rc != MF_OK)
+			break;
+	}
+	stmt_done(st);
+	return rc;
+}
+
 static void sq_close(struct ledger *l)
 {
 	struct ledger_sqlite *s = to_sqlite(l);
@@ -577,6 +649,8 @@ static const struct ledger_ops sqlite_ops = {
 	.account_history = sq_account_history,
 	.setting_get = sq_setting_get,
 	.setting_set = sq_setting_set,
+	.flow_count_add = sq_flow_count_add,
+	.flow_count_list = sq_flow_count_list,
 };
 
 /* ---- open ---------------------------------------------------------- */

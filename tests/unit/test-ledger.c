@@ -150,14 +150,14 @@ static void test_schema_and_reopen(void **state)
 	int version = -1;
 
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 2);
+	assert_int_equal(version, 3);
 	login(l, "ann@example.org", "198.18.1.10", 1000, AS_SEEN);
 	set_state(l, "bob@example.org", AS_PINNED, "vip", 1001, AS_UNSEEN);
 	ledger_close(l);
 
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 2);
+	assert_int_equal(version, 3);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_SEEN);
 	assert_int_equal(a.logins, 1);
@@ -503,7 +503,8 @@ static void test_settings(void **state)
 	ledger_close(l);
 }
 
-/* A v1 file (before settings) is brought to v2 in place, accounts kept. */
+/* A v1 file (before settings and flow counts) is brought to the current
+ * version in place, accounts kept. */
 static void test_upgrade_from_v1(void **state)
 {
 	struct fixture *f = *state;
@@ -516,12 +517,12 @@ static void test_upgrade_from_v1(void **state)
 	set_state(l, "ann@example.org", AS_PINNED, "vip", 1000, AS_UNSEEN);
 	ledger_close(l);
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP TABLE setting; PRAGMA user_version = 1",
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE setting; DROP TABLE flow_count; PRAGMA user_version = 1",
 				      NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 2);
+	assert_int_equal(version, 3);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_PINNED);
 	assert_int_equal(ledger_setting_get(l, "fail_mode", v, sizeof(v), err,
