@@ -462,14 +462,11 @@ static void handoff(struct session *s)
 void front_io_login_done(struct session *s)
 {
 	struct front_io *io = io_of(s);
-	struct ledger *l;
-	char client[MF_ADDRSTRLEN], err[256];
+	char client[MF_ADDRSTRLEN];
 
-	if (io->route == AR_SOURCE && (l = worker_ledger(s->w)) != NULL) {
+	if (io->route == AR_SOURCE) {
 		mf_sockaddr_format(&s->client.sa, client, sizeof(client));
-		if (ledger_login_observed(l, s->user, client, (int64_t)time(NULL), NULL,
-					  err, sizeof(err)) != MF_OK)
-			mf_log_warn("ledger user=%s login not recorded: %s", s->user, err);
+		worker_login_observed(s->w, s->user, client);
 	}
 	io->after = FA_RELAY;
 	io->handoff_step = 0;

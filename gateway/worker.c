@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/eventfd.h>
@@ -428,7 +430,11 @@ static void *worker_main(void *arg)
 			n++;
 		}
 		io_uring_cq_advance(&w->ring, n);
+		/* Before the next submit: the logins' replies go out after the
+		 * ledger has them, as with one write per login. */
+		worker_flush_logins(w);
 	}
+	worker_flush_logins(w);
 	ledger_close(w->ledger);
 	w->ledger = NULL;
 	if (w->fatal_errno != 0) {
@@ -524,8 +530,46 @@ void worker_join(struct worker *w)
 	pthread_join(w->thread, NULL);
 }
 
+#define WORKER_LOGIN_BATCH 64
+
+void worker_login_observed(struct worker *w, const char *user, const char *client)
+{
+	struct ledger_login *e;
+
+	if (w->logins == NULL) {
+		w->logins = calloc(WORKER_LOGIN_BATCH, sizeof(*w->logins));
+		if (w->logins == NULL) {
+			mf_log_warn("ledger user=%s login not recorded: out of memory", user);
+			return;
+		}
+	}
+	if (w->n_logins == WORKER_LOGIN_BATCH)
+		worker_flush_logins(w);
+	e = &w->logins[w->n_logins++];
+	snprintf(e->name, sizeof(e->name), "%s", user);
+	snprintf(e->client, sizeof(e->client), "%s", client);
+	e->at = (int64_t)time(NULL);
+}
+
+void worker_flush_logins(struct worker *w)
+{
+	struct ledger *l;
+	char err[256];
+
+	if (w->n_logins == 0)
+		return;
+	l = worker_ledger(w);
+	if (l == NULL || ledger_logins_observed(l, w->logins, w->n_logins, err,
+						sizeof(err)) != MF_OK)
+		mf_log_warn("ledger: %u logins not recorded: %s", w->n_logins,
+			    l == NULL ? "no ledger" : err);
+	w->n_logins = 0;
+}
+
 void worker_destroy(struct worker *w)
 {
+	free(w->logins);
+	w->logins = NULL;
 	for (unsigned int i = 0; i < 2; i++)
 		if (w->listeners[i].fd >= 0)
 			close(w->listeners[i].fd);

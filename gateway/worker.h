@@ -99,6 +99,10 @@ struct worker {
 	struct tls_ctxs *tls;              /* a reference to the daemon's, or NULL */
 	struct banner_set *banners;        /* likewise */
 	uint64_t ledger_retry_ms;          /* after a failed open, not before this */
+	/* Logins the source accepted in this event-loop round, written to
+	 * the ledger in one transaction at the end of the round. */
+	struct ledger_login *logins;
+	unsigned int n_logins;
 } __attribute__((aligned(16)));
 
 /* Opens the ring and the listeners. MF_OK or MF_ERROR with err. */
@@ -120,6 +124,12 @@ void worker_pipe_unwait(struct worker *w, struct relay_dir *rd);
 /* The worker's ledger handle, opened in the worker thread at first use;
  * NULL (logged, retried at most once a second) when it cannot be opened. */
 struct ledger *worker_ledger(struct worker *w);
+
+/* Queues a source-verified login for the ledger (worker_flush_logins). */
+void worker_login_observed(struct worker *w, const char *user, const char *client);
+
+/* Writes the queued logins in one transaction (logged when it fails). */
+void worker_flush_logins(struct worker *w);
 
 void worker_lru_touch(struct worker *w, struct session *s);
 void worker_lru_remove(struct worker *w, struct session *s);

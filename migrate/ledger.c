@@ -155,3 +155,14 @@ int ledger_flow_count_list(struct ledger *l,
 {
 	return l->ops->flow_count_list(l, fn, data, err, errlen);
 }
+
+int ledger_logins_observed(struct ledger *l, const struct ledger_login *v, size_t n,
+			   char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++)
+		if (check_name(v[i].name, err, errlen) != MF_OK)
+			return MF_ERROR;
+	if (n == 0)
+		return MF_OK;
+	return l->ops->logins_observed(l, v, n, err, errlen);
+}

@@ -71,6 +71,19 @@ int ledger_schema_version(struct ledger *l, int *version_r, char *err,
 int ledger_account_get(struct ledger *l, const char *name, struct account *a_r,
 		       char *err, size_t errlen);
 
+/* One login to record (ledger_logins_observed). */
+struct ledger_login {
+	char name[ACCOUNT_NAME_MAX + 1];
+	char client[LEDGER_CLIENT_MAX];
+	int64_t at;
+};
+
+/* ledger_login_observed() for n logins in one transaction (one sync
+ * instead of n: a worker records the logins of one event-loop round at
+ * once). All or none are recorded. */
+int ledger_logins_observed(struct ledger *l, const struct ledger_login *v, size_t n,
+			   char *err, size_t errlen);
+
 /* Records a login the source accepted, in one transaction: creates the
  * account if unknown, moves UNSEEN to SEEN (with a history entry) and
  * leaves every other state alone, sets first_seen (once), last_seen and

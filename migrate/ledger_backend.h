@@ -14,6 +14,8 @@ struct ledger_ops {
 			      size_t errlen);
 	int (*account_get)(struct ledger *l, const char *name,
 			   struct account *a_r, char *err, size_t errlen);
+	int (*logins_observed)(struct ledger *l, const struct ledger_login *v, size_t n,
+			       char *err, size_t errlen);
 	int (*login_observed)(struct ledger *l, const char *name,
 			      const char *client, int64_t now,
 			      enum account_state *state_r, char *err,

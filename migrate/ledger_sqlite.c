@@ -384,27 +384,23 @@ static int sq_account_get(struct ledger *l, const char *name, struct account *a_
 	return rc;
 }
 
-static int sq_login_observed(struct ledger *l, const char *name,
-			     const char *client, int64_t now,
-			     enum account_state *state_r, char *err, size_t errlen)
+/* One login inside the caller's transaction. */
+static int observe_one(struct ledger_sqlite *s, const char *name, const char *client,
+		       int64_t now, enum account_state *state_r, char *err, size_t errlen)
 {
-	struct ledger_sqlite *s = to_sqlite(l);
 	enum account_state state = AS_UNSEEN;
 	sqlite3_stmt *st;
 	char why[LEDGER_REASON_MAX];
 
-	if (stmt_run(s, ST_BEGIN, err, errlen) != MF_OK)
+	if (insert_account(s, name, err, errlen) != MF_OK ||
+	    read_state(s, name, &state, err, errlen) != MF_OK)
 		return MF_ERROR;
-	if (insert_account(s, name, err, errlen) != MF_OK)
-		goto rollback;
-	if (read_state(s, name, &state, err, errlen) != MF_OK)
-		goto rollback;
 	if (state == AS_UNSEEN) {
 		snprintf(why, sizeof(why), "first login from %s",
 			 client[0] ? client : "unknown address");
 		if (change_state(s, name, AS_UNSEEN, AS_SEEN, why, now, err,
 				 errlen) != MF_OK)
-			goto rollback;
+			return MF_ERROR;
 		state = AS_SEEN;
 	}
 	st = s->stmt[ST_SEEN];
@@ -412,11 +408,40 @@ static int sq_login_observed(struct ledger *l, const char *name,
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_text(st, 3, client, -1, SQLITE_STATIC);
 	if (stmt_run(s, ST_SEEN, err, errlen) != MF_OK)
-		goto rollback;
-	if (stmt_run(s, ST_COMMIT, err, errlen) != MF_OK)
-		goto rollback;
+		return MF_ERROR;
 	if (state_r != NULL)
 		*state_r = state;
+	return MF_OK;
+}
+
+static int sq_login_observed(struct ledger *l, const char *name,
+			     const char *client, int64_t now,
+			     enum account_state *state_r, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+
+	if (stmt_run(s, ST_BEGIN, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (observe_one(s, name, client, now, state_r, err, errlen) != MF_OK ||
+	    stmt_run(s, ST_COMMIT, err, errlen) != MF_OK) {
+		tx_rollback(s);
+		return MF_ERROR;
+	}
+	return MF_OK;
+}
+
+static int sq_logins_observed(struct ledger *l, const struct ledger_login *v, size_t n,
+			      char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+
+	if (stmt_run(s, ST_BEGIN, err, errlen) != MF_OK)
+		return MF_ERROR;
+	for (size_t i = 0; i < n; i++)
+		if (observe_one(s, v[i].name, v[i].client, v[i].at, NULL, err, errlen) != MF_OK)
+			goto rollback;
+	if (stmt_run(s, ST_COMMIT, err, errlen) != MF_OK)
+		goto rollback;
 	return MF_OK;
 
 rollback:
@@ -644,6 +669,7 @@ static const struct ledger_ops sqlite_ops = {
 	.schema_version = sq_schema_version,
 	.account_get = sq_account_get,
 	.login_observed = sq_login_observed,
+	.logins_observed = sq_logins_observed,
 	.account_set_state = sq_account_set_state,
 	.account_list = sq_account_list,
 	.account_history = sq_account_history,

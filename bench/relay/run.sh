@@ -198,11 +198,18 @@ connect_timeout = 5000
 drain_timeout = 2000
 max_sessions = 16000
 log = stderr
+# protocol-blind relay only: no front end on the bench ports
+imap_ports = none
+pop3_ports = none
+smtp_ports = none
 
 [intercept]
 sources = $OLD4
 ports = $IPERF_X, $ECHO_X
 clients = $CLIENT_NET4
+
+[ledger]
+path = $WORK/ledger.db
 EOF
 }
 write_mf_conf "$WORK/mf-rules.conf" 1

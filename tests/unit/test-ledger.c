@@ -216,6 +216,37 @@ static void history(struct ledger *l, const char *name, struct events *ev)
 }
 
 /* UNSEEN -> SEEN on the first login only; any later state survives logins. */
+/* A batch of logins is one transaction: every login counted, UNSEEN
+ * accounts SEEN, and a bad name refuses the whole batch. */
+static void test_logins_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct ledger_login v[3] = {
+		{ .name = "ann@example.org", .client = "198.18.1.10", .at = 1000 },
+		{ .name = "bob@example.org", .client = "198.18.1.11", .at = 1001 },
+		{ .name = "ann@example.org", .client = "198.18.1.12", .at = 1002 },
+	};
+	struct account a;
+	char err[256];
+
+	assert_int_equal(ledger_logins_observed(l, v, 3, err, sizeof(err)), MF_OK);
+	get(l, "ann@example.org", &a);
+	assert_int_equal(a.state, AS_SEEN);
+	assert_int_equal(a.logins, 2);
+	assert_int_equal(a.first_seen, 1000);
+	assert_int_equal(a.last_seen, 1002);
+	assert_string_equal(a.last_client, "198.18.1.12");
+	get(l, "bob@example.org", &a);
+	assert_int_equal(a.logins, 1);
+	snprintf(v[1].name, sizeof(v[1].name), "bad\001name");
+	assert_int_equal(ledger_logins_observed(l, v, 3, err, sizeof(err)), MF_ERROR);
+	get(l, "ann@example.org", &a);
+	assert_int_equal(a.logins, 2);
+	assert_int_equal(ledger_logins_observed(l, v, 0, err, sizeof(err)), MF_OK);
+	ledger_close(l);
+}
+
 static void test_login_observed(void **state)
 {
 	struct fixture *f = *state;
@@ -591,6 +622,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_schema_and_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absent_and_bad_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_observed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logins_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_state_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
