@@ -114,7 +114,8 @@ class Capture:
 @contextlib.contextmanager
 def gateway(lab, tmp_path, **kw):
     kw.setdefault("imap_ports", (143,))
-    g = Gateway(lab, str(tmp_path), ports=(143,), **kw)
+    kw.setdefault("ports", (143,))
+    g = Gateway(lab, str(tmp_path), **kw)
     try:
         proc = g.cli("rules", "install")
         g.install_output = proc.stdout
