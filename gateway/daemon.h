@@ -4,6 +4,7 @@
 #ifndef MF_DAEMON_H
 #define MF_DAEMON_H
 
+#include "addr_count.h"
 #include "config.h"
 
 #include <pthread.h>
@@ -22,6 +23,10 @@ struct mf_daemon {
 	struct tls_ctxs *tls;      /* from cfg's [tls]; NULL without; guarded by lock */
 	struct banner_set *banners; /* the sources' greetings; guarded by lock */
 	pthread_t probe_thread;    /* the last banner probe (banner.h) */
+	/* Live sessions per client address, all workers: the workers count,
+	 * the SYN gate reads (max_sessions_per_client). */
+	pthread_mutex_t conn_lock;
+	struct addr_count conns;
 	bool probe_started;
 	atomic_bool stopping;      /* SIGTERM seen: drain and exit */
 	struct worker **workers;

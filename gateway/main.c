@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #define DEFAULT_CONFIG "/etc/mailferry/mailferry.conf"
@@ -251,6 +252,14 @@ int main(int argc, char **argv)
 	/* Blocked before any thread exists, so only sigwaitinfo() sees them. */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	pthread_mutex_init(&d.lock, NULL);
+	pthread_mutex_init(&d.conn_lock, NULL);
+	{
+		uint64_t seed = 0;
+
+		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+			seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL;
+		addr_count_init(&d.conns, seed);
+	}
 	atomic_init(&d.stopping, false);
 
 	d.n_workers = worker_count(&d.cfg);
@@ -345,6 +354,8 @@ out_workers:
 out:
 	tls_ctxs_unref(d.tls);
 	banner_set_unref(d.banners);
+	addr_count_destroy(&d.conns);
+	pthread_mutex_destroy(&d.conn_lock);
 	pthread_mutex_destroy(&d.lock);
 	mf_log_info("exited status=%d", status);
 	mf_log_close();

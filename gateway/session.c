@@ -1,5 +1,6 @@
 #include "session.h"
 #include "account.h"
+#include "addr_count.h"
 #include "daemon.h"
 #include "imap_front.h"
 #include "pop3_front.h"
@@ -94,11 +95,43 @@ static void preauth_release(struct session *s)
 	addr_count_dec(&s->w->preauth, &s->client.sa);
 }
 
+/* The daemon-wide count of sessions per client address (the SYN gate
+ * holds new flows beyond max_sessions_per_client; this is the backstop for
+ * SYNs that passed before the count rose). MF_AGAIN at the limit. */
+static int client_take(struct session *s)
+{
+	struct mf_daemon *d = s->w->d;
+	unsigned int limit = s->w->t.max_sessions_per_client;
+	int rc;
+
+	if (limit == 0)
+		return MF_OK;
+	pthread_mutex_lock(&d->conn_lock);
+	rc = addr_count_inc(&d->conns, &s->client.sa, limit);
+	pthread_mutex_unlock(&d->conn_lock);
+	if (rc == MF_OK)
+		s->client_counted = true;
+	return rc == MF_AGAIN ? MF_AGAIN : MF_OK;
+}
+
+static void client_give(struct session *s)
+{
+	struct mf_daemon *d = s->w->d;
+
+	if (!s->client_counted)
+		return;
+	s->client_counted = false;
+	pthread_mutex_lock(&d->conn_lock);
+	addr_count_dec(&d->conns, &s->client.sa);
+	pthread_mutex_unlock(&d->conn_lock);
+}
+
 static void session_free(struct session *s)
 {
 	struct worker *w = s->w;
 
 	preauth_release(s);
+	client_give(s);
 	relay_release(s, 0);
 	relay_release(s, 1);
 	log_end(s);
@@ -289,6 +322,11 @@ static struct session *session_new(struct worker *w, int fd, int ufd,
 	relay_init(&s->dir[0], 0);
 	relay_init(&s->dir[1], 1);
 	s->start_ms = w->now_ms;
+	if (client_take(s) != MF_OK) {
+		free(s);
+		errno = EUSERS;
+		return NULL;
+	}
 	w->n_sessions++;
 	worker_lru_touch(w, s);
 	return s;
@@ -330,11 +368,16 @@ static void start_front(struct worker *w, int fd, const union mf_sockaddr *clien
 fail_session:
 	worker_lru_remove(w, s);
 	w->n_sessions--;
+	client_give(s);
 	free(s);
+	errno = ENOMEM;
 fail_count:
 	if (counted)
 		addr_count_dec(&w->preauth, &client->sa);
-	refuse(fd, client, "memory", ENOMEM);
+	if (errno == EUSERS)
+		refuse(fd, client, "sessions-per-client", 0);
+	else
+		refuse(fd, client, "memory", ENOMEM);
 }
 
 void session_start(struct worker *w, int fd)
@@ -382,8 +425,13 @@ void session_start(struct worker *w, int fd)
 	}
 	s = session_new(w, fd, ufd, &client, &dst);
 	if (s == NULL) {
+		int e = errno;
+
 		close(ufd);
-		refuse(fd, &client, "memory", ENOMEM);
+		if (e == EUSERS)
+			refuse(fd, &client, "sessions-per-client", 0);
+		else
+			refuse(fd, &client, "memory", ENOMEM);
 		return;
 	}
 	s->phase = SP_CONNECT;

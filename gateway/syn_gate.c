@@ -37,6 +37,7 @@ struct gate_tunables {
 	unsigned int rate, burst;
 	bool observe;
 	uint32_t pass_mark;   /* gate_mark + 2: through to the source untouched */
+	unsigned int max_sessions; /* per client address, 0: no limit */
 };
 
 static uint64_t clock_ms(void)
@@ -55,6 +56,7 @@ static void load_tunables(struct syn_gate *g, struct gate_tunables *t)
 	t->rate = g->d->cfg.syn_rate_per_client;
 	t->burst = g->d->cfg.syn_burst_per_client;
 	t->observe = g->d->cfg.observe;
+	t->max_sessions = g->d->cfg.max_sessions_per_client;
 	t->pass_mark = g->d->cfg.gate_mark + 2;
 	pthread_mutex_unlock(&g->d->lock);
 }
@@ -154,10 +156,11 @@ static void tick(struct syn_gate *g, struct gate_tunables *t)
 	apply_mode(g);
 	if (memcmp(&g->n, &g->logged, sizeof(g->n)) != 0) {
 		mf_log_info("syn_gate accepted=%llu observed=%llu dropped_rate=%llu "
-			    "dropped_drain=%llu unparsed=%llu",
+			    "dropped_sessions=%llu dropped_drain=%llu unparsed=%llu",
 			    (unsigned long long)g->n.accepted,
 			    (unsigned long long)g->n.observed,
 			    (unsigned long long)g->n.dropped_rate,
+			    (unsigned long long)g->n.dropped_sessions,
 			    (unsigned long long)g->n.dropped_drain,
 			    (unsigned long long)g->n.unparsed);
 		g->logged = g->n;
@@ -169,6 +172,19 @@ static void tick(struct syn_gate *g, struct gate_tunables *t)
 /* NF_ACCEPT (on to TPROXY) or NF_DROP, and what it counts as. A packet we
  * cannot parse is accepted: the rules matched it as a new-flow SYN, and
  * the kernel, not we, is the judge of malformed packets. */
+/* Live sessions of a client address, as the workers count them. */
+static unsigned int sessions_of(struct syn_gate *g, const uint8_t src[16])
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+	unsigned int n;
+
+	memcpy(&sa.sin6_addr, src, 16);
+	pthread_mutex_lock(&g->d->conn_lock);
+	n = addr_count_get(&g->d->conns, (const struct sockaddr *)&sa);
+	pthread_mutex_unlock(&g->d->conn_lock);
+	return n;
+}
+
 static int decide(struct syn_gate *g, const struct gate_tunables *t,
 		  const uint8_t *pkt, size_t len, uint32_t *mark_r)
 {
@@ -184,6 +200,12 @@ static int decide(struct syn_gate *g, const struct gate_tunables *t,
 	}
 	if (!syn_limit_take(&g->limit, sp.src, clock_ms(), t->rate, t->burst)) {
 		g->n.dropped_rate++;
+		return NF_DROP;
+	}
+	if (!t->observe && t->max_sessions > 0 && sessions_of(g, sp.src) >= t->max_sessions) {
+		/* Held until one of its sessions ends: the retransmitted SYN
+		 * gets another verdict. */
+		g->n.dropped_sessions++;
 		return NF_DROP;
 	}
 	(void)flow_tally_count(&g->tally, sp.src, sp.dport, t->observe);

@@ -45,7 +45,7 @@ struct mnl_socket;
 #define SYN_GATE_COPY_RANGE 256
 
 struct syn_gate_counters {
-	uint64_t accepted, observed, dropped_rate, dropped_drain, unparsed;
+	uint64_t accepted, observed, dropped_rate, dropped_sessions, dropped_drain, unparsed;
 };
 
 struct syn_gate {

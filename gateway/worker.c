@@ -209,6 +209,7 @@ static void load_tunables(struct worker *w)
 	w->t.preauth_max_errors = d->cfg.preauth_max_errors;
 	w->t.preauth_per_client = d->cfg.preauth_per_client;
 	w->t.forward_client_address = d->cfg.forward_client_address;
+	w->t.max_sessions_per_client = d->cfg.max_sessions_per_client;
 	w->t.dest4 = d->cfg.dest4;
 	w->t.dest6 = d->cfg.dest6;
 	memcpy(w->t.default_domain, d->cfg.ledger_default_domain, sizeof(w->t.default_domain));

@@ -45,6 +45,7 @@ struct worker_tunables {
 	unsigned int preauth_max_errors;
 	unsigned int preauth_per_client; /* per worker, see addr_count.h */
 	bool forward_client_address;
+	unsigned int max_sessions_per_client;
 	struct mf_addr dest4, dest6;
 	char default_domain[MF_DOMAIN_MAX + 1];
 	bool domain_equivalence;

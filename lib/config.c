@@ -294,6 +294,10 @@ static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
 		if (parse_uint(v, 0, 1000000, &x))
 			return MF_ERROR;
 		c->syn_rate_per_client = (unsigned int)x;
+	} else if (!strcmp(k, "max_sessions_per_client")) {
+		if (parse_uint(v, 0, 1000000, &x))
+			return MF_ERROR;
+		c->max_sessions_per_client = (unsigned int)x;
 	} else if (!strcmp(k, "syn_burst_per_client")) {
 		if (parse_uint(v, 1, 1000000, &x))
 			return MF_ERROR;

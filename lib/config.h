@@ -76,6 +76,9 @@ struct mf_config {
 	 * refill) and the bucket's size; rate 0: no limit. */
 	unsigned int syn_rate_per_client;
 	unsigned int syn_burst_per_client;
+	/* Sessions one client address may hold at once, whole daemon; the SYN
+	 * gate drops its new flows beyond (0: no limit). */
+	unsigned int max_sessions_per_client;
 	/* Run as this user with CAP_NET_ADMIN + CAP_NET_RAW only, once set
 	 * up; "" keeps root (and every capability). */
 	char user[64];
