@@ -86,17 +86,6 @@ static void rule_pass(struct nft_rule_builder *rb, const struct mf_config *cfg)
 	nft_expr_verdict(rb, NF_ACCEPT);
 }
 
-struct tproxy_family {
-	uint8_t nfproto;
-	uint32_t saddr_off, daddr_off, addr_len; /* in the network header */
-	enum nft_set_idx sources, clients;
-};
-
-static const struct tproxy_family tproxy_families[2] = {
-	{ NFPROTO_IPV4, 12, 16, 4, NFT_SET_SOURCES4, NFT_SET_CLIENTS4 },
-	{ NFPROTO_IPV6, 8, 24, 16, NFT_SET_SOURCES6, NFT_SET_CLIENTS6 },
-};
-
 /* meta l4proto tcp ip daddr @sources4 ip saddr @clients4 tcp dport @ports
  *     ct mark != PASS tproxy ip to :PORT meta mark set FWMARK accept
  * (and the ip6 twin). In an inet table an ip header field is only
@@ -107,7 +96,7 @@ static const struct tproxy_family tproxy_families[2] = {
  * not do: the handshake's last ACK is no longer new, and the socket rule
  * cannot take it (a request socket has no wildcard answer). */
 static void rule_tproxy(struct nft_rule_builder *rb, const struct mf_config *cfg,
-			const struct tproxy_family *f)
+			const struct nft_family *f)
 {
 	uint8_t nfproto = f->nfproto;
 	uint16_t port = htons(cfg->listen_port);
@@ -136,7 +125,7 @@ static void rule_tproxy(struct nft_rule_builder *rb, const struct mf_config *cfg
  * A new flow to a source's mail port that no rule above took goes there
  * directly (its subnet is not intercepted, or nothing listens). */
 static void rule_direct(struct nft_rule_builder *rb, const struct mf_config *cfg,
-			const struct tproxy_family *f)
+			const struct nft_family *f)
 {
 	uint8_t nfproto = f->nfproto;
 	uint32_t ct_new = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
@@ -175,9 +164,9 @@ int nft_chain_rules(const struct mf_config *cfg,
 		else if (i == 1)
 			rule_pass(&rb, cfg);
 		else if (i < 4)
-			rule_tproxy(&rb, cfg, &tproxy_families[i - 2]);
+			rule_tproxy(&rb, cfg, &nft_families[i - 2]);
 		else
-			rule_direct(&rb, cfg, &tproxy_families[i - 4]);
+			rule_direct(&rb, cfg, &nft_families[i - 4]);
 		if (rb.failed)
 			goto fail;
 	}

@@ -16,23 +16,12 @@ static const char *const rule_what[NFT_GATE_RULES] = {
 	"adding gate rule 4 (ip6, fail-open)",
 };
 
-struct gate_family {
-	uint8_t nfproto;
-	uint32_t saddr_off, daddr_off, addr_len; /* in the network header */
-	enum nft_set_idx sources, clients;
-};
-
-static const struct gate_family gate_families[2] = {
-	{ NFPROTO_IPV4, 12, 16, 4, NFT_SET_SOURCES4, NFT_SET_CLIENTS4 },
-	{ NFPROTO_IPV6, 8, 24, 16, NFT_SET_SOURCES6, NFT_SET_CLIENTS6 },
-};
-
 /* tcp flags & (syn | ack) == syn ip daddr @sources4 ip saddr @clients4
  * tcp dport @ports [meta l4proto @fail_closed], in nft's own order: the
  * tcp dependency comes first because the first match is on tcp. A SYN
  * without ACK opens a flow (or retransmits the opening): queuing exactly
  * these keeps every established packet on the kernel's fast path. */
-static void rule_match(struct nft_rule_builder *rb, const struct gate_family *f,
+static void rule_match(struct nft_rule_builder *rb, const struct nft_family *f,
 		       bool closed)
 {
 	uint8_t tcp = IPPROTO_TCP, nfproto = f->nfproto;
@@ -91,7 +80,7 @@ int nft_gate_rules(const struct mf_config *cfg, bool native_queue,
 		    nftnl_rule_set_str(rb.rule, NFTNL_RULE_CHAIN, NFT_GATE_CHAIN) < 0)
 			goto fail;
 		nftnl_rule_set_u32(rb.rule, NFTNL_RULE_FAMILY, NFPROTO_INET);
-		rule_match(&rb, &gate_families[i / 2], closed);
+		rule_match(&rb, &nft_families[i / 2], closed);
 		rule_action(&rb, cfg, native_queue, closed);
 		if (rb.failed)
 			goto fail;

@@ -342,3 +342,8 @@ int nft_ruleset_build(struct nft_batch *b, const struct mf_config *cfg,
 oom:
 	return mf_err(err, errlen, "nftables: out of memory");
 }
+
+const struct nft_family nft_families[2] = {
+	{ NFPROTO_IPV4, 12, 16, 4, NFT_SET_SOURCES4, NFT_SET_CLIENTS4 },
+	{ NFPROTO_IPV6, 8, 24, 16, NFT_SET_SOURCES6, NFT_SET_CLIENTS6 },
+};

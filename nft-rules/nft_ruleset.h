@@ -43,6 +43,16 @@ extern const struct nft_set_def nft_sets[NFT_SET_COUNT];
  * same batch can name it (nft does the same). */
 uint32_t nft_set_id(enum nft_set_idx i);
 
+/* Where a family's addresses sit in its network header, and its sets:
+ * [0] IPv4, [1] IPv6 (the tproxy, direct-flow and gate rules). */
+struct nft_family {
+	uint8_t nfproto;
+	uint32_t saddr_off, daddr_off, addr_len;
+	enum nft_set_idx sources, clients;
+};
+
+extern const struct nft_family nft_families[2];
+
 /* The client set for an address family (AF_INET, AF_INET6). */
 enum nft_set_idx nft_clients_set(int family);
 
