@@ -61,17 +61,27 @@ fail:
 	return MF_ERROR;
 }
 
-int listener_enable_migration(char *err, size_t errlen)
+static int write_sysctl(const char *path, const char *value, char *err, size_t errlen)
 {
-	static const char path[] = "/proc/sys/net/ipv4/tcp_migrate_req";
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	size_t len = strlen(value);
 	ssize_t n;
 
 	if (fd < 0)
 		return mf_err(err, errlen, "%s: %s", path, strerror(errno));
-	n = write(fd, "1\n", 2);
+	n = write(fd, value, len);
 	close(fd);
-	if (n != 2)
+	if (n < 0 || (size_t)n != len)
 		return mf_err(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "short write");
 	return MF_OK;
+}
+
+int listener_enable_migration(char *err, size_t errlen)
+{
+	return write_sysctl("/proc/sys/net/ipv4/tcp_migrate_req", "1\n", err, errlen);
+}
+
+int listener_disable_early_demux(char *err, size_t errlen)
+{
+	return write_sysctl("/proc/sys/net/ipv4/ip_early_demux", "0\n", err, errlen);
 }

@@ -21,6 +21,16 @@
  * MF_ERROR with err (then a restart may reset a few queued clients). */
 int listener_enable_migration(char *err, size_t errlen);
 
+/* net.ipv4.ip_early_demux = 0 (this network namespace, IPv4 and IPv6).
+ * Early demux hands an incoming packet to a local socket of its 4-tuple
+ * before routing; a gateway that speaks with the client's own address and
+ * port leaves TIME_WAIT sockets of such tuples behind, so for a minute a
+ * client reusing the port for a flow that is not intercepted (its subnet
+ * off, observe mode, the daemon stopped fail-open) would have its packets
+ * swallowed by the router. Diverted flows do not need it: the rules mark
+ * them and policy routing delivers them. MF_OK or MF_ERROR with err. */
+int listener_disable_early_demux(char *err, size_t errlen);
+
 /* Returns the listening fd, or MF_ERROR with err filled. */
 int listener_open(const struct mf_addr *addr, uint16_t port, char *err,
 		  size_t errlen);

@@ -278,6 +278,8 @@ int main(int argc, char **argv)
 	}
 	if (listener_enable_migration(err, sizeof(err)) != MF_OK)
 		mf_log_warn("restart hand-over: %s", err);
+	if (listener_disable_early_demux(err, sizeof(err)) != MF_OK)
+		mf_log_warn("early demux stays on: %s", err);
 	/* The gate binds the queue before the workers run: SYNs it accepts
 	 * wait in the listeners' backlogs, which exist since worker_init. */
 	if (syn_gate_init(&gate, &d, err, sizeof(err)) != MF_OK) {
