@@ -130,8 +130,9 @@ static void run(struct transcript *t, const struct imap_resp_limits *lim,
 		check(rc == MF_OK || rc == MF_AGAIN || rc == MF_ERROR);
 		if (rc == MF_ERROR) {
 			check(p.err != NULL);
+			/* Where it failed is not reported (used is 0). */
+			check(used == 0);
 			t->last_rc = rc;
-			mix_num(t, off + used);
 			break;
 		}
 		if (rc == MF_AGAIN) {
