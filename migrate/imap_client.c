@@ -327,6 +327,16 @@ static void caps_learn(struct imap_conn *c, const struct imap_response *r)
 	}
 }
 
+/* The consumer failed mid-response: the stream cannot be resumed. Its
+ * reason is its own to report; err gets a generic one only if empty. */
+static int sink_failed(struct imap_conn *c, char *err, size_t errlen)
+{
+	c->dead = true;
+	if (errlen > 0 && err[0] == '\0')
+		return mf_err(err, errlen, "%s: aborted by the consumer", c->name);
+	return MF_ERROR;
+}
+
 int imap_read(struct imap_conn *c, const struct imap_sink *sink,
 	      const struct imap_response **r_r, char *err, size_t errlen)
 {
@@ -367,7 +377,7 @@ int imap_read(struct imap_conn *c, const struct imap_sink *sink,
 				b = sink->begin(sink->arg, &c->r, t.lit_size);
 				c->r.n++;
 				if (b < 0)
-					return conn_err(c, err, errlen, "aborted by the consumer");
+					return sink_failed(c, err, errlen);
 				streaming = b == 1;
 			}
 			if (streaming) {
@@ -380,7 +390,7 @@ int imap_read(struct imap_conn *c, const struct imap_sink *sink,
 		case IMAP_TOK_LITERAL_DATA:
 			if (streaming) {
 				if (sink->data(sink->arg, (const uint8_t *)t.text, t.len) != MF_OK)
-					return conn_err(c, err, errlen, "aborted by the consumer");
+					return sink_failed(c, err, errlen);
 			} else {
 				if (arena_add(c, t.text, t.len, err, errlen) != MF_OK)
 					return MF_ERROR;
@@ -390,7 +400,7 @@ int imap_read(struct imap_conn *c, const struct imap_sink *sink,
 		case IMAP_TOK_LITERAL_END:
 			if (streaming) {
 				if (sink->end(sink->arg) != MF_OK)
-					return conn_err(c, err, errlen, "aborted by the consumer");
+					return sink_failed(c, err, errlen);
 			} else if (arena_add(c, "", 1, err, errlen) != MF_OK) {
 				return MF_ERROR;
 			}

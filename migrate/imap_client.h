@@ -130,6 +130,8 @@ int imap_cmd(struct imap_conn *c, char tag_r[16], char *err, size_t errlen,
 int imap_write(struct imap_conn *c, const void *buf, size_t len, char *err, size_t errlen);
 
 /* Reads one whole response. sink may be NULL (every literal inline).
+ * A sink that fails writes its reason into err itself (when err is not
+ * empty it is left as is); the connection is then unusable.
  * *r_r is valid until the next read on c. An untagged BYE marks c closed
  * (and is returned). MF_OK or MF_ERROR (socket, TLS, protocol, sink). */
 int imap_read(struct imap_conn *c, const struct imap_sink *sink,

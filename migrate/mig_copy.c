@@ -9,9 +9,8 @@
  * are recorded instead of copied again.
  *
  * Copy: batches of at most batch_max messages and max_inflight_bytes. A
- * batch is one "UID FETCH set (UID BODY.PEEK[])" on the source (the next
- * batch's FETCH is sent before this one is read, so the source works while
- * the destination stores) and one MULTIAPPEND on the destination (one
+ * batch is one "UID FETCH set (UID BODY.PEEK[])" on the source and one
+ * MULTIAPPEND on the destination (one
  * APPEND per message without MULTIAPPEND), whose literals are written
  * while the source's literals arrive: a body is never held whole. The
  * checkpoint is marked dirty (synced) before the APPEND is sent and the
@@ -413,19 +412,16 @@ static int copy_batches(struct stream *s, struct mig_folder_state *fs)
 {
 	struct mig_ctx *x = s->x;
 	struct imap_sink sink = { .begin = s_begin, .data = s_data, .end = s_end, .arg = s };
-	char tag[16], next_tag[16] = "";
+	char tag[16];
 	size_t b0 = 0;
 
-	if (s->n_msgs > 0 && send_fetch(s, 0, batch_end(s, 0), next_tag) != MF_OK)
-		return MF_ERROR;
 	while (b0 < s->n_msgs) {
 		size_t b1 = batch_end(s, b0);
 
-		memcpy(tag, next_tag, sizeof(tag));
-		next_tag[0] = '\0';
-		/* The next batch's FETCH goes out now: the source fills the
-		 * pipe while the destination stores this one. */
-		if (b1 < s->n_msgs && send_fetch(s, b1, batch_end(s, b1), next_tag) != MF_OK)
+		/* One FETCH at a time: a server may interleave the untagged
+		 * responses of pipelined FETCHes, and a body must go into the
+		 * APPEND of its own batch. */
+		if (send_fetch(s, b0, b1, tag) != MF_OK)
 			return MF_ERROR;
 		fs->dirty = true;
 		if (mig_state_folder_put(x->st, s->f->src, fs, x->err, sizeof(x->err)) != MF_OK)

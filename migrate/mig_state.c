@@ -65,12 +65,14 @@ static int check_pair(struct mig_state *s, const char *pair_id, char *err, size_
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		const char *v = (const char *)sqlite3_column_text(st, 0);
-		int same = v != NULL && strcmp(v, pair_id) == 0;
 
+		if (v == NULL || strcmp(v, pair_id) != 0) {
+			mf_err(err, errlen, "state file belongs to another migration (%s)",
+			       v ? v : "?");
+			sqlite3_finalize(st);
+			return MF_ERROR;
+		}
 		sqlite3_finalize(st);
-		if (!same)
-			return mf_err(err, errlen, "state file belongs to another migration (%s)",
-				      v ? v : "?");
 		return MF_OK;
 	}
 	sqlite3_finalize(st);
