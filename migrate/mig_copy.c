@@ -9,8 +9,9 @@
  * are recorded instead of copied again.
  *
  * Copy: batches of at most batch_max messages and max_inflight_bytes. A
- * batch is one "UID FETCH set (UID BODY.PEEK[])" on the source and one
- * MULTIAPPEND on the destination (one
+ * batch is one "UID FETCH set (UID BODY.PEEK[])" on the source (the next
+ * one is sent once this batch's APPEND is written, so the source reads
+ * while the destination stores) and one MULTIAPPEND on the destination (one
  * APPEND per message without MULTIAPPEND), whose literals are written
  * while the source's literals arrive: a body is never held whole. The
  * checkpoint is marked dirty (synced) before the APPEND is sent and the
@@ -324,13 +325,19 @@ static void appenduid(struct stream *s, const struct imap_response *r, size_t fi
 		s->done[first + i].dst_uid = got[i];
 }
 
-static int finish_append(struct stream *s, size_t first)
+/* The APPEND command ends with its CRLF ... */
+static int finish_write(struct stream *s)
+{
+	return imap_write(s->x->dst, "\r\n", 2, s->x->err, sizeof(s->x->err));
+}
+
+/* ... and is answered with the destination UIDs (UIDPLUS). */
+static int finish_wait(struct stream *s, size_t first)
 {
 	const struct imap_response *r;
 
-	if (imap_write(s->x->dst, "\r\n", 2, s->x->err, sizeof(s->x->err)) != MF_OK ||
-	    imap_wait(s->x->dst, s->tag, NULL, NULL, NULL, &r, s->x->err, sizeof(s->x->err)) !=
-		    MF_OK)
+	if (imap_wait(s->x->dst, s->tag, NULL, NULL, NULL, &r, s->x->err, sizeof(s->x->err)) !=
+	    MF_OK)
 		return MF_ERROR;
 	appenduid(s, r, first);
 	s->started = false;
@@ -350,7 +357,7 @@ static int s_end(void *arg)
 	s->x->rep->copied++;
 	s->x->rep->bytes += s->cur.size;
 	if (!s->multi) {
-		if (finish_append(s, s->n_done - 1) != MF_OK)
+		if (finish_write(s) != MF_OK || finish_wait(s, s->n_done - 1) != MF_OK)
 			return MF_ERROR;
 		snprintf(s->tag, sizeof(s->tag), "a%u", ++s->tag_seq);
 	}
@@ -413,16 +420,17 @@ static int copy_batches(struct stream *s, struct mig_folder_state *fs)
 	struct mig_ctx *x = s->x;
 	struct imap_sink sink = { .begin = s_begin, .data = s_data, .end = s_end, .arg = s };
 	char tag[16];
-	size_t b0 = 0;
+	size_t b0 = 0, b1 = batch_end(s, 0);
 
+	/* One FETCH in flight at a time (a server may interleave the untagged
+	 * data of pipelined FETCHes, and a body must go into the APPEND of its
+	 * own batch), but the next one is sent as soon as this batch's APPEND
+	 * is written: the source reads while the destination stores. */
+	if (s->n_msgs > 0 && send_fetch(s, b0, b1, tag) != MF_OK)
+		return MF_ERROR;
 	while (b0 < s->n_msgs) {
-		size_t b1 = batch_end(s, b0);
+		size_t next = b1 < s->n_msgs ? batch_end(s, b1) : b1;
 
-		/* One FETCH at a time: a server may interleave the untagged
-		 * responses of pipelined FETCHes, and a body must go into the
-		 * APPEND of its own batch. */
-		if (send_fetch(s, b0, b1, tag) != MF_OK)
-			return MF_ERROR;
 		fs->dirty = true;
 		if (mig_state_folder_put(x->st, s->f->src, fs, x->err, sizeof(x->err)) != MF_OK)
 			return MF_ERROR;
@@ -433,7 +441,11 @@ static int copy_batches(struct stream *s, struct mig_folder_state *fs)
 		snprintf(s->tag, sizeof(s->tag), "a%u", ++s->tag_seq);
 		if (imap_wait(x->src, tag, &sink, on_src, s, NULL, x->err, sizeof(x->err)) != MF_OK)
 			return MF_ERROR;
-		if (s->multi && s->started && finish_append(s, 0) != MF_OK)
+		if (s->multi && s->started && finish_write(s) != MF_OK)
+			return MF_ERROR;
+		if (b1 < s->n_msgs && send_fetch(s, b1, next, tag) != MF_OK)
+			return MF_ERROR;
+		if (s->multi && s->started && finish_wait(s, 0) != MF_OK)
 			return MF_ERROR;
 		if (mig_state_begin(x->st, x->err, sizeof(x->err)) != MF_OK)
 			return MF_ERROR;
@@ -450,6 +462,7 @@ static int copy_batches(struct stream *s, struct mig_folder_state *fs)
 			goto rollback;
 		mig_progress_emit(x);
 		b0 = b1;
+		b1 = next;
 	}
 	return MF_OK;
 rollback:
