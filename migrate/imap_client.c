@@ -686,19 +686,19 @@ static int need_caps(struct imap_conn *c, char *err, size_t errlen)
 	return imap_simple(c, NULL, NULL, err, errlen, "CAPABILITY");
 }
 
-int imap_connect(const struct imap_url *u, const struct imap_client_opts *o,
-		 struct imap_conn **c_r, char *err, size_t errlen)
+static struct imap_conn *conn_new(const struct imap_client_opts *o, const char *host,
+				  char *err, size_t errlen)
 {
 	struct imap_conn *c = calloc(1, sizeof(*c));
 	struct imap_resp_limits lim = { .line_max = o->line_max, .literal_max = o->literal_max };
-	const struct imap_response *r;
 
-	*c_r = NULL;
-	if (c == NULL)
-		return mf_err(err, errlen, "out of memory");
+	if (c == NULL) {
+		mf_err(err, errlen, "out of memory");
+		return NULL;
+	}
 	c->fd = -1;
 	snprintf(c->name, sizeof(c->name), "%s", o->name ? o->name : "server");
-	snprintf(c->host, sizeof(c->host), "%s", u->host);
+	snprintf(c->host, sizeof(c->host), "%s", host);
 	c->ca_file = o->ca_file;
 	c->insecure = o->insecure;
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;
@@ -712,47 +712,82 @@ int imap_connect(const struct imap_url *u, const struct imap_client_opts *o,
 	c->r.items = malloc(c->items_cap * sizeof(*c->r.items));
 	c->offs = malloc(c->items_cap * sizeof(*c->offs));
 	c->arena = malloc(c->arena_cap);
+	c->p.tok = NULL;
 	if (c->rbuf == NULL || c->r.items == NULL || c->offs == NULL || c->arena == NULL ||
 	    imap_resp_init(&c->p, &lim) != MF_OK) {
 		mf_err(err, errlen, "out of memory");
-		goto fail;
+		c->dead = true;
+		imap_close(c);
+		return NULL;
 	}
-	if (tcp_connect(c, u, err, errlen) != MF_OK)
-		goto fail;
-	if (u->sec == IMAP_SEC_TLS && tls_start(c, err, errlen) != MF_OK)
-		goto fail;
+	return c;
+}
+
+/* Greeting, STARTTLS or TLS as sec says, capabilities. */
+static int conn_start(struct imap_conn *c, enum imap_security sec, char *err, size_t errlen)
+{
+	const struct imap_response *r;
+
+	if (sec == IMAP_SEC_TLS && tls_start(c, err, errlen) != MF_OK)
+		return MF_ERROR;
 	if (imap_read(c, NULL, &r, err, errlen) != MF_OK)
-		goto fail;
+		return MF_ERROR;
 	if (r->kind != IMAP_KIND_UNTAGGED || r->n == 0 || !imap_item_is(&r->items[0], "OK")) {
 		status_error(c, r, err, errlen);
 		c->dead = true;
-		goto fail;
+		return MF_ERROR;
 	}
-	if (u->sec == IMAP_SEC_STARTTLS) {
+	if (sec == IMAP_SEC_STARTTLS) {
 		if (need_caps(c, err, errlen) != MF_OK)
-			goto fail;
-		if (!imap_has(c, IMAP_CAP_STARTTLS)) {
-			mf_err(err, errlen, "%s: STARTTLS not offered", c->name);
-			goto fail;
-		}
+			return MF_ERROR;
+		if (!imap_has(c, IMAP_CAP_STARTTLS))
+			return mf_err(err, errlen, "%s: STARTTLS not offered", c->name);
 		if (imap_simple(c, NULL, NULL, err, errlen, "STARTTLS") != MF_OK)
-			goto fail;
-		if (c->rpos != c->rlen) {
-			conn_err(c, err, errlen, "bytes after STARTTLS's OK (injection?)");
-			goto fail;
-		}
+			return MF_ERROR;
+		if (c->rpos != c->rlen)
+			return conn_err(c, err, errlen, "bytes after STARTTLS's OK (injection?)");
 		if (tls_start(c, err, errlen) != MF_OK)
-			goto fail;
+			return MF_ERROR;
 		c->caps = 0;
 	}
-	if (need_caps(c, err, errlen) != MF_OK)
-		goto fail;
+	return need_caps(c, err, errlen);
+}
+
+int imap_connect(const struct imap_url *u, const struct imap_client_opts *o,
+		 struct imap_conn **c_r, char *err, size_t errlen)
+{
+	struct imap_conn *c = conn_new(o, u->host, err, errlen);
+
+	*c_r = NULL;
+	if (c == NULL)
+		return MF_ERROR;
+	if (tcp_connect(c, u, err, errlen) != MF_OK || conn_start(c, u->sec, err, errlen) != MF_OK) {
+		c->dead = true;
+		imap_close(c);
+		return MF_ERROR;
+	}
 	*c_r = c;
 	return MF_OK;
-fail:
-	c->dead = true;
-	imap_close(c);
-	return MF_ERROR;
+}
+
+int imap_attach_fd(int fd, const struct imap_client_opts *o, struct imap_conn **c_r,
+		   char *err, size_t errlen)
+{
+	struct imap_conn *c = conn_new(o, "attached", err, errlen);
+
+	*c_r = NULL;
+	if (c == NULL) {
+		close(fd);
+		return MF_ERROR;
+	}
+	c->fd = fd;
+	if (conn_start(c, IMAP_SEC_PLAIN, err, errlen) != MF_OK) {
+		c->dead = true;
+		imap_close(c);
+		return MF_ERROR;
+	}
+	*c_r = c;
+	return MF_OK;
 }
 
 void imap_close(struct imap_conn *c)
@@ -761,10 +796,8 @@ void imap_close(struct imap_conn *c)
 		return;
 	if (!c->dead && c->fd >= 0) {
 		char err[64];
-		int old = c->timeout_ms;
 		struct timeval tv = { .tv_sec = 5 };
 
-		(void)old;
 		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		(void)imap_simple(c, NULL, NULL, err, sizeof(err), "LOGOUT");
 	}

@@ -107,6 +107,12 @@ struct imap_conn;
 int imap_connect(const struct imap_url *u, const struct imap_client_opts *o,
 		 struct imap_conn **c_r, char *err, size_t errlen);
 
+/* The same over a connected plaintext socket the caller made (a scripted
+ * server in tests, a socket handed over); fd is owned by the connection
+ * from then on, closed on failure too. The timeout is not applied to it. */
+int imap_attach_fd(int fd, const struct imap_client_opts *o, struct imap_conn **c_r,
+		   char *err, size_t errlen);
+
 /* Sends LOGOUT when the connection is still healthy, then closes. NULL ok. */
 void imap_close(struct imap_conn *c);
 
