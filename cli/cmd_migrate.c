@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "mf.h"
 #include "mig.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -236,6 +237,13 @@ int cli_migrate_run(const struct cli_ctx *ctx, char **argv)
 
 	if (pw == NULL) {
 		cli_error(ctx, "out of memory");
+		return CLI_EXIT_ERROR;
+	}
+	/* OpenSSL's buffers (a LOGIN over TLS passes through them) are wiped
+	 * when freed, as in the daemon. Nothing has used OpenSSL yet. */
+	if (tls_init_wiping_allocator() != MF_OK) {
+		cli_error(ctx, "cannot make OpenSSL wipe its memory");
+		free(pw);
 		return CLI_EXIT_ERROR;
 	}
 	if (parse_args(ctx, argv, &a) != MF_OK) {

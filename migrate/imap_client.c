@@ -484,7 +484,10 @@ int imap_cmd(struct imap_conn *c, char tag_r[16], char *err, size_t errlen,
 	n += m;
 	buf[n++] = '\r';
 	buf[n++] = '\n';
-	return imap_write(c, buf, (size_t)n, err, errlen);
+	m = imap_write(c, buf, (size_t)n, err, errlen);
+	/* A LOGIN or AUTHENTICATE line holds a credential. */
+	explicit_bzero(buf, (size_t)n);
+	return m;
 }
 
 static int status_error(struct imap_conn *c, const struct imap_response *r, char *err,
@@ -541,9 +544,13 @@ int imap_simple(struct imap_conn *c, int (*fn)(void *arg, const struct imap_resp
 	va_start(ap, fmt);
 	m = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (m < 0 || (size_t)m >= sizeof(buf))
+	if (m < 0 || (size_t)m >= sizeof(buf)) {
+		explicit_bzero(buf, sizeof(buf));
 		return conn_err(c, err, errlen, "command too long");
-	if (imap_cmd(c, tag, err, errlen, "%s", buf) != MF_OK)
+	}
+	m = imap_cmd(c, tag, err, errlen, "%s", buf);
+	explicit_bzero(buf, sizeof(buf));
+	if (m != MF_OK)
 		return MF_ERROR;
 	return imap_wait(c, tag, NULL, fn, arg, NULL, err, errlen);
 }

@@ -412,3 +412,32 @@ def test_oneshot_refuses_bad_input(mlab, tmp_path):
     p = lab.run("router", argv2, input=lab.env[f"PASS_{USER}"] + "\n" + lab.env["PASS_bob"] + "\n",
                 capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "another migration" in p.stderr
+
+
+def test_oneshot_tls_and_master_user(mlab, tmp_path):
+    lab = mlab
+    append_msgs(lab, lab.OLD4, [["TLS", "(\\Seen tls_kw)", '"09-Sep-2019 09:09:09 +0900"',
+                                 7000, 4000, "", "8bit"]], create=["TLS"])
+    base = [str(MAILFERRY), "migrate", "--source", f"imaps://{lab.OLD4}:993",
+            "--destination", f"imap+starttls://{lab.NEW4}:143", "--user", USER]
+    master = ["--master-user", lab.env["MASTER_USER"], "--master-password-stdin"]
+    mpw = lab.env["MASTER_PASS"] + "\n"
+    # No CA given: the system store does not know the lab CA -> refused.
+    p = lab.run("router", [*base, *master, "--state", str(tmp_path / "a.db")], input=mpw,
+                capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "certificate verify failed" in p.stderr, p.stderr
+    # The lab CA: implicit TLS to old, STARTTLS to new, the master user on both sides.
+    p = lab.run("router", [*base, *master, "--ca", lab.env["CA_CERT"],
+                           "--state", str(tmp_path / "b.db")],
+                input=mpw, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr)
+    last = json.loads(p.stdout.splitlines()[-1])
+    assert last["verify_ok"] is True and last["verified"] >= 1
+    assert lab.env["MASTER_PASS"] not in p.stdout + p.stderr
+    # --insecure skips verification (same result, nothing left to copy).
+    p = lab.run("router", [*base, *master, "--insecure", "--state", str(tmp_path / "b.db")],
+                input=mpw, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.splitlines()[-1])["copied"] == 0
+    old, new = dump(lab, lab.OLD4), dump(lab, lab.NEW4)
+    assert new["folders"]["TLS"] == old["folders"]["TLS"]
