@@ -65,6 +65,38 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* By size, then SHA-256 (UID does not count: equal bytes are equal). */
+static int cmp_hashed(const void *a, const void *b)
+{
+	const struct mig_hashed *x = a, *y = b;
+
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	return memcmp(x->sha256, y->sha256, 32);
+}
+
+static size_t hashed_lower_bound(const struct mig_hashed_set *hs, const struct mig_hashed *key)
+{
+	size_t lo = 0, hi = hs->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cmp_hashed(&hs->v[mid], key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static int cmp_map(const void *a, const void *b)
 {
 	uint32_t x = ((const struct mig_map_entry *)a)->src_uid;
@@ -107,8 +139,9 @@ static int reconcile(struct mig_ctx *x, const struct mig_folder *f, struct mig_m
 {
 	struct mig_meta_run dst = { 0 };
 	struct mig_hashed_set hs = { 0 }, hd = { 0 };
-	uint32_t *su = NULL, *du = NULL;
-	size_t ns = 0, nd = 0, kept = 0;
+	uint32_t *su = NULL, *du = NULL, *claimed = NULL;
+	uint64_t *dsz = NULL, *psz = NULL;
+	size_t ns = 0, nd = 0, nds = 0, kept = 0;
 	int rc = MF_ERROR;
 
 	/* Destination messages nobody in the map claims. */
@@ -121,60 +154,67 @@ static int reconcile(struct mig_ctx *x, const struct mig_folder *f, struct mig_m
 		mf_err(x->err, sizeof(x->err), "out of memory");
 		goto out;
 	}
+	claimed = calloc(n_map + 1, sizeof(*claimed));
+	dsz = calloc(dst.n + 1, sizeof(*dsz));
+	psz = calloc(plan->n + 1, sizeof(*psz));
+	if (claimed == NULL || dsz == NULL || psz == NULL) {
+		mf_err(x->err, sizeof(x->err), "out of memory");
+		goto out;
+	}
+	/* Sorted keys, so that this stays n log n for big folders. */
+	for (size_t k = 0; k < n_map; k++)
+		claimed[k] = map[k].dst_uid;
+	qsort(claimed, n_map, sizeof(*claimed), cmp_u32);
+	for (size_t k = 0; k < plan->n; k++)
+		psz[k] = plan->v[k].size;
+	qsort(psz, plan->n, sizeof(*psz), cmp_u64);
 	for (size_t i = 0; i < dst.n; i++) {
-		bool claimed = false;
-
-		for (size_t k = 0; k < n_map && !claimed; k++)
-			claimed = map[k].dst_uid == dst.v[i].uid;
-		if (claimed)
+		if (bsearch(&dst.v[i].uid, claimed, n_map, sizeof(*claimed), cmp_u32) != NULL)
 			continue;
-		for (size_t k = 0; k < plan->n; k++)
-			if (plan->v[k].size == dst.v[i].size) {
-				du[nd++] = dst.v[i].uid;
-				break;
-			}
+		dsz[nds++] = dst.v[i].size;
+		if (bsearch(&dst.v[i].size, psz, plan->n, sizeof(*psz), cmp_u64) != NULL)
+			du[nd++] = dst.v[i].uid;
 	}
 	if (nd == 0) {
 		rc = MF_OK;
 		goto out;
 	}
+	qsort(dsz, nds, sizeof(*dsz), cmp_u64);
 	for (size_t k = 0; k < plan->n; k++)
-		for (size_t i = 0; i < dst.n; i++)
-			if (plan->v[k].size == dst.v[i].size) {
-				su[ns++] = plan->v[k].uid;
-				break;
-			}
+		if (bsearch(&plan->v[k].size, dsz, nds, sizeof(*dsz), cmp_u64) != NULL)
+			su[ns++] = plan->v[k].uid;
 	qsort(du, nd, sizeof(*du), cmp_u32);
 	if (hash_uids(x->src, su, ns, &hs, x->err, sizeof(x->err)) != MF_OK ||
 	    hash_uids(x->dst, du, nd, &hd, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
+	qsort(hd.v, hd.n, sizeof(*hd.v), cmp_hashed);
 	if (mig_state_begin(x->st, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
 	for (size_t k = 0; k < hs.n; k++) {
 		struct mig_hashed *s = &hs.v[k];
+		size_t i = hashed_lower_bound(&hd, s);
+		struct mig_map_entry e;
+		struct mig_msg *m;
 
-		for (size_t i = 0; i < hd.n; i++) {
-			struct mig_hashed *d = &hd.v[i];
-			struct mig_map_entry e;
-			struct mig_msg *m;
-
-			if (d->used || d->size != s->size || memcmp(d->sha256, s->sha256, 32) != 0)
-				continue;
-			d->used = s->used = true;
-			e.src_uid = s->uid;
-			e.dst_uid = d->uid;
-			e.size = s->size;
-			memcpy(e.sha256, s->sha256, 32);
-			if (mig_state_map_add(x->st, f->src, &e, x->err, sizeof(x->err)) != MF_OK) {
-				mig_state_rollback(x->st);
-				goto out;
-			}
-			m = find_uid(plan->v, plan->n, s->uid);
-			if (m != NULL)
-				m->size = UINT64_MAX; /* drop from the plan below */
-			x->rep->reconciled++;
-			break;
+		/* The first unused destination copy of these bytes: two equal
+		 * messages on the source pair with two on the destination. */
+		while (i < hd.n && cmp_hashed(&hd.v[i], s) == 0 && hd.v[i].used)
+			i++;
+		if (i == hd.n || cmp_hashed(&hd.v[i], s) != 0)
+			continue;
+		hd.v[i].used = true;
+		e.src_uid = s->uid;
+		e.dst_uid = hd.v[i].uid;
+		e.size = s->size;
+		memcpy(e.sha256, s->sha256, 32);
+		if (mig_state_map_add(x->st, f->src, &e, x->err, sizeof(x->err)) != MF_OK) {
+			mig_state_rollback(x->st);
+			goto out;
 		}
+		m = find_uid(plan->v, plan->n, s->uid);
+		if (m != NULL)
+			m->size = UINT64_MAX; /* drop from the plan below */
+		x->rep->reconciled++;
 	}
 	if (mig_state_commit(x->st, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
@@ -190,6 +230,9 @@ static int reconcile(struct mig_ctx *x, const struct mig_folder *f, struct mig_m
 out:
 	free(su);
 	free(du);
+	free(claimed);
+	free(dsz);
+	free(psz);
 	mig_hashed_free(&hs);
 	mig_hashed_free(&hd);
 	mig_msgs_free(dst.v, dst.n);

@@ -22,8 +22,23 @@ static int cmp_map(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int cmp_hashed_uid(const void *a, const void *b)
+{
+	uint32_t x = ((const struct mig_hashed *)a)->uid, y = ((const struct mig_hashed *)b)->uid;
+
+	return x < y ? -1 : x > y;
+}
+
+/* hd is sorted by UID: the map's destination UID is found by bisection;
+ * without one (no UIDPLUS) the first unused message with the same bytes. */
 static struct mig_hashed *find_dst(struct mig_hashed_set *hd, const struct mig_map_entry *e)
 {
+	if (e->dst_uid != 0) {
+		struct mig_hashed key = { .uid = e->dst_uid }, *d;
+
+		d = bsearch(&key, hd->v, hd->n, sizeof(*hd->v), cmp_hashed_uid);
+		return d != NULL && !d->used ? d : NULL;
+	}
 	for (size_t i = 0; i < hd->n; i++) {
 		struct mig_hashed *d = &hd->v[i];
 
@@ -65,6 +80,7 @@ int mig_verify_folder(struct mig_ctx *x, const struct mig_folder *f)
 		goto out;
 	if (dexists > 0 && mig_hash_fetch(x->dst, "1:*", &hd, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
+	qsort(hd.v, hd.n, sizeof(*hd.v), cmp_hashed_uid);
 	for (size_t i = 0; i < src.n; i++) {
 		const struct mig_msg *m = &src.v[i];
 		struct mig_map_entry key = { .src_uid = m->uid }, *e;
