@@ -53,6 +53,30 @@ struct mig_ctx {
 double mig_now(void);
 void mig_progress_emit(struct mig_ctx *x);
 
+/* A LIST or LSUB answer. */
+struct mig_list_entry {
+	char *name;
+	char delim;      /* '\0': NIL (flat) */
+	unsigned int use;
+	bool noselect;
+};
+
+struct mig_list {
+	struct mig_list_entry *v;
+	size_t n, cap;
+	char delim;      /* the hierarchy delimiter seen */
+	bool oom;
+};
+
+/* Where source folder name (of special use bits use) goes on the
+ * destination: INBOX stays INBOX; a \Sent, \Drafts, \Trash, \Junk or
+ * \Archive folder goes to the destination's folder of that use, and its
+ * subfolders under it; everything else keeps its name with the source's
+ * delimiter replaced by the destination's. malloc'd; NULL with err when
+ * the name cannot be represented (it holds the destination's delimiter). */
+char *mig_map_name(const struct mig_list *src, const struct mig_list *dst,
+		   const char *name, unsigned int use, char *err, size_t errlen);
+
 /* mig_folders.c: lists both sides, fills x->folders, creates what is
  * missing on the destination and copies subscriptions. */
 int mig_folders_plan(struct mig_ctx *x);

@@ -10,20 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-struct list_entry {
-	char *name;
-	char delim;      /* '\0': NIL (flat) */
-	unsigned int use;
-	bool noselect;
-};
-
-struct list_set {
-	struct list_entry *v;
-	size_t n, cap;
-	char delim;      /* the hierarchy delimiter seen */
-	bool oom;
-};
-
 static const struct {
 	const char *flag;
 	enum mig_use use;
@@ -33,7 +19,7 @@ static const struct {
 	{ "\\Flagged", MU_FLAGGED },
 };
 
-static void list_free(struct list_set *s)
+static void list_free(struct mig_list *s)
 {
 	for (size_t i = 0; i < s->n; i++)
 		free(s->v[i].name);
@@ -44,8 +30,8 @@ static void list_free(struct list_set *s)
 /* "* LIST (flags) delim name [ext]" and "* LSUB ...". */
 static int on_list(void *arg, const struct imap_response *r)
 {
-	struct list_set *s = arg;
-	struct list_entry e = { 0 };
+	struct mig_list *s = arg;
+	struct mig_list_entry e = { 0 };
 	size_t i = 2;
 
 	if (r->n < 2 || !(imap_item_is(&r->items[0], "LIST") || imap_item_is(&r->items[0], "LSUB")))
@@ -81,7 +67,7 @@ static int on_list(void *arg, const struct imap_response *r)
 		memcpy(e.name, "INBOX", 5);
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 32;
-		struct list_entry *v = realloc(s->v, cap * sizeof(*v));
+		struct mig_list_entry *v = realloc(s->v, cap * sizeof(*v));
 
 		if (v == NULL)
 			goto oom;
@@ -98,7 +84,7 @@ oom:
 	return MF_ERROR;
 }
 
-static int do_list(struct imap_conn *c, const char *cmd, struct list_set *s, char *err,
+static int do_list(struct imap_conn *c, const char *cmd, struct mig_list *s, char *err,
 		   size_t errlen)
 {
 	memset(s, 0, sizeof(*s));
@@ -111,7 +97,7 @@ static int do_list(struct imap_conn *c, const char *cmd, struct list_set *s, cha
 	return MF_OK;
 }
 
-static const struct list_entry *list_find(const struct list_set *s, const char *name)
+static const struct mig_list_entry *list_find(const struct mig_list *s, const char *name)
 {
 	for (size_t i = 0; i < s->n; i++)
 		if (strcmp(s->v[i].name, name) == 0)
@@ -119,7 +105,7 @@ static const struct list_entry *list_find(const struct list_set *s, const char *
 	return NULL;
 }
 
-static const struct list_entry *list_find_use(const struct list_set *s, unsigned int use)
+static const struct mig_list_entry *list_find_use(const struct mig_list *s, unsigned int use)
 {
 	for (size_t i = 0; i < s->n; i++)
 		if (s->v[i].use & use)
@@ -129,7 +115,7 @@ static const struct list_entry *list_find_use(const struct list_set *s, unsigned
 
 static int cmp_name(const void *a, const void *b)
 {
-	return strcmp(((const struct list_entry *)a)->name, ((const struct list_entry *)b)->name);
+	return strcmp(((const struct mig_list_entry *)a)->name, ((const struct mig_list_entry *)b)->name);
 }
 
 /* The source name with its delimiter replaced by the destination's; a
@@ -160,11 +146,11 @@ static char *translate(const char *name, char sd, char dd, char *err, size_t err
 /* Where a source folder goes: INBOX stays INBOX; a special-use folder
  * (and everything under it) goes to the destination's folder of that use;
  * the rest keeps its name with the delimiter translated. */
-static char *map_name(const struct list_set *src, const struct list_set *dst,
-		      const char *name, unsigned int use, char *err, size_t errlen)
+char *mig_map_name(const struct mig_list *src, const struct mig_list *dst,
+		   const char *name, unsigned int use, char *err, size_t errlen)
 {
 	static const unsigned int mapped = MU_SENT | MU_DRAFTS | MU_TRASH | MU_JUNK | MU_ARCHIVE;
-	const struct list_entry *d;
+	const struct mig_list_entry *d;
 
 	if (strcmp(name, "INBOX") == 0)
 		return strdup("INBOX");
@@ -172,7 +158,7 @@ static char *map_name(const struct list_set *src, const struct list_set *dst,
 		return strdup(d->name);
 	/* Under a special-use folder: "Sent Items/2019" -> "Sent/2019". */
 	for (size_t i = 0; i < src->n && src->delim != '\0'; i++) {
-		const struct list_entry *e = &src->v[i];
+		const struct mig_list_entry *e = &src->v[i];
 		size_t n = strlen(e->name);
 
 		if ((e->use & mapped) == 0 || strncmp(name, e->name, n) != 0 ||
@@ -208,9 +194,9 @@ void mig_folders_free(struct mig_ctx *x)
 	x->n_folders = 0;
 }
 
-static int subscribe(struct mig_ctx *x, const struct list_set *src, const struct list_set *dst)
+static int subscribe(struct mig_ctx *x, const struct mig_list *src, const struct mig_list *dst)
 {
-	struct list_set ssub, dsub;
+	struct mig_list ssub, dsub;
 	int rc = MF_ERROR;
 
 	if (do_list(x->src, "LSUB \"\" \"*\"", &ssub, x->err, sizeof(x->err)) != MF_OK)
@@ -218,8 +204,8 @@ static int subscribe(struct mig_ctx *x, const struct list_set *src, const struct
 	if (do_list(x->dst, "LSUB \"\" \"*\"", &dsub, x->err, sizeof(x->err)) != MF_OK)
 		goto out_src;
 	for (size_t i = 0; i < ssub.n; i++) {
-		const struct list_entry *se = list_find(src, ssub.v[i].name);
-		char *name = map_name(src, dst, ssub.v[i].name, se ? se->use : 0, x->err,
+		const struct mig_list_entry *se = list_find(src, ssub.v[i].name);
+		char *name = mig_map_name(src, dst, ssub.v[i].name, se ? se->use : 0, x->err,
 				      sizeof(x->err));
 		char q[2048];
 		int r;
@@ -249,7 +235,7 @@ out_src:
 int mig_folders_plan(struct mig_ctx *x)
 {
 	const char *cmd_src = "LIST \"\" \"*\"";
-	struct list_set src, dst;
+	struct mig_list src, dst;
 	int rc = MF_ERROR;
 
 	if (imap_has(x->src, IMAP_CAP_LIST_EXTENDED) && imap_has(x->src, IMAP_CAP_SPECIAL_USE))
@@ -273,13 +259,13 @@ int mig_folders_plan(struct mig_ctx *x)
 		goto out;
 	}
 	for (size_t i = 0; i < src.n; i++) {
-		const struct list_entry *e = &src.v[i];
+		const struct mig_list_entry *e = &src.v[i];
 		struct mig_folder *f;
 		char *dname;
 
 		if (e->noselect)
 			continue; /* created implicitly with its children */
-		dname = map_name(&src, &dst, e->name, e->use, x->err, sizeof(x->err));
+		dname = mig_map_name(&src, &dst, e->name, e->use, x->err, sizeof(x->err));
 		if (dname == NULL)
 			goto out;
 		for (size_t k = 0; k < x->n_folders; k++)
@@ -300,7 +286,7 @@ int mig_folders_plan(struct mig_ctx *x)
 			goto out;
 		}
 		{
-			const struct list_entry *d = list_find(&dst, dname);
+			const struct mig_list_entry *d = list_find(&dst, dname);
 			char q[2048];
 
 			if (d != NULL && !d->noselect)
