@@ -214,15 +214,30 @@ def corpus():
                f'{"+" if i % 2 else "-"}0{i % 10}30"'
         msgs.append([places[i % len(places)], flagsets[i % len(flagsets)], date,
                      i, size, extra, kind])
+    # 20 MiB, streamed: never held whole (peak RSS is checked).
+    msgs.append(["Archive2", "(\\Seen)", '"03-Mar-2023 03:03:03 +0000"', 20000, 20 << 20, "",
+                 "8bit"])
     # Exact duplicates in one folder: both must arrive.
     msgs.append(["INBOX", "(\\Seen)", '"02-Feb-2022 02:02:02 +0000"', 999, 500, "", "text"])
     msgs.append(["INBOX", "(\\Seen)", '"02-Feb-2022 02:02:02 +0000"', 999, 500, "", "text"])
     return folders, subs, msgs
 
 
+# Runs argv with our stdin and reports the child's peak RSS on stderr's last line.
+RSS_WRAP = ("import resource, subprocess, sys\n"
+            "rc = subprocess.call(sys.argv[1:])\n"
+            "sys.stderr.write('\\nMAXRSS_KB=%d\\n' % "
+            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+            "sys.exit(rc)\n")
+
+
+def max_rss_kb(p):
+    return int(p.stderr.rsplit("MAXRSS_KB=", 1)[1].split()[0])
+
+
 def run_migrate(lab, tmp_path, *extra, timeout=600, state=None):
     state = state or tmp_path / "state.db"
-    argv = [str(MAILFERRY), "migrate", "--source", f"imap://{lab.OLD4}:143",
+    argv = ["/usr/bin/python3", "-c", RSS_WRAP, str(MAILFERRY), "migrate", "--source", f"imap://{lab.OLD4}:143",
             "--destination", f"imap://{lab.NEW4}:143", "--user", USER, "--password-stdin",
             "--state", str(state), *extra]
     p = lab.run("router", argv, input=lab.env[f"PASS_{USER}"] + "\n", capture_output=True,
@@ -287,6 +302,9 @@ def test_oneshot_copy_rerun_incremental_kill(mlab, tmp_path):
     assert last["event"] == "done" and last["verify_ok"] is True
     assert last["copied"] == total and last["verified"] == total
     assert any(x.get("phase") == "copy" for x in lines)
+    # 5 and 20 MiB messages went through without being held in memory.
+    print(f"peak RSS of the copy: {max_rss_kb(p)} KB")
+    assert max_rss_kb(p) < 24 * 1024, max_rss_kb(p)
     _, new = assert_same(lab, sent_map)
     if sent_map:
         assert new["special"].get("\\Sent") == "Sent"
