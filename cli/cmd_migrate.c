@@ -6,6 +6,7 @@
  *       --user U --password-stdin [--dest-user U2] [--dest-password-stdin]
  *       [--master-user M --master-password-stdin] [--state FILE]
  *       [--insecure] [--ca FILE] [--batch N] [--max-inflight BYTES] [--timeout S]
+ *       [--plain-append]
  *
  * Passwords are read from standard input, one line each, in this order:
  * the user's (--password-stdin), the destination user's
@@ -126,12 +127,13 @@ static void usage(void)
 		"         [--master-user M --master-password-stdin] [--state FILE]\n"
 		"         [--insecure] [--ca FILE] [--batch N] [--max-inflight BYTES]"
 		" [--timeout SECONDS]\n"
+		"         [--plain-append]  (no MULTIAPPEND, no LITERAL+: one APPEND per message)\n"
 		"URL: imap://HOST[:PORT], imaps://HOST[:PORT], imap+starttls://HOST[:PORT]\n");
 }
 
 struct args {
 	const char *source, *destination, *user, *dest_user, *master, *state, *ca;
-	bool pass_stdin, dest_pass_stdin, master_pass_stdin, insecure;
+	bool pass_stdin, dest_pass_stdin, master_pass_stdin, insecure, plain_append;
 	long batch, inflight, timeout;
 };
 
@@ -204,6 +206,8 @@ static int parse_args(const struct cli_ctx *ctx, char **argv, struct args *a)
 			a->master_pass_stdin = true;
 		else if (strcmp(o, "--insecure") == 0)
 			a->insecure = true;
+		else if (strcmp(o, "--plain-append") == 0)
+			a->plain_append = true;
 		else {
 			cli_error(ctx, "unknown option '%s'", o);
 			return MF_ERROR;
@@ -279,6 +283,7 @@ int cli_migrate_run(const struct cli_ctx *ctx, char **argv)
 	o.state_path = a.state;
 	o.ca_file = a.ca;
 	o.insecure = a.insecure;
+	o.plain_append = a.plain_append;
 	o.batch_max = (unsigned int)a.batch;
 	o.max_inflight_bytes = (size_t)a.inflight;
 	o.timeout_ms = (int)a.timeout * 1000;

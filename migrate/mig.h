@@ -69,6 +69,10 @@ struct mig_opts {
 	size_t max_inflight_bytes; /* 0: MIG_INFLIGHT_DEFAULT */
 	unsigned int batch_max;    /* 0: MIG_BATCH_MAX_DEFAULT */
 	bool verify;               /* verify at the end (the one-shot: yes) */
+	/* Use neither MULTIAPPEND nor LITERAL+ even where offered (servers
+	 * that announce them and get them wrong; and tests of the plain path:
+	 * one APPEND per message, synchronizing literals). */
+	bool plain_append;
 	void (*progress)(void *arg, const struct mig_progress *p);
 	void *progress_arg;
 };

@@ -565,8 +565,8 @@ int mig_copy_folder(struct mig_ctx *x, const struct mig_folder *f)
 	x->prog.planned += plan.n;
 	s.msgs = plan.v;
 	s.n_msgs = plan.n;
-	s.multi = imap_has(x->dst, IMAP_CAP_MULTIAPPEND);
-	s.lplus = imap_has(x->dst, IMAP_CAP_LITERAL_PLUS);
+	s.multi = imap_has(x->dst, IMAP_CAP_MULTIAPPEND) && !x->o->plain_append;
+	s.lplus = imap_has(x->dst, IMAP_CAP_LITERAL_PLUS) && !x->o->plain_append;
 	s.md = EVP_MD_CTX_new();
 	s.done = calloc(1024, sizeof(*s.done));
 	if (s.md == NULL || s.done == NULL) {

@@ -459,3 +459,17 @@ def test_oneshot_tls_and_master_user(mlab, tmp_path):
     assert json.loads(p.stdout.splitlines()[-1])["copied"] == 0
     old, new = dump(lab, lab.OLD4), dump(lab, lab.NEW4)
     assert new["folders"]["TLS"] == old["folders"]["TLS"]
+
+
+def test_oneshot_plain_append(mlab, tmp_path):
+    """Without MULTIAPPEND and LITERAL+: one APPEND per message, synchronizing literals."""
+    lab = mlab
+    msgs = [["Plain", "(\\Flagged kw_plain)", f'"1{i}-Oct-2020 10:10:10 -0230"', 8000 + i,
+             [300, 5000, 1 << 20, 77, 20000][i], "", ["text", "8bit", "binary", "malformed",
+                                                       "text"][i]] for i in range(5)]
+    append_msgs(lab, lab.OLD4, msgs, create=["Plain"])
+    p, last, _ = run_migrate(lab, tmp_path, "--plain-append", "--batch", "2")
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr)
+    assert last["copied"] == 5 and last["verify_ok"] is True
+    old, new = dump(lab, lab.OLD4), dump(lab, lab.NEW4)
+    assert new["folders"]["Plain"] == old["folders"]["Plain"]
