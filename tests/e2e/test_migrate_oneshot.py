@@ -473,3 +473,19 @@ def test_oneshot_plain_append(mlab, tmp_path):
     assert last["copied"] == 5 and last["verify_ok"] is True
     old, new = dump(lab, lab.OLD4), dump(lab, lab.NEW4)
     assert new["folders"]["Plain"] == old["folders"]["Plain"]
+
+
+def test_oneshot_ipv6(mlab, tmp_path):
+    lab = mlab
+    append_msgs(lab, lab.OLD4, [["V6", "()", '"06-Jun-2006 06:06:06 +0600"', 6000, 2500, "",
+                                 "text"]], create=["V6"])
+    argv = [str(MAILFERRY), "migrate", "--source", f"imap://[{lab.OLD6}]:143",
+            "--destination", f"imap://[{lab.NEW6}]", "--user", USER, "--password-stdin",
+            "--state", str(tmp_path / "v6.db")]
+    p = lab.run("router", argv, input=lab.env[f"PASS_{USER}"] + "\n", capture_output=True,
+                text=True, timeout=300)
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr)
+    last = json.loads(p.stdout.splitlines()[-1])
+    assert last["verify_ok"] is True and last["copied"] >= 1
+    old, new = dump(lab, lab.OLD4), dump(lab, lab.NEW4)
+    assert new["folders"]["V6"] == old["folders"]["V6"]
