@@ -291,11 +291,14 @@ int mig_folders_plan(struct mig_ctx *x)
 
 			if (d != NULL && !d->noselect)
 				continue;
-			if (mig_mbox(x->dst, dname, q, sizeof(q), x->err, sizeof(x->err)) != MF_OK ||
-			    imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err), "CREATE %s",
-					q) != MF_OK)
+			if (mig_mbox(x->dst, dname, q, sizeof(q), x->err, sizeof(x->err)) != MF_OK)
 				goto out;
-			x->rep->folders_created++;
+			if (imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err), "CREATE %s",
+					q) == MF_OK)
+				x->rep->folders_created++;
+			else if (strstr(x->err, "[ALREADYEXISTS]") == NULL) /* \Noselect there */
+				goto out;
+			x->err[0] = '\0';
 		}
 	}
 	x->rep->folders = (unsigned int)x->n_folders;

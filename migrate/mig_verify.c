@@ -101,12 +101,13 @@ int mig_verify_folder(struct mig_ctx *x, const struct mig_folder *f)
 			goto out;
 		}
 		d->used = true;
-		if (d->size != e->size || d->size != m->size ||
-		    memcmp(d->sha256, e->sha256, 32) != 0) {
+		/* Sizes are the literals' (RFC822.SIZE may be computed otherwise
+		 * by some servers): the bytes copied against the bytes stored. */
+		if (d->size != e->size || memcmp(d->sha256, e->sha256, 32) != 0) {
 			mf_err(x->err, sizeof(x->err),
 			       "verify %s: source UID %u differs on the destination (UID %u): "
 			       "size %llu vs %llu or SHA-256", f->src, m->uid, d->uid,
-			       (unsigned long long)m->size, (unsigned long long)d->size);
+			       (unsigned long long)e->size, (unsigned long long)d->size);
 			goto out;
 		}
 		if (m->date[0] != '\0' &&
