@@ -43,7 +43,7 @@ struct mig_progress {
 	unsigned int folder_count;
 	uint64_t messages;         /* copied in this run */
 	uint64_t bytes;
-	uint64_t planned;          /* to copy, as far as planned yet */
+	uint64_t planned;          /* to copy in this run (estimated at first) */
 	uint64_t verified;
 	double elapsed;            /* seconds since the start */
 };

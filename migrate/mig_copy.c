@@ -562,7 +562,8 @@ int mig_copy_folder(struct mig_ctx *x, const struct mig_folder *f)
 	if (need_reconcile && plan.n > 0 && dexists > 0 &&
 	    reconcile(x, f, &plan, map, n_map) != MF_OK)
 		goto out;
-	x->prog.planned += plan.n;
+	/* The estimate made before the copy gives way to the plan. */
+	x->prog.planned = x->prog.planned - f->estimate + plan.n;
 	s.msgs = plan.v;
 	s.n_msgs = plan.n;
 	s.multi = imap_has(x->dst, IMAP_CAP_MULTIAPPEND) && !x->o->plain_append;

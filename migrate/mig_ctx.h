@@ -27,6 +27,7 @@ struct mig_folder {
 	char *dst;        /* destination name */
 	unsigned int use; /* enum mig_use bits on the source */
 	bool selectable;
+	uint64_t estimate; /* messages to copy as estimated before copying */
 };
 
 /* One message's metadata from a FETCH response. */

@@ -33,6 +33,39 @@ static void phase(struct mig_ctx *x, const char *name, const struct mig_folder *
 	mig_progress_emit(x);
 }
 
+static int on_status(void *arg, const struct imap_response *r)
+{
+	uint64_t *messages = arg, v;
+
+	if (r->n < 3 || !imap_item_is(&r->items[0], "STATUS"))
+		return MF_OK;
+	for (size_t i = 2; i + 1 < r->n; i++)
+		if (imap_item_is(&r->items[i], "MESSAGES") && imap_item_num(&r->items[i + 1], &v))
+			*messages = v;
+	return MF_OK;
+}
+
+/* What is left to copy, for the progress display's ETA: each folder's
+ * message count less what the state says is copied (corrected as each
+ * folder is really planned). */
+static int estimate(struct mig_ctx *x)
+{
+	for (size_t i = 0; i < x->n_folders; i++) {
+		struct mig_folder *f = &x->folders[i];
+		uint64_t messages = 0, mapped = 0;
+		char q[2048];
+
+		if (mig_mbox(x->src, f->src, q, sizeof(q), x->err, sizeof(x->err)) != MF_OK ||
+		    imap_simple(x->src, on_status, &messages, x->err, sizeof(x->err),
+				"STATUS %s (MESSAGES)", q) != MF_OK ||
+		    mig_state_map_count(x->st, f->src, &mapped, x->err, sizeof(x->err)) != MF_OK)
+			return MF_ERROR;
+		f->estimate = messages > mapped ? messages - mapped : 0;
+		x->prog.planned += f->estimate;
+	}
+	return MF_OK;
+}
+
 static int run(struct mig_ctx *x)
 {
 	const struct mig_opts *o = x->o;
@@ -46,7 +79,7 @@ static int run(struct mig_ctx *x)
 	if (mig_state_open(o->state_path, pair, &x->st, x->err, sizeof(x->err)) != MF_OK)
 		return MF_ERROR;
 	phase(x, "folders", NULL, 0);
-	if (mig_folders_plan(x) != MF_OK)
+	if (mig_folders_plan(x) != MF_OK || estimate(x) != MF_OK)
 		return MF_ERROR;
 	for (size_t i = 0; i < x->n_folders; i++) {
 		phase(x, "copy", &x->folders[i], (unsigned int)i + 1);

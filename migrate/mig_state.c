@@ -232,6 +232,26 @@ int mig_state_map_drop(struct mig_state *s, const char *folder, char *err, size_
 	return MF_OK;
 }
 
+int mig_state_map_count(struct mig_state *s, const char *folder, uint64_t *n_r, char *err,
+			size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*n_r = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM msg WHERE folder = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "msg");
+	sqlite3_bind_blob(st, 1, folder, (int)strlen(folder), SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n_r = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return db_err(s, err, errlen, "msg");
+	return MF_OK;
+}
+
 int mig_state_map_load(struct mig_state *s, const char *folder,
 		       struct mig_map_entry **v_r, size_t *n_r, char *err, size_t errlen)
 {

@@ -58,6 +58,10 @@ int mig_state_map_add(struct mig_state *s, const char *folder,
 		      const struct mig_map_entry *e, char *err, size_t errlen);
 /* Forgets folder's map (its source UIDVALIDITY changed). */
 int mig_state_map_drop(struct mig_state *s, const char *folder, char *err, size_t errlen);
+/* How many messages folder's map holds. */
+int mig_state_map_count(struct mig_state *s, const char *folder, uint64_t *n_r, char *err,
+			size_t errlen);
+
 /* Loads folder's map, sorted by source UID, into a malloc'd array. */
 int mig_state_map_load(struct mig_state *s, const char *folder,
 		       struct mig_map_entry **v_r, size_t *n_r, char *err, size_t errlen);
