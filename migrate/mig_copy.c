@@ -55,7 +55,7 @@ static struct mig_msg *find_uid(struct mig_msg *v, size_t n, uint32_t uid)
 {
 	struct mig_msg key = { .uid = uid };
 
-	return bsearch(&key, v, n, sizeof(*v), cmp_uid);
+	return mig_bsearch(&key, v, n, sizeof(*v), cmp_uid);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -164,30 +164,30 @@ static int reconcile(struct mig_ctx *x, const struct mig_folder *f, struct mig_m
 	/* Sorted keys, so that this stays n log n for big folders. */
 	for (size_t k = 0; k < n_map; k++)
 		claimed[k] = map[k].dst_uid;
-	qsort(claimed, n_map, sizeof(*claimed), cmp_u32);
+	mig_qsort(claimed, n_map, sizeof(*claimed), cmp_u32);
 	for (size_t k = 0; k < plan->n; k++)
 		psz[k] = plan->v[k].size;
-	qsort(psz, plan->n, sizeof(*psz), cmp_u64);
+	mig_qsort(psz, plan->n, sizeof(*psz), cmp_u64);
 	for (size_t i = 0; i < dst.n; i++) {
-		if (bsearch(&dst.v[i].uid, claimed, n_map, sizeof(*claimed), cmp_u32) != NULL)
+		if (mig_bsearch(&dst.v[i].uid, claimed, n_map, sizeof(*claimed), cmp_u32) != NULL)
 			continue;
 		dsz[nds++] = dst.v[i].size;
-		if (bsearch(&dst.v[i].size, psz, plan->n, sizeof(*psz), cmp_u64) != NULL)
+		if (mig_bsearch(&dst.v[i].size, psz, plan->n, sizeof(*psz), cmp_u64) != NULL)
 			du[nd++] = dst.v[i].uid;
 	}
 	if (nd == 0) {
 		rc = MF_OK;
 		goto out;
 	}
-	qsort(dsz, nds, sizeof(*dsz), cmp_u64);
+	mig_qsort(dsz, nds, sizeof(*dsz), cmp_u64);
 	for (size_t k = 0; k < plan->n; k++)
-		if (bsearch(&plan->v[k].size, dsz, nds, sizeof(*dsz), cmp_u64) != NULL)
+		if (mig_bsearch(&plan->v[k].size, dsz, nds, sizeof(*dsz), cmp_u64) != NULL)
 			su[ns++] = plan->v[k].uid;
-	qsort(du, nd, sizeof(*du), cmp_u32);
+	mig_qsort(du, nd, sizeof(*du), cmp_u32);
 	if (hash_uids(x->src, su, ns, &hs, x->err, sizeof(x->err)) != MF_OK ||
 	    hash_uids(x->dst, du, nd, &hd, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
-	qsort(hd.v, hd.n, sizeof(*hd.v), cmp_hashed);
+	mig_qsort(hd.v, hd.n, sizeof(*hd.v), cmp_hashed);
 	if (mig_state_begin(x->st, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
 	for (size_t k = 0; k < hs.n; k++) {
@@ -551,7 +551,7 @@ int mig_copy_folder(struct mig_ctx *x, const struct mig_folder *f)
 		for (size_t i = 0; i < plan.n; i++) {
 			struct mig_map_entry key = { .src_uid = plan.v[i].uid };
 
-			if (bsearch(&key, map, n_map, sizeof(*map), cmp_map) != NULL) {
+			if (mig_bsearch(&key, map, n_map, sizeof(*map), cmp_map) != NULL) {
 				free(plan.v[i].flags);
 				continue;
 			}

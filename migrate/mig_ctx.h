@@ -9,6 +9,21 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+
+/* bsearch and qsort that accept an empty (NULL) array: libc's may not. */
+static inline void *mig_bsearch(const void *key, const void *base, size_t n, size_t size,
+				int (*cmp)(const void *, const void *))
+{
+	return n == 0 ? NULL : bsearch(key, base, n, size, cmp);
+}
+
+static inline void mig_qsort(void *base, size_t n, size_t size,
+			     int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
 
 /* Special uses we map (RFC 6154). */
 enum mig_use {

@@ -178,7 +178,7 @@ static size_t flags_split(char *s, char **w, size_t max)
 
 	for (char *tok = strtok(s, " "); tok != NULL && n < max; tok = strtok(NULL, " "))
 		w[n++] = tok;
-	qsort(w, n, sizeof(*w), flag_cmp);
+	mig_qsort(w, n, sizeof(*w), flag_cmp);
 	return n;
 }
 
@@ -301,7 +301,7 @@ int mig_meta_fetch(struct imap_conn *c, uint32_t above, struct mig_meta_run *m, 
 		memset(m, 0, sizeof(*m));
 		return MF_ERROR;
 	}
-	qsort(m->v, m->n, sizeof(*m->v), mig_msg_cmp_uid);
+	mig_qsort(m->v, m->n, sizeof(*m->v), mig_msg_cmp_uid);
 	return MF_OK;
 }
 

@@ -248,7 +248,7 @@ int mig_folders_plan(struct mig_ctx *x)
 		    &dst, x->err, sizeof(x->err)) != MF_OK)
 		goto out_src;
 	/* Parents sort before their children, so CREATE goes top down. */
-	qsort(src.v, src.n, sizeof(*src.v), cmp_name);
+	mig_qsort(src.v, src.n, sizeof(*src.v), cmp_name);
 	if (list_find(&src, "INBOX") == NULL) {
 		mf_err(x->err, sizeof(x->err), "source: LIST shows no INBOX");
 		goto out;

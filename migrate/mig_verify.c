@@ -36,7 +36,7 @@ static struct mig_hashed *find_dst(struct mig_hashed_set *hd, const struct mig_m
 	if (e->dst_uid != 0) {
 		struct mig_hashed key = { .uid = e->dst_uid }, *d;
 
-		d = bsearch(&key, hd->v, hd->n, sizeof(*hd->v), cmp_hashed_uid);
+		d = mig_bsearch(&key, hd->v, hd->n, sizeof(*hd->v), cmp_hashed_uid);
 		return d != NULL && !d->used ? d : NULL;
 	}
 	for (size_t i = 0; i < hd->n; i++) {
@@ -80,14 +80,14 @@ int mig_verify_folder(struct mig_ctx *x, const struct mig_folder *f)
 		goto out;
 	if (dexists > 0 && mig_hash_fetch(x->dst, "1:*", &hd, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
-	qsort(hd.v, hd.n, sizeof(*hd.v), cmp_hashed_uid);
+	mig_qsort(hd.v, hd.n, sizeof(*hd.v), cmp_hashed_uid);
 	for (size_t i = 0; i < src.n; i++) {
 		const struct mig_msg *m = &src.v[i];
 		struct mig_map_entry key = { .src_uid = m->uid }, *e;
 		struct mig_hashed *d;
 		int64_t ts, td;
 
-		e = bsearch(&key, map, n_map, sizeof(*map), cmp_map);
+		e = mig_bsearch(&key, map, n_map, sizeof(*map), cmp_map);
 		if (e == NULL) {
 			mf_err(x->err, sizeof(x->err), "verify %s: source UID %u was not copied",
 			       f->src, m->uid);

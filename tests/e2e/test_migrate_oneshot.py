@@ -22,7 +22,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MAILFERRY = ROOT / "build" / "mailferry"
+# MF_MIGRATE_BIN=build/asan/mailferry runs these tests on the ASan+UBSan build
+# (a sanitizer report makes the run exit non-zero; the RSS bound is not checked then).
+MAILFERRY = Path(os.environ.get("MF_MIGRATE_BIN") or ROOT / "build" / "mailferry").resolve()
+SANITIZED = "asan" in str(MAILFERRY)
 USER = "carol"
 
 # Runs inside a lab namespace (py_json): helpers over imaplib.
@@ -304,7 +307,8 @@ def test_oneshot_copy_rerun_incremental_kill(mlab, tmp_path):
     assert any(x.get("phase") == "copy" for x in lines)
     # 5 and 20 MiB messages went through without being held in memory.
     print(f"peak RSS of the copy: {max_rss_kb(p)} KB")
-    assert max_rss_kb(p) < 24 * 1024, max_rss_kb(p)
+    if not SANITIZED:
+        assert max_rss_kb(p) < 24 * 1024, max_rss_kb(p)
     _, new = assert_same(lab, sent_map)
     if sent_map:
         assert new["special"].get("\\Sent") == "Sent"
