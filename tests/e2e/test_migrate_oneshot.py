@@ -15,6 +15,7 @@ The test user (carol) is wiped on both servers before and after this module.
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -316,6 +317,13 @@ def test_oneshot_copy_rerun_incremental_kill(mlab, tmp_path):
     assert "Re&AwE-sum&AOk-" in new["folders"] and new["folders"]["Empty"] == []
     assert "\\Deleted" in new["folders"]["Projects.2024.Q1"][0][2] or any(
         "\\Deleted" in m[2] for f in new["folders"].values() for m in f)
+    # Every copy's destination UID came from APPENDUID (Dovecot has UIDPLUS), with the
+    # source's size and SHA-256; the state file is private.
+    db = sqlite3.connect(str(tmp_path / "state.db"))
+    rows = db.execute("SELECT count(*), sum(dst_uid = 0), sum(length(sha256) = 32) FROM msg")
+    assert list(rows.fetchone()) == [total, 0, total]
+    db.close()
+    assert (tmp_path / "state.db").stat().st_mode & 0o777 == 0o600
     # The password went nowhere: not in the output, not in the state file.
     pw = lab.env[f"PASS_{USER}"]
     assert pw not in p.stdout and pw not in p.stderr
