@@ -183,6 +183,41 @@ char *mig_map_name(const struct mig_list *src, const struct mig_list *dst,
 	return translate(name, src->delim, dst->delim, err, errlen);
 }
 
+/* CREATE name; a server that does not make missing parents itself gets
+ * them made one by one (a parent that exists already is fine; one made
+ * here is selectable even if the source's was \Noselect: such a server
+ * has no other kind). */
+static int create(struct mig_ctx *x, const char *name, char delim)
+{
+	char q[2048], parent[1024];
+
+	if (mig_mbox(x->dst, name, q, sizeof(q), x->err, sizeof(x->err)) != MF_OK)
+		return MF_ERROR;
+	if (imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err), "CREATE %s", q) == MF_OK) {
+		x->rep->folders_created++;
+		return MF_OK;
+	}
+	if (strstr(x->err, "[ALREADYEXISTS]") != NULL) /* \Noselect there */
+		goto ok;
+	if (delim == '\0' || strchr(name, delim) == NULL || strlen(name) >= sizeof(parent))
+		return MF_ERROR;
+	for (const char *p = strchr(name, delim); p != NULL; p = strchr(p + 1, delim)) {
+		memcpy(parent, name, (size_t)(p - name));
+		parent[p - name] = '\0';
+		if (mig_mbox(x->dst, parent, q, sizeof(q), x->err, sizeof(x->err)) != MF_OK)
+			return MF_ERROR;
+		/* Refusals here ("exists") are judged by the retry below. */
+		(void)imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err), "CREATE %s", q);
+	}
+	if (mig_mbox(x->dst, name, q, sizeof(q), x->err, sizeof(x->err)) != MF_OK ||
+	    imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err), "CREATE %s", q) != MF_OK)
+		return MF_ERROR;
+	x->rep->folders_created++;
+ok:
+	x->err[0] = '\0';
+	return MF_OK;
+}
+
 void mig_folders_free(struct mig_ctx *x)
 {
 	for (size_t i = 0; i < x->n_folders; i++) {
@@ -287,18 +322,11 @@ int mig_folders_plan(struct mig_ctx *x)
 		}
 		{
 			const struct mig_list_entry *d = list_find(&dst, dname);
-			char q[2048];
 
 			if (d != NULL && !d->noselect)
 				continue;
-			if (mig_mbox(x->dst, dname, q, sizeof(q), x->err, sizeof(x->err)) != MF_OK)
+			if (create(x, dname, dst.delim) != MF_OK)
 				goto out;
-			if (imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err), "CREATE %s",
-					q) == MF_OK)
-				x->rep->folders_created++;
-			else if (strstr(x->err, "[ALREADYEXISTS]") == NULL) /* \Noselect there */
-				goto out;
-			x->err[0] = '\0';
 		}
 	}
 	x->rep->folders = (unsigned int)x->n_folders;
