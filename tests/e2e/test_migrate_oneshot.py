@@ -501,3 +501,38 @@ def test_oneshot_ipv6(mlab, tmp_path):
     assert last["verify_ok"] is True and last["copied"] >= 1
     old, new = dump(lab, lab.OLD4), dump(lab, lab.NEW4)
     assert new["folders"]["V6"] == old["folders"]["V6"]
+
+
+def test_oneshot_verification_catches_damage(mlab, tmp_path):
+    """Verification is not a formality: a message altered on new (same size, one byte
+    changed in its file), or missing there, fails the run (exit 1, the reason given)."""
+    lab = mlab
+    msgs = [["Damage", "()", '"07-Jul-2017 07:07:07 +0000"', 7700 + i, 3000, "", "text"]
+            for i in range(3)]
+    append_msgs(lab, lab.OLD4, msgs, create=["Damage"])
+    p, last, _ = run_migrate(lab, tmp_path)
+    assert p.returncode == 0, p.stderr
+    # Flip one byte of one copy in new's maildir (Dovecot serves the file as it is).
+    box = Path(lab.lab_dir) / "new" / "mail" / USER / "Maildir" / ".Damage"
+    files = sorted(f for d in ("cur", "new") for f in (box / d).glob("*") if f.is_file())
+    assert len(files) == 3, files
+    data = files[1].read_bytes()
+    pos = data.index(b"line of message")
+    files[1].write_bytes(data[:pos] + b"LINE" + data[pos + 4:])
+    p, last, _ = run_migrate(lab, tmp_path)
+    assert p.returncode == 1 and last["ok"] is False
+    assert "differs on the destination" in last["error"], last["error"]
+    # A message gone from new: reported as missing, still exit 1.
+    helper(lab, lab.NEW4, "c = conn(P['host']); c.select(q('Damage'));"
+                          " c.store('2', '+FLAGS.SILENT', '(\\\\Deleted)'); c.expunge(); c.logout()")
+    p, last, _ = run_migrate(lab, tmp_path)
+    assert p.returncode == 1
+    assert "is not on the destination" in last["error"], last["error"]
+    # Put right by hand (the damaged folder emptied on new, its checkpoint with it):
+    # a run with a fresh state copies the folder again, exactly.
+    helper(lab, lab.NEW4, "c = conn(P['host']); c._simple_command('DELETE', q('Damage'));"
+                          " c.logout()")
+    p, last, _ = run_migrate(lab, tmp_path, state=tmp_path / "fresh.db")
+    assert p.returncode == 0, p.stderr
+    old, new = dump(lab, lab.OLD4), dump(lab, lab.NEW4)
+    assert new["folders"]["Damage"] == old["folders"]["Damage"]
