@@ -70,4 +70,7 @@ extern const struct cli_cmd cli_subnet_cmds[];
 extern const struct cli_cmd cli_accounts_cmds[];
 extern const struct cli_cmd cli_flows_cmds[];
 
+/* `mailferry migrate ...` (cmd_migrate.c): a leaf taking options only. */
+int cli_migrate_run(const struct cli_ctx *ctx, char **argv);
+
 #endif

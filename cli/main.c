@@ -13,6 +13,8 @@ static const struct cli_cmd root_cmds[] = {
 	{ .name = "subnet", .sub = cli_subnet_cmds },
 	{ .name = "accounts", .sub = cli_accounts_cmds },
 	{ .name = "flows", .sub = cli_flows_cmds },
+	{ .name = "migrate", .args = "--source URL --destination URL --user U ...",
+	  .more_args = true, .run = cli_migrate_run, .help = "copy one mailbox and verify it" },
 	{ .name = "help", .args = "", .run = cmd_help, .help = "this help" },
 	{ .name = NULL },
 };

@@ -1,0 +1,323 @@
+/* cmd_migrate.c — `mailferry migrate`: copy one account from a source IMAP
+ * server to a destination IMAP server, with no daemon and no config file
+ * (like imapsync's host1/host2), resumable with --state, verified.
+ *
+ *   mailferry migrate --source imap://198.18.11.2:143 --destination imap://198.18.11.3:143
+ *       --user U --password-stdin [--dest-user U2] [--dest-password-stdin]
+ *       [--master-user M --master-password-stdin] [--state FILE]
+ *       [--insecure] [--ca FILE] [--batch N] [--max-inflight BYTES] [--timeout S]
+ *       [--plain-append]
+ *
+ * Passwords are read from standard input, one line each, in this order:
+ * the user's (--password-stdin), the destination user's
+ * (--dest-password-stdin; else the user's is used on both sides), the
+ * master user's (--master-password-stdin; then the master logs in on both
+ * sides on behalf of the users). They are read with read(2) into buffers
+ * that are wiped before exit; never printed, never written anywhere.
+ *
+ * Progress: on a terminal one line redrawn in place; otherwise JSON lines
+ * on standard output ({"event":"progress",...}), ending with
+ * {"event":"done",...} or {"event":"error",...}. Exit status 0 only when
+ * the copy is complete and verification passed. */
+#include "cli.h"
+#include "mf.h"
+#include "mig.h"
+#include "tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PASS_MAX 1024
+
+struct secret {
+	char buf[PASS_MAX];
+	size_t len;
+};
+
+struct progress_out {
+	bool tty;
+	double last;
+};
+
+/* One line of standard input, without its line end. */
+static int read_secret(const struct cli_ctx *ctx, const char *what, struct secret *s)
+{
+	s->len = 0;
+	for (;;) {
+		char c;
+		ssize_t n = read(STDIN_FILENO, &c, 1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			cli_error(ctx, "reading the %s password: %s", what, strerror(errno));
+			return MF_ERROR;
+		}
+		if (n == 0 || c == '\n')
+			break;
+		if (s->len >= sizeof(s->buf) - 1) {
+			cli_error(ctx, "the %s password is too long", what);
+			return MF_ERROR;
+		}
+		s->buf[s->len++] = c;
+	}
+	if (s->len > 0 && s->buf[s->len - 1] == '\r')
+		s->len--;
+	if (s->len == 0) {
+		cli_error(ctx, "no %s password on standard input", what);
+		return MF_ERROR;
+	}
+	s->buf[s->len] = '\0';
+	return MF_OK;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; s != NULL && *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void on_progress(void *arg, const struct mig_progress *p)
+{
+	struct progress_out *po = arg;
+	double rate = p->elapsed > 0 ? (double)p->bytes / p->elapsed : 0;
+	double mrate = p->elapsed > 0 ? (double)p->messages / p->elapsed : 0;
+
+	if (po->tty) {
+		double left = mrate > 0 && p->planned > p->messages
+				      ? (double)(p->planned - p->messages) / mrate : 0;
+
+		printf("\r\033[K%s %u/%u %.40s  %llu/%llu msgs  %.1f MB  %.1f MB/s  %.0f msg/s"
+		       "  ETA %.0fs",
+		       p->phase, p->folder_index, p->folder_count, p->folder ? p->folder : "",
+		       (unsigned long long)p->messages, (unsigned long long)p->planned,
+		       (double)p->bytes / 1e6, rate / 1e6, mrate, left);
+		fflush(stdout);
+		return;
+	}
+	printf("{\"event\":\"progress\",\"phase\":\"%s\",\"folder\":", p->phase);
+	json_str(stdout, p->folder);
+	printf(",\"folder_index\":%u,\"folder_count\":%u,\"messages\":%llu,\"planned\":%llu,"
+	       "\"bytes\":%llu,\"verified\":%llu,\"elapsed\":%.3f,\"msgs_per_s\":%.1f,"
+	       "\"bytes_per_s\":%.0f}\n",
+	       p->folder_index, p->folder_count, (unsigned long long)p->messages,
+	       (unsigned long long)p->planned, (unsigned long long)p->bytes,
+	       (unsigned long long)p->verified, p->elapsed, mrate, rate);
+	fflush(stdout);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: mailferry migrate --source URL --destination URL --user U --password-stdin\n"
+		"         [--dest-user U2] [--dest-password-stdin]\n"
+		"         [--master-user M --master-password-stdin] [--state FILE]\n"
+		"         [--insecure] [--ca FILE] [--batch N] [--max-inflight BYTES]"
+		" [--timeout SECONDS]\n"
+		"         [--plain-append]  (no MULTIAPPEND, no LITERAL+: one APPEND per message)\n"
+		"URL: imap://HOST[:PORT], imaps://HOST[:PORT], imap+starttls://HOST[:PORT]\n");
+}
+
+struct args {
+	const char *source, *destination, *user, *dest_user, *master, *state, *ca;
+	bool pass_stdin, dest_pass_stdin, master_pass_stdin, insecure, plain_append;
+	long batch, inflight, timeout;
+};
+
+static int parse_num(const struct cli_ctx *ctx, const char *opt, const char *v, long min,
+		     long max, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < min || n > max) {
+		cli_error(ctx, "%s: '%s' is not a number in %ld..%ld", opt, v, min, max);
+		return MF_ERROR;
+	}
+	*out = n;
+	return MF_OK;
+}
+
+static int parse_args(const struct cli_ctx *ctx, char **argv, struct args *a)
+{
+	static const char *const with_value[] = {
+		"--source", "--destination", "--user", "--dest-user", "--master-user",
+		"--state", "--ca", "--batch", "--max-inflight", "--timeout",
+	};
+
+	memset(a, 0, sizeof(*a));
+	for (; *argv != NULL; argv++) {
+		const char *o = *argv, *v = NULL;
+		bool needs = false;
+
+		for (size_t i = 0; i < MF_ARRAY_LEN(with_value); i++)
+			needs |= strcmp(o, with_value[i]) == 0;
+		if (needs) {
+			v = argv[1];
+			if (v == NULL) {
+				cli_error(ctx, "%s needs a value", o);
+				return MF_ERROR;
+			}
+			argv++;
+		}
+		if (strcmp(o, "--source") == 0)
+			a->source = v;
+		else if (strcmp(o, "--destination") == 0)
+			a->destination = v;
+		else if (strcmp(o, "--user") == 0)
+			a->user = v;
+		else if (strcmp(o, "--dest-user") == 0)
+			a->dest_user = v;
+		else if (strcmp(o, "--master-user") == 0)
+			a->master = v;
+		else if (strcmp(o, "--state") == 0)
+			a->state = v;
+		else if (strcmp(o, "--ca") == 0)
+			a->ca = v;
+		else if (strcmp(o, "--batch") == 0) {
+			if (parse_num(ctx, o, v, 1, 1024, &a->batch) != MF_OK)
+				return MF_ERROR;
+		} else if (strcmp(o, "--max-inflight") == 0) {
+			if (parse_num(ctx, o, v, 1, 1L << 40, &a->inflight) != MF_OK)
+				return MF_ERROR;
+		} else if (strcmp(o, "--timeout") == 0) {
+			if (parse_num(ctx, o, v, 1, 3600, &a->timeout) != MF_OK)
+				return MF_ERROR;
+		} else if (strcmp(o, "--password-stdin") == 0)
+			a->pass_stdin = true;
+		else if (strcmp(o, "--dest-password-stdin") == 0)
+			a->dest_pass_stdin = true;
+		else if (strcmp(o, "--master-password-stdin") == 0)
+			a->master_pass_stdin = true;
+		else if (strcmp(o, "--insecure") == 0)
+			a->insecure = true;
+		else if (strcmp(o, "--plain-append") == 0)
+			a->plain_append = true;
+		else {
+			cli_error(ctx, "unknown option '%s'", o);
+			return MF_ERROR;
+		}
+	}
+	if (a->source == NULL || a->destination == NULL || a->user == NULL) {
+		cli_error(ctx, "--source, --destination and --user are required");
+		return MF_ERROR;
+	}
+	if (a->master != NULL ? !a->master_pass_stdin : !a->pass_stdin) {
+		cli_error(ctx, a->master != NULL ? "--master-user needs --master-password-stdin"
+						 : "--password-stdin is required");
+		return MF_ERROR;
+	}
+	if (a->master == NULL && a->master_pass_stdin) {
+		cli_error(ctx, "--master-password-stdin needs --master-user");
+		return MF_ERROR;
+	}
+	return MF_OK;
+}
+
+int cli_migrate_run(const struct cli_ctx *ctx, char **argv)
+{
+	struct secret *pw = calloc(3, sizeof(*pw)); /* user, dest user, master */
+	struct progress_out po = { .tty = isatty(STDOUT_FILENO) == 1 };
+	struct mig_opts o = { .verify = true, .progress = on_progress, .progress_arg = &po };
+	struct mig_report rep;
+	struct args a;
+	char err[IMAP_ERR_MAX + 64];
+	int rc = CLI_EXIT_USAGE;
+
+	if (pw == NULL) {
+		cli_error(ctx, "out of memory");
+		return CLI_EXIT_ERROR;
+	}
+	/* OpenSSL's buffers (a LOGIN over TLS passes through them) are wiped
+	 * when freed, as in the daemon. Nothing has used OpenSSL yet. */
+	if (tls_init_wiping_allocator() != MF_OK) {
+		cli_error(ctx, "cannot make OpenSSL wipe its memory");
+		free(pw);
+		return CLI_EXIT_ERROR;
+	}
+	if (parse_args(ctx, argv, &a) != MF_OK) {
+		usage();
+		goto out;
+	}
+	if (imap_url_parse(a.source, &o.src.url, err, sizeof(err)) != MF_OK ||
+	    imap_url_parse(a.destination, &o.dst.url, err, sizeof(err)) != MF_OK) {
+		cli_error(ctx, "%s", err);
+		goto out;
+	}
+	rc = CLI_EXIT_ERROR;
+	if (a.pass_stdin && read_secret(ctx, "user's", &pw[0]) != MF_OK)
+		goto out;
+	if (a.dest_pass_stdin && read_secret(ctx, "destination user's", &pw[1]) != MF_OK)
+		goto out;
+	if (a.master_pass_stdin && read_secret(ctx, "master user's", &pw[2]) != MF_OK)
+		goto out;
+	o.src.user = a.user;
+	o.dst.user = a.dest_user != NULL ? a.dest_user : a.user;
+	if (a.master != NULL) {
+		o.src.master = o.dst.master = a.master;
+		o.src.pass = o.dst.pass = pw[2].buf;
+		o.src.pass_len = o.dst.pass_len = pw[2].len;
+	} else {
+		const struct secret *d = a.dest_pass_stdin ? &pw[1] : &pw[0];
+
+		o.src.pass = pw[0].buf;
+		o.src.pass_len = pw[0].len;
+		o.dst.pass = d->buf;
+		o.dst.pass_len = d->len;
+	}
+	o.state_path = a.state;
+	o.ca_file = a.ca;
+	o.insecure = a.insecure;
+	o.plain_append = a.plain_append;
+	o.batch_max = (unsigned int)a.batch;
+	o.max_inflight_bytes = (size_t)a.inflight;
+	o.timeout_ms = (int)a.timeout * 1000;
+	if (mig_run(&o, &rep, err, sizeof(err)) == MF_OK)
+		rc = CLI_EXIT_OK;
+	if (po.tty)
+		printf("\n");
+	if (rc == CLI_EXIT_OK && po.tty) {
+		printf("done: %u folders (%u created), %u subscriptions, %llu messages copied "
+		       "(%llu bytes), %llu found already there, %llu verified, %llu flag fixes\n",
+		       rep.folders, rep.folders_created, rep.subscribed,
+		       (unsigned long long)rep.copied, (unsigned long long)rep.bytes,
+		       (unsigned long long)rep.reconciled, (unsigned long long)rep.verified,
+		       (unsigned long long)rep.flags_fixed);
+	} else if (!po.tty) {
+		printf("{\"event\":\"%s\",\"ok\":%s,\"folders\":%u,\"folders_created\":%u,"
+		       "\"subscribed\":%u,\"copied\":%llu,\"bytes\":%llu,\"reconciled\":%llu,"
+		       "\"verified\":%llu,\"flags_fixed\":%llu,\"verify_ok\":%s",
+		       rc == CLI_EXIT_OK ? "done" : "error", rc == CLI_EXIT_OK ? "true" : "false",
+		       rep.folders, rep.folders_created, rep.subscribed,
+		       (unsigned long long)rep.copied, (unsigned long long)rep.bytes,
+		       (unsigned long long)rep.reconciled, (unsigned long long)rep.verified,
+		       (unsigned long long)rep.flags_fixed, rep.verify_ok ? "true" : "false");
+		if (rc != CLI_EXIT_OK) {
+			printf(",\"error\":");
+			json_str(stdout, err);
+		}
+		printf("}\n");
+	}
+	fflush(stdout);
+	if (rc != CLI_EXIT_OK)
+		cli_error(ctx, "%s", err);
+out:
+	explicit_bzero(pw, 3 * sizeof(*pw));
+	free(pw);
+	return rc;
+}

@@ -1,0 +1,117 @@
+/* mig_run.c — the one-shot copy of an account (contract in mig.h):
+ * connect and log in to both sides, plan the folders, copy each folder,
+ * verify each folder. */
+#include "mf.h"
+#include "mig_ctx.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int side_open(struct mig_ctx *x, const struct mig_side *sd, const char *name,
+		     struct imap_conn **c_r)
+{
+	struct imap_client_opts co = {
+		.name = name,
+		.ca_file = x->o->ca_file,
+		.insecure = x->o->insecure,
+		.timeout_ms = x->o->timeout_ms,
+	};
+
+	if (imap_connect(&sd->url, &co, c_r, x->err, sizeof(x->err)) != MF_OK)
+		return MF_ERROR;
+	return imap_login(*c_r, sd->user, sd->master, sd->pass, sd->pass_len, x->err,
+			  sizeof(x->err));
+}
+
+static void phase(struct mig_ctx *x, const char *name, const struct mig_folder *f,
+		  unsigned int index)
+{
+	x->prog.phase = name;
+	x->prog.folder = f != NULL ? f->src : NULL;
+	x->prog.folder_index = index;
+	x->prog.folder_count = (unsigned int)x->n_folders;
+	mig_progress_emit(x);
+}
+
+static int on_status(void *arg, const struct imap_response *r)
+{
+	uint64_t *messages = arg, v;
+
+	if (r->n < 3 || !imap_item_is(&r->items[0], "STATUS"))
+		return MF_OK;
+	for (size_t i = 2; i + 1 < r->n; i++)
+		if (imap_item_is(&r->items[i], "MESSAGES") && imap_item_num(&r->items[i + 1], &v))
+			*messages = v;
+	return MF_OK;
+}
+
+/* What is left to copy, for the progress display's ETA: each folder's
+ * message count less what the state says is copied (corrected as each
+ * folder is really planned). */
+static int estimate(struct mig_ctx *x)
+{
+	for (size_t i = 0; i < x->n_folders; i++) {
+		struct mig_folder *f = &x->folders[i];
+		uint64_t messages = 0, mapped = 0;
+		char q[2048];
+
+		if (mig_mbox(x->src, f->src, q, sizeof(q), x->err, sizeof(x->err)) != MF_OK ||
+		    imap_simple(x->src, on_status, &messages, x->err, sizeof(x->err),
+				"STATUS %s (MESSAGES)", q) != MF_OK ||
+		    mig_state_map_count(x->st, f->src, &mapped, x->err, sizeof(x->err)) != MF_OK)
+			return MF_ERROR;
+		f->estimate = messages > mapped ? messages - mapped : 0;
+		x->prog.planned += f->estimate;
+	}
+	return MF_OK;
+}
+
+static int run(struct mig_ctx *x)
+{
+	const struct mig_opts *o = x->o;
+	char pair[1200];
+
+	if (side_open(x, &o->src, "source", &x->src) != MF_OK ||
+	    side_open(x, &o->dst, "destination", &x->dst) != MF_OK)
+		return MF_ERROR;
+	snprintf(pair, sizeof(pair), "%s:%s/%s -> %s:%s/%s", o->src.url.host, o->src.url.port,
+		 o->src.user, o->dst.url.host, o->dst.url.port, o->dst.user);
+	if (mig_state_open(o->state_path, pair, &x->st, x->err, sizeof(x->err)) != MF_OK)
+		return MF_ERROR;
+	phase(x, "folders", NULL, 0);
+	if (mig_folders_plan(x) != MF_OK || estimate(x) != MF_OK)
+		return MF_ERROR;
+	for (size_t i = 0; i < x->n_folders; i++) {
+		phase(x, "copy", &x->folders[i], (unsigned int)i + 1);
+		if (mig_copy_folder(x, &x->folders[i]) != MF_OK)
+			return MF_ERROR;
+	}
+	if (!o->verify)
+		return MF_OK;
+	for (size_t i = 0; i < x->n_folders; i++) {
+		phase(x, "verify", &x->folders[i], (unsigned int)i + 1);
+		if (mig_verify_folder(x, &x->folders[i]) != MF_OK)
+			return MF_ERROR;
+	}
+	x->rep->verify_ok = true;
+	return MF_OK;
+}
+
+int mig_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t errlen)
+{
+	struct mig_ctx x = { .o = o, .rep = rep };
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	x.t0 = mig_now();
+	rc = run(&x);
+	if (rc == MF_OK)
+		phase(&x, "done", NULL, 0);
+	else
+		mf_err(err, errlen, "%s", x.err);
+	imap_close(x.src);
+	imap_close(x.dst);
+	mig_state_close(x.st);
+	mig_folders_free(&x);
+	return rc;
+}

@@ -1,0 +1,301 @@
+/* mig_state.c — the one-shot's checkpoint file (contract in mig_state.h). */
+#include "mig_state.h"
+#include "mf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STATE_SCHEMA_VERSION 1
+
+struct mig_state {
+	sqlite3 *db;
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS folder ("
+	" name BLOB PRIMARY KEY, uidvalidity INTEGER NOT NULL,"
+	" dst_uidvalidity INTEGER NOT NULL, last_uid INTEGER NOT NULL,"
+	" dirty INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS msg ("
+	" folder BLOB NOT NULL, src_uid INTEGER NOT NULL, dst_uid INTEGER NOT NULL,"
+	" size INTEGER NOT NULL, sha256 BLOB NOT NULL, PRIMARY KEY (folder, src_uid));";
+
+static int db_err(struct mig_state *s, char *err, size_t errlen, const char *what)
+{
+	return mf_err(err, errlen, "state: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int exec(struct mig_state *s, const char *sql, char *err, size_t errlen)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, sql);
+	return MF_OK;
+}
+
+static int create_0600(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0)
+		return mf_err(err, errlen, "state: %s: %s", path, strerror(errno));
+	if (fchmod(fd, 0600) != 0) {
+		close(fd);
+		return mf_err(err, errlen, "state: chmod %s: %s", path, strerror(errno));
+	}
+	close(fd);
+	return MF_OK;
+}
+
+/* The file belongs to pair_id: recorded on first use, checked after. */
+static int check_pair(struct mig_state *s, const char *pair_id, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'pair'", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "meta");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+
+		if (v == NULL || strcmp(v, pair_id) != 0) {
+			mf_err(err, errlen, "state file belongs to another migration (%s)",
+			       v ? v : "?");
+			sqlite3_finalize(st);
+			return MF_ERROR;
+		}
+		sqlite3_finalize(st);
+		return MF_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_err(s, err, errlen, "meta");
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO meta VALUES ('pair', ?)", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return db_err(s, err, errlen, "meta");
+	sqlite3_bind_text(st, 1, pair_id, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_err(s, err, errlen, "meta");
+	return MF_OK;
+}
+
+int mig_state_open(const char *path, const char *pair_id, struct mig_state **s_r,
+		   char *err, size_t errlen)
+{
+	struct mig_state *s = calloc(1, sizeof(*s));
+	char pragma[64];
+
+	*s_r = NULL;
+	if (s == NULL)
+		return mf_err(err, errlen, "out of memory");
+	if (path != NULL && create_0600(path, err, errlen) != MF_OK)
+		goto fail;
+	if (sqlite3_open_v2(path != NULL ? path : ":memory:", &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		mf_err(err, errlen, "state: %s: %s", path ? path : ":memory:",
+		       s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	/* WAL + NORMAL: a commit survives a kill -9 of this process (the
+	 * kernel has the pages); a power cut may lose the last batches,
+	 * which the dirty mark and reconciliation then repair. */
+	if (exec(s, "PRAGMA journal_mode = WAL", err, errlen) != MF_OK ||
+	    exec(s, "PRAGMA synchronous = NORMAL", err, errlen) != MF_OK ||
+	    exec(s, schema, err, errlen) != MF_OK)
+		goto fail;
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", STATE_SCHEMA_VERSION);
+	if (exec(s, pragma, err, errlen) != MF_OK || check_pair(s, pair_id, err, errlen) != MF_OK)
+		goto fail;
+	*s_r = s;
+	return MF_OK;
+fail:
+	mig_state_close(s);
+	return MF_ERROR;
+}
+
+void mig_state_close(struct mig_state *s)
+{
+	if (s == NULL)
+		return;
+	sqlite3_close(s->db);
+	free(s);
+}
+
+int mig_state_begin(struct mig_state *s, char *err, size_t errlen)
+{
+	return exec(s, "BEGIN IMMEDIATE", err, errlen);
+}
+
+int mig_state_commit(struct mig_state *s, char *err, size_t errlen)
+{
+	return exec(s, "COMMIT", err, errlen);
+}
+
+void mig_state_rollback(struct mig_state *s)
+{
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int mig_state_folder_get(struct mig_state *s, const char *folder,
+			 struct mig_folder_state *f_r, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	memset(f_r, 0, sizeof(*f_r));
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT uidvalidity, dst_uidvalidity, last_uid, dirty FROM folder"
+			       " WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "folder");
+	sqlite3_bind_blob(st, 1, folder, (int)strlen(folder), SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		f_r->known = true;
+		f_r->uidvalidity = (uint32_t)sqlite3_column_int64(st, 0);
+		f_r->dst_uidvalidity = (uint32_t)sqlite3_column_int64(st, 1);
+		f_r->last_uid = (uint32_t)sqlite3_column_int64(st, 2);
+		f_r->dirty = sqlite3_column_int(st, 3) != 0;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_err(s, err, errlen, "folder");
+	return MF_OK;
+}
+
+int mig_state_folder_put(struct mig_state *s, const char *folder,
+			 const struct mig_folder_state *f, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO folder VALUES (?, ?, ?, ?, ?)", -1,
+			       &st, NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "folder");
+	sqlite3_bind_blob(st, 1, folder, (int)strlen(folder), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, f->uidvalidity);
+	sqlite3_bind_int64(st, 3, f->dst_uidvalidity);
+	sqlite3_bind_int64(st, 4, f->last_uid);
+	sqlite3_bind_int(st, 5, f->dirty ? 1 : 0);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_err(s, err, errlen, "folder");
+	return MF_OK;
+}
+
+int mig_state_map_add(struct mig_state *s, const char *folder,
+		      const struct mig_map_entry *e, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO msg VALUES (?, ?, ?, ?, ?)", -1,
+			       &st, NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "msg");
+	sqlite3_bind_blob(st, 1, folder, (int)strlen(folder), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, e->src_uid);
+	sqlite3_bind_int64(st, 3, e->dst_uid);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)e->size);
+	sqlite3_bind_blob(st, 5, e->sha256, 32, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_err(s, err, errlen, "msg");
+	return MF_OK;
+}
+
+int mig_state_map_drop(struct mig_state *s, const char *folder, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM msg WHERE folder = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return db_err(s, err, errlen, "msg");
+	sqlite3_bind_blob(st, 1, folder, (int)strlen(folder), SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_err(s, err, errlen, "msg");
+	return MF_OK;
+}
+
+int mig_state_map_count(struct mig_state *s, const char *folder, uint64_t *n_r, char *err,
+			size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*n_r = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM msg WHERE folder = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "msg");
+	sqlite3_bind_blob(st, 1, folder, (int)strlen(folder), SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n_r = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return db_err(s, err, errlen, "msg");
+	return MF_OK;
+}
+
+int mig_state_map_load(struct mig_state *s, const char *folder,
+		       struct mig_map_entry **v_r, size_t *n_r, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	struct mig_map_entry *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	*v_r = NULL;
+	*n_r = 0;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT src_uid, dst_uid, size, sha256 FROM msg WHERE folder = ?"
+			       " ORDER BY src_uid", -1, &st, NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "msg");
+	sqlite3_bind_blob(st, 1, folder, (int)strlen(folder), SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *h = sqlite3_column_blob(st, 3);
+
+		if (n == cap) {
+			struct mig_map_entry *nv;
+
+			cap = cap ? cap * 2 : 256;
+			nv = realloc(v, cap * sizeof(*v));
+			if (nv == NULL) {
+				free(v);
+				sqlite3_finalize(st);
+				return mf_err(err, errlen, "out of memory");
+			}
+			v = nv;
+		}
+		v[n].src_uid = (uint32_t)sqlite3_column_int64(st, 0);
+		v[n].dst_uid = (uint32_t)sqlite3_column_int64(st, 1);
+		v[n].size = (uint64_t)sqlite3_column_int64(st, 2);
+		memset(v[n].sha256, 0, 32);
+		if (h != NULL && sqlite3_column_bytes(st, 3) == 32)
+			memcpy(v[n].sha256, h, 32);
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return db_err(s, err, errlen, "msg");
+	}
+	*v_r = v;
+	*n_r = n;
+	return MF_OK;
+}

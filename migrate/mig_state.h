@@ -1,0 +1,69 @@
+/* mig_state.h — checkpoints of one account's copy, in a small SQLite file
+ * of its own (`mailferry migrate --state FILE`; the ledger's schema is not
+ * touched).
+ *
+ * Per source folder: the source UIDVALIDITY the checkpoint belongs to, the
+ * destination folder's UIDVALIDITY, the highest source UID copied and a
+ * "dirty" mark that is set (and synced) before an APPEND is sent and
+ * cleared in the same transaction that records what the APPEND stored:
+ * found set on restart, it means an APPEND may have stored messages that
+ * were never recorded, and the folder is reconciled by content.
+ * Per message: source UID -> destination UID (0: the destination did not
+ * say, no UIDPLUS), size and SHA-256 of the source bytes.
+ *
+ * The file names the source and destination it belongs to; opening it for
+ * another pair is refused, so one state file can never mix two accounts.
+ * With path NULL the state lives in memory (a one-shot without --state). */
+#ifndef MF_MIG_STATE_H
+#define MF_MIG_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mig_state;
+
+struct mig_folder_state {
+	bool known;             /* a checkpoint exists */
+	uint32_t uidvalidity;
+	uint32_t dst_uidvalidity;
+	uint32_t last_uid;
+	bool dirty;
+};
+
+struct mig_map_entry {
+	uint32_t src_uid;
+	uint32_t dst_uid;
+	uint64_t size;
+	uint8_t sha256[32];
+};
+
+/* pair_id: e.g. "imap://old/alice -> imap://new/alice". MF_OK or MF_ERROR. */
+int mig_state_open(const char *path, const char *pair_id, struct mig_state **s_r,
+		   char *err, size_t errlen);
+void mig_state_close(struct mig_state *s);
+
+/* Transactions group a batch's map entries with its checkpoint. */
+int mig_state_begin(struct mig_state *s, char *err, size_t errlen);
+int mig_state_commit(struct mig_state *s, char *err, size_t errlen);
+void mig_state_rollback(struct mig_state *s);
+
+/* f_r->known is false when folder has no checkpoint yet. */
+int mig_state_folder_get(struct mig_state *s, const char *folder,
+			 struct mig_folder_state *f_r, char *err, size_t errlen);
+int mig_state_folder_put(struct mig_state *s, const char *folder,
+			 const struct mig_folder_state *f, char *err, size_t errlen);
+
+int mig_state_map_add(struct mig_state *s, const char *folder,
+		      const struct mig_map_entry *e, char *err, size_t errlen);
+/* Forgets folder's map (its source UIDVALIDITY changed). */
+int mig_state_map_drop(struct mig_state *s, const char *folder, char *err, size_t errlen);
+/* How many messages folder's map holds. */
+int mig_state_map_count(struct mig_state *s, const char *folder, uint64_t *n_r, char *err,
+			size_t errlen);
+
+/* Loads folder's map, sorted by source UID, into a malloc'd array. */
+int mig_state_map_load(struct mig_state *s, const char *folder,
+		       struct mig_map_entry **v_r, size_t *n_r, char *err, size_t errlen);
+
+#endif

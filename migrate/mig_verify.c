@@ -1,0 +1,141 @@
+/* mig_verify.c — after the copy, per folder: every source message is on
+ * the destination (by the map's destination UID, or by size and SHA-256
+ * where the destination gave no UID) with the same size, the same SHA-256
+ * (of the source bytes, taken while copying, against the destination's
+ * bytes hashed now), the same INTERNALDATE (as an instant: servers may
+ * print another zone) and the same flags; the counts are equal. Flags
+ * changed on the source since the copy are stored on the destination
+ * (an incremental rerun brings them over); everything else that differs
+ * fails the verification. */
+#include "mf.h"
+#include "mig_ctx.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_map(const void *a, const void *b)
+{
+	uint32_t x = ((const struct mig_map_entry *)a)->src_uid;
+	uint32_t y = ((const struct mig_map_entry *)b)->src_uid;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_hashed_uid(const void *a, const void *b)
+{
+	uint32_t x = ((const struct mig_hashed *)a)->uid, y = ((const struct mig_hashed *)b)->uid;
+
+	return x < y ? -1 : x > y;
+}
+
+/* hd is sorted by UID: the map's destination UID is found by bisection;
+ * without one (no UIDPLUS) the first unused message with the same bytes. */
+static struct mig_hashed *find_dst(struct mig_hashed_set *hd, const struct mig_map_entry *e)
+{
+	if (e->dst_uid != 0) {
+		struct mig_hashed key = { .uid = e->dst_uid }, *d;
+
+		d = mig_bsearch(&key, hd->v, hd->n, sizeof(*hd->v), cmp_hashed_uid);
+		return d != NULL && !d->used ? d : NULL;
+	}
+	for (size_t i = 0; i < hd->n; i++) {
+		struct mig_hashed *d = &hd->v[i];
+
+		if (d->used)
+			continue;
+		if (e->dst_uid != 0 ? d->uid == e->dst_uid
+				    : d->size == e->size && memcmp(d->sha256, e->sha256, 32) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+static int fix_flags(struct mig_ctx *x, uint32_t uid, const char *flags)
+{
+	return imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err),
+			   "UID STORE %u FLAGS.SILENT (%s)", uid, flags);
+}
+
+int mig_verify_folder(struct mig_ctx *x, const struct mig_folder *f)
+{
+	struct mig_folder_state fs;
+	struct mig_meta_run src = { 0 };
+	struct mig_hashed_set hd = { 0 };
+	struct mig_map_entry *map = NULL;
+	uint32_t suv, duv, sexists, dexists;
+	size_t n_map = 0;
+	int rc = MF_ERROR;
+
+	if (mig_state_folder_get(x->st, f->src, &fs, x->err, sizeof(x->err)) != MF_OK ||
+	    mig_select(x->src, f->src, true, &suv, &sexists, x->err, sizeof(x->err)) != MF_OK ||
+	    mig_select(x->dst, f->dst, false, &duv, &dexists, x->err, sizeof(x->err)) != MF_OK)
+		return MF_ERROR;
+	if (!fs.known || fs.uidvalidity != suv || fs.dst_uidvalidity != duv)
+		return mf_err(x->err, sizeof(x->err), "verify %s: UIDVALIDITY changed during the copy",
+			      f->src);
+	if (sexists > 0 && mig_meta_fetch(x->src, 0, &src, x->err, sizeof(x->err)) != MF_OK)
+		return MF_ERROR;
+	if (mig_state_map_load(x->st, f->src, &map, &n_map, x->err, sizeof(x->err)) != MF_OK)
+		goto out;
+	if (dexists > 0 && mig_hash_fetch(x->dst, "1:*", &hd, x->err, sizeof(x->err)) != MF_OK)
+		goto out;
+	mig_qsort(hd.v, hd.n, sizeof(*hd.v), cmp_hashed_uid);
+	for (size_t i = 0; i < src.n; i++) {
+		const struct mig_msg *m = &src.v[i];
+		struct mig_map_entry key = { .src_uid = m->uid }, *e;
+		struct mig_hashed *d;
+		int64_t ts, td;
+
+		e = mig_bsearch(&key, map, n_map, sizeof(*map), cmp_map);
+		if (e == NULL) {
+			mf_err(x->err, sizeof(x->err), "verify %s: source UID %u was not copied",
+			       f->src, m->uid);
+			goto out;
+		}
+		d = find_dst(&hd, e);
+		if (d == NULL) {
+			mf_err(x->err, sizeof(x->err),
+			       "verify %s: source UID %u is not on the destination (UID %u)", f->src,
+			       m->uid, e->dst_uid);
+			goto out;
+		}
+		d->used = true;
+		/* Sizes are the literals' (RFC822.SIZE may be computed otherwise
+		 * by some servers): the bytes copied against the bytes stored. */
+		if (d->size != e->size || memcmp(d->sha256, e->sha256, 32) != 0) {
+			mf_err(x->err, sizeof(x->err),
+			       "verify %s: source UID %u differs on the destination (UID %u): "
+			       "size %llu vs %llu or SHA-256", f->src, m->uid, d->uid,
+			       (unsigned long long)e->size, (unsigned long long)d->size);
+			goto out;
+		}
+		if (m->date[0] != '\0' &&
+		    (mig_date_parse(m->date, &ts) != MF_OK || mig_date_parse(d->date, &td) != MF_OK ||
+		     ts != td)) {
+			mf_err(x->err, sizeof(x->err),
+			       "verify %s: source UID %u: INTERNALDATE \"%s\" became \"%s\"", f->src,
+			       m->uid, m->date, d->date);
+			goto out;
+		}
+		if (!mig_flags_equal(m->flags, d->flags)) {
+			if (fix_flags(x, d->uid, m->flags) != MF_OK)
+				goto out;
+			x->rep->flags_fixed++;
+		}
+		x->rep->verified++;
+		x->prog.verified++;
+	}
+	if (hd.n != src.n) {
+		mf_err(x->err, sizeof(x->err),
+		       "verify %s: %zu messages on the source, %zu on the destination (%s)", f->src,
+		       src.n, hd.n, f->dst);
+		goto out;
+	}
+	rc = MF_OK;
+out:
+	free(map);
+	mig_hashed_free(&hd);
+	mig_msgs_free(src.v, src.n);
+	return rc;
+}

@@ -1,0 +1,160 @@
+/* Unit tests: migrate/mig_copy.c against scripted servers: the exact
+ * APPEND bytes (MULTIAPPEND with LITERAL+, and one APPEND per message with
+ * synchronizing literals), flags without \Recent, INTERNALDATE passed on,
+ * a body identified by its sequence number when UID comes after it,
+ * binary bytes streamed, APPENDUID recorded, the checkpoint committed. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "imap_client.h"
+#include "mf.h"
+#include "mig_ctx.h"
+
+static struct imap_conn *scripted(const char *answer, size_t len, int *server_r)
+{
+	struct imap_client_opts o = { .name = "scripted" };
+	struct imap_conn *c;
+	char err[256];
+	int sp[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	assert_int_equal(write(sp[1], answer, len), (ssize_t)len);
+	shutdown(sp[1], SHUT_WR);
+	assert_int_equal(imap_attach_fd(sp[0], &o, &c, err, sizeof(err)), MF_OK);
+	*server_r = sp[1];
+	return c;
+}
+
+static size_t read_all(int fd, char *buf, size_t len)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	while (n < len && (r = read(fd, buf + n, len - n)) > 0)
+		n += (size_t)r;
+	return n;
+}
+
+#define S(x) x, sizeof(x) - 1
+
+static const char src_answer[] =
+	"* OK [CAPABILITY IMAP4rev1] source\r\n"
+	"* 2 EXISTS\r\n* OK [UIDVALIDITY 77] ok\r\nm1 OK [READ-ONLY] examined\r\n"
+	"* 1 FETCH (UID 3 FLAGS (\\Seen \\Recent kw1) INTERNALDATE "
+	"\"01-Feb-2020 10:00:00 +0100\" RFC822.SIZE 5)\r\n"
+	"* 2 FETCH (UID 8 FLAGS () INTERNALDATE \"02-Feb-2020 10:00:00 +0000\" RFC822.SIZE 4)\r\n"
+	"m2 OK fetched\r\n"
+	"* 1 FETCH (UID 3 BODY[] {5}\r\nhello)\r\n"
+	"* 2 FETCH (BODY[] {4}\r\n\xe9\0\r\n UID 8)\r\n"
+	"m3 OK done\r\n"
+	"m4 OK bye\r\n";
+
+static void run_copy(const char *dst_answer, size_t dst_len, bool plain, const char *want,
+		     size_t want_len)
+{
+	struct mig_opts o = { .plain_append = plain };
+	struct mig_report rep = { 0 };
+	struct mig_ctx x = { .o = &o, .rep = &rep };
+	struct mig_folder f = { .src = "Src", .dst = "Box" };
+	struct mig_folder_state fs;
+	struct mig_map_entry *map;
+	uint8_t sha[32];
+	char got[4096];
+	size_t n;
+	int sfd, dfd;
+
+	x.src = scripted(S(src_answer), &sfd);
+	x.dst = scripted(dst_answer, dst_len, &dfd);
+	assert_int_equal(mig_state_open(NULL, "test", &x.st, x.err, sizeof(x.err)), MF_OK);
+	if (mig_copy_folder(&x, &f) != MF_OK)
+		fail_msg("copy: %s", x.err);
+	assert_int_equal(rep.copied, 2);
+	assert_int_equal(rep.bytes, 9);
+	assert_int_equal(mig_state_folder_get(x.st, "Src", &fs, x.err, sizeof(x.err)), MF_OK);
+	assert_true(fs.known && !fs.dirty);
+	assert_int_equal(fs.uidvalidity, 77);
+	assert_int_equal(fs.dst_uidvalidity, 5);
+	assert_int_equal(fs.last_uid, 8);
+	assert_int_equal(mig_state_map_load(x.st, "Src", &map, &n, x.err, sizeof(x.err)), MF_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(map[0].src_uid, 3);
+	assert_int_equal(map[0].dst_uid, 10);
+	assert_int_equal(map[0].size, 5);
+	SHA256((const unsigned char *)"hello", 5, sha);
+	assert_memory_equal(map[0].sha256, sha, 32);
+	assert_int_equal(map[1].src_uid, 8);
+	assert_int_equal(map[1].dst_uid, 11);
+	SHA256((const unsigned char *)"\xe9\0\r\n", 4, sha);
+	assert_memory_equal(map[1].sha256, sha, 32);
+	free(map);
+	imap_close(x.src);
+	imap_close(x.dst);
+	mig_state_close(x.st);
+	n = read_all(sfd, got, sizeof(got));
+	got[n] = '\0';
+	assert_string_equal(got, "m1 EXAMINE \"Src\"\r\n"
+				 "m2 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE)\r\n"
+				 "m3 UID FETCH 3,8 (UID BODY.PEEK[])\r\n"
+				 "m4 LOGOUT\r\n");
+	n = read_all(dfd, got, sizeof(got));
+	if (n != want_len || memcmp(got, want, n) != 0)
+		fail_msg("destination got:\n%.*s", (int)n, got);
+	close(sfd);
+	close(dfd);
+}
+
+static void test_multiappend(void **state)
+{
+	static const char dst_answer[] =
+		"* OK [CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND UIDPLUS] destination\r\n"
+		"* 0 EXISTS\r\n* OK [UIDVALIDITY 5] ok\r\nm1 OK [READ-WRITE] selected\r\n"
+		"a1 OK [APPENDUID 5 10:11] appended\r\n"
+		"m2 OK bye\r\n";
+	static const char want[] =
+		"m1 SELECT \"Box\"\r\n"
+		"a1 APPEND \"Box\" (\\Seen kw1) \"01-Feb-2020 10:00:00 +0100\" {5+}\r\nhello"
+		" () \"02-Feb-2020 10:00:00 +0000\" {4+}\r\n\xe9\0\r\n\r\n"
+		"m2 LOGOUT\r\n";
+
+	(void)state;
+	run_copy(S(dst_answer), false, S(want));
+}
+
+static void test_plain_append(void **state)
+{
+	static const char dst_answer[] =
+		"* OK [CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND UIDPLUS] destination\r\n"
+		"* 0 EXISTS\r\n* OK [UIDVALIDITY 5] ok\r\nm1 OK [READ-WRITE] selected\r\n"
+		"+ go ahead\r\n"
+		"* 1 EXISTS\r\na1 OK [APPENDUID 5 10] appended\r\n"
+		"+ go ahead\r\n"
+		"a2 OK [APPENDUID 5 11] appended\r\n"
+		"m2 OK bye\r\n";
+	static const char want[] =
+		"m1 SELECT \"Box\"\r\n"
+		"a1 APPEND \"Box\" (\\Seen kw1) \"01-Feb-2020 10:00:00 +0100\" {5}\r\nhello\r\n"
+		"a2 APPEND \"Box\" () \"02-Feb-2020 10:00:00 +0000\" {4}\r\n\xe9\0\r\n\r\n"
+		"m2 LOGOUT\r\n";
+
+	(void)state;
+	run_copy(S(dst_answer), true, S(want));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_multiappend),
+		cmocka_unit_test(test_plain_append),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

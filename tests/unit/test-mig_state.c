@@ -1,0 +1,101 @@
+/* Unit tests: migrate/mig_state.c — the one-shot's checkpoint file. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mf.h"
+#include "mig_state.h"
+
+static void test_roundtrip(void **state)
+{
+	char dir[] = "/tmp/mf-state-XXXXXX", path[64], err[256];
+	struct mig_state *s;
+	struct mig_folder_state f = { .uidvalidity = 7, .dst_uidvalidity = 9, .last_uid = 41,
+				      .dirty = true }, g;
+	struct mig_map_entry e = { .src_uid = 41, .dst_uid = 3, .size = 1234 }, *v;
+	size_t n;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s.db", dir);
+	umask(022);
+	assert_int_equal(mig_state_open(path, "a -> b", &s, err, sizeof(err)), MF_OK);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(mig_state_folder_get(s, "INBOX", &g, err, sizeof(err)), MF_OK);
+	assert_false(g.known);
+	assert_int_equal(mig_state_folder_put(s, "INBOX", &f, err, sizeof(err)), MF_OK);
+	memset(e.sha256, 0xab, 32);
+	assert_int_equal(mig_state_begin(s, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_map_add(s, "INBOX", &e, err, sizeof(err)), MF_OK);
+	e.src_uid = 5;
+	e.dst_uid = 0;
+	assert_int_equal(mig_state_map_add(s, "INBOX", &e, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_map_add(s, "Other", &e, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_commit(s, err, sizeof(err)), MF_OK);
+	/* A rolled back batch leaves nothing. */
+	assert_int_equal(mig_state_begin(s, err, sizeof(err)), MF_OK);
+	e.src_uid = 99;
+	assert_int_equal(mig_state_map_add(s, "INBOX", &e, err, sizeof(err)), MF_OK);
+	mig_state_rollback(s);
+	mig_state_close(s);
+
+	assert_int_equal(mig_state_open(path, "a -> b", &s, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_folder_get(s, "INBOX", &g, err, sizeof(err)), MF_OK);
+	assert_true(g.known && g.dirty);
+	assert_int_equal(g.uidvalidity, 7);
+	assert_int_equal(g.dst_uidvalidity, 9);
+	assert_int_equal(g.last_uid, 41);
+	assert_int_equal(mig_state_map_load(s, "INBOX", &v, &n, err, sizeof(err)), MF_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].src_uid, 5); /* sorted by source UID */
+	assert_int_equal(v[1].src_uid, 41);
+	assert_int_equal(v[1].dst_uid, 3);
+	assert_int_equal(v[1].size, 1234);
+	assert_int_equal(v[1].sha256[31], 0xab);
+	free(v);
+	assert_int_equal(mig_state_map_drop(s, "INBOX", err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_map_load(s, "INBOX", &v, &n, err, sizeof(err)), MF_OK);
+	assert_int_equal(n, 0);
+	free(v);
+	assert_int_equal(mig_state_map_load(s, "Other", &v, &n, err, sizeof(err)), MF_OK);
+	assert_int_equal(n, 1);
+	free(v);
+	mig_state_close(s);
+
+	/* Another migration's file is refused. */
+	assert_int_equal(mig_state_open(path, "a -> c", &s, err, sizeof(err)), MF_ERROR);
+	assert_non_null(strstr(err, "another migration (a -> b)"));
+	assert_null(s);
+	unlink(path);
+	{
+		char p2[80];
+
+		snprintf(p2, sizeof(p2), "%s-wal", path);
+		unlink(p2);
+		snprintf(p2, sizeof(p2), "%s-shm", path);
+		unlink(p2);
+	}
+	rmdir(dir);
+	/* In memory. */
+	assert_int_equal(mig_state_open(NULL, "x", &s, err, sizeof(err)), MF_OK);
+	mig_state_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
