@@ -11,7 +11,7 @@ CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
 WFLAGS  := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
-PKGS    := liburing inih libmnl libnftnl sqlite3 openssl libnetfilter_queue libcap-ng
+PKGS    := liburing inih libmnl libnftnl sqlite3 libpq openssl libnetfilter_queue libcap-ng
 PYTHON  := /usr/bin/python3
 
 # Instrumentation flags live apart from CFLAGS: a CFLAGS given on the
@@ -52,13 +52,13 @@ FUZZ_SECONDS ?= 30
 
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	liburing-dev libmnl-dev libnftnl-dev libinih-dev libcmocka-dev libsqlite3-dev \
-	libssl-dev libnetfilter-queue-dev libcap-ng-dev \
+	libssl-dev libnetfilter-queue-dev libcap-ng-dev libpq-dev postgresql \
 	iproute2 iputils-ping nftables iptables procps psmisc openssl curl socat \
 	python3 python3-pytest \
 	dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix swaks fetchmail \
 	haproxy iperf3 nginx-light libnginx-mod-stream libnginx-mod-mail isync tcpdump groff-base systemd
 
-.PHONY: install all deps test check unit unit-asan asan-daemon e2e fuzz fuzz-run demo bench bench-login clean
+.PHONY: install all deps test check unit unit-asan unit-pg asan-daemon e2e fuzz fuzz-run demo bench bench-login clean
 
 all: $(BUILD)/mailferryd $(BUILD)/mailferry
 
@@ -117,6 +117,14 @@ unit: $(UNIT_BIN)
 unit-asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 CFLAGS="-O1 -g" unit
 
+# The ledger suite once more on a throwaway PostgreSQL cluster (a Unix
+# socket only), plain and under ASan+UBSan.
+unit-pg: $(BUILD)/tests/test-ledger
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 CFLAGS="-O1 -g" \
+		$(BUILD)/asan/tests/test-ledger
+	tests/pg/with-pg.sh $(BUILD)/tests/test-ledger
+	tests/pg/with-pg.sh $(BUILD)/asan/tests/test-ledger
+
 # The end-to-end tests run the ASan+UBSan daemon (tests/e2e/mfgateway.py).
 asan-daemon:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 CFLAGS="-O1 -g" $(BUILD)/asan/mailferryd
@@ -128,7 +136,7 @@ e2e: all asan-daemon
 test: deps
 	$(Q)$(MAKE) --no-print-directory check
 
-check: all unit unit-asan e2e
+check: all unit unit-asan unit-pg e2e
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 demo: deps

@@ -18,8 +18,7 @@ int ledger_open(const char *spec, struct ledger **l_r, char *err, size_t errlen)
 	if (spec == NULL || spec[0] == '\0')
 		return mf_err(err, errlen, "ledger: empty path");
 	if (is_postgresql(spec))
-		return mf_err(err, errlen, "ledger: the PostgreSQL backend is not "
-			      "built yet; use a SQLite file path");
+		return ledger_pg_open(spec, l_r, err, errlen);
 	return ledger_sqlite_open(spec, l_r, err, errlen);
 }
 

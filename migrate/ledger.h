@@ -1,8 +1,9 @@
 /* ledger.h — the account ledger: every account's state and history.
  *
- * One small interface, two backends (DESIGN.md): SQLite now, PostgreSQL
- * later (issue 8). Nothing outside migrate/ledger*.c knows which backend is
- * in use or sees SQL; callers hold an opaque struct ledger.
+ * One small interface, two backends (DESIGN.md): SQLite and PostgreSQL
+ * (ledger_pg.c, for several gateways sharing one truth). Nothing outside
+ * migrate/ledger*.c knows which backend is in use or sees SQL; callers
+ * hold an opaque struct ledger.
  *
  * Contracts common to every call:
  * - Account names must already be in normal form (account_name_normalise);
@@ -54,7 +55,7 @@ struct account_event {
 
 /* Opens (creating if needed) the ledger named by spec and brings its schema
  * up to date in place. A spec starting "postgresql://" or "postgres://"
- * names the PostgreSQL backend (not built yet: MF_ERROR); anything else is
+ * names the PostgreSQL backend (ledger_pg.c); anything else is
  * the path of a SQLite file, created with mode 0600 whatever the umask.
  * A schema newer than this program knows is refused, never downgraded. */
 int ledger_open(const char *spec, struct ledger **l_r, char *err, size_t errlen);

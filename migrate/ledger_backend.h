@@ -46,6 +46,9 @@ struct ledger {
 	const struct ledger_ops *ops;
 };
 
+/* PostgreSQL backend: spec is a libpq connection URI. */
+int ledger_pg_open(const char *spec, struct ledger **l_r, char *err, size_t errlen);
+
 /* SQLite backend: path is a file name. */
 int ledger_sqlite_open(const char *path, struct ledger **l_r, char *err,
 		       size_t errlen);

@@ -1,0 +1,563 @@
+/* ledger_pg.c — the ledger on PostgreSQL (libpq): one database that
+ * several gateways share.
+ *
+ * Same tables, columns and semantics as ledger_sqlite.c (states stored by
+ * name), so both backends pass one test suite. What differs is only what a
+ * shared server needs: a state is read with SELECT ... FOR UPDATE inside
+ * the transaction that changes it, so two gateways observing a first login
+ * at the same moment record one UNSEEN -> SEEN, not two; schema migrations
+ * run under a transaction-scoped advisory lock, so gateways starting
+ * together migrate once. Every statement has parameters ($1, ...): no
+ * account name is ever spliced into SQL. The connection string may hold a
+ * password, so errors name the host and database, never the string. */
+#include "ledger_backend.h"
+#include "mf.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* pg_advisory_xact_lock key for schema migrations: "MFLG". */
+#define PG_SCHEMA_LOCK 0x4d464c47
+
+struct ledger_pg {
+	struct ledger base; /* first: struct ledger * converts to this */
+	PGconn *conn;
+	char where[160];    /* "host/db", for errors */
+};
+
+static struct ledger_pg *to_pg(struct ledger *l)
+{
+	return (struct ledger_pg *)l;
+}
+
+static int pg_err(struct ledger_pg *p, const PGresult *r, char *err, size_t errlen,
+		  const char *what)
+{
+	const char *msg = r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(p->conn);
+	size_t n = strcspn(msg, "\n");
+
+	return mf_err(err, errlen, "ledger %s: %s: %.*s", p->where, what, (int)n, msg);
+}
+
+/* Runs sql with n text parameters; *r_r gets the result (PQclear it) when
+ * rows are wanted. MF_OK or MF_ERROR with err. */
+static int run(struct ledger_pg *p, const char *sql, int n, const char *const *v,
+	       PGresult **r_r, char *err, size_t errlen, const char *what)
+{
+	PGresult *r = PQexecParams(p->conn, sql, n, NULL, v, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		pg_err(p, r, err, errlen, what);
+		PQclear(r);
+		return MF_ERROR;
+	}
+	if (r_r != NULL)
+		*r_r = r;
+	else
+		PQclear(r);
+	return MF_OK;
+}
+
+static void rollback(struct ledger_pg *p)
+{
+	PQclear(PQexec(p->conn, "ROLLBACK"));
+}
+
+static void i64(char *buf, size_t len, int64_t v)
+{
+	snprintf(buf, len, "%" PRId64, v);
+}
+
+static int64_t col_i64(const PGresult *r, int row, int col)
+{
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static void col_text(char *dst, size_t len, const PGresult *r, int row, int col)
+{
+	snprintf(dst, len, "%s", PQgetvalue(r, row, col));
+}
+
+static int parse_state(struct ledger_pg *p, const char *t, enum account_state *s_r, char *err,
+		       size_t errlen)
+{
+	if (account_state_parse(t, s_r) == MF_OK)
+		return MF_OK;
+	return mf_err(err, errlen, "ledger %s: unknown state '%.32s' in the database", p->where, t);
+}
+
+/* ---- schema -------------------------------------------------------- */
+
+static const char *const schema_steps[] = {
+	/* v1: accounts and their history */
+	"CREATE TABLE account ("
+	" name TEXT PRIMARY KEY NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'UNSEEN',"
+	" first_seen BIGINT NOT NULL DEFAULT 0,"
+	" last_seen BIGINT NOT NULL DEFAULT 0,"
+	" last_client TEXT NOT NULL DEFAULT '',"
+	" logins BIGINT NOT NULL DEFAULT 0,"
+	" state_changed BIGINT NOT NULL DEFAULT 0,"
+	" reason TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX account_by_state ON account (state, name);"
+	"CREATE TABLE account_history ("
+	" id BIGSERIAL PRIMARY KEY,"
+	" name TEXT NOT NULL REFERENCES account (name),"
+	" at BIGINT NOT NULL,"
+	" from_state TEXT NOT NULL,"
+	" to_state TEXT NOT NULL,"
+	" reason TEXT NOT NULL);"
+	"CREATE INDEX account_history_by_name ON account_history (name, id);",
+	/* v2: gateway-wide settings */
+	"CREATE TABLE setting ("
+	" key TEXT PRIMARY KEY NOT NULL,"
+	" value TEXT NOT NULL,"
+	" changed BIGINT NOT NULL DEFAULT 0);",
+	/* v3: new flows per client subnet and port */
+	"CREATE TABLE flow_count ("
+	" subnet TEXT NOT NULL,"
+	" port INTEGER NOT NULL,"
+	" observed BIGINT NOT NULL DEFAULT 0,"
+	" intercepted BIGINT NOT NULL DEFAULT 0,"
+	" last_seen BIGINT NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (subnet, port));",
+};
+
+#define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
+
+static int read_version(struct ledger_pg *p, int *v_r, char *err, size_t errlen)
+{
+	PGresult *r;
+
+	if (run(p, "SELECT version FROM mf_schema", 0, NULL, &r, err, errlen,
+		"cannot read the schema version") != MF_OK)
+		return MF_ERROR;
+	*v_r = PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : 0;
+	PQclear(r);
+	return MF_OK;
+}
+
+/* Brings the database to SCHEMA_VERSION in one transaction, under a lock
+ * that makes a second gateway wait and then find nothing to do. */
+static int migrate_schema(struct ledger_pg *p, char *err, size_t errlen)
+{
+	char lock[64];
+	int version;
+
+	snprintf(lock, sizeof(lock), "SELECT pg_advisory_xact_lock(%d)", PG_SCHEMA_LOCK);
+	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
+		return MF_ERROR;
+	if (run(p, lock, 0, NULL, NULL, err, errlen, "schema lock") != MF_OK ||
+	    run(p, "CREATE TABLE IF NOT EXISTS mf_schema (version INTEGER NOT NULL)", 0, NULL,
+		NULL, err, errlen, "cannot create the schema table") != MF_OK ||
+	    read_version(p, &version, err, errlen) != MF_OK)
+		goto fail;
+	if (version > SCHEMA_VERSION) {
+		mf_err(err, errlen, "ledger %s: schema version %d is newer than this build's %d",
+		       p->where, version, SCHEMA_VERSION);
+		goto fail;
+	}
+	for (int v = version; v < SCHEMA_VERSION; v++) {
+		char set[96];
+
+		/* Several statements: the simple protocol (no parameters). */
+		PGresult *r = PQexec(p->conn, schema_steps[v]);
+
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			pg_err(p, r, err, errlen, "schema migration");
+			PQclear(r);
+			goto fail;
+		}
+		PQclear(r);
+		snprintf(set, sizeof(set), v == 0 ? "INSERT INTO mf_schema VALUES (%d)"
+						  : "UPDATE mf_schema SET version = %d", v + 1);
+		if (run(p, set, 0, NULL, NULL, err, errlen, "schema version") != MF_OK)
+			goto fail;
+	}
+	if (run(p, "COMMIT", 0, NULL, NULL, err, errlen, "COMMIT") != MF_OK)
+		goto fail;
+	return MF_OK;
+fail:
+	rollback(p);
+	return MF_ERROR;
+}
+
+/* ---- shared steps --------------------------------------------------- */
+
+#define ACCOUNT_COLUMNS \
+	"name, state, first_seen, last_seen, last_client, logins, state_changed, reason"
+
+static int row_account(struct ledger_pg *p, const PGresult *r, int row, struct account *a,
+		       char *err, size_t errlen)
+{
+	memset(a, 0, sizeof(*a));
+	col_text(a->name, sizeof(a->name), r, row, 0);
+	if (parse_state(p, PQgetvalue(r, row, 1), &a->state, err, errlen) != MF_OK)
+		return MF_ERROR;
+	a->first_seen = col_i64(r, row, 2);
+	a->last_seen = col_i64(r, row, 3);
+	col_text(a->last_client, sizeof(a->last_client), r, row, 4);
+	a->logins = (uint64_t)col_i64(r, row, 5);
+	a->state_changed = col_i64(r, row, 6);
+	col_text(a->reason, sizeof(a->reason), r, row, 7);
+	return MF_OK;
+}
+
+/* Inside a transaction: creates name if unknown and locks its row for the
+ * rest of the transaction; *state_r gets its state. */
+static int lock_account(struct ledger_pg *p, const char *name, enum account_state *state_r,
+			char *err, size_t errlen)
+{
+	const char *v[1] = { name };
+	PGresult *r;
+	int rc;
+
+	if (run(p, "INSERT INTO account (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", 1, v,
+		NULL, err, errlen, "cannot add the account") != MF_OK ||
+	    run(p, "SELECT state FROM account WHERE name = $1 FOR UPDATE", 1, v, &r, err, errlen,
+		"cannot read the account's state") != MF_OK)
+		return MF_ERROR;
+	rc = PQntuples(r) == 1 ? parse_state(p, PQgetvalue(r, 0, 0), state_r, err, errlen)
+			       : mf_err(err, errlen, "ledger %s: account vanished", p->where);
+	PQclear(r);
+	return rc;
+}
+
+static int change_state(struct ledger_pg *p, const char *name, enum account_state from,
+			enum account_state to, const char *reason, int64_t now, char *err,
+			size_t errlen)
+{
+	char at[24], r[LEDGER_REASON_MAX];
+	const char *v[5];
+
+	snprintf(r, sizeof(r), "%s", reason ? reason : "");
+	i64(at, sizeof(at), now);
+	v[0] = name;
+	v[1] = account_state_name(to);
+	v[2] = at;
+	v[3] = r;
+	if (run(p, "UPDATE account SET state = $2, state_changed = $3, reason = $4 "
+		   "WHERE name = $1", 4, v, NULL, err, errlen, "cannot set the state") != MF_OK)
+		return MF_ERROR;
+	v[1] = at;
+	v[2] = account_state_name(from);
+	v[3] = account_state_name(to);
+	v[4] = r;
+	return run(p, "INSERT INTO account_history (name, at, from_state, to_state, reason) "
+		      "VALUES ($1, $2, $3, $4, $5)", 5, v, NULL, err, errlen,
+		   "cannot append to the history");
+}
+
+static int observe_one(struct ledger_pg *p, const char *name, const char *client,
+		       int64_t now, enum account_state *state_r, char *err, size_t errlen)
+{
+	enum account_state state;
+	char at[24], why[LEDGER_REASON_MAX];
+	const char *v[3];
+
+	if (lock_account(p, name, &state, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (state == AS_UNSEEN) {
+		snprintf(why, sizeof(why), "first login from %s",
+			 client[0] ? client : "unknown address");
+		if (change_state(p, name, AS_UNSEEN, AS_SEEN, why, now, err, errlen) != MF_OK)
+			return MF_ERROR;
+		state = AS_SEEN;
+	}
+	i64(at, sizeof(at), now);
+	v[0] = name;
+	v[1] = at;
+	v[2] = client;
+	if (run(p, "UPDATE account SET "
+		   "first_seen = CASE first_seen WHEN 0 THEN $2::BIGINT ELSE first_seen END, "
+		   "last_seen = $2::BIGINT, last_client = $3, logins = logins + 1 WHERE name = $1",
+		3, v, NULL, err, errlen, "cannot record the login") != MF_OK)
+		return MF_ERROR;
+	if (state_r != NULL)
+		*state_r = state;
+	return MF_OK;
+}
+
+/* ---- operations ---------------------------------------------------- */
+
+static void pg_close(struct ledger *l)
+{
+	struct ledger_pg *p = to_pg(l);
+
+	PQfinish(p->conn);
+	free(p);
+}
+
+static int pg_schema_version(struct ledger *l, int *version_r, char *err, size_t errlen)
+{
+	return read_version(to_pg(l), version_r, err, errlen);
+}
+
+static int pg_account_get(struct ledger *l, const char *name, struct account *a_r, char *err,
+			  size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	const char *v[1] = { name };
+	PGresult *r;
+	int rc;
+
+	if (run(p, "SELECT " ACCOUNT_COLUMNS " FROM account WHERE name = $1", 1, v, &r, err,
+		errlen, "cannot read the account") != MF_OK)
+		return MF_ERROR;
+	rc = PQntuples(r) == 0 ? LEDGER_ABSENT : row_account(p, r, 0, a_r, err, errlen);
+	PQclear(r);
+	return rc;
+}
+
+static int pg_login_observed(struct ledger *l, const char *name, const char *client,
+			     int64_t now, enum account_state *state_r, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+
+	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
+		return MF_ERROR;
+	if (observe_one(p, name, client, now, state_r, err, errlen) != MF_OK ||
+	    run(p, "COMMIT", 0, NULL, NULL, err, errlen, "COMMIT") != MF_OK) {
+		rollback(p);
+		return MF_ERROR;
+	}
+	return MF_OK;
+}
+
+static int pg_logins_observed(struct ledger *l, const struct ledger_login *v, size_t n,
+			      char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+
+	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
+		return MF_ERROR;
+	for (size_t i = 0; i < n; i++)
+		if (observe_one(p, v[i].name, v[i].client, v[i].at, NULL, err, errlen) != MF_OK)
+			goto fail;
+	if (run(p, "COMMIT", 0, NULL, NULL, err, errlen, "COMMIT") != MF_OK)
+		goto fail;
+	return MF_OK;
+fail:
+	rollback(p);
+	return MF_ERROR;
+}
+
+static int pg_account_set_state(struct ledger *l, const char *name, enum account_state state,
+				const char *reason, int64_t now, enum account_state *old_r,
+				char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	enum account_state old;
+
+	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
+		return MF_ERROR;
+	if (lock_account(p, name, &old, err, errlen) != MF_OK ||
+	    change_state(p, name, old, state, reason, now, err, errlen) != MF_OK ||
+	    run(p, "COMMIT", 0, NULL, NULL, err, errlen, "COMMIT") != MF_OK) {
+		rollback(p);
+		return MF_ERROR;
+	}
+	if (old_r != NULL)
+		*old_r = old;
+	return MF_OK;
+}
+
+static int pg_account_list(struct ledger *l, int filter,
+			   int (*fn)(const struct account *a, void *data), void *data, char *err,
+			   size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	const char *v[1];
+	PGresult *r;
+	int rc = MF_OK;
+
+	if (filter < 0) {
+		rc = run(p, "SELECT " ACCOUNT_COLUMNS " FROM account ORDER BY name", 0, NULL, &r,
+			 err, errlen, "cannot list accounts");
+	} else {
+		v[0] = account_state_name((enum account_state)filter);
+		rc = run(p, "SELECT " ACCOUNT_COLUMNS " FROM account WHERE state = $1 "
+			    "ORDER BY name", 1, v, &r, err, errlen, "cannot list accounts");
+	}
+	if (rc != MF_OK)
+		return MF_ERROR;
+	for (int i = 0; i < PQntuples(r) && rc == MF_OK; i++) {
+		struct account a;
+
+		rc = row_account(p, r, i, &a, err, errlen);
+		if (rc == MF_OK)
+			rc = fn(&a, data);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_account_history(struct ledger *l, const char *name,
+			      int (*fn)(const struct account_event *e, void *data), void *data,
+			      char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	const char *v[1] = { name };
+	PGresult *r;
+	int rc;
+
+	if (run(p, "SELECT at, from_state, to_state, reason FROM account_history "
+		   "WHERE name = $1 ORDER BY id", 1, v, &r, err, errlen,
+		"cannot read the history") != MF_OK)
+		return MF_ERROR;
+	rc = MF_OK;
+	if (PQntuples(r) == 0) {
+		struct account a;
+
+		PQclear(r);
+		/* no history: LEDGER_ABSENT only when the account is unknown */
+		rc = pg_account_get(l, name, &a, err, errlen);
+		return rc == LEDGER_ABSENT ? LEDGER_ABSENT : rc;
+	}
+	for (int i = 0; i < PQntuples(r) && rc == MF_OK; i++) {
+		struct account_event e;
+
+		memset(&e, 0, sizeof(e));
+		e.at = col_i64(r, i, 0);
+		if (parse_state(p, PQgetvalue(r, i, 1), &e.from, err, errlen) != MF_OK ||
+		    parse_state(p, PQgetvalue(r, i, 2), &e.to, err, errlen) != MF_OK) {
+			rc = MF_ERROR;
+			break;
+		}
+		col_text(e.reason, sizeof(e.reason), r, i, 3);
+		rc = fn(&e, data);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_setting_get(struct ledger *l, const char *key, char *value_r, size_t len,
+			  char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	const char *v[1] = { key };
+	PGresult *r;
+	int rc;
+
+	if (run(p, "SELECT value FROM setting WHERE key = $1", 1, v, &r, err, errlen,
+		"cannot read a setting") != MF_OK)
+		return MF_ERROR;
+	if (PQntuples(r) == 0) {
+		rc = LEDGER_ABSENT;
+	} else if ((size_t)PQgetlength(r, 0, 0) >= len) {
+		rc = mf_err(err, errlen, "ledger %s: setting %s: value of %d bytes", p->where, key,
+			    PQgetlength(r, 0, 0));
+	} else {
+		col_text(value_r, len, r, 0, 0);
+		rc = MF_OK;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_setting_set(struct ledger *l, const char *key, const char *value, int64_t now,
+			  char *err, size_t errlen)
+{
+	char at[24];
+	const char *v[3] = { key, value, at };
+
+	i64(at, sizeof(at), now);
+	return run(to_pg(l), "INSERT INTO setting (key, value, changed) VALUES ($1, $2, $3) "
+			     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+			     "changed = excluded.changed", 3, v, NULL, err, errlen,
+		   "cannot write a setting");
+}
+
+static int pg_flow_count_add(struct ledger *l, const char *subnet, uint16_t port,
+			     uint64_t observed, uint64_t intercepted, int64_t now, char *err,
+			     size_t errlen)
+{
+	char ps[8], o[24], in[24], at[24];
+	const char *v[5] = { subnet, ps, o, in, at };
+
+	snprintf(ps, sizeof(ps), "%u", port);
+	snprintf(o, sizeof(o), "%" PRIu64, observed);
+	snprintf(in, sizeof(in), "%" PRIu64, intercepted);
+	i64(at, sizeof(at), now);
+	return run(to_pg(l), "INSERT INTO flow_count (subnet, port, observed, intercepted, "
+			     "last_seen) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (subnet, port) "
+			     "DO UPDATE SET observed = flow_count.observed + excluded.observed, "
+			     "intercepted = flow_count.intercepted + excluded.intercepted, "
+			     "last_seen = excluded.last_seen", 5, v, NULL, err, errlen,
+		   "cannot count flows");
+}
+
+static int pg_flow_count_list(struct ledger *l, int (*fn)(const struct flow_count *c, void *data),
+			      void *data, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	PGresult *r;
+	int rc = MF_OK;
+
+	if (run(p, "SELECT subnet, port, observed, intercepted, last_seen FROM flow_count "
+		   "ORDER BY subnet, port", 0, NULL, &r, err, errlen,
+		"cannot list flow counts") != MF_OK)
+		return MF_ERROR;
+	for (int i = 0; i < PQntuples(r) && rc == MF_OK; i++) {
+		struct flow_count c;
+
+		col_text(c.subnet, sizeof(c.subnet), r, i, 0);
+		c.port = (uint16_t)col_i64(r, i, 1);
+		c.observed = (uint64_t)col_i64(r, i, 2);
+		c.intercepted = (uint64_t)col_i64(r, i, 3);
+		c.last_seen = col_i64(r, i, 4);
+		rc = fn(&c, data);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static const struct ledger_ops pg_ops = {
+	.name = "postgresql",
+	.close = pg_close,
+	.schema_version = pg_schema_version,
+	.account_get = pg_account_get,
+	.login_observed = pg_login_observed,
+	.logins_observed = pg_logins_observed,
+	.account_set_state = pg_account_set_state,
+	.account_list = pg_account_list,
+	.account_history = pg_account_history,
+	.setting_get = pg_setting_get,
+	.setting_set = pg_setting_set,
+	.flow_count_add = pg_flow_count_add,
+	.flow_count_list = pg_flow_count_list,
+};
+
+int ledger_pg_open(const char *spec, struct ledger **l_r, char *err, size_t errlen)
+{
+	struct ledger_pg *p = calloc(1, sizeof(*p));
+
+	*l_r = NULL;
+	if (p == NULL)
+		return mf_err(err, errlen, "ledger: out of memory");
+	p->base.ops = &pg_ops;
+	p->conn = PQconnectdb(spec);
+	if (p->conn == NULL) {
+		free(p);
+		return mf_err(err, errlen, "ledger: out of memory");
+	}
+	snprintf(p->where, sizeof(p->where), "postgresql %s/%s",
+		 PQhost(p->conn) ? PQhost(p->conn) : "?", PQdb(p->conn) ? PQdb(p->conn) : "?");
+	if (PQstatus(p->conn) != CONNECTION_OK) {
+		pg_err(p, NULL, err, errlen, "cannot connect");
+		pg_close(&p->base);
+		return MF_ERROR;
+	}
+	/* Notices (IF NOT EXISTS) are not errors; keep them off stderr. */
+	PQclear(PQexec(p->conn, "SET client_min_messages = warning"));
+	if (migrate_schema(p, err, errlen) != MF_OK) {
+		pg_close(&p->base);
+		return MF_ERROR;
+	}
+	*l_r = &p->base;
+	return MF_OK;
+}
