@@ -58,7 +58,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix swaks fetchmail \
 	haproxy iperf3 nginx-light libnginx-mod-stream libnginx-mod-mail isync tcpdump groff-base systemd
 
-.PHONY: install all deps test check unit unit-asan unit-pg asan-daemon e2e fuzz fuzz-run demo bench bench-login clean
+.PHONY: install all deps test check unit unit-asan unit-pg asan-daemon e2e fuzz fuzz-run demo bench bench-login bench-ledger clean
 
 all: $(BUILD)/mailferryd $(BUILD)/mailferry
 
@@ -167,6 +167,10 @@ install: all
 bench-login: deps
 	$(Q)$(MAKE) --no-print-directory all
 	bench/login/run.sh
+
+bench-ledger: deps
+	$(Q)$(MAKE) --no-print-directory all
+	bench/ledger/run.sh
 
 clean:
 	rm -rf $(BUILD)
