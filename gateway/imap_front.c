@@ -247,6 +247,8 @@ static void login_ok(struct session *s, const char *text)
 {
 	struct imap_front *f = s->front;
 
+	/* The source said OK: only now may the password start a copy. */
+	front_io_login_creds(s, f->user, f->user_len, f->pass, f->pass_len);
 	wipe_creds(f);
 	front_io_reply(s, "%s OK %s\r\n", f->ctag, text);
 	front_io_login_done(s);

@@ -7,6 +7,7 @@
 #include "ledger.h"
 #include "listener.h"
 #include "log.h"
+#include "migrator.h"
 #include "tls.h"
 #include "mf.h"
 #include "privdrop.h"
@@ -263,6 +264,15 @@ int main(int argc, char **argv)
 	atomic_init(&d.stopping, false);
 
 	d.n_workers = worker_count(&d.cfg);
+	/* [migrate] is read once: the front ends test d.migrate unlocked. */
+	if (d.cfg.migrate_enabled) {
+		if (login_queue_init(&d.logins, d.cfg.migrate_queue, err, sizeof(err)) != MF_OK) {
+			mf_log_err("migrate: %s", err);
+			goto out;
+		}
+		cutover_init(&d.cutover, d.n_workers);
+		d.migrate = true;
+	}
 	d.workers = calloc(d.n_workers, sizeof(*d.workers));
 	if (d.workers == NULL)
 		goto out;
@@ -297,6 +307,12 @@ int main(int argc, char **argv)
 		mf_log_info("privileges user=%s uid=%u caps=cap_net_admin,cap_net_raw",
 			    d.cfg.user, (unsigned int)uid);
 	}
+	/* Before the first login can queue an event, and after the drop:
+	 * the state files belong to the user the daemon runs as. */
+	if (d.migrate && migrator_start(&d, &d.migrator, err, sizeof(err)) != MF_OK) {
+		mf_log_err("migrate: %s", err);
+		goto out_workers;
+	}
 	for (; started < d.n_workers; started++) {
 		if (worker_start(d.workers[started]) != MF_OK) {
 			mf_log_err("worker %u: thread: %s", started, strerror(errno));
@@ -324,6 +340,10 @@ int main(int argc, char **argv)
 			mf_log_info("stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
 			/* A successor may be waiting for the queue. */
 			syn_gate_release(&gate);
+			/* No copy starts while sessions drain; queued
+			 * passwords are wiped now. */
+			if (d.migrate)
+				login_queue_stop(&d.logins);
 			atomic_store(&d.stopping, true);
 			daemon_wake_workers(&d);
 			break;
@@ -343,6 +363,9 @@ out_join:
 			status = EXIT_FAILURE;
 	}
 out_workers:
+	/* Before the workers' eventfds close: a copy in cutover wakes them.
+	 * Waits for a copy phase that is running (bounded by its timeouts). */
+	migrator_stop(d.migrator);
 	/* Last to go: while sessions drain it still drops new SYNs in
 	 * fail-closed mode; once its socket closes, the rules' bypass flag
 	 * decides for it. */
@@ -354,6 +377,10 @@ out_workers:
 	}
 	free(d.workers);
 out:
+	if (d.migrate) {
+		login_queue_destroy(&d.logins);
+		cutover_destroy(&d.cutover);
+	}
 	tls_ctxs_unref(d.tls);
 	banner_set_unref(d.banners);
 	addr_count_destroy(&d.conns);

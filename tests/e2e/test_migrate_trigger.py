@@ -1,0 +1,212 @@
+"""The login-triggered copy inside mailferryd ([migrate] enabled, strategy live).
+
+A user whose mailbox (a few folders, flags, keywords, one 16 MiB message so the bulk
+copy lasts a while) was put on old directly logs in through the gateway and keeps
+working there (a flag change, then NOOPs). The source's OK hands the daemon a "login
+observed" event with the credentials; a migration worker copies the mailbox to new
+(COPYING), closes the user's session on old and copies the delta (CUTOVER), verifies
+and flips the account (MIGRATED). A message APPENDed to old directly while the bulk copy
+runs must be on new afterwards; old and new are then compared byte for byte (every
+folder, message, flag, keyword, INTERNALDATE, subscription); the next login through the
+gateway lands on new. A wrong password starts nothing. The password is nowhere in the
+gateway's files (log, ledger, the copy's state files).
+
+The test user is wiped on both servers before and after this module: the lab's first
+generated user when LAB_USERS gives one, else bob (whom other tests only log in as).
+"""
+
+import time
+
+import pytest
+
+from mfgateway import Gateway, client_py
+from test_migrate_oneshot import CORPUS_APPEND, HELPERS
+
+NOOP_CLIENT = r"""
+import imaplib, sys, time
+host, user, pw = sys.argv[1:4]
+m = imaplib.IMAP4(host, 143, timeout=30)
+m.login(user, pw)
+typ, data = m.select('INBOX')
+assert typ == 'OK', (typ, data)
+typ, data = m.store('1', '+FLAGS', '(\\Flagged)')
+assert typ == 'OK', (typ, data)
+print('working', flush=True)
+n = 0
+t0 = time.monotonic()
+try:
+    while time.monotonic() - t0 < 240:
+        m.noop()
+        n += 1
+        time.sleep(0.1)
+    print('never closed')
+except Exception as e:
+    print('closed after', n, 'NOOPs:', type(e).__name__)
+"""
+
+
+def migrate_user(lab):
+    return "user0001" if lab.env.get("PASS_user0001") else "bob"
+
+
+def helper(lab, host, code, user, timeout=300, **params):
+    return lab.py_json("router", HELPERS + code, timeout=timeout, host=host, user=user,
+                       password=lab.env[f"PASS_{user}"], **params)
+
+
+def wipe(lab, user):
+    for host in (lab.OLD4, lab.NEW4):
+        helper(lab, host, "c = conn(P['host']); wipe(c); c.logout()", user)
+
+
+def dump(lab, host, user):
+    return helper(lab, host, "c = conn(P['host']); RESULT = dump(c); c.logout()", user)
+
+
+def append(lab, host, user, msgs, create=(), subscribe=()):
+    return helper(lab, host, CORPUS_APPEND, user, msgs=msgs, create=list(create),
+                  subscribe=list(subscribe), sent_as=None)
+
+
+def corpus():
+    folders = ["Projects", "Projects.2024", "Re&AwE-sum&AOk-", "Empty"]
+    subs = ["INBOX", "Projects.2024", "Empty"]
+    flagsets = ["", "(\\Seen)", "(\\Seen \\Answered)", "(\\Flagged $Label1)",
+                "(\\Seen custom_kw)", "(\\Draft)"]
+    places = ["INBOX", "Projects", "Projects.2024", "Re&AwE-sum&AOk-"]
+    msgs = []
+    for i in range(16):
+        date = f'"{i + 1:02d}-Apr-2019 {i:02d}:1{i % 10}:00 +0{i % 10}00"'
+        msgs.append([places[i % len(places)], flagsets[i % len(flagsets)], date, 100 + i,
+                     300 + 900 * i, f"Message-ID: <t{i}@lab.test>\r\n",
+                     ["text", "8bit", "binary", "malformed"][i % 4]])
+    msgs.append(["Projects", "(\\Seen)", '"05-May-2020 05:05:05 +0000"', 150, 16 << 20, "",
+                 "8bit"])
+    return folders, subs, msgs
+
+
+def new_gateway(lab, tmp_path):
+    return Gateway(lab, str(tmp_path / "gw"), ports=(143,), imap_ports=(143,),
+                   migrate={"enabled": "yes", "workers": "1",
+                            "state_dir": str(tmp_path / "gw" / "migrate")})
+
+
+def wait_state(g, user, want, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        a = g.account(user)
+        if a["state"] == want:
+            return a
+        assert a["state"] != "FAILED", a
+        time.sleep(0.2)
+    raise AssertionError(f"{user} not {want} within {timeout}s: {g.account(user)}\n"
+                         + g.log()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def tlab(lab):
+    user = migrate_user(lab)
+    wipe(lab, user)
+    yield lab, user
+    wipe(lab, user)
+
+
+def test_wrong_password_starts_nothing(tlab, tmp_path):
+    lab, user = tlab
+    append(lab, lab.OLD4, user, [m for m in corpus()[2] if m[0] == "INBOX"][:2])
+    g = new_gateway(lab, tmp_path)
+    try:
+        g.install_rules()
+        g.start()
+        out = client_py(lab, """
+import imaplib, sys
+m = imaplib.IMAP4(sys.argv[1], 143, timeout=10)
+try:
+    m.login(sys.argv[2], 'not-the-password')
+    print('logged in')
+except imaplib.IMAP4.error as e:
+    print('refused', e)
+""", lab.OLD4, user)
+        assert out.startswith("refused"), out
+        g.wait_conn(lambda c: c.get("user") == user)
+        time.sleep(1.0)  # a wrongly queued copy would be COPYING by now
+        assert g.account(user)["state"] == "UNSEEN"
+        assert "login observed" not in g.log()
+        assert "migrate user=" not in g.log()
+        assert dump(lab, lab.NEW4, user)["folders"] == {"INBOX": []}
+        assert g.stop() == 0
+    finally:
+        g.teardown()
+    wipe(lab, user)
+
+
+def test_login_triggers_live_migration(tlab, tmp_path):
+    lab, user = tlab
+    pw = lab.env[f"PASS_{user}"]
+    folders, subs, msgs = corpus()
+    append(lab, lab.OLD4, user, msgs, create=folders, subscribe=subs)
+    g = new_gateway(lab, tmp_path)
+    proc = None
+    try:
+        g.install_rules()
+        g.start()
+        assert g.account(user)["state"] == "UNSEEN"
+        proc = lab.popen("client", ["/usr/bin/python3", "-c", NOOP_CLIENT, lab.OLD4, user, pw],
+                         stdout=-1, stderr=-1, text=True)
+        g.wait_log(rf"migrate user={user}\S* login observed: copy queued", timeout=30)
+        # New mail while the bulk copy runs, straight to old (not through the gateway).
+        late = ["INBOX", "(\\Seen $Late)", '"07-Jul-2021 07:07:07 +0000"', 777, 5000,
+                "Message-ID: <late@lab.test>\r\n", "text"]
+        append(lab, lab.OLD4, user, [late])
+        state_after_late = g.account(user)["state"]
+        assert state_after_late in ("UNSEEN", "SEEN", "COPYING"), state_after_late
+
+        a = wait_state(g, user, "MIGRATED", timeout=240)
+        assert "verified" in a.get("reason", ""), a
+        out, err = proc.communicate(timeout=60)
+        proc = None
+        assert out.startswith("working") and "closed after" in out, (out, err)
+        # The session on old was closed by the cutover, not by anything else.
+        closed = g.wait_conn(lambda c: c.get("user", "").startswith(user) and
+                             c.get("route") == "source" and c.get("end") == "cutover")
+        assert closed["end"] == "cutover"
+        log = g.log()
+        assert "state=COPYING" in log and "state=CUTOVER" in log
+
+        old = dump(lab, lab.OLD4, user)
+        new = dump(lab, lab.NEW4, user)
+        assert sorted(new["folders"]) == sorted(old["folders"])
+        for name, m in old["folders"].items():
+            assert new["folders"][name] == m, f"folder {name} differs"
+        assert new["subscribed"] == old["subscribed"]
+        assert len(old["folders"]["Projects"]) == 5 and old["folders"]["Empty"] == []
+        # The late message and the flag set through the gateway are on new.
+        inbox = new["folders"]["INBOX"]
+        assert len(inbox) == 5 and "$Late" in inbox[-1][2]
+        assert "\\Flagged" in inbox[0][2]
+
+        # The next login lands on new.
+        mark = lab.log_mark("DOVECOT_LOG_NEW")
+        out = client_py(lab, """
+import imaplib, sys
+m = imaplib.IMAP4(sys.argv[1], 143, timeout=10)
+typ, data = m.login(sys.argv[2], sys.argv[3])
+assert typ == 'OK', (typ, data)
+typ, data = m.select('INBOX')
+print('ok', int(data[0]))
+m.logout()
+""", lab.OLD4, user, pw)
+        assert out.split() == ["ok", "5"], out
+        g.wait_conn(lambda c: c.get("user", "").startswith(user) and
+                    c.get("route") == "destination")
+        lab.wait_log("DOVECOT_LOG_NEW", rf"Login: user=<{user}>", mark)
+
+        assert g.stop() == 0
+        # Log, ledger (and WAL), the copy's state files: no password anywhere.
+        assert g.files_holding(pw.encode()) == []
+        assert list((tmp_path / "gw" / "migrate").iterdir())
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.communicate()
+        g.teardown()
