@@ -475,16 +475,22 @@ void front_io_login_done(struct session *s)
 	front_io_flush(s);
 }
 
+bool front_io_creds_wanted(struct session *s)
+{
+	const struct front_io *io = io_of(s);
+
+	return s->w->d->migrate && s->user != NULL && io->route == AR_SOURCE &&
+	       (io->acct_state == AS_UNSEEN || io->acct_state == AS_SEEN);
+}
+
 void front_io_login_creds(struct session *s, const char *login, size_t login_len,
 			  const char *pass, size_t pass_len)
 {
-	struct front_io *io = io_of(s);
 	struct mf_daemon *d = s->w->d;
 	socklen_t len;
 	int rc;
 
-	if (!d->migrate || s->user == NULL || io->route != AR_SOURCE ||
-	    (io->acct_state != AS_UNSEEN && io->acct_state != AS_SEEN))
+	if (!front_io_creds_wanted(s) || login == NULL || pass == NULL)
 		return;
 	len = s->client.sa.sa_family == AF_INET ? sizeof(s->client.in) : sizeof(s->client.in6);
 	rc = login_queue_push(&d->logins, s->user, login, login_len, pass, pass_len,

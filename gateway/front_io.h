@@ -211,6 +211,12 @@ void front_io_back_to_preauth(struct session *s);
  * starts relaying (s->fops->free() first). */
 void front_io_login_done(struct session *s);
 
+/* true when the source's OK to the login in progress would make
+ * front_io_login_creds() queue an event: the front end then keeps the
+ * credentials until the backend's answer instead of wiping them once
+ * the replay is sent. */
+bool front_io_creds_wanted(struct session *s);
+
 /* The source accepted the login (its OK is in hand; the front end has not
  * wiped its credentials yet): when [migrate] is on and the account was
  * UNSEEN or SEEN, hands the migration workers a "login observed" event

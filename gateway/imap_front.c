@@ -654,10 +654,16 @@ static void up_sent(struct session *s, size_t n)
 		send_segment(s);
 		return;
 	}
-	if (f->ustate == US_REPLY && f->seg + 1 == f->login.n_seg)
+	if (f->ustate == US_REPLY && f->seg + 1 == f->login.n_seg) {
 		/* The whole command is on its way: the password is no longer
-		 * needed here. */
-		wipe_creds(f);
+		 * needed here, unless the source's OK is to start a copy with
+		 * it (then login_ok/login_no wipe it). The replayed command
+		 * goes either way. */
+		if (front_io_creds_wanted(s))
+			explicit_bzero(&f->login, sizeof(f->login));
+		else
+			wipe_creds(f);
+	}
 	f->seg_off = 0;
 	front_io_upstream_process(s);
 }

@@ -159,6 +159,7 @@ def test_login_triggers_live_migration(tlab, tmp_path):
                 "Message-ID: <late@lab.test>\r\n", "text"]
         append(lab, lab.OLD4, user, [late])
         state_after_late = g.account(user)["state"]
+        print("state after the late APPEND:", state_after_late)
         assert state_after_late in ("UNSEEN", "SEEN", "COPYING"), state_after_late
 
         a = wait_state(g, user, "MIGRATED", timeout=240)
