@@ -211,3 +211,75 @@ m.logout()
             proc.kill()
             proc.communicate()
         g.teardown()
+
+
+POP3_LOGIN = r"""
+import poplib, sys
+host, user, pw = sys.argv[1:4]
+p = poplib.POP3(host, 110, timeout=15)
+p.user(user)
+try:
+    p.pass_('not-the-password')
+    print('wrong password accepted')
+except poplib.error_proto as e:
+    print('refused', e)
+p.quit()
+p = poplib.POP3(host, 110, timeout=15)
+p.user(user)
+print(p.pass_(pw).decode(), p.stat()[0])
+p.quit()
+"""
+
+SUBMISSION_LOGIN = r"""
+import base64, smtplib, sys
+host, user, pw = sys.argv[1:4]
+for attempt in ('not-the-password', pw):
+    s = smtplib.SMTP(host, 587, local_hostname='laptop.example.net', timeout=30)
+    s.ehlo()
+    ir = base64.b64encode(('\0' + user + '\0' + attempt).encode()).decode()
+    print(s.docmd('AUTH', 'PLAIN ' + ir)[0])
+    s.quit()
+"""
+
+
+@pytest.fixture
+def plain587(lab):
+    from test_smtp_front import postfix_587
+    postfix_587(lab, tls_only=False)
+    yield
+    postfix_587(lab, tls_only=True)
+
+
+@pytest.mark.parametrize("proto", ["pop3", "submission"])
+def test_pop3_and_submission_logins_trigger_copy(tlab, tmp_path, proto, request):
+    lab, user = tlab
+    pw = lab.env[f"PASS_{user}"]
+    if proto == "submission":
+        request.getfixturevalue("plain587")
+    wipe(lab, user)
+    folders, subs, msgs = corpus()
+    append(lab, lab.OLD4, user, msgs[:6], create=folders, subscribe=subs)
+    g = Gateway(lab, str(tmp_path / "gw"), ports=(110, 587), pop3_ports=(110,),
+                submission_ports=(587,),
+                migrate={"enabled": "yes", "state_dir": str(tmp_path / "gw" / "migrate")})
+    try:
+        g.install_rules()
+        g.start()
+        out = client_py(lab, POP3_LOGIN if proto == "pop3" else SUBMISSION_LOGIN,
+                        lab.OLD4, user, pw).split("\n")
+        if proto == "pop3":
+            assert out[0].startswith("refused") and out[1].startswith("+OK"), out
+        else:
+            assert out[:2] == ["535", "235"], out
+        a = wait_state(g, user, "MIGRATED", timeout=120)
+        # One copy, from the right password's login only.
+        assert g.log().count("login observed: copy queued") == 1, a
+        old = dump(lab, lab.OLD4, user)
+        new = dump(lab, lab.NEW4, user)
+        assert old["folders"] == new["folders"] and old["subscribed"] == new["subscribed"]
+        assert sum(len(m) for m in new["folders"].values()) == 6
+        assert g.stop() == 0
+        assert g.files_holding(pw.encode()) == []
+    finally:
+        g.teardown()
+    wipe(lab, user)
