@@ -490,8 +490,13 @@ void front_io_login_creds(struct session *s, const char *login, size_t login_len
 	socklen_t len;
 	int rc;
 
-	if (!front_io_creds_wanted(s) || login == NULL || pass == NULL)
+	if (!front_io_creds_wanted(s))
 		return;
+	if (login == NULL || pass == NULL) {
+		/* A front end wiped them before the answer: a bug, not a user's. */
+		mf_log_warn("migrate user=%s login observed: credentials already wiped", s->user);
+		return;
+	}
 	len = s->client.sa.sa_family == AF_INET ? sizeof(s->client.in) : sizeof(s->client.in6);
 	rc = login_queue_push(&d->logins, s->user, login, login_len, pass, pass_len,
 			      &s->client.sa, len, &s->orig_dst.sa, len, (int64_t)time(NULL));

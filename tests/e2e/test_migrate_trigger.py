@@ -15,6 +15,7 @@ The test user is wiped on both servers before and after this module: the lab's f
 generated user when LAB_USERS gives one, else bob (whom other tests only log in as).
 """
 
+import sqlite3
 import time
 
 import pytest
@@ -85,6 +86,43 @@ def corpus():
     return folders, subs, msgs
 
 
+def bulk_corpus():
+    """corpus() plus two folders of many small messages: the bulk copy then lasts
+    long enough (Dovecot's per-APPEND work) to change old behind its back."""
+    folders, subs, msgs = corpus()
+    for f in ("Bulk1", "Bulk2"):
+        folders.append(f)
+        msgs += [[f, "(\\Seen)", '"09-Sep-2022 09:09:09 +0000"', 1000 + i, 300, "", "text"]
+                 for i in range(600)]
+    return folders, subs, msgs
+
+
+def wait_folder_copied(g, user, tmp_path, msgs, timeout=120):
+    """A folder whose every message the bulk copy has checkpointed (its state
+    file) while the account is still COPYING; the first one seen."""
+    want = {}
+    for m in msgs:
+        want[m[0]] = want.get(m[0], 0) + 1
+    path = tmp_path / "gw" / "migrate" / f"{user}.state"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = g.account(user)["state"]
+        assert st in ("UNSEEN", "SEEN", "COPYING"), f"bulk copy over before a check: {st}"
+        if st == "COPYING" and path.exists():
+            try:
+                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+                rows = db.execute("SELECT folder, count(*) FROM msg GROUP BY folder").fetchall()
+                db.close()
+            except sqlite3.Error:
+                rows = []
+            for name, n in rows:
+                name = name.decode() if isinstance(name, bytes) else name
+                if want.get(name) == n:
+                    return name
+        time.sleep(0.02)
+    raise AssertionError("no folder copied within %ss" % timeout)
+
+
 def new_gateway(lab, tmp_path):
     return Gateway(lab, str(tmp_path / "gw"), ports=(143,), imap_ports=(143,),
                    migrate={"enabled": "yes", "workers": "1",
@@ -143,7 +181,7 @@ except imaplib.IMAP4.error as e:
 def test_login_triggers_live_migration(tlab, tmp_path):
     lab, user = tlab
     pw = lab.env[f"PASS_{user}"]
-    folders, subs, msgs = corpus()
+    folders, subs, msgs = bulk_corpus()
     append(lab, lab.OLD4, user, msgs, create=folders, subscribe=subs)
     g = new_gateway(lab, tmp_path)
     proc = None
@@ -155,15 +193,21 @@ def test_login_triggers_live_migration(tlab, tmp_path):
                          stdout=-1, stderr=-1, text=True)
         g.wait_log(rf"migrate user={user}\S* login observed: copy queued", timeout=30)
         # New mail while the bulk copy runs, straight to old (not through the gateway).
-        late = ["INBOX", "(\\Seen $Late)", '"07-Jul-2021 07:07:07 +0000"', 777, 5000,
+        # New mail and a flag change on old (straight, not through the gateway) in a
+        # folder the bulk copy has already checkpointed while it still copies the
+        # rest: only the delta after CUTOVER can bring them over.
+        target = wait_folder_copied(g, user, tmp_path, msgs)
+        late = [target, "(\\Seen $Late)", '"07-Jul-2021 07:07:07 +0000"', 777, 5000,
                 "Message-ID: <late@lab.test>\r\n", "text"]
         append(lab, lab.OLD4, user, [late])
+        helper(lab, lab.OLD4, "c = conn(P['host']); c.select(q(P['f']));"
+               "c.store('1', '+FLAGS', '($Changed)'); c.logout()", user, f=target)
         state_after_late = g.account(user)["state"]
-        print("state after the late APPEND:", state_after_late)
-        assert state_after_late in ("UNSEEN", "SEEN", "COPYING"), state_after_late
+        print("late message and flag change in", target, "while", state_after_late)
+        assert state_after_late == "COPYING", state_after_late
 
         a = wait_state(g, user, "MIGRATED", timeout=240)
-        assert "verified" in a.get("reason", ""), a
+        assert "(1 messages in the delta" in a.get("reason", ""), a
         out, err = proc.communicate(timeout=60)
         proc = None
         assert out.startswith("working") and "closed after" in out, (out, err)
@@ -181,10 +225,11 @@ def test_login_triggers_live_migration(tlab, tmp_path):
             assert new["folders"][name] == m, f"folder {name} differs"
         assert new["subscribed"] == old["subscribed"]
         assert len(old["folders"]["Projects"]) == 5 and old["folders"]["Empty"] == []
-        # The late message and the flag set through the gateway are on new.
-        inbox = new["folders"]["INBOX"]
-        assert len(inbox) == 5 and "$Late" in inbox[-1][2]
-        assert "\\Flagged" in inbox[0][2]
+        # The late message, the flag changed on old and the flag set through the
+        # gateway are on new.
+        moved = new["folders"][target]
+        assert "$Late" in moved[-1][2] and "$Changed" in moved[0][2], moved[:1] + moved[-1:]
+        assert "\\Flagged" in new["folders"]["INBOX"][0][2]
 
         # The next login lands on new.
         mark = lab.log_mark("DOVECOT_LOG_NEW")
@@ -197,7 +242,7 @@ typ, data = m.select('INBOX')
 print('ok', int(data[0]))
 m.logout()
 """, lab.OLD4, user, pw)
-        assert out.split() == ["ok", "5"], out
+        assert out.split() == ["ok", str(len(new["folders"]["INBOX"]))], out
         g.wait_conn(lambda c: c.get("user", "").startswith(user) and
                     c.get("route") == "destination")
         lab.wait_log("DOVECOT_LOG_NEW", rf"Login: user=<{user}>", mark)
