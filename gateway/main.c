@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -236,6 +237,23 @@ int main(int argc, char **argv)
 			fprintf(stderr, "mailferryd: [gateway] user: %s\n", err);
 			tls_ctxs_unref(d.tls);
 			return EXIT_FAILURE;
+		}
+		/* The copy's state files are created after the switch: the
+		 * directory is made here, as root, and handed over. */
+		if (d.cfg.migrate_enabled && !check_only) {
+			int rc = MF_OK;
+
+			if (mkdir(d.cfg.migrate_state_dir, 0700) != 0 && errno != EEXIST)
+				rc = mf_err(err, sizeof(err), "%s", strerror(errno));
+			if (rc == MF_OK)
+				rc = privdrop_give(d.cfg.migrate_state_dir, uid, gid, err,
+						   sizeof(err));
+			if (rc != MF_OK) {
+				fprintf(stderr, "mailferryd: [migrate] state_dir %s: %s\n",
+					d.cfg.migrate_state_dir, err);
+				tls_ctxs_unref(d.tls);
+				return EXIT_FAILURE;
+			}
 		}
 	}
 	if (check_only) {

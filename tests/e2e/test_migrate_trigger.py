@@ -328,3 +328,54 @@ def test_pop3_and_submission_logins_trigger_copy(tlab, tmp_path, proto, request)
     finally:
         g.teardown()
     wipe(lab, user)
+
+
+LOGIN_SELECT = r"""
+import imaplib, sys
+m = imaplib.IMAP4(sys.argv[1], 143, timeout=10)
+typ, data = m.login(sys.argv[2], sys.argv[3])
+assert typ == 'OK', (typ, data)
+typ, data = m.select('INBOX')
+print('ok', int(data[0]))
+m.logout()
+"""
+
+
+def test_copy_failure_leaves_user_on_source_and_restart_resets(tlab, tmp_path):
+    """Nothing listens on the copy's destination port: FAILED with the reason, the
+    user keeps being served by old, and no second copy starts by itself. An account
+    a previous run left in COPYING goes back to SEEN at start."""
+    lab, user = tlab
+    pw = lab.env[f"PASS_{user}"]
+    wipe(lab, user)
+    append(lab, lab.OLD4, user, [m for m in corpus()[2] if m[0] == "INBOX"][:2])
+    g = Gateway(lab, str(tmp_path / "gw"), ports=(143,), imap_ports=(143,),
+                migrate={"enabled": "yes", "state_dir": str(tmp_path / "gw" / "migrate"),
+                         "destination_port": "9", "timeout_ms": "3000"})
+    try:
+        g.cli("accounts", "set-state", "stuck@lab.test", "COPYING")
+        g.install_rules()
+        g.start()
+        a = g.account("stuck@lab.test")
+        assert a["state"] == "SEEN" and "restart" in a.get("reason", ""), a
+
+        assert client_py(lab, LOGIN_SELECT, lab.OLD4, user, pw).split() == ["ok", "2"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            a = g.account(user)
+            if a["state"] == "FAILED":
+                break
+            time.sleep(0.2)
+        assert a["state"] == "FAILED" and a.get("reason", "").startswith("bulk copy: "), a
+        # Still on old, and FAILED starts no copy by itself.
+        assert client_py(lab, LOGIN_SELECT, lab.OLD4, user, pw).split() == ["ok", "2"]
+        conns = [c for c in g.conns() if c.get("user") == user]
+        assert len(conns) == 2 and all(c["route"] == "source" for c in conns), conns
+        assert g.log().count("login observed: copy queued") == 1
+        assert g.account(user)["state"] == "FAILED"
+        assert dump(lab, lab.NEW4, user)["folders"] == {"INBOX": []}
+        assert g.stop() == 0
+        assert g.files_holding(pw.encode()) == []
+    finally:
+        g.teardown()
+    wipe(lab, user)
