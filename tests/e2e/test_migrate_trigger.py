@@ -15,13 +15,16 @@ The test user is wiped on both servers before and after this module: the lab's f
 generated user when LAB_USERS gives one, else bob (whom other tests only log in as).
 """
 
+import os
 import sqlite3
 import time
 
 import pytest
 
-from mfgateway import Gateway, client_py
+from mfgateway import ROOT, Gateway, client_py
 from test_migrate_oneshot import CORPUS_APPEND, HELPERS
+
+PLAIN_DAEMON = os.path.join(ROOT, "build", "mailferryd")
 
 NOOP_CLIENT = r"""
 import imaplib, sys, time
@@ -376,6 +379,31 @@ def test_copy_failure_leaves_user_on_source_and_restart_resets(tlab, tmp_path):
         assert dump(lab, lab.NEW4, user)["folders"] == {"INBOX": []}
         assert g.stop() == 0
         assert g.files_holding(pw.encode()) == []
+    finally:
+        g.teardown()
+    wipe(lab, user)
+
+
+@pytest.mark.skipif(not os.path.exists(PLAIN_DAEMON), reason="needs build/mailferryd")
+def test_password_gone_from_memory_after_copy(tlab, tmp_path):
+    """The plain build (the sanitizer build maps too much to scan): once the account
+    is MIGRATED, no readable mapping of the daemon (what a core file would hold)
+    still contains the password the copy used."""
+    lab, user = tlab
+    pw = lab.env[f"PASS_{user}"]
+    wipe(lab, user)
+    append(lab, lab.OLD4, user, [m for m in corpus()[2] if m[0] == "INBOX"][:3])
+    g = Gateway(lab, str(tmp_path / "gw"), ports=(143,), imap_ports=(143,), daemon=PLAIN_DAEMON,
+                migrate={"enabled": "yes", "state_dir": str(tmp_path / "gw" / "migrate")})
+    try:
+        g.install_rules()
+        g.start()
+        assert client_py(lab, LOGIN_SELECT, lab.OLD4, user, pw).split() == ["ok", "3"]
+        wait_state(g, user, "MIGRATED", timeout=60)
+        # The scan sees the daemon's heap: the ledger path is there.
+        assert g.memory_holding(g.ledger.encode()) != []
+        assert g.memory_holding(pw.encode()) == []
+        assert g.stop() == 0
     finally:
         g.teardown()
     wipe(lab, user)
