@@ -6,6 +6,8 @@
 
 #include "addr_count.h"
 #include "config.h"
+#include "cutover.h"
+#include "login_event.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,6 +16,7 @@
 struct worker;
 struct tls_ctxs;
 struct banner_set;
+struct migrator;
 
 struct mf_daemon {
 	const char *config_path;
@@ -31,6 +34,12 @@ struct mf_daemon {
 	atomic_bool stopping;      /* SIGTERM seen: drain and exit */
 	struct worker **workers;
 	unsigned int n_workers;
+	/* [migrate] enabled at start (a reload does not start or stop it):
+	 * the front ends push login events, the migrator's threads copy. */
+	bool migrate;
+	struct login_queue logins;
+	struct cutover_board cutover;
+	struct migrator *migrator;
 };
 
 /* Wake every worker so it re-reads cfg_gen and stopping. */

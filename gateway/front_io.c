@@ -1,5 +1,6 @@
 /* front_io.c — shared plumbing of the pre-auth front ends; see front_io.h. */
 #include "front_io.h"
+#include "daemon.h"
 #include "front_tls.h"
 #include "ledger.h"
 #include "log.h"
@@ -259,7 +260,8 @@ int front_io_route(struct session *s, const char *name, enum account_route *rout
 		mf_log_warn("ledger user=%s: %s", name, err);
 		return MF_ERROR;
 	}
-	*route_r = account_state_route(rc == LEDGER_ABSENT ? AS_UNSEEN : a.state);
+	io_of(s)->acct_state = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
+	*route_r = account_state_route(io_of(s)->acct_state);
 	return MF_OK;
 }
 
@@ -471,6 +473,38 @@ void front_io_login_done(struct session *s)
 	io->after = FA_RELAY;
 	io->handoff_step = 0;
 	front_io_flush(s);
+}
+
+bool front_io_creds_wanted(struct session *s)
+{
+	const struct front_io *io = io_of(s);
+
+	return s->w->d->migrate && s->user != NULL && io->route == AR_SOURCE &&
+	       (io->acct_state == AS_UNSEEN || io->acct_state == AS_SEEN);
+}
+
+void front_io_login_creds(struct session *s, const char *login, size_t login_len,
+			  const char *pass, size_t pass_len)
+{
+	struct mf_daemon *d = s->w->d;
+	socklen_t len;
+	int rc;
+
+	if (!front_io_creds_wanted(s))
+		return;
+	if (login == NULL || pass == NULL) {
+		/* A front end wiped them before the answer: a bug, not a user's. */
+		mf_log_warn("migrate user=%s login observed: credentials already wiped", s->user);
+		return;
+	}
+	len = s->client.sa.sa_family == AF_INET ? sizeof(s->client.in) : sizeof(s->client.in6);
+	rc = login_queue_push(&d->logins, s->user, login, login_len, pass, pass_len,
+			      &s->client.sa, len, &s->orig_dst.sa, len, (int64_t)time(NULL));
+	if (rc == MF_OK)
+		mf_log_info("migrate user=%s login observed: copy queued", s->user);
+	else
+		mf_log_warn("migrate user=%s login observed: not queued (%s)", s->user,
+			    rc == MF_AGAIN ? "queue full" : "credentials too long");
 }
 
 /* --- completions ---------------------------------------------------------- */

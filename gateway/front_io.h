@@ -88,6 +88,7 @@ struct front_io {
 	bool handoff_send;              /* USEND carries pipelined client bytes */
 	bool timed_out;
 	enum account_route route;       /* of the login in progress */
+	enum account_state acct_state;  /* the ledger's, when it was routed */
 	union mf_sockaddr up_addr;
 
 	size_t rpos, rlen;              /* rbuf: parsed up to rpos, filled to rlen */
@@ -209,5 +210,19 @@ void front_io_back_to_preauth(struct session *s);
  * backend's bytes after its reply, the client's pipelined bytes, and
  * starts relaying (s->fops->free() first). */
 void front_io_login_done(struct session *s);
+
+/* true when the source's OK to the login in progress would make
+ * front_io_login_creds() queue an event: the front end then keeps the
+ * credentials until the backend's answer instead of wiping them once
+ * the replay is sent. */
+bool front_io_creds_wanted(struct session *s);
+
+/* The source accepted the login (its OK is in hand; the front end has not
+ * wiped its credentials yet): when [migrate] is on and the account was
+ * UNSEEN or SEEN, hands the migration workers a "login observed" event
+ * with the login name as typed and the password (login_event.h copies
+ * them; the caller still wipes its own). Anything else: nothing. */
+void front_io_login_creds(struct session *s, const char *login, size_t login_len,
+			  const char *pass, size_t pass_len);
 
 #endif

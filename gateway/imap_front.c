@@ -247,6 +247,8 @@ static void login_ok(struct session *s, const char *text)
 {
 	struct imap_front *f = s->front;
 
+	/* The source said OK: only now may the password start a copy. */
+	front_io_login_creds(s, f->user, f->user_len, f->pass, f->pass_len);
 	wipe_creds(f);
 	front_io_reply(s, "%s OK %s\r\n", f->ctag, text);
 	front_io_login_done(s);
@@ -652,10 +654,16 @@ static void up_sent(struct session *s, size_t n)
 		send_segment(s);
 		return;
 	}
-	if (f->ustate == US_REPLY && f->seg + 1 == f->login.n_seg)
+	if (f->ustate == US_REPLY && f->seg + 1 == f->login.n_seg) {
 		/* The whole command is on its way: the password is no longer
-		 * needed here. */
-		wipe_creds(f);
+		 * needed here, unless the source's OK is to start a copy with
+		 * it (then login_ok/login_no wipe it). The replayed command
+		 * goes either way. */
+		if (front_io_creds_wanted(s))
+			explicit_bzero(&f->login, sizeof(f->login));
+		else
+			wipe_creds(f);
+	}
 	f->seg_off = 0;
 	front_io_upstream_process(s);
 }

@@ -7,6 +7,7 @@
 #include "ledger.h"
 #include "listener.h"
 #include "log.h"
+#include "migrator.h"
 #include "tls.h"
 #include "mf.h"
 #include "privdrop.h"
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -236,6 +238,23 @@ int main(int argc, char **argv)
 			tls_ctxs_unref(d.tls);
 			return EXIT_FAILURE;
 		}
+		/* The copy's state files are created after the switch: the
+		 * directory is made here, as root, and handed over. */
+		if (d.cfg.migrate_enabled && !check_only) {
+			int rc = MF_OK;
+
+			if (mkdir(d.cfg.migrate_state_dir, 0700) != 0 && errno != EEXIST)
+				rc = mf_err(err, sizeof(err), "%s", strerror(errno));
+			if (rc == MF_OK)
+				rc = privdrop_give(d.cfg.migrate_state_dir, uid, gid, err,
+						   sizeof(err));
+			if (rc != MF_OK) {
+				fprintf(stderr, "mailferryd: [migrate] state_dir %s: %s\n",
+					d.cfg.migrate_state_dir, err);
+				tls_ctxs_unref(d.tls);
+				return EXIT_FAILURE;
+			}
+		}
 	}
 	if (check_only) {
 		tls_ctxs_unref(d.tls);
@@ -263,6 +282,15 @@ int main(int argc, char **argv)
 	atomic_init(&d.stopping, false);
 
 	d.n_workers = worker_count(&d.cfg);
+	/* [migrate] is read once: the front ends test d.migrate unlocked. */
+	if (d.cfg.migrate_enabled) {
+		if (login_queue_init(&d.logins, d.cfg.migrate_queue, err, sizeof(err)) != MF_OK) {
+			mf_log_err("migrate: %s", err);
+			goto out;
+		}
+		cutover_init(&d.cutover, d.n_workers);
+		d.migrate = true;
+	}
 	d.workers = calloc(d.n_workers, sizeof(*d.workers));
 	if (d.workers == NULL)
 		goto out;
@@ -297,6 +325,12 @@ int main(int argc, char **argv)
 		mf_log_info("privileges user=%s uid=%u caps=cap_net_admin,cap_net_raw",
 			    d.cfg.user, (unsigned int)uid);
 	}
+	/* Before the first login can queue an event, and after the drop:
+	 * the state files belong to the user the daemon runs as. */
+	if (d.migrate && migrator_start(&d, &d.migrator, err, sizeof(err)) != MF_OK) {
+		mf_log_err("migrate: %s", err);
+		goto out_workers;
+	}
 	for (; started < d.n_workers; started++) {
 		if (worker_start(d.workers[started]) != MF_OK) {
 			mf_log_err("worker %u: thread: %s", started, strerror(errno));
@@ -324,6 +358,10 @@ int main(int argc, char **argv)
 			mf_log_info("stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
 			/* A successor may be waiting for the queue. */
 			syn_gate_release(&gate);
+			/* No copy starts while sessions drain; queued
+			 * passwords are wiped now. */
+			if (d.migrate)
+				login_queue_stop(&d.logins);
 			atomic_store(&d.stopping, true);
 			daemon_wake_workers(&d);
 			break;
@@ -343,6 +381,9 @@ out_join:
 			status = EXIT_FAILURE;
 	}
 out_workers:
+	/* Before the workers' eventfds close: a copy in cutover wakes them.
+	 * Waits for a copy phase that is running (bounded by its timeouts). */
+	migrator_stop(d.migrator);
 	/* Last to go: while sessions drain it still drops new SYNs in
 	 * fail-closed mode; once its socket closes, the rules' bypass flag
 	 * decides for it. */
@@ -354,6 +395,10 @@ out_workers:
 	}
 	free(d.workers);
 out:
+	if (d.migrate) {
+		login_queue_destroy(&d.logins);
+		cutover_destroy(&d.cutover);
+	}
 	tls_ctxs_unref(d.tls);
 	banner_set_unref(d.banners);
 	addr_count_destroy(&d.conns);

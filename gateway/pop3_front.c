@@ -185,7 +185,11 @@ static void pop3_front_on_connect(struct session *s, int res)
 
 static void login_ok(struct session *s, const char *line)
 {
-	wipe_creds(s->front);
+	struct pop3_front *f = s->front;
+
+	/* The source said +OK: only now may the password start a copy. */
+	front_io_login_creds(s, f->user, f->user_len, f->pass, f->pass_len);
+	wipe_creds(f);
 	front_io_reply(s, "%s\r\n", line);
 	front_io_login_done(s);
 }
@@ -523,9 +527,17 @@ static void up_sent(struct session *s, size_t n)
 		front_io_upstream_send(s, f->ucmd + f->ucmd_off, f->ucmd_len - f->ucmd_off);
 		return;
 	}
-	if (f->ustate == US_PASS)
-		/* PASS is on its way: the password is no longer needed here. */
-		wipe_creds(f);
+	if (f->ustate == US_PASS) {
+		/* PASS is on its way: the password is no longer needed here,
+		 * unless the source's +OK is to start a copy with it (then
+		 * login_ok/login_err wipe it). The command goes either way. */
+		if (front_io_creds_wanted(s)) {
+			explicit_bzero(f->ucmd, sizeof(f->ucmd));
+			f->ucmd_len = f->ucmd_off = 0;
+		} else {
+			wipe_creds(f);
+		}
+	}
 	front_io_upstream_process(s);
 }
 

@@ -34,6 +34,7 @@ static const char *const end_names[] = {
 	[SE_PREAUTH_TIMEOUT] = "preauth-timeout",
 	[SE_PROTOCOL] = "protocol-error",
 	[SE_LOGOUT] = "logout",
+	[SE_CUTOVER] = "cutover",
 };
 
 static uint16_t sockaddr_port(const union mf_sockaddr *a)

@@ -37,6 +37,7 @@ enum session_end {
 	SE_PREAUTH_TIMEOUT, /* front end: pre-auth phase took too long */
 	SE_PROTOCOL,        /* front end: too many errors, or unparsable input */
 	SE_LOGOUT,          /* front end: LOGOUT before login */
+	SE_CUTOVER,         /* the account's mailbox is being moved (cutover.h) */
 };
 
 union mf_sockaddr {

@@ -260,6 +260,10 @@ static void auth_done(struct session *s, const struct smtp_reply_line *l)
 {
 	struct smtp_front *f = s->front;
 
+	/* The source said 235: only now may the password start a copy. */
+	if (l->code == 235)
+		front_io_login_creds(s, f->plain.authcid, f->plain.authcid_len,
+				     f->plain.passwd, f->plain.passwd_len);
 	wipe_auth(f);
 	if (l->code == 235) {
 		f->ustate = UP_IDLE;
@@ -475,8 +479,14 @@ void smtp_up_sent(struct session *s, size_t n)
 		smtp_bdat_sent(s, 0);
 		return;
 	}
-	if (f->ustate == UP_AUTH)
-		/* AUTH is on its way: the password is no longer needed here. */
-		wipe_auth(f);
+	if (f->ustate == UP_AUTH) {
+		/* AUTH is on its way: the password is no longer needed here,
+		 * unless the source's 235 is to start a copy with it (then
+		 * auth_done wipes it). The command goes either way. */
+		if (front_io_creds_wanted(s))
+			explicit_bzero(f->ucmd, sizeof(f->ucmd));
+		else
+			wipe_auth(f);
+	}
 	front_io_upstream_process(s);
 }

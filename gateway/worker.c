@@ -275,6 +275,33 @@ static void start_drain(struct worker *w)
 		w->exit_loop = true;
 }
 
+/* Closes this worker's sessions of the accounts in cutover that are
+ * still relayed to the source: their mailbox is about to be flipped, and
+ * a client left on the source would read and write where nobody looks. */
+static void cutover_sessions(struct worker *w)
+{
+	char names[CUTOVER_SLOTS_MAX][ACCOUNT_NAME_MAX + 1];
+	unsigned int n, gen;
+	struct session *s, *next;
+
+	if (!w->d->migrate)
+		return;
+	gen = cutover_poll(&w->d->cutover, w->id, names, &n);
+	if (gen == 0)
+		return;
+	for (s = w->lru_head; s != NULL && n > 0; s = next) {
+		next = s->lru_next;
+		if (s->user == NULL || s->route != AR_SOURCE || s->phase == SP_CLOSING)
+			continue;
+		for (unsigned int i = 0; i < n; i++)
+			if (strcmp(s->user, names[i]) == 0) {
+				session_abort(s, SE_CUTOVER, 0, false);
+				break;
+			}
+	}
+	cutover_ack(&w->d->cutover, w->id, gen);
+}
+
 static void on_wake(struct worker *w, int res)
 {
 	if (res < 0 && res != -EINTR && res != -EAGAIN) {
@@ -286,6 +313,7 @@ static void on_wake(struct worker *w, int res)
 		load_tunables(w);
 	if (atomic_load(&w->d->stopping))
 		start_drain(w);
+	cutover_sessions(w);
 	arm_wake(w);
 }
 

@@ -417,6 +417,45 @@ static int set_path(char *out, size_t outlen, const char *v)
 	return MF_OK;
 }
 
+static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
+{
+	struct mf_config *c = ctx->cfg;
+	unsigned long x;
+
+	if (!strcmp(k, "enabled"))
+		return parse_bool(v, &c->migrate_enabled);
+	if (!strcmp(k, "strategy"))
+		/* immediate and after-logout are not implemented: refuse them
+		 * rather than silently running live. */
+		return strcmp(v, "live") == 0 ? MF_OK : MF_ERROR;
+	if (!strcmp(k, "state_dir"))
+		return v[0] == '/' ? set_path(c->migrate_state_dir,
+					      sizeof(c->migrate_state_dir), v) : MF_ERROR;
+	if (!strcmp(k, "workers") || !strcmp(k, "queue") || !strcmp(k, "source_port") ||
+	    !strcmp(k, "destination_port") || !strcmp(k, "timeout_ms") ||
+	    !strcmp(k, "cutover_wait_ms")) {
+		bool port = !strcmp(k, "source_port") || !strcmp(k, "destination_port");
+
+		if (parse_uint(v, 1, port ? 65535 : !strcmp(k, "workers") ? 64 :
+			       !strcmp(k, "queue") ? 65536 : 3600000, &x) != MF_OK)
+			return MF_ERROR;
+		if (!strcmp(k, "workers"))
+			c->migrate_workers = (unsigned int)x;
+		else if (!strcmp(k, "queue"))
+			c->migrate_queue = (unsigned int)x;
+		else if (!strcmp(k, "source_port"))
+			c->migrate_source_port = (uint16_t)x;
+		else if (!strcmp(k, "destination_port"))
+			c->migrate_destination_port = (uint16_t)x;
+		else if (!strcmp(k, "timeout_ms"))
+			c->migrate_timeout_ms = (unsigned int)x;
+		else
+			c->migrate_cutover_wait_ms = (unsigned int)x;
+		return MF_OK;
+	}
+	return MF_AGAIN;
+}
+
 /* A port list key: the first mention replaces the default, "none" empties. */
 static int set_port_list(struct parse_ctx *ctx, bool *seen, unsigned int *n, const char *v,
 			 int (*add)(struct parse_ctx *, const char *))
@@ -487,6 +526,8 @@ static int on_entry(void *user, const char *section, const char *name,
 		rc = set_ledger(ctx, name, value);
 	} else if (!strcmp(section, "tls")) {
 		rc = set_tls(ctx, name, value);
+	} else if (!strcmp(section, "migrate")) {
+		rc = set_migrate(ctx, name, value);
 	} else {
 		mf_err(ctx->err, ctx->errlen, "unknown section [%s]", section);
 		ctx->failed = true;
@@ -545,6 +586,15 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->gate_mark = 0x4d470000; /* "MG" */
 	snprintf(cfg->ledger_path, sizeof(cfg->ledger_path), "%s",
 		 "/var/lib/mailferry/ledger.db");
+	cfg->migrate_enabled = false;
+	cfg->migrate_workers = 1;
+	cfg->migrate_queue = 64;
+	snprintf(cfg->migrate_state_dir, sizeof(cfg->migrate_state_dir), "%s",
+		 "/var/lib/mailferry/migrate");
+	cfg->migrate_source_port = 143;
+	cfg->migrate_destination_port = 143;
+	cfg->migrate_timeout_ms = 60000;
+	cfg->migrate_cutover_wait_ms = 2000;
 	cfg->ledger_domain_equivalence = true;
 	cfg->imaps_ports[0] = 993;
 	cfg->n_imaps_ports = 1;

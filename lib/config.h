@@ -125,6 +125,17 @@ struct mf_config {
 	enum mf_backend_tls backend_tls;
 	char backend_ca[MF_PATH_MAX];   /* "" : the system's CA store */
 	char backend_name[MF_DOMAIN_MAX + 1]; /* "" : verify the backend's address */
+
+	/* [migrate] — the in-daemon copy started by an observed login
+	 * (strategy live: bulk copy, CUTOVER, delta, MIGRATED). */
+	bool migrate_enabled;
+	unsigned int migrate_workers;      /* copy threads */
+	unsigned int migrate_queue;        /* login events waiting, beyond: dropped */
+	char migrate_state_dir[MF_PATH_MAX]; /* <dir>/<account>.state checkpoints */
+	uint16_t migrate_source_port;      /* plaintext IMAP on the source address */
+	uint16_t migrate_destination_port; /* plaintext IMAP on [intercept] destination */
+	unsigned int migrate_timeout_ms;   /* per IMAP command of the copy */
+	unsigned int migrate_cutover_wait_ms; /* bound on closing the user's sessions */
 };
 
 /* Defaults for every key (see mailferry.conf.example). */

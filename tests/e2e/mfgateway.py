@@ -28,7 +28,7 @@ class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
                  extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), smtp_ports=(),
                  submission_ports=(), destination=None, ledger=None, tls=None, daemon=None,
-                 intercept=None):
+                 intercept=None, migrate=None):
         """imap_ports: ports served by the IMAP front end; empty (the
         default here) keeps every port a protocol-blind relay, which is
         what the relay tests measure. pop3_ports: the same for the POP3
@@ -39,7 +39,8 @@ class Gateway:
         [tls] section as a dict (a list value repeats the key); None leaves
         it out, so implicit-TLS ports stay protocol-blind. intercept: more
         [intercept] keys (fail, queue_num, ...). daemon: the binary to run
-        instead of daemon_path()'s."""
+        instead of daemon_path()'s. migrate: the [migrate] section as a
+        dict (None leaves it out: no in-daemon copy)."""
         self.lab = lab
         self.daemon = daemon
         self.workdir = workdir
@@ -67,6 +68,9 @@ class Gateway:
         lines += [f"{k} = {v}" for k, v in (intercept or {}).items()]
         lines += ["[ledger]", "path = " + self.ledger]
         lines += [f"{k} = {v}" for k, v in (ledger or {}).items()]
+        if migrate is not None:
+            lines.append("[migrate]")
+            lines += [f"{k} = {v}" for k, v in migrate.items()]
         if tls is not None:
             lines.append("[tls]")
             for k, v in tls.items():

@@ -269,6 +269,45 @@ static void test_tls(void **state)
 	expect_error("[tls]\nbackend_name = a b\n", "backend_name");
 }
 
+static void test_migrate(void **state)
+{
+	struct mf_config c;
+	char err[200] = "";
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_false(c.migrate_enabled);
+	assert_int_equal(c.migrate_workers, 1);
+	assert_int_equal(c.migrate_queue, 64);
+	assert_int_equal(c.migrate_source_port, 143);
+	assert_int_equal(c.migrate_destination_port, 143);
+	assert_string_equal(c.migrate_state_dir, "/var/lib/mailferry/migrate");
+	assert_int_equal(mf_config_parse_string("[migrate]\nenabled = yes\nstrategy = live\n"
+						"workers = 3\nqueue = 8\n"
+						"state_dir = /srv/mf/state\nsource_port = 1143\n"
+						"destination_port = 2143\ntimeout_ms = 5000\n"
+						"cutover_wait_ms = 700\n", &c, err, sizeof(err)),
+			 MF_OK);
+	assert_true(c.migrate_enabled);
+	assert_int_equal(c.migrate_workers, 3);
+	assert_int_equal(c.migrate_queue, 8);
+	assert_string_equal(c.migrate_state_dir, "/srv/mf/state");
+	assert_int_equal(c.migrate_source_port, 1143);
+	assert_int_equal(c.migrate_destination_port, 2143);
+	assert_int_equal(c.migrate_timeout_ms, 5000);
+	assert_int_equal(c.migrate_cutover_wait_ms, 700);
+
+	/* Strategies that are not implemented must not silently run live. */
+	expect_error("[migrate]\nstrategy = immediate\n", "strategy");
+	expect_error("[migrate]\nstrategy = after-logout\n", "strategy");
+	expect_error("[migrate]\nworkers = 0\n", "workers");
+	expect_error("[migrate]\nworkers = 65\n", "workers");
+	expect_error("[migrate]\nqueue = 0\n", "queue");
+	expect_error("[migrate]\nstate_dir = relative\n", "state_dir");
+	expect_error("[migrate]\nsource_port = 70000\n", "source_port");
+	expect_error("[migrate]\nmaster = x\n", "master");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -279,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_ledger),
 		cmocka_unit_test(test_imap_front),
 		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_migrate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,139 @@
+#include "login_event.h"
+#include "mf.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+int login_queue_init(struct login_queue *q, unsigned int cap, char *err, size_t errlen)
+{
+	memset(q, 0, sizeof(*q));
+	if (cap == 0) {
+		mf_err(err, errlen, "login queue: capacity 0");
+		return MF_ERROR;
+	}
+	q->slots = calloc(cap, sizeof(*q->slots));
+	if (q->slots == NULL) {
+		mf_err(err, errlen, "login queue: out of memory");
+		return MF_ERROR;
+	}
+	/* Best effort: RLIMIT_MEMLOCK may be small; the wipes still hold. */
+	q->locked_in_ram = mlock(q->slots, cap * sizeof(*q->slots)) == 0;
+	q->cap = cap;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	return MF_OK;
+}
+
+void login_event_wipe(struct login_event *e)
+{
+	explicit_bzero(e, sizeof(*e));
+}
+
+int login_queue_push(struct login_queue *q, const char *account,
+		     const char *login, size_t login_len, const char *pass, size_t pass_len,
+		     const struct sockaddr *client, socklen_t client_len,
+		     const struct sockaddr *source, socklen_t source_len, int64_t at)
+{
+	struct login_event *e;
+	size_t alen = strlen(account);
+
+	if (alen > ACCOUNT_NAME_MAX || login_len > ACCOUNT_NAME_MAX ||
+	    pass_len > LOGIN_EVENT_PASS_MAX || client_len > sizeof(e->client) ||
+	    source_len > sizeof(e->source))
+		return MF_ERROR;
+	pthread_mutex_lock(&q->lock);
+	if (q->stopped || q->n == q->cap) {
+		q->dropped++;
+		pthread_mutex_unlock(&q->lock);
+		return MF_AGAIN;
+	}
+	e = &q->slots[(q->head + q->n) % q->cap];
+	memcpy(e->account, account, alen);
+	e->account[alen] = '\0';
+	memcpy(e->login, login, login_len);
+	e->login[login_len] = '\0';
+	memcpy(e->pass, pass, pass_len);
+	e->pass[pass_len] = '\0';
+	e->pass_len = pass_len;
+	memcpy(&e->client, client, client_len);
+	memcpy(&e->source, source, source_len);
+	e->at = at;
+	q->n++;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return MF_OK;
+}
+
+int login_queue_pop(struct login_queue *q, struct login_event *e_r)
+{
+	struct login_event *e;
+
+	pthread_mutex_lock(&q->lock);
+	while (q->n == 0 && !q->stopped)
+		pthread_cond_wait(&q->cond, &q->lock);
+	if (q->stopped) {
+		pthread_mutex_unlock(&q->lock);
+		return MF_ERROR;
+	}
+	e = &q->slots[q->head];
+	memcpy(e_r, e, sizeof(*e_r));
+	login_event_wipe(e);
+	q->head = (q->head + 1) % q->cap;
+	q->n--;
+	pthread_mutex_unlock(&q->lock);
+	return MF_OK;
+}
+
+void login_queue_stop(struct login_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->stopped = true;
+	q->dropped += q->n;
+	/* Every slot, not only the queued ones: cheap, and sure. */
+	explicit_bzero(q->slots, q->cap * sizeof(*q->slots));
+	q->n = 0;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+unsigned int login_queue_len(struct login_queue *q)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->n;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+void login_queue_destroy(struct login_queue *q)
+{
+	if (q->slots == NULL)
+		return;
+	login_queue_stop(q);
+	if (q->locked_in_ram)
+		munlock(q->slots, q->cap * sizeof(*q->slots));
+	free(q->slots);
+	q->slots = NULL;
+	pthread_cond_destroy(&q->cond);
+	pthread_mutex_destroy(&q->lock);
+}
+
+struct login_event *login_event_alloc(void)
+{
+	struct login_event *e = calloc(1, sizeof(*e));
+
+	if (e != NULL)
+		(void)mlock(e, sizeof(*e)); /* best effort, as for the queue */
+	return e;
+}
+
+void login_event_free(struct login_event *e)
+{
+	if (e == NULL)
+		return;
+	login_event_wipe(e);
+	(void)munlock(e, sizeof(*e));
+	free(e);
+}

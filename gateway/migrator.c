@@ -1,0 +1,316 @@
+#include "migrator.h"
+#include "daemon.h"
+#include "ledger.h"
+#include "log.h"
+#include "mf.h"
+#include "mig.h"
+#include "netaddr.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define MIG_PATH_MAX 4096
+
+struct mig_thread {
+	struct migrator *m;
+	unsigned int slot;  /* in the cutover board */
+	pthread_t tid;
+};
+
+struct migrator {
+	struct mf_daemon *d;
+	/* Copied from the config at start: the threads never take d->lock. */
+	char ledger_path[MF_PATH_MAX];
+	char state_dir[MF_PATH_MAX];
+	uint16_t src_port, dst_port;
+	struct mf_addr dest4, dest6;
+	unsigned int timeout_ms, cutover_wait_ms;
+	/* Taking an account (state check, then COPYING) is one step across
+	 * threads: two queued logins of one account start one copy. */
+	pthread_mutex_t claim;
+	unsigned int n, started;
+	struct mig_thread t[];
+};
+
+/* <state_dir>/<account>.state with every byte but [a-z0-9@+_-] and a
+ * non-leading '.' written %XX: an account name must not walk out of the
+ * directory, nor two names share a file. */
+static int state_path(const struct migrator *m, const char *account, char *out, size_t len)
+{
+	size_t o = (size_t)snprintf(out, len, "%s/", m->state_dir);
+
+	for (size_t i = 0; account[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)account[i];
+		bool keep = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '@' ||
+			    c == '+' || c == '_' || c == '-' || (c == '.' && i > 0);
+
+		if (o + 4 >= len)
+			return MF_ERROR;
+		o += (size_t)snprintf(out + o, len - o, keep ? "%c" : "%%%02X", c);
+	}
+	if (o + sizeof(".state") > len)
+		return MF_ERROR;
+	memcpy(out + o, ".state", sizeof(".state"));
+	return MF_OK;
+}
+
+static int set_state(struct ledger *l, const char *name, enum account_state st,
+		     const char *reason)
+{
+	char err[256];
+
+	if (ledger_account_set_state(l, name, st, reason, (int64_t)time(NULL), NULL, err,
+				     sizeof(err)) != MF_OK) {
+		mf_log_warn("migrate user=%s state=%s not recorded: %s", name,
+			    account_state_name(st), err);
+		return MF_ERROR;
+	}
+	mf_log_info("migrate user=%s state=%s reason=\"%s\"", name, account_state_name(st),
+		    reason);
+	return MF_OK;
+}
+
+/* true when the account was UNSEEN or SEEN and is COPYING now. */
+static bool claim(struct migrator *m, struct ledger *l, const struct login_event *e)
+{
+	struct account a;
+	enum account_state st;
+	char err[256], client[MF_ADDRSTRLEN], reason[LEDGER_REASON_MAX];
+	bool ok = false;
+	int rc;
+
+	pthread_mutex_lock(&m->claim);
+	rc = ledger_account_get(l, e->account, &a, err, sizeof(err));
+	if (rc == MF_ERROR) {
+		mf_log_warn("migrate user=%s: ledger: %s", e->account, err);
+		goto out;
+	}
+	st = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
+	if (st != AS_UNSEEN && st != AS_SEEN) {
+		/* Another login's copy took it, or the admin pinned it. */
+		mf_log_info("migrate user=%s state=%s: no copy", e->account,
+			    account_state_name(st));
+		goto out;
+	}
+	mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
+	snprintf(reason, sizeof(reason), "bulk copy (strategy live) after a login from %s",
+		 client);
+	ok = set_state(l, e->account, AS_COPYING, reason) == MF_OK;
+out:
+	pthread_mutex_unlock(&m->claim);
+	return ok;
+}
+
+static int endpoints(const struct migrator *m, const struct login_event *e,
+		     struct mig_opts *o, char *err, size_t errlen)
+{
+	const struct sockaddr *src = (const struct sockaddr *)&e->source;
+	const struct mf_addr *dst = src->sa_family == AF_INET ? &m->dest4 : &m->dest6;
+
+	if (dst->family == 0)
+		return mf_err(err, errlen, "no [intercept] destination for the source's family");
+	o->src.url.sec = o->dst.url.sec = IMAP_SEC_PLAIN;
+	mf_sockaddr_format_ip(src, o->src.url.host, sizeof(o->src.url.host));
+	mf_addr_format(dst, o->dst.url.host, sizeof(o->dst.url.host));
+	snprintf(o->src.url.port, sizeof(o->src.url.port), "%u", m->src_port);
+	snprintf(o->dst.url.port, sizeof(o->dst.url.port), "%u", m->dst_port);
+	o->src.user = o->dst.user = e->login;
+	o->src.pass = o->dst.pass = e->pass;
+	o->src.pass_len = o->dst.pass_len = e->pass_len;
+	o->timeout_ms = (int)m->timeout_ms;
+	return MF_OK;
+}
+
+/* Closes the account's source sessions in every io_uring worker. */
+static void cutover_kick(struct mig_thread *t, const char *name)
+{
+	struct mf_daemon *d = t->m->d;
+	unsigned int gen = cutover_begin(&d->cutover, t->slot, name);
+
+	daemon_wake_workers(d);
+	if (!cutover_wait(&d->cutover, gen, t->m->cutover_wait_ms))
+		mf_log_warn("migrate user=%s: not every worker closed its sessions within %u ms",
+			    name, t->m->cutover_wait_ms);
+}
+
+static void migrate_account(struct mig_thread *t, struct ledger *l, const struct login_event *e)
+{
+	struct migrator *m = t->m;
+	struct mig_opts o = { 0 };
+	struct mig_report rep;
+	char path[MIG_PATH_MAX], err[512], reason[LEDGER_REASON_MAX];
+	const char *phase = "bulk copy";
+
+	if (!claim(m, l, e))
+		return;
+	if (endpoints(m, e, &o, err, sizeof(err)) != MF_OK)
+		goto failed;
+	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
+		mf_err(err, sizeof(err), "state file name too long");
+		goto failed;
+	}
+	o.state_path = path;
+	/* The bulk copy: the user keeps working on the source meanwhile. */
+	if (mig_run(&o, &rep, err, sizeof(err)) != MF_OK)
+		goto failed;
+	snprintf(reason, sizeof(reason), "bulk copy done (%llu messages): closing sessions, delta",
+		 (unsigned long long)rep.copied);
+	if (set_state(l, e->account, AS_CUTOVER, reason) != MF_OK) {
+		mf_err(err, sizeof(err), "ledger refused CUTOVER");
+		goto failed;
+	}
+	/* New logins are refused from here (the ledger says CUTOVER); the
+	 * sessions already on the source go now, so nothing changes there
+	 * after the delta. */
+	cutover_kick(t, e->account);
+	phase = "delta";
+	o.verify = true;
+	if (mig_run(&o, &rep, err, sizeof(err)) != MF_OK)
+		goto failed_cut;
+	snprintf(reason, sizeof(reason),
+		 "copied and verified (%llu messages in the delta, %llu verified)",
+		 (unsigned long long)rep.copied, (unsigned long long)rep.verified);
+	set_state(l, e->account, AS_MIGRATED, reason);
+	cutover_end(&m->d->cutover, t->slot);
+	return;
+failed_cut:
+	cutover_end(&m->d->cutover, t->slot);
+failed:
+	snprintf(reason, sizeof(reason), "%s: %.200s", phase, err);
+	set_state(l, e->account, AS_FAILED, reason);
+}
+
+static void *mig_main(void *arg)
+{
+	struct mig_thread *t = arg;
+	struct migrator *m = t->m;
+	struct login_event *e = login_event_alloc();
+	struct ledger *l = NULL;
+	char err[256];
+
+	if (e == NULL) {
+		mf_log_err("migrate worker=%u: out of memory", t->slot);
+		return NULL;
+	}
+	while (login_queue_pop(&m->d->logins, e) == MF_OK) {
+		if (l == NULL && ledger_open(m->ledger_path, &l, err, sizeof(err)) != MF_OK) {
+			mf_log_warn("migrate user=%s: no copy, ledger: %s", e->account, err);
+			l = NULL;
+		} else {
+			migrate_account(t, l, e);
+		}
+		/* The copy is over, whatever its outcome: the password goes. */
+		login_event_wipe(e);
+	}
+	login_event_free(e);
+	if (l != NULL)
+		ledger_close(l);
+	return NULL;
+}
+
+struct stale {
+	char (*names)[ACCOUNT_NAME_MAX + 1];
+	size_t n, cap;
+};
+
+static int collect(const struct account *a, void *data)
+{
+	struct stale *s = data;
+
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 16;
+		void *p = realloc(s->names, cap * sizeof(*s->names));
+
+		if (p == NULL)
+			return MF_ERROR;
+		s->names = p;
+		s->cap = cap;
+	}
+	snprintf(s->names[s->n++], sizeof(s->names[0]), "%s", a->name);
+	return MF_OK;
+}
+
+/* A copy cut short by a stop or a crash: back to SEEN (served by the
+ * source; the next login resumes from the checkpoints). A CUTOVER left
+ * behind would refuse the user's logins forever. */
+static int reset_stale(struct migrator *m, char *err, size_t errlen)
+{
+	static const enum account_state stuck[] = { AS_COPYING, AS_CUTOVER };
+	struct stale s = { 0 };
+	struct ledger *l;
+	int rc = MF_OK;
+
+	if (ledger_open(m->ledger_path, &l, err, errlen) != MF_OK)
+		return MF_ERROR;
+	for (size_t i = 0; i < sizeof(stuck) / sizeof(stuck[0]) && rc == MF_OK; i++) {
+		s.n = 0;
+		rc = ledger_account_list(l, (int)stuck[i], collect, &s, err, errlen);
+		for (size_t j = 0; j < s.n && rc == MF_OK; j++)
+			rc = set_state(l, s.names[j], AS_SEEN,
+				       "copy interrupted by a restart: resumes at the next login");
+	}
+	free(s.names);
+	ledger_close(l);
+	return rc;
+}
+
+int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t errlen)
+{
+	unsigned int n = d->cfg.migrate_workers;
+	struct migrator *m;
+
+	if (n == 0 || n > CUTOVER_SLOTS_MAX)
+		return mf_err(err, errlen, "[migrate] workers must be 1..%u", CUTOVER_SLOTS_MAX);
+	m = calloc(1, sizeof(*m) + n * sizeof(m->t[0]));
+	if (m == NULL)
+		return mf_err(err, errlen, "out of memory");
+	m->d = d;
+	m->n = n;
+	snprintf(m->ledger_path, sizeof(m->ledger_path), "%s", d->cfg.ledger_path);
+	snprintf(m->state_dir, sizeof(m->state_dir), "%s", d->cfg.migrate_state_dir);
+	m->src_port = d->cfg.migrate_source_port;
+	m->dst_port = d->cfg.migrate_destination_port;
+	m->dest4 = d->cfg.dest4;
+	m->dest6 = d->cfg.dest6;
+	m->timeout_ms = d->cfg.migrate_timeout_ms;
+	m->cutover_wait_ms = d->cfg.migrate_cutover_wait_ms;
+	pthread_mutex_init(&m->claim, NULL);
+	/* The state files hold folder names and UIDs: owner only. */
+	if (mkdir(m->state_dir, 0700) != 0 && errno != EEXIST) {
+		mf_err(err, errlen, "[migrate] state_dir %s: %s", m->state_dir, strerror(errno));
+		goto fail;
+	}
+	if (reset_stale(m, err, errlen) != MF_OK)
+		goto fail;
+	for (; m->started < n; m->started++) {
+		m->t[m->started].m = m;
+		m->t[m->started].slot = m->started;
+		if (pthread_create(&m->t[m->started].tid, NULL, mig_main, &m->t[m->started]) != 0) {
+			mf_err(err, errlen, "thread: %s", strerror(errno));
+			migrator_stop(m);
+			return MF_ERROR;
+		}
+	}
+	mf_log_info("migrate workers=%u strategy=live state_dir=%s", n, m->state_dir);
+	*m_r = m;
+	return MF_OK;
+fail:
+	pthread_mutex_destroy(&m->claim);
+	free(m);
+	return MF_ERROR;
+}
+
+void migrator_stop(struct migrator *m)
+{
+	if (m == NULL)
+		return;
+	login_queue_stop(&m->d->logins);
+	for (unsigned int i = 0; i < m->started; i++)
+		pthread_join(m->t[i].tid, NULL);
+	pthread_mutex_destroy(&m->claim);
+	free(m);
+}

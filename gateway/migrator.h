@@ -1,0 +1,39 @@
+/* migrator.h — the in-daemon copy, strategy "live" (DESIGN.md): threads
+ * that take "login observed" events (login_event.h) and move the account:
+ *
+ *   UNSEEN/SEEN ─► COPYING (bulk copy with the observed credentials while
+ *   the user keeps working on the source) ─► CUTOVER (new logins refused;
+ *   the account's sessions relayed to the source closed, cutover.h; the
+ *   delta copied: mail that arrived and flags that changed meanwhile;
+ *   verification) ─► MIGRATED.  Any failure ─► FAILED with the reason:
+ *   the user stays on the source.
+ *
+ * The endpoints are plaintext IMAP: the source address the client
+ * connected to and the [intercept] destination of its family, on the
+ * [migrate] ports. The checkpoints of each account live in
+ * <state_dir>/<account>.state (mig.h), so a rerun is incremental. The
+ * password is held only in the event (mlock'ed) and wiped when the
+ * account's run ends; it is never logged nor written.
+ *
+ * Not done: strategies immediate and after-logout, a master user for
+ * accounts with no observed login, TLS to the servers, retry of FAILED
+ * with back-off. */
+#ifndef MF_MIGRATOR_H
+#define MF_MIGRATOR_H
+
+#include <stddef.h>
+
+struct mf_daemon;
+struct migrator;
+
+/* Starts d->cfg's [migrate] workers (d->logins and d->cutover set up).
+ * Accounts left in COPYING or CUTOVER by a previous run go back to SEEN,
+ * so their next login resumes the copy from its checkpoints. MF_OK, or
+ * MF_ERROR with err. */
+int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t errlen);
+
+/* Stops taking events (queued ones are wiped), waits for running copies
+ * to end, frees. */
+void migrator_stop(struct migrator *m);
+
+#endif
