@@ -67,6 +67,16 @@ static void rollback(struct ledger_pg *p)
 	PQclear(PQexec(p->conn, "ROLLBACK"));
 }
 
+/* Ends the open transaction: COMMIT when rc is MF_OK, else (or when the
+ * commit fails) ROLLBACK and MF_ERROR. */
+static int finish(struct ledger_pg *p, int rc, char *err, size_t errlen)
+{
+	if (rc == MF_OK && run(p, "COMMIT", 0, NULL, NULL, err, errlen, "COMMIT") == MF_OK)
+		return MF_OK;
+	rollback(p);
+	return MF_ERROR;
+}
+
 static void i64(char *buf, size_t len, int64_t v)
 {
 	snprintf(buf, len, "%" PRId64, v);
@@ -178,12 +188,9 @@ static int migrate_schema(struct ledger_pg *p, char *err, size_t errlen)
 		if (run(p, set, 0, NULL, NULL, err, errlen, "schema version") != MF_OK)
 			goto fail;
 	}
-	if (run(p, "COMMIT", 0, NULL, NULL, err, errlen, "COMMIT") != MF_OK)
-		goto fail;
-	return MF_OK;
+	return finish(p, MF_OK, err, errlen);
 fail:
-	rollback(p);
-	return MF_ERROR;
+	return finish(p, MF_ERROR, err, errlen);
 }
 
 /* ---- shared steps --------------------------------------------------- */
@@ -320,30 +327,20 @@ static int pg_login_observed(struct ledger *l, const char *name, const char *cli
 
 	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
 		return MF_ERROR;
-	if (observe_one(p, name, client, now, state_r, err, errlen) != MF_OK ||
-	    run(p, "COMMIT", 0, NULL, NULL, err, errlen, "COMMIT") != MF_OK) {
-		rollback(p);
-		return MF_ERROR;
-	}
-	return MF_OK;
+	return finish(p, observe_one(p, name, client, now, state_r, err, errlen), err, errlen);
 }
 
 static int pg_logins_observed(struct ledger *l, const struct ledger_login *v, size_t n,
 			      char *err, size_t errlen)
 {
 	struct ledger_pg *p = to_pg(l);
+	int rc = MF_OK;
 
 	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
 		return MF_ERROR;
-	for (size_t i = 0; i < n; i++)
-		if (observe_one(p, v[i].name, v[i].client, v[i].at, NULL, err, errlen) != MF_OK)
-			goto fail;
-	if (run(p, "COMMIT", 0, NULL, NULL, err, errlen, "COMMIT") != MF_OK)
-		goto fail;
-	return MF_OK;
-fail:
-	rollback(p);
-	return MF_ERROR;
+	for (size_t i = 0; i < n && rc == MF_OK; i++)
+		rc = observe_one(p, v[i].name, v[i].client, v[i].at, NULL, err, errlen);
+	return finish(p, rc, err, errlen);
 }
 
 static int pg_account_set_state(struct ledger *l, const char *name, enum account_state state,
@@ -355,12 +352,10 @@ static int pg_account_set_state(struct ledger *l, const char *name, enum account
 
 	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
 		return MF_ERROR;
-	if (lock_account(p, name, &old, err, errlen) != MF_OK ||
-	    change_state(p, name, old, state, reason, now, err, errlen) != MF_OK ||
-	    run(p, "COMMIT", 0, NULL, NULL, err, errlen, "COMMIT") != MF_OK) {
-		rollback(p);
+	if (finish(p, lock_account(p, name, &old, err, errlen) == MF_OK &&
+			      change_state(p, name, old, state, reason, now, err, errlen) == MF_OK
+			      ? MF_OK : MF_ERROR, err, errlen) != MF_OK)
 		return MF_ERROR;
-	}
 	if (old_r != NULL)
 		*old_r = old;
 	return MF_OK;
