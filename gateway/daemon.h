@@ -37,6 +37,7 @@ struct mf_daemon {
 	/* [migrate] enabled at start (a reload does not start or stop it):
 	 * the front ends push login events, the migrator's threads copy. */
 	bool migrate;
+	unsigned int migrate_retry_after_s; /* read with migrate, once */
 	struct login_queue logins;
 	struct cutover_board cutover;
 	struct migrator *migrator;

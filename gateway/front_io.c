@@ -261,6 +261,7 @@ int front_io_route(struct session *s, const char *name, enum account_route *rout
 		return MF_ERROR;
 	}
 	io_of(s)->acct_state = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
+	io_of(s)->acct_changed = rc == LEDGER_ABSENT ? 0 : a.state_changed;
 	*route_r = account_state_route(io_of(s)->acct_state);
 	return MF_OK;
 }
@@ -480,7 +481,10 @@ bool front_io_creds_wanted(struct session *s)
 	const struct front_io *io = io_of(s);
 
 	return s->w->d->migrate && s->user != NULL && io->route == AR_SOURCE &&
-	       (io->acct_state == AS_UNSEEN || io->acct_state == AS_SEEN);
+	       (io->acct_state == AS_UNSEEN || io->acct_state == AS_SEEN ||
+		(io->acct_state == AS_FAILED &&
+		 migrate_retry_due(s->w->d->migrate_retry_after_s, io->acct_changed,
+				   (int64_t)time(NULL))));
 }
 
 void front_io_login_creds(struct session *s, const char *login, size_t login_len,

@@ -89,6 +89,7 @@ struct front_io {
 	bool timed_out;
 	enum account_route route;       /* of the login in progress */
 	enum account_state acct_state;  /* the ledger's, when it was routed */
+	int64_t acct_changed;           /* when that state was set (0: never) */
 	union mf_sockaddr up_addr;
 
 	size_t rpos, rlen;              /* rbuf: parsed up to rpos, filled to rlen */

@@ -289,6 +289,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		cutover_init(&d.cutover, d.n_workers);
+		d.migrate_retry_after_s = d.cfg.migrate_retry_after_s;
 		d.migrate = true;
 	}
 	d.workers = calloc(d.n_workers, sizeof(*d.workers));

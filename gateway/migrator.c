@@ -29,6 +29,7 @@ struct migrator {
 	uint16_t src_port, dst_port;
 	struct mf_addr dest4, dest6;
 	unsigned int timeout_ms, cutover_wait_ms;
+	unsigned int retry_after_s;   /* FAILED copies again after this (0: never) */
 	/* Taking an account (state check, then COPYING) is one step across
 	 * threads: two queued logins of one account start one copy. */
 	pthread_mutex_t claim;
@@ -90,15 +91,17 @@ static bool claim(struct migrator *m, struct ledger *l, const struct login_event
 		goto out;
 	}
 	st = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
-	if (st != AS_UNSEEN && st != AS_SEEN) {
+	if (st != AS_UNSEEN && st != AS_SEEN &&
+	    !(st == AS_FAILED &&
+	      migrate_retry_due(m->retry_after_s, a.state_changed, (int64_t)time(NULL)))) {
 		/* Another login's copy took it, or the admin pinned it. */
 		mf_log_info("migrate user=%s state=%s: no copy", e->account,
 			    account_state_name(st));
 		goto out;
 	}
 	mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
-	snprintf(reason, sizeof(reason), "bulk copy (strategy live) after a login from %s",
-		 client);
+	snprintf(reason, sizeof(reason), "bulk copy (strategy live) after a login from %s%s",
+		 client, st == AS_FAILED ? ", retrying a failed copy" : "");
 	ok = set_state(l, e->account, AS_COPYING, reason) == MF_OK;
 out:
 	pthread_mutex_unlock(&m->claim);
@@ -278,6 +281,7 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	m->dest6 = d->cfg.dest6;
 	m->timeout_ms = d->cfg.migrate_timeout_ms;
 	m->cutover_wait_ms = d->cfg.migrate_cutover_wait_ms;
+	m->retry_after_s = d->cfg.migrate_retry_after_s;
 	pthread_mutex_init(&m->claim, NULL);
 	/* The state files hold folder names and UIDs: owner only. */
 	if (mkdir(m->state_dir, 0700) != 0 && errno != EEXIST) {

@@ -428,6 +428,12 @@ static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
 		/* immediate and after-logout are not implemented: refuse them
 		 * rather than silently running live. */
 		return strcmp(v, "live") == 0 ? MF_OK : MF_ERROR;
+	if (!strcmp(k, "retry_after")) {
+		if (parse_uint(v, 0, 30 * 86400, &x) != MF_OK)
+			return MF_ERROR;
+		c->migrate_retry_after_s = (unsigned int)x;
+		return MF_OK;
+	}
 	if (!strcmp(k, "state_dir"))
 		return v[0] == '/' ? set_path(c->migrate_state_dir,
 					      sizeof(c->migrate_state_dir), v) : MF_ERROR;
@@ -594,6 +600,7 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->migrate_source_port = 143;
 	cfg->migrate_destination_port = 143;
 	cfg->migrate_timeout_ms = 60000;
+	cfg->migrate_retry_after_s = 3600;
 	cfg->migrate_cutover_wait_ms = 2000;
 	cfg->ledger_domain_equivalence = true;
 	cfg->imaps_ports[0] = 993;

@@ -136,6 +136,9 @@ struct mf_config {
 	uint16_t migrate_destination_port; /* plaintext IMAP on [intercept] destination */
 	unsigned int migrate_timeout_ms;   /* per IMAP command of the copy */
 	unsigned int migrate_cutover_wait_ms; /* bound on closing the user's sessions */
+	/* A FAILED account's next observed login copies again once this long
+	 * has passed since the failure; 0: only an admin's set-state does. */
+	unsigned int migrate_retry_after_s;
 };
 
 /* Defaults for every key (see mailferry.conf.example). */

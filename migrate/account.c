@@ -147,3 +147,8 @@ bool account_name_is_normal(const char *name)
 		return false;
 	return strcmp(norm, name) == 0;
 }
+
+bool migrate_retry_due(unsigned int retry_after_s, int64_t failed_at, int64_t now)
+{
+	return retry_after_s != 0 && now >= failed_at && now - failed_at >= (int64_t)retry_after_s;
+}

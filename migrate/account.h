@@ -7,6 +7,7 @@
 #define MF_ACCOUNT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 /* RFC 5321: 64 octets of local part, '@', 255 of domain. Longer names are
@@ -75,5 +76,9 @@ int account_name_normalise(const char *in, size_t inlen,
  * normalises to itself with no domain added. The ledger accepts only such
  * names, so a caller that forgot to normalise fails loudly. */
 bool account_name_is_normal(const char *name);
+
+/* A FAILED account may be copied again: retry_after_s (0: never) seconds
+ * have passed since it failed at failed_at. */
+bool migrate_retry_due(unsigned int retry_after_s, int64_t failed_at, int64_t now);
 
 #endif

@@ -347,7 +347,8 @@ m.logout()
 def test_copy_failure_leaves_user_on_source_and_restart_resets(tlab, tmp_path):
     """Nothing listens on the copy's destination port: FAILED with the reason, the
     user keeps being served by old, and no second copy starts by itself. An account
-    a previous run left in COPYING goes back to SEEN at start."""
+    a previous run left in COPYING goes back to SEEN at start. Once retry_after has
+    passed (and the destination works), the next login copies again."""
     lab, user = tlab
     pw = lab.env[f"PASS_{user}"]
     wipe(lab, user)
@@ -379,6 +380,27 @@ def test_copy_failure_leaves_user_on_source_and_restart_resets(tlab, tmp_path):
         assert dump(lab, lab.NEW4, user)["folders"] == {"INBOX": []}
         assert g.stop() == 0
         assert g.files_holding(pw.encode()) == []
+
+        # The destination fixed and retry_after passed: the next login copies again.
+        with open(g.conf) as f:
+            text = f.read()
+        with open(g.conf, "w") as f:
+            f.write(text.replace("destination_port = 9", "destination_port = 143")
+                    .replace("[migrate]\n", "[migrate]\nretry_after = 1\n"))
+        g.start()
+        time.sleep(1.2)
+        assert client_py(lab, LOGIN_SELECT, lab.OLD4, user, pw).split() == ["ok", "2"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            a = g.account(user)
+            if a["state"] == "MIGRATED":
+                break
+            time.sleep(0.2)
+        assert a["state"] == "MIGRATED", a
+        # one more copy queued (the log holds both runs)
+        assert g.log().count("login observed: copy queued") == 2
+        assert dump(lab, lab.NEW4, user) == dump(lab, lab.OLD4, user)
+        assert g.stop() == 0
     finally:
         g.teardown()
     wipe(lab, user)
