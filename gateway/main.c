@@ -282,6 +282,15 @@ int main(int argc, char **argv)
 	atomic_init(&d.stopping, false);
 
 	d.n_workers = worker_count(&d.cfg);
+	/* A shard per worker, then one per copy thread (stats.h). */
+	{
+		unsigned int copiers = d.cfg.migrate_enabled ? d.cfg.migrate_workers : 0;
+
+		if (stats_init(&d.stats, d.n_workers + copiers, copiers) != MF_OK) {
+			mf_log_err("counters: out of memory");
+			goto out;
+		}
+	}
 	/* [migrate] is read once: the front ends test d.migrate unlocked. */
 	if (d.cfg.migrate_enabled) {
 		if (login_queue_init(&d.logins, d.cfg.migrate_queue, err, sizeof(err)) != MF_OK) {
@@ -402,6 +411,7 @@ out:
 	}
 	tls_ctxs_unref(d.tls);
 	banner_set_unref(d.banners);
+	stats_destroy(&d.stats);
 	addr_count_destroy(&d.conns);
 	pthread_mutex_destroy(&d.conn_lock);
 	pthread_mutex_destroy(&d.lock);
