@@ -5,6 +5,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "ledger.h"
+#include "metrics_http.h"
 #include "listener.h"
 #include "log.h"
 #include "migrator.h"
@@ -357,6 +358,14 @@ int main(int argc, char **argv)
 	}
 	mf_log_info("started workers=%u port=%u config=%s", d.n_workers,
 		    d.cfg.listen_port, d.config_path);
+	/* [metrics] is read once, at start (a reload does not move it). */
+	if (d.cfg.metrics_on &&
+	    metrics_server_start(&d.cfg, &d.stats, &d.metrics, err, sizeof(err)) != MF_OK) {
+		mf_log_err("%s", err);
+		atomic_store(&d.stopping, true);
+		daemon_wake_workers(&d);
+		goto out_join;
+	}
 	start_probe(&d);
 
 	for (;;) {
@@ -384,6 +393,7 @@ int main(int argc, char **argv)
 	}
 	status = EXIT_SUCCESS;
 out_join:
+	metrics_server_stop(d.metrics);
 	wait_probe(&d);
 	for (unsigned int i = 0; i < started; i++) {
 		worker_join(d.workers[i]);
