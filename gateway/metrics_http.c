@@ -1,6 +1,7 @@
 #include "metrics_http.h"
 #include "account_tally.h"
 #include "config.h"
+#include "http_host.h"
 #include "ledger.h"
 #include "log.h"
 #include "metrics_text.h"
@@ -187,32 +188,13 @@ static void write_status(struct metrics_server *m, FILE *f)
 	free(copies);
 }
 
-/* The Host header names this server by address (or localhost), not by a
- * DNS name that an attacker's page could point at us. Absent: HTTP/1.0. */
+/* The Host header names this server by address (http_host.h). Absent:
+ * HTTP/1.0. */
 static bool host_ok(struct MHD_Connection *c)
 {
 	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-	char name[INET6_ADDRSTRLEN + 1];
-	struct mf_addr a;
-	const char *end;
-	size_t n;
 
-	if (h == NULL)
-		return true;
-	if (h[0] == '[') {
-		h++;
-		end = strchr(h, ']');
-	} else {
-		end = strchr(h, ':');
-		if (end == NULL)
-			end = h + strlen(h);
-	}
-	if (end == NULL || (size_t)(end - h) >= sizeof(name))
-		return false;
-	n = (size_t)(end - h);
-	memcpy(name, h, n);
-	name[n] = '\0';
-	return strcasecmp(name, "localhost") == 0 || mf_addr_parse(name, &a) == MF_OK;
+	return h == NULL || http_host_is_literal(h);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -244,6 +226,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return send_text(c, MHD_HTTP_NOT_FOUND, "not found: /, /metrics, /api/status\n");
 }
 
+/* libmicrohttpd's own messages, to our log. */
+__attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char buf[256];
@@ -266,12 +250,12 @@ static void try_listen(struct metrics_server *m)
 	if (m->addr.sa.sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	m->mhd = MHD_start_daemon(flags, ntohs(m->addr.in.sin_port), NULL, NULL, on_request, m,
+				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				  MHD_OPTION_SOCK_ADDR, &m->addr.sa,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_MAX_CONNECTIONS,
 				  MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 				  (unsigned int)HTTP_MAX_PER_ADDRESS,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_TIMEOUT_S,
-				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				  MHD_OPTION_END);
 	if (m->mhd != NULL) {
 		mf_log_info("metrics listen=%s", m->addr_text);
