@@ -220,6 +220,10 @@ s.quit()
     assert r == {}
 
     after = wait_idle(lab)
+    # A session's conn line is written just after its counters close it.
+    deadline = time.monotonic() + 10
+    while len(gw.conns()) - conn_mark < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
     conns = gw.conns()[conn_mark:]
     assert len(conns) == 8, conns  # 4 IMAP, 2 POP3, 1 submission, 1 SMTP
 
