@@ -403,6 +403,9 @@ CHROMIUM_FLAGS = [
     "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication,"
     "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions",
     "--dns-prefetch-disable", "--hide-scrollbars", "--window-size=1280,1100",
+    # No name resolves: whatever a background feature might still try
+    # to reach by name fails before any packet is made.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--virtual-time-budget=8000",
 ]
 
@@ -411,6 +414,12 @@ def chromium(lab, tmp_path, *args):
     exe = shutil.which("chromium")
     if exe is None:
         pytest.fail("chromium is not installed (make deps installs it)")
+    # The router namespace has no default route: an address outside the
+    # lab is unreachable from where Chromium runs.
+    for fam in ("-4", "-6"):
+        routes = lab.run("router", ["ip", fam, "route", "show", "default"],
+                         capture_output=True, text=True, check=True).stdout
+        assert routes.strip() == "", routes
     profile = tmp_path / "chromium-profile"
     profile.mkdir(exist_ok=True)
     env = dict(os.environ, HOME=str(tmp_path))
