@@ -105,6 +105,14 @@ void stats_login(struct stats_shard *sh, enum stats_proto p, enum stats_backend 
 		stats_hist_observe(&sh->login_latency[p], &stats_login_latency_spec, latency_us);
 }
 
+void stats_smtp_txn(struct stats_shard *sh, enum stats_backend b, bool accepted,
+		    unsigned int rcpts, unsigned int refused)
+{
+	stats_add(&sh->smtp_txns[b][accepted ? 0 : 1], 1);
+	stats_add(&sh->smtp_rcpts[b][0], rcpts);
+	stats_add(&sh->smtp_rcpts[b][1], refused);
+}
+
 static struct stats_copy_slot *copy_slot(struct stats *st, unsigned int slot)
 {
 	return slot < st->n_copy_slots ? &st->copy_slots[slot] : NULL;
@@ -247,6 +255,11 @@ void stats_snapshot(const struct stats *st, struct stats_snapshot *out,
 				out->bytes[p][d] += rd(&sh->bytes[p][d]);
 			hist_add(&out->login_latency[p], &sh->login_latency[p]);
 		}
+		for (unsigned int b = 0; b < STATS_BACKEND_COUNT; b++)
+			for (unsigned int i = 0; i < 2; i++) {
+				out->smtp_txns[b][i] += rd(&sh->smtp_txns[b][i]);
+				out->smtp_rcpts[b][i] += rd(&sh->smtp_rcpts[b][i]);
+			}
 		out->copies_started += rd(&sh->copies_started);
 		for (unsigned int r = 0; r < STATS_COPY_RESULT_COUNT; r++)
 			out->copies_done[r] += rd(&sh->copies_done[r]);

@@ -246,6 +246,8 @@ s.quit()
         key("mailferry_sessions_relayed_total", protocol="imap", backend="destination"): 1,
         key("mailferry_sessions_relayed_total", protocol="pop3", backend="source"): 1,
         key("mailferry_sessions_relayed_total", protocol="submission", backend="source"): 1,
+        key("mailferry_smtp_transactions_total", backend="source", result="accepted"): 1,
+        key("mailferry_smtp_recipients_total", backend="source", result="routed"): 1,
     }
     # Bytes: exactly what the sessions' own conn lines say, per protocol.
     port_proto = {"143": "imap", "110": "pop3", "587": "submission", "25": "smtp"}
