@@ -163,9 +163,14 @@ static void run_advance(struct stats_copy *c, struct stats_shard *sh, uint64_t m
 	}
 }
 
-void stats_copy_progress(struct stats *st, unsigned int slot, struct stats_shard *sh,
-			 uint64_t messages, uint64_t bytes, uint64_t planned,
-			 unsigned int folder_index, unsigned int folder_count)
+/* Where a run stands; folders NULL: keep the last report's plan and folder. */
+struct copy_where {
+	uint64_t planned;
+	unsigned int folder_index, folder_count;
+};
+
+static void copy_update(struct stats *st, unsigned int slot, struct stats_shard *sh,
+			uint64_t messages, uint64_t bytes, const struct copy_where *where)
 {
 	struct stats_copy_slot *cs = copy_slot(st, slot);
 
@@ -175,24 +180,27 @@ void stats_copy_progress(struct stats *st, unsigned int slot, struct stats_shard
 	run_advance(&cs->c, sh, messages, bytes);
 	cs->c.messages = messages;
 	cs->c.bytes = bytes;
-	cs->c.planned = planned;
-	cs->c.folder_index = folder_index;
-	cs->c.folder_count = folder_count;
+	if (where != NULL) {
+		cs->c.planned = where->planned;
+		cs->c.folder_index = where->folder_index;
+		cs->c.folder_count = where->folder_count;
+	}
 	pthread_mutex_unlock(&cs->lock);
+}
+
+void stats_copy_progress(struct stats *st, unsigned int slot, struct stats_shard *sh,
+			 uint64_t messages, uint64_t bytes, uint64_t planned,
+			 unsigned int folder_index, unsigned int folder_count)
+{
+	const struct copy_where where = { planned, folder_index, folder_count };
+
+	copy_update(st, slot, sh, messages, bytes, &where);
 }
 
 void stats_copy_run_end(struct stats *st, unsigned int slot, struct stats_shard *sh,
 			uint64_t messages, uint64_t bytes)
 {
-	struct stats_copy_slot *cs = copy_slot(st, slot);
-
-	if (cs == NULL)
-		return;
-	pthread_mutex_lock(&cs->lock);
-	run_advance(&cs->c, sh, messages, bytes);
-	cs->c.messages = messages;
-	cs->c.bytes = bytes;
-	pthread_mutex_unlock(&cs->lock);
+	copy_update(st, slot, sh, messages, bytes, NULL);
 }
 
 void stats_copy_end(struct stats *st, unsigned int slot, struct stats_shard *sh,
