@@ -63,6 +63,30 @@ static const char *const nft_says[NFT_RULES] = {
 	"[ payload load 2b @ transport header + 2 => reg 1 ] "
 	"[ lookup reg 1 set ports 0x0 ] "
 	"[ ct load state => reg 1 ] [ bitwise reg 1 = ( reg 1 & 0x00000008 ) ^ 0x00000000 ] "
+	"[ cmp neq reg 1 0x00000000 ] [ ct load mark => reg 1 ] [ cmp neq reg 1 0x4d470002 ] "
+	"[ payload load 4b @ network header + 12 => reg 1 ] "
+	"[ payload load 2b @ transport header + 2 => reg 9 ] "
+	"[ dynset update reg_key 1 set direct4 timeout 0ms ]",
+
+	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] "
+	"[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x0000000a ] "
+	"[ payload load 16b @ network header + 24 => reg 1 ] "
+	"[ lookup reg 1 set sources6 0x0 ] "
+	"[ payload load 2b @ transport header + 2 => reg 1 ] "
+	"[ lookup reg 1 set ports 0x0 ] "
+	"[ ct load state => reg 1 ] [ bitwise reg 1 = ( reg 1 & 0x00000008 ) ^ 0x00000000 ] "
+	"[ cmp neq reg 1 0x00000000 ] [ ct load mark => reg 1 ] [ cmp neq reg 1 0x4d470002 ] "
+	"[ payload load 16b @ network header + 8 => reg 1 ] "
+	"[ payload load 2b @ transport header + 2 => reg 2 ] "
+	"[ dynset update reg_key 1 set direct6 timeout 0ms ]",
+
+	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] "
+	"[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x00000002 ] "
+	"[ payload load 4b @ network header + 16 => reg 1 ] "
+	"[ lookup reg 1 set sources4 0x0 ] "
+	"[ payload load 2b @ transport header + 2 => reg 1 ] "
+	"[ lookup reg 1 set ports 0x0 ] "
+	"[ ct load state => reg 1 ] [ bitwise reg 1 = ( reg 1 & 0x00000008 ) ^ 0x00000000 ] "
 	"[ cmp neq reg 1 0x00000000 ] [ immediate reg 1 0x4d470002 ] [ ct set mark with reg 1 ]",
 
 	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] "
@@ -311,10 +335,10 @@ static void build_counts_messages(void **state)
 	mf_config_defaults(&cfg);
 	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
 	assert_int_equal(nft_ruleset_build(&b, &cfg, &open_gate, err, sizeof(err)), MF_OK);
-	/* create+delete old, table, 6 sets, ports only (no sources or
+	/* create+delete old, table, 8 sets, ports only (no sources or
 	 * clients by default: empty element lists are not sent), chain,
-	 * 6 rules, gate chain, 4 rules. */
-	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 1 + 1 + 6 + 1 + 4);
+	 * 8 rules, gate chain, 4 rules. */
+	assert_int_equal(b.n_msgs, 2 + 1 + 8 + 1 + 1 + 8 + 1 + 4);
 	assert_false(b.overflow);
 	nft_batch_free(&b);
 
@@ -322,12 +346,12 @@ static void build_counts_messages(void **state)
 		   "clients = 198.18.1.0/24, 2001:db8:1::/64\n");
 	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
 	assert_int_equal(nft_ruleset_build(&b, &cfg, &open_gate, err, sizeof(err)), MF_OK);
-	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 5 + 1 + 6 + 1 + 4);
+	assert_int_equal(b.n_msgs, 2 + 1 + 8 + 5 + 1 + 8 + 1 + 4);
 	nft_batch_free(&b);
 	/* Installed closed: one more message, tcp into fail_closed. */
 	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
 	assert_int_equal(nft_ruleset_build(&b, &cfg, &closed_gate, err, sizeof(err)), MF_OK);
-	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 5 + 1 + 1 + 6 + 1 + 4);
+	assert_int_equal(b.n_msgs, 2 + 1 + 8 + 5 + 1 + 1 + 8 + 1 + 4);
 	nft_batch_free(&b);
 }
 
