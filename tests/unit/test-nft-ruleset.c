@@ -6,12 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "mf.h"
 #include "nft_batch.h"
 #include "nft_chain.h"
+#include "nft_direct.h"
 #include "nft_gate.h"
+#include "nft_direct.h"
 #include "nft_ruleset.h"
 
 #include <libnftnl/rule.h>
@@ -324,6 +327,38 @@ static void record_decode_xt(void **state)
 	assert_int_equal(nft_record_decode_xt(both, 24, &xt), MF_ERROR);
 }
 
+/* Keys of direct4/direct6 as the kernel hands them back: address, port in
+ * network order, two bytes of register padding; anything else is refused. */
+static void direct_keys_decode(void **state)
+{
+	const uint8_t k4[8] = { 198, 18, 1, 2, 0, 143, 0, 0 };
+	uint8_t k6[20] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1 };
+	const uint8_t padded[8] = { 198, 18, 1, 2, 0, 25, 0, 1 };
+	struct nft_direct_count c;
+	char text[MF_ADDRSTRLEN];
+
+	(void)state;
+	assert_int_equal(nft_direct_decode(k4, sizeof(k4), 7, &c), MF_OK);
+	assert_int_equal(c.client.family, AF_INET);
+	mf_addr_format(&c.client, text, sizeof(text));
+	assert_string_equal(text, "198.18.1.2");
+	assert_int_equal(c.port, 143);
+	assert_int_equal(c.flows, 7);
+	k6[15] = 2;
+	k6[16] = 0x02;
+	k6[17] = 0x4b; /* 587 */
+	assert_int_equal(nft_direct_decode(k6, sizeof(k6), 1, &c), MF_OK);
+	assert_int_equal(c.client.family, AF_INET6);
+	mf_addr_format(&c.client, text, sizeof(text));
+	assert_string_equal(text, "2001:db8:1::2");
+	assert_int_equal(c.port, 587);
+	/* Hostile shapes: every other length, and junk in the padding. */
+	for (uint32_t len = 0; len <= 20; len++)
+		if (len != 8 && len != 20)
+			assert_int_equal(nft_direct_decode(k6, len, 1, &c), MF_ERROR);
+	assert_int_equal(nft_direct_decode(padded, sizeof(padded), 1, &c), MF_ERROR);
+}
+
 static void build_counts_messages(void **state)
 {
 	struct nl_sock sock = { 0 }; /* sequence numbers only: never sent */
@@ -399,6 +434,7 @@ int main(void)
 		cmocka_unit_test(overlapping_clients_are_refused),
 		cmocka_unit_test(record_decode),
 		cmocka_unit_test(build_counts_messages),
+		cmocka_unit_test(direct_keys_decode),
 		cmocka_unit_test(build_refuses_overlapping_clients),
 		cmocka_unit_test(batch_overflow_fails_before_sending),
 	};
