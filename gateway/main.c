@@ -361,8 +361,12 @@ int main(int argc, char **argv)
 			syn_gate_release(&gate);
 			/* No copy starts while sessions drain; queued
 			 * passwords are wiped now. */
-			if (d.migrate)
+			if (d.migrate) {
 				login_queue_stop(&d.logins);
+				/* A copy stops at its next checkpoint, so a
+				 * successor can take the account over. */
+				migrator_cancel(d.migrator);
+			}
 			atomic_store(&d.stopping, true);
 			daemon_wake_workers(&d);
 			break;
