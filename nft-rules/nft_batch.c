@@ -129,6 +129,13 @@ void nft_batch_free(struct nft_batch *b)
 int nft_batch_prerouting_chain(struct nft_batch *b, const char *table, const char *name,
 			       int32_t prio, const char *what)
 {
+	return nft_batch_prerouting_chain_family(b, NFPROTO_INET, table, name, prio, what);
+}
+
+int nft_batch_prerouting_chain_family(struct nft_batch *b, uint16_t family,
+				      const char *table, const char *name,
+				      int32_t prio, const char *what)
+{
 	struct nftnl_chain *c = nftnl_chain_alloc();
 	struct nlmsghdr *nlh;
 
@@ -143,7 +150,7 @@ int nft_batch_prerouting_chain(struct nft_batch *b, const char *table, const cha
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_PRE_ROUTING);
 	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-	nlh = nft_batch_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, what);
+	nlh = nft_batch_msg_family(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, what);
 	nftnl_chain_nlmsg_build_payload(nlh, c);
 	nft_batch_next(b);
 	nftnl_chain_free(c);

@@ -54,6 +54,12 @@ void nft_batch_next(struct nft_batch *b);
 int nft_batch_prerouting_chain(struct nft_batch *b, const char *table, const char *name,
 			       int32_t prio, const char *what);
 
+/* The same in a table of family (NFPROTO_BRIDGE for bridge mode's table;
+ * the bridge's prerouting hook has the same number as inet's). */
+int nft_batch_prerouting_chain_family(struct nft_batch *b, uint16_t family,
+				      const char *table, const char *name,
+				      int32_t prio, const char *what);
+
 /* Sends the batch. With commit false the batch-end message is left out:
  * the kernel then checks every message and throws the transaction away
  * (how nft --check works), which is what feature probes need.

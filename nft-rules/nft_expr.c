@@ -191,3 +191,22 @@ void nft_expr_ct_set(struct nft_rule_builder *rb, uint32_t key)
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
 	nftnl_rule_add_expr(rb->rule, e);
 }
+
+void nft_expr_payload_write(struct nft_rule_builder *rb, uint32_t base,
+			    uint32_t offset, uint32_t len)
+{
+	struct nftnl_expr *e = expr_new(rb, "payload");
+
+	if (e == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+	/* No checksum to fix in a MAC address; sent as nft sends them, so
+	 * the rule reads back the same. */
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_CSUM_TYPE, NFT_PAYLOAD_CSUM_NONE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_CSUM_OFFSET, 0);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_FLAGS, 0);
+	nftnl_rule_add_expr(rb->rule, e);
+}
