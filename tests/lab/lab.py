@@ -94,7 +94,8 @@ class Lab:
 
     def __init__(self, net_only: bool = False, users: int = 0, prefix: str | None = None,
                  lab_dir: str | os.PathLike | None = None, keep: bool | None = None,
-                 up_timeout: float = 90.0, bridge: bool = False):
+                 up_timeout: float = 90.0, bridge: bool = False,
+                 bridge_addr: bool = True):
         n = next(_counter)
         if prefix is None:
             base = os.environ.get("LAB_PREFIX") or f"mfl{os.getpid()}-"
@@ -105,6 +106,8 @@ class Lab:
         # bridge: client and old share a subnet across the router namespace's br0,
         # new is routed behind it (lab.sh up --bridge); addresses come from lab.env.
         self.bridge = bridge
+        # bridge_addr False: br0 gets no address, only routes to the subnet.
+        self.bridge_addr = bridge_addr
         self.users = int(users)
         self.keep = (os.environ.get("LAB_KEEP") == "1") if keep is None else keep
         self.up_timeout = up_timeout
@@ -128,6 +131,7 @@ class Lab:
         env = dict(os.environ)
         env.update(LAB_PREFIX=self.prefix, LAB_DIR=self.lab_dir, LAB_USERS=str(self.users))
         env["LAB_KEEP"] = "1" if self.keep else "0"
+        env["BRIDGE_ADDR"] = "yes" if self.bridge_addr else "none"
         return env
 
     def start(self) -> "Lab":
