@@ -139,9 +139,10 @@ test: deps
 check: all unit unit-asan unit-pg e2e
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
+# make demo MODE=bridge: the same on the bridge-mode lab (issue 7).
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
-	tests/lab/demo.sh
+	tests/lab/demo.sh $(if $(filter bridge,$(MODE)),--bridge)
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all

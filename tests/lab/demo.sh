@@ -3,7 +3,18 @@
 # server; the router's nftables rules divert the flow into mailferryd, which
 # relays it from the client's own address. Everything happens in network
 # namespaces made for this run and removed at the end, also on failure.
+#
+#   demo.sh            router mode (the default lab)
+#   demo.sh --bridge   bridge mode (make demo MODE=bridge): the gateway is a
+#                      transparent bridge between the client and the old
+#                      server, which share one subnet
 set -euo pipefail
+BRIDGE=0
+case ${1:-} in
+    --bridge) BRIDGE=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--bridge]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 export LAB_PREFIX=mfl$$-
@@ -20,8 +31,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "Lab: client 198.18.1.2 -- router -- old 198.18.11.2 / new 198.18.11.3 (Dovecot + Postfix)"
-tests/lab/lab.sh up 2>&1 | tail -1
+if (( BRIDGE )); then
+    step "Lab: client 198.18.1.2 == bridge br0 (router namespace) == old 198.18.1.11, one subnet; new 198.18.11.3 routed behind it"
+    tests/lab/lab.sh up --bridge 2>&1 | tail -1
+else
+    step "Lab: client 198.18.1.2 -- router -- old 198.18.11.2 / new 198.18.11.3 (Dovecot + Postfix)"
+    tests/lab/lab.sh up 2>&1 | tail -1
+fi
 # shellcheck disable=SC1091
 source "$LAB_DIR/lab.env"
 R() { ip netns exec "$NS_ROUTER" "$@"; }
@@ -35,6 +51,7 @@ sources = $OLD4, $OLD6
 ports = 25, 110, 143, 465, 587, 993, 995
 clients = $CLIENT_NET4, $CLIENT_NET6
 destination = $NEW4, $NEW6
+$( ((BRIDGE)) && printf 'mode = bridge\nbridge = br0' )
 [ledger]
 path = $LAB_DIR/ledger.db
 CONF
@@ -43,6 +60,11 @@ step "Install the interception rules on the router (netlink, one atomic batch)"
 R build/mailferry -c "$LAB_DIR/mailferry.conf" rules install
 R build/mailferry -c "$LAB_DIR/mailferry.conf" rules status
 R nft list chain inet mailferry prerouting | sed 's/^/    /'
+if (( BRIDGE )); then
+    step "Bridge mode: mail frames between clients and the old server go up to the router's IP stack"
+    R nft list chain bridge mailferry prerouting | sed 's/^/    /'
+    R sysctl net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
+fi
 
 step "Start mailferryd on the router"
 ip netns exec "$NS_ROUTER" build/mailferryd -c "$LAB_DIR/mailferry.conf" >"$LAB_DIR/mailferryd.log" 2>&1 </dev/null &
@@ -74,6 +96,13 @@ echo "new server's Dovecot: $(tail -c +"$((mark_new + 1))" "$DOVECOT_LOG_NEW" | 
 C curl -sS --max-time 10 "imap://$OLD4/" --user "carol:$PASS_carol" 2>&1 | head -1 || true
 grep " conn " "$LAB_DIR/mailferryd.log" | tail -2
 
+if (( BRIDGE )); then
+    step "Everything else crosses the bridge untouched: ping and ARP from the client to the old server"
+    C ip neigh flush dev eth0
+    C ping -c 1 -W 2 "$OLD4" | grep ttl= || true
+    echo "client's ARP entry for $OLD4: $(C ip neigh show "$OLD4") (old's own MAC: $(ip netns exec "$NS_OLD" cat /sys/class/net/eth0/address); bridge's: $BRIDGE_MAC)"
+fi
+
 step "Interception off for the client subnet: the same login goes straight to the source"
 R build/mailferry subnet del "$CLIENT_NET4"
 n=$(grep -c " conn " "$LAB_DIR/mailferryd.log")
@@ -89,4 +118,7 @@ echo "mailferryd exit status: $rc"
 tail -4 "$LAB_DIR/mailferryd.log"
 R build/mailferry -c "$LAB_DIR/mailferry.conf" rules remove
 echo "nft ruleset on the router now: '$(R nft list ruleset)'"
+if (( BRIDGE )); then
+    R sysctl net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
+fi
 step "Done; tearing the lab down"
