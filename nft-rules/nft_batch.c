@@ -126,6 +126,21 @@ void nft_batch_free(struct nft_batch *b)
 	b->buf = NULL;
 }
 
+void nft_batch_put_rules(struct nft_batch *b, uint16_t family,
+			 struct nftnl_rule **rules, unsigned int n,
+			 const char *const *what)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		struct nlmsghdr *nlh = nft_batch_msg_family(b, NFT_MSG_NEWRULE,
+							    NLM_F_CREATE | NLM_F_APPEND,
+							    family, what[i]);
+
+		nftnl_rule_nlmsg_build_payload(nlh, rules[i]);
+		nft_batch_next(b);
+		nftnl_rule_free(rules[i]);
+	}
+}
+
 int nft_batch_prerouting_chain(struct nft_batch *b, const char *table, const char *name,
 			       int32_t prio, const char *what)
 {

@@ -12,6 +12,8 @@
 
 #include "nl_sock.h"
 
+#include <libnftnl/rule.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,6 +61,12 @@ int nft_batch_prerouting_chain(struct nft_batch *b, const char *table, const cha
 int nft_batch_prerouting_chain_family(struct nft_batch *b, uint16_t family,
 				      const char *table, const char *name,
 				      int32_t prio, const char *what);
+
+/* Appends the n rules to their chain in table mailferry of family, one
+ * message each (what[i] describes rule i), and frees them. */
+void nft_batch_put_rules(struct nft_batch *b, uint16_t family,
+			 struct nftnl_rule **rules, unsigned int n,
+			 const char *const *what);
 
 /* Sends the batch. With commit false the batch-end message is left out:
  * the kernel then checks every message and throws the transaction away

@@ -183,15 +183,7 @@ int nft_bridge_build(struct nft_batch *b, const struct mf_config *cfg,
 		goto oom;
 	if (nft_bridge_rules(cfg, mac, rules) != MF_OK)
 		goto oom;
-	for (int i = 0; i < NFT_BRIDGE_RULES; i++) {
-		struct nlmsghdr *nlh = nft_batch_msg_family(b, NFT_MSG_NEWRULE,
-							    NLM_F_CREATE | NLM_F_APPEND,
-							    NFPROTO_BRIDGE, rule_what[i]);
-
-		nftnl_rule_nlmsg_build_payload(nlh, rules[i]);
-		nft_batch_next(b);
-		nftnl_rule_free(rules[i]);
-	}
+	nft_batch_put_rules(b, NFPROTO_BRIDGE, rules, NFT_BRIDGE_RULES, rule_what);
 	return MF_OK;
 oom:
 	return mf_err(err, errlen, "nftables: out of memory");

@@ -50,18 +50,29 @@ void nft_expr_socket_load(struct nft_rule_builder *rb, uint32_t key)
 	nftnl_rule_add_expr(rb->rule, e);
 }
 
-void nft_expr_payload_load(struct nft_rule_builder *rb, uint32_t base,
-			   uint32_t offset, uint32_t len)
+/* A payload expression on len bytes at offset of base: loading into
+ * register 1 (reg NFTNL_EXPR_PAYLOAD_DREG) or writing it there (SREG). */
+static struct nftnl_expr *payload(struct nft_rule_builder *rb, uint32_t base,
+				  uint32_t offset, uint32_t len, uint16_t reg)
 {
 	struct nftnl_expr *e = expr_new(rb, "payload");
 
 	if (e == NULL)
-		return;
+		return NULL;
+	nftnl_expr_set_u32(e, reg, NFT_REG_1);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-	nftnl_rule_add_expr(rb->rule, e);
+	return e;
+}
+
+void nft_expr_payload_load(struct nft_rule_builder *rb, uint32_t base,
+			   uint32_t offset, uint32_t len)
+{
+	struct nftnl_expr *e = payload(rb, base, offset, len, NFTNL_EXPR_PAYLOAD_DREG);
+
+	if (e != NULL)
+		nftnl_rule_add_expr(rb->rule, e);
 }
 
 static void cmp(struct nft_rule_builder *rb, uint32_t op, const void *data, uint32_t len)
@@ -195,14 +206,10 @@ void nft_expr_ct_set(struct nft_rule_builder *rb, uint32_t key)
 void nft_expr_payload_write(struct nft_rule_builder *rb, uint32_t base,
 			    uint32_t offset, uint32_t len)
 {
-	struct nftnl_expr *e = expr_new(rb, "payload");
+	struct nftnl_expr *e = payload(rb, base, offset, len, NFTNL_EXPR_PAYLOAD_SREG);
 
 	if (e == NULL)
 		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
 	/* No checksum to fix in a MAC address; sent as nft sends them, so
 	 * the rule reads back the same. */
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_CSUM_TYPE, NFT_PAYLOAD_CSUM_NONE);

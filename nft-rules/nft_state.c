@@ -24,9 +24,17 @@ static int query_failed(const struct nl_error *e, const char *what, char *err,
 	return mf_err(err, errlen, "nftables: reading %s: %s", what, why);
 }
 
+/* Whether table mailferry exists; record() reads our record from its
+ * user data into data. */
+struct table_ctx {
+	void (*record)(const void *ud, uint32_t len, void *data);
+	void *data;
+	bool exists;
+};
+
 static int table_cb(const struct nlmsghdr *nlh, void *data)
 {
-	struct nft_table_info *t = data;
+	struct table_ctx *ctx = data;
 	struct nftnl_table *nt = nftnl_table_alloc();
 	const void *ud;
 	uint32_t len = 0;
@@ -40,17 +48,32 @@ static int table_cb(const struct nlmsghdr *nlh, void *data)
 		errno = EPROTO;
 		return MNL_CB_ERROR;
 	}
-	t->exists = true;
+	ctx->exists = true;
 	ud = nftnl_table_get_data(nt, NFTNL_TABLE_USERDATA, &len);
-	t->has_record = ud != NULL && nft_record_decode(ud, len, &t->rec) == MF_OK;
-	t->has_xt = ud != NULL && nft_record_decode_xt(ud, len, &t->xt) == MF_OK;
+	if (ud != NULL)
+		ctx->record(ud, len, ctx->data);
 	nftnl_table_free(nt);
 	return MNL_CB_OK;
 }
 
-/* Asks for table mailferry of family; cb fills data. *exists_r false
- * (MF_OK) when there is none. */
-static int get_table(struct nl_sock *s, uint16_t family, mnl_cb_t cb, void *data,
+static void inet_record(const void *ud, uint32_t len, void *data)
+{
+	struct nft_table_info *t = data;
+
+	t->has_record = nft_record_decode(ud, len, &t->rec) == MF_OK;
+	t->has_xt = nft_record_decode_xt(ud, len, &t->xt) == MF_OK;
+}
+
+static void bridge_record(const void *ud, uint32_t len, void *data)
+{
+	struct nft_bridge_info *t = data;
+
+	t->has_record = nft_bridge_record_decode(ud, len, &t->saved) == MF_OK;
+}
+
+/* Asks for table mailferry of family; ctx->exists false (MF_OK) when
+ * there is none. */
+static int get_table(struct nl_sock *s, uint16_t family, struct table_ctx *ctx,
 		     char *err, size_t errlen)
 {
 	char buf[NL_REQ_SIZE] = { 0 }; /* no stray bytes in padding */
@@ -69,44 +92,23 @@ static int get_table(struct nl_sock *s, uint16_t family, mnl_cb_t cb, void *data
 	nftnl_table_free(ref);
 	/* EAFNOSUPPORT: a kernel without nftables for bridges has no
 	 * bridge table either. */
-	if (nl_sock_dump(s, nlh, cb, data, &e) == MF_OK || e.error == ENOENT ||
+	if (nl_sock_dump(s, nlh, table_cb, ctx, &e) == MF_OK || e.error == ENOENT ||
 	    (family != NFPROTO_INET && e.error == EAFNOSUPPORT))
 		return MF_OK;
 	return query_failed(&e, "table", err, errlen);
 }
 
-static int bridge_table_cb(const struct nlmsghdr *nlh, void *data)
-{
-	struct nft_bridge_info *t = data;
-	struct nftnl_table *nt = nftnl_table_alloc();
-	const void *ud;
-	uint32_t len = 0;
-
-	if (nt == NULL) {
-		errno = ENOMEM;
-		return MNL_CB_ERROR;
-	}
-	if (nftnl_table_nlmsg_parse(nlh, nt) < 0) {
-		nftnl_table_free(nt);
-		errno = EPROTO;
-		return MNL_CB_ERROR;
-	}
-	t->exists = true;
-	ud = nftnl_table_get_data(nt, NFTNL_TABLE_USERDATA, &len);
-	t->has_record = ud != NULL &&
-			nft_bridge_record_decode(ud, len, &t->saved) == MF_OK;
-	nftnl_table_free(nt);
-	return MNL_CB_OK;
-}
-
 int nft_state_table(struct nl_sock *s, struct nft_table_info *t_r, char *err,
 		    size_t errlen)
 {
+	struct table_ctx ctx = { .record = inet_record, .data = t_r };
+
 	memset(t_r, 0, sizeof(*t_r));
-	if (get_table(s, NFPROTO_INET, table_cb, t_r, err, errlen) != MF_OK)
+	if (get_table(s, NFPROTO_INET, &ctx, err, errlen) != MF_OK)
 		return MF_ERROR;
-	if (!t_r->exists)
+	if (!ctx.exists)
 		memset(t_r, 0, sizeof(*t_r));
+	t_r->exists = ctx.exists;
 	return MF_OK;
 }
 
@@ -355,15 +357,17 @@ int nft_state_bridge(struct nl_sock *s, const struct mf_config *cfg,
 		     const uint8_t *mac, struct nft_bridge_info *t_r, char *err,
 		     size_t errlen)
 {
+	struct table_ctx ctx = { .record = bridge_record, .data = t_r };
 	struct nftnl_rule *want[NFT_BRIDGE_RULES];
 
 	memset(t_r, 0, sizeof(*t_r));
-	if (get_table(s, NFPROTO_BRIDGE, bridge_table_cb, t_r, err, errlen) != MF_OK)
+	if (get_table(s, NFPROTO_BRIDGE, &ctx, err, errlen) != MF_OK)
 		return MF_ERROR;
-	if (!t_r->exists) {
+	if (!ctx.exists) {
 		memset(t_r, 0, sizeof(*t_r));
 		return MF_OK;
 	}
+	t_r->exists = true;
 	if (state_chain(s, NFPROTO_BRIDGE, NFT_BRIDGE_CHAIN, NFT_PRIO_BRIDGE,
 			&t_r->chain_ok, err, errlen) != MF_OK)
 		return MF_ERROR;

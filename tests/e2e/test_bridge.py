@@ -358,26 +358,17 @@ def test_vlan_tagged_mail_frames_cross_untouched(blab, tmp_path):
     the frames are written raw.)"""
     lab = blab
     with running(lab, str(tmp_path), intercept=BRIDGE, **FRONTS) as g:
-        cap = lab.popen("old", ["tcpdump", "-i", "eth0", "-nn", "-e", "-l", "-U",
-                                "(vlan 100 and tcp dst port 143) or "
-                                "(not vlan and tcp dst port 143 and src host %s)" % lab.CLIENT4],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cap = Capture(lab, "(vlan 100 and tcp dst port 143) or "
+                           "(not vlan and tcp dst port 143 and src host %s)" % lab.CLIENT4)
         try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                line = cap.stderr.readline()
-                if "listening on" in line or not line:
-                    break
             src, dst = mac_of(lab, "client"), mac_of(lab, "old")
             lab.py_json("client", RAW_SEND, frames=[
                 frame(src, dst, lab.CLIENT4, lab.OLD4, vlan=100).hex(),
                 frame(src, dst, lab.CLIENT4, lab.OLD4).hex()])
             time.sleep(1)
         finally:
-            cap.send_signal(signal.SIGINT)
-            out, _ = cap.communicate(timeout=10)
-        seen = [l for l in out.splitlines() if " > " in l]
-        assert len(seen) == 1, out
+            seen = cap.stop()
+        assert len(seen) == 1, seen
         assert "vlan 100" in seen[0] and "%s.40143 > %s.143" % (lab.CLIENT4, lab.OLD4) in seen[0]
         # The untagged SYN went to the listener (whose SYN-ACK the client resets).
         g.wait_log(r"syn_gate accepted=[1-9]")
@@ -450,13 +441,10 @@ def test_rules_remove_restores_a_plain_bridge(blab, tmp_path):
 # --- 5. fail-closed -------------------------------------------------------------
 
 class Capture:
-    """tcpdump on old: any client packet to a mail port (IPv4 SYNs, any IPv6
-    packet: pcap's tcp[] offsets are IPv4 only)."""
+    """tcpdump on old's eth0 (with link-level headers: VLAN tags show)."""
 
-    def __init__(self, lab):
-        self.p = lab.popen("old", ["tcpdump", "-i", "eth0", "-nn", "-l", "-U",
-                                   "(dst port 143 or dst port 110 or dst port 25) and "
-                                   "(src host %s or src host %s)" % (lab.CLIENT4, lab.CLIENT6)],
+    def __init__(self, lab, pcap_filter):
+        self.p = lab.popen("old", ["tcpdump", "-i", "eth0", "-nn", "-e", "-l", "-U", pcap_filter],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -495,7 +483,9 @@ def test_daemon_stopped_after_migration_fail_closed(blab, tmp_path):
         g.cli("accounts", "set-state", "bob", "MIGRATED", "--reason", "bridge test")
         g.wait_log(r"fail_mode switched mode=closed fail=auto", timeout=10)
         assert g.stop() == 0
-        cap = Capture(lab)
+        # Any client packet to a mail port of old.
+        cap = Capture(lab, "(dst port 143 or dst port 110 or dst port 25) and "
+                           "(src host %s or src host %s)" % (lab.CLIENT4, lab.CLIENT6))
         try:
             got = lab.py_json("client", CONNECT, v4=lab.OLD4, v6=lab.OLD6, timeout=60)
         finally:

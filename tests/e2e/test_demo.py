@@ -6,11 +6,16 @@ import subprocess
 from mfgateway import ROOT
 
 
-def test_demo_runs_and_shows_interception():
-    r = subprocess.run([os.path.join(ROOT, "tests", "lab", "demo.sh")], capture_output=True,
-                       text=True, timeout=180, cwd=ROOT)
+def run_demo(*args):
+    """demo.sh's output; it must succeed."""
+    r = subprocess.run([os.path.join(ROOT, "tests", "lab", "demo.sh"), *args],
+                       capture_output=True, text=True, timeout=180, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    out = r.stdout
+    return r.stdout
+
+
+def test_demo_runs_and_shows_interception():
+    out = run_demo()
     assert "rules: installed" in out
     assert "INBOX" in out
     assert "conn client=198.18.1.2:" in out and "up=198.18.1.2:" in out
@@ -25,10 +30,7 @@ def test_demo_runs_and_shows_interception():
 
 
 def test_demo_bridge_mode():
-    r = subprocess.run([os.path.join(ROOT, "tests", "lab", "demo.sh"), "--bridge"],
-                       capture_output=True, text=True, timeout=180, cwd=ROOT)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    out = r.stdout
+    out = run_demo("--bridge")
     assert "rules: installed" in out
     assert "bridge mode: table bridge mailferry on br0" in out
     assert "meta pkttype set host ether daddr set 02:6d:66:62:72:30 accept" in out

@@ -173,7 +173,10 @@ do_down() {
 }
 
 # ---------------------------------------------------------------- network
-net_up() {
+# The four namespaces, forwarding on the router, and the veth pairs: created inside the
+# router namespace with the peer directly in the other namespace, so that no interface
+# ever exists in the root namespace.
+ns_and_veths() {
     local ns
     for ns in "${ALL_NS[@]}"; do
         ip netns add "$ns"
@@ -184,12 +187,23 @@ net_up() {
         ip -n "$ns" link set lo up
     done
     nsx "$NS_ROUTER" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 >/dev/null
-
-    # veth pairs are created inside the router namespace with the peer directly in the
-    # other namespace: no interface ever exists in the root namespace.
     ip -n "$NS_ROUTER" link add rcl type veth peer name eth0 netns "$NS_CLIENT"
     ip -n "$NS_ROUTER" link add rold type veth peer name eth0 netns "$NS_OLD"
     ip -n "$NS_ROUTER" link add rnew type veth peer name eth0 netns "$NS_NEW"
+}
+
+host_net() { # ns ip4 ip6 [gw4 gw6]: eth0 of a host namespace, its default routes
+    ip -n "$1" -b - <<EOF
+addr add $2/24 dev eth0
+addr add $3/64 dev eth0 nodad
+link set eth0 up
+${4:+route add default via $4}
+${5:+route add default via $5}
+EOF
+}
+
+net_up() {
+    ns_and_veths
     ip -n "$NS_ROUTER" link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
     ip -n "$NS_ROUTER" link set rold master br0
     ip -n "$NS_ROUTER" link set rnew master br0
@@ -204,27 +218,9 @@ link set rold up
 link set rnew up
 link set br0 up
 EOF
-    ip -n "$NS_CLIENT" -b - <<EOF
-addr add $CLIENT4/24 dev eth0
-addr add $CLIENT6/64 dev eth0 nodad
-link set eth0 up
-route add default via $ROUTER_CLIENT4
-route add default via $ROUTER_CLIENT6
-EOF
-    ip -n "$NS_OLD" -b - <<EOF
-addr add $OLD4/24 dev eth0
-addr add $OLD6/64 dev eth0 nodad
-link set eth0 up
-route add default via $ROUTER_SERVER4
-route add default via $ROUTER_SERVER6
-EOF
-    ip -n "$NS_NEW" -b - <<EOF
-addr add $NEW4/24 dev eth0
-addr add $NEW6/64 dev eth0 nodad
-link set eth0 up
-route add default via $ROUTER_SERVER4
-route add default via $ROUTER_SERVER6
-EOF
+    host_net "$NS_CLIENT" "$CLIENT4" "$CLIENT6" "$ROUTER_CLIENT4" "$ROUTER_CLIENT6"
+    host_net "$NS_OLD" "$OLD4" "$OLD6" "$ROUTER_SERVER4" "$ROUTER_SERVER6"
+    host_net "$NS_NEW" "$NEW4" "$NEW6" "$ROUTER_SERVER4" "$ROUTER_SERVER6"
 }
 
 # Bridge-mode topology (issue 7): the router namespace is a transparent L2 bridge br0
@@ -241,20 +237,9 @@ set_bridge_addrs() {
 }
 
 net_up_bridge() {
-    local ns
-    for ns in "${ALL_NS[@]}"; do
-        ip netns add "$ns"
-        nsx "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
-            net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
-            net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 >/dev/null
-        ip -n "$ns" link set lo up
-    done
-    # Forwarding: the gateway routes to new, and (fail-open, subnet off while a flow
-    # lives) forwards mail flows it took up from the bridge back onto it.
-    nsx "$NS_ROUTER" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 >/dev/null
-    ip -n "$NS_ROUTER" link add rcl type veth peer name eth0 netns "$NS_CLIENT"
-    ip -n "$NS_ROUTER" link add rold type veth peer name eth0 netns "$NS_OLD"
-    ip -n "$NS_ROUTER" link add rnew type veth peer name eth0 netns "$NS_NEW"
+    # Forwarding (ns_and_veths): the gateway routes to new, and (fail-open, subnet off
+    # while a flow lives) forwards mail flows it took up from the bridge back onto it.
+    ns_and_veths
     ip -n "$NS_ROUTER" link add br0 address "$BRIDGE_MAC" type bridge stp_state 0 \
         forward_delay 0 mcast_snooping 0
     ip -n "$NS_ROUTER" link set rcl master br0
@@ -282,26 +267,11 @@ link set rnew up
 link set br0 up
 EOF
     fi
-    # Client and old: one subnet, no router between them.
-    ip -n "$NS_CLIENT" -b - <<EOF
-addr add $CLIENT4/24 dev eth0
-addr add $CLIENT6/64 dev eth0 nodad
-link set eth0 up
-EOF
-    ip -n "$NS_OLD" -b - <<EOF
-addr add $OLD4/24 dev eth0
-addr add $OLD6/64 dev eth0 nodad
-link set eth0 up
-EOF
-    # new answers the client addresses the gateway connects from (MIGRATED
-    # accounts' upstream legs) through the gateway.
-    ip -n "$NS_NEW" -b - <<EOF
-addr add $NEW4/24 dev eth0
-addr add $NEW6/64 dev eth0 nodad
-link set eth0 up
-route add default via $ROUTER_SERVER4
-route add default via $ROUTER_SERVER6
-EOF
+    # Client and old: one subnet, no router between them. new answers the client
+    # addresses the gateway connects from (MIGRATED accounts' upstream legs) through it.
+    host_net "$NS_CLIENT" "$CLIENT4" "$CLIENT6"
+    host_net "$NS_OLD" "$OLD4" "$OLD6"
+    host_net "$NS_NEW" "$NEW4" "$NEW6" "$ROUTER_SERVER4" "$ROUTER_SERVER6"
 }
 
 net_check_bridge() { # client -> old across the bridge, router -> new (bounded: ~10 s)

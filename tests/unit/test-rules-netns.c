@@ -302,8 +302,8 @@ static int count_elem(const struct nft_elem *e, void *data)
 	return MF_OK;
 }
 
-/* Elements in set fail_closed: 1 while fail-closed, 0 while open. */
-static unsigned int closed_elems(void)
+/* Elements in set name of table mailferry of family. */
+static unsigned int set_elems(uint16_t family, const char *name)
 {
 	struct nl_sock s;
 	struct nl_error e;
@@ -311,10 +311,16 @@ static unsigned int closed_elems(void)
 	char err[256] = "";
 
 	ok_or_fail(nl_sock_open(&s, NETLINK_NETFILTER, err, sizeof(err)), "open", err);
-	if (nft_set_dump(&s, "fail_closed", count_elem, &n, &e) != MF_OK)
-		fail_msg("dump fail_closed: errno %d", e.error);
+	if (nft_set_dump_family(&s, family, name, count_elem, &n, &e) != MF_OK)
+		fail_msg("dump %s: errno %d", name, e.error);
 	nl_sock_close(&s);
 	return n;
+}
+
+/* Elements in set fail_closed: 1 while fail-closed, 0 while open. */
+static unsigned int closed_elems(void)
+{
+	return set_elems(NFPROTO_INET, "fail_closed");
 }
 
 static void gate_mode_flips(void **state)
@@ -392,16 +398,7 @@ static const char *bridge_conf =
 /* Elements (start and end) in the bridge table's clients4. */
 static unsigned int bridge_clients4(void)
 {
-	struct nl_sock s;
-	struct nl_error e;
-	unsigned int n = 0;
-	char err[256] = "";
-
-	ok_or_fail(nl_sock_open(&s, NETLINK_NETFILTER, err, sizeof(err)), "open", err);
-	if (nft_set_dump_family(&s, NFPROTO_BRIDGE, "clients4", count_elem, &n, &e) != MF_OK)
-		fail_msg("dump bridge clients4: errno %d", e.error);
-	nl_sock_close(&s);
-	return n;
+	return set_elems(NFPROTO_BRIDGE, "clients4");
 }
 
 static void bridge_install_status_remove(void **state)
