@@ -502,6 +502,23 @@ def test_daemon_stopped_after_migration_fail_closed(blab, tmp_path):
         g.teardown()
 
 
+def test_daemon_stopped_fail_open_reaches_old_directly(blab, tmp_path):
+    """fail = open: with no daemon the flows the bridge takes up are forwarded
+    to old untouched (the SYN gate bypasses, tproxy finds no listener)."""
+    lab = blab
+    g = Gateway(lab, str(tmp_path), intercept=dict(BRIDGE, fail="open"), **FRONTS)
+    try:
+        g.install_rules()
+        fwd = forwarded(lab)
+        mark = lab.log_mark("DOVECOT_LOG_OLD")
+        for v6 in (False, True):
+            assert imap_login(lab, "carol", v6) == "OK"
+        assert old_logins(lab, mark, "imap", "carol") == [lab.CLIENT4, lab.CLIENT6]
+        assert all(a > b for a, b in zip(forwarded(lab), fwd))
+    finally:
+        g.teardown()
+
+
 # --- br0 without an address ------------------------------------------------------
 
 def test_bridge_without_address_intercepts_but_cannot_probe(tmp_path):
