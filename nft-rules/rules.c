@@ -116,7 +116,7 @@ int mf_rules_install_gate(const struct mf_config *cfg, bool fail_closed,
 	struct nft_gate_opts gate = { .closed = fail_closed };
 	struct nft_bridge_info old_br;
 	struct bridge_link brl;
-	struct br_sysctl saved, before;
+	struct br_sysctl saved = { 0 }, before = { 0 };
 	bool added[2][2] = { { false, false }, { false, false } };
 	bool xt_added = false, brnf_changed = false;
 	int rc = MF_ERROR;
