@@ -221,15 +221,7 @@ static int put_rules(struct nft_batch *b, const struct mf_config *cfg)
 
 	if (nft_chain_rules(cfg, rules) != MF_OK)
 		return MF_ERROR;
-	for (int i = 0; i < NFT_RULES; i++) {
-		struct nlmsghdr *nlh = nft_batch_msg(b, NFT_MSG_NEWRULE,
-						     NLM_F_CREATE | NLM_F_APPEND,
-						     rule_what[i]);
-
-		nftnl_rule_nlmsg_build_payload(nlh, rules[i]);
-		nft_batch_next(b);
-		nftnl_rule_free(rules[i]);
-	}
+	nft_batch_put_rules(b, NFPROTO_INET, rules, NFT_RULES, rule_what);
 	return MF_OK;
 }
 
