@@ -121,12 +121,16 @@ int ledger_account_history(struct ledger *l, const char *name,
 
 /* New flows the SYN gate saw, per intercepted client subnet (as written
  * in [intercept] clients) and mail port: let through to the source
- * untouched (observe mode) or sent on to the gateway. */
+ * untouched (observe mode) or sent on to the gateway. And flows that
+ * reached a source directly, never meeting the gate (a subnet not
+ * intercepted, or the daemon down while fail-open), per client address
+ * (subnet written as a /32 or /128) and port: counted by the nftables
+ * rules (nft_direct.h). */
 #define LEDGER_SUBNET_MAX 64
 struct flow_count {
 	char subnet[LEDGER_SUBNET_MAX];
 	uint16_t port;
-	uint64_t observed, intercepted;
+	uint64_t observed, intercepted, direct;
 	int64_t last_seen;
 };
 
@@ -134,6 +138,10 @@ struct flow_count {
 int ledger_flow_count_add(struct ledger *l, const char *subnet, uint16_t port,
 			  uint64_t observed, uint64_t intercepted, int64_t now,
 			  char *err, size_t errlen);
+
+/* Adds direct flows to subnet/port's row (creating it), last_seen = now. */
+int ledger_flow_direct_add(struct ledger *l, const char *subnet, uint16_t port,
+			   uint64_t direct, int64_t now, char *err, size_t errlen);
 
 /* Calls fn for each row in subnet, port order; stops like
  * ledger_account_list. */
