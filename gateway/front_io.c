@@ -3,6 +3,7 @@
 #include "daemon.h"
 #include "front_tls.h"
 #include "ledger.h"
+#include "route_cache.h"
 #include "log.h"
 #include "mf.h"
 #include "netaddr.h"
@@ -248,21 +249,39 @@ bool front_io_wait(struct session *s)
 
 int front_io_route(struct session *s, const char *name, enum account_route *route_r)
 {
-	struct ledger *l = worker_ledger(s->w);
+	struct route_cache *c = &s->w->d->routes;
+	uint64_t now = route_cache_now_ms(), seq;
+	enum route_cache_hit hit;
+	enum account_state st = AS_UNSEEN;
+	int64_t changed = 0;
+	struct ledger *l;
 	struct account a;
-	char err[256];
-	int rc;
+	char err[256] = "no ledger";
+	int rc = MF_ERROR;
 
-	if (l == NULL)
-		return MF_ERROR;
-	rc = ledger_account_get(l, name, &a, err, sizeof(err));
-	if (rc == MF_ERROR) {
-		mf_log_warn("ledger user=%s: %s", name, err);
-		return MF_ERROR;
+	hit = route_cache_get(c, name, now, &st, &changed, &seq);
+	if (hit != RC_FRESH) {
+		l = worker_ledger(s->w);
+		if (l != NULL)
+			rc = ledger_account_get(l, name, &a, err, sizeof(err));
+		if (rc == MF_OK || rc == LEDGER_ABSENT) {
+			st = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
+			changed = rc == LEDGER_ABSENT ? 0 : a.state_changed;
+			route_cache_put(c, name, st, changed, now, seq);
+		} else if (hit == RC_STALE && route_state_final(st)) {
+			/* The ledger cannot answer, but this state changes only by
+			 * an admin's act: keep routing by it. */
+			mf_log_info("ledger user=%s: %s: routed by the cached state %s", name, err,
+				    account_state_name(st));
+		} else {
+			/* A state that could have changed: no guess. */
+			mf_log_warn("ledger user=%s: %s", name, err);
+			return MF_ERROR;
+		}
 	}
-	io_of(s)->acct_state = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
-	io_of(s)->acct_changed = rc == LEDGER_ABSENT ? 0 : a.state_changed;
-	*route_r = account_state_route(io_of(s)->acct_state);
+	io_of(s)->acct_state = st;
+	io_of(s)->acct_changed = changed;
+	*route_r = account_state_route(st);
 	return MF_OK;
 }
 

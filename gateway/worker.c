@@ -233,6 +233,7 @@ static void load_tunables(struct worker *w)
 		banner_set_ref(w->banners);
 	}
 	memcpy(w->t.ledger_path, d->cfg.ledger_path, sizeof(w->t.ledger_path));
+	snprintf(w->t.gateway_id, sizeof(w->t.gateway_id), "%s", d->cfg.gateway_id);
 	w->pipes.max_total = d->cfg.max_pipes;
 	w->pipes.pipe_size = d->cfg.pipe_size;
 	w->cfg_gen = d->cfg_gen;
@@ -284,8 +285,6 @@ static void cutover_sessions(struct worker *w)
 	unsigned int n, gen;
 	struct session *s, *next;
 
-	if (!w->d->migrate)
-		return;
 	gen = cutover_poll(&w->d->cutover, w->id, names, &n);
 	if (gen == 0)
 		return;
@@ -577,6 +576,7 @@ void worker_login_observed(struct worker *w, const char *user, const char *clien
 	e = &w->logins[w->n_logins++];
 	snprintf(e->name, sizeof(e->name), "%s", user);
 	snprintf(e->client, sizeof(e->client), "%s", client);
+	snprintf(e->gateway, sizeof(e->gateway), "%s", w->t.gateway_id);
 	e->at = (int64_t)time(NULL);
 }
 

@@ -75,6 +75,11 @@ struct mig_opts {
 	bool plain_append;
 	void (*progress)(void *arg, const struct mig_progress *p);
 	void *progress_arg;
+	/* Asked after each checkpoint is committed (NULL: never): false stops
+	 * the copy there (MF_ERROR); it may block, which pauses the copy (the
+	 * gateway's copy-job lease while its ledger is unreachable). */
+	bool (*proceed)(void *arg);
+	void *proceed_arg;
 };
 
 /* MF_OK: copied and (if asked) verified. MF_ERROR with err otherwise;
