@@ -127,7 +127,10 @@ static void keep(struct copy_lease *cl, struct ledger **l, int64_t *healthy_sinc
 		*healthy_since = 0;
 		return;
 	}
-	if (now >= *next_reap && now - *healthy_since >= (int64_t)cl->lease_ms) {
+	/* In touch for a lease plus an owner's longest reconnect pause: a live
+	 * owner cut off with us has renewed by then. */
+	if (now >= *next_reap &&
+	    now - *healthy_since >= (int64_t)cl->lease_ms + LEDGER_RECONNECT_MAX_MS) {
 		if (ledger_jobs_reap(*l, now, NULL, reaped, cl, err, sizeof(err)) != MF_OK) {
 			mf_log_warn("lease: cannot give back expired copy jobs: %s", err);
 			*healthy_since = 0;

@@ -244,6 +244,10 @@ int ledger_changes_wait(struct ledger *l, int timeout_ms,
 			void (*fn)(const char *name, enum account_state state, void *data),
 			void *data, char *err, size_t errlen);
 
+/* A handle that lost its server tries again after a growing pause, at
+ * most this long: leases must let a cut-off owner come back within it. */
+#define LEDGER_RECONNECT_MAX_MS 5000
+
 /* true when spec names a ledger several gateways share (PostgreSQL). */
 bool ledger_spec_is_shared(const char *spec);
 

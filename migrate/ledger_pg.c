@@ -30,7 +30,7 @@
 /* Reconnect back-off while the server is unreachable: a routing lookup
  * then fails at once instead of waiting on a connect each time. */
 #define PG_BACKOFF_MIN_MS 100
-#define PG_BACKOFF_MAX_MS 5000
+#define PG_BACKOFF_MAX_MS LEDGER_RECONNECT_MAX_MS
 
 struct ledger_pg {
 	struct ledger base; /* first: struct ledger * converts to this */
