@@ -10,8 +10,9 @@
  * keeper also gives back jobs whose owner went silent (ledger_jobs_reap:
  * the account returns to SEEN and waits for its user's next login on any
  * gateway, since credentials are never stored) — but only after it has
- * itself reached the ledger for a whole lease, so a live owner that was
- * cut off with it has renewed first. At start it gives back the jobs this
+ * itself reached the ledger for a whole lease plus the longest reconnect
+ * pause (LEDGER_RECONNECT_MAX_MS), so a live owner that was cut off with it
+ * has renewed first. At start it gives back the jobs this
  * gateway id held before a crash or restart. */
 #ifndef MF_COPY_LEASE_H
 #define MF_COPY_LEASE_H
