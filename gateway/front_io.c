@@ -249,36 +249,22 @@ bool front_io_wait(struct session *s)
 
 int front_io_route(struct session *s, const char *name, enum account_route *route_r)
 {
-	struct route_cache *c = &s->w->d->routes;
-	uint64_t now = route_cache_now_ms(), seq;
-	enum route_cache_hit hit;
-	enum account_state st = AS_UNSEEN;
-	int64_t changed = 0;
-	struct ledger *l;
-	struct account a;
-	char err[256] = "no ledger";
-	int rc = MF_ERROR;
+	enum account_state st;
+	int64_t changed;
+	char err[256];
+	bool stale;
 
-	hit = route_cache_get(c, name, now, &st, &changed, &seq);
-	if (hit != RC_FRESH) {
-		l = worker_ledger(s->w);
-		if (l != NULL)
-			rc = ledger_account_get(l, name, &a, err, sizeof(err));
-		if (rc == MF_OK || rc == LEDGER_ABSENT) {
-			st = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
-			changed = rc == LEDGER_ABSENT ? 0 : a.state_changed;
-			route_cache_put(c, name, st, changed, now, seq);
-		} else if (hit == RC_STALE && route_state_final(st)) {
-			/* The ledger cannot answer, but this state changes only by
-			 * an admin's act: keep routing by it. */
-			mf_log_info("ledger user=%s: %s: routed by the cached state %s", name, err,
-				    account_state_name(st));
-		} else {
-			/* A state that could have changed: no guess. */
-			mf_log_warn("ledger user=%s: %s", name, err);
-			return MF_ERROR;
-		}
+	if (route_cache_lookup(&s->w->d->routes, worker_ledger(s->w), name, route_cache_now_ms(),
+			       &st, &changed, &stale, err, sizeof(err)) != MF_OK) {
+		/* A state that could have changed: no guess. */
+		mf_log_warn("ledger user=%s: %s", name, err);
+		return MF_ERROR;
 	}
+	if (stale)
+		/* The ledger cannot answer, but this state changes only by an
+		 * admin's act: keep routing by it. */
+		mf_log_info("ledger user=%s: unreachable: routed by the cached state %s", name,
+			    account_state_name(st));
 	io_of(s)->acct_state = st;
 	io_of(s)->acct_changed = changed;
 	*route_r = account_state_route(st);

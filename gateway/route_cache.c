@@ -1,4 +1,5 @@
 #include "route_cache.h"
+#include "ledger.h"
 #include "mf.h"
 
 #include <stdlib.h>
@@ -158,4 +159,38 @@ void route_cache_set_live(struct route_cache *c, bool live)
 		drop_all(c);
 	c->live = live;
 	pthread_mutex_unlock(&c->lock);
+}
+
+int route_cache_lookup(struct route_cache *c, struct ledger *l, const char *name,
+		       uint64_t now_ms, enum account_state *st_r, int64_t *changed_r,
+		       bool *stale_r, char *err, size_t errlen)
+{
+	enum route_cache_hit hit;
+	enum account_state st = AS_UNSEEN;
+	int64_t changed = 0;
+	struct account a;
+	uint64_t seq;
+	int rc;
+
+	*stale_r = false;
+	hit = route_cache_get(c, name, now_ms, &st, &changed, &seq);
+	if (hit != RC_FRESH) {
+		rc = l != NULL ? ledger_account_get(l, name, &a, err, errlen)
+			       : mf_err(err, errlen, "no ledger");
+		if (rc == MF_OK || rc == LEDGER_ABSENT) {
+			st = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
+			changed = rc == LEDGER_ABSENT ? 0 : a.state_changed;
+			route_cache_put(c, name, st, changed, now_ms, seq);
+		} else if (hit == RC_STALE && route_state_final(st)) {
+			pthread_mutex_lock(&c->lock);
+			c->stale_used++;
+			pthread_mutex_unlock(&c->lock);
+			*stale_r = true;
+		} else {
+			return MF_ERROR;
+		}
+	}
+	*st_r = st;
+	*changed_r = changed;
+	return MF_OK;
 }

@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum route_cache_hit {
@@ -69,6 +70,18 @@ void route_cache_update(struct route_cache *c, const char *name, enum account_st
 /* The change feed went down (false) or is back (true: everything cached
  * is dropped, since changes may have been missed). */
 void route_cache_set_live(struct route_cache *c, bool live);
+
+struct ledger;
+
+/* The routing read: the cached state when trusted, else the ledger's (l
+ * may be NULL: no handle), stored for next time; if the ledger cannot
+ * answer, a cached final state (*stale_r = true), else MF_ERROR with the
+ * ledger's reason in err: an account whose state could have changed is
+ * never guessed. MF_OK with *st_r (UNSEEN for an account the ledger does
+ * not know) and *changed_r. */
+int route_cache_lookup(struct route_cache *c, struct ledger *l, const char *name,
+		       uint64_t now_ms, enum account_state *st_r, int64_t *changed_r,
+		       bool *stale_r, char *err, size_t errlen);
 
 /* MIGRATED and PINNED: states routing may keep using from the cache while
  * the ledger is unreachable (they change only by an admin's act). */
