@@ -22,6 +22,7 @@ bool route_state_final(enum account_state st)
 int route_cache_init(struct route_cache *c, unsigned int size, unsigned int ttl_ms, bool live)
 {
 	memset(c, 0, sizeof(*c));
+	atomic_init(&c->ledger_down, false);
 	pthread_mutex_init(&c->lock, NULL);
 	c->ttl_ms = ttl_ms;
 	c->live = live;

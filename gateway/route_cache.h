@@ -16,6 +16,7 @@
 #include "account.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +41,9 @@ struct route_cache {
 	unsigned int ttl_ms;
 	uint64_t seq;         /* bumped by every update, flush and feed change */
 	bool live;            /* changes reach the cache (feed up, or no feed needed) */
+	/* Set by the change feed while it cannot reach the ledger at all:
+	 * the io_uring workers then skip their own (blocking) attempts. */
+	atomic_bool ledger_down;
 	uint64_t hits, misses, stale_used; /* for logs and benchmarks */
 };
 

@@ -69,6 +69,7 @@ static void *watch_main(void *arg)
 			    ledger_changes_listen(l, err, sizeof(err)) != MF_OK) {
 				ledger_close(l);
 				l = NULL;
+				atomic_store(&w->d->routes.ledger_down, true);
 				if (!said_down)
 					mf_log_warn("watch: ledger changes not heard: %s", err);
 				said_down = true;
@@ -77,6 +78,7 @@ static void *watch_main(void *arg)
 									     : backoff * 2;
 				continue;
 			}
+			atomic_store(&w->d->routes.ledger_down, false);
 			route_cache_set_live(&w->d->routes, true);
 			mf_log_info("watch: listening for ledger changes");
 			said_down = false;

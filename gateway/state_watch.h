@@ -6,8 +6,11 @@
  * account's sessions this gateway still relays to the source (cutover.h),
  * as the migration worker does on the gateway that runs the copy. While
  * the connection is down the cache is marked not live (nothing non-final
- * is trusted) and the thread reconnects with back-off; once it listens
- * again, the cache is emptied (changes in the gap were missed).
+ * is trusted) and the thread reconnects with back-off; while it cannot
+ * reach the ledger at all it also says so (routes.ledger_down), and the
+ * io_uring workers stop trying their own connects, which would block their
+ * event loops. Once it listens again, the cache is emptied (changes in the
+ * gap were missed).
  * SQLite: nothing to listen to; not started, the cache is live. */
 #ifndef MF_STATE_WATCH_H
 #define MF_STATE_WATCH_H

@@ -86,6 +86,11 @@ struct ledger *worker_ledger(struct worker *w)
 {
 	char err[256];
 
+	/* The change feed cannot reach a shared ledger either: do not make
+	 * this event loop wait on a connect (up to connect_timeout) per
+	 * lookup; the feed says when it is back. */
+	if (atomic_load(&w->d->routes.ledger_down))
+		return NULL;
 	if (w->ledger != NULL || w->now_ms < w->ledger_retry_ms)
 		return w->ledger;
 	if (ledger_open(w->t.ledger_path, &w->ledger, err, sizeof(err)) != MF_OK) {
