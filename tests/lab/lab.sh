@@ -191,6 +191,16 @@ do_down() {
 }
 
 # ---------------------------------------------------------------- network
+host_up() { # ns addr4 addr6 gateway4 gateway6: a host's eth0 and its default routes
+    ip -n "$1" -b - <<EOF
+addr add $2/24 dev eth0
+addr add $3/64 dev eth0 nodad
+link set eth0 up
+route add default via $4
+route add default via $5
+EOF
+}
+
 net_up() {
     local ns
     for ns in "${UP_NS[@]}"; do
@@ -222,27 +232,9 @@ link set rold up
 link set rnew up
 link set br0 up
 EOF
-    ip -n "$NS_CLIENT" -b - <<EOF
-addr add $CLIENT4/24 dev eth0
-addr add $CLIENT6/64 dev eth0 nodad
-link set eth0 up
-route add default via $ROUTER_CLIENT4
-route add default via $ROUTER_CLIENT6
-EOF
-    ip -n "$NS_OLD" -b - <<EOF
-addr add $OLD4/24 dev eth0
-addr add $OLD6/64 dev eth0 nodad
-link set eth0 up
-route add default via $ROUTER_SERVER4
-route add default via $ROUTER_SERVER6
-EOF
-    ip -n "$NS_NEW" -b - <<EOF
-addr add $NEW4/24 dev eth0
-addr add $NEW6/64 dev eth0 nodad
-link set eth0 up
-route add default via $ROUTER_SERVER4
-route add default via $ROUTER_SERVER6
-EOF
+    host_up "$NS_CLIENT" "$CLIENT4" "$CLIENT6" "$ROUTER_CLIENT4" "$ROUTER_CLIENT6"
+    host_up "$NS_OLD" "$OLD4" "$OLD6" "$ROUTER_SERVER4" "$ROUTER_SERVER6"
+    host_up "$NS_NEW" "$NEW4" "$NEW6" "$ROUTER_SERVER4" "$ROUTER_SERVER6"
     if (( LAB_GATEWAYS == 2 )); then net_up_second_gateway; fi
 }
 
@@ -265,13 +257,7 @@ addr add $ROUTER2_SERVER6/64 dev rsrv nodad
 link set rcl up
 link set rsrv up
 EOF
-    ip -n "$NS_CLIENT2" -b - <<EOF
-addr add $CLIENT2_4/24 dev eth0
-addr add $CLIENT2_6/64 dev eth0 nodad
-link set eth0 up
-route add default via $ROUTER2_CLIENT4
-route add default via $ROUTER2_CLIENT6
-EOF
+    host_up "$NS_CLIENT2" "$CLIENT2_4" "$CLIENT2_6" "$ROUTER2_CLIENT4" "$ROUTER2_CLIENT6"
     for h in "$NS_OLD" "$NS_NEW"; do
         ip -n "$h" -b - <<EOF
 route add $CLIENT2_NET4 via $ROUTER2_SERVER4
