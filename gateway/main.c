@@ -235,6 +235,7 @@ int main(int argc, char **argv)
 		if (privdrop_lookup(d.cfg.user, &uid, &gid, err, sizeof(err)) != MF_OK ||
 		    ((d.cfg.n_imap_ports > 0 || d.cfg.n_pop3_ports > 0 ||
 		      d.cfg.fail == MF_FAIL_AUTO) && !check_only &&
+		     !ledger_spec_is_shared(d.cfg.ledger_path) && /* no file to hand over */
 		     privdrop_give(d.cfg.ledger_path, uid, gid, err, sizeof(err)) != MF_OK)) {
 			fprintf(stderr, "mailferryd: [gateway] user: %s\n", err);
 			tls_ctxs_unref(d.tls);
