@@ -286,9 +286,13 @@ int main(int argc, char **argv)
 
 	d.n_workers = worker_count(&d.cfg);
 	cutover_init(&d.cutover, d.n_workers);
-	/* A shared ledger's cache is trusted only once its feed listens. */
+	/* A shared ledger's cache is trusted only once its feed listens. On
+	 * SQLite it never is: `mailferry accounts set-state` writes the file
+	 * from another process, which no cache here would hear of, and a
+	 * local read costs microseconds; the cache then only keeps the final
+	 * states to route by should the file become unreadable. */
 	if (route_cache_init(&d.routes, d.cfg.route_cache_size, d.cfg.route_cache_ttl_ms,
-			     !ledger_spec_is_shared(d.cfg.ledger_path)) != MF_OK) {
+			     false) != MF_OK) {
 		mf_log_err("route cache: out of memory");
 		goto out_cutover;
 	}

@@ -4,9 +4,10 @@
  * Bounded: a fixed table of size entries (4-way sets, the least recently
  * fetched entry of a set replaced), each trusted for ttl_ms. Changes reach
  * it at once through route_cache_update(): from the PostgreSQL change feed
- * (state_watch.h), or, with one gateway on SQLite, from the migration
- * worker that flips. While the feed is down (live = false) no entry is
- * trusted, so routing reads the ledger; if the ledger cannot answer
+ * (state_watch.h), and from this process's own flips (copy_lease.c).
+ * While the feed is down (live = false; always on SQLite, whose file an
+ * admin's command changes behind our back) no entry is trusted, so routing
+ * reads the ledger; if the ledger cannot answer
  * either, only a final state (MIGRATED, PINNED) may still be used —
  * route_cache_get() reports such an entry as RC_STALE and the caller
  * decides. One cache per daemon, shared by every worker (one mutex). */

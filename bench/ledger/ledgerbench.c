@@ -98,7 +98,10 @@ static double run_lookups(const char *spec, unsigned int accounts, double second
 	unsigned int started = 0;
 	int failed = 0;
 
-	if (jobs == NULL || th == NULL || route_cache_init(&cache, cache_size, 2000, true) != MF_OK)
+	/* trusted as the daemon trusts it: on a shared ledger (its change feed
+	 * listening), never on SQLite (there it only keeps final states) */
+	if (jobs == NULL || th == NULL ||
+	    route_cache_init(&cache, cache_size, 2000, ledger_spec_is_shared(spec)) != MF_OK)
 		goto out_free;
 	t0 = now_s();
 	for (; started < threads; started++) {
