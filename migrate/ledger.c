@@ -255,3 +255,24 @@ int ledger_changes_wait(struct ledger *l, int timeout_ms,
 		return LEDGER_UNSUPPORTED;
 	return l->ops->changes_wait(l, timeout_ms, fn, data, err, errlen);
 }
+
+int ledger_job_checkpoint_put(struct ledger *l, const char *name, const char *owner,
+			      const void *buf, size_t len, char *err, size_t errlen)
+{
+	if (check_name(name, err, errlen) != MF_OK || check_owner(owner, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (buf == NULL || len == 0 || len > LEDGER_CHECKPOINT_MAX)
+		return mf_err(err, errlen, "ledger: checkpoints of %zu bytes", len);
+	return l->ops->checkpoint_put(l, name, owner, buf, len, err, errlen);
+}
+
+int ledger_job_checkpoint_get(struct ledger *l, const char *name, void **buf_r,
+			      size_t *len_r, char *from_r, char *err, size_t errlen)
+{
+	*buf_r = NULL;
+	*len_r = 0;
+	from_r[0] = '\0';
+	if (check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return l->ops->checkpoint_get(l, name, buf_r, len_r, from_r, err, errlen);
+}

@@ -229,6 +229,20 @@ int ledger_jobs_reap(struct ledger *l, int64_t now_ms, const char *owner,
 		     void (*fn)(const char *name, const char *former_owner, void *data),
 		     void *data, char *err, size_t errlen);
 
+/* The copy's checkpoints travel with its job (opaque bytes: the engine's
+ * state, mig_state_snapshot), so a gateway taking over a dead owner's job
+ * resumes where the last snapshot left off instead of re-reading the
+ * mailbox. At most LEDGER_CHECKPOINT_MAX bytes. put: only while owner
+ * holds the job (MF_OK, LEDGER_NOT_OWNER, MF_ERROR). get: *buf_r malloc'd
+ * (NULL, *len_r 0 and LEDGER_ABSENT when there is none), *from_r
+ * (LEDGER_GATEWAY_MAX bytes) the gateway that stored it. A job's
+ * checkpoints are dropped when it ends MIGRATED. */
+#define LEDGER_CHECKPOINT_MAX (64u << 20)
+int ledger_job_checkpoint_put(struct ledger *l, const char *name, const char *owner,
+			      const void *buf, size_t len, char *err, size_t errlen);
+int ledger_job_checkpoint_get(struct ledger *l, const char *name, void **buf_r,
+			      size_t *len_r, char *from_r, char *err, size_t errlen);
+
 /* ---- change notifications ------------------------------------------
  * PostgreSQL: every committed state change is announced (a trigger does
  * NOTIFY), so a gateway learns of a flip made by another one at once.

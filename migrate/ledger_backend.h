@@ -54,6 +54,10 @@ struct ledger_ops {
 	int (*jobs_reap)(struct ledger *l, int64_t now_ms, const char *owner,
 			 void (*fn)(const char *name, const char *former_owner, void *data),
 			 void *data, char *err, size_t errlen);
+	int (*checkpoint_put)(struct ledger *l, const char *name, const char *owner,
+			      const void *buf, size_t len, char *err, size_t errlen);
+	int (*checkpoint_get)(struct ledger *l, const char *name, void **buf_r, size_t *len_r,
+			      char *from_r, char *err, size_t errlen);
 	/* NULL: LEDGER_UNSUPPORTED */
 	int (*changes_listen)(struct ledger *l, char *err, size_t errlen);
 	int (*changes_wait)(struct ledger *l, int timeout_ms,

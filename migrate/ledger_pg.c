@@ -213,7 +213,9 @@ static const char *const schema_steps[] = {
 	" name TEXT PRIMARY KEY NOT NULL REFERENCES account (name),"
 	" owner TEXT NOT NULL DEFAULT '',"
 	" lease_until BIGINT NOT NULL DEFAULT 0,"
-	" claimed BIGINT NOT NULL DEFAULT 0);"
+	" claimed BIGINT NOT NULL DEFAULT 0,"
+	" checkpoint BYTEA,"
+	" checkpoint_from TEXT NOT NULL DEFAULT '');"
 	"CREATE FUNCTION mf_account_notify() RETURNS trigger LANGUAGE plpgsql AS $f$"
 	" BEGIN PERFORM pg_notify('" PG_CHANNEL "', NEW.state || E'\\t' || NEW.name);"
 	" RETURN NULL; END $f$;"
@@ -797,7 +799,63 @@ static int pg_job_set_state(struct ledger *l, const char *name, const char *owne
 		rc = change_state(p, name, old, state, reason, now, err, errlen);
 	if (rc == MF_OK && release)
 		rc = set_job(p, name, "", 0, 0, err, errlen);
+	if (rc == MF_OK && state == AS_MIGRATED)
+		rc = run(p, "UPDATE copy_job SET checkpoint = NULL, checkpoint_from = '' "
+			    "WHERE name = $1", 1, v, NULL, err, errlen, "cannot drop checkpoints");
 	return finish(p, rc, err, errlen);
+}
+
+static int pg_checkpoint_put(struct ledger *l, const char *name, const char *owner,
+			     const void *buf, size_t len, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	const char *v[3] = { name, owner, buf };
+	const int lens[3] = { 0, 0, (int)len }, fmts[3] = { 0, 0, 1 };
+	PGresult *r;
+	int rc;
+
+	if (PQstatus(p->conn) != CONNECTION_OK && reconnect(p, err, errlen) != MF_OK)
+		return MF_ERROR;
+	r = PQexecParams(p->conn, "UPDATE copy_job SET checkpoint = $3, checkpoint_from = $2 "
+				  "WHERE name = $1 AND owner = $2", 3, NULL, v, lens, fmts, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = pg_err(p, r, err, errlen, "cannot store checkpoints");
+	else
+		rc = strcmp(PQcmdTuples(r), "1") == 0 ? MF_OK : LEDGER_NOT_OWNER;
+	PQclear(r);
+	return rc;
+}
+
+static int pg_checkpoint_get(struct ledger *l, const char *name, void **buf_r, size_t *len_r,
+			     char *from_r, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	const char *v[1] = { name };
+	PGresult *r;
+	int rc = LEDGER_ABSENT, n;
+
+	if (PQstatus(p->conn) != CONNECTION_OK && reconnect(p, err, errlen) != MF_OK)
+		return MF_ERROR;
+	/* binary results: the bytes as stored, no escaping */
+	r = PQexecParams(p->conn, "SELECT checkpoint, checkpoint_from FROM copy_job "
+				  "WHERE name = $1 AND checkpoint IS NOT NULL", 1, NULL, v, NULL,
+			 NULL, 1);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = pg_err(p, r, err, errlen, "cannot read checkpoints");
+	} else if (PQntuples(r) == 1 && (n = PQgetlength(r, 0, 0)) > 0) {
+		*buf_r = malloc((size_t)n);
+		if (*buf_r == NULL) {
+			rc = mf_err(err, errlen, "out of memory");
+		} else {
+			memcpy(*buf_r, PQgetvalue(r, 0, 0), (size_t)n);
+			*len_r = (size_t)n;
+			snprintf(from_r, LEDGER_GATEWAY_MAX, "%.*s", PQgetlength(r, 0, 1),
+				 PQgetvalue(r, 0, 1));
+			rc = MF_OK;
+		}
+	}
+	PQclear(r);
+	return rc;
 }
 
 struct reaped {
@@ -922,6 +980,8 @@ static const struct ledger_ops pg_ops = {
 	.job_renew = pg_job_renew,
 	.job_set_state = pg_job_set_state,
 	.jobs_reap = pg_jobs_reap,
+	.checkpoint_put = pg_checkpoint_put,
+	.checkpoint_get = pg_checkpoint_get,
 	.changes_listen = pg_changes_listen,
 	.changes_wait = pg_changes_wait,
 };

@@ -192,7 +192,9 @@ static int schema_v4(sqlite3 *db, char **msg_r)
 		" name TEXT PRIMARY KEY NOT NULL REFERENCES account (name),"
 		" owner TEXT NOT NULL DEFAULT '',"
 		" lease_until INTEGER NOT NULL DEFAULT 0,"
-		" claimed INTEGER NOT NULL DEFAULT 0"
+		" claimed INTEGER NOT NULL DEFAULT 0,"
+		" checkpoint BLOB,"
+		" checkpoint_from TEXT NOT NULL DEFAULT ''"
 		") WITHOUT ROWID;";
 
 	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
@@ -876,7 +878,63 @@ static int sq_job_set_state(struct ledger *l, const char *name, const char *owne
 		rc = change_state(s, name, old, state, reason, now, err, errlen);
 	if (rc == MF_OK && release)
 		rc = write_job(s, name, "", 0, 0, err, errlen);
+	if (rc == MF_OK && state == AS_MIGRATED) {
+		sqlite3_stmt *st;
+
+		rc = prep(s, "UPDATE copy_job SET checkpoint = NULL, checkpoint_from = '' "
+			     "WHERE name = ?1", &st, err, errlen);
+		if (rc == MF_OK) {
+			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+			rc = exec_done(s, st, err, errlen);
+		}
+	}
 	return tx_end(s, rc, err, errlen);
+}
+
+static int sq_checkpoint_put(struct ledger *l, const char *name, const char *owner,
+			     const void *buf, size_t len, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st;
+
+	if (prep(s, "UPDATE copy_job SET checkpoint = ?3, checkpoint_from = ?2 "
+		    "WHERE name = ?1 AND owner = ?2", &st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 3, buf, (sqlite3_uint64)len, SQLITE_STATIC);
+	if (exec_done(s, st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return sqlite3_changes(s->db) == 1 ? MF_OK : LEDGER_NOT_OWNER;
+}
+
+static int sq_checkpoint_get(struct ledger *l, const char *name, void **buf_r, size_t *len_r,
+			     char *from_r, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st;
+	int rc = LEDGER_ABSENT, step, n;
+
+	if (prep(s, "SELECT checkpoint, checkpoint_from FROM copy_job "
+		    "WHERE name = ?1 AND checkpoint IS NOT NULL", &st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW && (n = sqlite3_column_bytes(st, 0)) > 0) {
+		*buf_r = malloc((size_t)n);
+		if (*buf_r == NULL) {
+			rc = mf_err(err, errlen, "out of memory");
+		} else {
+			memcpy(*buf_r, sqlite3_column_blob(st, 0), (size_t)n);
+			*len_r = (size_t)n;
+			copy_text(from_r, LEDGER_GATEWAY_MAX, sqlite3_column_text(st, 1));
+			rc = MF_OK;
+		}
+	} else if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		rc = db_err(s, err, errlen, "cannot read checkpoints");
+	}
+	sqlite3_finalize(st);
+	return rc;
 }
 
 static int sq_jobs_reap(struct ledger *l, int64_t now_ms, const char *owner,
@@ -964,6 +1022,8 @@ static const struct ledger_ops sqlite_ops = {
 	.job_renew = sq_job_renew,
 	.job_set_state = sq_job_set_state,
 	.jobs_reap = sq_jobs_reap,
+	.checkpoint_put = sq_checkpoint_put,
+	.checkpoint_get = sq_checkpoint_get,
 };
 
 /* ---- open ---------------------------------------------------------- */

@@ -737,10 +737,40 @@ static void test_job_lease(void **state)
 			 LEDGER_NOT_OWNER);
 	assert_int_equal(ledger_job_set_state(l1, u, "gw1", AS_MIGRATED, "late", 15, true, err,
 					      sizeof(err)), LEDGER_NOT_OWNER);
-	assert_int_equal(ledger_job_claim(l2, u, "gw2", 16000, 3000, 0, "copy", &st, holder, err,
-					  sizeof(err)), MF_OK);
+	/* gw1 had left its checkpoints: gw2 reads them, binary bytes intact */
+	{
+		static const unsigned char ck[] = { 'S', 'Q', 0, 0xff, '\'', 0x5c, 0 };
+		void *buf;
+		size_t len;
+		char from[LEDGER_GATEWAY_MAX];
+
+		assert_int_equal(ledger_job_checkpoint_put(l1, u, "gw1", ck, sizeof(ck), err,
+							   sizeof(err)), LEDGER_NOT_OWNER);
+		assert_int_equal(ledger_job_checkpoint_get(l2, u, &buf, &len, from, err,
+							   sizeof(err)), LEDGER_ABSENT);
+		assert_null(buf);
+		assert_int_equal(ledger_job_claim(l2, u, "gw2", 16000, 3000, 0, "copy", &st,
+						  holder, err, sizeof(err)), MF_OK);
+		assert_int_equal(ledger_job_checkpoint_put(l2, u, "gw2", ck, sizeof(ck), err,
+							   sizeof(err)), MF_OK);
+		assert_int_equal(ledger_job_checkpoint_get(l1, u, &buf, &len, from, err,
+							   sizeof(err)), MF_OK);
+		assert_int_equal(len, sizeof(ck));
+		assert_memory_equal(buf, ck, sizeof(ck));
+		assert_string_equal(from, "gw2");
+		free(buf);
+	}
 	assert_int_equal(ledger_job_set_state(l2, u, "gw2", AS_MIGRATED, "done", 17, true, err,
 					      sizeof(err)), MF_OK);
+	{
+		void *buf;
+		size_t len;
+		char from[LEDGER_GATEWAY_MAX];
+
+		/* MIGRATED: the checkpoints are dropped with the job */
+		assert_int_equal(ledger_job_checkpoint_get(l1, u, &buf, &len, from, err,
+							   sizeof(err)), LEDGER_ABSENT);
+	}
 	/* released: a MIGRATED account is never claimed again */
 	assert_int_equal(ledger_job_claim(l1, u, "gw1", 18000, 3000, 0, "copy", &st, holder, err,
 					  sizeof(err)), LEDGER_NOT_OWNER);
