@@ -3,6 +3,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "mf.h"
+#include "mig_state.h"
 #include "route_cache.h"
 
 #include <errno.h>
@@ -10,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LEASE_TICK_MS 250
 
@@ -21,6 +24,8 @@ struct lease_slot {
 	char name[ACCOUNT_NAME_MAX + 1];
 	enum lease_status status;
 	int64_t renewed_ms; /* last successful renewal (wall clock) */
+	char state_path[4096];  /* the copy's checkpoints */
+	uint64_t stored_stamp;  /* of the file when last stored in the ledger */
 };
 
 struct copy_lease {
@@ -58,6 +63,63 @@ static void reaped(const char *name, const char *former, void *data)
 	mf_log_info("lease user=%s owner=%s: copy job given back, user served by the source "
 		    "until the next login", name, former);
 	tell_cache(cl, name, AS_SEEN);
+}
+
+/* Size and times of the state file and its WAL: changes when a batch
+ * commits. 0 when there is no file. */
+static uint64_t file_stamp(const char *path)
+{
+	char wal[4096 + 8];
+	struct stat a, b;
+	uint64_t h = 0;
+
+	if (stat(path, &a) != 0)
+		return 0;
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	h = (uint64_t)a.st_size * 1000003u ^ (uint64_t)a.st_mtim.tv_nsec ^
+	    (uint64_t)a.st_mtim.tv_sec << 20;
+	if (stat(wal, &b) == 0)
+		h = h * 31 + ((uint64_t)b.st_size * 1000003u ^ (uint64_t)b.st_mtim.tv_nsec ^
+			      (uint64_t)b.st_mtim.tv_sec << 20);
+	return h == 0 ? 1 : h;
+}
+
+/* With a renewal: the copy's checkpoints, when they moved, go to the
+ * ledger, for whoever takes the job over should this gateway die. */
+static void store_checkpoints(struct copy_lease *cl, struct ledger *l, struct lease_slot *s,
+			      const char *name)
+{
+	char path[4096], err[256];
+	uint64_t stamp;
+	void *buf;
+	size_t len;
+	int rc;
+
+	uint64_t stored;
+
+	pthread_mutex_lock(&cl->lock);
+	snprintf(path, sizeof(path), "%s", s->state_path);
+	stored = s->stored_stamp;
+	pthread_mutex_unlock(&cl->lock);
+	stamp = file_stamp(path);
+	if (path[0] == '\0' || stamp == 0 || stamp == stored)
+		return;
+	if (mig_state_snapshot(path, &buf, &len, err, sizeof(err)) != MF_OK) {
+		mf_log_warn("lease user=%s: checkpoints not stored: %s", name, err);
+		return;
+	}
+	rc = len > LEDGER_CHECKPOINT_MAX
+		? mf_err(err, sizeof(err), "%zu bytes, more than the ledger takes", len)
+		: ledger_job_checkpoint_put(l, name, cl->owner, buf, len, err, sizeof(err));
+	free(buf);
+	if (rc == MF_OK) {
+		pthread_mutex_lock(&cl->lock);
+		if (strcmp(s->name, name) == 0)
+			s->stored_stamp = stamp;
+		pthread_mutex_unlock(&cl->lock);
+		mf_log_info("lease user=%s: checkpoints stored (%zu bytes)", name, len);
+	} else if (rc == MF_ERROR)
+		mf_log_warn("lease user=%s: checkpoints not stored: %s", name, err);
 }
 
 /* One keeper round: renew what is due, reap when we have been in touch
@@ -112,6 +174,8 @@ static void keep(struct copy_lease *cl, struct ledger **l, int64_t *healthy_sinc
 			pthread_mutex_unlock(&cl->lock);
 			if (rc == MF_ERROR)
 				ok = false;
+			else if (rc == MF_OK)
+				store_checkpoints(cl, *l, s, name);
 		}
 		*next_renew = ok ? now + cl->lease_ms / 3 : now + LEASE_TICK_MS;
 	}
@@ -222,9 +286,37 @@ void copy_lease_stop(struct copy_lease *cl)
 	free(cl);
 }
 
+/* Checkpoints another gateway stored with the job replace ours (ours, if
+ * any, are older: the job was theirs since); our own stored ones only
+ * stand in for a lost file. */
+static void restore_checkpoints(struct copy_lease *cl, struct ledger *l, const char *name,
+				const char *path)
+{
+	char from[LEDGER_GATEWAY_MAX], err[256];
+	void *buf;
+	size_t len;
+	int rc;
+
+	rc = ledger_job_checkpoint_get(l, name, &buf, &len, from, err, sizeof(err));
+	if (rc == MF_ERROR)
+		mf_log_warn("migrate user=%s: stored checkpoints not read (%s): the copy "
+			    "reconciles by content", name, err);
+	if (rc != MF_OK)
+		return;
+	if (strcmp(from, cl->owner) != 0 || access(path, F_OK) != 0) {
+		if (mig_state_restore(path, buf, len, err, sizeof(err)) == MF_OK)
+			mf_log_info("migrate user=%s: checkpoints of gateway %s restored (%zu "
+				    "bytes)", name, from, len);
+		else
+			mf_log_warn("migrate user=%s: checkpoints of gateway %s not restored (%s): "
+				    "the copy reconciles by content", name, from, err);
+	}
+	free(buf);
+}
+
 int copy_lease_claim(struct copy_lease *cl, struct ledger *l, unsigned int slot,
-		     const char *name, unsigned int retry_after_s, const char *reason,
-		     enum account_state *state_r)
+		     const char *name, const char *state_path, unsigned int retry_after_s,
+		     const char *reason, enum account_state *state_r)
 {
 	char holder[LEDGER_GATEWAY_MAX] = "", err[256];
 	int64_t now = wall_ms();
@@ -244,8 +336,11 @@ int copy_lease_claim(struct copy_lease *cl, struct ledger *l, unsigned int slot,
 			    holder);
 		return rc;
 	}
+	restore_checkpoints(cl, l, name, state_path);
 	pthread_mutex_lock(&cl->lock);
 	snprintf(cl->s[slot].name, sizeof(cl->s[slot].name), "%s", name);
+	snprintf(cl->s[slot].state_path, sizeof(cl->s[slot].state_path), "%s", state_path);
+	cl->s[slot].stored_stamp = file_stamp(state_path);
 	cl->s[slot].status = LS_HELD;
 	cl->s[slot].renewed_ms = now;
 	pthread_mutex_unlock(&cl->lock);

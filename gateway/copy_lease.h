@@ -43,11 +43,14 @@ int copy_lease_start(const struct copy_lease_cfg *cfg, struct copy_lease **cl_r,
 void copy_lease_stop(struct copy_lease *cl);
 
 /* Claims name's job for slot (a migration worker) through l and sets the
- * account COPYING: MF_OK (the keeper renews it from now on),
- * LEDGER_NOT_OWNER (*state_r: its state; logged), MF_ERROR (logged). */
+ * account COPYING: MF_OK (the keeper renews it from now on, and stores
+ * snapshots of the copy's checkpoints, state_path, with it), LEDGER_NOT_OWNER
+ * (*state_r: its state; logged), MF_ERROR (logged). Checkpoints another
+ * gateway left with the job are restored into state_path first
+ * (mig_state_restore), so the copy resumes where they end. */
 int copy_lease_claim(struct copy_lease *cl, struct ledger *l, unsigned int slot,
-		     const char *name, unsigned int retry_after_s, const char *reason,
-		     enum account_state *state_r);
+		     const char *name, const char *state_path, unsigned int retry_after_s,
+		     const char *reason, enum account_state *state_r);
 
 /* For mig_opts.proceed (arg: the slot's handle from copy_lease_slot). */
 bool copy_lease_proceed(void *slot_arg);

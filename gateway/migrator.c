@@ -76,7 +76,8 @@ static int set_state(struct ledger *l, const char *name, enum account_state st,
 
 /* true when this gateway now holds the account's copy job (claimed in
  * the ledger, one gateway at a time: copy_lease.h) and it is COPYING. */
-static bool claim(struct mig_thread *t, struct ledger *l, const struct login_event *e)
+static bool claim(struct mig_thread *t, struct ledger *l, const struct login_event *e,
+		  const char *path)
 {
 	struct migrator *m = t->m;
 	enum account_state st = AS_UNSEEN;
@@ -85,8 +86,8 @@ static bool claim(struct mig_thread *t, struct ledger *l, const struct login_eve
 	mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
 	snprintf(reason, sizeof(reason), "bulk copy (strategy live) after a login from %s",
 		 client);
-	return copy_lease_claim(m->d->lease, l, t->slot, e->account, m->retry_after_s, reason,
-				&st) == MF_OK;
+	return copy_lease_claim(m->d->lease, l, t->slot, e->account, path, m->retry_after_s,
+				reason, &st) == MF_OK;
 }
 
 static int endpoints(const struct migrator *m, const struct login_event *e,
@@ -147,14 +148,14 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	const char *phase = "bulk copy";
 	bool cut = false;
 
-	if (!claim(t, l, e))
+	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
+		mf_log_warn("migrate user=%s: no copy: state file name too long", e->account);
+		return;
+	}
+	if (!claim(t, l, e, path))
 		return;
 	if (endpoints(m, e, &o, err, sizeof(err)) != MF_OK)
 		goto failed;
-	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
-		mf_err(err, sizeof(err), "state file name too long");
-		goto failed;
-	}
 	o.state_path = path;
 	/* Paused while the ledger is unreachable, stopped if the job is lost. */
 	o.proceed = copy_lease_proceed;
