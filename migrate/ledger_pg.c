@@ -996,11 +996,12 @@ int ledger_pg_open(const char *spec, struct ledger **l_r, char *err, size_t errl
 	p->base.ops = &pg_ops;
 	{
 		/* Our bounds first: values in spec override them. Keepalives
-		 * notice a server that vanished without a reset. */
+		 * notice a server that vanished without a reset, the TCP user
+		 * timeout one that stopped acknowledging what we send. */
 		static const char *const keys[] = { "connect_timeout", "keepalives_idle",
 						    "keepalives_interval", "keepalives_count",
-						    "dbname", NULL };
-		const char *vals[] = { "3", "5", "2", "3", spec, NULL };
+						    "tcp_user_timeout", "dbname", NULL };
+		const char *vals[] = { "3", "5", "2", "3", "10000", spec, NULL };
 
 		p->conn = PQconnectdbParams(keys, vals, 1);
 	}
