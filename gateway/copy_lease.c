@@ -234,7 +234,6 @@ int copy_lease_start(const struct copy_lease_cfg *cfg, struct copy_lease **cl_r,
 		     size_t errlen)
 {
 	struct copy_lease *cl = calloc(1, sizeof(*cl) + cfg->n_slots * sizeof(cl->s[0]));
-	struct ledger *l;
 	int rc;
 
 	*cl_r = NULL;
@@ -250,14 +249,11 @@ int copy_lease_start(const struct copy_lease_cfg *cfg, struct copy_lease **cl_r,
 		cl->s[i].cl = cl;
 	pthread_mutex_init(&cl->lock, NULL);
 	pthread_cond_init(&cl->changed, NULL);
-	/* Jobs this id held before a crash: nobody else would take them
-	 * before their leases end, and we know they are not running. */
-	if (ledger_open(cl->spec, &l, err, errlen) != MF_OK)
-		goto fail;
-	rc = ledger_jobs_reap(l, wall_ms(), cl->owner, reaped, cl, err, errlen);
-	ledger_close(l);
-	if (rc != MF_OK)
-		goto fail;
+	/* Jobs this id held before a crash are not reaped here: a daemon
+	 * starting beside a running one (a restart hand-over) shares its id,
+	 * and their copies may still run. They end by lease expiry, or sooner
+	 * when the migrator puts a crashed copy of a single gateway back to
+	 * SEEN (then our own id's lease is no obstacle to a claim). */
 	if ((rc = pthread_create(&cl->tid, NULL, keeper_main, cl)) != 0) {
 		mf_err(err, errlen, "lease thread: %s", strerror(rc));
 		goto fail;

@@ -12,8 +12,7 @@
  * gateway, since credentials are never stored) — but only after it has
  * itself reached the ledger for a whole lease plus the longest reconnect
  * pause (LEDGER_RECONNECT_MAX_MS), so a live owner that was cut off with it
- * has renewed first. At start it gives back the jobs this
- * gateway id held before a crash or restart. */
+ * has renewed first. */
 #ifndef MF_COPY_LEASE_H
 #define MF_COPY_LEASE_H
 

@@ -11,7 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #define MIG_PATH_MAX 4096
@@ -32,6 +36,7 @@ struct migrator {
 	unsigned int timeout_ms, cutover_wait_ms;
 	unsigned int retry_after_s;   /* FAILED copies again after this (0: never) */
 	unsigned int settle_ms;       /* after CUTOVER, with a shared ledger */
+	atomic_bool cancel;           /* shutting down: copies stop at a checkpoint */
 	unsigned int n, started;
 	struct mig_thread t[];
 };
@@ -122,6 +127,33 @@ static void cutover_kick(struct mig_thread *t, const char *name)
 			    name, t->m->cutover_wait_ms);
 }
 
+/* The account's copy lock: an flock on "<state file>.lock", held while a
+ * copy runs. It tells a daemon starting beside a running one (a restart
+ * hand-over) which COPYING accounts are a live predecessor's and which a
+ * crash left behind; the kernel lets go of it when a process dies. -1
+ * when another process holds it (errno EWOULDBLOCK) or on error. */
+static int copy_lock(const char *state_path)
+{
+	char path[MIG_PATH_MAX + 8];
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s.lock", state_path) >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 /* A state change of the copy this thread holds: only while it holds it. */
 static int job_state(struct mig_thread *t, struct ledger *l, const char *name,
 		     enum account_state st, const char *reason, bool release)
@@ -146,6 +178,8 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	struct mig_report rep;
 	char path[MIG_PATH_MAX], err[512], reason[LEDGER_REASON_MAX];
 	const char *phase = "bulk copy";
+	int lock = -1;
+
 	bool cut = false;
 
 	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
@@ -156,7 +190,21 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 		return;
 	if (endpoints(m, e, &o, err, sizeof(err)) != MF_OK)
 		goto failed;
+	lock = copy_lock(path);
+	if (lock < 0 && errno == EWOULDBLOCK) {
+		/* A predecessor's copy (same gateway id) is ending right now: it
+		 * sets the state, under the job it still holds with our id. */
+		job_state(t, l, e->account, AS_SEEN, "another mailferryd holds the copy lock",
+			  false);
+		copy_lease_drop(m->d->lease, t->slot);
+		return;
+	}
+	if (lock < 0) {
+		mf_err(err, sizeof(err), "copy lock: %s", strerror(errno));
+		goto failed;
+	}
 	o.state_path = path;
+	o.cancel = &m->cancel;
 	/* Paused while the ledger is unreachable, stopped if the job is lost. */
 	o.proceed = copy_lease_proceed;
 	o.proceed_arg = copy_lease_slot(m->d->lease, t->slot);
@@ -182,22 +230,32 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	snprintf(reason, sizeof(reason),
 		 "copied and verified (%llu messages in the delta, %llu verified)",
 		 (unsigned long long)rep.copied, (unsigned long long)rep.verified);
+	/* The lock goes first: until the state changes, nobody claims the
+	 * account, so no one ever finds it locked after our last word. */
+	close(lock);
 	job_state(t, l, e->account, AS_MIGRATED, reason, true);
 	cutover_end(&m->d->cutover, t->slot);
 	return;
 failed:
 	if (cut)
 		cutover_end(&m->d->cutover, t->slot);
+	if (lock >= 0)
+		close(lock);
 	if (!copy_lease_held(m->d->lease, t->slot)) {
 		/* Lost to another gateway, or stopping while the ledger is away:
-		 * the account is not ours to mark FAILED. */
+		 * the account is not ours to change. */
 		mf_log_warn("migrate user=%s: %s stopped (%s); the copy job is no longer held",
 			    e->account, phase, err);
 		copy_lease_drop(m->d->lease, t->slot);
-		return;
+	} else if (atomic_load(&m->cancel) && strcmp(err, MIG_CANCELLED) == 0) {
+		/* Not a failure: the checkpoints hold everything copied. */
+		snprintf(reason, sizeof(reason), "%s interrupted by a shutdown: resumes at the "
+			 "next login", phase);
+		job_state(t, l, e->account, AS_SEEN, reason, true);
+	} else {
+		snprintf(reason, sizeof(reason), "%s: %.200s", phase, err);
+		job_state(t, l, e->account, AS_FAILED, reason, true);
 	}
-	snprintf(reason, sizeof(reason), "%s: %.200s", phase, err);
-	job_state(t, l, e->account, AS_FAILED, reason, true);
 }
 
 static void *mig_main(void *arg)
@@ -250,9 +308,11 @@ static int collect(const struct account *a, void *data)
 	return MF_OK;
 }
 
-/* A copy cut short by a stop or a crash: back to SEEN (served by the
- * source; the next login resumes from the checkpoints). A CUTOVER left
- * behind would refuse the user's logins forever. */
+/* A copy cut short by a crash: back to SEEN (served by the source; the
+ * next login resumes from the checkpoints). A CUTOVER left behind would
+ * refuse the user's logins forever. A copy whose lock another process
+ * holds is a predecessor's that still runs (restart hand-over): left to
+ * it; it ends in MIGRATED, FAILED or (stopped) SEEN by itself. */
 static int reset_stale(struct migrator *m, char *err, size_t errlen)
 {
 	static const enum account_state stuck[] = { AS_COPYING, AS_CUTOVER };
@@ -265,9 +325,23 @@ static int reset_stale(struct migrator *m, char *err, size_t errlen)
 	for (size_t i = 0; i < sizeof(stuck) / sizeof(stuck[0]) && rc == MF_OK; i++) {
 		s.n = 0;
 		rc = ledger_account_list(l, (int)stuck[i], collect, &s, err, errlen);
-		for (size_t j = 0; j < s.n && rc == MF_OK; j++)
+		for (size_t j = 0; j < s.n && rc == MF_OK; j++) {
+			char path[MIG_PATH_MAX];
+			int lock = -1;
+
+			if (state_path(m, s.names[j], path, sizeof(path)) == MF_OK) {
+				lock = copy_lock(path);
+				if (lock < 0 && errno == EWOULDBLOCK) {
+					mf_log_info("migrate user=%s: copy still running in "
+						    "another mailferryd", s.names[j]);
+					continue;
+				}
+			}
 			rc = set_state(l, s.names[j], AS_SEEN,
 				       "copy interrupted by a restart: resumes at the next login");
+			if (lock >= 0)
+				close(lock);
+		}
 	}
 	free(s.names);
 	ledger_close(l);
@@ -296,13 +370,16 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	m->cutover_wait_ms = d->cfg.migrate_cutover_wait_ms;
 	m->retry_after_s = d->cfg.migrate_retry_after_s;
 	m->settle_ms = ledger_spec_is_shared(m->ledger_path) ? d->cfg.cutover_settle_ms : 0;
+	atomic_init(&m->cancel, false);
 	/* The state files hold folder names and UIDs: owner only. */
 	if (mkdir(m->state_dir, 0700) != 0 && errno != EEXIST) {
 		mf_err(err, errlen, "[migrate] state_dir %s: %s", m->state_dir, strerror(errno));
 		goto fail;
 	}
-	/* One gateway: every copy left behind was ours. Several: only ours,
-	 * which the copy-job leases gave back already (copy_lease_start). */
+	/* One gateway: every copy left behind is ours (the copy locks tell a
+	 * running predecessor's). Several: a COPYING account may be another
+	 * gateway's live copy; ours left by a crash are given back when their
+	 * lease runs out (copy_lease.h). */
 	if (!ledger_spec_is_shared(m->ledger_path) && reset_stale(m, err, errlen) != MF_OK)
 		goto fail;
 	for (; m->started < n; m->started++) {
@@ -322,10 +399,17 @@ fail:
 	return MF_ERROR;
 }
 
+void migrator_cancel(struct migrator *m)
+{
+	if (m != NULL)
+		atomic_store(&m->cancel, true);
+}
+
 void migrator_stop(struct migrator *m)
 {
 	if (m == NULL)
 		return;
+	migrator_cancel(m);
 	login_queue_stop(&m->d->logins);
 	for (unsigned int i = 0; i < m->started; i++)
 		pthread_join(m->t[i].tid, NULL);

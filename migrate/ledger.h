@@ -132,12 +132,16 @@ int ledger_account_history(struct ledger *l, const char *name,
 
 /* New flows the SYN gate saw, per intercepted client subnet (as written
  * in [intercept] clients) and mail port: let through to the source
- * untouched (observe mode) or sent on to the gateway. */
+ * untouched (observe mode) or sent on to the gateway. And flows that
+ * reached a source directly, never meeting the gate (a subnet not
+ * intercepted, or the daemon down while fail-open), per client address
+ * (subnet written as a /32 or /128) and port: counted by the nftables
+ * rules (nft_direct.h). */
 #define LEDGER_SUBNET_MAX 64
 struct flow_count {
 	char subnet[LEDGER_SUBNET_MAX];
 	uint16_t port;
-	uint64_t observed, intercepted;
+	uint64_t observed, intercepted, direct;
 	int64_t last_seen;
 };
 
@@ -145,6 +149,10 @@ struct flow_count {
 int ledger_flow_count_add(struct ledger *l, const char *subnet, uint16_t port,
 			  uint64_t observed, uint64_t intercepted, int64_t now,
 			  char *err, size_t errlen);
+
+/* Adds direct flows to subnet/port's row (creating it), last_seen = now. */
+int ledger_flow_direct_add(struct ledger *l, const char *subnet, uint16_t port,
+			   uint64_t direct, int64_t now, char *err, size_t errlen);
 
 /* Calls fn for each row in subnet, port order; stops like
  * ledger_account_list. */
@@ -199,7 +207,8 @@ int ledger_account_gateways(struct ledger *l, const char *name,
 /* Takes name's copy job for owner until now_ms + lease_ms and sets the
  * account COPYING (reason in the history), in one transaction, when the
  * account is UNSEEN, SEEN, or FAILED for at least retry_after_s seconds
- * (0: never) and no other gateway holds a live lease. MF_OK: claimed.
+ * (0: never) and no other gateway holds a live lease (our own id's lease is
+ * no obstacle: the state says whether that copy still runs). MF_OK: claimed.
  * LEDGER_NOT_OWNER: not claimed (*state_r, may be NULL, gets the state;
  * *holder_r, may be NULL, LEDGER_GATEWAY_MAX bytes, the lease holder or
  * ""). MF_ERROR. */

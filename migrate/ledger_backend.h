@@ -37,6 +37,8 @@ struct ledger_ops {
 	int (*flow_count_add)(struct ledger *l, const char *subnet, uint16_t port,
 			      uint64_t observed, uint64_t intercepted, int64_t now,
 			      char *err, size_t errlen);
+	int (*flow_direct_add)(struct ledger *l, const char *subnet, uint16_t port,
+			       uint64_t direct, int64_t now, char *err, size_t errlen);
 	int (*flow_count_list)(struct ledger *l,
 			       int (*fn)(const struct flow_count *c, void *data),
 			       void *data, char *err, size_t errlen);

@@ -197,7 +197,9 @@ static const char *const schema_steps[] = {
 	" intercepted BIGINT NOT NULL DEFAULT 0,"
 	" last_seen BIGINT NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (subnet, port));",
-	/* v4: several gateways: which gateway saw whom, copy jobs with
+	/* v4: flows that reached a source directly */
+	"ALTER TABLE flow_count ADD COLUMN direct BIGINT NOT NULL DEFAULT 0;",
+	/* v5: several gateways: which gateway saw whom, copy jobs with
 	 * leases, and every committed state change announced (NOTIFY is
 	 * delivered at commit, so a listener never hears of a flip that a
 	 * reader could not yet see). */
@@ -588,6 +590,22 @@ static int pg_flow_count_add(struct ledger *l, const char *subnet, uint16_t port
 		   "cannot count flows");
 }
 
+static int pg_flow_direct_add(struct ledger *l, const char *subnet, uint16_t port,
+			      uint64_t direct, int64_t now, char *err, size_t errlen)
+{
+	char ps[8], d[24], at[24];
+	const char *v[4] = { subnet, ps, d, at };
+
+	snprintf(ps, sizeof(ps), "%u", port);
+	snprintf(d, sizeof(d), "%" PRIu64, direct);
+	i64(at, sizeof(at), now);
+	return run(to_pg(l), "INSERT INTO flow_count (subnet, port, direct, last_seen) "
+			     "VALUES ($1, $2, $3, $4) ON CONFLICT (subnet, port) "
+			     "DO UPDATE SET direct = flow_count.direct + excluded.direct, "
+			     "last_seen = excluded.last_seen", 4, v, NULL, err, errlen,
+		   "cannot count direct flows");
+}
+
 static int pg_flow_count_list(struct ledger *l, int (*fn)(const struct flow_count *c, void *data),
 			      void *data, char *err, size_t errlen)
 {
@@ -595,7 +613,7 @@ static int pg_flow_count_list(struct ledger *l, int (*fn)(const struct flow_coun
 	PGresult *r;
 	int rc = MF_OK;
 
-	if (run(p, "SELECT subnet, port, observed, intercepted, last_seen FROM flow_count "
+	if (run(p, "SELECT subnet, port, observed, intercepted, last_seen, direct FROM flow_count "
 		   "ORDER BY subnet, port", 0, NULL, &r, err, errlen,
 		"cannot list flow counts") != MF_OK)
 		return MF_ERROR;
@@ -607,6 +625,7 @@ static int pg_flow_count_list(struct ledger *l, int (*fn)(const struct flow_coun
 		c.observed = (uint64_t)col_i64(r, i, 2);
 		c.intercepted = (uint64_t)col_i64(r, i, 3);
 		c.last_seen = col_i64(r, i, 4);
+		c.direct = (uint64_t)col_i64(r, i, 5);
 		rc = fn(&c, data);
 	}
 	PQclear(r);
@@ -717,7 +736,7 @@ static int claim_tx(struct ledger_pg *p, const char *name, const char *owner, in
 		return MF_ERROR;
 	if (state_r != NULL)
 		*state_r = st;
-	if (cur[0] != '\0' && until >= now_ms) {
+	if (cur[0] != '\0' && strcmp(cur, owner) != 0 && until >= now_ms) {
 		snprintf(holder, LEDGER_GATEWAY_MAX, "%s", cur);
 		return LEDGER_NOT_OWNER;
 	}
@@ -974,6 +993,7 @@ static const struct ledger_ops pg_ops = {
 	.setting_get = pg_setting_get,
 	.setting_set = pg_setting_set,
 	.flow_count_add = pg_flow_count_add,
+	.flow_direct_add = pg_flow_direct_add,
 	.flow_count_list = pg_flow_count_list,
 	.account_gateways = pg_account_gateways,
 	.job_claim = pg_job_claim,

@@ -45,6 +45,7 @@ enum stmt_id {
 	ST_SETTING_GET,
 	ST_SETTING_SET,
 	ST_FLOW_ADD,
+	ST_FLOW_DIRECT,
 	ST_FLOW_LIST,
 	ST_GW_SEEN,
 	ST_COUNT
@@ -90,10 +91,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 			"SET observed = observed + excluded.observed, "
 			"intercepted = intercepted + excluded.intercepted, "
 			"last_seen = excluded.last_seen",
+	[ST_FLOW_DIRECT] = "INSERT INTO flow_count (subnet, port, direct, last_seen) "
+			   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (subnet, port) DO UPDATE "
+			   "SET direct = direct + excluded.direct, "
+			   "last_seen = excluded.last_seen",
 	[ST_GW_SEEN] = "INSERT INTO account_gateway (name, gateway, logins, first_seen, last_seen) "
 		       "VALUES (?1, ?2, 1, ?3, ?3) ON CONFLICT (name, gateway) DO UPDATE "
 		       "SET logins = logins + 1, last_seen = excluded.last_seen",
-	[ST_FLOW_LIST] = "SELECT subnet, port, observed, intercepted, last_seen "
+	[ST_FLOW_LIST] = "SELECT subnet, port, observed, intercepted, last_seen, direct "
 			 "FROM flow_count ORDER BY subnet, port",
 };
 
@@ -174,9 +179,18 @@ static int schema_v3(sqlite3 *db, char **msg_r)
 	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
 }
 
-/* v4: which gateway saw whom, and copy jobs with leases (one gateway on
- * SQLite, but the same rows and rules as on PostgreSQL). */
+/* v4: flows that reached a source directly (ledger_flow_direct_add). */
 static int schema_v4(sqlite3 *db, char **msg_r)
+{
+	static const char sql[] =
+		"ALTER TABLE flow_count ADD COLUMN direct INTEGER NOT NULL DEFAULT 0;";
+
+	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
+}
+
+/* v5: which gateway saw whom, and copy jobs with leases (one gateway on
+ * SQLite, but the same rows and rules as on PostgreSQL). */
+static int schema_v5(sqlite3 *db, char **msg_r)
 {
 	static const char sql[] =
 		"ALTER TABLE account ADD COLUMN last_gateway TEXT NOT NULL DEFAULT '';"
@@ -207,6 +221,7 @@ static int (*const schema_steps[])(sqlite3 *db, char **msg_r) = {
 	schema_v2,
 	schema_v3,
 	schema_v4,
+	schema_v5,
 };
 
 #define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
@@ -665,6 +680,19 @@ static int sq_flow_count_add(struct ledger *l, const char *subnet, uint16_t port
 	return stmt_run(s, ST_FLOW_ADD, err, errlen);
 }
 
+static int sq_flow_direct_add(struct ledger *l, const char *subnet, uint16_t port,
+			      uint64_t direct, int64_t now, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[ST_FLOW_DIRECT];
+
+	sqlite3_bind_text(st, 1, subnet, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, port);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)direct);
+	sqlite3_bind_int64(st, 4, now);
+	return stmt_run(s, ST_FLOW_DIRECT, err, errlen);
+}
+
 static int sq_flow_count_list(struct ledger *l,
 			      int (*fn)(const struct flow_count *c, void *data),
 			      void *data, char *err, size_t errlen)
@@ -688,6 +716,7 @@ static int sq_flow_count_list(struct ledger *l,
 		c.observed = (uint64_t)sqlite3_column_int64(st, 2);
 		c.intercepted = (uint64_t)sqlite3_column_int64(st, 3);
 		c.last_seen = sqlite3_column_int64(st, 4);
+		c.direct = (uint64_t)sqlite3_column_int64(st, 5);
 		rc = fn(&c, data);
 		if (rc != MF_OK)
 			break;
@@ -825,7 +854,7 @@ static int sq_job_claim(struct ledger *l, const char *name, const char *owner, i
 		return tx_end(s, MF_ERROR, err, errlen);
 	if (state_r != NULL)
 		*state_r = a.state;
-	if (cur[0] != '\0' && until >= now_ms) {
+	if (cur[0] != '\0' && strcmp(cur, owner) != 0 && until >= now_ms) {
 		if (holder_r != NULL)
 			snprintf(holder_r, LEDGER_GATEWAY_MAX, "%s", cur);
 		return tx_end(s, LEDGER_NOT_OWNER, err, errlen);
@@ -1016,6 +1045,7 @@ static const struct ledger_ops sqlite_ops = {
 	.setting_get = sq_setting_get,
 	.setting_set = sq_setting_set,
 	.flow_count_add = sq_flow_count_add,
+	.flow_direct_add = sq_flow_direct_add,
 	.flow_count_list = sq_flow_count_list,
 	.account_gateways = sq_account_gateways,
 	.job_claim = sq_job_claim,

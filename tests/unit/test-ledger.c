@@ -181,14 +181,14 @@ static void test_schema_and_reopen(void **state)
 	int version = -1;
 
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 4);
+	assert_int_equal(version, 5);
 	login(l, "ann@example.org", "198.18.1.10", 1000, AS_SEEN);
 	set_state(l, "bob@example.org", AS_PINNED, "vip", 1001, AS_UNSEEN);
 	ledger_close(l);
 
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 4);
+	assert_int_equal(version, 5);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_SEEN);
 	assert_int_equal(a.logins, 1);
@@ -568,6 +568,59 @@ static void test_settings(void **state)
 	ledger_close(l);
 }
 
+struct flows {
+	struct flow_count c[8];
+	int n;
+};
+
+static int collect_flow(const struct flow_count *c, void *data)
+{
+	struct flows *f = data;
+
+	if (f->n == 8)
+		return MF_ERROR;
+	f->c[f->n++] = *c;
+	return MF_OK;
+}
+
+/* Gate counts and direct counts land in one row per subnet and port and
+ * add up; rows come in subnet, port order. */
+static void test_flow_counts(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct flows got = { .n = 0 };
+	char err[512];
+
+	assert_int_equal(ledger_flow_count_add(l, "198.18.1.0/24", 143, 2, 5, 100, err,
+					       sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_count_add(l, "198.18.1.0/24", 143, 1, 0, 110, err,
+					       sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.2.7/32", 25, 3, 120, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.2.7/32", 25, 4, 130, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.1.0/24", 143, 9, 140, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.2.7/32", 25, (uint64_t)INT64_MAX + 1,
+						150, err, sizeof(err)), MF_ERROR);
+	assert_int_equal(ledger_flow_count_list(l, collect_flow, &got, err, sizeof(err)), MF_OK);
+	assert_int_equal(got.n, 2);
+	assert_string_equal(got.c[0].subnet, "198.18.1.0/24");
+	assert_int_equal(got.c[0].port, 143);
+	assert_int_equal(got.c[0].observed, 3);
+	assert_int_equal(got.c[0].intercepted, 5);
+	assert_int_equal(got.c[0].direct, 9);
+	assert_int_equal(got.c[0].last_seen, 140);
+	assert_string_equal(got.c[1].subnet, "198.18.2.7/32");
+	assert_int_equal(got.c[1].port, 25);
+	assert_int_equal(got.c[1].observed, 0);
+	assert_int_equal(got.c[1].intercepted, 0);
+	assert_int_equal(got.c[1].direct, 7);
+	assert_int_equal(got.c[1].last_seen, 130);
+	ledger_close(l);
+}
+
 /* A v1 file (before settings and flow counts) is brought to the current
  * version in place, accounts kept. */
 static void test_upgrade_from_v1(void **state)
@@ -589,7 +642,7 @@ static void test_upgrade_from_v1(void **state)
 	sqlite3_close(db);
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 4);
+	assert_int_equal(version, 5);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_PINNED);
 	assert_int_equal(ledger_setting_get(l, "fail_mode", v, sizeof(v), err,
@@ -776,14 +829,25 @@ static void test_job_lease(void **state)
 					  sizeof(err)), LEDGER_NOT_OWNER);
 	assert_int_equal(st, AS_MIGRATED);
 	assert_string_equal(holder, "");
-	/* a restarted gateway gets its own jobs back at once */
+	/* a job held under our own id is no obstacle once its account is back
+	 * to SEEN (a single gateway's crashed copy reset at start) */
+	login(l1, "cy@example.org", "x", 10, AS_SEEN);
+	assert_int_equal(ledger_job_claim(l1, "cy@example.org", "gw1", 20000, 60000, 0, "copy",
+					  NULL, NULL, err, sizeof(err)), MF_OK);
+	set_state(l1, "cy@example.org", AS_SEEN, "reset", 20, AS_COPYING);
+	assert_int_equal(ledger_job_claim(l2, "cy@example.org", "gw2", 20001, 60000, 0, "copy",
+					  NULL, holder, err, sizeof(err)), LEDGER_NOT_OWNER);
+	assert_string_equal(holder, "gw1");
+	assert_int_equal(ledger_job_claim(l1, "cy@example.org", "gw1", 20001, 60000, 0, "copy",
+					  NULL, NULL, err, sizeof(err)), MF_OK);
+	/* a gateway that knows its old jobs are dead gets them back at once */
 	login(l1, "bo@example.org", "x", 10, AS_SEEN);
 	assert_int_equal(ledger_job_claim(l1, "bo@example.org", "gw1", 20000, 60000, 0, "copy",
 					  NULL, NULL, err, sizeof(err)), MF_OK);
 	out[0] = '\0';
 	assert_int_equal(ledger_jobs_reap(l1, 20001, "gw1", reaped_cb, out, err, sizeof(err)),
 			 MF_OK);
-	assert_string_equal(out, "bo@example.org/gw1 ");
+	assert_string_equal(out, "bo@example.org/gw1 cy@example.org/gw1 ");
 	get(l1, "bo@example.org", &a);
 	assert_int_equal(a.state, AS_SEEN);
 	ledger_close(l1);
@@ -854,6 +918,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_mode_migrated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateways_seen, setup, teardown),
@@ -872,6 +937,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_two_handles, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_settings, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_flow_counts, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_fail_mode, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_fail_mode_migrated, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_gateways_seen, setup_pg, teardown_pg),
