@@ -21,15 +21,16 @@ the test; her mailbox is not touched).
 """
 import os
 import re
-import sqlite3
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from lab import Lab
 from mfgateway import ROOT, Gateway
+from test_migrate_restart import checkpointed
 from test_migrate_trigger import append, bulk_corpus, corpus, dump, wait_state, wipe
 
 WITH_PG = os.path.join(ROOT, "tests", "pg", "with-pg.sh")
@@ -174,16 +175,7 @@ def claims(g, user):
 
 def copied_rows(g, user):
     """Messages the copy on g has checkpointed for user (its state file)."""
-    path = os.path.join(g.workdir, "migrate", f"{user}@{g.lab.env['MAIL_DOMAIN']}.state")
-    if not os.path.exists(path):
-        return 0
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
-        n = db.execute("SELECT count(*) FROM msg").fetchone()[0]
-        db.close()
-        return n
-    except sqlite3.Error:
-        return 0
+    return checkpointed(Path(g.workdir) / "migrate" / f"{user}@{g.lab.env['MAIL_DOMAIN']}.state")
 
 
 def wait_copying(g, user, min_rows=1, timeout=60):
