@@ -11,7 +11,7 @@ CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
 WFLAGS  := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
-PKGS    := liburing inih libmnl libnftnl sqlite3 libpq openssl libnetfilter_queue libcap-ng
+PKGS    := liburing inih libmnl libnftnl sqlite3 libpq openssl libnetfilter_queue libcap-ng libmicrohttpd
 PYTHON  := /usr/bin/python3
 
 # Instrumentation flags live apart from CFLAGS: a CFLAGS given on the
@@ -50,7 +50,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-bin/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 30
 
-DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
+DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libmicrohttpd-dev chromium \
 	liburing-dev libmnl-dev libnftnl-dev libinih-dev libcmocka-dev libsqlite3-dev \
 	libssl-dev libnetfilter-queue-dev libcap-ng-dev libpq-dev postgresql \
 	iproute2 iputils-ping nftables iptables procps psmisc openssl curl socat \
@@ -177,3 +177,6 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# The dashboard page is assembled into the daemon (.incbin).
+$(BUILD)/gateway/dashboard.o: gateway/dashboard.html

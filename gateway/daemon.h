@@ -8,6 +8,7 @@
 #include "config.h"
 #include "cutover.h"
 #include "login_event.h"
+#include "stats.h"
 #include "route_cache.h"
 
 #include <pthread.h>
@@ -18,6 +19,7 @@ struct worker;
 struct tls_ctxs;
 struct banner_set;
 struct migrator;
+struct metrics_server;
 struct copy_lease;
 struct state_watch;
 
@@ -44,6 +46,10 @@ struct mf_daemon {
 	struct login_queue logins;
 	struct cutover_board cutover;  /* always set up: the change feed uses it too */
 	struct migrator *migrator;
+	/* Counters: shard i < n_workers is worker i's, then one per
+	 * [migrate] worker (stats.h); read by the metrics server. */
+	struct stats stats;
+	struct metrics_server *metrics;
 	/* Account states routing reads (route_cache.h), kept current by the
 	 * change feed of a shared ledger (state_watch.h) or by this process's
 	 * own flips; copy-job leases of this gateway (copy_lease.h). */

@@ -6,6 +6,7 @@
 #include "daemon.h"
 #include "copy_lease.h"
 #include "ledger.h"
+#include "metrics_http.h"
 #include "state_watch.h"
 #include "listener.h"
 #include "log.h"
@@ -296,6 +297,15 @@ int main(int argc, char **argv)
 		mf_log_err("route cache: out of memory");
 		goto out_cutover;
 	}
+	/* A shard per worker, then one per copy thread (stats.h). */
+	{
+		unsigned int copiers = d.cfg.migrate_enabled ? d.cfg.migrate_workers : 0;
+
+		if (stats_init(&d.stats, d.n_workers + copiers, copiers) != MF_OK) {
+			mf_log_err("counters: out of memory");
+			goto out_cache;
+		}
+	}
 	/* [migrate] is read once: the front ends test d.migrate unlocked. */
 	if (d.cfg.migrate_enabled) {
 		if (login_queue_init(&d.logins, d.cfg.migrate_queue, err, sizeof(err)) != MF_OK) {
@@ -382,6 +392,14 @@ int main(int argc, char **argv)
 	}
 	mf_log_info("started workers=%u port=%u config=%s", d.n_workers,
 		    d.cfg.listen_port, d.config_path);
+	/* [metrics] is read once, at start (a reload does not move it). */
+	if (d.cfg.metrics_on &&
+	    metrics_server_start(&d.cfg, &d.stats, &d.metrics, err, sizeof(err)) != MF_OK) {
+		mf_log_err("%s", err);
+		atomic_store(&d.stopping, true);
+		daemon_wake_workers(&d);
+		goto out_join;
+	}
 	start_probe(&d);
 
 	for (;;) {
@@ -414,6 +432,7 @@ int main(int argc, char **argv)
 	}
 	status = EXIT_SUCCESS;
 out_join:
+	metrics_server_stop(d.metrics);
 	wait_probe(&d);
 	for (unsigned int i = 0; i < started; i++) {
 		worker_join(d.workers[i]);
@@ -445,6 +464,7 @@ out_cutover:
 	cutover_destroy(&d.cutover);
 	tls_ctxs_unref(d.tls);
 	banner_set_unref(d.banners);
+	stats_destroy(&d.stats);
 	addr_count_destroy(&d.conns);
 	pthread_mutex_destroy(&d.conn_lock);
 	pthread_mutex_destroy(&d.lock);

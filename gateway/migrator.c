@@ -22,7 +22,8 @@
 
 struct mig_thread {
 	struct migrator *m;
-	unsigned int slot;  /* in the cutover board */
+	unsigned int slot;  /* in the cutover board, and stats' copy slots */
+	struct stats_shard *stats; /* this thread's counters */
 	pthread_t tid;
 };
 
@@ -127,6 +128,35 @@ static void cutover_kick(struct mig_thread *t, const char *name)
 			    name, t->m->cutover_wait_ms);
 }
 
+static void on_progress(void *arg, const struct mig_progress *p)
+{
+	struct mig_thread *t = arg;
+
+	stats_copy_progress(&t->m->d->stats, t->slot, t->stats, p->messages, p->bytes,
+			    p->planned, p->folder_index, p->folder_count);
+}
+
+/* One mig_run, its progress and totals counted (stats.h). */
+static int run_counted(struct mig_thread *t, const char *phase, const struct mig_opts *o,
+		       struct mig_report *rep, char *err, size_t errlen)
+{
+	int rc;
+
+	stats_copy_phase(&t->m->d->stats, t->slot, phase);
+	memset(rep, 0, sizeof(*rep));
+	rc = mig_run(o, rep, err, errlen);
+	stats_copy_run_end(&t->m->d->stats, t->slot, t->stats, rep->copied, rep->bytes);
+	return rc;
+}
+
+static uint64_t clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* The account's copy lock: an flock on "<state file>.lock", held while a
  * copy runs. It tells a daemon starting beside a running one (a restart
  * hand-over) which COPYING accounts are a live predecessor's and which a
@@ -178,6 +208,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	struct mig_report rep;
 	char path[MIG_PATH_MAX], err[512], reason[LEDGER_REASON_MAX];
 	const char *phase = "bulk copy";
+	uint64_t t0 = clock_us();
 	int lock = -1;
 
 	bool cut = false;
@@ -188,6 +219,9 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	}
 	if (!claim(t, l, e, path))
 		return;
+	stats_copy_begin(&m->d->stats, t->slot, t->stats, e->account, (int64_t)time(NULL));
+	o.progress = on_progress;
+	o.progress_arg = t;
 	if (endpoints(m, e, &o, err, sizeof(err)) != MF_OK)
 		goto failed;
 	lock = copy_lock(path);
@@ -197,6 +231,8 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 		job_state(t, l, e->account, AS_SEEN, "another mailferryd holds the copy lock",
 			  false);
 		copy_lease_drop(m->d->lease, t->slot);
+		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_INTERRUPTED,
+			       clock_us() - t0);
 		return;
 	}
 	if (lock < 0) {
@@ -209,7 +245,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	o.proceed = copy_lease_proceed;
 	o.proceed_arg = copy_lease_slot(m->d->lease, t->slot);
 	/* The bulk copy: the user keeps working on the source meanwhile. */
-	if (mig_run(&o, &rep, err, sizeof(err)) != MF_OK)
+	if (run_counted(t, "bulk", &o, &rep, err, sizeof(err)) != MF_OK)
 		goto failed;
 	snprintf(reason, sizeof(reason), "bulk copy done (%llu messages): closing sessions, delta",
 		 (unsigned long long)rep.copied);
@@ -225,7 +261,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	cutover_settle(m);
 	phase = "delta";
 	o.verify = true;
-	if (mig_run(&o, &rep, err, sizeof(err)) != MF_OK)
+	if (run_counted(t, "delta", &o, &rep, err, sizeof(err)) != MF_OK)
 		goto failed;
 	snprintf(reason, sizeof(reason),
 		 "copied and verified (%llu messages in the delta, %llu verified)",
@@ -235,6 +271,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	close(lock);
 	job_state(t, l, e->account, AS_MIGRATED, reason, true);
 	cutover_end(&m->d->cutover, t->slot);
+	stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_MIGRATED, clock_us() - t0);
 	return;
 failed:
 	if (cut)
@@ -247,14 +284,19 @@ failed:
 		mf_log_warn("migrate user=%s: %s stopped (%s); the copy job is no longer held",
 			    e->account, phase, err);
 		copy_lease_drop(m->d->lease, t->slot);
+		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_INTERRUPTED,
+			       clock_us() - t0);
 	} else if (atomic_load(&m->cancel) && strcmp(err, MIG_CANCELLED) == 0) {
 		/* Not a failure: the checkpoints hold everything copied. */
 		snprintf(reason, sizeof(reason), "%s interrupted by a shutdown: resumes at the "
 			 "next login", phase);
 		job_state(t, l, e->account, AS_SEEN, reason, true);
+		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_INTERRUPTED,
+			       clock_us() - t0);
 	} else {
 		snprintf(reason, sizeof(reason), "%s: %.200s", phase, err);
 		job_state(t, l, e->account, AS_FAILED, reason, true);
+		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_FAILED, clock_us() - t0);
 	}
 }
 
@@ -355,6 +397,8 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 
 	if (n == 0 || n > CUTOVER_SLOTS_MAX)
 		return mf_err(err, errlen, "[migrate] workers must be 1..%u", CUTOVER_SLOTS_MAX);
+	if (stats_shard(&d->stats, d->n_workers + n - 1) == NULL || d->stats.n_copy_slots < n)
+		return mf_err(err, errlen, "no counters for %u copy threads", n);
 	m = calloc(1, sizeof(*m) + n * sizeof(m->t[0]));
 	if (m == NULL)
 		return mf_err(err, errlen, "out of memory");
@@ -385,6 +429,7 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	for (; m->started < n; m->started++) {
 		m->t[m->started].m = m;
 		m->t[m->started].slot = m->started;
+		m->t[m->started].stats = stats_shard(&d->stats, d->n_workers + m->started);
 		if (pthread_create(&m->t[m->started].tid, NULL, mig_main, &m->t[m->started]) != 0) {
 			mf_err(err, errlen, "thread: %s", strerror(errno));
 			migrator_stop(m);

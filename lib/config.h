@@ -171,6 +171,11 @@ struct mf_config {
 	/* A FAILED account's next observed login copies again once this long
 	 * has passed since the failure; 0: only an admin's set-state does. */
 	unsigned int migrate_retry_after_s;
+
+	/* [metrics] — Prometheus exposition and dashboard (HTTP, read-only). */
+	bool metrics_on;                   /* listen = off: false */
+	struct mf_addr metrics_addr;       /* default 127.0.0.1 */
+	uint16_t metrics_port;             /* default 9473 */
 };
 
 /* Defaults for every key (see mailferry.conf.example). */
