@@ -79,7 +79,12 @@ def test_listen_mode_routes_like_the_router(takeover, tmp_path):
         assert client_py(lab, LOGIN, SVC6, "imap", "alice", pw).split()[0] == "OK"
         assert client_py(lab, LOGIN, SVC4, "pop3", "alice", pw).split()[0] == "+OK"
         lab.wait_log("DOVECOT_LOG_OLD", r"imap-login: Info: Login: user=<alice", mark)
-        conns = [c for c in g.conns() if c.get("user", "").startswith("alice")]
+        deadline = time.monotonic() + 10
+        while True:  # a session's line is written when it ends
+            conns = [c for c in g.conns() if c.get("user", "").startswith("alice")]
+            if len(conns) >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert len(conns) == 3 and all(c["route"] == "source" for c in conns), conns
         # The old server sees one of the gateway's own addresses, not the
         # client's (upstream_source defaults to gateway in this mode).
@@ -92,7 +97,8 @@ def test_listen_mode_routes_like_the_router(takeover, tmp_path):
         mark = lab.log_mark("DOVECOT_LOG_NEW")
         assert client_py(lab, LOGIN, SVC4, "imap", "alice", pw).split()[0] == "OK"
         lab.wait_log("DOVECOT_LOG_NEW", r"imap-login: Info: Login: user=<alice", mark)
-        assert g.conns()[-1]["route"] == "destination"
+        g.wait_conn(lambda c: c.get("user", "").startswith("alice") and
+                    c.get("route") == "destination")
 
         # SMTP: mail for the MIGRATED account goes to new, for another to
         # old, byte for byte.
@@ -147,7 +153,8 @@ def test_listen_mode_copies_on_login(takeover, tmp_path):
         assert g.account(user)["state"] == "MIGRATED"
         assert dump(lab, lab.NEW4, user) == dump(lab, lab.OLD4, user)
         assert client_py(lab, LOGIN, SVC4, "imap", user, pw).split() == ["OK", "3"]
-        assert g.conns()[-1]["route"] == "destination"
+        g.wait_conn(lambda c: c.get("user", "").startswith(user) and
+                    c.get("route") == "destination")
         assert g.stop() == 0
     finally:
         g.teardown()

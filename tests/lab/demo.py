@@ -143,7 +143,9 @@ def copied(state_file):
 
 def main():
     t0 = time.monotonic()
-    with Lab.up() as lab:
+    # A lab of its own even inside a test run that set LAB_PREFIX; mfl<pid>-
+    # so that a later lab.sh reaps it if this process is killed.
+    with Lab.up(prefix=f"mfl{os.getpid()}-") as lab:
         step("Lab: client 198.18.1.2 -- router (mailferryd) -- old 198.18.11.2 / new 198.18.11.3")
         say("network namespaces made for this run, linked only to each other; Dovecot + "
             "Postfix on old and new")

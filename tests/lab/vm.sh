@@ -24,6 +24,7 @@ SRC=${SRC:-/vagrant}
 # shellcheck source=tests/lab/lab.sh
 source "$HERE/lab.sh"
 nsx() { shift; "$@"; }  # this machine is the host: no namespace
+BRIDGE=0                # the router topology (lab.sh sets it only when run)
 
 apt_need() {
     [[ ${LAB_SKIP_APT:-0} == 1 ]] && return 0
