@@ -66,16 +66,16 @@ int login_queue_push(struct login_queue *q, const char *account,
 	return MF_OK;
 }
 
-/* Index (from head) of the event pop may take now, or q->n for none. */
+/* Index (from head) of the event pop may take now, or q->n for none:
+ * the oldest released one (the admin asked for it now), else, unless
+ * paused, the oldest. */
 static unsigned int next_takeable(const struct login_queue *q)
 {
 	unsigned int i = 0;
 
-	if (!q->paused)
-		return 0 < q->n ? 0 : q->n;
 	while (i < q->n && !q->slots[(q->head + i) % q->cap].released)
 		i++;
-	return i;
+	return i < q->n || q->paused ? i : 0;
 }
 
 int login_queue_pop(struct login_queue *q, struct login_event *e_r)

@@ -57,7 +57,8 @@ int login_queue_push(struct login_queue *q, const char *account,
 		     const struct sockaddr *client, socklen_t client_len,
 		     const struct sockaddr *source, socklen_t source_len, int64_t at);
 
-/* Blocks for the oldest event (the oldest released one while paused) and moves it to *e_r (the slot is wiped):
+/* Blocks for the oldest released event (login_queue_release), else the
+ * oldest, and while paused only for a released one, and moves it to *e_r (the slot is wiped):
  * MF_OK, or MF_ERROR once the queue is stopped. The caller wipes *e_r
  * with login_event_wipe() when done, and should keep it in locked memory
  * (login_event_alloc). */
@@ -68,7 +69,8 @@ int login_queue_pop(struct login_queue *q, struct login_event *e_r);
  * (and are dropped when the queue is full, as always). */
 void login_queue_set_paused(struct login_queue *q, bool paused);
 
-/* Marks every queued event of account released and wakes a consumer.
+/* Marks every queued event of account released (popped before the others,
+ * paused or not) and wakes a consumer.
  * Returns how many there are (0: the queue holds no credentials for it). */
 unsigned int login_queue_release(struct login_queue *q, const char *account);
 

@@ -226,6 +226,14 @@ static void test_pause_release(void **state)
 	assert_int_equal(login_queue_pop(&q, e), MF_OK);
 	assert_string_equal(e->account, "end");
 	assert_slots_zero(&q);
+	/* Not paused, a released event still goes first. */
+	assert_int_equal(push(&q, "old", "pw"), MF_OK);
+	assert_int_equal(push(&q, "now", "pw"), MF_OK);
+	assert_int_equal(login_queue_release(&q, "now"), 1);
+	assert_int_equal(login_queue_pop(&q, e), MF_OK);
+	assert_string_equal(e->account, "now");
+	assert_int_equal(login_queue_pop(&q, e), MF_OK);
+	assert_string_equal(e->account, "old");
 	login_event_free(e);
 	login_queue_destroy(&q);
 }
