@@ -75,11 +75,14 @@ static int set_state(struct ledger *l, const char *name, enum account_state st,
 	return MF_OK;
 }
 
-/* true when the account was UNSEEN or SEEN and is COPYING now. */
+/* true when the account was UNSEEN or SEEN (or FAILED and due for a
+ * retry) and is COPYING now: checked and set in one ledger transaction,
+ * so an admin's pin or rollback in between wins cleanly. */
 static bool claim(struct migrator *m, struct ledger *l, const struct login_event *e)
 {
 	struct account a;
-	enum account_state st;
+	unsigned int allowed = LEDGER_STATE_BIT(AS_UNSEEN) | LEDGER_STATE_BIT(AS_SEEN);
+	enum account_state st = AS_UNSEEN;
 	char err[256], client[MF_ADDRSTRLEN], reason[LEDGER_REASON_MAX];
 	bool ok = false;
 	int rc;
@@ -90,22 +93,49 @@ static bool claim(struct migrator *m, struct ledger *l, const struct login_event
 		mf_log_warn("migrate user=%s: ledger: %s", e->account, err);
 		goto out;
 	}
-	st = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
-	if (st != AS_UNSEEN && st != AS_SEEN &&
-	    !(st == AS_FAILED &&
-	      migrate_retry_due(m->retry_after_s, a.state_changed, (int64_t)time(NULL)))) {
+	if (rc == MF_OK && a.state == AS_FAILED &&
+	    migrate_retry_due(m->retry_after_s, a.state_changed, (int64_t)time(NULL)))
+		allowed |= LEDGER_STATE_BIT(AS_FAILED);
+	mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
+	snprintf(reason, sizeof(reason), "bulk copy (strategy live) after a login from %s%s",
+		 client, rc == MF_OK && a.state == AS_FAILED ? ", retrying a failed copy" : "");
+	rc = ledger_account_set_state_if(l, e->account, allowed, AS_COPYING, reason,
+					 (int64_t)time(NULL), &st, err, sizeof(err));
+	if (rc == LEDGER_REFUSED) {
 		/* Another login's copy took it, or the admin pinned it. */
 		mf_log_info("migrate user=%s state=%s: no copy", e->account,
 			    account_state_name(st));
-		goto out;
+	} else if (rc != MF_OK) {
+		mf_log_warn("migrate user=%s state=COPYING not recorded: %s", e->account, err);
+	} else {
+		mf_log_info("migrate user=%s state=COPYING reason=\"%s\"", e->account, reason);
+		ok = true;
 	}
-	mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
-	snprintf(reason, sizeof(reason), "bulk copy (strategy live) after a login from %s%s",
-		 client, st == AS_FAILED ? ", retrying a failed copy" : "");
-	ok = set_state(l, e->account, AS_COPYING, reason) == MF_OK;
 out:
 	pthread_mutex_unlock(&m->claim);
 	return ok;
+}
+
+/* The run's row in the ledger's copy history (accounts show); a ledger
+ * error costs the history line, never the copy. */
+static int64_t run_begin(struct ledger *l, const char *name)
+{
+	int64_t id = 0;
+	char err[256];
+
+	if (ledger_copy_run_begin(l, name, (int64_t)time(NULL), &id, err, sizeof(err)) != MF_OK)
+		mf_log_warn("migrate user=%s: copy run not recorded: %s", name, err);
+	return id;
+}
+
+static void run_end(struct ledger *l, const char *name, int64_t id, enum copy_result r,
+		    uint64_t messages, uint64_t bytes, const char *error)
+{
+	char err[256];
+
+	if (id != 0 && ledger_copy_run_end(l, id, (int64_t)time(NULL), r, messages, bytes, error,
+					   err, sizeof(err)) != MF_OK)
+		mf_log_warn("migrate user=%s: end of copy run not recorded: %s", name, err);
 }
 
 static int endpoints(const struct migrator *m, const struct login_event *e,
@@ -147,9 +177,13 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	struct mig_report rep;
 	char path[MIG_PATH_MAX], err[512], reason[LEDGER_REASON_MAX];
 	const char *phase = "bulk copy";
+	uint64_t messages = 0, bytes = 0;
+	int64_t run;
+	int rc;
 
 	if (!claim(m, l, e))
 		return;
+	run = run_begin(l, e->account);
 	if (endpoints(m, e, &o, err, sizeof(err)) != MF_OK)
 		goto failed;
 	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
@@ -158,7 +192,11 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	}
 	o.state_path = path;
 	/* The bulk copy: the user keeps working on the source meanwhile. */
-	if (mig_run(&o, &rep, err, sizeof(err)) != MF_OK)
+	memset(&rep, 0, sizeof(rep));
+	rc = mig_run(&o, &rep, err, sizeof(err));
+	messages += rep.copied;
+	bytes += rep.bytes;
+	if (rc != MF_OK)
 		goto failed;
 	snprintf(reason, sizeof(reason), "bulk copy done (%llu messages): closing sessions, delta",
 		 (unsigned long long)rep.copied);
@@ -172,19 +210,25 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	cutover_kick(t, e->account);
 	phase = "delta";
 	o.verify = true;
-	if (mig_run(&o, &rep, err, sizeof(err)) != MF_OK)
+	memset(&rep, 0, sizeof(rep));
+	rc = mig_run(&o, &rep, err, sizeof(err));
+	messages += rep.copied;
+	bytes += rep.bytes;
+	if (rc != MF_OK)
 		goto failed_cut;
 	snprintf(reason, sizeof(reason),
 		 "copied and verified (%llu messages in the delta, %llu verified)",
 		 (unsigned long long)rep.copied, (unsigned long long)rep.verified);
 	set_state(l, e->account, AS_MIGRATED, reason);
 	cutover_end(&m->d->cutover, t->slot);
+	run_end(l, e->account, run, COPY_MIGRATED, messages, bytes, NULL);
 	return;
 failed_cut:
 	cutover_end(&m->d->cutover, t->slot);
 failed:
 	snprintf(reason, sizeof(reason), "%s: %.200s", phase, err);
 	set_state(l, e->account, AS_FAILED, reason);
+	run_end(l, e->account, run, COPY_FAILED, messages, bytes, reason);
 }
 
 static void *mig_main(void *arg)
@@ -249,6 +293,7 @@ static int reset_stale(struct migrator *m, char *err, size_t errlen)
 
 	if (ledger_open(m->ledger_path, &l, err, errlen) != MF_OK)
 		return MF_ERROR;
+	rc = ledger_copy_runs_interrupt(l, (int64_t)time(NULL), NULL, err, errlen);
 	for (size_t i = 0; i < sizeof(stuck) / sizeof(stuck[0]) && rc == MF_OK; i++) {
 		s.n = 0;
 		rc = ledger_account_list(l, (int)stuck[i], collect, &s, err, errlen);
