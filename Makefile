@@ -11,7 +11,7 @@ CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
 WFLAGS  := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
-PKGS    := liburing inih libmnl libnftnl sqlite3 libpq openssl libnetfilter_queue libcap-ng jansson
+PKGS    := liburing inih libmnl libnftnl sqlite3 libpq openssl libnetfilter_queue libcap-ng jansson libmicrohttpd
 PYTHON  := /usr/bin/python3
 
 # Instrumentation flags live apart from CFLAGS: a CFLAGS given on the
@@ -176,3 +176,6 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# The dashboard page is assembled into the daemon (.incbin).
+$(BUILD)/gateway/dashboard.o: gateway/dashboard.html

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "cutover.h"
 #include "login_event.h"
+#include "stats.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,6 +18,7 @@ struct worker;
 struct tls_ctxs;
 struct banner_set;
 struct migrator;
+struct metrics_server;
 
 struct mf_daemon {
 	const char *config_path;
@@ -41,6 +43,10 @@ struct mf_daemon {
 	struct login_queue logins;
 	struct cutover_board cutover;
 	struct migrator *migrator;
+	/* Counters: shard i < n_workers is worker i's, then one per
+	 * [migrate] worker (stats.h); read by the metrics server. */
+	struct stats stats;
+	struct metrics_server *metrics;
 };
 
 /* Wake every worker so it re-reads cfg_gen and stopping. */

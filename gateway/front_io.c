@@ -286,15 +286,52 @@ static void backend_port(struct session *s, union mf_sockaddr *a)
 		a->in6.sin6_port = htons(port);
 }
 
+static uint64_t clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The login in progress got its verdict: counted once (stats.h). */
+static void login_verdict(struct session *s, enum stats_login r)
+{
+	struct front_io *io = io_of(s);
+	enum stats_backend b = r == STATS_L_REFUSED && io->route == AR_UNAVAILABLE
+				       ? STATS_B_NONE : stats_backend_of_route((int)io->route);
+
+	if (!io->login_pending)
+		return;
+	io->login_pending = false;
+	stats_login(s->w->stats, (enum stats_proto)s->st_proto, b, r,
+		    clock_us() - io->login_t0_us);
+}
+
+void front_io_login_rejected(struct session *s)
+{
+	login_verdict(s, STATS_L_FAIL);
+}
+
 enum front_route_fail front_io_route_connect(struct session *s, const char *name)
 {
+	struct front_io *io = io_of(s);
 	enum account_route route;
+	enum front_route_fail rc;
 
+	io->login_pending = true;
+	io->login_t0_us = clock_us();
 	free(s->user);
 	s->user = strdup(name);
-	if (front_io_route(s, name, &route) != MF_OK)
-		return FRF_LEDGER;
-	return front_io_connect(s, route);
+	if (front_io_route(s, name, &route) != MF_OK) {
+		io->route = AR_UNAVAILABLE; /* no backend: counted under "none" */
+		rc = FRF_LEDGER;
+	} else {
+		rc = front_io_connect(s, route);
+	}
+	if (rc != FRF_OK)
+		login_verdict(s, STATS_L_REFUSED);
+	return rc;
 }
 
 enum front_route_fail front_io_connect(struct session *s, enum account_route route)
@@ -409,6 +446,7 @@ void front_io_log_up_fail(struct session *s, const char *why)
 	mf_sockaddr_format(&io_of(s)->up_addr.sa, dst, sizeof(dst));
 	mf_log_warn("%s login user=%s up=%s failed: %s", s->fops->name,
 		    s->user ? s->user : "-", dst, why);
+	login_verdict(s, STATS_L_REFUSED);
 }
 
 void front_io_upstream_close(struct session *s)
@@ -467,6 +505,7 @@ void front_io_login_done(struct session *s)
 	struct front_io *io = io_of(s);
 	char client[MF_ADDRSTRLEN];
 
+	login_verdict(s, STATS_L_OK);
 	if (io->route == AR_SOURCE) {
 		mf_sockaddr_format(&s->client.sa, client, sizeof(client));
 		worker_login_observed(s->w, s->user, client);

@@ -89,6 +89,8 @@ struct front_io {
 	bool timed_out;
 	enum account_route route;       /* of the login in progress */
 	enum account_state acct_state;  /* the ledger's, when it was routed */
+	bool login_pending;             /* a login awaits its verdict (metrics) */
+	uint64_t login_t0_us;           /* when the client's login command was routed */
 	int64_t acct_changed;           /* when that state was set (0: never) */
 	union mf_sockaddr up_addr;
 
@@ -199,8 +201,13 @@ int front_io_on_connect(struct session *s, int res);
  * more when ubuf is used up. */
 void front_io_upstream_process(struct session *s);
 
-/* Logs why the login attempt failed on the backend side. */
+/* Logs why the login attempt failed on the backend side (counted as a
+ * refused login when one was in progress). */
 void front_io_log_up_fail(struct session *s, const char *why);
+
+/* The backend answered the login in progress with a refusal (a wrong
+ * password): counts it, with its latency. */
+void front_io_login_rejected(struct session *s);
 
 /* Drops the upstream leg and goes back to parsing client commands. The
  * caller has wiped the credentials. */

@@ -259,6 +259,7 @@ static void login_no(struct session *s, const char *text)
 	struct imap_front *f = s->front;
 
 	front_io_reply(s, "%s NO %s\r\n", f->ctag, text);
+	front_io_login_rejected(s);
 	f->io.errors++;
 	if (f->io.errors > s->w->t.preauth_max_errors) {
 		front_io_reply(s, "* BYE Too many invalid commands\r\n");

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "ledger.h"
+#include "metrics_http.h"
 #include "listener.h"
 #include "log.h"
 #include "migrator.h"
@@ -307,6 +308,15 @@ int main(int argc, char **argv)
 	atomic_init(&d.stopping, false);
 
 	d.n_workers = worker_count(&d.cfg);
+	/* A shard per worker, then one per copy thread (stats.h). */
+	{
+		unsigned int copiers = d.cfg.migrate_enabled ? d.cfg.migrate_workers : 0;
+
+		if (stats_init(&d.stats, d.n_workers + copiers, copiers) != MF_OK) {
+			mf_log_err("counters: out of memory");
+			goto out;
+		}
+	}
 	/* [migrate] is read once: the front ends test d.migrate unlocked. */
 	if (d.cfg.migrate_enabled) {
 		if (login_queue_init(&d.logins, d.cfg.migrate_queue, err, sizeof(err)) != MF_OK) {
@@ -390,6 +400,14 @@ int main(int argc, char **argv)
 	}
 	mf_log_info("started workers=%u port=%u config=%s", d.n_workers,
 		    d.cfg.listen_port, d.config_path);
+	/* [metrics] is read once, at start (a reload does not move it). */
+	if (d.cfg.metrics_on &&
+	    metrics_server_start(&d.cfg, &d.stats, &d.metrics, err, sizeof(err)) != MF_OK) {
+		mf_log_err("%s", err);
+		atomic_store(&d.stopping, true);
+		daemon_wake_workers(&d);
+		goto out_join;
+	}
 	start_probe(&d);
 
 	for (;;) {
@@ -420,6 +438,7 @@ out_join:
 	/* First: it reads the workers and the login queue. */
 	admin_server_stop(admin);
 	admin = NULL;
+	metrics_server_stop(d.metrics);
 	wait_probe(&d);
 	for (unsigned int i = 0; i < started; i++) {
 		worker_join(d.workers[i]);
@@ -449,6 +468,7 @@ out:
 	}
 	tls_ctxs_unref(d.tls);
 	banner_set_unref(d.banners);
+	stats_destroy(&d.stats);
 	addr_count_destroy(&d.conns);
 	pthread_mutex_destroy(&d.conn_lock);
 	pthread_mutex_destroy(&d.lock);

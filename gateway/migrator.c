@@ -17,7 +17,8 @@
 
 struct mig_thread {
 	struct migrator *m;
-	unsigned int slot;  /* in the cutover board */
+	unsigned int slot;  /* in the cutover board, and stats' copy slots */
+	struct stats_shard *stats; /* this thread's counters */
 	pthread_t tid;
 };
 
@@ -170,6 +171,35 @@ static void cutover_kick(struct mig_thread *t, const char *name)
 			    name, t->m->cutover_wait_ms);
 }
 
+static void on_progress(void *arg, const struct mig_progress *p)
+{
+	struct mig_thread *t = arg;
+
+	stats_copy_progress(&t->m->d->stats, t->slot, t->stats, p->messages, p->bytes,
+			    p->planned, p->folder_index, p->folder_count);
+}
+
+/* One mig_run, its progress and totals counted (stats.h). */
+static int run_counted(struct mig_thread *t, const char *phase, const struct mig_opts *o,
+		       struct mig_report *rep, char *err, size_t errlen)
+{
+	int rc;
+
+	stats_copy_phase(&t->m->d->stats, t->slot, phase);
+	memset(rep, 0, sizeof(*rep));
+	rc = mig_run(o, rep, err, errlen);
+	stats_copy_run_end(&t->m->d->stats, t->slot, t->stats, rep->copied, rep->bytes);
+	return rc;
+}
+
+static uint64_t clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static void migrate_account(struct mig_thread *t, struct ledger *l, const struct login_event *e)
 {
 	struct migrator *m = t->m;
@@ -177,13 +207,16 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	struct mig_report rep;
 	char path[MIG_PATH_MAX], err[512], reason[LEDGER_REASON_MAX];
 	const char *phase = "bulk copy";
-	uint64_t messages = 0, bytes = 0;
+	uint64_t t0 = clock_us(), messages = 0, bytes = 0;
 	int64_t run;
 	int rc;
 
 	if (!claim(m, l, e))
 		return;
 	run = run_begin(l, e->account);
+	stats_copy_begin(&m->d->stats, t->slot, t->stats, e->account, (int64_t)time(NULL));
+	o.progress = on_progress;
+	o.progress_arg = t;
 	if (endpoints(m, e, &o, err, sizeof(err)) != MF_OK)
 		goto failed;
 	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
@@ -192,8 +225,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	}
 	o.state_path = path;
 	/* The bulk copy: the user keeps working on the source meanwhile. */
-	memset(&rep, 0, sizeof(rep));
-	rc = mig_run(&o, &rep, err, sizeof(err));
+	rc = run_counted(t, "bulk", &o, &rep, err, sizeof(err));
 	messages += rep.copied;
 	bytes += rep.bytes;
 	if (rc != MF_OK)
@@ -210,8 +242,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	cutover_kick(t, e->account);
 	phase = "delta";
 	o.verify = true;
-	memset(&rep, 0, sizeof(rep));
-	rc = mig_run(&o, &rep, err, sizeof(err));
+	rc = run_counted(t, "delta", &o, &rep, err, sizeof(err));
 	messages += rep.copied;
 	bytes += rep.bytes;
 	if (rc != MF_OK)
@@ -222,6 +253,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	set_state(l, e->account, AS_MIGRATED, reason);
 	cutover_end(&m->d->cutover, t->slot);
 	run_end(l, e->account, run, COPY_MIGRATED, messages, bytes, NULL);
+	stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_MIGRATED, clock_us() - t0);
 	return;
 failed_cut:
 	cutover_end(&m->d->cutover, t->slot);
@@ -229,6 +261,7 @@ failed:
 	snprintf(reason, sizeof(reason), "%s: %.200s", phase, err);
 	set_state(l, e->account, AS_FAILED, reason);
 	run_end(l, e->account, run, COPY_FAILED, messages, bytes, reason);
+	stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_FAILED, clock_us() - t0);
 }
 
 static void *mig_main(void *arg)
@@ -313,6 +346,8 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 
 	if (n == 0 || n > CUTOVER_SLOTS_MAX)
 		return mf_err(err, errlen, "[migrate] workers must be 1..%u", CUTOVER_SLOTS_MAX);
+	if (stats_shard(&d->stats, d->n_workers + n - 1) == NULL || d->stats.n_copy_slots < n)
+		return mf_err(err, errlen, "no counters for %u copy threads", n);
 	m = calloc(1, sizeof(*m) + n * sizeof(m->t[0]));
 	if (m == NULL)
 		return mf_err(err, errlen, "out of memory");
@@ -338,6 +373,7 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	for (; m->started < n; m->started++) {
 		m->t[m->started].m = m;
 		m->t[m->started].slot = m->started;
+		m->t[m->started].stats = stats_shard(&d->stats, d->n_workers + m->started);
 		if (pthread_create(&m->t[m->started].tid, NULL, mig_main, &m->t[m->started]) != 0) {
 			mf_err(err, errlen, "thread: %s", strerror(errno));
 			migrator_stop(m);

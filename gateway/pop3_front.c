@@ -201,6 +201,7 @@ static void login_err(struct session *s, const char *line)
 	struct pop3_front *f = s->front;
 
 	front_io_reply(s, "%s\r\n", line);
+	front_io_login_rejected(s);
 	if (++f->io.errors > s->w->t.preauth_max_errors)
 		front_io_close_after_reply(s, SE_PROTOCOL);
 	back_to_preauth(s);

@@ -5,6 +5,7 @@
 #include "imap_front.h"
 #include "pop3_front.h"
 #include "smtp_front.h"
+#include "stats.h"
 #include "log.h"
 #include "mf.h"
 #include "netaddr.h"
@@ -127,10 +128,25 @@ static void client_give(struct session *s)
 	pthread_mutex_unlock(&d->conn_lock);
 }
 
+void session_stats_flush(struct session *s)
+{
+	for (unsigned int i = 0; i < 2; i++) {
+		uint64_t b = s->dir[i].bytes;
+
+		if (b > s->st_bytes[i]) {
+			stats_add(&s->w->stats->bytes[s->st_proto][i], b - s->st_bytes[i]);
+			s->st_bytes[i] = b;
+		}
+	}
+}
+
 static void session_free(struct session *s)
 {
 	struct worker *w = s->w;
 
+	session_stats_flush(s);
+	stats_session_close(w->stats, (enum stats_proto)s->st_proto,
+			    (enum stats_backend)s->st_backend);
 	preauth_release(s);
 	client_give(s);
 	relay_release(s, 0);
@@ -229,6 +245,14 @@ void session_on_connect(struct session *s, int res)
 
 void session_relay(struct session *s)
 {
+	/* A front end relays where it routed the login; a protocol-blind
+	 * session where the client was going: the source. */
+	enum stats_backend to = s->fops != NULL ? stats_backend_of_route(s->route)
+						: STATS_B_SOURCE;
+
+	stats_session_relay(s->w->stats, (enum stats_proto)s->st_proto,
+			    (enum stats_backend)s->st_backend, to);
+	s->st_backend = (uint8_t)to;
 	s->phase = SP_RELAY;
 	preauth_release(s);
 	worker_lru_touch(s->w, s);
@@ -306,9 +330,23 @@ static const struct front_ops *front_of_port(const struct worker *w, uint16_t po
 	return NULL;
 }
 
+static enum stats_proto proto_of(const struct front_ops *fops)
+{
+	if (fops == &imap_front_ops)
+		return STATS_P_IMAP;
+	if (fops == &pop3_front_ops)
+		return STATS_P_POP3;
+	if (fops == &smtp_front_ops)
+		return STATS_P_SMTP;
+	if (fops == &submission_front_ops)
+		return STATS_P_SUBMISSION;
+	return STATS_P_OTHER;
+}
+
 static struct session *session_new(struct worker *w, int fd, int ufd,
 				   const union mf_sockaddr *client,
-				   const union mf_sockaddr *dst)
+				   const union mf_sockaddr *dst,
+				   const struct front_ops *fops)
 {
 	struct session *s = calloc(1, sizeof(*s));
 
@@ -330,6 +368,10 @@ static struct session *session_new(struct worker *w, int fd, int ufd,
 	}
 	w->n_sessions++;
 	worker_lru_touch(w, s);
+	s->fops = fops;
+	s->st_proto = (uint8_t)proto_of(fops);
+	s->st_backend = STATS_B_NONE;
+	stats_session_open(w->stats, (enum stats_proto)s->st_proto);
 	return s;
 }
 
@@ -356,10 +398,9 @@ static void start_front(struct worker *w, int fd, const union mf_sockaddr *clien
 		}
 		counted = true;
 	}
-	s = session_new(w, fd, -1, client, dst);
+	s = session_new(w, fd, -1, client, dst, fops);
 	if (s == NULL)
 		goto fail_count;
-	s->fops = fops;
 	s->preauth_counted = counted;
 	s->implicit_tls = implicit_tls;
 	if (fops->start(s) != MF_OK)
@@ -367,6 +408,7 @@ static void start_front(struct worker *w, int fd, const union mf_sockaddr *clien
 	return;
 
 fail_session:
+	stats_session_close(w->stats, (enum stats_proto)s->st_proto, STATS_B_NONE);
 	worker_lru_remove(w, s);
 	w->n_sessions--;
 	client_give(s);
@@ -424,7 +466,7 @@ void session_start(struct worker *w, int fd)
 		refuse(fd, &client, "upstream-socket", errno);
 		return;
 	}
-	s = session_new(w, fd, ufd, &client, &dst);
+	s = session_new(w, fd, ufd, &client, &dst, NULL);
 	if (s == NULL) {
 		int e = errno;
 

@@ -69,6 +69,11 @@ struct session {
 	 * the front end and are then driven by the pump (tls_pump.h). */
 	struct tls_conn *tls[2];
 	struct tls_pump *pump;
+	/* Metrics (stats.h): what it speaks, where it relays now, and the
+	 * bytes of dir[] already added to the worker's shard. */
+	uint8_t st_proto;         /* enum stats_proto */
+	uint8_t st_backend;       /* enum stats_backend */
+	uint64_t st_bytes[2];
 } __attribute__((aligned(16)));
 
 static inline struct session *session_of_dir(struct relay_dir *rd)
@@ -91,6 +96,10 @@ void session_abort(struct session *s, enum session_end why, int err, bool reset)
 
 /* A relay direction finished (EOF passed on); closes when both have. */
 void session_dir_done(struct session *s);
+
+/* Adds the bytes relayed since the last call to the worker's counters
+ * (on each tick, and when the session ends). */
+void session_stats_flush(struct session *s);
 
 /* Called for every CQE that carried this session's pointer. */
 void session_put(struct session *s);

@@ -271,6 +271,7 @@ static void auth_done(struct session *s, const struct smtp_reply_line *l)
 		return;
 	}
 	/* Wrong password or refused: the client has the backend's words. */
+	front_io_login_rejected(s);
 	smtp_up_drop(s);
 	s->phase = SP_PREAUTH;
 	if (++f->io.errors > s->w->t.preauth_max_errors)

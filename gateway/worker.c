@@ -8,6 +8,7 @@
 #include "mf.h"
 #include "relay.h"
 #include "session.h"
+#include "stats.h"
 #include "tls.h"
 #include "tls_pump.h"
 #include "uring_op.h"
@@ -321,6 +322,8 @@ static void on_tick(struct worker *w)
 {
 	struct session *s = w->lru_head;
 
+	for (struct session *f = w->lru_head; f != NULL; f = f->lru_next)
+		session_stats_flush(f);
 	/* Idle sweep: the list is oldest first; stop at the first fresh one. */
 	while (s != NULL && w->now_ms - s->last_ms >= w->t.idle_timeout_ms) {
 		struct session *next = s->lru_next;
@@ -496,6 +499,9 @@ int worker_init(struct worker *w, struct mf_daemon *d, unsigned int id,
 	memset(w, 0, sizeof(*w));
 	w->d = d;
 	w->id = id;
+	w->stats = stats_shard(&d->stats, id);
+	if (w->stats == NULL)
+		return mf_err(err, errlen, "no counters for worker %u", id);
 	w->listeners[0].fd = w->listeners[1].fd = -1;
 	w->wake_fd = -1;
 	addr_count_init(&w->preauth, preauth_seed(w));

@@ -22,6 +22,7 @@ struct relay_dir;
 struct ledger;
 struct tls_ctxs;
 struct banner_set;
+struct stats_shard;
 
 /* Tunables a worker copies from the daemon's config at start and reload. */
 struct worker_tunables {
@@ -104,6 +105,7 @@ struct worker {
 	 * the ledger in one transaction at the end of the round. */
 	struct ledger_login *logins;
 	unsigned int n_logins;
+	struct stats_shard *stats;         /* this worker's counters (stats.h) */
 } __attribute__((aligned(16)));
 
 /* Opens the ring and the listeners. MF_OK or MF_ERROR with err. */

@@ -462,6 +462,41 @@ static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
 	return MF_AGAIN;
 }
 
+/* "127.0.0.1:9473", "[::1]:9473" or "off". */
+static int set_metrics(struct parse_ctx *ctx, const char *k, const char *v)
+{
+	struct mf_config *c = ctx->cfg;
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(v, ':');
+	size_t hlen;
+	unsigned long port;
+
+	if (strcmp(k, "listen") != 0)
+		return MF_AGAIN;
+	if (!strcmp(v, "off")) {
+		c->metrics_on = false;
+		return MF_OK;
+	}
+	if (colon == NULL || parse_uint(colon + 1, 1, 65535, &port) != MF_OK)
+		return MF_ERROR;
+	hlen = (size_t)(colon - v);
+	if (hlen >= 2 && v[0] == '[' && v[hlen - 1] == ']') {
+		v++;
+		hlen -= 2;
+	} else if (memchr(v, ':', hlen) != NULL) {
+		return MF_ERROR; /* an IPv6 address needs its brackets */
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return MF_ERROR;
+	memcpy(host, v, hlen);
+	host[hlen] = '\0';
+	if (mf_addr_parse(host, &c->metrics_addr) != MF_OK)
+		return MF_ERROR;
+	c->metrics_port = (uint16_t)port;
+	c->metrics_on = true;
+	return MF_OK;
+}
+
 /* A port list key: the first mention replaces the default, "none" empties. */
 static int set_port_list(struct parse_ctx *ctx, bool *seen, unsigned int *n, const char *v,
 			 int (*add)(struct parse_ctx *, const char *))
@@ -548,6 +583,8 @@ static int on_entry(void *user, const char *section, const char *name,
 		rc = set_migrate(ctx, name, value);
 	} else if (!strcmp(section, "admin")) {
 		rc = set_admin(ctx, name, value);
+	} else if (!strcmp(section, "metrics")) {
+		rc = set_metrics(ctx, name, value);
 	} else {
 		mf_err(ctx->err, ctx->errlen, "unknown section [%s]", section);
 		ctx->failed = true;
@@ -617,6 +654,9 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->migrate_timeout_ms = 60000;
 	cfg->migrate_retry_after_s = 3600;
 	cfg->migrate_cutover_wait_ms = 2000;
+	cfg->metrics_on = true;
+	mf_addr_parse("127.0.0.1", &cfg->metrics_addr);
+	cfg->metrics_port = 9473;
 	cfg->ledger_domain_equivalence = true;
 	cfg->imaps_ports[0] = 993;
 	cfg->n_imaps_ports = 1;

@@ -144,6 +144,11 @@ struct mf_config {
 	/* [admin] — the admin socket (JSON lines, root only) that `mailferry
 	 * status`, pin, pause, ... talk to. */
 	char admin_socket[MF_ADMIN_SOCKET_MAX];
+
+	/* [metrics] — Prometheus exposition and dashboard (HTTP, read-only). */
+	bool metrics_on;                   /* listen = off: false */
+	struct mf_addr metrics_addr;       /* default 127.0.0.1 */
+	uint16_t metrics_port;             /* default 9473 */
 };
 
 /* Defaults for every key (see mailferry.conf.example). */

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "mf.h"
+#include "netaddr.h"
 
 static void test_defaults(void **state)
 {
@@ -308,6 +309,39 @@ static void test_migrate(void **state)
 	expect_error("[migrate]\nmaster = x\n", "master");
 }
 
+static void test_metrics(void **state)
+{
+	struct mf_config c;
+	char err[200] = "", text[64];
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_true(c.metrics_on);
+	mf_addr_format(&c.metrics_addr, text, sizeof(text));
+	assert_string_equal(text, "127.0.0.1");
+	assert_int_equal(c.metrics_port, 9473);
+	assert_int_equal(mf_config_parse_string("[metrics]\nlisten = off\n", &c, err, sizeof(err)),
+			 MF_OK);
+	assert_false(c.metrics_on);
+	assert_int_equal(mf_config_parse_string("[metrics]\nlisten = [::1]:9100\n", &c, err,
+						sizeof(err)), MF_OK);
+	assert_true(c.metrics_on);
+	mf_addr_format(&c.metrics_addr, text, sizeof(text));
+	assert_string_equal(text, "::1");
+	assert_int_equal(c.metrics_port, 9100);
+	assert_int_equal(mf_config_parse_string("[metrics]\nlisten = 198.18.0.1:80\n", &c, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(c.metrics_port, 80);
+	expect_error("[metrics]\nlisten = ::1:9473\n", "listen");
+	expect_error("[metrics]\nlisten = 127.0.0.1\n", "listen");
+	expect_error("[metrics]\nlisten = 127.0.0.1:0\n", "listen");
+	expect_error("[metrics]\nlisten = 127.0.0.1:65536\n", "listen");
+	expect_error("[metrics]\nlisten = localhost:9473\n", "listen");
+	expect_error("[metrics]\nlisten = :9473\n", "listen");
+	expect_error("[metrics]\nlisten = []:9473\n", "listen");
+	expect_error("[metrics]\nport = 9473\n", "port");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_imap_front),
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_migrate),
+		cmocka_unit_test(test_metrics),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
