@@ -239,12 +239,12 @@ static void print_status(json_t *r)
 		if (num(acc, name) > 0)
 			printf("  %-9s %lld\n", name, num(acc, name));
 	}
-	v = json_object_get(r, "sessions");
+	v = json_object_get(json_object_get(r, "sessions"), "open");
 	if (json_is_object(v)) {
 		const char *proto;
 		json_t *per;
 
-		printf("sessions:   open now by protocol and backend\n");
+		printf("sessions:   open now, by protocol and backend\n");
 		json_object_foreach(v, proto, per) {
 			const char *b;
 			json_t *n;
@@ -263,16 +263,14 @@ static void print_status(json_t *r)
 		printf("rates:     ");
 		json_object_foreach(v, k, n)
 			printf(" %s=%.1f", k, json_number_value(n));
-		printf("\n");
+		printf("%s\n", json_object_size(v) == 0 ? " (after the first seconds)" : "");
 	}
 	printf("copies running: %zu\n", json_array_size(json_object_get(r, "copies")));
 	json_array_foreach(json_object_get(r, "copies"), i, v) {
 		cli_format_time(num(v, "started"), at, sizeof(at));
-		printf("  %s since %s", str(v, "account"), at);
-		if (json_object_get(v, "phase") != NULL)
-			printf(", %s: %lld/%lld messages, %lld bytes", str(v, "phase"),
-			       num(v, "messages"), num(v, "planned"), num(v, "bytes"));
-		printf("\n");
+		printf("  %s since %s, %s: %lld/%lld messages, %lld bytes, folder %lld/%lld\n",
+		       str(v, "account"), at, str(v, "phase"), num(v, "messages"),
+		       num(v, "planned"), num(v, "bytes"), num(v, "folder"), num(v, "folders"));
 	}
 	printf("recent errors: %zu\n", json_array_size(json_object_get(r, "recent_errors")));
 	json_array_foreach(json_object_get(r, "recent_errors"), i, v) {

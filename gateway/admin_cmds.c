@@ -5,6 +5,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "mf.h"
+#include "stats.h"
 #include "worker.h"
 
 #include <jansson.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #define RECENT_ERRORS_MAX 10
@@ -92,6 +94,110 @@ static json_t *fail(const char *fmt, ...)
 
 /* ---- status -------------------------------------------------------- */
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sample_of(const struct stats_snapshot *s, struct admin_sample *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->t_ms = mono_ms();
+	for (unsigned int p = 0; p < STATS_PROTO_COUNT; p++) {
+		out->sessions += s->sessions_total[p];
+		out->c2s += s->bytes[p][0];
+		out->s2c += s->bytes[p][1];
+		for (unsigned int b = 0; b < STATS_BACKEND_COUNT; b++)
+			for (unsigned int r = 0; r < STATS_LOGIN_COUNT; r++)
+				out->logins += s->logins[p][b][r];
+	}
+	out->copy_messages = s->copy_messages;
+	out->copy_bytes = s->copy_bytes;
+}
+
+void admin_cmds_tick(void *arg)
+{
+	struct admin_cmds *c = arg;
+	struct stats_snapshot s;
+
+	stats_snapshot(&c->d->stats, &s, NULL);
+	sample_of(&s, &c->samples[c->next_sample]);
+	c->next_sample = (c->next_sample + 1) % ADMIN_RATE_SAMPLES;
+}
+
+/* Per second between the oldest sample of the window and now; {} until
+ * the first sample a second old exists. */
+static json_t *rates(const struct admin_cmds *c, const struct admin_sample *now)
+{
+	const struct admin_sample *old = NULL;
+	json_t *r = json_object();
+	double dt;
+
+	for (unsigned int i = 0; i < ADMIN_RATE_SAMPLES; i++) {
+		const struct admin_sample *x = &c->samples[i];
+
+		if (x->t_ms == 0 || now->t_ms - x->t_ms > ADMIN_RATE_WINDOW_S * 1000 + 500 ||
+		    now->t_ms - x->t_ms < 1000)
+			continue;
+		if (old == NULL || x->t_ms < old->t_ms)
+			old = x;
+	}
+	if (r == NULL || old == NULL)
+		return r;
+	dt = (double)(now->t_ms - old->t_ms) / 1000.0;
+	json_object_set_new(r, "window_s", json_real(dt));
+	json_object_set_new(r, "sessions_per_s", json_real((double)(now->sessions - old->sessions) / dt));
+	json_object_set_new(r, "logins_per_s", json_real((double)(now->logins - old->logins) / dt));
+	json_object_set_new(r, "relay_bytes_per_s",
+			    json_real((double)(now->c2s + now->s2c - old->c2s - old->s2c) / dt));
+	json_object_set_new(r, "copy_messages_per_s",
+			    json_real((double)(now->copy_messages - old->copy_messages) / dt));
+	json_object_set_new(r, "copy_bytes_per_s",
+			    json_real((double)(now->copy_bytes - old->copy_bytes) / dt));
+	return r;
+}
+
+/* Sessions open now by protocol and backend, and totals since start. */
+static json_t *sessions(const struct stats_snapshot *s)
+{
+	json_t *open = json_object(), *total = json_object();
+
+	for (unsigned int p = 0; p < STATS_PROTO_COUNT; p++) {
+		json_t *per = json_object();
+
+		for (unsigned int b = 0; b < STATS_BACKEND_COUNT; b++)
+			json_object_set_new(per, stats_backend_name((enum stats_backend)b),
+					    json_integer((json_int_t)s->sessions_open[p][b]));
+		json_object_set_new(open, stats_proto_name((enum stats_proto)p), per);
+		json_object_set_new(total, stats_proto_name((enum stats_proto)p),
+				    json_integer((json_int_t)s->sessions_total[p]));
+	}
+	return json_pack("{s:o, s:o}", "open", open, "total", total);
+}
+
+/* Running copies with their progress (stats.h), oldest first. */
+static json_t *copies(const struct stats_snapshot *s)
+{
+	json_t *a = json_array();
+
+	for (unsigned int i = 0; a != NULL && i < s->n_copies; i++) {
+		const struct stats_copy *cp = &s->copies[i];
+
+		json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:I}",
+						   "account", cp->account, "phase", cp->phase,
+						   "messages", (json_int_t)cp->messages,
+						   "planned", (json_int_t)cp->planned,
+						   "bytes", (json_int_t)cp->bytes,
+						   "folder", (int)cp->folder_index,
+						   "folders", (int)cp->folder_count,
+						   "started", (json_int_t)cp->started));
+	}
+	return a;
+}
+
 struct state_count {
 	json_int_t n[ACCOUNT_STATE_COUNT];
 	json_int_t total;
@@ -107,7 +213,6 @@ static int count_state(const struct account *a, void *data)
 }
 
 struct run_scan {
-	json_t *running;
 	struct copy_run recent[RECENT_ERRORS_MAX]; /* ring of the latest failures */
 	unsigned int n_recent;
 };
@@ -116,11 +221,6 @@ static int scan_run(const struct copy_run *r, void *data)
 {
 	struct run_scan *rs = data;
 
-	if (r->result == COPY_RUNNING)
-		return json_array_append_new(rs->running,
-					     json_pack("{s:s, s:I}", "account", r->name, "started",
-						       (json_int_t)r->started)) == 0
-			       ? MF_OK : MF_ERROR;
 	if (r->result == COPY_FAILED)
 		rs->recent[rs->n_recent++ % RECENT_ERRORS_MAX] = *r;
 	return MF_OK;
@@ -159,7 +259,10 @@ static json_t *cmd_status(struct admin_cmds *c)
 	struct mf_daemon *d = c->d;
 	struct cfg_view v;
 	struct state_count sc = { { 0 }, 0 };
-	struct run_scan rs = { .running = json_array() };
+	struct run_scan rs = { .n_recent = 0 };
+	struct stats_snapshot snap;
+	struct stats_copy *running = calloc(d->stats.n_copy_slots + 1, sizeof(*running));
+	struct admin_sample sample;
 	json_t *problems = json_array(), *accounts = json_object(), *r;
 	int64_t now = (int64_t)time(NULL);
 	bool paused = false, closed = false, ledger_ok = false;
@@ -167,6 +270,10 @@ static json_t *cmd_status(struct admin_cmds *c)
 	struct ledger *l;
 	char err[512];
 
+	if (running == NULL)
+		return NULL;
+	stats_snapshot(&d->stats, &snap, running);
+	sample_of(&snap, &sample);
 	cfg_view(d, &v);
 	for (unsigned int i = 0; i < d->n_workers; i++)
 		if (d->workers[i]->fatal_errno != 0)
@@ -195,7 +302,7 @@ static json_t *cmd_status(struct admin_cmds *c)
 				    json_integer(sc.n[i]));
 	json_object_set_new(accounts, "total", json_integer(sc.total));
 	r = json_pack("{s:b, s:s, s:o, s:i, s:I, s:I, s:i, s:s, s:s,"
-		      " s:{s:b, s:b, s:i, s:i}, s:o, s:o, s:o}",
+		      " s:{s:b, s:b, s:i, s:i}, s:o, s:o, s:o, s:o, s:o}",
 		      "ok", 1, "health", json_array_size(problems) == 0 ? "ok" : "degraded",
 		      "problems", problems, "pid", (int)getpid(), "started", (json_int_t)c->started,
 		      "uptime_s", (json_int_t)(now - c->started), "workers", (int)d->n_workers,
@@ -203,8 +310,10 @@ static json_t *cmd_status(struct admin_cmds *c)
 		      "fail_mode_now", closed ? "closed" : "open",
 		      "migrate", "enabled", d->migrate, "paused", paused, "queued_logins",
 		      (int)queued, "workers", d->migrate ? (int)v.migrate_workers : 0,
-		      "accounts", accounts, "copies", rs.running, "recent_errors",
+		      "accounts", accounts, "sessions", sessions(&snap), "rates",
+		      rates(c, &sample), "copies", copies(&snap), "recent_errors",
 		      recent_errors(&rs));
+	free(running);
 	return r;
 }
 

@@ -31,14 +31,29 @@ struct ledger;
 
 #define ADMIN_PAUSED_KEY "copy_paused"
 
+/* Counters sampled for status's rates: per second over the last
+ * ADMIN_RATE_WINDOW_S or so (the oldest sample at least that old). */
+#define ADMIN_RATE_WINDOW_S 10
+#define ADMIN_RATE_SAMPLES (ADMIN_RATE_WINDOW_S + 2)
+
+struct admin_sample {
+	int64_t t_ms;            /* monotonic; 0: empty */
+	uint64_t sessions, logins, c2s, s2c, copy_messages, copy_bytes;
+};
+
 struct admin_cmds {
 	struct mf_daemon *d;
 	struct ledger *ledger;   /* NULL until first needed, or after an error */
 	int64_t started;         /* daemon start, unix seconds */
+	struct admin_sample samples[ADMIN_RATE_SAMPLES]; /* ring, one a second */
+	unsigned int next_sample;
 };
 
 void admin_cmds_init(struct admin_cmds *c, struct mf_daemon *d, int64_t started);
 void admin_cmds_destroy(struct admin_cmds *c);
+
+/* Once a second (the admin thread): samples the counters for the rates. */
+void admin_cmds_tick(void *arg);
 
 /* admin_handler_fn: one request line -> one reply object (malloc'ed). */
 char *admin_cmds_handle(void *arg, const char *line, size_t len);

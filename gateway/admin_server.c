@@ -40,6 +40,8 @@ struct admin_server {
 	pthread_t tid;
 	bool started;
 	admin_handler_fn fn;
+	void (*tick)(void *arg);
+	int64_t last_tick_ms;
 	void *arg;
 	struct admin_client c[ADMIN_CLIENTS_MAX];
 };
@@ -332,6 +334,10 @@ static void *admin_main(void *arg)
 		if (pfd[1].revents & POLLIN)
 			accept_one(s);
 		now = now_ms();
+		if (s->tick != NULL && now - s->last_tick_ms >= 1000) {
+			s->last_tick_ms = now;
+			s->tick(s->arg);
+		}
 		for (unsigned int i = 0; i < ADMIN_CLIENTS_MAX; i++)
 			if (s->c[i].fd >= 0 && now - s->c[i].last_ms > ADMIN_IDLE_MS)
 				client_close(&s->c[i]);
@@ -339,10 +345,11 @@ static void *admin_main(void *arg)
 	return NULL;
 }
 
-int admin_server_start(struct admin_server *s, admin_handler_fn fn, void *arg, char *err,
-		       size_t errlen)
+int admin_server_start(struct admin_server *s, admin_handler_fn fn, void (*tick)(void *arg),
+		       void *arg, char *err, size_t errlen)
 {
 	s->fn = fn;
+	s->tick = tick;
 	s->arg = arg;
 	if (pthread_create(&s->tid, NULL, admin_main, s) != 0)
 		return mf_err(err, errlen, "admin socket: thread: %s", strerror(errno));

@@ -37,9 +37,10 @@ struct admin_server;
 int admin_server_open(const char *path, uid_t dir_uid, gid_t dir_gid,
 		      struct admin_server **s_r, char *err, size_t errlen);
 
-/* Starts the thread answering with fn(arg, ...). MF_OK or MF_ERROR. */
-int admin_server_start(struct admin_server *s, admin_handler_fn fn, void *arg, char *err,
-		       size_t errlen);
+/* Starts the thread answering with fn(arg, ...) and calling tick(arg)
+ * (may be NULL) about once a second. MF_OK or MF_ERROR. */
+int admin_server_start(struct admin_server *s, admin_handler_fn fn, void (*tick)(void *arg),
+		       void *arg, char *err, size_t errlen);
 
 /* Stops the thread (if started), closes every client and the socket,
  * removes the file if it is still ours, frees s (NULL is fine). */

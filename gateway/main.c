@@ -386,7 +386,8 @@ int main(int argc, char **argv)
 			goto out_join;
 		}
 	}
-	if (admin_server_start(admin, admin_cmds_handle, &admin_cmds, err, sizeof(err)) != MF_OK) {
+	if (admin_server_start(admin, admin_cmds_handle, admin_cmds_tick, &admin_cmds, err,
+			       sizeof(err)) != MF_OK) {
 		mf_log_err("%s", err);
 		atomic_store(&d.stopping, true);
 		daemon_wake_workers(&d);
