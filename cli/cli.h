@@ -87,6 +87,9 @@ int cli_admin_resume(const struct cli_ctx *ctx, char **argv);
 /* `mailferry migrate USER`: start USER's copy in the running daemon. */
 int cli_migrate_user_run(const struct cli_ctx *ctx, char **argv);
 
+/* `mailferry accounts import FILE.csv` (cmd_import.c). */
+int cli_accounts_import(const struct cli_ctx *ctx, char **argv);
+
 /* `mailferry report retire` (cmd_report.c). */
 extern const struct cli_cmd cli_report_cmds[];
 
