@@ -241,9 +241,7 @@ int cli_accounts_import(const struct cli_ctx *ctx, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	/* Pass 1: check everything, write nothing. */
-	if (walk(&im, f, argv[0]) != MF_OK)
-		goto out;
-	if (im.errors > 0) {
+	if (walk(&im, f, argv[0]) != MF_OK || im.errors > 0) {
 		if (im.errors > IMPORT_ERRORS_SHOWN)
 			cli_error(ctx, "... %lu errors in all", im.errors);
 		cli_error(ctx, "%s: nothing imported", argv[0]);

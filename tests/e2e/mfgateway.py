@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,7 +29,7 @@ class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
                  extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), smtp_ports=(),
                  submission_ports=(), destination=None, ledger=None, tls=None, daemon=None,
-                 intercept=None, migrate=None):
+                 intercept=None, migrate=None, admin_socket=None):
         """imap_ports: ports served by the IMAP front end; empty (the
         default here) keeps every port a protocol-blind relay, which is
         what the relay tests measure. pop3_ports: the same for the POP3
@@ -40,7 +41,10 @@ class Gateway:
         it out, so implicit-TLS ports stay protocol-blind. intercept: more
         [intercept] keys (fail, queue_num, ...). daemon: the binary to run
         instead of daemon_path()'s. migrate: the [migrate] section as a
-        dict (None leaves it out: no in-daemon copy)."""
+        dict (None leaves it out: no in-daemon copy). admin_socket: the
+        admin socket's path; by default one of its own in a fresh short
+        directory under /tmp (a UNIX socket path has at most 107 bytes, and
+        gateways of tests running at once must not share one)."""
         self.lab = lab
         self.daemon = daemon
         self.workdir = workdir
@@ -71,6 +75,10 @@ class Gateway:
         if migrate is not None:
             lines.append("[migrate]")
             lines += [f"{k} = {v}" for k, v in migrate.items()]
+        if admin_socket is None:
+            admin_socket = os.path.join(tempfile.mkdtemp(prefix="mfadm-"), "admin.sock")
+        self.admin_socket = admin_socket
+        lines += ["[admin]", "socket = " + admin_socket]
         if tls is not None:
             lines.append("[tls]")
             for k, v in tls.items():
@@ -134,6 +142,10 @@ class Gateway:
                 self.stop()
         finally:
             self.cli("rules", "remove", check=False)
+            try:
+                os.rmdir(os.path.dirname(self.admin_socket))
+            except OSError:
+                pass
 
     def account(self, user):
         """The ledger's record of user (`accounts show --json`); an account
