@@ -76,7 +76,11 @@ class Gateway:
             lines.append("[migrate]")
             lines += [f"{k} = {v}" for k, v in migrate.items()]
         if admin_socket is None:
-            admin_socket = os.path.join(tempfile.mkdtemp(prefix="mfadm-"), "admin.sock")
+            # A fresh name whose directory the daemon makes (and hands to
+            # [gateway] user, who then can remove the socket at exit).
+            d = tempfile.mkdtemp(prefix="mfadm-")
+            os.rmdir(d)
+            admin_socket = os.path.join(d, "admin.sock")
         self.admin_socket = admin_socket
         lines += ["[admin]", "socket = " + admin_socket]
         if tls is not None:
@@ -130,6 +134,10 @@ class Gateway:
             raise AssertionError("mailferryd did not exit %ss after signal %s" % (timeout, sig))
         finally:
             self.proc = None
+            try:  # the daemon removed its socket; the directory goes too
+                os.rmdir(os.path.dirname(self.admin_socket))
+            except OSError:
+                pass
         text = self.log()
         for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
             assert marker not in text, "sanitizer report in mailferryd log:\n" + text[-4000:]
