@@ -62,19 +62,85 @@ static int record_end(struct csv_reader *r, char *err, size_t errlen)
 	return CSV_RECORD;
 }
 
+/* One byte (not a BOM byte, not NUL): MF_OK, CSV_RECORD when it ended a
+ * record, or MF_ERROR. A blank line is MF_OK. */
+static int step(struct csv_reader *r, char c, char *err, size_t errlen)
+{
+	int rc;
+
+	switch (r->state) {
+	case CSV_CR:
+		if (c != '\n')
+			return fail(r, err, errlen, "a CR not followed by LF");
+		break; /* the record ends below */
+	case CSV_FIELD_START:
+		if (c == '\r' || c == '\n') {
+			/* An empty last field after ',', or a blank line. */
+			if (r->n_fields > 0 && field_begin(r, err, errlen) != MF_OK)
+				return MF_ERROR;
+			break;
+		}
+		if (field_begin(r, err, errlen) != MF_OK)
+			return MF_ERROR;
+		if (c == '"') {
+			r->state = CSV_QUOTED;
+			return MF_OK;
+		}
+		if (c == ',')
+			return field_end(r, err, errlen); /* still at a field's start */
+		r->state = CSV_UNQUOTED;
+		return put(r, c, err, errlen);
+	case CSV_UNQUOTED:
+		if (c == '"')
+			return fail(r, err, errlen, "a quote inside an unquoted field");
+		if (c == ',') {
+			r->state = CSV_FIELD_START;
+			return field_end(r, err, errlen);
+		}
+		if (c != '\r' && c != '\n')
+			return put(r, c, err, errlen);
+		break;
+	case CSV_QUOTED:
+		if (c == '"') {
+			r->state = CSV_QUOTE_IN_QUOTED;
+			return MF_OK;
+		}
+		if (c == '\n')
+			r->lines_seen++;
+		return put(r, c, err, errlen);
+	case CSV_QUOTE_IN_QUOTED:
+		if (c == '"') {
+			r->state = CSV_QUOTED;
+			return put(r, '"', err, errlen);
+		}
+		if (c == ',') {
+			r->state = CSV_FIELD_START;
+			return field_end(r, err, errlen);
+		}
+		if (c != '\r' && c != '\n')
+			return fail(r, err, errlen, "text after a closing quote");
+		break;
+	}
+	/* A line break: CR waits for its LF, LF ends the record. */
+	if (c == '\r') {
+		r->state = CSV_CR;
+		return MF_OK;
+	}
+	rc = record_end(r, err, errlen);
+	return rc == MF_AGAIN ? MF_OK : rc;
+}
+
 int csv_read(struct csv_reader *r, const char *in, size_t n, size_t *used_r, char *err,
 	     size_t errlen)
 {
-	size_t i = 0;
-
 	*used_r = 0;
 	if (r->failed)
 		return mf_err(err, errlen, "line %lu: earlier error", r->line);
 	if (r->record_done)
 		record_reset(r);
-	for (; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)in[i];
-		int rc = MF_OK;
+		int rc;
 
 		if (r->bom < 3) {
 			if (c == bom[r->bom] && r->len == 0 && r->n_fields == 0) {
@@ -87,100 +153,13 @@ int csv_read(struct csv_reader *r, const char *in, size_t n, size_t *used_r, cha
 		}
 		if (c == '\0')
 			return fail(r, err, errlen, "a NUL byte");
-		switch (r->state) {
-		case CSV_CR:
-			if (c != '\n')
-				return fail(r, err, errlen, "a CR not followed by LF");
-			rc = record_end(r, err, errlen);
-			if (rc == CSV_RECORD) {
-				*used_r = i + 1;
-				return CSV_RECORD;
-			}
-			if (rc == MF_ERROR)
-				return MF_ERROR;
-			continue;
-		case CSV_FIELD_START:
-			if (c == '\r' || c == '\n') {
-				/* An empty last field after ',' or a blank line. */
-				if (r->n_fields > 0 && field_begin(r, err, errlen) != MF_OK)
-					return MF_ERROR;
-				if (c == '\r') {
-					r->state = CSV_CR;
-					continue;
-				}
-				rc = record_end(r, err, errlen);
-				if (rc == CSV_RECORD) {
-					*used_r = i + 1;
-					return CSV_RECORD;
-				}
-				if (rc == MF_ERROR)
-					return MF_ERROR;
-				continue;
-			}
-			if (field_begin(r, err, errlen) != MF_OK)
-				return MF_ERROR;
-			if (c == '"') {
-				r->state = CSV_QUOTED;
-				continue;
-			}
-			if (c == ',') {
-				if (field_end(r, err, errlen) != MF_OK)
-					return MF_ERROR;
-				continue; /* still at a field's start */
-			}
-			r->state = CSV_UNQUOTED;
-			rc = put(r, (char)c, err, errlen);
-			break;
-		case CSV_UNQUOTED:
-			if (c == '"')
-				return fail(r, err, errlen, "a quote inside an unquoted field");
-			if (c == ',') {
-				rc = field_end(r, err, errlen);
-				r->state = CSV_FIELD_START;
-			} else if (c == '\r' || c == '\n') {
-				r->state = CSV_CR;
-				if (c == '\n') {
-					rc = record_end(r, err, errlen);
-					if (rc == CSV_RECORD) {
-						*used_r = i + 1;
-						return CSV_RECORD;
-					}
-				}
-			} else {
-				rc = put(r, (char)c, err, errlen);
-			}
-			break;
-		case CSV_QUOTED:
-			if (c == '"') {
-				r->state = CSV_QUOTE_IN_QUOTED;
-				continue;
-			}
-			if (c == '\n')
-				r->lines_seen++;
-			rc = put(r, (char)c, err, errlen);
-			break;
-		case CSV_QUOTE_IN_QUOTED:
-			if (c == '"') {
-				r->state = CSV_QUOTED;
-				rc = put(r, '"', err, errlen);
-			} else if (c == ',') {
-				r->state = CSV_FIELD_START;
-				rc = field_end(r, err, errlen);
-			} else if (c == '\r') {
-				r->state = CSV_CR;
-			} else if (c == '\n') {
-				rc = record_end(r, err, errlen);
-				if (rc == CSV_RECORD) {
-					*used_r = i + 1;
-					return CSV_RECORD;
-				}
-			} else {
-				return fail(r, err, errlen, "text after a closing quote");
-			}
-			break;
-		}
+		rc = step(r, (char)c, err, errlen);
 		if (rc == MF_ERROR)
 			return MF_ERROR;
+		if (rc == CSV_RECORD) {
+			*used_r = i + 1;
+			return CSV_RECORD;
+		}
 	}
 	*used_r = n;
 	return MF_AGAIN;

@@ -24,6 +24,16 @@ static size_t add(char *out, size_t outlen, size_t o, const char *a, const char 
 	return o + (size_t)(n > 0 ? n : 0) < outlen ? o + (size_t)n : outlen;
 }
 
+static size_t emit(const struct csv_reader *r, char *out, size_t outlen, size_t o)
+{
+	char line[32];
+
+	for (unsigned int i = 0; i < r->n_fields; i++)
+		o = add(out, outlen, o, i ? "|" : "", csv_field(r, i));
+	snprintf(line, sizeof(line), "@%lu;", r->line);
+	return add(out, outlen, o, line, "");
+}
+
 /* Records as "f1|f2|...;" (fields joined by '|', records ended by ';'),
  * or "ERR:<message>" after an error. */
 static void parse(const char *in, size_t n, size_t step, char *out, size_t outlen)
@@ -46,12 +56,7 @@ static void parse(const char *in, size_t n, size_t step, char *out, size_t outle
 			return;
 		}
 		if (rc == CSV_RECORD) {
-			char line[32];
-
-			for (unsigned int i = 0; i < r.n_fields; i++)
-				o = add(out, outlen, o, i ? "|" : "", csv_field(&r, i));
-			snprintf(line, sizeof(line), "@%lu;", r.line);
-			o = add(out, outlen, o, line, "");
+			o = emit(&r, out, outlen, o);
 		} else {
 			assert_int_equal(rc, MF_AGAIN);
 			assert_int_equal(used, want);
@@ -62,14 +67,8 @@ static void parse(const char *in, size_t n, size_t step, char *out, size_t outle
 		snprintf(out, outlen, "ERR:%s", err);
 		return;
 	}
-	if (rc == CSV_RECORD) {
-		char line[32];
-
-		for (unsigned int i = 0; i < r.n_fields; i++)
-			o = add(out, outlen, o, i ? "|" : "", csv_field(&r, i));
-		snprintf(line, sizeof(line), "@%lu;", r.line);
-		add(out, outlen, o, line, "");
-	}
+	if (rc == CSV_RECORD)
+		emit(&r, out, outlen, o);
 }
 
 static void expect(const char *in, size_t n, const char *want)
