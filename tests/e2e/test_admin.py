@@ -35,7 +35,7 @@ import time
 import pytest
 
 from mfgateway import CLI, Gateway, client_py
-from test_migrate_trigger import append, corpus, dump, wipe
+from test_migrate_trigger import append, bulk_corpus, corpus, dump, wipe
 
 USERS = ("alice", "bob", "carol")
 
@@ -133,8 +133,10 @@ def same_mailbox(lab, user):
 def adm(lab, tmp_path_factory):
     for u in USERS:
         wipe(lab, u)
-    folders, subs, msgs = corpus()
+    # bob's copy lasts seconds (1,200 small messages): status sees it running.
+    folders, subs, msgs = bulk_corpus()
     append(lab, lab.OLD4, "bob", msgs, create=folders, subscribe=subs)
+    folders, subs, msgs = corpus()
     append(lab, lab.OLD4, "carol", [m for m in msgs if m[0] == "INBOX"][:3])
     work = tmp_path_factory.mktemp("admin")
     g = Gateway(lab, str(work / "gw"), ports=(143, 110), imap_ports=(143,), pop3_ports=(110,),
@@ -281,6 +283,21 @@ def test_migrate_user_and_pause_resume(adm):
     assert adm.status()["migrate"]["queued_logins"] == 1
     r = adm.json("resume")
     assert r["paused"] is False
+    # The running copy with its progress, as status shows it.
+    seen = None
+    deadline = time.monotonic() + 60
+    while seen is None and time.monotonic() < deadline:
+        s = adm.status()
+        running = [c for c in s["copies"] if c["account"] == "bob"]
+        if running and running[0]["messages"] > 0:
+            seen = running[0]
+        elif adm.state("bob") == "MIGRATED":
+            break
+        time.sleep(0.05)
+    assert seen is not None, "bob's copy never seen running in status"
+    assert seen["phase"].startswith("bulk") and 0 < seen["messages"] <= seen["planned"], seen
+    assert seen["folders"] >= 1 and seen["bytes"] > 0, seen
+    assert "copies running:" in adm.run("status").stdout
     a = adm.wait_state("bob", "MIGRATED", timeout=180)
     old = same_mailbox(lab, "bob")
     n = sum(len(m) for m in old["folders"].values())
@@ -292,7 +309,8 @@ def test_migrate_user_and_pause_resume(adm):
     assert "copy runs:" in text and "migrated" in text and f"{n} messages" in text, text
     s = adm.status()
     assert s["accounts"]["MIGRATED"] == 2 and s["migrate"]["paused"] is False
-    assert s["recent_errors"] == []
+    assert s["recent_errors"] == [] and s["copies"] == []
+    assert s["rates"]["copy_messages_per_s"] >= 0 and s["rates"]["window_s"] >= 1, s["rates"]
     # Lists: text, JSON lines, CSV, by state.
     rows = [json.loads(x) for x in adm.run("accounts", "list", "--json").stdout.splitlines()]
     assert {r["name"]: r["state"] for r in rows} == {"alice": "PINNED", "bob": "MIGRATED",
