@@ -56,7 +56,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	iproute2 iputils-ping nftables iptables procps psmisc openssl curl socat \
 	python3 python3-pytest \
 	dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix swaks fetchmail \
-	haproxy iperf3 nginx-light libnginx-mod-stream libnginx-mod-mail isync tcpdump groff-base systemd
+	haproxy iperf3 nginx-light libnginx-mod-stream libnginx-mod-mail isync tcpdump groff-base systemd vagrant
 
 .PHONY: install all deps test check unit unit-asan unit-pg asan-daemon e2e fuzz fuzz-run demo bench bench-login bench-ledger clean
 

@@ -60,7 +60,7 @@ static void print_text(const struct retire_report *r)
 	for (size_t f = 0; f < r->n_flows; f++) {
 		cli_format_time(r->flows[f].last_seen, t, sizeof(t));
 		printf("  %-43s  %5u  %10llu  %s\n", r->flows[f].subnet, r->flows[f].port,
-		       (unsigned long long)r->flows[f].observed, t);
+		       (unsigned long long)(r->flows[f].observed + r->flows[f].direct), t);
 	}
 	printf("\nVerdict: %s\n", r->verdict);
 }
@@ -94,8 +94,11 @@ static void print_json(const struct retire_report *r)
 	for (size_t f = 0; f < r->n_flows; f++) {
 		printf("%s{\"client\":", f ? "," : "");
 		cli_json_string(stdout, r->flows[f].subnet);
-		printf(",\"port\":%u,\"flows\":%llu,\"last_seen\":%lld}", r->flows[f].port,
-		       (unsigned long long)r->flows[f].observed, (long long)r->flows[f].last_seen);
+		printf(",\"port\":%u,\"flows\":%llu,\"observed\":%llu,\"direct\":%llu,"
+		       "\"last_seen\":%lld}", r->flows[f].port,
+		       (unsigned long long)(r->flows[f].observed + r->flows[f].direct),
+		       (unsigned long long)r->flows[f].observed,
+		       (unsigned long long)r->flows[f].direct, (long long)r->flows[f].last_seen);
 	}
 	printf("],\"direct_flow_count\":%llu,\"safe\":%s,\"verdict\":",
 	       (unsigned long long)r->direct_flows, r->safe ? "true" : "false");
@@ -130,7 +133,8 @@ static void print_csv(const struct retire_report *r)
 	}
 	for (size_t f = 0; f < r->n_flows; f++) {
 		cli_format_time(r->flows[f].last_seen, t, sizeof(t));
-		snprintf(n, sizeof(n), "%llu", (unsigned long long)r->flows[f].observed);
+		snprintf(n, sizeof(n), "%llu",
+			 (unsigned long long)(r->flows[f].observed + r->flows[f].direct));
 		snprintf(port, sizeof(port), "%u", r->flows[f].port);
 		csv_row("direct_flow", r->flows[f].subnet, port, t, "", n, "");
 	}

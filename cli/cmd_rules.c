@@ -52,6 +52,11 @@ static int rules_install(const struct cli_ctx *ctx, char **argv)
 	(void)argv;
 	if (cli_load_config(ctx, &cfg) != MF_OK)
 		return CLI_EXIT_ERROR;
+	if (cfg.intercept == MF_INTERCEPT_LISTEN) {
+		cli_error(ctx, "intercept = listen: no rules to install (mailferryd listens on "
+			  "the old server's addresses itself)");
+		return CLI_EXIT_ERROR;
+	}
 	if (gate_mode(ctx, &cfg, &closed) != MF_OK)
 		return CLI_EXIT_ERROR;
 	if (mf_rules_install_gate(&cfg, closed, err, sizeof(err)) != MF_OK) {

@@ -173,7 +173,7 @@ int front_io_upstream_starttls(struct session *s)
 
 const struct banner *front_io_banner(const struct session *s, enum banner_proto proto)
 {
-	union mf_sockaddr a = s->orig_dst;
+	union mf_sockaddr a = s->source;
 
 	if (s->implicit_tls) {
 		if (a.sa.sa_family == AF_INET)
@@ -344,7 +344,7 @@ enum front_route_fail front_io_connect(struct session *s, enum account_route rou
 
 	io->route = route;
 	s->route = (int8_t)io->route;
-	io->up_addr = s->orig_dst;
+	io->up_addr = s->source;
 	if (io->route == AR_UNAVAILABLE)
 		return FRF_MIGRATING;
 	if (io->route == AR_DESTINATION) {
@@ -542,7 +542,7 @@ void front_io_login_creds(struct session *s, const char *login, size_t login_len
 	}
 	len = s->client.sa.sa_family == AF_INET ? sizeof(s->client.in) : sizeof(s->client.in6);
 	rc = login_queue_push(&d->logins, s->user, login, login_len, pass, pass_len,
-			      &s->client.sa, len, &s->orig_dst.sa, len, (int64_t)time(NULL));
+			      &s->client.sa, len, &s->source.sa, len, (int64_t)time(NULL));
 	if (rc == MF_OK)
 		mf_log_info("migrate user=%s login observed: copy queued", s->user);
 	else

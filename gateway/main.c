@@ -350,11 +350,16 @@ int main(int argc, char **argv)
 		mf_log_warn("early demux stays on: %s", err);
 	/* The gate binds the queue before the workers run: SYNs it accepts
 	 * wait in the listeners' backlogs, which exist since worker_init. */
-	if (syn_gate_init(&gate, &d, err, sizeof(err)) != MF_OK) {
-		mf_log_err("syn gate: %s", err);
-		goto out_workers;
+	/* Listen mode has no rules and no queue: with the daemon down
+	 * nothing listens on the old address, so nothing reaches the old
+	 * server behind our back (fail-closed by construction). */
+	if (d.cfg.intercept == MF_INTERCEPT_TPROXY) {
+		if (syn_gate_init(&gate, &d, err, sizeof(err)) != MF_OK) {
+			mf_log_err("syn gate: %s", err);
+			goto out_workers;
+		}
+		gate_up = true;
 	}
-	gate_up = true;
 	/* Bound as root (the file is root's, 0600); its directory, if made
 	 * here, goes to the user the daemon becomes, who removes the socket
 	 * at exit. */
@@ -393,7 +398,7 @@ int main(int argc, char **argv)
 		daemon_wake_workers(&d);
 		goto out_join;
 	}
-	if (syn_gate_start(&gate) != MF_OK) {
+	if (gate_up && syn_gate_start(&gate) != MF_OK) {
 		mf_log_err("syn gate: thread: %s", strerror(errno));
 		atomic_store(&d.stopping, true);
 		daemon_wake_workers(&d);
@@ -419,11 +424,16 @@ int main(int argc, char **argv)
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			mf_log_info("stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
 			/* A successor may be waiting for the queue. */
-			syn_gate_release(&gate);
+			if (gate_up)
+				syn_gate_release(&gate);
 			/* No copy starts while sessions drain; queued
 			 * passwords are wiped now. */
-			if (d.migrate)
+			if (d.migrate) {
 				login_queue_stop(&d.logins);
+				/* A copy stops at its next checkpoint, so a
+				 * successor can take the account over. */
+				migrator_cancel(d.migrator);
+			}
 			atomic_store(&d.stopping, true);
 			daemon_wake_workers(&d);
 			break;

@@ -10,7 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #define MIG_PATH_MAX 4096
@@ -34,6 +38,7 @@ struct migrator {
 	/* Taking an account (state check, then COPYING) is one step across
 	 * threads: two queued logins of one account start one copy. */
 	pthread_mutex_t claim;
+	atomic_bool cancel;           /* shutting down: copies stop at a checkpoint */
 	unsigned int n, started;
 	struct mig_thread t[];
 };
@@ -200,6 +205,33 @@ static uint64_t clock_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* The account's copy lock: an flock on "<state file>.lock", held while a
+ * copy runs. It tells a daemon starting beside a running one (a restart
+ * hand-over) which COPYING accounts are a live predecessor's and which a
+ * crash left behind; the kernel lets go of it when a process dies. -1
+ * when another process holds it (errno EWOULDBLOCK) or on error. */
+static int copy_lock(const char *state_path)
+{
+	char path[MIG_PATH_MAX + 8];
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s.lock", state_path) >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 static void migrate_account(struct mig_thread *t, struct ledger *l, const struct login_event *e)
 {
 	struct migrator *m = t->m;
@@ -208,22 +240,37 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	char path[MIG_PATH_MAX], err[512], reason[LEDGER_REASON_MAX];
 	const char *phase = "bulk copy";
 	uint64_t t0 = clock_us(), messages = 0, bytes = 0;
-	int64_t run;
+	int64_t run = 0;    /* the copy run's row; 0 until it is recorded */
+	bool counted = false; /* stats_copy_begin done */
 	int rc;
+	int lock = -1;
 
 	if (!claim(m, l, e))
 		return;
-	run = run_begin(l, e->account);
-	stats_copy_begin(&m->d->stats, t->slot, t->stats, e->account, (int64_t)time(NULL));
-	o.progress = on_progress;
-	o.progress_arg = t;
-	if (endpoints(m, e, &o, err, sizeof(err)) != MF_OK)
-		goto failed;
 	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
 		mf_err(err, sizeof(err), "state file name too long");
 		goto failed;
 	}
+	lock = copy_lock(path);
+	if (lock < 0 && errno == EWOULDBLOCK) {
+		/* A predecessor's copy is ending right now: it sets the state. */
+		set_state(l, e->account, AS_SEEN, "another mailferryd holds the copy lock");
+		return;
+	}
+	if (lock < 0) {
+		mf_err(err, sizeof(err), "copy lock: %s", strerror(errno));
+		goto failed;
+	}
+	/* This run is ours from here: recorded and counted. */
+	run = run_begin(l, e->account);
+	stats_copy_begin(&m->d->stats, t->slot, t->stats, e->account, (int64_t)time(NULL));
+	counted = true;
+	o.progress = on_progress;
+	o.progress_arg = t;
+	if (endpoints(m, e, &o, err, sizeof(err)) != MF_OK)
+		goto failed;
 	o.state_path = path;
+	o.cancel = &m->cancel;
 	/* The bulk copy: the user keeps working on the source meanwhile. */
 	rc = run_counted(t, "bulk", &o, &rep, err, sizeof(err));
 	messages += rep.copied;
@@ -250,6 +297,9 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	snprintf(reason, sizeof(reason),
 		 "copied and verified (%llu messages in the delta, %llu verified)",
 		 (unsigned long long)rep.copied, (unsigned long long)rep.verified);
+	/* The lock goes first: until the state changes, nobody claims the
+	 * account, so no one ever finds it locked after our last word. */
+	close(lock);
 	set_state(l, e->account, AS_MIGRATED, reason);
 	cutover_end(&m->d->cutover, t->slot);
 	run_end(l, e->account, run, COPY_MIGRATED, messages, bytes, NULL);
@@ -258,10 +308,21 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 failed_cut:
 	cutover_end(&m->d->cutover, t->slot);
 failed:
-	snprintf(reason, sizeof(reason), "%s: %.200s", phase, err);
-	set_state(l, e->account, AS_FAILED, reason);
-	run_end(l, e->account, run, COPY_FAILED, messages, bytes, reason);
-	stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_FAILED, clock_us() - t0);
+	if (lock >= 0)
+		close(lock);
+	if (atomic_load(&m->cancel) && strcmp(err, MIG_CANCELLED) == 0) {
+		/* Not a failure: the checkpoints hold everything copied. */
+		snprintf(reason, sizeof(reason), "%s interrupted by a shutdown: resumes at the "
+			 "next login", phase);
+		set_state(l, e->account, AS_SEEN, reason);
+		run_end(l, e->account, run, COPY_INTERRUPTED, messages, bytes, reason);
+	} else {
+		snprintf(reason, sizeof(reason), "%s: %.200s", phase, err);
+		set_state(l, e->account, AS_FAILED, reason);
+		run_end(l, e->account, run, COPY_FAILED, messages, bytes, reason);
+	}
+	if (counted)
+		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_FAILED, clock_us() - t0);
 }
 
 static void *mig_main(void *arg)
@@ -314,9 +375,11 @@ static int collect(const struct account *a, void *data)
 	return MF_OK;
 }
 
-/* A copy cut short by a stop or a crash: back to SEEN (served by the
- * source; the next login resumes from the checkpoints). A CUTOVER left
- * behind would refuse the user's logins forever. */
+/* A copy cut short by a crash: back to SEEN (served by the source; the
+ * next login resumes from the checkpoints). A CUTOVER left behind would
+ * refuse the user's logins forever. A copy whose lock another process
+ * holds is a predecessor's that still runs (restart hand-over): left to
+ * it; it ends in MIGRATED, FAILED or (stopped) SEEN by itself. */
 static int reset_stale(struct migrator *m, char *err, size_t errlen)
 {
 	static const enum account_state stuck[] = { AS_COPYING, AS_CUTOVER };
@@ -326,13 +389,29 @@ static int reset_stale(struct migrator *m, char *err, size_t errlen)
 
 	if (ledger_open(m->ledger_path, &l, err, errlen) != MF_OK)
 		return MF_ERROR;
-	rc = ledger_copy_runs_interrupt(l, (int64_t)time(NULL), NULL, err, errlen);
 	for (size_t i = 0; i < sizeof(stuck) / sizeof(stuck[0]) && rc == MF_OK; i++) {
 		s.n = 0;
 		rc = ledger_account_list(l, (int)stuck[i], collect, &s, err, errlen);
-		for (size_t j = 0; j < s.n && rc == MF_OK; j++)
+		for (size_t j = 0; j < s.n && rc == MF_OK; j++) {
+			char path[MIG_PATH_MAX];
+			int lock = -1;
+
+			if (state_path(m, s.names[j], path, sizeof(path)) == MF_OK) {
+				lock = copy_lock(path);
+				if (lock < 0 && errno == EWOULDBLOCK) {
+					mf_log_info("migrate user=%s: copy still running in "
+						    "another mailferryd", s.names[j]);
+					continue;
+				}
+			}
 			rc = set_state(l, s.names[j], AS_SEEN,
 				       "copy interrupted by a restart: resumes at the next login");
+			if (rc == MF_OK)
+				rc = ledger_copy_runs_interrupt(l, s.names[j], (int64_t)time(NULL),
+								NULL, err, errlen);
+			if (lock >= 0)
+				close(lock);
+		}
 	}
 	free(s.names);
 	ledger_close(l);
@@ -363,6 +442,7 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	m->cutover_wait_ms = d->cfg.migrate_cutover_wait_ms;
 	m->retry_after_s = d->cfg.migrate_retry_after_s;
 	pthread_mutex_init(&m->claim, NULL);
+	atomic_init(&m->cancel, false);
 	/* The state files hold folder names and UIDs: owner only. */
 	if (mkdir(m->state_dir, 0700) != 0 && errno != EEXIST) {
 		mf_err(err, errlen, "[migrate] state_dir %s: %s", m->state_dir, strerror(errno));
@@ -389,10 +469,17 @@ fail:
 	return MF_ERROR;
 }
 
+void migrator_cancel(struct migrator *m)
+{
+	if (m != NULL)
+		atomic_store(&m->cancel, true);
+}
+
 void migrator_stop(struct migrator *m)
 {
 	if (m == NULL)
 		return;
+	migrator_cancel(m);
 	login_queue_stop(&m->d->logins);
 	for (unsigned int i = 0; i < m->started; i++)
 		pthread_join(m->t[i].tid, NULL);

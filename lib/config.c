@@ -79,9 +79,49 @@ static int add_source(struct parse_ctx *ctx, const char *item)
 {
 	struct mf_config *c = ctx->cfg;
 
+	struct mf_addr a;
+
+	if (mf_addr_parse(item, &a) != MF_OK)
+		return MF_ERROR;
+	/* Named already (also by moved_sources): once is enough. */
+	for (unsigned int i = 0; i < c->n_sources; i++)
+		if (mf_addr_equal(&c->sources[i], &a))
+			return MF_OK;
 	if (c->n_sources >= MF_MAX_SOURCES)
 		return MF_ERROR;
-	return mf_addr_parse(item, &c->sources[c->n_sources++]);
+	c->sources[c->n_sources++] = a;
+	return MF_OK;
+}
+
+/* "OLD=NEW": sources[i] == OLD now answers at NEW (listen mode). A
+ * source not (yet) listed gets one; the families must agree. */
+static int add_moved(struct parse_ctx *ctx, const char *item)
+{
+	struct mf_config *c = ctx->cfg;
+	char from[MF_ADDRSTRLEN + 8];
+	const char *eq = strchr(item, '=');
+	struct mf_addr a, b;
+	unsigned int i;
+
+	if (eq == NULL || (size_t)(eq - item) >= sizeof(from))
+		return MF_ERROR;
+	memcpy(from, item, (size_t)(eq - item));
+	from[eq - item] = '\0';
+	if (mf_addr_parse(from, &a) != MF_OK || mf_addr_parse(eq + 1, &b) != MF_OK ||
+	    a.family != b.family || mf_addr_equal(&a, &b))
+		return MF_ERROR;
+	for (i = 0; i < c->n_sources && !mf_addr_equal(&c->sources[i], &a); i++)
+		;
+	if (i == c->n_sources) {
+		if (c->n_sources >= MF_MAX_SOURCES)
+			return MF_ERROR;
+		if (!ctx->seen_sources)
+			c->n_sources = i = 0;
+		ctx->seen_sources = true;
+		c->sources[c->n_sources++] = a;
+	}
+	c->moved[i] = b;
+	return MF_OK;
 }
 
 static int add_port(struct parse_ctx *ctx, const char *item)
@@ -198,7 +238,15 @@ static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
 		return parse_listen(v, AF_INET, &c->listen4);
 	} else if (!strcmp(k, "listen6")) {
 		return parse_listen(v, AF_INET6, &c->listen6);
+	} else if (!strcmp(k, "intercept")) {
+		if (!strcmp(v, "tproxy"))
+			c->intercept = MF_INTERCEPT_TPROXY;
+		else if (!strcmp(v, "listen"))
+			c->intercept = MF_INTERCEPT_LISTEN;
+		else
+			return MF_ERROR;
 	} else if (!strcmp(k, "upstream_source")) {
+		c->upstream_source_given = true;
 		if (!strcmp(v, "client"))
 			c->upstream_source = MF_UPSTREAM_CLIENT;
 		else if (!strcmp(v, "client-ip"))
@@ -328,6 +376,8 @@ static int set_intercept(struct parse_ctx *ctx, const char *k, const char *v)
 			c->n_clients = 0;
 		ctx->seen_clients = true;
 		return for_each_item(v, add_client, ctx);
+	} else if (!strcmp(k, "moved_sources")) {
+		return for_each_item(v, add_moved, ctx);
 	} else if (!strcmp(k, "destination")) {
 		if (!ctx->seen_dest)
 			memset(&c->dest4, 0, sizeof(c->dest4)), memset(&c->dest6, 0, sizeof(c->dest6));
@@ -716,10 +766,42 @@ static int check(struct mf_config *cfg, const char *where, char *err, size_t err
 	if (list != NULL)
 		return mf_err(err, errlen, "%s: port %u is in both %s and %s", where, port, list,
 			      other);
+	if (cfg->intercept == MF_INTERCEPT_LISTEN) {
+		for (unsigned int i = 0; i < cfg->n_sources; i++)
+			if (cfg->moved[i].family == 0) {
+				char a[MF_ADDRSTRLEN];
+
+				mf_addr_format(&cfg->sources[i], a, sizeof(a));
+				return mf_err(err, errlen, "%s: intercept = listen: source %s has no "
+					      "[intercept] moved_sources entry (OLD=NEW)", where, a);
+			}
+		if (cfg->n_sources == 0)
+			return mf_err(err, errlen, "%s: intercept = listen needs [intercept] "
+				      "moved_sources", where);
+		if (cfg->n_sources * cfg->n_ports > MF_LISTEN_MAX)
+			return mf_err(err, errlen, "%s: intercept = listen: %u sources x %u ports "
+				      "is more than %u listeners", where, cfg->n_sources,
+				      cfg->n_ports, MF_LISTEN_MAX);
+		/* The old server answers at its new address, whose replies do
+		 * not come back through us: speak with our own. */
+		if (!cfg->upstream_source_given)
+			cfg->upstream_source = MF_UPSTREAM_GATEWAY;
+	}
 	if (cfg->n_tls_certs != cfg->n_tls_keys)
 		return mf_err(err, errlen, "%s: [tls] has %u cert and %u key lines; they go in pairs",
 			      where, cfg->n_tls_certs, cfg->n_tls_keys);
 	return MF_OK;
+}
+
+const struct mf_addr *mf_config_real_source(const struct mf_config *cfg,
+					    const struct mf_addr *addr)
+{
+	if (cfg->intercept != MF_INTERCEPT_LISTEN)
+		return addr;
+	for (unsigned int i = 0; i < cfg->n_sources; i++)
+		if (cfg->moved[i].family != 0 && mf_addr_equal(&cfg->sources[i], addr))
+			return &cfg->moved[i];
+	return addr;
 }
 
 int mf_config_load(const char *path, struct mf_config *cfg, char *err, size_t errlen)

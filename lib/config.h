@@ -22,6 +22,13 @@
  * server sees exactly the client's socket), the client's address with a port
  * the kernel picks, or the router's own address. */
 enum mf_upstream_source { MF_UPSTREAM_CLIENT = 0, MF_UPSTREAM_CLIENT_IP, MF_UPSTREAM_GATEWAY };
+/* How flows reach mailferryd: TPROXY on a router or bridge, or (listen)
+ * the gateway box has taken over the old server's address and listens on
+ * it like any server; the old server answers at a new address
+ * ([intercept] moved_sources). */
+enum mf_intercept { MF_INTERCEPT_TPROXY = 0, MF_INTERCEPT_LISTEN };
+/* Listen mode: one listener per source address and mail port. */
+#define MF_LISTEN_MAX 256
 enum mf_log_target { MF_LOG_STDERR = 0, MF_LOG_SYSLOG };
 /* How the gateway talks to a backend after routing a login: plaintext on
  * the protocol's plaintext port, STARTTLS/STLS there, or implicit TLS on
@@ -43,6 +50,8 @@ struct mf_config {
 	struct mf_addr listen4;        /* family 0: no IPv4 listener */
 	struct mf_addr listen6;        /* family 0: no IPv6 listener */
 	enum mf_upstream_source upstream_source;
+	bool upstream_source_given;    /* else listen mode's default: gateway */
+	enum mf_intercept intercept;
 	unsigned int connect_timeout_ms;
 	unsigned int idle_timeout_ms;
 	unsigned int drain_timeout_ms;
@@ -87,6 +96,9 @@ struct mf_config {
 	/* [intercept] */
 	struct mf_addr sources[MF_MAX_SOURCES];
 	unsigned int n_sources;
+	/* Listen mode: where sources[i] really is now (family 0 in tproxy
+	 * mode). */
+	struct mf_addr moved[MF_MAX_SOURCES];
 	uint16_t ports[MF_MAX_PORTS];
 	unsigned int n_ports;
 	struct mf_cidr clients[MF_MAX_CLIENTS]; /* intercepted at `rules install` */
@@ -157,6 +169,11 @@ void mf_config_defaults(struct mf_config *cfg);
 /* Parse path over the defaults. MF_OK, or MF_ERROR with "file:line: why"
  * in err. Unknown sections and keys are errors: a typo must not silently
  * leave a default in force. */
+/* Where the source a client reached at addr really is: its moved address
+ * in listen mode, addr itself otherwise (and for any other address). */
+const struct mf_addr *mf_config_real_source(const struct mf_config *cfg,
+					    const struct mf_addr *addr);
+
 int mf_config_load(const char *path, struct mf_config *cfg, char *err,
 		   size_t errlen);
 

@@ -148,6 +148,16 @@ int ledger_flow_count_add(struct ledger *l, const char *subnet, uint16_t port,
 	return l->ops->flow_count_add(l, subnet, port, observed, intercepted, now, err, errlen);
 }
 
+int ledger_flow_direct_add(struct ledger *l, const char *subnet, uint16_t port,
+			   uint64_t direct, int64_t now, char *err, size_t errlen)
+{
+	if (check_text("subnet", subnet, LEDGER_SUBNET_MAX - 1, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (direct > INT64_MAX)
+		return mf_err(err, errlen, "ledger: flow count out of range");
+	return l->ops->flow_direct_add(l, subnet, port, direct, now, err, errlen);
+}
+
 int ledger_flow_count_list(struct ledger *l,
 			   int (*fn)(const struct flow_count *c, void *data),
 			   void *data, char *err, size_t errlen)
@@ -245,12 +255,14 @@ int ledger_copy_run_end(struct ledger *l, int64_t id, int64_t now, enum copy_res
 				    err, errlen);
 }
 
-int ledger_copy_runs_interrupt(struct ledger *l, int64_t now, unsigned int *n_r, char *err,
-			       size_t errlen)
+int ledger_copy_runs_interrupt(struct ledger *l, const char *name, int64_t now,
+			       unsigned int *n_r, char *err, size_t errlen)
 {
 	unsigned int n = 0;
 
-	if (l->ops->copy_runs_interrupt(l, now, &n, err, errlen) != MF_OK)
+	if (name != NULL && check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (l->ops->copy_runs_interrupt(l, name, now, &n, err, errlen) != MF_OK)
 		return MF_ERROR;
 	if (n_r != NULL)
 		*n_r = n;

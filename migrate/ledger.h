@@ -182,12 +182,13 @@ int ledger_copy_run_end(struct ledger *l, int64_t id, int64_t now, enum copy_res
 			uint64_t messages, uint64_t bytes, const char *error, char *err,
 			size_t errlen);
 
-/* Every run still COPY_RUNNING becomes COPY_INTERRUPTED, ended at now: at
- * a daemon's start, before any copy of its own begins (one gateway per
- * ledger file; PostgreSQL gateways sharing copy jobs need leases first).
- * *n_r (may be NULL) gets how many. */
-int ledger_copy_runs_interrupt(struct ledger *l, int64_t now, unsigned int *n_r, char *err,
-			       size_t errlen);
+/* Every run of name (of every account when name is NULL) still
+ * COPY_RUNNING becomes COPY_INTERRUPTED, ended at now: at a daemon's
+ * start, for the accounts a stop or crash left copying (and not a live
+ * predecessor's, which hold their copy lock). *n_r (may be NULL) gets how
+ * many. */
+int ledger_copy_runs_interrupt(struct ledger *l, const char *name, int64_t now,
+			       unsigned int *n_r, char *err, size_t errlen);
 
 /* Calls fn for each run of name, oldest first (all accounts' runs when
  * name is NULL); stops like ledger_account_list. */
@@ -197,12 +198,16 @@ int ledger_copy_run_list(struct ledger *l, const char *name,
 
 /* New flows the SYN gate saw, per intercepted client subnet (as written
  * in [intercept] clients) and mail port: let through to the source
- * untouched (observe mode) or sent on to the gateway. */
+ * untouched (observe mode) or sent on to the gateway. And flows that
+ * reached a source directly, never meeting the gate (a subnet not
+ * intercepted, or the daemon down while fail-open), per client address
+ * (subnet written as a /32 or /128) and port: counted by the nftables
+ * rules (nft_direct.h). */
 #define LEDGER_SUBNET_MAX 64
 struct flow_count {
 	char subnet[LEDGER_SUBNET_MAX];
 	uint16_t port;
-	uint64_t observed, intercepted;
+	uint64_t observed, intercepted, direct;
 	int64_t last_seen;
 };
 
@@ -210,6 +215,10 @@ struct flow_count {
 int ledger_flow_count_add(struct ledger *l, const char *subnet, uint16_t port,
 			  uint64_t observed, uint64_t intercepted, int64_t now,
 			  char *err, size_t errlen);
+
+/* Adds direct flows to subnet/port's row (creating it), last_seen = now. */
+int ledger_flow_direct_add(struct ledger *l, const char *subnet, uint16_t port,
+			   uint64_t direct, int64_t now, char *err, size_t errlen);
 
 /* Calls fn for each row in subnet, port order; stops like
  * ledger_account_list. */

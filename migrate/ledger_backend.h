@@ -34,8 +34,8 @@ struct ledger_ops {
 	int (*copy_run_end)(struct ledger *l, int64_t id, int64_t now, enum copy_result result,
 			    uint64_t messages, uint64_t bytes, const char *error, char *err,
 			    size_t errlen);
-	int (*copy_runs_interrupt)(struct ledger *l, int64_t now, unsigned int *n_r, char *err,
-				   size_t errlen);
+	int (*copy_runs_interrupt)(struct ledger *l, const char *name, int64_t now,
+				   unsigned int *n_r, char *err, size_t errlen);
 	int (*copy_run_list)(struct ledger *l, const char *name,
 			     int (*fn)(const struct copy_run *r, void *data), void *data,
 			     char *err, size_t errlen);
@@ -52,6 +52,8 @@ struct ledger_ops {
 	int (*flow_count_add)(struct ledger *l, const char *subnet, uint16_t port,
 			      uint64_t observed, uint64_t intercepted, int64_t now,
 			      char *err, size_t errlen);
+	int (*flow_direct_add)(struct ledger *l, const char *subnet, uint16_t port,
+			       uint64_t direct, int64_t now, char *err, size_t errlen);
 	int (*flow_count_list)(struct ledger *l,
 			       int (*fn)(const struct flow_count *c, void *data),
 			       void *data, char *err, size_t errlen);

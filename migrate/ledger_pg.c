@@ -135,7 +135,9 @@ static const char *const schema_steps[] = {
 	" intercepted BIGINT NOT NULL DEFAULT 0,"
 	" last_seen BIGINT NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (subnet, port));",
-	/* v4: the admin's import (imported, notes) and copy runs */
+	/* v4: flows that reached a source directly */
+	"ALTER TABLE flow_count ADD COLUMN direct BIGINT NOT NULL DEFAULT 0;",
+	/* v5: the admin's import (imported, notes) and copy runs */
 	"ALTER TABLE account ADD COLUMN imported BIGINT NOT NULL DEFAULT 0;"
 	"ALTER TABLE account ADD COLUMN notes TEXT NOT NULL DEFAULT '';"
 	"CREATE TABLE copy_run ("
@@ -466,17 +468,18 @@ static int pg_copy_run_end(struct ledger *l, int64_t id, int64_t now, enum copy_
 	return rc;
 }
 
-static int pg_copy_runs_interrupt(struct ledger *l, int64_t now, unsigned int *n_r, char *err,
-				  size_t errlen)
+static int pg_copy_runs_interrupt(struct ledger *l, const char *name, int64_t now,
+				  unsigned int *n_r, char *err, size_t errlen)
 {
 	struct ledger_pg *p = to_pg(l);
 	char at[24];
-	const char *v[1] = { at };
+	const char *v[2] = { at, name };
 	PGresult *r;
 
 	i64(at, sizeof(at), now);
 	if (run(p, "UPDATE copy_run SET ended = $1, result = 'interrupted' "
-		   "WHERE result = 'running'", 1, v, &r, err, errlen,
+		   "WHERE result = 'running' AND ($2::TEXT IS NULL OR name = $2)", 2, v, &r, err,
+		errlen,
 		"cannot close interrupted copy runs") != MF_OK)
 		return MF_ERROR;
 	*n_r = (unsigned int)atoi(PQcmdTuples(r));
@@ -647,6 +650,22 @@ static int pg_flow_count_add(struct ledger *l, const char *subnet, uint16_t port
 		   "cannot count flows");
 }
 
+static int pg_flow_direct_add(struct ledger *l, const char *subnet, uint16_t port,
+			      uint64_t direct, int64_t now, char *err, size_t errlen)
+{
+	char ps[8], d[24], at[24];
+	const char *v[4] = { subnet, ps, d, at };
+
+	snprintf(ps, sizeof(ps), "%u", port);
+	snprintf(d, sizeof(d), "%" PRIu64, direct);
+	i64(at, sizeof(at), now);
+	return run(to_pg(l), "INSERT INTO flow_count (subnet, port, direct, last_seen) "
+			     "VALUES ($1, $2, $3, $4) ON CONFLICT (subnet, port) "
+			     "DO UPDATE SET direct = flow_count.direct + excluded.direct, "
+			     "last_seen = excluded.last_seen", 4, v, NULL, err, errlen,
+		   "cannot count direct flows");
+}
+
 static int pg_flow_count_list(struct ledger *l, int (*fn)(const struct flow_count *c, void *data),
 			      void *data, char *err, size_t errlen)
 {
@@ -654,7 +673,7 @@ static int pg_flow_count_list(struct ledger *l, int (*fn)(const struct flow_coun
 	PGresult *r;
 	int rc = MF_OK;
 
-	if (run(p, "SELECT subnet, port, observed, intercepted, last_seen FROM flow_count "
+	if (run(p, "SELECT subnet, port, observed, intercepted, last_seen, direct FROM flow_count "
 		   "ORDER BY subnet, port", 0, NULL, &r, err, errlen,
 		"cannot list flow counts") != MF_OK)
 		return MF_ERROR;
@@ -666,6 +685,7 @@ static int pg_flow_count_list(struct ledger *l, int (*fn)(const struct flow_coun
 		c.observed = (uint64_t)col_i64(r, i, 2);
 		c.intercepted = (uint64_t)col_i64(r, i, 3);
 		c.last_seen = col_i64(r, i, 4);
+		c.direct = (uint64_t)col_i64(r, i, 5);
 		rc = fn(&c, data);
 	}
 	PQclear(r);
@@ -691,6 +711,7 @@ static const struct ledger_ops pg_ops = {
 	.setting_get = pg_setting_get,
 	.setting_set = pg_setting_set,
 	.flow_count_add = pg_flow_count_add,
+	.flow_direct_add = pg_flow_direct_add,
 	.flow_count_list = pg_flow_count_list,
 };
 

@@ -45,6 +45,7 @@ enum stmt_id {
 	ST_SETTING_GET,
 	ST_SETTING_SET,
 	ST_FLOW_ADD,
+	ST_FLOW_DIRECT,
 	ST_FLOW_LIST,
 	ST_IMPORT,
 	ST_RUN_BEGIN,
@@ -96,7 +97,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 			"SET observed = observed + excluded.observed, "
 			"intercepted = intercepted + excluded.intercepted, "
 			"last_seen = excluded.last_seen",
-	[ST_FLOW_LIST] = "SELECT subnet, port, observed, intercepted, last_seen "
+	[ST_FLOW_DIRECT] = "INSERT INTO flow_count (subnet, port, direct, last_seen) "
+			   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (subnet, port) DO UPDATE "
+			   "SET direct = direct + excluded.direct, "
+			   "last_seen = excluded.last_seen",
+	[ST_FLOW_LIST] = "SELECT subnet, port, observed, intercepted, last_seen, direct "
 			 "FROM flow_count ORDER BY subnet, port",
 	[ST_IMPORT] = "UPDATE account SET "
 		      "imported = CASE imported WHEN 0 THEN ?2 ELSE imported END, "
@@ -105,7 +110,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_RUN_END] = "UPDATE copy_run SET ended = ?2, result = ?3, messages = ?4, "
 		       "bytes = ?5, error = ?6 WHERE id = ?1 AND result = 'running'",
 	[ST_RUNS_INTERRUPT] = "UPDATE copy_run SET ended = ?1, result = 'interrupted' "
-			      "WHERE result = 'running'",
+			      "WHERE result = 'running' AND (?2 IS NULL OR name = ?2)",
 	[ST_RUN_LIST_ONE] = "SELECT " RUN_COLUMNS " FROM copy_run WHERE name = ?1 ORDER BY id",
 	[ST_RUN_LIST_ALL] = "SELECT " RUN_COLUMNS " FROM copy_run ORDER BY id",
 };
@@ -187,8 +192,17 @@ static int schema_v3(sqlite3 *db, char **msg_r)
 	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
 }
 
-/* v4: the admin's import (imported, notes) and copy runs. */
+/* v4: flows that reached a source directly (ledger_flow_direct_add). */
 static int schema_v4(sqlite3 *db, char **msg_r)
+{
+	static const char sql[] =
+		"ALTER TABLE flow_count ADD COLUMN direct INTEGER NOT NULL DEFAULT 0;";
+
+	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
+}
+
+/* v5: the admin's import (imported, notes) and copy runs. */
+static int schema_v5(sqlite3 *db, char **msg_r)
 {
 	static const char sql[] =
 		"ALTER TABLE account ADD COLUMN imported INTEGER NOT NULL DEFAULT 0;"
@@ -216,6 +230,7 @@ static int (*const schema_steps[])(sqlite3 *db, char **msg_r) = {
 	schema_v2,
 	schema_v3,
 	schema_v4,
+	schema_v5,
 };
 
 #define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
@@ -620,12 +635,14 @@ static int sq_copy_run_end(struct ledger *l, int64_t id, int64_t now, enum copy_
 	return sqlite3_changes(s->db) == 1 ? MF_OK : LEDGER_ABSENT;
 }
 
-static int sq_copy_runs_interrupt(struct ledger *l, int64_t now, unsigned int *n_r, char *err,
-				  size_t errlen)
+static int sq_copy_runs_interrupt(struct ledger *l, const char *name, int64_t now,
+				  unsigned int *n_r, char *err, size_t errlen)
 {
 	struct ledger_sqlite *s = to_sqlite(l);
 
 	sqlite3_bind_int64(s->stmt[ST_RUNS_INTERRUPT], 1, now);
+	if (name != NULL)
+		sqlite3_bind_text(s->stmt[ST_RUNS_INTERRUPT], 2, name, -1, SQLITE_STATIC);
 	if (stmt_run(s, ST_RUNS_INTERRUPT, err, errlen) != MF_OK)
 		return MF_ERROR;
 	*n_r = (unsigned int)sqlite3_changes(s->db);
@@ -812,6 +829,19 @@ static int sq_flow_count_add(struct ledger *l, const char *subnet, uint16_t port
 	return stmt_run(s, ST_FLOW_ADD, err, errlen);
 }
 
+static int sq_flow_direct_add(struct ledger *l, const char *subnet, uint16_t port,
+			      uint64_t direct, int64_t now, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[ST_FLOW_DIRECT];
+
+	sqlite3_bind_text(st, 1, subnet, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, port);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)direct);
+	sqlite3_bind_int64(st, 4, now);
+	return stmt_run(s, ST_FLOW_DIRECT, err, errlen);
+}
+
 static int sq_flow_count_list(struct ledger *l,
 			      int (*fn)(const struct flow_count *c, void *data),
 			      void *data, char *err, size_t errlen)
@@ -835,6 +865,7 @@ static int sq_flow_count_list(struct ledger *l,
 		c.observed = (uint64_t)sqlite3_column_int64(st, 2);
 		c.intercepted = (uint64_t)sqlite3_column_int64(st, 3);
 		c.last_seen = sqlite3_column_int64(st, 4);
+		c.direct = (uint64_t)sqlite3_column_int64(st, 5);
 		rc = fn(&c, data);
 		if (rc != MF_OK)
 			break;
@@ -872,6 +903,7 @@ static const struct ledger_ops sqlite_ops = {
 	.setting_get = sq_setting_get,
 	.setting_set = sq_setting_set,
 	.flow_count_add = sq_flow_count_add,
+	.flow_direct_add = sq_flow_direct_add,
 	.flow_count_list = sq_flow_count_list,
 };
 

@@ -21,6 +21,7 @@
 
 #include "imap_client.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,7 +76,13 @@ struct mig_opts {
 	bool plain_append;
 	void (*progress)(void *arg, const struct mig_progress *p);
 	void *progress_arg;
+	/* Set by another thread to stop the run at its next checkpoint (a
+	 * daemon shutting down): mig_run then fails with MIG_CANCELLED in
+	 * err, having committed everything copied so far. NULL: never. */
+	const atomic_bool *cancel;
 };
+
+#define MIG_CANCELLED "cancelled"
 
 /* MF_OK: copied and (if asked) verified. MF_ERROR with err otherwise;
  * *rep says how far it got either way. */

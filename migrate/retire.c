@@ -72,7 +72,7 @@ static int on_flow(const struct flow_count *f, void *data)
 	struct collect *c = data;
 	struct retire_report *r = c->r;
 
-	if (f->observed == 0 || f->last_seen < c->since)
+	if (f->observed + f->direct == 0 || f->last_seen < c->since)
 		return MF_OK;
 	if (r->n_flows == c->flow_cap) {
 		size_t cap = c->flow_cap ? 2 * c->flow_cap : 16;
@@ -84,7 +84,7 @@ static int on_flow(const struct flow_count *f, void *data)
 		c->flow_cap = cap;
 	}
 	r->flows[r->n_flows++] = *f;
-	r->direct_flows += f->observed;
+	r->direct_flows += f->observed + f->direct;
 	return MF_OK;
 }
 

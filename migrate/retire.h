@@ -2,17 +2,18 @@
  * retire` prints, built from the ledger alone.
  *
  * Safe means: the ledger knows accounts (imported or seen), every one of
- * them is MIGRATED, and no client reached the source directly (flows the
- * SYN gate let through untouched: ledger_flow_count's `observed`) within
- * the window before now. Everything that keeps the source needed is
+ * them is MIGRATED, and no client reached the source directly within the
+ * window before now: neither flows the SYN gate let through untouched
+ * (observe mode: a flow_count row's `observed`) nor flows that never met
+ * the gate (a subnet not intercepted: `direct`, per client address). A
+ * row's last_seen is its last flow of any kind, so a row with old direct
+ * counts and recent intercepted flows is listed too: over-cautious, never
+ * the other way. Everything that keeps the source needed is
  * listed: accounts never seen (imported, no login), seen but not migrated
  * (SEEN, COPYING, CUTOVER, FORCE, ROLLBACK), FAILED with their reasons,
  * PINNED; each with its last login on the source (last_seen) and client;
  * and the client subnets or addresses with direct flows, with counts.
- *
- * Flows of clients the gateway never intercepts reach the ledger only
- * once something counts them there; until then the report cannot see
- * them, and says so in its notes. */
+ */
 #ifndef MF_RETIRE_H
 #define MF_RETIRE_H
 

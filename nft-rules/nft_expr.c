@@ -50,8 +50,8 @@ void nft_expr_socket_load(struct nft_rule_builder *rb, uint32_t key)
 	nftnl_rule_add_expr(rb->rule, e);
 }
 
-void nft_expr_payload_load(struct nft_rule_builder *rb, uint32_t base,
-			   uint32_t offset, uint32_t len)
+void nft_expr_payload_load_to(struct nft_rule_builder *rb, uint32_t base,
+			      uint32_t offset, uint32_t len, uint32_t reg)
 {
 	struct nftnl_expr *e = expr_new(rb, "payload");
 
@@ -60,7 +60,30 @@ void nft_expr_payload_load(struct nft_rule_builder *rb, uint32_t base,
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, reg);
+	nftnl_rule_add_expr(rb->rule, e);
+}
+
+void nft_expr_payload_load(struct nft_rule_builder *rb, uint32_t base,
+			   uint32_t offset, uint32_t len)
+{
+	nft_expr_payload_load_to(rb, base, offset, len, NFT_REG_1);
+}
+
+void nft_expr_dynset_update(struct nft_rule_builder *rb, const char *set,
+			    uint32_t set_id)
+{
+	struct nftnl_expr *e = expr_new(rb, "dynset");
+
+	if (e == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+	/* nft sends 0: the element gets the set's own timeout. */
+	nftnl_expr_set_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT, 0);
+	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
+	if (set_id != 0)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, set_id);
 	nftnl_rule_add_expr(rb->rule, e);
 }
 

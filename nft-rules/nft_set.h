@@ -45,4 +45,12 @@ int nft_set_dump(struct nl_sock *s, const char *set,
 		 int (*cb)(const struct nft_elem *e, void *data), void *data,
 		 struct nl_error *e_r);
 
+/* The same for any element dump request (type NFT_MSG_GETSETELEM, or
+ * the reset variant), handing cb libnftnl's parsed element; cb returns 0
+ * to go on, -1 to stop (MF_ERROR, e_r->error ECANCELED). */
+struct nftnl_set_elem;
+int nft_set_dump_elems(struct nl_sock *s, const char *set, uint16_t type,
+		       int (*cb)(struct nftnl_set_elem *se, void *data), void *data,
+		       struct nl_error *e_r);
+
 #endif

@@ -29,7 +29,8 @@ class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
                  extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), smtp_ports=(),
                  submission_ports=(), destination=None, ledger=None, tls=None, daemon=None,
-                 intercept=None, migrate=None, admin_socket=None):
+                 intercept=None, migrate=None, admin_socket=None,
+                 sources=None):
         """imap_ports: ports served by the IMAP front end; empty (the
         default here) keeps every port a protocol-blind relay, which is
         what the relay tests measure. pop3_ports: the same for the POP3
@@ -44,7 +45,9 @@ class Gateway:
         dict (None leaves it out: no in-daemon copy). admin_socket: the
         admin socket's path; by default one of its own in a fresh short
         directory under /tmp (a UNIX socket path has at most 107 bytes, and
-        gateways of tests running at once must not share one)."""
+        gateways of tests running at once must not share one). sources: the
+        [intercept] sources line (default: the lab's OLD4, OLD6 and
+        extra_sources; [] leaves the line out)."""
         self.lab = lab
         self.daemon = daemon
         self.workdir = workdir
@@ -61,11 +64,13 @@ class Gateway:
         self.ledger = os.path.join(workdir, "ledger.db")
         if destination is None:
             destination = [lab.env[k] for k in ("NEW4", "NEW6") if lab.env.get(k)]
-        sources = [lab.env["OLD4"], lab.env["OLD6"], *extra_sources]
+        if sources is None:
+            sources = [lab.env["OLD4"], lab.env["OLD6"], *extra_sources]
         lines = ["[gateway]"] + [f"{k} = {v}" for k, v in opts.items()]
-        lines += ["[intercept]",
-                  "sources = " + ", ".join(sources),
-                  "ports = " + ", ".join(str(p) for p in ports),
+        lines += ["[intercept]"]
+        if sources:
+            lines.append("sources = " + ", ".join(sources))
+        lines += ["ports = " + ", ".join(str(p) for p in ports),
                   "clients = %s, %s" % (lab.env["CLIENT_NET4"], lab.env["CLIENT_NET6"])]
         if destination:
             lines.append("destination = " + ", ".join(destination))

@@ -698,6 +698,11 @@ do_up() {
     log "lab $P up in $LAB_DIR ($( ((net_only)) && echo net-only || echo full))"
 }
 
+# Sourced (tests/lab/vm.sh): the functions and addresses only.
+if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
+    return 0
+fi
+
 cmd=${1:-}
 shift || true
 case $cmd in

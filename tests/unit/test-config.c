@@ -102,6 +102,47 @@ static void expect_error(const char *text, const char *needle)
 		fail_msg("error '%s' lacks '%s'", err, needle);
 }
 
+/* intercept = listen: every source needs its moved address; moved_sources
+ * alone names the sources; upstream_source defaults to gateway. */
+static void test_listen_mode(void **state)
+{
+	struct mf_config c;
+	struct mf_addr a;
+	char err[200], text[MF_ADDRSTRLEN];
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string(
+		"[gateway]\nintercept = listen\n[intercept]\n"
+		"moved_sources = 198.18.11.30=198.18.11.2, 2001:db8:11::30=2001:db8:11::2\n"
+		"sources = 198.18.11.30\n", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.intercept, MF_INTERCEPT_LISTEN);
+	assert_int_equal(c.n_sources, 2);
+	assert_int_equal(c.upstream_source, MF_UPSTREAM_GATEWAY);
+	mf_addr_format(mf_config_real_source(&c, &c.sources[1]), text, sizeof(text));
+	assert_string_equal(text, "2001:db8:11::2");
+	assert_int_equal(mf_addr_parse("198.18.99.1", &a), MF_OK);
+	assert_ptr_equal(mf_config_real_source(&c, &a), &a);
+	assert_int_equal(mf_config_parse_string(
+		"[gateway]\nintercept = listen\nupstream_source = client\n[intercept]\n"
+		"sources = 198.18.11.30\nmoved_sources = 198.18.11.30=198.18.11.2\n",
+		&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_sources, 1);
+	assert_int_equal(c.upstream_source, MF_UPSTREAM_CLIENT);
+	/* tproxy mode ignores moved addresses for routing. */
+	assert_int_equal(mf_config_parse_string(
+		"[intercept]\nmoved_sources = 198.18.11.30=198.18.11.2\n", &c, err, sizeof(err)),
+		MF_OK);
+	assert_ptr_equal(mf_config_real_source(&c, &c.sources[0]), &c.sources[0]);
+	expect_error("[gateway]\nintercept = listen\n[intercept]\nsources = 198.18.11.30\n",
+		     "no [intercept] moved_sources entry");
+	expect_error("[gateway]\nintercept = listen\n", "needs [intercept] moved_sources");
+	expect_error("[gateway]\nintercept = bridge\n", "bad value for intercept");
+	expect_error("[intercept]\nmoved_sources = 198.18.11.30\n", "bad value");
+	expect_error("[intercept]\nmoved_sources = 198.18.11.30=2001:db8::2\n", "bad value");
+	expect_error("[intercept]\nmoved_sources = 198.18.11.30=198.18.11.30\n", "bad value");
+	expect_error("[intercept]\nmoved_sources = =198.18.11.2\n", "bad value");
+}
+
 static void test_errors(void **state)
 {
 	(void)state;
@@ -371,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_upstream_sources),
+		cmocka_unit_test(test_listen_mode),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_ledger),
 		cmocka_unit_test(test_admin),

@@ -181,14 +181,14 @@ static void test_schema_and_reopen(void **state)
 	int version = -1;
 
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 4);
+	assert_int_equal(version, 5);
 	login(l, "ann@example.org", "198.18.1.10", 1000, AS_SEEN);
 	set_state(l, "bob@example.org", AS_PINNED, "vip", 1001, AS_UNSEEN);
 	ledger_close(l);
 
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 4);
+	assert_int_equal(version, 5);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_SEEN);
 	assert_int_equal(a.logins, 1);
@@ -568,6 +568,59 @@ static void test_settings(void **state)
 	ledger_close(l);
 }
 
+struct flows {
+	struct flow_count c[8];
+	int n;
+};
+
+static int collect_flow(const struct flow_count *c, void *data)
+{
+	struct flows *f = data;
+
+	if (f->n == 8)
+		return MF_ERROR;
+	f->c[f->n++] = *c;
+	return MF_OK;
+}
+
+/* Gate counts and direct counts land in one row per subnet and port and
+ * add up; rows come in subnet, port order. */
+static void test_flow_counts(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct flows got = { .n = 0 };
+	char err[512];
+
+	assert_int_equal(ledger_flow_count_add(l, "198.18.1.0/24", 143, 2, 5, 100, err,
+					       sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_count_add(l, "198.18.1.0/24", 143, 1, 0, 110, err,
+					       sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.2.7/32", 25, 3, 120, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.2.7/32", 25, 4, 130, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.1.0/24", 143, 9, 140, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.2.7/32", 25, (uint64_t)INT64_MAX + 1,
+						150, err, sizeof(err)), MF_ERROR);
+	assert_int_equal(ledger_flow_count_list(l, collect_flow, &got, err, sizeof(err)), MF_OK);
+	assert_int_equal(got.n, 2);
+	assert_string_equal(got.c[0].subnet, "198.18.1.0/24");
+	assert_int_equal(got.c[0].port, 143);
+	assert_int_equal(got.c[0].observed, 3);
+	assert_int_equal(got.c[0].intercepted, 5);
+	assert_int_equal(got.c[0].direct, 9);
+	assert_int_equal(got.c[0].last_seen, 140);
+	assert_string_equal(got.c[1].subnet, "198.18.2.7/32");
+	assert_int_equal(got.c[1].port, 25);
+	assert_int_equal(got.c[1].observed, 0);
+	assert_int_equal(got.c[1].intercepted, 0);
+	assert_int_equal(got.c[1].direct, 7);
+	assert_int_equal(got.c[1].last_seen, 130);
+	ledger_close(l);
+}
+
 /* A v1 file (before settings and flow counts) is brought to the current
  * version in place, accounts kept. */
 static void test_upgrade_from_v1(void **state)
@@ -589,7 +642,7 @@ static void test_upgrade_from_v1(void **state)
 	sqlite3_close(db);
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 4);
+	assert_int_equal(version, 5);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_PINNED);
 	assert_int_equal(a.imported, 0);
@@ -751,7 +804,11 @@ static void test_copy_runs(void **state)
 	assert_int_equal(rs.r[1].result, COPY_MIGRATED);
 	assert_int_equal(rs.r[1].messages, 10);
 	assert_string_equal(rs.r[1].error, "");
-	assert_int_equal(ledger_copy_runs_interrupt(l, 200, &n, err, sizeof(err)), MF_OK);
+	/* Only the named account's runs, then everyone's. */
+	assert_int_equal(ledger_copy_runs_interrupt(l, "ann@example.org", 190, &n, err,
+						    sizeof(err)), MF_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(ledger_copy_runs_interrupt(l, NULL, 200, &n, err, sizeof(err)), MF_OK);
 	assert_int_equal(n, 1);
 	rs.n = 0;
 	assert_int_equal(ledger_copy_run_list(l, NULL, collect_run, &rs, err, sizeof(err)),
@@ -760,8 +817,13 @@ static void test_copy_runs(void **state)
 	assert_string_equal(rs.r[2].name, "bob@example.org");
 	assert_int_equal(rs.r[2].result, COPY_INTERRUPTED);
 	assert_int_equal(rs.r[2].ended, 200);
-	assert_int_equal(ledger_copy_runs_interrupt(l, 300, &n, err, sizeof(err)), MF_OK);
+	assert_int_equal(ledger_copy_runs_interrupt(l, NULL, 300, &n, err, sizeof(err)), MF_OK);
 	assert_int_equal(n, 0);
+	assert_int_equal(ledger_copy_run_begin(l, "bob@example.org", 310, &id3, err,
+					       sizeof(err)), MF_OK);
+	assert_int_equal(ledger_copy_runs_interrupt(l, "bob@example.org", 320, &n, err,
+						    sizeof(err)), MF_OK);
+	assert_int_equal(n, 1);
 	ledger_close(l);
 }
 
@@ -834,6 +896,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_mode_migrated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_state_if, setup, teardown),
@@ -851,6 +914,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_two_handles, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_settings, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_flow_counts, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_fail_mode, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_fail_mode_migrated, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_set_state_if, setup_pg, teardown_pg),

@@ -137,6 +137,14 @@ static void test_retire(void **state)
 	assert_int_equal(r.direct_flows, 2);
 	assert_non_null(strstr(r.verdict, "2 direct flows from 1 client"));
 	retire_report_free(&r);
+	/* Flows of a client never intercepted (counted by the rules). */
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.9.9/32", 143, 5, NOW - 10, err,
+						sizeof(err)), MF_OK);
+	build(l, &r);
+	assert_int_equal(r.n_flows, 2);
+	assert_string_equal(r.flows[1].subnet, "198.18.9.9/32");
+	assert_int_equal(r.direct_flows, 7);
+	retire_report_free(&r);
 	close_tmp(l, path);
 }
 
