@@ -50,7 +50,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-bin/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 30
 
-DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
+DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libmicrohttpd-dev chromium \
 	liburing-dev libmnl-dev libnftnl-dev libinih-dev libcmocka-dev libsqlite3-dev \
 	libssl-dev libnetfilter-queue-dev libcap-ng-dev libpq-dev postgresql libjansson-dev \
 	iproute2 iputils-ping nftables iptables procps psmisc openssl curl socat \

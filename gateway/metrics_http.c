@@ -13,12 +13,12 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define HTTP_MAX_CONNECTIONS 16
@@ -39,6 +39,9 @@ struct metrics_server {
 	char addr_text[MF_ADDRSTRLEN];
 	struct MHD_Daemon *mhd;        /* NULL until the bind succeeded */
 	bool bind_logged;
+	/* Set while retrying a bind already reported: libmicrohttpd's own
+	 * "address in use" would repeat every 2 s. */
+	atomic_bool quiet;
 
 	/* The sampler thread; stop guarded by lock. */
 	pthread_t sampler;
@@ -230,10 +233,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 __attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	struct metrics_server *m = cls;
 	char buf[256];
 	size_t n;
 
-	(void)cls;
+	if (atomic_load(&m->quiet))
+		return;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	n = strlen(buf);
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
@@ -249,14 +254,16 @@ static void try_listen(struct metrics_server *m)
 
 	if (m->addr.sa.sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	atomic_store(&m->quiet, m->bind_logged);
 	m->mhd = MHD_start_daemon(flags, ntohs(m->addr.in.sin_port), NULL, NULL, on_request, m,
-				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m,
 				  MHD_OPTION_SOCK_ADDR, &m->addr.sa,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_MAX_CONNECTIONS,
 				  MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 				  (unsigned int)HTTP_MAX_PER_ADDRESS,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_TIMEOUT_S,
 				  MHD_OPTION_END);
+	atomic_store(&m->quiet, false);
 	if (m->mhd != NULL) {
 		mf_log_info("metrics listen=%s", m->addr_text);
 		m->bind_logged = false;

@@ -117,6 +117,26 @@ static void logins(FILE *f, const struct stats_snapshot *s)
 	}
 }
 
+static void smtp(FILE *f, const struct stats_snapshot *s)
+{
+	static const char *const txn[] = { "accepted", "rejected" };
+	static const char *const rcpt[] = { "routed", "refused" };
+
+	family(f, "mailferry_smtp_transactions_total", "counter",
+	       "SMTP transactions on MTA ports by backend and final reply (accepted: 2xx).");
+	for (unsigned int b = 0; b < STATS_BACKEND_COUNT; b++)
+		for (unsigned int i = 0; i < 2; i++)
+			fprintf(f, "mailferry_smtp_transactions_total{backend=\"%s\",result=\"%s\"} "
+				   "%" PRIu64 "\n", stats_backend_name(b), txn[i], s->smtp_txns[b][i]);
+	family(f, "mailferry_smtp_recipients_total", "counter",
+	       "Recipients of those transactions by backend: routed, or refused (the other "
+	       "backend's, CUTOVER, or the backend's own refusal).");
+	for (unsigned int b = 0; b < STATS_BACKEND_COUNT; b++)
+		for (unsigned int i = 0; i < 2; i++)
+			fprintf(f, "mailferry_smtp_recipients_total{backend=\"%s\",result=\"%s\"} "
+				   "%" PRIu64 "\n", stats_backend_name(b), rcpt[i], s->smtp_rcpts[b][i]);
+}
+
 static void copies(FILE *f, const struct stats_snapshot *s)
 {
 	family(f, "mailferry_copies_started_total", "counter",
@@ -168,6 +188,7 @@ void metrics_text_write(FILE *f, const struct stats_snapshot *s, const struct ac
 	fprintf(f, "mailferry_start_time_seconds %lld\n", (long long)s->started);
 	sessions(f, s);
 	logins(f, s);
+	smtp(f, s);
 	copies(f, s);
 	accounts(f, acc);
 }

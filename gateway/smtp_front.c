@@ -9,6 +9,7 @@
 #include "mf.h"
 #include "netaddr.h"
 #include "session.h"
+#include "stats.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
@@ -60,6 +61,8 @@ void smtp_log_txn(struct session *s, unsigned int code, uint64_t size)
 		f->txns_ok++;
 	if (f->txn_route >= 0)
 		s->route = f->txn_route;
+	stats_smtp_txn(s->w->stats, stats_backend_of_route(f->txn_route), code >= 200 && code < 300,
+		       f->rcpts_ok, f->rcpts_refused);
 	mf_sockaddr_format(&s->client.sa, client, sizeof(client));
 	mf_log_info("smtp txn client=%s route=%s rcpts=%u refused=%u size=%llu reply=%u",
 		    client,

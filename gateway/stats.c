@@ -105,6 +105,14 @@ void stats_login(struct stats_shard *sh, enum stats_proto p, enum stats_backend 
 		stats_hist_observe(&sh->login_latency[p], &stats_login_latency_spec, latency_us);
 }
 
+void stats_smtp_txn(struct stats_shard *sh, enum stats_backend b, bool accepted,
+		    unsigned int rcpts, unsigned int refused)
+{
+	stats_add(&sh->smtp_txns[b][accepted ? 0 : 1], 1);
+	stats_add(&sh->smtp_rcpts[b][0], rcpts);
+	stats_add(&sh->smtp_rcpts[b][1], refused);
+}
+
 static struct stats_copy_slot *copy_slot(struct stats *st, unsigned int slot)
 {
 	return slot < st->n_copy_slots ? &st->copy_slots[slot] : NULL;
@@ -155,9 +163,14 @@ static void run_advance(struct stats_copy *c, struct stats_shard *sh, uint64_t m
 	}
 }
 
-void stats_copy_progress(struct stats *st, unsigned int slot, struct stats_shard *sh,
-			 uint64_t messages, uint64_t bytes, uint64_t planned,
-			 unsigned int folder_index, unsigned int folder_count)
+/* Where a run stands; folders NULL: keep the last report's plan and folder. */
+struct copy_where {
+	uint64_t planned;
+	unsigned int folder_index, folder_count;
+};
+
+static void copy_update(struct stats *st, unsigned int slot, struct stats_shard *sh,
+			uint64_t messages, uint64_t bytes, const struct copy_where *where)
 {
 	struct stats_copy_slot *cs = copy_slot(st, slot);
 
@@ -167,24 +180,27 @@ void stats_copy_progress(struct stats *st, unsigned int slot, struct stats_shard
 	run_advance(&cs->c, sh, messages, bytes);
 	cs->c.messages = messages;
 	cs->c.bytes = bytes;
-	cs->c.planned = planned;
-	cs->c.folder_index = folder_index;
-	cs->c.folder_count = folder_count;
+	if (where != NULL) {
+		cs->c.planned = where->planned;
+		cs->c.folder_index = where->folder_index;
+		cs->c.folder_count = where->folder_count;
+	}
 	pthread_mutex_unlock(&cs->lock);
+}
+
+void stats_copy_progress(struct stats *st, unsigned int slot, struct stats_shard *sh,
+			 uint64_t messages, uint64_t bytes, uint64_t planned,
+			 unsigned int folder_index, unsigned int folder_count)
+{
+	const struct copy_where where = { planned, folder_index, folder_count };
+
+	copy_update(st, slot, sh, messages, bytes, &where);
 }
 
 void stats_copy_run_end(struct stats *st, unsigned int slot, struct stats_shard *sh,
 			uint64_t messages, uint64_t bytes)
 {
-	struct stats_copy_slot *cs = copy_slot(st, slot);
-
-	if (cs == NULL)
-		return;
-	pthread_mutex_lock(&cs->lock);
-	run_advance(&cs->c, sh, messages, bytes);
-	cs->c.messages = messages;
-	cs->c.bytes = bytes;
-	pthread_mutex_unlock(&cs->lock);
+	copy_update(st, slot, sh, messages, bytes, NULL);
 }
 
 void stats_copy_end(struct stats *st, unsigned int slot, struct stats_shard *sh,
@@ -247,6 +263,11 @@ void stats_snapshot(const struct stats *st, struct stats_snapshot *out,
 				out->bytes[p][d] += rd(&sh->bytes[p][d]);
 			hist_add(&out->login_latency[p], &sh->login_latency[p]);
 		}
+		for (unsigned int b = 0; b < STATS_BACKEND_COUNT; b++)
+			for (unsigned int i = 0; i < 2; i++) {
+				out->smtp_txns[b][i] += rd(&sh->smtp_txns[b][i]);
+				out->smtp_rcpts[b][i] += rd(&sh->smtp_rcpts[b][i]);
+			}
 		out->copies_started += rd(&sh->copies_started);
 		for (unsigned int r = 0; r < STATS_COPY_RESULT_COUNT; r++)
 			out->copies_done[r] += rd(&sh->copies_done[r]);

@@ -86,6 +86,10 @@ struct stats_shard {
 	_Atomic uint64_t bytes[STATS_PROTO_COUNT][STATS_DIR_COUNT];
 	_Atomic uint64_t logins[STATS_PROTO_COUNT][STATS_BACKEND_COUNT][STATS_LOGIN_COUNT];
 	struct stats_hist login_latency[STATS_PROTO_COUNT];
+	/* SMTP MTA transactions by backend, [0] accepted (2xx final reply)
+	 * [1] not; recipients per backend, [0] routed [1] refused. */
+	_Atomic uint64_t smtp_txns[STATS_BACKEND_COUNT][2];
+	_Atomic uint64_t smtp_rcpts[STATS_BACKEND_COUNT][2];
 	_Atomic uint64_t copies_started;
 	_Atomic uint64_t copies_done[STATS_COPY_RESULT_COUNT];
 	_Atomic uint64_t copy_messages;
@@ -152,6 +156,12 @@ void stats_session_close(struct stats_shard *sh, enum stats_proto p, enum stats_
 void stats_login(struct stats_shard *sh, enum stats_proto p, enum stats_backend b,
 		 enum stats_login r, uint64_t latency_us);
 
+/* An SMTP transaction on an MTA port ended with a final reply (accepted:
+ * 2xx): rcpts recipients routed to b, refused refused (451 for the other
+ * backend, CUTOVER, or the backend's own refusal). */
+void stats_smtp_txn(struct stats_shard *sh, enum stats_backend b, bool accepted,
+		    unsigned int rcpts, unsigned int refused);
+
 /* Records v (microseconds) in h with bounds spec. */
 void stats_hist_observe(struct stats_hist *h, const struct stats_hist_spec *spec, uint64_t v_us);
 
@@ -185,6 +195,8 @@ struct stats_snapshot {
 	uint64_t bytes[STATS_PROTO_COUNT][STATS_DIR_COUNT];
 	uint64_t logins[STATS_PROTO_COUNT][STATS_BACKEND_COUNT][STATS_LOGIN_COUNT];
 	struct stats_hist_snap login_latency[STATS_PROTO_COUNT];
+	uint64_t smtp_txns[STATS_BACKEND_COUNT][2];
+	uint64_t smtp_rcpts[STATS_BACKEND_COUNT][2];
 	uint64_t copies_started;
 	uint64_t copies_done[STATS_COPY_RESULT_COUNT];
 	uint64_t copy_messages, copy_bytes;

@@ -64,6 +64,8 @@ static void known_snapshot(struct stats *st, struct stats_snapshot *s)
 	stats_add(&a->bytes[STATS_P_IMAP][0], 41);
 	stats_add(&b->bytes[STATS_P_IMAP][1], 512);
 	stats_copy_end(st, 9, b, STATS_C_MIGRATED, 3000000);
+	stats_smtp_txn(a, STATS_B_DESTINATION, true, 2, 1);
+	stats_smtp_txn(b, STATS_B_DESTINATION, false, 1, 0);
 	stats_snapshot(st, s, NULL);
 }
 
@@ -226,6 +228,14 @@ static void test_exposition(void **state)
 	assert_non_null(strstr(out, "\nmailferry_sessions_open{protocol=\"pop3\",backend=\"none\"} 1\n"));
 	assert_non_null(strstr(out, "\nmailferry_bytes_total{protocol=\"imap\",direction=\"client_to_server\"} 41\n"));
 	assert_non_null(strstr(out, "\nmailferry_bytes_total{protocol=\"imap\",direction=\"server_to_client\"} 512\n"));
+	assert_non_null(strstr(out, "\nmailferry_smtp_transactions_total{backend=\"destination\","
+				    "result=\"accepted\"} 1\n"));
+	assert_non_null(strstr(out, "\nmailferry_smtp_transactions_total{backend=\"destination\","
+				    "result=\"rejected\"} 1\n"));
+	assert_non_null(strstr(out, "\nmailferry_smtp_recipients_total{backend=\"destination\","
+				    "result=\"routed\"} 3\n"));
+	assert_non_null(strstr(out, "\nmailferry_smtp_recipients_total{backend=\"destination\","
+				    "result=\"refused\"} 1\n"));
 	assert_non_null(strstr(out, "\nmailferry_accounts{state=\"MIGRATED\"} 2\n"));
 	assert_non_null(strstr(out, "\nmailferry_accounts_on_source 1\n"));
 	assert_non_null(strstr(out, "\nmailferry_ledger_up 1\n"));
