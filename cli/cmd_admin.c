@@ -256,15 +256,17 @@ static void print_status(json_t *r)
 		}
 	}
 	v = json_object_get(r, "rates");
-	if (json_is_object(v)) {
-		const char *k;
-		json_t *n;
-
-		printf("rates:     ");
-		json_object_foreach(v, k, n)
-			printf(" %s=%.1f", k, json_number_value(n));
-		printf("%s\n", json_object_size(v) == 0 ? " (after the first seconds)" : "");
-	}
+	if (json_object_size(v) > 0)
+		printf("rates:      over the last %.0f s: %.1f sessions/s, %.1f logins/s, %.0f bytes/s "
+		       "relayed, %.1f messages/s and %.0f bytes/s copied\n",
+		       json_number_value(json_object_get(v, "window_s")),
+		       json_number_value(json_object_get(v, "sessions_per_s")),
+		       json_number_value(json_object_get(v, "logins_per_s")),
+		       json_number_value(json_object_get(v, "relay_bytes_per_s")),
+		       json_number_value(json_object_get(v, "copy_messages_per_s")),
+		       json_number_value(json_object_get(v, "copy_bytes_per_s")));
+	else
+		printf("rates:      (after the first seconds)\n");
 	printf("copies running: %zu\n", json_array_size(json_object_get(r, "copies")));
 	json_array_foreach(json_object_get(r, "copies"), i, v) {
 		cli_format_time(num(v, "started"), at, sizeof(at));
