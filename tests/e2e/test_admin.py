@@ -210,6 +210,24 @@ except ConnectionResetError:
         assert json.loads(lines[2])["ok"] is True
         assert "too long" in json.loads(lines[3])["error"]
         assert lines[4] == "''"  # then the daemon closed it
+        # At most 8 clients at once: the 9th is told so and closed; the 8 still answer.
+        out = adm.lab.py_in("router", r"""
+import socket, sys
+held = []
+for _ in range(8):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    held.append(s)
+extra = socket.socket(socket.AF_UNIX)
+extra.connect(sys.argv[1])
+print(extra.makefile().readline().strip())
+held[7].sendall(b'{"cmd":"status"}\n')
+print(held[7].makefile().readline().strip()[:11])
+""", args=[path])
+        lines = out.splitlines()
+        assert json.loads(lines[0]) == {"ok": False,
+                                        "error": "too many admin clients, try again"}, lines
+        assert lines[1] == '{"ok":true,', lines
     finally:
         os.chmod(path, 0o600)
         os.chmod(os.path.dirname(path), 0o700)
