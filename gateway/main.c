@@ -147,6 +147,9 @@ static void reload(struct mf_daemon *d)
 	d->tls = tls;
 	if (listen_changed(&d->cfg, next))
 		mf_log_warn("reload: listen addresses, port and workers change only at restart");
+	if (strcmp(d->cfg.admin_socket, next->admin_socket) != 0)
+		mf_log_warn("reload: [admin] socket changes only at restart");
+	memcpy(next->admin_socket, d->cfg.admin_socket, sizeof(next->admin_socket));
 	next->listen_port = d->cfg.listen_port;
 	next->listen4 = d->cfg.listen4;
 	next->listen6 = d->cfg.listen6;
