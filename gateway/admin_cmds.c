@@ -418,8 +418,13 @@ static json_t *cmd_account(struct admin_cmds *c, const struct admin_request *rq)
 	if (rq->cmd == ADMIN_MIGRATE) {
 		if (!c->d->migrate)
 			return fail("in-daemon migration is off ([migrate] enabled = no)");
-		if (a.state != AS_UNSEEN && a.state != AS_SEEN && a.state != AS_FAILED)
-			return fail("%s is %s: only UNSEEN, SEEN and FAILED accounts are copied", name,
+		/* A FAILED account's held login would meet the retry delay in the
+		 * worker's claim and copy nothing: retry says what it means. */
+		if (a.state == AS_FAILED)
+			return fail("%s is FAILED (%s): `mailferry retry %s` copies it again, at once "
+				    "when a login of it is held", name, a.reason, name);
+		if (a.state != AS_UNSEEN && a.state != AS_SEEN)
+			return fail("%s is %s: only UNSEEN and SEEN accounts are copied", name,
 				    account_state_name(a.state));
 		held = release(c->d, name);
 		if (held == 0)

@@ -13,9 +13,10 @@
  *                  (served by the source, never copied); MIGRATED is refused:
  *                  a sync back needs USER's credentials, which the daemon
  *                  does not hold once a copy has ended
- *   migrate USER   starts the copy of a login of USER waiting in the queue
- *                  (ahead of the others, paused or not); refused when there
- *                  is none: the daemon keeps no password beyond its copy
+ *   migrate USER   starts the copy of a login of USER (UNSEEN or SEEN)
+ *                  waiting in the queue (ahead of the others, paused or
+ *                  not); refused when there is none: the daemon keeps no
+ *                  password beyond its copy (a FAILED account: use retry)
  *   pause, resume  copying as a whole, persisted in the ledger (setting
  *                  ADMIN_PAUSED_KEY), read again at the next start
  * The admin thread is the only caller: one ledger handle, opened lazily. */
