@@ -15,10 +15,12 @@ front ends) for the module; the tests run in order and build on each other:
   old (every folder, message byte, flag, INTERNALDATE); `accounts show` lists the copy
   runs with their counts; list in text, JSON and CSV;
 - rollback of a MIGRATED account is refused with the precise reason, of a PINNED one
-  done; retry of a FAILED account; pin of a MIGRATED account refused;
+  done; retry of a FAILED account (SEEN again; with a login of it held, its copy starts at
+  once although copying is paused, and alice's mailbox is then on new as on old); pin of a
+  MIGRATED account refused; migrate of a FAILED one points to retry;
 - the pause survives a restart; the socket is removed when the daemon stops;
-- `accounts import` of the admin's CSV (a hostile file writes nothing) and `report
-  retire`, whose verdict flips from "not safe" to "safe" (exit status 1 -> 0) when every
+- `accounts import` of the admin's CSV (a hostile file writes nothing; pin=yes pins a
+  new account and is refused for a MIGRATED one) and `report retire`, whose verdict flips from "not safe" to "safe" (exit status 1 -> 0) when every
   imported account is MIGRATED and no client reached the source directly.
 
 Users alice, bob and carol are wiped on both servers before and after the module.
@@ -359,8 +361,21 @@ def test_refusals_rollback_retry(adm):
     assert r["from"] == "FAILED" and r["to"] == "SEEN" and r["copy_started"] is False, r
     assert [e["to"] for e in adm.g.account("alice")["history"]][-3:] == ["ROLLBACK", "FAILED",
                                                                          "SEEN"]
-    # Keep alice where the report test wants her: on the source.
-    adm.run("pin", "alice")
+    # retry with a login of alice held (paused): her copy starts at once.
+    lab = adm.lab
+    adm.run("pause")
+    out = client_py(lab, LOGIN_ONCE, lab.OLD4, "alice", lab.env["PASS_alice"])
+    assert out.startswith("ok"), out
+    adm.g.wait_log(r"migrate user=alice\S* login observed: copy queued", timeout=20)
+    adm.run("accounts", "set-state", "alice", "FAILED", "--reason", "test: copy failed")
+    r = adm.run("migrate", "alice", check=False)
+    assert r.returncode == 1 and "mailferry retry alice" in r.stderr, r.stderr
+    r = adm.json("retry", "alice")
+    assert r["from"] == "FAILED" and r["copy_started"] is True, r
+    adm.wait_state("alice", "MIGRATED", timeout=120)
+    same_mailbox(lab, "alice")
+    assert adm.status()["migrate"]["paused"] is True
+    adm.run("resume")
 
 
 def test_pause_survives_restart_and_socket_removed(adm):
@@ -392,11 +407,13 @@ def test_import_and_retire_report(adm, tmp_path):
     assert names == ["alice", "bob", "carol"]
 
     good = tmp_path / "accounts.csv"
-    good.write_bytes("\ufeffUser,Notes,Department\r\n"
-                     "alice,\"Sales, 2nd floor\",S\r\nbob,,IT\r\ncarol,,IT\r\n"
-                     "dave,\"on leave, \"\"back in May\"\"\",HR\r\n".encode())
+    good.write_bytes("\ufeffUser,Notes,Department,Pin\r\n"
+                     "alice,\"Sales, 2nd floor\",S,\r\nbob,,IT,no\r\ncarol,,IT,yes\r\n"
+                     "dave,\"on leave, \"\"back in May\"\"\",HR,\r\nerin,,Board,YES\r\n".encode())
     r = adm.run("accounts", "import", str(good))
-    assert r.stdout.strip() == "imported 4 accounts (1 new), 0 pinned", r.stdout
+    assert r.stdout.strip() == "imported 5 accounts (2 new), 1 pinned, 1 not pinned (see above)", \
+        r.stdout
+    assert "carol not pinned: it is MIGRATED" in r.stderr, r.stderr
     assert "column 'Department' ignored" in r.stderr
     dave = adm.g.account("dave")
     assert dave["state"] == "UNSEEN" and dave["imported"] > 0
@@ -406,26 +423,25 @@ def test_import_and_retire_report(adm, tmp_path):
     assert r.returncode == 1, r
     text = r.stdout
     assert "Never seen (no login through the gateway): 1" in text and "dave" in text, text
-    assert "PINNED (kept on the source by the admin): 1" in text, text
+    assert "PINNED (kept on the source by the admin): 1" in text and "erin" in text, text
     assert text.rstrip().splitlines()[-1].startswith("Verdict: NOT SAFE"), text
     rep = json.loads(adm.run("report", "retire", "--json", check=False).stdout)
-    assert rep["safe"] is False and rep["total"] == 4 and rep["migrated"] == 2
-    assert {(a["name"], a["kind"]) for a in rep["accounts"]} == {("dave", "never_seen"),
-                                                                  ("alice", "pinned")}
-    alice = [a for a in rep["accounts"] if a["name"] == "alice"][0]
-    assert alice["last_seen"] > 0 and alice["last_client"].startswith(adm.lab.CLIENT4)
+    assert rep["safe"] is False and rep["total"] == 5 and rep["migrated"] == 3
+    assert [(a["name"], a["kind"]) for a in rep["accounts"]] == [("dave", "never_seen"),
+                                                                  ("erin", "pinned")]
+    assert rep["accounts"][0]["last_seen"] == 0 and rep["accounts"][0]["imported"] > 0
     assert rep["direct_flows"] == []
     rows = list(csv.reader(io.StringIO(adm.run("report", "retire", "--csv", check=False).stdout)))
     assert rows[0] == ["section", "name", "state", "last_seen", "last_client", "count", "detail"]
     assert rows[-1][:2] == ["verdict", "not_safe"] and rows[-1][6].startswith("NOT SAFE")
-    assert ["never_seen", "dave"] == rows[1][:2] and rows[2][:2] == ["pinned", "alice"]
+    assert ["never_seen", "dave"] == rows[1][:2] and rows[2][:2] == ["pinned", "erin"]
 
     # Every imported account MIGRATED, no direct flow: safe (exit status 0).
-    for u in ("alice", "dave"):
+    for u in ("dave", "erin"):
         adm.run("accounts", "set-state", u, "MIGRATED", "--reason", "test: moved")
     r = adm.run("report", "retire")
     assert r.stdout.rstrip().splitlines()[-1] == (
-        "Verdict: SAFE to retire the source: all 4 accounts are MIGRATED and no client "
+        "Verdict: SAFE to retire the source: all 5 accounts are MIGRATED and no client "
         "reached the source directly in the last 7 days"), r.stdout
     rep = json.loads(adm.run("report", "retire", "--json").stdout)
     assert rep["safe"] is True and rep["accounts"] == []
