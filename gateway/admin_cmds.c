@@ -6,6 +6,7 @@
 #include "log.h"
 #include "mf.h"
 #include "stats.h"
+#include "utf8.h"
 #include "worker.h"
 
 #include <jansson.h>
@@ -81,6 +82,15 @@ static void ledger_drop(struct admin_cmds *c)
 
 static json_t *fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A JSON string of text that may not be UTF-8 (names, servers' words). */
+static json_t *text(const char *s)
+{
+	char clean[3 * 768 + 1]; /* the longest text: fail()'s message */
+
+	mf_utf8_clean(s, clean, sizeof(clean));
+	return json_string(clean);
+}
+
 static json_t *fail(const char *fmt, ...)
 {
 	char why[768];
@@ -89,7 +99,7 @@ static json_t *fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	return json_pack("{s:b, s:s}", "ok", 0, "error", why);
+	return json_pack("{s:b, s:o}", "ok", 0, "error", text(why));
 }
 
 /* ---- status -------------------------------------------------------- */
@@ -186,8 +196,8 @@ static json_t *copies(const struct stats_snapshot *s)
 	for (unsigned int i = 0; a != NULL && i < s->n_copies; i++) {
 		const struct stats_copy *cp = &s->copies[i];
 
-		json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:I}",
-						   "account", cp->account, "phase", cp->phase,
+		json_array_append_new(a, json_pack("{s:o, s:s, s:I, s:I, s:I, s:i, s:i, s:I}",
+						   "account", text(cp->account), "phase", cp->phase,
 						   "messages", (json_int_t)cp->messages,
 						   "planned", (json_int_t)cp->planned,
 						   "bytes", (json_int_t)cp->bytes,
@@ -235,8 +245,8 @@ static json_t *recent_errors(const struct run_scan *rs)
 	for (unsigned int i = 0; a != NULL && i < n; i++) {
 		const struct copy_run *r = &rs->recent[(rs->n_recent - 1 - i) % RECENT_ERRORS_MAX];
 
-		json_array_append_new(a, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)r->ended,
-						   "account", r->name, "error", r->error));
+		json_array_append_new(a, json_pack("{s:I, s:o, s:o}", "at", (json_int_t)r->ended,
+						   "account", text(r->name), "error", text(r->error)));
 	}
 	return a;
 }
@@ -287,7 +297,7 @@ static json_t *cmd_status(struct admin_cmds *c)
 	    fail_mode_recorded(l, &closed, err, sizeof(err)) == MF_OK)
 		ledger_ok = true;
 	if (!ledger_ok) {
-		json_array_append_new(problems, json_sprintf("ledger: %s", err));
+		json_array_append_new(problems, text(err));
 		ledger_drop(c);
 	}
 	if (v.fail != MF_FAIL_AUTO)
@@ -433,7 +443,7 @@ static json_t *cmd_account(struct admin_cmds *c, const struct admin_request *rq)
 				    "master user is configured; %s's next login through the gateway "
 				    "starts the copy", name, name);
 		mf_log_info("admin migrate user=%s held_logins=%u", name, held);
-		return json_pack("{s:b, s:s, s:s, s:i}", "ok", 1, "user", name, "state",
+		return json_pack("{s:b, s:o, s:s, s:i}", "ok", 1, "user", text(name), "state",
 				 account_state_name(a.state), "released_logins", (int)held);
 	}
 	if (rq->cmd == ADMIN_ROLLBACK && a.state == AS_MIGRATED)
@@ -450,7 +460,7 @@ static json_t *cmd_account(struct admin_cmds *c, const struct admin_request *rq)
 	mf_log_info("admin %s user=%s from=%s to=%s", admin_cmd_name(rq->cmd), name,
 		    account_state_name(old), account_state_name(target(rq->cmd)));
 	held = rq->cmd == ADMIN_RETRY ? release(c->d, name) : 0;
-	return json_pack("{s:b, s:s, s:s, s:s, s:b}", "ok", 1, "user", name, "from",
+	return json_pack("{s:b, s:o, s:s, s:s, s:b}", "ok", 1, "user", text(name), "from",
 			 account_state_name(old), "to", account_state_name(target(rq->cmd)),
 			 "copy_started", held > 0);
 }
