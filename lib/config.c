@@ -394,6 +394,21 @@ static int set_intercept(struct parse_ctx *ctx, const char *k, const char *v)
 		c->route_table = (uint32_t)x;
 	} else if (!strcmp(k, "observe")) {
 		return parse_bool(v, &c->observe);
+	} else if (!strcmp(k, "mode")) {
+		if (!strcmp(v, "router"))
+			c->mode = MF_MODE_ROUTER;
+		else if (!strcmp(v, "bridge"))
+			c->mode = MF_MODE_BRIDGE;
+		else
+			return MF_ERROR;
+	} else if (!strcmp(k, "bridge")) {
+		size_t n = strlen(v);
+
+		/* What the kernel takes as a device name. */
+		if (n == 0 || n >= sizeof(c->bridge) || strpbrk(v, " \t/:") != NULL ||
+		    !strcmp(v, ".") || !strcmp(v, ".."))
+			return MF_ERROR;
+		memcpy(c->bridge, v, n + 1);
 	} else if (!strcmp(k, "fail")) {
 		if (!strcmp(v, "auto"))
 			c->fail = MF_FAIL_AUTO;
@@ -691,6 +706,8 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->fail = MF_FAIL_AUTO;
 	cfg->queue_num = 4242;
 	cfg->gate_mark = 0x4d470000; /* "MG" */
+	cfg->mode = MF_MODE_ROUTER;
+	snprintf(cfg->bridge, sizeof(cfg->bridge), "%s", "br0");
 	snprintf(cfg->ledger_path, sizeof(cfg->ledger_path), "%s",
 		 "/var/lib/mailferry/ledger.db");
 	snprintf(cfg->admin_socket, sizeof(cfg->admin_socket), "%s", "/run/mailferry/admin.sock");

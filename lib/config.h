@@ -43,6 +43,15 @@ enum mf_backend_tls { MF_BACKEND_TLS_NONE = 0, MF_BACKEND_TLS_STARTTLS, MF_BACKE
  * MIGRATED and closed from then on, as recorded in the ledger (auto). */
 enum mf_fail_mode { MF_FAIL_AUTO = 0, MF_FAIL_OPEN, MF_FAIL_CLOSED };
 
+/* Where the gateway sits (issue 7): on the router in front of the old
+ * server, or as a transparent L2 bridge in the cable to it. In bridge mode
+ * `rules install` adds table bridge mailferry, which sends the mail flows
+ * crossing [intercept] bridge up to the IP stack, where router mode's
+ * rules divert them. */
+enum mf_intercept_mode { MF_MODE_ROUTER = 0, MF_MODE_BRIDGE };
+
+#define MF_IFNAME_MAX 16 /* IFNAMSIZ, with the NUL */
+
 struct mf_config {
 	/* [gateway] */
 	unsigned int workers;          /* 0: one per online CPU */
@@ -117,6 +126,8 @@ struct mf_config {
 	/* Observe mode: the SYN gate counts new flows per client subnet and
 	 * port (flow_tally.h) and lets them through to the source untouched. */
 	bool observe;
+	enum mf_intercept_mode mode;
+	char bridge[MF_IFNAME_MAX]; /* bridge mode: the bridge device */
 
 	/* [ledger] */
 	char ledger_path[MF_PATH_MAX];       /* SQLite file */

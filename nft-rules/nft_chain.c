@@ -122,48 +122,11 @@ static void rule_tproxy(struct nft_rule_builder *rb, const struct mf_config *cfg
 	rule_mark_accept(rb, cfg);
 }
 
-/* meta l4proto tcp ip daddr @sources4 tcp dport @ports ct state new
- *     ct mark != PASS update @direct4 { ip saddr . tcp dport }
- * (and the ip6 twin). Counts, per client address and port, the flows that
- * go to a source directly: what the retire report asks ("who still talks
- * to the old server?") about subnets the SYN gate never sees. The mark
- * test leaves out retransmitted SYNs of a flow already counted (the next
- * rule marks it). A rule of its own because a full set stops the rule:
- * the marking must not depend on the counting. */
-static void rule_count_direct(struct nft_rule_builder *rb, const struct mf_config *cfg,
-			      const struct nft_family *f)
-{
-	uint8_t nfproto = f->nfproto;
-	uint32_t ct_new = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0, pass = pass_mark(cfg);
-
-	rule_tcp(rb);
-	nft_expr_meta_load(rb, NFT_META_NFPROTO);
-	nft_expr_cmp_eq(rb, &nfproto, sizeof(nfproto));
-	nft_expr_payload_load(rb, NFT_PAYLOAD_NETWORK_HEADER, f->daddr_off, f->addr_len);
-	nft_expr_lookup(rb, nft_sets[f->sources].name, nft_set_id(f->sources));
-	nft_expr_payload_load(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
-	nft_expr_lookup(rb, nft_sets[NFT_SET_PORTS].name, nft_set_id(NFT_SET_PORTS));
-	nft_expr_ct_load(rb, NFT_CT_STATE);
-	nft_expr_bitwise(rb, &ct_new, &zero, sizeof(ct_new));
-	nft_expr_cmp_neq(rb, &zero, sizeof(zero));
-	nft_expr_ct_load(rb, NFT_CT_MARK);
-	nft_expr_cmp_neq(rb, &pass, sizeof(pass));
-	nft_expr_payload_load(rb, NFT_PAYLOAD_NETWORK_HEADER, f->saddr_off, f->addr_len);
-	/* The port goes in the 4-byte register right after the address;
-	 * one that starts a 16-byte register has that register's number,
-	 * as the kernel lists it. */
-	nft_expr_payload_load_to(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2,
-				 f->addr_len % 16 == 0 ? NFT_REG_1 + f->addr_len / 16
-						       : NFT_REG32_00 + f->addr_len / 4);
-	nft_expr_dynset_update(rb, nft_sets[f->direct].name, nft_set_id(f->direct));
-}
-
-/* meta l4proto tcp ip daddr @sources4 tcp dport @ports ct state new
- *     ct mark set PASS   (and the ip6 twin)
- * A new flow to a source's mail port that no rule above took goes there
- * directly (its subnet is not intercepted, or nothing listens). */
-static void rule_direct(struct nft_rule_builder *rb, const struct mf_config *cfg,
-			const struct nft_family *f)
+/* meta l4proto tcp ip daddr @sources4 tcp dport @ports ct state new (and
+ * the ip6 twin): a new flow to a source's mail port that no rule above
+ * took goes there directly (its subnet is not intercepted, or nothing
+ * listens). The start of the two rules below. */
+static void match_direct(struct nft_rule_builder *rb, const struct nft_family *f)
 {
 	uint8_t nfproto = f->nfproto;
 	uint32_t ct_new = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
@@ -178,6 +141,38 @@ static void rule_direct(struct nft_rule_builder *rb, const struct mf_config *cfg
 	nft_expr_ct_load(rb, NFT_CT_STATE);
 	nft_expr_bitwise(rb, &ct_new, &zero, sizeof(ct_new));
 	nft_expr_cmp_neq(rb, &zero, sizeof(zero));
+}
+
+/* ... ct mark != PASS update @direct4 { ip saddr . tcp dport }
+ * Counts, per client address and port, the flows that go to a source
+ * directly: what the retire report asks ("who still talks to the old
+ * server?") about subnets the SYN gate never sees. The mark test leaves
+ * out retransmitted SYNs of a flow already counted (the next rule marks
+ * it). A rule of its own because a full set stops the rule: the marking
+ * must not depend on the counting. */
+static void rule_count_direct(struct nft_rule_builder *rb, const struct mf_config *cfg,
+			      const struct nft_family *f)
+{
+	uint32_t pass = pass_mark(cfg);
+
+	match_direct(rb, f);
+	nft_expr_ct_load(rb, NFT_CT_MARK);
+	nft_expr_cmp_neq(rb, &pass, sizeof(pass));
+	nft_expr_payload_load(rb, NFT_PAYLOAD_NETWORK_HEADER, f->saddr_off, f->addr_len);
+	/* The port goes in the 4-byte register right after the address;
+	 * one that starts a 16-byte register has that register's number,
+	 * as the kernel lists it. */
+	nft_expr_payload_load_to(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2,
+				 f->addr_len % 16 == 0 ? NFT_REG_1 + f->addr_len / 16
+						       : NFT_REG32_00 + f->addr_len / 4);
+	nft_expr_dynset_update(rb, nft_sets[f->direct].name, nft_set_id(f->direct));
+}
+
+/* ... ct mark set PASS: the tproxy rules leave the flow alone from now. */
+static void rule_direct(struct nft_rule_builder *rb, const struct mf_config *cfg,
+			const struct nft_family *f)
+{
+	match_direct(rb, f);
 	ct_mark_set_pass(rb, cfg);
 }
 
@@ -226,15 +221,7 @@ static int put_rules(struct nft_batch *b, const struct mf_config *cfg)
 
 	if (nft_chain_rules(cfg, rules) != MF_OK)
 		return MF_ERROR;
-	for (int i = 0; i < NFT_RULES; i++) {
-		struct nlmsghdr *nlh = nft_batch_msg(b, NFT_MSG_NEWRULE,
-						     NLM_F_CREATE | NLM_F_APPEND,
-						     rule_what[i]);
-
-		nftnl_rule_nlmsg_build_payload(nlh, rules[i]);
-		nft_batch_next(b);
-		nftnl_rule_free(rules[i]);
-	}
+	nft_batch_put_rules(b, NFPROTO_INET, rules, NFT_RULES, rule_what);
 	return MF_OK;
 }
 

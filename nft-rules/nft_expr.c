@@ -50,18 +50,30 @@ void nft_expr_socket_load(struct nft_rule_builder *rb, uint32_t key)
 	nftnl_rule_add_expr(rb->rule, e);
 }
 
-void nft_expr_payload_load_to(struct nft_rule_builder *rb, uint32_t base,
-			      uint32_t offset, uint32_t len, uint32_t reg)
+/* A payload expression on len bytes at offset of base: loading into
+ * register reg (attr NFTNL_EXPR_PAYLOAD_DREG) or writing it from there
+ * (SREG). */
+static struct nftnl_expr *payload(struct nft_rule_builder *rb, uint32_t base,
+				  uint32_t offset, uint32_t len, uint16_t attr, uint32_t reg)
 {
 	struct nftnl_expr *e = expr_new(rb, "payload");
 
 	if (e == NULL)
-		return;
+		return NULL;
+	nftnl_expr_set_u32(e, attr, reg);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, reg);
-	nftnl_rule_add_expr(rb->rule, e);
+	return e;
+}
+
+void nft_expr_payload_load_to(struct nft_rule_builder *rb, uint32_t base,
+			      uint32_t offset, uint32_t len, uint32_t reg)
+{
+	struct nftnl_expr *e = payload(rb, base, offset, len, NFTNL_EXPR_PAYLOAD_DREG, reg);
+
+	if (e != NULL)
+		nftnl_rule_add_expr(rb->rule, e);
 }
 
 void nft_expr_payload_load(struct nft_rule_builder *rb, uint32_t base,
@@ -212,5 +224,20 @@ void nft_expr_ct_set(struct nft_rule_builder *rb, uint32_t key)
 		return;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
+	nftnl_rule_add_expr(rb->rule, e);
+}
+
+void nft_expr_payload_write(struct nft_rule_builder *rb, uint32_t base,
+			    uint32_t offset, uint32_t len)
+{
+	struct nftnl_expr *e = payload(rb, base, offset, len, NFTNL_EXPR_PAYLOAD_SREG, NFT_REG_1);
+
+	if (e == NULL)
+		return;
+	/* No checksum to fix in a MAC address; sent as nft sends them, so
+	 * the rule reads back the same. */
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_CSUM_TYPE, NFT_PAYLOAD_CSUM_NONE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_CSUM_OFFSET, 0);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_FLAGS, 0);
 	nftnl_rule_add_expr(rb->rule, e);
 }

@@ -18,7 +18,7 @@ struct nft_rule_builder {
 
 /* reg 1 = meta key (NFT_META_L4PROTO, NFT_META_NFPROTO). */
 void nft_expr_meta_load(struct nft_rule_builder *rb, uint32_t key);
-/* meta key (NFT_META_MARK) = reg 1. */
+/* meta key (NFT_META_MARK, NFT_META_PKTTYPE) = reg 1. */
 void nft_expr_meta_set(struct nft_rule_builder *rb, uint32_t key);
 /* reg 1 = socket key (NFT_SOCKET_TRANSPARENT, NFT_SOCKET_WILDCARD). */
 void nft_expr_socket_load(struct nft_rule_builder *rb, uint32_t key);
@@ -34,6 +34,10 @@ void nft_expr_payload_load_to(struct nft_rule_builder *rb, uint32_t base,
  * Stops the rule when the set is full. */
 void nft_expr_dynset_update(struct nft_rule_builder *rb, const char *set,
 			    uint32_t set_id);
+/* len bytes at offset of header base = reg 1 (no checksum update). */
+void nft_expr_payload_write(struct nft_rule_builder *rb, uint32_t base,
+			    uint32_t offset, uint32_t len);
+/* Stop unless reg 1 equals the len bytes of data. */
 /* ct KEY into register 1, and ct KEY set from register 1. */
 void nft_expr_ct_load(struct nft_rule_builder *rb, uint32_t key);
 void nft_expr_ct_set(struct nft_rule_builder *rb, uint32_t key);

@@ -227,7 +227,14 @@ static int put_dynamic(struct nftnl_set *s, struct nftnl_udata_buf *ud,
 	return MF_OK;
 }
 
-static int put_set(struct nft_batch *b, enum nft_set_idx i)
+/* Set ids are per batch; the bridge table's sets get their own range so
+ * no kernel can confuse them with the inet table's. */
+static uint32_t family_set_id(uint16_t family, enum nft_set_idx i)
+{
+	return nft_set_id(i) + (family == NFPROTO_BRIDGE ? 32 : 0);
+}
+
+static int put_set(struct nft_batch *b, uint16_t family, enum nft_set_idx i)
 {
 	const struct nft_set_def *d = &nft_sets[i];
 	struct nftnl_udata_buf *ud = nftnl_udata_buf_alloc(16);
@@ -243,7 +250,7 @@ static int put_set(struct nft_batch *b, enum nft_set_idx i)
 	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, d->flags);
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, d->key_type);
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, d->key_len);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, nft_set_id(i));
+	nftnl_set_set_u32(s, NFTNL_SET_ID, family_set_id(family, i));
 	if (d->flags & NFT_SET_EVAL) {
 		if (put_dynamic(s, ud, d) != MF_OK)
 			goto out;
@@ -254,7 +261,7 @@ static int put_set(struct nft_batch *b, enum nft_set_idx i)
 	if (nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud),
 			       nftnl_udata_buf_len(ud)) < 0)
 		goto out;
-	nlh = nft_batch_msg(b, NFT_MSG_NEWSET, NLM_F_CREATE, set_what[i]);
+	nlh = nft_batch_msg_family(b, NFT_MSG_NEWSET, NLM_F_CREATE, family, set_what[i]);
 	nftnl_set_nlmsg_build_payload(nlh, s);
 	nft_batch_next(b);
 	rc = MF_OK;
@@ -266,18 +273,18 @@ out:
 	return rc;
 }
 
-static int put_elems(struct nft_batch *b, enum nft_set_idx i,
+static int put_elems(struct nft_batch *b, uint16_t family, enum nft_set_idx i,
 		     const struct nft_elem *elems, size_t n)
 {
 	if (n == 0)
 		return MF_OK; /* an empty element list is an error to the kernel */
-	return nft_set_put_elems(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE,
-				 nft_sets[i].name, nft_set_id(i), elems, n,
-				 elems_what[i]);
+	return nft_set_put_elems_family(b, family, NFT_MSG_NEWSETELEM, NLM_F_CREATE,
+					nft_sets[i].name, family_set_id(family, i),
+					elems, n, elems_what[i]);
 }
 
-static int put_sources(struct nft_batch *b, const struct mf_config *cfg,
-		       enum nft_set_idx i)
+static int put_sources(struct nft_batch *b, uint16_t family,
+		       const struct mf_config *cfg, enum nft_set_idx i)
 {
 	struct nft_elem elems[MF_MAX_SOURCES];
 	size_t n = 0;
@@ -293,16 +300,16 @@ static int put_sources(struct nft_batch *b, const struct mf_config *cfg,
 		if (!dup)
 			nft_elem_from_addr(a, &elems[n++]);
 	}
-	return put_elems(b, i, elems, n);
+	return put_elems(b, family, i, elems, n);
 }
 
-static int put_ports(struct nft_batch *b, const struct mf_config *cfg)
+static int put_ports(struct nft_batch *b, uint16_t family, const struct mf_config *cfg)
 {
 	struct nft_elem elems[MF_MAX_PORTS];
 
 	for (unsigned int k = 0; k < cfg->n_ports; k++)
 		nft_elem_from_port(cfg->ports[k], &elems[k]);
-	return put_elems(b, NFT_SET_PORTS, elems, cfg->n_ports);
+	return put_elems(b, family, NFT_SET_PORTS, elems, cfg->n_ports);
 }
 
 static int cidr_cmp(const void *pa, const void *pb)
@@ -347,8 +354,9 @@ int nft_ruleset_clients(const struct mf_config *cfg, int family,
 	return MF_OK;
 }
 
-static int put_clients(struct nft_batch *b, const struct mf_config *cfg,
-		       int family, char *err, size_t errlen)
+static int put_clients(struct nft_batch *b, uint16_t table_family,
+		       const struct mf_config *cfg, int family, char *err,
+		       size_t errlen)
 {
 	struct mf_cidr cidrs[MF_MAX_CLIENTS];
 	struct nft_elem elems[2 * MF_MAX_CLIENTS];
@@ -359,9 +367,32 @@ static int put_clients(struct nft_batch *b, const struct mf_config *cfg,
 		return MF_ERROR;
 	for (unsigned int k = 0; k < n_cidrs; k++)
 		n += nft_elem_from_cidr(&cidrs[k], &elems[n]);
-	if (put_elems(b, nft_clients_set(family), elems, n) != MF_OK)
+	if (put_elems(b, table_family, nft_clients_set(family), elems, n) != MF_OK)
 		return mf_err(err, errlen, "nftables: out of memory");
 	return MF_OK;
+}
+
+int nft_ruleset_put_sets(struct nft_batch *b, uint16_t family,
+			 const struct mf_config *cfg, char *err, size_t errlen)
+{
+	for (int i = 0; i < NFT_SET_FAIL_CLOSED; i++)
+		if (put_set(b, family, (enum nft_set_idx)i) != MF_OK)
+			goto oom;
+	if (put_sources(b, family, cfg, NFT_SET_SOURCES4) != MF_OK ||
+	    put_sources(b, family, cfg, NFT_SET_SOURCES6) != MF_OK ||
+	    put_ports(b, family, cfg) != MF_OK)
+		goto oom;
+	if (put_clients(b, family, cfg, AF_INET, err, errlen) != MF_OK ||
+	    put_clients(b, family, cfg, AF_INET6, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return MF_OK;
+oom:
+	return mf_err(err, errlen, "nftables: out of memory");
+}
+
+uint32_t nft_ruleset_set_id(uint16_t family, enum nft_set_idx i)
+{
+	return family_set_id(family, i);
 }
 
 int nft_ruleset_build(struct nft_batch *b, const struct mf_config *cfg,
@@ -375,21 +406,17 @@ int nft_ruleset_build(struct nft_batch *b, const struct mf_config *cfg,
 	if (put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE, &rec,
 		      gate->native_queue ? NULL : &xt, "creating table") != MF_OK)
 		goto oom;
-	for (int i = 0; i < NFT_SET_COUNT; i++)
-		if (put_set(b, (enum nft_set_idx)i) != MF_OK)
-			goto oom;
-	if (put_sources(b, cfg, NFT_SET_SOURCES4) != MF_OK ||
-	    put_sources(b, cfg, NFT_SET_SOURCES6) != MF_OK ||
-	    put_ports(b, cfg) != MF_OK)
-		goto oom;
-	if (put_clients(b, cfg, AF_INET, err, errlen) != MF_OK ||
-	    put_clients(b, cfg, AF_INET6, err, errlen) != MF_OK)
+	if (nft_ruleset_put_sets(b, NFPROTO_INET, cfg, err, errlen) != MF_OK)
 		return MF_ERROR;
+	if (put_set(b, NFPROTO_INET, NFT_SET_FAIL_CLOSED) != MF_OK ||
+	    put_set(b, NFPROTO_INET, NFT_SET_DIRECT4) != MF_OK ||
+	    put_set(b, NFPROTO_INET, NFT_SET_DIRECT6) != MF_OK)
+		goto oom;
 	if (gate->closed) {
 		struct nft_elem tcp;
 
 		nft_elem_fail_closed(&tcp);
-		if (put_elems(b, NFT_SET_FAIL_CLOSED, &tcp, 1) != MF_OK)
+		if (put_elems(b, NFPROTO_INET, NFT_SET_FAIL_CLOSED, &tcp, 1) != MF_OK)
 			goto oom;
 	}
 	if (nft_chain_build(b, cfg) != MF_OK || nft_gate_build(b, cfg, gate) != MF_OK)

@@ -87,6 +87,16 @@ int nft_record_decode_xt(const void *data, uint32_t len, struct nft_xt_record *r
 int nft_ruleset_build(struct nft_batch *b, const struct mf_config *cfg,
 		      const struct nft_gate_opts *gate, char *err, size_t errlen);
 
+/* Adds to b the sets sources4/6, clients4/6 and ports with their elements
+ * from cfg, in table mailferry of family (NFPROTO_INET, or NFPROTO_BRIDGE
+ * for bridge mode's table, which has the same sets but no fail_closed).
+ * MF_ERROR with err as nft_ruleset_build. */
+int nft_ruleset_put_sets(struct nft_batch *b, uint16_t family,
+			 const struct mf_config *cfg, char *err, size_t errlen);
+
+/* The batch id nft_ruleset_put_sets gives set i in the table of family. */
+uint32_t nft_ruleset_set_id(uint16_t family, enum nft_set_idx i);
+
 /* Adds create-if-missing + delete of the table to b: afterwards it is
  * gone, and it was no error if it never existed. */
 void nft_ruleset_build_delete(struct nft_batch *b);

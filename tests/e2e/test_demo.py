@@ -6,11 +6,16 @@ import subprocess
 from mfgateway import ROOT
 
 
-def test_demo_runs_and_shows_the_migration():
-    r = subprocess.run([os.path.join(ROOT, "tests", "lab", "demo.sh")], capture_output=True,
-                       text=True, timeout=300, cwd=ROOT)
+def run_demo(*args):
+    """demo.sh's output; it must succeed."""
+    r = subprocess.run([os.path.join(ROOT, "tests", "lab", "demo.sh"), *args],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    out = r.stdout
+    return r.stdout
+
+
+def test_demo_runs_and_shows_the_migration():
+    out = run_demo()
     assert "installed: table inet mailferry" in out
     assert re.search(r"alice MIGRATED +\[#{30}\] 300/300 messages copied", out), out
     assert "the gateway closed her session at the cutover" in out
@@ -32,3 +37,20 @@ def test_demo_runs_and_shows_the_migration():
                      retire), retire
     assert "Verdict: NOT SAFE to retire the source: 1 of 3 accounts still on it" in retire
     assert re.search(r"Done in \d+ s", out)
+
+
+def test_demo_bridge_mode():
+    out = run_demo("--bridge")
+    assert "rules: installed" in out
+    assert "bridge mode: table bridge mailferry on br0" in out
+    assert "meta pkttype set host ether daddr set 02:6d:66:62:72:30 accept" in out
+    assert "conn client=198.18.1.2:" in out and "dst=198.18.1.11:143" in out
+    assert "rip=198.18.1.2, lip=198.18.1.11" in out
+    assert re.search(r"new server's Dovecot: .*Login: user=<bob>.*rip=198\.18\.1\.2, lip=198\.18\.11\.3", out)
+    assert re.search(r"ttl=64 ", out)
+    m = re.search(r"ARP entry for 198\.18\.1\.11: .*lladdr (\S+) .*old's own MAC: (\S+);", out)
+    assert m and m.group(1) == m.group(2), out
+    assert re.search(r"gateway flows before: (\d+), after: \1 \(unchanged\)", out)
+    assert "mailferryd exit status: 0" in out
+    assert "nft ruleset on the router now: ''" in out
+    assert "net.bridge.bridge-nf-call-iptables = 1" in out.split("nft ruleset on the router now")[1]

@@ -406,6 +406,33 @@ static void test_metrics(void **state)
 	expect_error("[metrics]\nport = 9473\n", "port");
 }
 
+static void test_mode(void **state)
+{
+	struct mf_config c;
+	char err[200] = "";
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.mode, MF_MODE_ROUTER);
+	assert_string_equal(c.bridge, "br0");
+	assert_int_equal(mf_config_parse_string("[intercept]\nmode = bridge\nbridge = brmail\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.mode, MF_MODE_BRIDGE);
+	assert_string_equal(c.bridge, "brmail");
+	assert_int_equal(mf_config_parse_string("[intercept]\nmode = router\n", &c, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(c.mode, MF_MODE_ROUTER);
+	/* 15 characters is the kernel's limit for a device name. */
+	assert_int_equal(mf_config_parse_string("[intercept]\nbridge = abcdefghijklmno\n",
+						&c, err, sizeof(err)), MF_OK);
+	expect_error("[intercept]\nbridge = abcdefghijklmnop\n", "bridge");
+	expect_error("[intercept]\nmode = switch\n", "mode");
+	expect_error("[intercept]\nmode = Bridge\n", "mode");
+	expect_error("[intercept]\nbridge = \n", "bridge");
+	expect_error("[intercept]\nbridge = br/0\n", "bridge");
+	expect_error("[intercept]\nbridge = ..\n", "bridge");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_migrate),
 		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
