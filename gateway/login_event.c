@@ -109,6 +109,28 @@ void login_queue_set_paused(struct login_queue *q, bool paused)
 	pthread_mutex_unlock(&q->lock);
 }
 
+bool login_queue_wait_unpaused(struct login_queue *q)
+{
+	bool ok;
+
+	pthread_mutex_lock(&q->lock);
+	while (q->paused && !q->stopped)
+		pthread_cond_wait(&q->cond, &q->lock);
+	ok = !q->stopped;
+	pthread_mutex_unlock(&q->lock);
+	return ok;
+}
+
+bool login_queue_paused(struct login_queue *q)
+{
+	bool p;
+
+	pthread_mutex_lock(&q->lock);
+	p = q->paused;
+	pthread_mutex_unlock(&q->lock);
+	return p;
+}
+
 unsigned int login_queue_release(struct login_queue *q, const char *account)
 {
 	unsigned int found = 0;

@@ -69,6 +69,14 @@ int login_queue_pop(struct login_queue *q, struct login_event *e_r);
  * (and are dropped when the queue is full, as always). */
 void login_queue_set_paused(struct login_queue *q, bool paused);
 
+/* Blocks while the queue is paused: true once it is not (at once when it
+ * was not paused), false once it is stopped. A copy waits here between
+ * its bulk copy and its cutover, so no account flips while paused. */
+bool login_queue_wait_unpaused(struct login_queue *q);
+
+/* Whether the queue is paused now. */
+bool login_queue_paused(struct login_queue *q);
+
 /* Marks every queued event of account released (popped before the others,
  * paused or not) and wakes a consumer.
  * Returns how many there are (0: the queue holds no credentials for it). */

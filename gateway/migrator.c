@@ -277,6 +277,18 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	bytes += rep.bytes;
 	if (rc != MF_OK)
 		goto failed;
+	/* The admin's pause holds the flip too: nobody is closed, refused or
+	 * moved while paused (the delta grows meanwhile). A copy the admin
+	 * asked for by name (migrate USER, retry) goes on regardless. */
+	if (!e->released && login_queue_paused(&m->d->logins)) {
+		stats_copy_phase(&m->d->stats, t->slot, "paused");
+		mf_log_info("migrate user=%s: bulk copy done, cutover waits for resume", e->account);
+		if (!login_queue_wait_unpaused(&m->d->logins)) {
+			migrator_cancel(m); /* only a stop ends the wait */
+			mf_err(err, sizeof(err), "%s", MIG_CANCELLED);
+			goto failed;
+		}
+	}
 	snprintf(reason, sizeof(reason), "bulk copy done (%llu messages): closing sessions, delta",
 		 (unsigned long long)rep.copied);
 	if (set_state(l, e->account, AS_CUTOVER, reason) != MF_OK) {

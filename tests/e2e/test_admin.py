@@ -11,7 +11,8 @@ front ends) for the module; the tests run in order and build on each other:
   shows them per protocol and backend, the accounts per state, carol's login queued;
 - `migrate bob` (no login of his held) is refused with the reason; `migrate carol`
   starts her copy at once although copying is paused; bob's IMAP login is held by the
-  pause (SEEN, not copied) until `resume`; both mailboxes are then on new exactly as on
+  pause (SEEN, not copied) until `resume`; paused again during his bulk copy, he is not
+  flipped (still COPYING, the copy shown as "paused") until the next `resume`; both mailboxes are then on new exactly as on
   old (every folder, message byte, flag, INTERNALDATE); `accounts show` lists the copy
   runs with their counts; list in text, JSON and CSV;
 - rollback of a MIGRATED account is refused with the precise reason, of a PINNED one
@@ -318,6 +319,23 @@ def test_migrate_user_and_pause_resume(adm):
     assert seen["phase"].startswith("bulk") and 0 < seen["messages"] <= seen["planned"], seen
     assert seen["folders"] >= 1 and seen["bytes"] > 0, seen
     assert "copies running:" in adm.run("status").stdout
+    # Paused again during the bulk copy: it ends, but bob is not flipped (no CUTOVER)
+    # until resume.
+    adm.run("pause")
+    held = None
+    deadline = time.monotonic() + 120
+    while held is None and time.monotonic() < deadline:
+        running = [c for c in adm.status()["copies"] if c["account"] == "bob"]
+        if running and running[0]["phase"] == "paused":
+            held = running[0]
+        else:
+            assert adm.state("bob") == "COPYING", adm.g.account("bob")
+            time.sleep(0.1)
+    assert held is not None and held["messages"] == held["planned"], held
+    adm.g.wait_log(r"migrate user=bob\S*: bulk copy done, cutover waits for resume")
+    time.sleep(1.0)
+    assert adm.state("bob") == "COPYING"
+    adm.run("resume")
     a = adm.wait_state("bob", "MIGRATED", timeout=180)
     old = same_mailbox(lab, "bob")
     n = sum(len(m) for m in old["folders"].values())

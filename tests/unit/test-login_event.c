@@ -238,6 +238,47 @@ static void test_pause_release(void **state)
 	login_queue_destroy(&q);
 }
 
+struct waiter {
+	struct login_queue *q;
+	int rc;
+};
+
+static void *wait_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->rc = login_queue_wait_unpaused(w->q);
+	return NULL;
+}
+
+/* A copy waiting at its cutover: released by resume (true), or by a stop
+ * (false); not paused, no wait at all. */
+static void test_wait_unpaused(void **state)
+{
+	struct login_queue q;
+	struct waiter w = { .q = &q, .rc = 99 };
+	pthread_t t;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(login_queue_init(&q, 1, err, sizeof(err)), MF_OK);
+	assert_false(login_queue_paused(&q));
+	assert_true(login_queue_wait_unpaused(&q));
+	login_queue_set_paused(&q, true);
+	assert_true(login_queue_paused(&q));
+	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
+	login_queue_set_paused(&q, false);
+	pthread_join(t, NULL);
+	assert_int_equal(w.rc, 1);
+	login_queue_set_paused(&q, true);
+	w.rc = 99;
+	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
+	login_queue_stop(&q);
+	pthread_join(t, NULL);
+	assert_int_equal(w.rc, 0);
+	login_queue_destroy(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -246,6 +287,7 @@ int main(void)
 		cmocka_unit_test(test_stop_wipes_and_fails),
 		cmocka_unit_test(test_blocked_pop_woken),
 		cmocka_unit_test(test_pause_release),
+		cmocka_unit_test(test_wait_unpaused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
