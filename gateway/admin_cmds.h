@@ -17,8 +17,9 @@
  *                  waiting in the queue (ahead of the others, paused or
  *                  not); refused when there is none: the daemon keeps no
  *                  password beyond its copy (a FAILED account: use retry)
- *   pause, resume  copying as a whole, persisted in the ledger (setting
- *                  ADMIN_PAUSED_KEY), read again at the next start
+ *   pause, resume  copying as a whole (no copy starts; one whose bulk copy
+ *                  ends waits before its cutover), persisted in the ledger
+ *                  (setting ADMIN_PAUSED_KEY), read again at the next start
  * The admin thread is the only caller: one ledger handle, opened lazily. */
 #ifndef MF_ADMIN_CMDS_H
 #define MF_ADMIN_CMDS_H
