@@ -9,6 +9,7 @@
 #include "cutover.h"
 #include "login_event.h"
 #include "stats.h"
+#include "route_cache.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,6 +20,8 @@ struct tls_ctxs;
 struct banner_set;
 struct migrator;
 struct metrics_server;
+struct copy_lease;
+struct state_watch;
 
 struct mf_daemon {
 	const char *config_path;
@@ -41,12 +44,18 @@ struct mf_daemon {
 	bool migrate;
 	unsigned int migrate_retry_after_s; /* read with migrate, once */
 	struct login_queue logins;
-	struct cutover_board cutover;
+	struct cutover_board cutover;  /* always set up: the change feed uses it too */
 	struct migrator *migrator;
 	/* Counters: shard i < n_workers is worker i's, then one per
 	 * [migrate] worker (stats.h); read by the metrics server. */
 	struct stats stats;
 	struct metrics_server *metrics;
+	/* Account states routing reads (route_cache.h), kept current by the
+	 * change feed of a shared ledger (state_watch.h) or by this process's
+	 * own flips; copy-job leases of this gateway (copy_lease.h). */
+	struct route_cache routes;
+	struct state_watch *watch;
+	struct copy_lease *lease;
 };
 
 /* Wake every worker so it re-reads cfg_gen and stopping. */

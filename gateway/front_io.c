@@ -3,6 +3,7 @@
 #include "daemon.h"
 #include "front_tls.h"
 #include "ledger.h"
+#include "route_cache.h"
 #include "log.h"
 #include "mf.h"
 #include "netaddr.h"
@@ -248,21 +249,25 @@ bool front_io_wait(struct session *s)
 
 int front_io_route(struct session *s, const char *name, enum account_route *route_r)
 {
-	struct ledger *l = worker_ledger(s->w);
-	struct account a;
+	enum account_state st;
+	int64_t changed;
 	char err[256];
-	int rc;
+	bool stale;
 
-	if (l == NULL)
-		return MF_ERROR;
-	rc = ledger_account_get(l, name, &a, err, sizeof(err));
-	if (rc == MF_ERROR) {
+	if (route_cache_lookup(&s->w->d->routes, worker_ledger(s->w), name, route_cache_now_ms(),
+			       &st, &changed, &stale, err, sizeof(err)) != MF_OK) {
+		/* A state that could have changed: no guess. */
 		mf_log_warn("ledger user=%s: %s", name, err);
 		return MF_ERROR;
 	}
-	io_of(s)->acct_state = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
-	io_of(s)->acct_changed = rc == LEDGER_ABSENT ? 0 : a.state_changed;
-	*route_r = account_state_route(io_of(s)->acct_state);
+	if (stale)
+		/* The ledger cannot answer, but this state changes only by an
+		 * admin's act: keep routing by it. */
+		mf_log_info("ledger user=%s: unreachable: routed by the cached state %s", name,
+			    account_state_name(st));
+	io_of(s)->acct_state = st;
+	io_of(s)->acct_changed = changed;
+	*route_r = account_state_route(st);
 	return MF_OK;
 }
 

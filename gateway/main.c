@@ -6,8 +6,10 @@
 #include "banner.h"
 #include "config.h"
 #include "daemon.h"
+#include "copy_lease.h"
 #include "ledger.h"
 #include "metrics_http.h"
+#include "state_watch.h"
 #include "listener.h"
 #include "log.h"
 #include "migrator.h"
@@ -262,6 +264,7 @@ int main(int argc, char **argv)
 		if (privdrop_lookup(d.cfg.user, &uid, &gid, err, sizeof(err)) != MF_OK ||
 		    ((d.cfg.n_imap_ports > 0 || d.cfg.n_pop3_ports > 0 ||
 		      d.cfg.fail == MF_FAIL_AUTO) && !check_only &&
+		     !ledger_spec_is_shared(d.cfg.ledger_path) && /* no file to hand over */
 		     privdrop_give(d.cfg.ledger_path, uid, gid, err, sizeof(err)) != MF_OK)) {
 			fprintf(stderr, "mailferryd: [gateway] user: %s\n", err);
 			tls_ctxs_unref(d.tls);
@@ -311,22 +314,32 @@ int main(int argc, char **argv)
 	atomic_init(&d.stopping, false);
 
 	d.n_workers = worker_count(&d.cfg);
+	cutover_init(&d.cutover, d.n_workers);
+	/* A shared ledger's cache is trusted only once its feed listens. On
+	 * SQLite it never is: `mailferry accounts set-state` writes the file
+	 * from another process, which no cache here would hear of, and a
+	 * local read costs microseconds; the cache then only keeps the final
+	 * states to route by should the file become unreadable. */
+	if (route_cache_init(&d.routes, d.cfg.route_cache_size, d.cfg.route_cache_ttl_ms,
+			     false) != MF_OK) {
+		mf_log_err("route cache: out of memory");
+		goto out_cutover;
+	}
 	/* A shard per worker, then one per copy thread (stats.h). */
 	{
 		unsigned int copiers = d.cfg.migrate_enabled ? d.cfg.migrate_workers : 0;
 
 		if (stats_init(&d.stats, d.n_workers + copiers, copiers) != MF_OK) {
 			mf_log_err("counters: out of memory");
-			goto out;
+			goto out_cache;
 		}
 	}
 	/* [migrate] is read once: the front ends test d.migrate unlocked. */
 	if (d.cfg.migrate_enabled) {
 		if (login_queue_init(&d.logins, d.cfg.migrate_queue, err, sizeof(err)) != MF_OK) {
 			mf_log_err("migrate: %s", err);
-			goto out;
+			goto out_cache;
 		}
-		cutover_init(&d.cutover, d.n_workers);
 		d.migrate_retry_after_s = d.cfg.migrate_retry_after_s;
 		d.migrate = true;
 		if (load_pause(&d, err, sizeof(err)) != MF_OK) {
@@ -379,6 +392,22 @@ int main(int argc, char **argv)
 		}
 		mf_log_info("privileges user=%s uid=%u caps=cap_net_admin,cap_net_raw",
 			    d.cfg.user, (unsigned int)uid);
+	}
+	if (state_watch_start(&d, &d.watch, err, sizeof(err)) != MF_OK) {
+		mf_log_err("ledger changes: %s", err);
+		goto out_workers;
+	}
+	if (d.migrate) {
+		struct copy_lease_cfg lc = {
+			.ledger_spec = d.cfg.ledger_path, .owner = d.cfg.gateway_id,
+			.lease_ms = d.cfg.lease_ms, .n_slots = d.cfg.migrate_workers,
+			.routes = &d.routes, .stopping = &d.stopping,
+		};
+
+		if (copy_lease_start(&lc, &d.lease, err, sizeof(err)) != MF_OK) {
+			mf_log_err("migrate: copy jobs: %s", err);
+			goto out_workers;
+		}
 	}
 	/* Before the first login can queue an event, and after the drop:
 	 * the state files belong to the user the daemon runs as. */
@@ -464,7 +493,9 @@ out_workers:
 	admin_cmds_destroy(&admin_cmds);
 	/* Before the workers' eventfds close: a copy in cutover wakes them.
 	 * Waits for a copy phase that is running (bounded by its timeouts). */
+	state_watch_stop(d.watch);
 	migrator_stop(d.migrator);
+	copy_lease_stop(d.lease);
 	/* Last to go: while sessions drain it still drops new SYNs in
 	 * fail-closed mode; once its socket closes, the rules' bypass flag
 	 * decides for it. */
@@ -476,10 +507,12 @@ out_workers:
 	}
 	free(d.workers);
 out:
-	if (d.migrate) {
+	if (d.migrate)
 		login_queue_destroy(&d.logins);
-		cutover_destroy(&d.cutover);
-	}
+out_cache:
+	route_cache_destroy(&d.routes);
+out_cutover:
+	cutover_destroy(&d.cutover);
 	tls_ctxs_unref(d.tls);
 	banner_set_unref(d.banners);
 	stats_destroy(&d.stats);

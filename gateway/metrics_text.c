@@ -142,7 +142,9 @@ static void copies(FILE *f, const struct stats_snapshot *s)
 	family(f, "mailferry_copies_started_total", "counter",
 	       "Account copies started (bulk copy, cutover, delta).");
 	fprintf(f, "mailferry_copies_started_total %" PRIu64 "\n", s->copies_started);
-	family(f, "mailferry_copies_total", "counter", "Account copies ended, by result.");
+	family(f, "mailferry_copies_total", "counter",
+	       "Account copies ended, by result (interrupted: a shutdown, or another daemon "
+	       "holds the account's copy; it resumes at the next login).");
 	for (unsigned int r = 0; r < STATS_COPY_RESULT_COUNT; r++)
 		fprintf(f, "mailferry_copies_total{result=\"%s\"} %" PRIu64 "\n",
 			stats_copy_result_name(r), s->copies_done[r]);
@@ -158,7 +160,8 @@ static void copies(FILE *f, const struct stats_snapshot *s)
 	       "Message bytes appended to the destination by the copies.");
 	fprintf(f, "mailferry_copy_bytes_total %" PRIu64 "\n", s->copy_bytes);
 	family(f, "mailferry_copy_duration_seconds", "histogram",
-	       "Duration of a whole account copy, from taking the account to MIGRATED or FAILED.");
+	       "Duration of a whole account copy, from taking the account to MIGRATED or FAILED "
+	       "(interrupted copies are not observed).");
 	metrics_histogram(f, "mailferry_copy_duration_seconds", &stats_copy_duration_spec,
 			  &s->copy_duration, "");
 }

@@ -1,4 +1,5 @@
 #include "migrator.h"
+#include "copy_lease.h"
 #include "daemon.h"
 #include "ledger.h"
 #include "log.h"
@@ -35,9 +36,7 @@ struct migrator {
 	struct mf_addr dest4, dest6;
 	unsigned int timeout_ms, cutover_wait_ms;
 	unsigned int retry_after_s;   /* FAILED copies again after this (0: never) */
-	/* Taking an account (state check, then COPYING) is one step across
-	 * threads: two queued logins of one account start one copy. */
-	pthread_mutex_t claim;
+	unsigned int settle_ms;       /* after CUTOVER, with a shared ledger */
 	atomic_bool cancel;           /* shutting down: copies stop at a checkpoint */
 	unsigned int n, started;
 	struct mig_thread t[];
@@ -81,45 +80,20 @@ static int set_state(struct ledger *l, const char *name, enum account_state st,
 	return MF_OK;
 }
 
-/* true when the account was UNSEEN or SEEN (or FAILED and due for a
- * retry) and is COPYING now: checked and set in one ledger transaction,
- * so an admin's pin or rollback in between wins cleanly. */
-static bool claim(struct migrator *m, struct ledger *l, const struct login_event *e)
+/* true when this gateway now holds the account's copy job (claimed in
+ * the ledger, one gateway at a time: copy_lease.h) and it is COPYING. */
+static bool claim(struct mig_thread *t, struct ledger *l, const struct login_event *e,
+		  const char *path)
 {
-	struct account a;
-	unsigned int allowed = LEDGER_STATE_BIT(AS_UNSEEN) | LEDGER_STATE_BIT(AS_SEEN);
+	struct migrator *m = t->m;
 	enum account_state st = AS_UNSEEN;
-	char err[256], client[MF_ADDRSTRLEN], reason[LEDGER_REASON_MAX];
-	bool ok = false;
-	int rc;
+	char client[MF_ADDRSTRLEN], reason[LEDGER_REASON_MAX];
 
-	pthread_mutex_lock(&m->claim);
-	rc = ledger_account_get(l, e->account, &a, err, sizeof(err));
-	if (rc == MF_ERROR) {
-		mf_log_warn("migrate user=%s: ledger: %s", e->account, err);
-		goto out;
-	}
-	if (rc == MF_OK && a.state == AS_FAILED &&
-	    migrate_retry_due(m->retry_after_s, a.state_changed, (int64_t)time(NULL)))
-		allowed |= LEDGER_STATE_BIT(AS_FAILED);
 	mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
-	snprintf(reason, sizeof(reason), "bulk copy (strategy live) after a login from %s%s",
-		 client, rc == MF_OK && a.state == AS_FAILED ? ", retrying a failed copy" : "");
-	rc = ledger_account_set_state_if(l, e->account, allowed, AS_COPYING, reason,
-					 (int64_t)time(NULL), &st, err, sizeof(err));
-	if (rc == LEDGER_REFUSED) {
-		/* Another login's copy took it, or the admin pinned it. */
-		mf_log_info("migrate user=%s state=%s: no copy", e->account,
-			    account_state_name(st));
-	} else if (rc != MF_OK) {
-		mf_log_warn("migrate user=%s state=COPYING not recorded: %s", e->account, err);
-	} else {
-		mf_log_info("migrate user=%s state=COPYING reason=\"%s\"", e->account, reason);
-		ok = true;
-	}
-out:
-	pthread_mutex_unlock(&m->claim);
-	return ok;
+	snprintf(reason, sizeof(reason), "bulk copy (strategy live) after a login from %s",
+		 client);
+	return copy_lease_claim(m->d->lease, l, t->slot, e->account, path, m->retry_after_s,
+				reason, &st) == MF_OK;
 }
 
 /* The run's row in the ledger's copy history (accounts show); a ledger
@@ -232,6 +206,23 @@ static int copy_lock(const char *state_path)
 	return fd;
 }
 
+/* A state change of the copy this thread holds: only while it holds it. */
+static int job_state(struct mig_thread *t, struct ledger *l, const char *name,
+		     enum account_state st, const char *reason, bool release)
+{
+	return copy_lease_set_state(t->m->d->lease, l, t->slot, name, st, reason, release);
+}
+
+/* Several gateways: the others hear of CUTOVER by NOTIFY and close their
+ * own source sessions; give them that long before the delta reads. */
+static void cutover_settle(struct migrator *m)
+{
+	struct timespec ts = { m->settle_ms / 1000, (long)(m->settle_ms % 1000) * 1000000L };
+
+	if (m->settle_ms > 0)
+		nanosleep(&ts, NULL);
+}
+
 static void migrate_account(struct mig_thread *t, struct ledger *l, const struct login_event *e)
 {
 	struct migrator *m = t->m;
@@ -241,36 +232,41 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	const char *phase = "bulk copy";
 	uint64_t t0 = clock_us(), messages = 0, bytes = 0;
 	int64_t run = 0;    /* the copy run's row; 0 until it is recorded */
-	bool counted = false; /* stats_copy_begin done */
-	int rc;
-	int lock = -1;
+	int lock = -1, rc;
+	bool cut = false;
 
-	if (!claim(m, l, e))
-		return;
 	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
-		mf_err(err, sizeof(err), "state file name too long");
-		goto failed;
+		mf_log_warn("migrate user=%s: no copy: state file name too long", e->account);
+		return;
 	}
+	if (!claim(t, l, e, path))
+		return;
+	stats_copy_begin(&m->d->stats, t->slot, t->stats, e->account, (int64_t)time(NULL));
+	o.progress = on_progress;
+	o.progress_arg = t;
+	if (endpoints(m, e, &o, err, sizeof(err)) != MF_OK)
+		goto failed;
 	lock = copy_lock(path);
 	if (lock < 0 && errno == EWOULDBLOCK) {
-		/* A predecessor's copy is ending right now: it sets the state. */
-		set_state(l, e->account, AS_SEEN, "another mailferryd holds the copy lock");
+		/* A predecessor's copy (same gateway id) is ending right now: it
+		 * sets the state, under the job it still holds with our id. */
+		job_state(t, l, e->account, AS_SEEN, "another mailferryd holds the copy lock",
+			  false);
+		copy_lease_drop(m->d->lease, t->slot);
+		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_INTERRUPTED,
+			       clock_us() - t0);
 		return;
 	}
 	if (lock < 0) {
 		mf_err(err, sizeof(err), "copy lock: %s", strerror(errno));
 		goto failed;
 	}
-	/* This run is ours from here: recorded and counted. */
 	run = run_begin(l, e->account);
-	stats_copy_begin(&m->d->stats, t->slot, t->stats, e->account, (int64_t)time(NULL));
-	counted = true;
-	o.progress = on_progress;
-	o.progress_arg = t;
-	if (endpoints(m, e, &o, err, sizeof(err)) != MF_OK)
-		goto failed;
 	o.state_path = path;
 	o.cancel = &m->cancel;
+	/* Paused while the ledger is unreachable, stopped if the job is lost. */
+	o.proceed = copy_lease_proceed;
+	o.proceed_arg = copy_lease_slot(m->d->lease, t->slot);
 	/* The bulk copy: the user keeps working on the source meanwhile. */
 	rc = run_counted(t, "bulk", &o, &rep, err, sizeof(err));
 	messages += rep.copied;
@@ -291,50 +287,62 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	}
 	snprintf(reason, sizeof(reason), "bulk copy done (%llu messages): closing sessions, delta",
 		 (unsigned long long)rep.copied);
-	if (set_state(l, e->account, AS_CUTOVER, reason) != MF_OK) {
+	if (job_state(t, l, e->account, AS_CUTOVER, reason, false) != MF_OK) {
 		mf_err(err, sizeof(err), "ledger refused CUTOVER");
 		goto failed;
 	}
+	cut = true;
 	/* New logins are refused from here (the ledger says CUTOVER); the
 	 * sessions already on the source go now, so nothing changes there
 	 * after the delta. */
 	cutover_kick(t, e->account);
+	cutover_settle(m);
 	phase = "delta";
 	o.verify = true;
 	rc = run_counted(t, "delta", &o, &rep, err, sizeof(err));
 	messages += rep.copied;
 	bytes += rep.bytes;
 	if (rc != MF_OK)
-		goto failed_cut;
+		goto failed;
 	snprintf(reason, sizeof(reason),
 		 "copied and verified (%llu messages in the delta, %llu verified)",
 		 (unsigned long long)rep.copied, (unsigned long long)rep.verified);
 	/* The lock goes first: until the state changes, nobody claims the
 	 * account, so no one ever finds it locked after our last word. */
 	close(lock);
-	set_state(l, e->account, AS_MIGRATED, reason);
+	job_state(t, l, e->account, AS_MIGRATED, reason, true);
 	cutover_end(&m->d->cutover, t->slot);
 	run_end(l, e->account, run, COPY_MIGRATED, messages, bytes, NULL);
 	stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_MIGRATED, clock_us() - t0);
 	return;
-failed_cut:
-	cutover_end(&m->d->cutover, t->slot);
 failed:
+	if (cut)
+		cutover_end(&m->d->cutover, t->slot);
 	if (lock >= 0)
 		close(lock);
-	if (atomic_load(&m->cancel) && strcmp(err, MIG_CANCELLED) == 0) {
+	if (!copy_lease_held(m->d->lease, t->slot)) {
+		/* Lost to another gateway, or stopping while the ledger is away:
+		 * the account is not ours to change. */
+		mf_log_warn("migrate user=%s: %s stopped (%s); the copy job is no longer held",
+			    e->account, phase, err);
+		copy_lease_drop(m->d->lease, t->slot);
+		run_end(l, e->account, run, COPY_INTERRUPTED, messages, bytes, err);
+		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_INTERRUPTED,
+			       clock_us() - t0);
+	} else if (atomic_load(&m->cancel) && strcmp(err, MIG_CANCELLED) == 0) {
 		/* Not a failure: the checkpoints hold everything copied. */
 		snprintf(reason, sizeof(reason), "%s interrupted by a shutdown: resumes at the "
 			 "next login", phase);
-		set_state(l, e->account, AS_SEEN, reason);
+		job_state(t, l, e->account, AS_SEEN, reason, true);
 		run_end(l, e->account, run, COPY_INTERRUPTED, messages, bytes, reason);
+		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_INTERRUPTED,
+			       clock_us() - t0);
 	} else {
 		snprintf(reason, sizeof(reason), "%s: %.200s", phase, err);
-		set_state(l, e->account, AS_FAILED, reason);
+		job_state(t, l, e->account, AS_FAILED, reason, true);
 		run_end(l, e->account, run, COPY_FAILED, messages, bytes, reason);
-	}
-	if (counted)
 		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_FAILED, clock_us() - t0);
+	}
 }
 
 static void *mig_main(void *arg)
@@ -453,14 +461,18 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	m->timeout_ms = d->cfg.migrate_timeout_ms;
 	m->cutover_wait_ms = d->cfg.migrate_cutover_wait_ms;
 	m->retry_after_s = d->cfg.migrate_retry_after_s;
-	pthread_mutex_init(&m->claim, NULL);
+	m->settle_ms = ledger_spec_is_shared(m->ledger_path) ? d->cfg.cutover_settle_ms : 0;
 	atomic_init(&m->cancel, false);
 	/* The state files hold folder names and UIDs: owner only. */
 	if (mkdir(m->state_dir, 0700) != 0 && errno != EEXIST) {
 		mf_err(err, errlen, "[migrate] state_dir %s: %s", m->state_dir, strerror(errno));
 		goto fail;
 	}
-	if (reset_stale(m, err, errlen) != MF_OK)
+	/* One gateway: every copy left behind is ours (the copy locks tell a
+	 * running predecessor's). Several: a COPYING account may be another
+	 * gateway's live copy; ours left by a crash are given back when their
+	 * lease runs out (copy_lease.h). */
+	if (!ledger_spec_is_shared(m->ledger_path) && reset_stale(m, err, errlen) != MF_OK)
 		goto fail;
 	for (; m->started < n; m->started++) {
 		m->t[m->started].m = m;
@@ -476,7 +488,6 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	*m_r = m;
 	return MF_OK;
 fail:
-	pthread_mutex_destroy(&m->claim);
 	free(m);
 	return MF_ERROR;
 }
@@ -495,6 +506,5 @@ void migrator_stop(struct migrator *m)
 	login_queue_stop(&m->d->logins);
 	for (unsigned int i = 0; i < m->started; i++)
 		pthread_join(m->t[i].tid, NULL);
-	pthread_mutex_destroy(&m->claim);
 	free(m);
 }

@@ -209,7 +209,8 @@ void stats_copy_end(struct stats *st, unsigned int slot, struct stats_shard *sh,
 	struct stats_copy_slot *cs = copy_slot(st, slot);
 
 	stats_add(&sh->copies_done[r], 1);
-	stats_hist_observe(&sh->copy_duration, &stats_copy_duration_spec, duration_us);
+	if (r != STATS_C_INTERRUPTED)
+		stats_hist_observe(&sh->copy_duration, &stats_copy_duration_spec, duration_us);
 	if (cs == NULL)
 		return;
 	pthread_mutex_lock(&cs->lock);
@@ -320,7 +321,7 @@ const char *stats_login_name(enum stats_login r)
 
 const char *stats_copy_result_name(enum stats_copy_result r)
 {
-	static const char *const n[] = { "migrated", "failed" };
+	static const char *const n[] = { "migrated", "failed", "interrupted" };
 
 	return (unsigned int)r < STATS_COPY_RESULT_COUNT ? n[r] : "?";
 }

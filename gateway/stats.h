@@ -55,8 +55,10 @@ static inline enum stats_backend stats_backend_of_route(int route)
 /* [0] client to server, [1] server to client (as session dir[]). */
 #define STATS_DIR_COUNT 2
 
-enum stats_copy_result { STATS_C_MIGRATED = 0, STATS_C_FAILED };
-#define STATS_COPY_RESULT_COUNT (STATS_C_FAILED + 1)
+/* interrupted: a shutdown stopped it, or another daemon holds the
+ * account's copy (back to SEEN; not a failure, no duration observed). */
+enum stats_copy_result { STATS_C_MIGRATED = 0, STATS_C_FAILED, STATS_C_INTERRUPTED };
+#define STATS_COPY_RESULT_COUNT (STATS_C_INTERRUPTED + 1)
 
 #define STATS_HIST_MAX 16 /* finite bucket bounds at most; +Inf is extra */
 
@@ -215,7 +217,7 @@ void stats_snapshot(const struct stats *st, struct stats_snapshot *out,
 
 /* Label values: "imap", "pop3", "smtp", "submission", "other";
  * "none", "source", "destination"; "ok", "fail", "refused";
- * "migrated", "failed"; direction "client_to_server", "server_to_client". */
+ * "migrated", "failed", "interrupted"; direction "client_to_server", "server_to_client". */
 const char *stats_proto_name(enum stats_proto p);
 const char *stats_backend_name(enum stats_backend b);
 const char *stats_login_name(enum stats_login r);

@@ -87,6 +87,11 @@ struct ledger *worker_ledger(struct worker *w)
 {
 	char err[256];
 
+	/* The change feed cannot reach a shared ledger either: do not make
+	 * this event loop wait on a connect (up to connect_timeout) per
+	 * lookup; the feed says when it is back. */
+	if (atomic_load(&w->d->routes.ledger_down))
+		return NULL;
 	if (w->ledger != NULL || w->now_ms < w->ledger_retry_ms)
 		return w->ledger;
 	if (ledger_open(w->t.ledger_path, &w->ledger, err, sizeof(err)) != MF_OK) {
@@ -240,6 +245,7 @@ static void load_tunables(struct worker *w)
 		banner_set_ref(w->banners);
 	}
 	memcpy(w->t.ledger_path, d->cfg.ledger_path, sizeof(w->t.ledger_path));
+	snprintf(w->t.gateway_id, sizeof(w->t.gateway_id), "%s", d->cfg.gateway_id);
 	w->pipes.max_total = d->cfg.max_pipes;
 	w->pipes.pipe_size = d->cfg.pipe_size;
 	w->cfg_gen = d->cfg_gen;
@@ -291,8 +297,6 @@ static void cutover_sessions(struct worker *w)
 	unsigned int n, gen;
 	struct session *s, *next;
 
-	if (!w->d->migrate)
-		return;
 	gen = cutover_poll(&w->d->cutover, w->id, names, &n);
 	if (gen == 0)
 		return;
@@ -640,6 +644,7 @@ void worker_login_observed(struct worker *w, const char *user, const char *clien
 	e = &w->logins[w->n_logins++];
 	snprintf(e->name, sizeof(e->name), "%s", user);
 	snprintf(e->client, sizeof(e->client), "%s", client);
+	snprintf(e->gateway, sizeof(e->gateway), "%s", w->t.gateway_id);
 	e->at = (int64_t)time(NULL);
 }
 

@@ -64,6 +64,7 @@ struct worker_tunables {
 	unsigned int n_smtps_ports;
 	int backend_tls;               /* enum mf_backend_tls */
 	char ledger_path[MF_PATH_MAX]; /* read once, at the first open */
+	char gateway_id[64];           /* recorded with each login */
 };
 
 struct listener_slot {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 struct parse_ctx {
@@ -451,6 +452,8 @@ static int parse_domain(const char *v, char *out, size_t outlen)
 	return MF_OK;
 }
 
+static int set_path(char *out, size_t outlen, const char *v);
+
 static int set_ledger(struct parse_ctx *ctx, const char *k, const char *v)
 {
 	struct mf_config *c = ctx->cfg;
@@ -466,6 +469,28 @@ static int set_ledger(struct parse_ctx *ctx, const char *k, const char *v)
 				    sizeof(c->ledger_default_domain));
 	} else if (!strcmp(k, "domain_equivalence")) {
 		return parse_bool(v, &c->ledger_domain_equivalence);
+	} else if (!strcmp(k, "gateway_id")) {
+		/* shown in logs and the admin tool: printable, no spaces */
+		for (const char *q = v; *q != '\0'; q++)
+			if (*q <= ' ' || *q > '~')
+				return MF_ERROR;
+		return v[0] != '\0' ? set_path(c->gateway_id, sizeof(c->gateway_id), v) : MF_ERROR;
+	} else if (!strcmp(k, "cache_size") || !strcmp(k, "cache_ttl_ms") ||
+		   !strcmp(k, "lease_ms") || !strcmp(k, "cutover_settle_ms")) {
+		unsigned long x;
+		bool lease = !strcmp(k, "lease_ms");
+
+		if (parse_uint(v, lease ? 1000 : 0, !strcmp(k, "cache_size") ? 1u << 24 : 3600000,
+			       &x) != MF_OK)
+			return MF_ERROR;
+		if (!strcmp(k, "cache_size"))
+			c->route_cache_size = (unsigned int)x;
+		else if (!strcmp(k, "cache_ttl_ms"))
+			c->route_cache_ttl_ms = (unsigned int)x;
+		else if (lease)
+			c->lease_ms = (unsigned int)x;
+		else
+			c->cutover_settle_ms = (unsigned int)x;
 	} else {
 		return MF_AGAIN;
 	}
@@ -725,6 +750,13 @@ void mf_config_defaults(struct mf_config *cfg)
 	mf_addr_parse("127.0.0.1", &cfg->metrics_addr);
 	cfg->metrics_port = 9473;
 	cfg->ledger_domain_equivalence = true;
+	if (gethostname(cfg->gateway_id, sizeof(cfg->gateway_id) - 1) != 0 ||
+	    cfg->gateway_id[0] == '\0')
+		snprintf(cfg->gateway_id, sizeof(cfg->gateway_id), "%s", "gateway");
+	cfg->route_cache_size = 65536;
+	cfg->route_cache_ttl_ms = 2000;
+	cfg->lease_ms = 30000;
+	cfg->cutover_settle_ms = 500;
 	cfg->imaps_ports[0] = 993;
 	cfg->n_imaps_ports = 1;
 	cfg->pop3s_ports[0] = 995;

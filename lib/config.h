@@ -133,6 +133,15 @@ struct mf_config {
 	char ledger_path[MF_PATH_MAX];       /* SQLite file */
 	char ledger_default_domain[MF_DOMAIN_MAX + 1]; /* "" for none */
 	bool ledger_domain_equivalence; /* "user" is "user@default_domain" */
+	/* Several gateways on one PostgreSQL ledger: this one's name (in the
+	 * ledger's login records and copy-job leases; default: the host name). */
+	char gateway_id[64];
+	unsigned int route_cache_size;    /* accounts whose state routing keeps; 0: off */
+	unsigned int route_cache_ttl_ms;  /* a cached state is read again after this */
+	unsigned int lease_ms;            /* a copy job's lease, renewed at a third */
+	/* PostgreSQL: after CUTOVER commits, wait this long before the delta
+	 * so that every gateway has heard (NOTIFY) and closed its sessions. */
+	unsigned int cutover_settle_ms;
 
 	/* [tls] — no certificate: no STARTTLS offered, implicit-TLS ports
 	 * relayed protocol-blind. The first certificate is the default; SNI

@@ -80,6 +80,11 @@ struct mig_opts {
 	 * daemon shutting down): mig_run then fails with MIG_CANCELLED in
 	 * err, having committed everything copied so far. NULL: never. */
 	const atomic_bool *cancel;
+	/* Asked after each checkpoint is committed (NULL: never): false stops
+	 * the copy there (MF_ERROR); it may block, which pauses the copy (the
+	 * gateway's copy-job lease while its ledger is unreachable). */
+	bool (*proceed)(void *arg);
+	void *proceed_arg;
 };
 
 #define MIG_CANCELLED "cancelled"

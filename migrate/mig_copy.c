@@ -508,6 +508,8 @@ static int copy_batches(struct stream *s, struct mig_folder_state *fs)
 		 * next FETCH may be on its way; closing the connection ends it. */
 		if (mig_check_cancel(x) != MF_OK)
 			return MF_ERROR;
+		if (x->o->proceed != NULL && !x->o->proceed(x->o->proceed_arg))
+			return mf_err(x->err, sizeof(x->err), "stopped after a checkpoint");
 		b0 = b1;
 		b1 = next;
 	}

@@ -30,12 +30,12 @@ enum { NFT_EXPR_CONCAT = 13 };
 #define NFT_DIRECT_SIZE 65536
 
 const struct nft_set_def nft_sets[NFT_SET_COUNT] = {
-	[NFT_SET_SOURCES4] = { "sources4", NFT_TYPE_IPADDR, 4, 0, AF_INET },
-	[NFT_SET_SOURCES6] = { "sources6", NFT_TYPE_IP6ADDR, 16, 0, AF_INET6 },
-	[NFT_SET_CLIENTS4] = { "clients4", NFT_TYPE_IPADDR, 4, NFT_SET_INTERVAL, AF_INET },
-	[NFT_SET_CLIENTS6] = { "clients6", NFT_TYPE_IP6ADDR, 16, NFT_SET_INTERVAL, AF_INET6 },
-	[NFT_SET_PORTS] = { "ports", NFT_TYPE_INET_SERVICE, 2, 0, 0 },
-	[NFT_SET_FAIL_CLOSED] = { "fail_closed", NFT_TYPE_INET_PROTOCOL, 1, 0, 0 },
+	[NFT_SET_SOURCES4] = { "sources4", NFT_TYPE_IPADDR, 4, 0, AF_INET, 0, 0 },
+	[NFT_SET_SOURCES6] = { "sources6", NFT_TYPE_IP6ADDR, 16, 0, AF_INET6, 0, 0 },
+	[NFT_SET_CLIENTS4] = { "clients4", NFT_TYPE_IPADDR, 4, NFT_SET_INTERVAL, AF_INET, 0, 0 },
+	[NFT_SET_CLIENTS6] = { "clients6", NFT_TYPE_IP6ADDR, 16, NFT_SET_INTERVAL, AF_INET6, 0, 0 },
+	[NFT_SET_PORTS] = { "ports", NFT_TYPE_INET_SERVICE, 2, 0, 0, 0, 0 },
+	[NFT_SET_FAIL_CLOSED] = { "fail_closed", NFT_TYPE_INET_PROTOCOL, 1, 0, 0, 0, 0 },
 	/* Keys are padded to 4-byte registers: address . 2-byte port + 2. */
 	[NFT_SET_DIRECT4] = { "direct4",
 			      NFT_TYPE_CONCAT(NFT_TYPE_IPADDR, NFT_TYPE_INET_SERVICE), 8,

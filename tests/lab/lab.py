@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 HERE = Path(__file__).resolve().parent
 LAB_SH = HERE / "lab.sh"
 PYTHON = "/usr/bin/python3"  # the system Python (not pyenv): same one in every namespace
-ROLES = ("client", "router", "old", "new")
+ROLES = ("client", "router", "old", "new", "client2", "router2")  # *2: gateways=2 only
 
 _counter = itertools.count()
 _live: "list[Lab]" = []
@@ -95,7 +95,7 @@ class Lab:
     def __init__(self, net_only: bool = False, users: int = 0, prefix: str | None = None,
                  lab_dir: str | os.PathLike | None = None, keep: bool | None = None,
                  up_timeout: float = 90.0, bridge: bool = False,
-                 bridge_addr: bool = True):
+                 bridge_addr: bool = True, gateways: int = 1):
         n = next(_counter)
         if prefix is None:
             base = os.environ.get("LAB_PREFIX") or f"mfl{os.getpid()}-"
@@ -109,6 +109,7 @@ class Lab:
         # bridge_addr False: br0 gets no address, only routes to the subnet.
         self.bridge_addr = bridge_addr
         self.users = int(users)
+        self.gateways = int(gateways)  # 2: also router2 + client2 (lab.sh LAB_GATEWAYS)
         self.keep = (os.environ.get("LAB_KEEP") == "1") if keep is None else keep
         self.up_timeout = up_timeout
         self.env: dict[str, str] = {}
@@ -129,7 +130,8 @@ class Lab:
 
     def _sh_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(LAB_PREFIX=self.prefix, LAB_DIR=self.lab_dir, LAB_USERS=str(self.users))
+        env.update(LAB_PREFIX=self.prefix, LAB_DIR=self.lab_dir, LAB_USERS=str(self.users),
+                   LAB_GATEWAYS=str(self.gateways))
         env["LAB_KEEP"] = "1" if self.keep else "0"
         env["BRIDGE_ADDR"] = "yes" if self.bridge_addr else "none"
         return env

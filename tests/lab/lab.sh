@@ -9,7 +9,9 @@
 #   lab.sh reap              remove stale labs (mfl<pid>-*) whose <pid> is dead
 #
 # Env: LAB_PREFIX (default mfl<pid of caller>-), LAB_DIR (default /tmp/${LAB_PREFIX}lab),
-#      LAB_USERS (extra generated users user0001.., default 0), LAB_KEEP=1 (keep LAB_DIR on down).
+#      LAB_USERS (extra generated users user0001.., default 0), LAB_KEEP=1 (keep LAB_DIR on down),
+#      LAB_GATEWAYS=2 (a second router namespace "router2" with its own client "client2",
+#      both on the server network beside router: two gateways in front of one old server).
 #
 # Safety: nothing is ever created in, or changed in, the root namespace (no interface, route,
 # rule, sysctl or nft ruleset). Addresses only from 198.18.0.0/15 and 2001:db8::/32.
@@ -18,10 +20,14 @@ set -euo pipefail
 LAB_PREFIX=${LAB_PREFIX:-mfl${PPID}-}
 LAB_DIR=${LAB_DIR:-/tmp/${LAB_PREFIX}lab}
 LAB_USERS=${LAB_USERS:-0}
+LAB_GATEWAYS=${LAB_GATEWAYS:-1}
 P=$LAB_PREFIX
 
 if ! [[ $P =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$ ]]; then
     echo "lab.sh: bad LAB_PREFIX '$P' (letters, digits, . _ - only)" >&2; exit 2
+fi
+if [[ $LAB_GATEWAYS != 1 && $LAB_GATEWAYS != 2 ]]; then
+    echo "lab.sh: bad LAB_GATEWAYS '$LAB_GATEWAYS' (1 or 2)" >&2; exit 2
 fi
 if ! [[ $LAB_USERS =~ ^[0-9]+$ ]] || (( LAB_USERS > 9999 )); then
     echo "lab.sh: bad LAB_USERS '$LAB_USERS'" >&2; exit 2
@@ -39,7 +45,12 @@ NS_CLIENT=${P}client
 NS_ROUTER=${P}router
 NS_OLD=${P}old
 NS_NEW=${P}new
-ALL_NS=("$NS_CLIENT" "$NS_ROUTER" "$NS_OLD" "$NS_NEW")
+NS_ROUTER2=${P}router2
+NS_CLIENT2=${P}client2
+UP_NS=("$NS_CLIENT" "$NS_ROUTER" "$NS_OLD" "$NS_NEW")
+if (( LAB_GATEWAYS == 2 )); then UP_NS+=("$NS_CLIENT2" "$NS_ROUTER2"); fi
+# down removes whichever of them exist, whatever LAB_GATEWAYS says now
+ALL_NS=("$NS_CLIENT" "$NS_ROUTER" "$NS_OLD" "$NS_NEW" "$NS_CLIENT2" "$NS_ROUTER2")
 
 CLIENT4=198.18.1.2;        CLIENT6=2001:db8:1::2
 ROUTER_CLIENT4=198.18.1.1; ROUTER_CLIENT6=2001:db8:1::1
@@ -47,6 +58,11 @@ ROUTER_SERVER4=198.18.11.1; ROUTER_SERVER6=2001:db8:11::1
 OLD4=198.18.11.2;          OLD6=2001:db8:11::2
 NEW4=198.18.11.3;          NEW6=2001:db8:11::3
 CLIENT_NET4=198.18.1.0/24; CLIENT_NET6=2001:db8:1::/64
+# the second gateway (LAB_GATEWAYS=2): its clients, and its leg on the server network
+CLIENT2_4=198.18.2.2;       CLIENT2_6=2001:db8:2::2
+ROUTER2_CLIENT4=198.18.2.1; ROUTER2_CLIENT6=2001:db8:2::1
+ROUTER2_SERVER4=198.18.11.4; ROUTER2_SERVER6=2001:db8:11::4
+CLIENT2_NET4=198.18.2.0/24; CLIENT2_NET6=2001:db8:2::/64
 SERVER_NET4=198.18.11.0/24; SERVER_NET6=2001:db8:11::/64
 MAIL_DOMAIN=lab.test
 MAIL_UID=5000
@@ -122,13 +138,17 @@ do_reap() {
     while read -r ns _; do
         [[ $ns =~ ^mfl([0-9]+)-(.*)$ ]] || continue
         pid=${BASH_REMATCH[1]}
-        [[ ${BASH_REMATCH[2]} =~ (^|-)(client|router|old|new)$ ]] || continue
+        [[ ${BASH_REMATCH[2]} =~ (^|-)(client|router|old|new|client2|router2)$ ]] || continue
         # alive (including zombie): leave it alone
         [[ -e /proc/$pid ]] && continue
         log "reap: stale namespace $ns (pid $pid is gone)"
         kill_ns_procs "$ns"
         ip netns del "$ns" 2>/dev/null || true
-        pre=${ns%client}; pre=${pre%router}; pre=${pre%old}; pre=${pre%new}
+        case $ns in
+            *client2) pre=${ns%client2} ;;
+            *router2) pre=${ns%router2} ;;
+            *) pre=${ns%client}; pre=${pre%router}; pre=${pre%old}; pre=${pre%new} ;;
+        esac
         dead_prefixes[$pre]=1
     done < <(ip netns list 2>/dev/null)
     for pre in "${!dead_prefixes[@]}"; do
@@ -178,7 +198,7 @@ do_down() {
 # ever exists in the root namespace.
 ns_and_veths() {
     local ns
-    for ns in "${ALL_NS[@]}"; do
+    for ns in "${UP_NS[@]}"; do
         ip netns add "$ns"
         # sysctls here are per-namespace (net.*): the root namespace is untouched
         nsx "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
@@ -221,6 +241,35 @@ EOF
     host_net "$NS_CLIENT" "$CLIENT4" "$CLIENT6" "$ROUTER_CLIENT4" "$ROUTER_CLIENT6"
     host_net "$NS_OLD" "$OLD4" "$OLD6" "$ROUTER_SERVER4" "$ROUTER_SERVER6"
     host_net "$NS_NEW" "$NEW4" "$NEW6" "$ROUTER_SERVER4" "$ROUTER_SERVER6"
+    if (( LAB_GATEWAYS == 2 )); then net_up_second_gateway; fi
+}
+
+# router2 joins the server network as a peer of router (its leg "rsrv" is a port of
+# router's bridge: a switch, not a route through router), with client2 behind it. old
+# and new reach client2's network through router2, so its gateway's upstream legs from
+# client2's own address get their replies.
+net_up_second_gateway() {
+    local h
+    nsx "$NS_ROUTER2" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 >/dev/null
+    ip -n "$NS_ROUTER2" link add rcl type veth peer name eth0 netns "$NS_CLIENT2"
+    ip -n "$NS_ROUTER" link add r2 type veth peer name rsrv netns "$NS_ROUTER2"
+    ip -n "$NS_ROUTER" link set r2 master br0
+    ip -n "$NS_ROUTER" link set r2 up
+    ip -n "$NS_ROUTER2" -b - <<EOF
+addr add $ROUTER2_CLIENT4/24 dev rcl
+addr add $ROUTER2_CLIENT6/64 dev rcl nodad
+addr add $ROUTER2_SERVER4/24 dev rsrv
+addr add $ROUTER2_SERVER6/64 dev rsrv nodad
+link set rcl up
+link set rsrv up
+EOF
+    host_net "$NS_CLIENT2" "$CLIENT2_4" "$CLIENT2_6" "$ROUTER2_CLIENT4" "$ROUTER2_CLIENT6"
+    for h in "$NS_OLD" "$NS_NEW"; do
+        ip -n "$h" -b - <<EOF
+route add $CLIENT2_NET4 via $ROUTER2_SERVER4
+route add $CLIENT2_NET6 via $ROUTER2_SERVER6
+EOF
+    done
 }
 
 # Bridge-mode topology (issue 7): the router namespace is a transparent L2 bridge br0
@@ -712,7 +761,14 @@ write_env() {
             OLD_CERT "$LAB_DIR/pki/old.crt" OLD_KEY "$LAB_DIR/pki/old.key" \
             NEW_CERT "$LAB_DIR/pki/new.crt" NEW_KEY "$LAB_DIR/pki/new.key" \
             MASTER_USER "$MASTER_USER" MASTER_PASS "$MASTER_PASS" \
-            USERS "$users"
+            USERS "$users" GATEWAYS "$LAB_GATEWAYS"
+        if (( LAB_GATEWAYS == 2 )); then
+            kv NS_ROUTER2 "$NS_ROUTER2" NS_CLIENT2 "$NS_CLIENT2" \
+               CLIENT2_4 "$CLIENT2_4" CLIENT2_6 "$CLIENT2_6" \
+               ROUTER2_CLIENT4 "$ROUTER2_CLIENT4" ROUTER2_CLIENT6 "$ROUTER2_CLIENT6" \
+               ROUTER2_SERVER4 "$ROUTER2_SERVER4" ROUTER2_SERVER6 "$ROUTER2_SERVER6" \
+               CLIENT2_NET4 "$CLIENT2_NET4" CLIENT2_NET6 "$CLIENT2_NET6"
+        fi
         while read -r u; do kv "PASS_$u" "$u-Pw-lab"; done < <(user_list)
         kv  DOVECOT_LOG_OLD "$LAB_DIR/old/dovecot.log" DOVECOT_LOG_NEW "$LAB_DIR/new/dovecot.log" \
             POSTFIX_LOG_OLD "$LAB_DIR/old/postfix.log" POSTFIX_LOG_NEW "$LAB_DIR/new/postfix.log" \
@@ -735,7 +791,7 @@ do_up() {
     done
     do_reap
     local ns
-    for ns in "${ALL_NS[@]}"; do
+    for ns in "${UP_NS[@]}"; do
         ns_exists "$ns" && refuse "namespace $ns already exists (a lab with prefix $P is up?)"
     done
     [[ -e $LAB_DIR/pids ]] && refuse "$LAB_DIR already holds a lab (run 'lab.sh down' first)"

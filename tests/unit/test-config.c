@@ -187,6 +187,27 @@ static void test_ledger(void **state)
 	expect_error("[ledger]\ndefault_domain = a@b\n", "bad value for default_domain");
 	expect_error("[ledger]\ndomain_equivalence = perhaps\n", "bad value");
 	expect_error("[ledger]\nfile = x\n", "unknown key 'file'");
+	/* several gateways */
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_true(c.gateway_id[0] != '\0');
+	assert_int_equal(c.route_cache_size, 65536);
+	assert_int_equal(c.route_cache_ttl_ms, 2000);
+	assert_int_equal(c.lease_ms, 30000);
+	assert_int_equal(mf_config_parse_string("[ledger]\n"
+						"gateway_id = gw-2.example\n"
+						"cache_size = 0\n"
+						"cache_ttl_ms = 500\n"
+						"lease_ms = 3000\n"
+						"cutover_settle_ms = 0\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_string_equal(c.gateway_id, "gw-2.example");
+	assert_int_equal(c.route_cache_size, 0);
+	assert_int_equal(c.route_cache_ttl_ms, 500);
+	assert_int_equal(c.lease_ms, 3000);
+	assert_int_equal(c.cutover_settle_ms, 0);
+	expect_error("[ledger]\ngateway_id = gw 2\n", "bad value for gateway_id");
+	expect_error("[ledger]\ngateway_id =\n", "bad value for gateway_id");
+	expect_error("[ledger]\nlease_ms = 999\n", "bad value for lease_ms");
 }
 
 static void test_admin(void **state)

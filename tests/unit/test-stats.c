@@ -135,11 +135,17 @@ static void test_copy_progress_counted_once(void **state)
 	assert_int_equal(s.copy_duration.count, 1);
 	assert_int_equal(s.copy_duration.bucket[0], 0); /* 2.5 s > 1 s */
 	assert_int_equal(s.copy_duration.bucket[1], 1); /* <= 2.5 s */
+	/* An interrupted copy is counted, its duration is not. */
+	stats_copy_begin(&st, 1, m, "carol", 2);
+	stats_copy_end(&st, 1, m, STATS_C_INTERRUPTED, 7000000);
+	stats_snapshot(&st, &s, NULL);
+	assert_int_equal(s.copies_done[STATS_C_INTERRUPTED], 1);
+	assert_int_equal(s.copy_duration.count, 1);
 	/* Out-of-range slots count but track nothing. */
 	stats_copy_begin(&st, 7, m, "bob", 1);
 	stats_copy_end(&st, 7, m, STATS_C_FAILED, 1);
 	stats_snapshot(&st, &s, NULL);
-	assert_int_equal(s.copies_started, 2);
+	assert_int_equal(s.copies_started, 3);
 	assert_int_equal(s.copies_done[STATS_C_FAILED], 1);
 	stats_destroy(&st);
 }
@@ -212,6 +218,7 @@ static void test_names(void **state)
 	assert_string_equal(stats_backend_name(STATS_B_DESTINATION), "destination");
 	assert_string_equal(stats_login_name(STATS_L_REFUSED), "refused");
 	assert_string_equal(stats_copy_result_name(STATS_C_FAILED), "failed");
+	assert_string_equal(stats_copy_result_name(STATS_C_INTERRUPTED), "interrupted");
 	assert_string_equal(stats_dir_name(1), "server_to_client");
 	assert_string_equal(stats_dir_name(2), "?");
 }
