@@ -11,7 +11,7 @@ CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
 WFLAGS  := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
-PKGS    := liburing inih libmnl libnftnl sqlite3 libpq openssl libnetfilter_queue libcap-ng libmicrohttpd
+PKGS    := liburing inih libmnl libnftnl sqlite3 libpq openssl libnetfilter_queue libcap-ng jansson libmicrohttpd
 PYTHON  := /usr/bin/python3
 
 # Instrumentation flags live apart from CFLAGS: a CFLAGS given on the
@@ -52,7 +52,7 @@ FUZZ_SECONDS ?= 30
 
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libmicrohttpd-dev chromium \
 	liburing-dev libmnl-dev libnftnl-dev libinih-dev libcmocka-dev libsqlite3-dev \
-	libssl-dev libnetfilter-queue-dev libcap-ng-dev libpq-dev postgresql \
+	libssl-dev libnetfilter-queue-dev libcap-ng-dev libpq-dev postgresql libjansson-dev \
 	iproute2 iputils-ping nftables iptables procps psmisc openssl curl socat \
 	python3 python3-pytest \
 	dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix swaks fetchmail \

@@ -73,4 +73,24 @@ extern const struct cli_cmd cli_flows_cmds[];
 /* `mailferry migrate ...` (cmd_migrate.c): a leaf taking options only. */
 int cli_migrate_run(const struct cli_ctx *ctx, char **argv);
 
+/* cmd_admin.c: commands answered by the running daemon over its admin
+ * socket. cli_admin_call sends one request and returns the reply object
+ * (json_decref it): MF_OK, or MF_ERROR after saying why on stderr. */
+struct json_t;
+int cli_admin_call(const struct cli_ctx *ctx, struct json_t *request, struct json_t **reply_r);
+int cli_admin_status(const struct cli_ctx *ctx, char **argv);
+int cli_admin_pin(const struct cli_ctx *ctx, char **argv);
+int cli_admin_retry(const struct cli_ctx *ctx, char **argv);
+int cli_admin_rollback(const struct cli_ctx *ctx, char **argv);
+int cli_admin_pause(const struct cli_ctx *ctx, char **argv);
+int cli_admin_resume(const struct cli_ctx *ctx, char **argv);
+/* `mailferry migrate USER`: start USER's copy in the running daemon. */
+int cli_migrate_user_run(const struct cli_ctx *ctx, char **argv);
+
+/* `mailferry accounts import FILE.csv` (cmd_import.c). */
+int cli_accounts_import(const struct cli_ctx *ctx, char **argv);
+
+/* `mailferry report retire` (cmd_report.c). */
+extern const struct cli_cmd cli_report_cmds[];
+
 #endif

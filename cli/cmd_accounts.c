@@ -9,6 +9,7 @@
  * JSON, ISO 8601 UTC in text ("-" for never). */
 #include "account.h"
 #include "cli.h"
+#include "csv.h"
 #include "ledger.h"
 #include "mf.h"
 
@@ -19,6 +20,7 @@
 
 struct accounts_opts {
 	bool json;
+	bool csv;
 	int state;          /* --state: an enum account_state, or -1 */
 	const char *reason; /* --reason */
 };
@@ -35,6 +37,7 @@ static int parse_opts(const struct cli_ctx *ctx, char **argv, const char *allowe
 		      struct accounts_opts *o)
 {
 	o->json = false;
+	o->csv = false;
 	o->state = -1;
 	o->reason = NULL;
 	for (; *argv != NULL; argv++) {
@@ -53,12 +56,19 @@ static int parse_opts(const struct cli_ctx *ctx, char **argv, const char *allowe
 			cli_error(ctx, "unknown option '%s'", a);
 			return MF_ERROR;
 		}
-		if (opt_is(name, n, "json")) {
+		if (opt_is(name, n, "json") || opt_is(name, n, "csv")) {
 			if (name[n] == '=') {
-				cli_error(ctx, "--json takes no value");
+				cli_error(ctx, "%s takes no value", a);
 				return MF_ERROR;
 			}
-			o->json = true;
+			if (name[0] == 'j')
+				o->json = true;
+			else
+				o->csv = true;
+			if (o->json && o->csv) {
+				cli_error(ctx, "--json or --csv, not both");
+				return MF_ERROR;
+			}
 			continue;
 		}
 		if (name[n] == '=') {
@@ -112,6 +122,8 @@ static void json_account(FILE *f, const struct account *a)
 	fprintf(f, ",\"logins\":%llu,\"state_changed\":%lld,\"reason\":",
 		(unsigned long long)a->logins, (long long)a->state_changed);
 	cli_json_string(f, a->reason);
+	fprintf(f, ",\"imported\":%lld,\"notes\":", (long long)a->imported);
+	cli_json_string(f, a->notes);
 	fputs(",\"last_gateway\":", f);
 	cli_json_string(f, a->last_gateway);
 }
@@ -120,6 +132,7 @@ static void json_account(FILE *f, const struct account *a)
 
 struct list_ctx {
 	bool json;
+	bool csv;
 	int name_width;
 	unsigned int count;
 };
@@ -145,6 +158,25 @@ static int print_account(const struct account *a, void *data)
 		fputs("}\n", stdout);
 		return MF_OK;
 	}
+	if (lc->csv) {
+		char n[24], t[3][32];
+
+		snprintf(n, sizeof(n), "%llu", (unsigned long long)a->logins);
+		cli_format_time(a->first_seen, t[0], sizeof(t[0]));
+		cli_format_time(a->last_seen, t[1], sizeof(t[1]));
+		cli_format_time(a->state_changed, t[2], sizeof(t[2]));
+		csv_write_field(stdout, a->name, false);
+		csv_write_field(stdout, account_state_name(a->state), false);
+		csv_write_field(stdout, account_route_name(account_state_route(a->state)), false);
+		csv_write_field(stdout, n, false);
+		csv_write_field(stdout, t[0], false);
+		csv_write_field(stdout, t[1], false);
+		csv_write_field(stdout, a->last_client, false);
+		csv_write_field(stdout, t[2], false);
+		csv_write_field(stdout, a->reason, false);
+		csv_write_field(stdout, a->notes, true);
+		return MF_OK;
+	}
 	cli_format_time(a->last_seen, seen, sizeof(seen));
 	printf("%-*s  %-8s  %-11s  %6llu  %-20s  %s\n", lc->name_width, a->name,
 	       account_state_name(a->state),
@@ -163,17 +195,21 @@ static int accounts_list(const struct cli_ctx *ctx, char **argv)
 	char err[512];
 	int rc = CLI_EXIT_ERROR;
 
-	if (parse_opts(ctx, argv, "json state", &o) != MF_OK)
+	if (parse_opts(ctx, argv, "json csv state", &o) != MF_OK)
 		return CLI_EXIT_USAGE;
 	lc.json = o.json;
+	lc.csv = o.csv;
 	if (cli_open_ledger(ctx, &cfg, &l) != MF_OK)
 		return CLI_EXIT_ERROR;
 	/* Text needs the widest name first; the ledger is read twice rather
 	 * than held in memory, whatever its size. */
-	if (!o.json && ledger_account_list(l, o.state, measure_account, &lc, err,
-					   sizeof(err)) != MF_OK)
+	if (!o.json && !o.csv &&
+	    ledger_account_list(l, o.state, measure_account, &lc, err, sizeof(err)) != MF_OK)
 		goto fail;
-	if (!o.json)
+	if (o.csv)
+		fputs("name,state,route,logins,first_seen,last_seen,last_client,state_changed,"
+		      "reason,notes\r\n", stdout);
+	else if (!o.json)
 		printf("%-*s  %-8s  %-11s  %6s  %-20s  %s\n", lc.name_width, "NAME",
 		       "STATE", "ROUTE", "LOGINS", "LAST SEEN", "LAST CLIENT");
 	if (ledger_account_list(l, o.state, print_account, &lc, err,
@@ -216,6 +252,30 @@ static int print_event(const struct account_event *e, void *data)
 	return MF_OK;
 }
 
+static int print_run(const struct copy_run *r, void *data)
+{
+	struct show_ctx *sc = data;
+	char start[32], end[32];
+
+	if (sc->json) {
+		fprintf(stdout, "%s{\"started\":%lld,\"ended\":%lld,\"result\":\"%s\","
+			"\"messages\":%llu,\"bytes\":%llu,\"error\":",
+			sc->first ? "" : ",", (long long)r->started, (long long)r->ended,
+			copy_result_name(r->result), (unsigned long long)r->messages,
+			(unsigned long long)r->bytes);
+		cli_json_string(stdout, r->error);
+		fputc('}', stdout);
+		sc->first = false;
+		return MF_OK;
+	}
+	cli_format_time(r->started, start, sizeof(start));
+	cli_format_time(r->ended, end, sizeof(end));
+	printf("  %-20s  %-20s  %-11s  %6llu messages  %10llu bytes  %s\n", start, end,
+	       copy_result_name(r->result), (unsigned long long)r->messages,
+	       (unsigned long long)r->bytes, r->error);
+	return MF_OK;
+}
+
 static void print_account_text(const struct account *a)
 {
 	char first[32], last[32], changed[32];
@@ -232,6 +292,9 @@ static void print_account_text(const struct account *a)
 	printf("logins:         %llu\n", (unsigned long long)a->logins);
 	printf("state changed:  %s\n", changed);
 	printf("reason:         %s\n", a->reason[0] ? a->reason : "-");
+	cli_format_time(a->imported, changed, sizeof(changed));
+	printf("imported:       %s\n", changed);
+	printf("notes:          %s\n", a->notes[0] ? a->notes : "-");
 	printf("last gateway:   %s\n", a->last_gateway[0] ? a->last_gateway : "-");
 }
 
@@ -299,6 +362,17 @@ static int accounts_show(const struct cli_ctx *ctx, char **argv)
 	else
 		printf("history:\n");
 	r = ledger_account_history(l, name, print_event, &sc, err, sizeof(err));
+	if (r != MF_OK) {
+		if (o.json)
+			fputs("]}\n", stdout);
+		goto fail;
+	}
+	if (o.json)
+		fputs("],\"copy_runs\":[", stdout);
+	else
+		printf("copy runs:\n");
+	sc.first = true;
+	r = ledger_copy_run_list(l, name, print_run, &sc, err, sizeof(err));
 	if (o.json)
 		fputs("]}\n", stdout);
 	if (r != MF_OK)
@@ -355,10 +429,12 @@ out:
 }
 
 const struct cli_cmd cli_accounts_cmds[] = {
-	{ .name = "list", .args = "[--state S] [--json]", .more_args = true,
+	{ .name = "list", .args = "[--state S] [--json|--csv]", .more_args = true,
 	  .run = accounts_list, .help = "accounts in the ledger" },
 	{ .name = "show", .args = "USER [--json]", .n_args = 1, .more_args = true,
-	  .run = accounts_show, .help = "one account and its history" },
+	  .run = accounts_show, .help = "one account, its history and copy runs" },
+	{ .name = "import", .args = "FILE.csv", .n_args = 1, .run = cli_accounts_import,
+	  .help = "the admin's list of accounts (user[,pin][,notes])" },
 	{ .name = "set-state", .args = "USER STATE [--reason TEXT]", .n_args = 2,
 	  .more_args = true, .run = accounts_set_state,
 	  .help = "admin override of an account's state" },

@@ -1,8 +1,10 @@
 #include "cli.h"
 #include "ledger.h"
 #include "mf.h"
+#include "utf8.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -130,6 +132,15 @@ void cli_format_time(int64_t t, char *out, size_t outlen)
 
 void cli_json_string(FILE *f, const char *s)
 {
+	/* JSON strings are UTF-8: a name or reason that is not gets U+FFFD
+	 * for each stray byte rather than making the whole line invalid. */
+	size_t cap = 3 * strlen(s) + 1;
+	char *clean = malloc(cap);
+
+	if (clean != NULL) {
+		mf_utf8_clean(s, clean, cap);
+		s = clean;
+	}
 	fputc('"', f);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\')
@@ -140,4 +151,5 @@ void cli_json_string(FILE *f, const char *s)
 			fputc(*p, f);
 	}
 	fputc('"', f);
+	free(clean);
 }

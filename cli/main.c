@@ -7,14 +7,37 @@
 
 static int cmd_help(const struct cli_ctx *ctx, char **argv);
 
+/* `migrate USER` asks the daemon; `migrate --source ...` is the one-shot. */
+static int cmd_migrate(const struct cli_ctx *ctx, char **argv)
+{
+	if (argv[0] != NULL && argv[0][0] != '-')
+		return cli_migrate_user_run(ctx, argv);
+	return cli_migrate_run(ctx, argv);
+}
+
 /* The root of the command tree; a new group is one more line here. */
 static const struct cli_cmd root_cmds[] = {
 	{ .name = "rules", .sub = cli_rules_cmds },
 	{ .name = "subnet", .sub = cli_subnet_cmds },
 	{ .name = "accounts", .sub = cli_accounts_cmds },
 	{ .name = "flows", .sub = cli_flows_cmds },
+	{ .name = "report", .sub = cli_report_cmds },
+	{ .name = "status", .args = "[--json]", .more_args = true, .run = cli_admin_status,
+	  .help = "the running daemon: health, sessions, accounts, copies, errors" },
+	{ .name = "migrate", .args = "USER [--json]  (the running daemon)", .more_args = true,
+	  .run = cmd_migrate, .help = "start USER's copy now with a login it holds" },
 	{ .name = "migrate", .args = "--source URL --destination URL --user U ...",
-	  .more_args = true, .run = cli_migrate_run, .help = "copy one mailbox and verify it" },
+	  .more_args = true, .run = cmd_migrate, .help = "copy one mailbox and verify it" },
+	{ .name = "pin", .args = "USER [--json]", .n_args = 1, .more_args = true,
+	  .run = cli_admin_pin, .help = "never move USER (stays on the source)" },
+	{ .name = "retry", .args = "USER [--json]", .n_args = 1, .more_args = true,
+	  .run = cli_admin_retry, .help = "copy a FAILED account again" },
+	{ .name = "rollback", .args = "USER [--json]", .n_args = 1, .more_args = true,
+	  .run = cli_admin_rollback, .help = "send USER back to the source (before MIGRATED)" },
+	{ .name = "pause", .args = "[--json]", .more_args = true, .run = cli_admin_pause,
+	  .help = "start no more copies (persisted)" },
+	{ .name = "resume", .args = "[--json]", .more_args = true, .run = cli_admin_resume,
+	  .help = "start copies again" },
 	{ .name = "help", .args = "", .run = cmd_help, .help = "this help" },
 	{ .name = NULL },
 };

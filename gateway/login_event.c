@@ -59,30 +59,95 @@ int login_queue_push(struct login_queue *q, const char *account,
 	memcpy(&e->client, client, client_len);
 	memcpy(&e->source, source, source_len);
 	e->at = at;
+	e->released = false;
 	q->n++;
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
 	return MF_OK;
 }
 
+/* Index (from head) of the event pop may take now, or q->n for none:
+ * the oldest released one (the admin asked for it now), else, unless
+ * paused, the oldest. */
+static unsigned int next_takeable(const struct login_queue *q)
+{
+	unsigned int i = 0;
+
+	while (i < q->n && !q->slots[(q->head + i) % q->cap].released)
+		i++;
+	return i < q->n || q->paused ? i : 0;
+}
+
 int login_queue_pop(struct login_queue *q, struct login_event *e_r)
 {
-	struct login_event *e;
+	unsigned int i;
 
 	pthread_mutex_lock(&q->lock);
-	while (q->n == 0 && !q->stopped)
+	while (!q->stopped && (i = next_takeable(q)) == q->n)
 		pthread_cond_wait(&q->cond, &q->lock);
 	if (q->stopped) {
 		pthread_mutex_unlock(&q->lock);
 		return MF_ERROR;
 	}
-	e = &q->slots[q->head];
-	memcpy(e_r, e, sizeof(*e_r));
-	login_event_wipe(e);
-	q->head = (q->head + 1) % q->cap;
+	memcpy(e_r, &q->slots[(q->head + i) % q->cap], sizeof(*e_r));
+	/* Close the gap, keeping the order of the others; the slot left
+	 * free at the end is wiped. */
+	for (; i + 1 < q->n; i++)
+		memcpy(&q->slots[(q->head + i) % q->cap], &q->slots[(q->head + i + 1) % q->cap],
+		       sizeof(q->slots[0]));
+	login_event_wipe(&q->slots[(q->head + q->n - 1) % q->cap]);
 	q->n--;
 	pthread_mutex_unlock(&q->lock);
 	return MF_OK;
+}
+
+void login_queue_set_paused(struct login_queue *q, bool paused)
+{
+	pthread_mutex_lock(&q->lock);
+	q->paused = paused;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+bool login_queue_wait_unpaused(struct login_queue *q)
+{
+	bool ok;
+
+	pthread_mutex_lock(&q->lock);
+	while (q->paused && !q->stopped)
+		pthread_cond_wait(&q->cond, &q->lock);
+	ok = !q->stopped;
+	pthread_mutex_unlock(&q->lock);
+	return ok;
+}
+
+bool login_queue_paused(struct login_queue *q)
+{
+	bool p;
+
+	pthread_mutex_lock(&q->lock);
+	p = q->paused;
+	pthread_mutex_unlock(&q->lock);
+	return p;
+}
+
+unsigned int login_queue_release(struct login_queue *q, const char *account)
+{
+	unsigned int found = 0;
+
+	pthread_mutex_lock(&q->lock);
+	for (unsigned int i = 0; i < q->n; i++) {
+		struct login_event *e = &q->slots[(q->head + i) % q->cap];
+
+		if (strcmp(e->account, account) == 0) {
+			e->released = true;
+			found++;
+		}
+	}
+	if (found > 0)
+		pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return found;
 }
 
 void login_queue_stop(struct login_queue *q)

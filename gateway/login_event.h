@@ -30,6 +30,7 @@ struct login_event {
 	struct sockaddr_storage client;      /* where the client connected from */
 	struct sockaddr_storage source;      /* the source address it connected to */
 	int64_t at;                          /* time(NULL) of the login */
+	bool released;                       /* taken even while paused */
 };
 
 struct login_queue {
@@ -39,6 +40,9 @@ struct login_queue {
 	unsigned int cap, head, n;
 	bool locked_in_ram;  /* mlock succeeded */
 	bool stopped;
+	/* The admin's pause: events wait (credentials held, mlock'ed) until
+	 * resume, or until the admin releases an account's (migrate USER). */
+	bool paused;
 	uint64_t dropped;    /* full or stopped */
 };
 
@@ -53,11 +57,30 @@ int login_queue_push(struct login_queue *q, const char *account,
 		     const struct sockaddr *client, socklen_t client_len,
 		     const struct sockaddr *source, socklen_t source_len, int64_t at);
 
-/* Blocks for the oldest event and moves it to *e_r (the slot is wiped):
+/* Blocks for the oldest released event (login_queue_release), else the
+ * oldest, and while paused only for a released one, and moves it to *e_r (the slot is wiped):
  * MF_OK, or MF_ERROR once the queue is stopped. The caller wipes *e_r
  * with login_event_wipe() when done, and should keep it in locked memory
  * (login_event_alloc). */
 int login_queue_pop(struct login_queue *q, struct login_event *e_r);
+
+/* Pauses or resumes the consumers: while paused, pop hands out only
+ * released events (oldest first); the others wait, and new ones queue
+ * (and are dropped when the queue is full, as always). */
+void login_queue_set_paused(struct login_queue *q, bool paused);
+
+/* Blocks while the queue is paused: true once it is not (at once when it
+ * was not paused), false once it is stopped. A copy waits here between
+ * its bulk copy and its cutover, so no account flips while paused. */
+bool login_queue_wait_unpaused(struct login_queue *q);
+
+/* Whether the queue is paused now. */
+bool login_queue_paused(struct login_queue *q);
+
+/* Marks every queued event of account released (popped before the others,
+ * paused or not) and wakes a consumer.
+ * Returns how many there are (0: the queue holds no credentials for it). */
+unsigned int login_queue_release(struct login_queue *q, const char *account);
 
 /* Wipes every queued event, fails every pop from now on, wakes them. */
 void login_queue_stop(struct login_queue *q);

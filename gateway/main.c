@@ -1,6 +1,8 @@
 /* mailferryd — the gateway daemon: transparent listeners, io_uring
  * workers, splice relay. Signals: SIGTERM/SIGINT drain and exit, SIGHUP
  * reloads the configuration. */
+#include "admin_cmds.h"
+#include "admin_server.h"
 #include "banner.h"
 #include "config.h"
 #include "daemon.h"
@@ -26,6 +28,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_CONFIG "/etc/mailferry/mailferry.conf"
@@ -146,6 +149,9 @@ static void reload(struct mf_daemon *d)
 	d->tls = tls;
 	if (listen_changed(&d->cfg, next))
 		mf_log_warn("reload: listen addresses, port and workers change only at restart");
+	if (strcmp(d->cfg.admin_socket, next->admin_socket) != 0)
+		mf_log_warn("reload: [admin] socket changes only at restart");
+	memcpy(next->admin_socket, d->cfg.admin_socket, sizeof(next->admin_socket));
 	next->listen_port = d->cfg.listen_port;
 	next->listen4 = d->cfg.listen4;
 	next->listen6 = d->cfg.listen6;
@@ -162,6 +168,25 @@ static void reload(struct mf_daemon *d)
 	start_probe(d);
 }
 
+/* The admin's pause survives restarts: copying stays paused until
+ * `mailferry resume`. */
+static int load_pause(struct mf_daemon *d, char *err, size_t errlen)
+{
+	struct ledger *l;
+	bool paused = false;
+	int rc;
+
+	if (ledger_open(d->cfg.ledger_path, &l, err, errlen) != MF_OK)
+		return MF_ERROR;
+	rc = admin_paused_load(l, &paused, err, errlen);
+	ledger_close(l);
+	if (rc == MF_OK && paused) {
+		login_queue_set_paused(&d->logins, true);
+		mf_log_info("migrate paused=yes (mailferry resume starts copying again)");
+	}
+	return rc;
+}
+
 static unsigned int worker_count(const struct mf_config *cfg)
 {
 	long n;
@@ -176,6 +201,8 @@ int main(int argc, char **argv)
 {
 	struct mf_daemon d;
 	struct syn_gate gate;
+	struct admin_server *admin = NULL;
+	struct admin_cmds admin_cmds;
 	bool gate_up = false;
 	sigset_t sigs;
 	char err[256];
@@ -186,6 +213,7 @@ int main(int argc, char **argv)
 	int opt, status = EXIT_FAILURE;
 
 	memset(&d, 0, sizeof(d));
+	admin_cmds_init(&admin_cmds, &d, (int64_t)time(NULL));
 	if (tls_init_wiping_allocator() != MF_OK) {
 		fprintf(stderr, "mailferryd: OpenSSL allocator already in use\n");
 		return EXIT_FAILURE;
@@ -314,6 +342,10 @@ int main(int argc, char **argv)
 		}
 		d.migrate_retry_after_s = d.cfg.migrate_retry_after_s;
 		d.migrate = true;
+		if (load_pause(&d, err, sizeof(err)) != MF_OK) {
+			mf_log_err("migrate: %s", err);
+			goto out;
+		}
 	}
 	d.workers = calloc(d.n_workers, sizeof(*d.workers));
 	if (d.workers == NULL)
@@ -343,6 +375,13 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 		gate_up = true;
+	}
+	/* Bound as root (the file is root's, 0600); its directory, if made
+	 * here, goes to the user the daemon becomes, who removes the socket
+	 * at exit. */
+	if (admin_server_open(d.cfg.admin_socket, uid, gid, &admin, err, sizeof(err)) != MF_OK) {
+		mf_log_err("%s", err);
+		goto out_workers;
 	}
 	/* Everything that needs root is open: drop it before the first
 	 * thread, so every thread has the reduced set. */
@@ -383,6 +422,13 @@ int main(int argc, char **argv)
 			daemon_wake_workers(&d);
 			goto out_join;
 		}
+	}
+	if (admin_server_start(admin, admin_cmds_handle, admin_cmds_tick, &admin_cmds, err,
+			       sizeof(err)) != MF_OK) {
+		mf_log_err("%s", err);
+		atomic_store(&d.stopping, true);
+		daemon_wake_workers(&d);
+		goto out_join;
 	}
 	if (gate_up && syn_gate_start(&gate) != MF_OK) {
 		mf_log_err("syn gate: thread: %s", strerror(errno));
@@ -432,6 +478,9 @@ int main(int argc, char **argv)
 	}
 	status = EXIT_SUCCESS;
 out_join:
+	/* First: it reads the workers and the login queue. */
+	admin_server_stop(admin);
+	admin = NULL;
 	metrics_server_stop(d.metrics);
 	wait_probe(&d);
 	for (unsigned int i = 0; i < started; i++) {
@@ -440,6 +489,8 @@ out_join:
 			status = EXIT_FAILURE;
 	}
 out_workers:
+	admin_server_stop(admin);
+	admin_cmds_destroy(&admin_cmds);
 	/* Before the workers' eventfds close: a copy in cutover wakes them.
 	 * Waits for a copy phase that is running (bounded by its timeouts). */
 	state_watch_stop(d.watch);

@@ -96,6 +96,28 @@ static bool claim(struct mig_thread *t, struct ledger *l, const struct login_eve
 				reason, &st) == MF_OK;
 }
 
+/* The run's row in the ledger's copy history (accounts show); a ledger
+ * error costs the history line, never the copy. */
+static int64_t run_begin(struct ledger *l, const char *name)
+{
+	int64_t id = 0;
+	char err[256];
+
+	if (ledger_copy_run_begin(l, name, (int64_t)time(NULL), &id, err, sizeof(err)) != MF_OK)
+		mf_log_warn("migrate user=%s: copy run not recorded: %s", name, err);
+	return id;
+}
+
+static void run_end(struct ledger *l, const char *name, int64_t id, enum copy_result r,
+		    uint64_t messages, uint64_t bytes, const char *error)
+{
+	char err[256];
+
+	if (id != 0 && ledger_copy_run_end(l, id, (int64_t)time(NULL), r, messages, bytes, error,
+					   err, sizeof(err)) != MF_OK)
+		mf_log_warn("migrate user=%s: end of copy run not recorded: %s", name, err);
+}
+
 static int endpoints(const struct migrator *m, const struct login_event *e,
 		     struct mig_opts *o, char *err, size_t errlen)
 {
@@ -208,9 +230,9 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	struct mig_report rep;
 	char path[MIG_PATH_MAX], err[512], reason[LEDGER_REASON_MAX];
 	const char *phase = "bulk copy";
-	uint64_t t0 = clock_us();
-	int lock = -1;
-
+	uint64_t t0 = clock_us(), messages = 0, bytes = 0;
+	int64_t run = 0;    /* the copy run's row; 0 until it is recorded */
+	int lock = -1, rc;
 	bool cut = false;
 
 	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
@@ -239,14 +261,30 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 		mf_err(err, sizeof(err), "copy lock: %s", strerror(errno));
 		goto failed;
 	}
+	run = run_begin(l, e->account);
 	o.state_path = path;
 	o.cancel = &m->cancel;
 	/* Paused while the ledger is unreachable, stopped if the job is lost. */
 	o.proceed = copy_lease_proceed;
 	o.proceed_arg = copy_lease_slot(m->d->lease, t->slot);
 	/* The bulk copy: the user keeps working on the source meanwhile. */
-	if (run_counted(t, "bulk", &o, &rep, err, sizeof(err)) != MF_OK)
+	rc = run_counted(t, "bulk", &o, &rep, err, sizeof(err));
+	messages += rep.copied;
+	bytes += rep.bytes;
+	if (rc != MF_OK)
 		goto failed;
+	/* The admin's pause holds the flip too: nobody is closed, refused or
+	 * moved while paused (the delta grows meanwhile). A copy the admin
+	 * asked for by name (migrate USER, retry) goes on regardless. */
+	if (!e->released && login_queue_paused(&m->d->logins)) {
+		stats_copy_phase(&m->d->stats, t->slot, "paused");
+		mf_log_info("migrate user=%s: bulk copy done, cutover waits for resume", e->account);
+		if (!login_queue_wait_unpaused(&m->d->logins)) {
+			migrator_cancel(m); /* only a stop ends the wait */
+			mf_err(err, sizeof(err), "%s", MIG_CANCELLED);
+			goto failed;
+		}
+	}
 	snprintf(reason, sizeof(reason), "bulk copy done (%llu messages): closing sessions, delta",
 		 (unsigned long long)rep.copied);
 	if (job_state(t, l, e->account, AS_CUTOVER, reason, false) != MF_OK) {
@@ -261,7 +299,10 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	cutover_settle(m);
 	phase = "delta";
 	o.verify = true;
-	if (run_counted(t, "delta", &o, &rep, err, sizeof(err)) != MF_OK)
+	rc = run_counted(t, "delta", &o, &rep, err, sizeof(err));
+	messages += rep.copied;
+	bytes += rep.bytes;
+	if (rc != MF_OK)
 		goto failed;
 	snprintf(reason, sizeof(reason),
 		 "copied and verified (%llu messages in the delta, %llu verified)",
@@ -271,6 +312,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	close(lock);
 	job_state(t, l, e->account, AS_MIGRATED, reason, true);
 	cutover_end(&m->d->cutover, t->slot);
+	run_end(l, e->account, run, COPY_MIGRATED, messages, bytes, NULL);
 	stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_MIGRATED, clock_us() - t0);
 	return;
 failed:
@@ -284,6 +326,7 @@ failed:
 		mf_log_warn("migrate user=%s: %s stopped (%s); the copy job is no longer held",
 			    e->account, phase, err);
 		copy_lease_drop(m->d->lease, t->slot);
+		run_end(l, e->account, run, COPY_INTERRUPTED, messages, bytes, err);
 		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_INTERRUPTED,
 			       clock_us() - t0);
 	} else if (atomic_load(&m->cancel) && strcmp(err, MIG_CANCELLED) == 0) {
@@ -291,11 +334,13 @@ failed:
 		snprintf(reason, sizeof(reason), "%s interrupted by a shutdown: resumes at the "
 			 "next login", phase);
 		job_state(t, l, e->account, AS_SEEN, reason, true);
+		run_end(l, e->account, run, COPY_INTERRUPTED, messages, bytes, reason);
 		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_INTERRUPTED,
 			       clock_us() - t0);
 	} else {
 		snprintf(reason, sizeof(reason), "%s: %.200s", phase, err);
 		job_state(t, l, e->account, AS_FAILED, reason, true);
+		run_end(l, e->account, run, COPY_FAILED, messages, bytes, reason);
 		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_FAILED, clock_us() - t0);
 	}
 }
@@ -381,6 +426,9 @@ static int reset_stale(struct migrator *m, char *err, size_t errlen)
 			}
 			rc = set_state(l, s.names[j], AS_SEEN,
 				       "copy interrupted by a restart: resumes at the next login");
+			if (rc == MF_OK)
+				rc = ledger_copy_runs_interrupt(l, s.names[j], (int64_t)time(NULL),
+								NULL, err, errlen);
 			if (lock >= 0)
 				close(lock);
 		}

@@ -640,6 +640,18 @@ static int set_tls(struct parse_ctx *ctx, const char *k, const char *v)
 	return MF_OK;
 }
 
+/* [admin]: the admin socket (admin_server.h). 108 bytes is the most a
+ * UNIX socket path may have, NUL included. */
+static int set_admin(struct parse_ctx *ctx, const char *k, const char *v)
+{
+	struct mf_config *c = ctx->cfg;
+
+	if (!strcmp(k, "socket"))
+		return v[0] == '/' && strlen(v) < MF_ADMIN_SOCKET_MAX
+			       ? set_path(c->admin_socket, sizeof(c->admin_socket), v) : MF_ERROR;
+	return MF_AGAIN;
+}
+
 /* libinih stops at the first handler failure and returns its line. */
 static int on_entry(void *user, const char *section, const char *name,
 		    const char *value)
@@ -659,6 +671,8 @@ static int on_entry(void *user, const char *section, const char *name,
 		rc = set_tls(ctx, name, value);
 	} else if (!strcmp(section, "migrate")) {
 		rc = set_migrate(ctx, name, value);
+	} else if (!strcmp(section, "admin")) {
+		rc = set_admin(ctx, name, value);
 	} else if (!strcmp(section, "metrics")) {
 		rc = set_metrics(ctx, name, value);
 	} else {
@@ -721,6 +735,7 @@ void mf_config_defaults(struct mf_config *cfg)
 	snprintf(cfg->bridge, sizeof(cfg->bridge), "%s", "br0");
 	snprintf(cfg->ledger_path, sizeof(cfg->ledger_path), "%s",
 		 "/var/lib/mailferry/ledger.db");
+	snprintf(cfg->admin_socket, sizeof(cfg->admin_socket), "%s", "/run/mailferry/admin.sock");
 	cfg->migrate_enabled = false;
 	cfg->migrate_workers = 1;
 	cfg->migrate_queue = 64;

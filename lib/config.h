@@ -16,6 +16,7 @@
 #define MF_MAX_PORTS 32
 #define MF_PATH_MAX 256
 #define MF_DOMAIN_MAX 253 /* RFC 1035 name, without the final dot */
+#define MF_ADMIN_SOCKET_MAX 108 /* sun_path, NUL included */
 
 /* Source of the gateway's upstream leg: the client's address and port (the
  * server sees exactly the client's socket), the client's address with a port
@@ -171,6 +172,10 @@ struct mf_config {
 	/* A FAILED account's next observed login copies again once this long
 	 * has passed since the failure; 0: only an admin's set-state does. */
 	unsigned int migrate_retry_after_s;
+
+	/* [admin] — the admin socket (JSON lines, root only) that `mailferry
+	 * status`, pin, pause, ... talk to. */
+	char admin_socket[MF_ADMIN_SOCKET_MAX];
 
 	/* [metrics] — Prometheus exposition and dashboard (HTTP, read-only). */
 	bool metrics_on;                   /* listen = off: false */

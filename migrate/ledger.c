@@ -184,6 +184,108 @@ int ledger_logins_observed(struct ledger *l, const struct ledger_login *v, size_
 	return l->ops->logins_observed(l, v, n, err, errlen);
 }
 
+int ledger_account_set_state_if(struct ledger *l, const char *name, unsigned int allowed,
+				enum account_state state, const char *reason, int64_t now,
+				enum account_state *old_r, char *err, size_t errlen)
+{
+	if (check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (!valid_state(state))
+		return mf_err(err, errlen, "ledger: bad state %d", (int)state);
+	return l->ops->account_set_state_if(l, name, allowed, state, reason ? reason : "", now,
+					    old_r, err, errlen);
+}
+
+int ledger_account_import(struct ledger *l, const char *name, const char *notes, int64_t now,
+			  bool *created_r, char *err, size_t errlen)
+{
+	bool created = false;
+
+	if (check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (notes != NULL) {
+		/* Free text of people's names: UTF-8 is fine, control bytes
+		 * (a line break in a report, an escape sequence) are not. */
+		size_t n = strlen(notes);
+
+		if (n >= LEDGER_NOTES_MAX)
+			return mf_err(err, errlen, "ledger: notes of %zu bytes (at most %d)", n,
+				      LEDGER_NOTES_MAX - 1);
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)notes[i] < 0x20 || notes[i] == 0x7f)
+				return mf_err(err, errlen, "ledger: notes hold a control byte");
+	}
+	if (l->ops->account_import(l, name, notes, now, &created, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (created_r != NULL)
+		*created_r = created;
+	return MF_OK;
+}
+
+const char *copy_result_name(enum copy_result r)
+{
+	static const char *const names[COPY_RESULT_COUNT] = {
+		[COPY_RUNNING] = "running", [COPY_MIGRATED] = "migrated",
+		[COPY_FAILED] = "failed", [COPY_INTERRUPTED] = "interrupted",
+	};
+
+	return (unsigned int)r < COPY_RESULT_COUNT ? names[r] : "?";
+}
+
+/* The inverse, for the backends reading rows back. */
+int copy_result_parse(const char *t, enum copy_result *r_r)
+{
+	for (unsigned int i = 0; i < COPY_RESULT_COUNT; i++)
+		if (strcmp(t, copy_result_name((enum copy_result)i)) == 0) {
+			*r_r = (enum copy_result)i;
+			return MF_OK;
+		}
+	return MF_ERROR;
+}
+
+int ledger_copy_run_begin(struct ledger *l, const char *name, int64_t now, int64_t *id_r,
+			  char *err, size_t errlen)
+{
+	if (check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return l->ops->copy_run_begin(l, name, now, id_r, err, errlen);
+}
+
+int ledger_copy_run_end(struct ledger *l, int64_t id, int64_t now, enum copy_result result,
+			uint64_t messages, uint64_t bytes, const char *error, char *err,
+			size_t errlen)
+{
+	if (result == COPY_RUNNING || (unsigned int)result >= COPY_RESULT_COUNT)
+		return mf_err(err, errlen, "ledger: bad copy result %d", (int)result);
+	if (messages > INT64_MAX || bytes > INT64_MAX)
+		return mf_err(err, errlen, "ledger: copy totals out of range");
+	return l->ops->copy_run_end(l, id, now, result, messages, bytes, error ? error : "",
+				    err, errlen);
+}
+
+int ledger_copy_runs_interrupt(struct ledger *l, const char *name, int64_t now,
+			       unsigned int *n_r, char *err, size_t errlen)
+{
+	unsigned int n = 0;
+
+	if (name != NULL && check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (l->ops->copy_runs_interrupt(l, name, now, &n, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (n_r != NULL)
+		*n_r = n;
+	return MF_OK;
+}
+
+int ledger_copy_run_list(struct ledger *l, const char *name,
+			 int (*fn)(const struct copy_run *r, void *data), void *data,
+			 char *err, size_t errlen)
+{
+	if (name != NULL && check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return l->ops->copy_run_list(l, name, fn, data, err, errlen);
+}
+
 int ledger_account_gateways(struct ledger *l, const char *name,
 			    int (*fn)(const struct account_gateway *g, void *data),
 			    void *data, char *err, size_t errlen)

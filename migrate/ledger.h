@@ -40,6 +40,10 @@
 #define LEDGER_CLIENT_MAX 64  /* "[2001:db8::1]:65535" and then some */
 #define LEDGER_GATEWAY_MAX 64 /* a gateway's id ([ledger] gateway_id) */
 #define LEDGER_REASON_MAX 256 /* longer reasons are truncated */
+#define LEDGER_NOTES_MAX 256  /* the admin's notes of an account (import) */
+
+/* ledger_account_set_state_if: the account was not in an allowed state. */
+#define LEDGER_REFUSED 2
 
 struct ledger;
 
@@ -52,6 +56,8 @@ struct account {
 	uint64_t logins;        /* observed logins, all time */
 	int64_t state_changed;  /* when state last changed (0: never) */
 	char reason[LEDGER_REASON_MAX]; /* why it last changed */
+	int64_t imported;       /* first named by an admin's import (0: never) */
+	char notes[LEDGER_NOTES_MAX]; /* the admin's notes ("" if none) */
 	char last_gateway[LEDGER_GATEWAY_MAX]; /* gateway of the last login, "" if none */
 };
 
@@ -116,6 +122,28 @@ int ledger_account_set_state(struct ledger *l, const char *name,
 			     int64_t now, enum account_state *old_r,
 			     char *err, size_t errlen);
 
+/* Bit of state s in a set of states (ledger_account_set_state_if). */
+#define LEDGER_STATE_BIT(s) (1u << (unsigned int)(s))
+
+/* Compare-and-set: like ledger_account_set_state, but only when the
+ * account's state (UNSEEN for an unknown account) is in the set allowed
+ * (LEDGER_STATE_BIT()s), checked and changed in one transaction (the row
+ * locked on PostgreSQL), so an admin's pin and a migration worker's claim
+ * cannot both win. MF_OK when changed, LEDGER_REFUSED (nothing written,
+ * not even an unknown account's row) when not, MF_ERROR. *old_r (may be
+ * NULL) gets the state found, in both first cases. */
+int ledger_account_set_state_if(struct ledger *l, const char *name, unsigned int allowed,
+				enum account_state state, const char *reason, int64_t now,
+				enum account_state *old_r, char *err, size_t errlen);
+
+/* An admin's list of known accounts (accounts import): creates name as
+ * UNSEEN if unknown (*created_r true), marks it imported at now (the first
+ * import only) and, when notes is not NULL, replaces its notes (printable
+ * text, at most LEDGER_NOTES_MAX - 1 bytes, else MF_ERROR). The state of
+ * a known account is left alone. */
+int ledger_account_import(struct ledger *l, const char *name, const char *notes, int64_t now,
+			  bool *created_r, char *err, size_t errlen);
+
 /* Calls fn for each account in name order, only those in state filter
  * when filter >= 0 (an enum account_state), all when filter is -1. A
  * return other than MF_OK from fn stops the walk and is returned. fn must
@@ -129,6 +157,54 @@ int ledger_account_list(struct ledger *l, int filter,
 int ledger_account_history(struct ledger *l, const char *name,
 			   int (*fn)(const struct account_event *e, void *data),
 			   void *data, char *err, size_t errlen);
+
+/* Copy runs: one row per attempt of the migration engine on an account
+ * (a bulk copy and its delta are one run), with what it moved. */
+enum copy_result {
+	COPY_RUNNING = 0,    /* started, not ended (yet) */
+	COPY_MIGRATED,       /* copied, verified, flipped */
+	COPY_FAILED,         /* ended with an error: the account went FAILED */
+	COPY_INTERRUPTED     /* the daemon stopped or crashed during it */
+};
+#define COPY_RESULT_COUNT (COPY_INTERRUPTED + 1)
+
+/* "running", "migrated", "failed", "interrupted". */
+const char *copy_result_name(enum copy_result r);
+
+struct copy_run {
+	int64_t id;
+	char name[ACCOUNT_NAME_MAX + 1];
+	int64_t started, ended;       /* ended 0 while running */
+	enum copy_result result;
+	uint64_t messages, bytes;     /* copied (bulk + delta) */
+	char error[LEDGER_REASON_MAX]; /* "" unless failed */
+};
+
+/* Records the start of a run on name (which must exist); *id_r names it
+ * for ledger_copy_run_end. */
+int ledger_copy_run_begin(struct ledger *l, const char *name, int64_t now, int64_t *id_r,
+			  char *err, size_t errlen);
+
+/* Ends run id with result (not COPY_RUNNING), its totals and error (may be
+ * NULL; truncated to LEDGER_REASON_MAX - 1). LEDGER_ABSENT for an unknown
+ * id or a run already ended. */
+int ledger_copy_run_end(struct ledger *l, int64_t id, int64_t now, enum copy_result result,
+			uint64_t messages, uint64_t bytes, const char *error, char *err,
+			size_t errlen);
+
+/* Every run of name (of every account when name is NULL) still
+ * COPY_RUNNING becomes COPY_INTERRUPTED, ended at now: at a daemon's
+ * start, for the accounts a stop or crash left copying (and not a live
+ * predecessor's, which hold their copy lock). *n_r (may be NULL) gets how
+ * many. */
+int ledger_copy_runs_interrupt(struct ledger *l, const char *name, int64_t now,
+			       unsigned int *n_r, char *err, size_t errlen);
+
+/* Calls fn for each run of name, oldest first (all accounts' runs when
+ * name is NULL); stops like ledger_account_list. */
+int ledger_copy_run_list(struct ledger *l, const char *name,
+			 int (*fn)(const struct copy_run *r, void *data), void *data,
+			 char *err, size_t errlen);
 
 /* New flows the SYN gate saw, per intercepted client subnet (as written
  * in [intercept] clients) and mail port: let through to the source

@@ -24,6 +24,21 @@ struct ledger_ops {
 				 enum account_state state, const char *reason,
 				 int64_t now, enum account_state *old_r,
 				 char *err, size_t errlen);
+	int (*account_set_state_if)(struct ledger *l, const char *name, unsigned int allowed,
+				    enum account_state state, const char *reason, int64_t now,
+				    enum account_state *old_r, char *err, size_t errlen);
+	int (*account_import)(struct ledger *l, const char *name, const char *notes,
+			      int64_t now, bool *created_r, char *err, size_t errlen);
+	int (*copy_run_begin)(struct ledger *l, const char *name, int64_t now, int64_t *id_r,
+			      char *err, size_t errlen);
+	int (*copy_run_end)(struct ledger *l, int64_t id, int64_t now, enum copy_result result,
+			    uint64_t messages, uint64_t bytes, const char *error, char *err,
+			    size_t errlen);
+	int (*copy_runs_interrupt)(struct ledger *l, const char *name, int64_t now,
+				   unsigned int *n_r, char *err, size_t errlen);
+	int (*copy_run_list)(struct ledger *l, const char *name,
+			     int (*fn)(const struct copy_run *r, void *data), void *data,
+			     char *err, size_t errlen);
 	int (*account_list)(struct ledger *l, int filter,
 			    int (*fn)(const struct account *a, void *data),
 			    void *data, char *err, size_t errlen);
@@ -75,6 +90,9 @@ bool ledger_job_claimable(enum account_state st, int64_t changed, unsigned int r
 struct ledger {
 	const struct ledger_ops *ops;
 };
+
+/* copy_result_name's inverse: MF_OK or MF_ERROR. */
+int copy_result_parse(const char *t, enum copy_result *r_r);
 
 /* PostgreSQL backend: spec is a libpq connection URI. */
 int ledger_pg_open(const char *spec, struct ledger **l_r, char *err, size_t errlen);

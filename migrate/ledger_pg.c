@@ -223,6 +223,20 @@ static const char *const schema_steps[] = {
 	" RETURN NULL; END $f$;"
 	"CREATE TRIGGER account_state_notify AFTER UPDATE OF state ON account"
 	" FOR EACH ROW EXECUTE FUNCTION mf_account_notify();",
+	/* v6: the admin's import (imported, notes) and copy runs */
+	"ALTER TABLE account ADD COLUMN imported BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE account ADD COLUMN notes TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE copy_run ("
+	" id BIGSERIAL PRIMARY KEY,"
+	" name TEXT NOT NULL REFERENCES account (name),"
+	" started BIGINT NOT NULL,"
+	" ended BIGINT NOT NULL DEFAULT 0,"
+	" result TEXT NOT NULL DEFAULT 'running',"
+	" messages BIGINT NOT NULL DEFAULT 0,"
+	" bytes BIGINT NOT NULL DEFAULT 0,"
+	" error TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX copy_run_by_name ON copy_run (name, id);"
+	"CREATE INDEX copy_run_running ON copy_run (result) WHERE result = 'running';",
 };
 
 #define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
@@ -285,7 +299,8 @@ fail:
 
 #define ACCOUNT_COLUMNS \
 	"name, state, first_seen, last_seen, last_client, logins, state_changed, reason, " \
-	"last_gateway"
+	"last_gateway, imported, notes"
+#define RUN_COLUMNS "id, name, started, ended, result, messages, bytes, error"
 
 static int row_account(struct ledger_pg *p, const PGresult *r, int row, struct account *a,
 		       char *err, size_t errlen)
@@ -301,6 +316,8 @@ static int row_account(struct ledger_pg *p, const PGresult *r, int row, struct a
 	a->state_changed = col_i64(r, row, 6);
 	col_text(a->reason, sizeof(a->reason), r, row, 7);
 	col_text(a->last_gateway, sizeof(a->last_gateway), r, row, 8);
+	a->imported = col_i64(r, row, 9);
+	col_text(a->notes, sizeof(a->notes), r, row, 10);
 	return MF_OK;
 }
 
@@ -463,6 +480,150 @@ static int pg_account_set_state(struct ledger *l, const char *name, enum account
 	if (old_r != NULL)
 		*old_r = old;
 	return MF_OK;
+}
+
+static int pg_account_set_state_if(struct ledger *l, const char *name, unsigned int allowed,
+				   enum account_state state, const char *reason, int64_t now,
+				   enum account_state *old_r, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	enum account_state old;
+
+	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
+		return MF_ERROR;
+	/* The row is created and locked; a refusal rolls the creation back. */
+	if (lock_account(p, name, &old, err, errlen) != MF_OK)
+		return finish(p, MF_ERROR, err, errlen);
+	if (old_r != NULL)
+		*old_r = old;
+	if (!(allowed & LEDGER_STATE_BIT(old))) {
+		rollback(p);
+		return LEDGER_REFUSED;
+	}
+	return finish(p, change_state(p, name, old, state, reason, now, err, errlen), err,
+		      errlen);
+}
+
+static int pg_account_import(struct ledger *l, const char *name, const char *notes,
+			     int64_t now, bool *created_r, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	char at[24];
+	const char *v[3] = { name, at, notes };
+	PGresult *r;
+	int rc;
+
+	i64(at, sizeof(at), now);
+	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
+		return MF_ERROR;
+	if (run(p, "INSERT INTO account (name) VALUES ($1) ON CONFLICT (name) DO NOTHING "
+		   "RETURNING name", 1, v, &r, err, errlen, "cannot add the account") != MF_OK)
+		return finish(p, MF_ERROR, err, errlen);
+	*created_r = PQntuples(r) == 1;
+	PQclear(r);
+	rc = run(p, "UPDATE account SET "
+		    "imported = CASE imported WHEN 0 THEN $2::BIGINT ELSE imported END, "
+		    "notes = COALESCE($3, notes) WHERE name = $1", 3, v, NULL, err, errlen,
+		 "cannot record the import");
+	return finish(p, rc, err, errlen);
+}
+
+static int pg_copy_run_begin(struct ledger *l, const char *name, int64_t now, int64_t *id_r,
+			     char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	char at[24];
+	const char *v[2] = { name, at };
+	PGresult *r;
+
+	i64(at, sizeof(at), now);
+	if (run(p, "INSERT INTO copy_run (name, started) VALUES ($1, $2) RETURNING id", 2, v,
+		&r, err, errlen, "cannot record a copy run") != MF_OK)
+		return MF_ERROR;
+	*id_r = col_i64(r, 0, 0);
+	PQclear(r);
+	return MF_OK;
+}
+
+static int pg_copy_run_end(struct ledger *l, int64_t id, int64_t now, enum copy_result result,
+			   uint64_t messages, uint64_t bytes, const char *error, char *err,
+			   size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	char ids[24], at[24], m[24], b[24], e[LEDGER_REASON_MAX];
+	const char *v[6] = { ids, at, copy_result_name(result), m, b, e };
+	PGresult *r;
+	int rc;
+
+	i64(ids, sizeof(ids), id);
+	i64(at, sizeof(at), now);
+	snprintf(m, sizeof(m), "%" PRIu64, messages);
+	snprintf(b, sizeof(b), "%" PRIu64, bytes);
+	snprintf(e, sizeof(e), "%s", error);
+	if (run(p, "UPDATE copy_run SET ended = $2, result = $3, messages = $4, bytes = $5, "
+		   "error = $6 WHERE id = $1 AND result = 'running'", 6, v, &r, err, errlen,
+		"cannot end a copy run") != MF_OK)
+		return MF_ERROR;
+	rc = atoi(PQcmdTuples(r)) == 1 ? MF_OK : LEDGER_ABSENT;
+	PQclear(r);
+	return rc;
+}
+
+static int pg_copy_runs_interrupt(struct ledger *l, const char *name, int64_t now,
+				  unsigned int *n_r, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	char at[24];
+	const char *v[2] = { at, name };
+	PGresult *r;
+
+	i64(at, sizeof(at), now);
+	if (run(p, "UPDATE copy_run SET ended = $1, result = 'interrupted' "
+		   "WHERE result = 'running' AND ($2::TEXT IS NULL OR name = $2)", 2, v, &r, err,
+		errlen,
+		"cannot close interrupted copy runs") != MF_OK)
+		return MF_ERROR;
+	*n_r = (unsigned int)atoi(PQcmdTuples(r));
+	PQclear(r);
+	return MF_OK;
+}
+
+static int pg_copy_run_list(struct ledger *l, const char *name,
+			    int (*fn)(const struct copy_run *r, void *data), void *data,
+			    char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	const char *v[1] = { name };
+	PGresult *r;
+	int rc;
+
+	rc = name != NULL
+		? run(p, "SELECT " RUN_COLUMNS " FROM copy_run WHERE name = $1 ORDER BY id", 1, v,
+		      &r, err, errlen, "cannot list copy runs")
+		: run(p, "SELECT " RUN_COLUMNS " FROM copy_run ORDER BY id", 0, NULL, &r, err,
+		      errlen, "cannot list copy runs");
+	if (rc != MF_OK)
+		return MF_ERROR;
+	for (int i = 0; i < PQntuples(r) && rc == MF_OK; i++) {
+		struct copy_run c;
+
+		memset(&c, 0, sizeof(c));
+		c.id = col_i64(r, i, 0);
+		col_text(c.name, sizeof(c.name), r, i, 1);
+		c.started = col_i64(r, i, 2);
+		c.ended = col_i64(r, i, 3);
+		if (copy_result_parse(PQgetvalue(r, i, 4), &c.result) != MF_OK) {
+			rc = mf_err(err, errlen, "ledger %s: unknown copy result in the database",
+				    p->where);
+			break;
+		}
+		c.messages = (uint64_t)col_i64(r, i, 5);
+		c.bytes = (uint64_t)col_i64(r, i, 6);
+		col_text(c.error, sizeof(c.error), r, i, 7);
+		rc = fn(&c, data);
+	}
+	PQclear(r);
+	return rc;
 }
 
 static int pg_account_list(struct ledger *l, int filter,
@@ -988,6 +1149,12 @@ static const struct ledger_ops pg_ops = {
 	.login_observed = pg_login_observed,
 	.logins_observed = pg_logins_observed,
 	.account_set_state = pg_account_set_state,
+	.account_set_state_if = pg_account_set_state_if,
+	.account_import = pg_account_import,
+	.copy_run_begin = pg_copy_run_begin,
+	.copy_run_end = pg_copy_run_end,
+	.copy_runs_interrupt = pg_copy_runs_interrupt,
+	.copy_run_list = pg_copy_run_list,
 	.account_list = pg_account_list,
 	.account_history = pg_account_history,
 	.setting_get = pg_setting_get,

@@ -48,12 +48,19 @@ enum stmt_id {
 	ST_FLOW_DIRECT,
 	ST_FLOW_LIST,
 	ST_GW_SEEN,
+	ST_IMPORT,
+	ST_RUN_BEGIN,
+	ST_RUN_END,
+	ST_RUNS_INTERRUPT,
+	ST_RUN_LIST_ONE,
+	ST_RUN_LIST_ALL,
 	ST_COUNT
 };
 
 #define ACCOUNT_COLUMNS \
 	"name, state, first_seen, last_seen, last_client, logins, " \
-	"state_changed, reason, last_gateway"
+	"state_changed, reason, last_gateway, imported, notes"
+#define RUN_COLUMNS "id, name, started, ended, result, messages, bytes, error"
 
 /* Prepared once at open: no SQL is parsed on the login path. */
 static const char *const stmt_sql[ST_COUNT] = {
@@ -100,6 +107,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 		       "SET logins = logins + 1, last_seen = excluded.last_seen",
 	[ST_FLOW_LIST] = "SELECT subnet, port, observed, intercepted, last_seen, direct "
 			 "FROM flow_count ORDER BY subnet, port",
+	[ST_IMPORT] = "UPDATE account SET "
+		      "imported = CASE imported WHEN 0 THEN ?2 ELSE imported END, "
+		      "notes = COALESCE(?3, notes) WHERE name = ?1",
+	[ST_RUN_BEGIN] = "INSERT INTO copy_run (name, started) VALUES (?1, ?2)",
+	[ST_RUN_END] = "UPDATE copy_run SET ended = ?2, result = ?3, messages = ?4, "
+		       "bytes = ?5, error = ?6 WHERE id = ?1 AND result = 'running'",
+	[ST_RUNS_INTERRUPT] = "UPDATE copy_run SET ended = ?1, result = 'interrupted' "
+			      "WHERE result = 'running' AND (?2 IS NULL OR name = ?2)",
+	[ST_RUN_LIST_ONE] = "SELECT " RUN_COLUMNS " FROM copy_run WHERE name = ?1 ORDER BY id",
+	[ST_RUN_LIST_ALL] = "SELECT " RUN_COLUMNS " FROM copy_run ORDER BY id",
 };
 
 struct ledger_sqlite {
@@ -214,6 +231,28 @@ static int schema_v5(sqlite3 *db, char **msg_r)
 	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
 }
 
+/* v6: the admin's import (imported, notes) and copy runs. */
+static int schema_v6(sqlite3 *db, char **msg_r)
+{
+	static const char sql[] =
+		"ALTER TABLE account ADD COLUMN imported INTEGER NOT NULL DEFAULT 0;"
+		"ALTER TABLE account ADD COLUMN notes TEXT NOT NULL DEFAULT '';"
+		"CREATE TABLE copy_run ("
+		" id INTEGER PRIMARY KEY,"
+		" name TEXT NOT NULL REFERENCES account (name),"
+		" started INTEGER NOT NULL,"
+		" ended INTEGER NOT NULL DEFAULT 0,"
+		" result TEXT NOT NULL DEFAULT 'running',"
+		" messages INTEGER NOT NULL DEFAULT 0,"
+		" bytes INTEGER NOT NULL DEFAULT 0,"
+		" error TEXT NOT NULL DEFAULT ''"
+		");"
+		"CREATE INDEX copy_run_by_name ON copy_run (name, id);"
+		"CREATE INDEX copy_run_running ON copy_run (result) WHERE result = 'running';";
+
+	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
+}
+
 /* Schema steps in order: step i takes a file from version i to i + 1.
  * A new version is one more function and one more line here. */
 static int (*const schema_steps[])(sqlite3 *db, char **msg_r) = {
@@ -222,6 +261,7 @@ static int (*const schema_steps[])(sqlite3 *db, char **msg_r) = {
 	schema_v3,
 	schema_v4,
 	schema_v5,
+	schema_v6,
 };
 
 #define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
@@ -346,6 +386,8 @@ static int row_account(struct ledger_sqlite *s, sqlite3_stmt *st,
 	a->state_changed = sqlite3_column_int64(st, 6);
 	copy_text(a->reason, sizeof(a->reason), sqlite3_column_text(st, 7));
 	copy_text(a->last_gateway, sizeof(a->last_gateway), sqlite3_column_text(st, 8));
+	a->imported = sqlite3_column_int64(st, 9);
+	copy_text(a->notes, sizeof(a->notes), sqlite3_column_text(st, 10));
 	return MF_OK;
 }
 
@@ -538,6 +580,156 @@ rollback:
 sync_normal:
 	/* Back to the cheap mode for logins; failing here only costs fsyncs. */
 	stmt_run(s, ST_SYNC_NORMAL, NULL, 0);
+	return rc;
+}
+
+static int sq_account_set_state_if(struct ledger *l, const char *name, unsigned int allowed,
+				   enum account_state state, const char *reason, int64_t now,
+				   enum account_state *old_r, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	enum account_state old = AS_UNSEEN;
+	int rc = MF_ERROR, found;
+
+	if (stmt_run(s, ST_SYNC_FULL, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (stmt_run(s, ST_BEGIN, err, errlen) != MF_OK)
+		goto sync_normal;
+	found = read_state(s, name, &old, err, errlen);
+	if (found == MF_ERROR)
+		goto rollback;
+	if (!(allowed & LEDGER_STATE_BIT(old))) {
+		rc = LEDGER_REFUSED;
+		goto rollback;
+	}
+	if ((found == LEDGER_ABSENT && insert_account(s, name, err, errlen) != MF_OK) ||
+	    change_state(s, name, old, state, reason, now, err, errlen) != MF_OK ||
+	    stmt_run(s, ST_COMMIT, err, errlen) != MF_OK)
+		goto rollback;
+	rc = MF_OK;
+	goto sync_normal;
+
+rollback:
+	tx_rollback(s);
+sync_normal:
+	if (rc != MF_ERROR && old_r != NULL)
+		*old_r = old;
+	stmt_run(s, ST_SYNC_NORMAL, NULL, 0);
+	return rc;
+}
+
+static int sq_account_import(struct ledger *l, const char *name, const char *notes,
+			     int64_t now, bool *created_r, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[ST_IMPORT];
+
+	if (stmt_run(s, ST_BEGIN, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (insert_account(s, name, err, errlen) != MF_OK)
+		goto rollback;
+	*created_r = sqlite3_changes(s->db) > 0;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	if (notes != NULL)
+		sqlite3_bind_text(st, 3, notes, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 3);
+	if (stmt_run(s, ST_IMPORT, err, errlen) != MF_OK ||
+	    stmt_run(s, ST_COMMIT, err, errlen) != MF_OK)
+		goto rollback;
+	return MF_OK;
+rollback:
+	tx_rollback(s);
+	return MF_ERROR;
+}
+
+static int sq_copy_run_begin(struct ledger *l, const char *name, int64_t now, int64_t *id_r,
+			     char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[ST_RUN_BEGIN];
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	if (stmt_run(s, ST_RUN_BEGIN, err, errlen) != MF_OK)
+		return MF_ERROR;
+	*id_r = sqlite3_last_insert_rowid(s->db);
+	return MF_OK;
+}
+
+static int sq_copy_run_end(struct ledger *l, int64_t id, int64_t now, enum copy_result result,
+			   uint64_t messages, uint64_t bytes, const char *error, char *err,
+			   size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[ST_RUN_END];
+	char e[LEDGER_REASON_MAX];
+
+	copy_text(e, sizeof(e), (const unsigned char *)error);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_text(st, 3, copy_result_name(result), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)messages);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)bytes);
+	sqlite3_bind_text(st, 6, e, -1, SQLITE_STATIC);
+	if (stmt_run(s, ST_RUN_END, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return sqlite3_changes(s->db) == 1 ? MF_OK : LEDGER_ABSENT;
+}
+
+static int sq_copy_runs_interrupt(struct ledger *l, const char *name, int64_t now,
+				  unsigned int *n_r, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+
+	sqlite3_bind_int64(s->stmt[ST_RUNS_INTERRUPT], 1, now);
+	if (name != NULL)
+		sqlite3_bind_text(s->stmt[ST_RUNS_INTERRUPT], 2, name, -1, SQLITE_STATIC);
+	if (stmt_run(s, ST_RUNS_INTERRUPT, err, errlen) != MF_OK)
+		return MF_ERROR;
+	*n_r = (unsigned int)sqlite3_changes(s->db);
+	return MF_OK;
+}
+
+static int sq_copy_run_list(struct ledger *l, const char *name,
+			    int (*fn)(const struct copy_run *r, void *data), void *data,
+			    char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[name != NULL ? ST_RUN_LIST_ONE : ST_RUN_LIST_ALL];
+	int rc = MF_OK;
+
+	if (name != NULL)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	for (;;) {
+		struct copy_run r;
+		int step = sqlite3_step(st);
+
+		if (step == SQLITE_DONE)
+			break;
+		if (step != SQLITE_ROW) {
+			rc = db_err(s, err, errlen, "cannot list copy runs");
+			break;
+		}
+		memset(&r, 0, sizeof(r));
+		r.id = sqlite3_column_int64(st, 0);
+		copy_text(r.name, sizeof(r.name), sqlite3_column_text(st, 1));
+		r.started = sqlite3_column_int64(st, 2);
+		r.ended = sqlite3_column_int64(st, 3);
+		if (copy_result_parse((const char *)sqlite3_column_text(st, 4), &r.result) != MF_OK) {
+			rc = mf_err(err, errlen, "ledger %s: unknown copy result in the file",
+				    s->path);
+			break;
+		}
+		r.messages = (uint64_t)sqlite3_column_int64(st, 5);
+		r.bytes = (uint64_t)sqlite3_column_int64(st, 6);
+		copy_text(r.error, sizeof(r.error), sqlite3_column_text(st, 7));
+		rc = fn(&r, data);
+		if (rc != MF_OK)
+			break;
+	}
+	stmt_done(st);
 	return rc;
 }
 
@@ -1040,6 +1232,12 @@ static const struct ledger_ops sqlite_ops = {
 	.login_observed = sq_login_observed,
 	.logins_observed = sq_logins_observed,
 	.account_set_state = sq_account_set_state,
+	.account_set_state_if = sq_account_set_state_if,
+	.account_import = sq_account_import,
+	.copy_run_begin = sq_copy_run_begin,
+	.copy_run_end = sq_copy_run_end,
+	.copy_runs_interrupt = sq_copy_runs_interrupt,
+	.copy_run_list = sq_copy_run_list,
 	.account_list = sq_account_list,
 	.account_history = sq_account_history,
 	.setting_get = sq_setting_get,

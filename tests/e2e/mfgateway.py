@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,7 +29,8 @@ class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
                  extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), smtp_ports=(),
                  submission_ports=(), destination=None, ledger=None, tls=None, daemon=None,
-                 intercept=None, migrate=None, sources=None, router="router"):
+                 intercept=None, migrate=None, admin_socket=None,
+                 sources=None, router="router"):
         """imap_ports: ports served by the IMAP front end; empty (the
         default here) keeps every port a protocol-blind relay, which is
         what the relay tests measure. pop3_ports: the same for the POP3
@@ -40,7 +42,10 @@ class Gateway:
         it out, so implicit-TLS ports stay protocol-blind. intercept: more
         [intercept] keys (fail, queue_num, ...). daemon: the binary to run
         instead of daemon_path()'s. migrate: the [migrate] section as a
-        dict (None leaves it out: no in-daemon copy). sources: the
+        dict (None leaves it out: no in-daemon copy). admin_socket: the
+        admin socket's path; by default one of its own in a fresh short
+        directory under /tmp (a UNIX socket path has at most 107 bytes, and
+        gateways of tests running at once must not share one). sources: the
         [intercept] sources line (default: the lab's OLD4, OLD6 and
         extra_sources; [] leaves the line out). router: the namespace it
         runs in ("router2" in a two-gateway lab intercepts client2's
@@ -80,6 +85,14 @@ class Gateway:
         if migrate is not None:
             lines.append("[migrate]")
             lines += [f"{k} = {v}" for k, v in migrate.items()]
+        if admin_socket is None:
+            # A fresh name whose directory the daemon makes (and hands to
+            # [gateway] user, who then can remove the socket at exit).
+            d = tempfile.mkdtemp(prefix="mfadm-")
+            os.rmdir(d)
+            admin_socket = os.path.join(d, "admin.sock")
+        self.admin_socket = admin_socket
+        lines += ["[admin]", "socket = " + admin_socket]
         if tls is not None:
             lines.append("[tls]")
             for k, v in tls.items():
@@ -123,6 +136,7 @@ class Gateway:
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
+        rc = None
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -131,6 +145,13 @@ class Gateway:
             raise AssertionError("mailferryd did not exit %ss after signal %s" % (timeout, sig))
         finally:
             self.proc = None
+            if rc is None or rc == -signal.SIGKILL:
+                # Killed: nobody removed the socket (a clean stop does,
+                # which test_admin checks).
+                with contextlib.suppress(OSError):
+                    os.unlink(self.admin_socket)
+            with contextlib.suppress(OSError):  # the directory goes too
+                os.rmdir(os.path.dirname(self.admin_socket))
         text = self.log()
         for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
             assert marker not in text, "sanitizer report in mailferryd log:\n" + text[-4000:]
@@ -143,6 +164,11 @@ class Gateway:
                 self.stop()
         finally:
             self.cli("rules", "remove", check=False)
+            # A daemon a test killed itself left its socket behind.
+            with contextlib.suppress(OSError):
+                os.unlink(self.admin_socket)
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(self.admin_socket))
 
     def account(self, user):
         """The ledger's record of user (`accounts show --json`); an account

@@ -28,7 +28,14 @@ def test_demo_runs_and_shows_the_migration():
     assert "all identical" in out
     assert re.search(r"alice@lab\.test\s+MIGRATED\s+destination", out)
     assert re.search(r"bob@lab\.test\s+MIGRATED\s+destination", out)
-    assert "carol@lab.test" not in out.split("(mailferry accounts list)")[1].split("==")[0]
+    assert "imported 3 accounts (3 new), 0 pinned" in out
+    assert re.search(r"carol@lab\.test\s+UNSEEN\s+source", out)
+    status = out.split("(mailferry status, over its admin socket)")[1].split("==")[0]
+    assert "health:     ok" in status and "MIGRATED  2" in status and "UNSEEN    1" in status
+    retire = out.split("(mailferry report retire)")[1].split("==")[0]
+    assert re.search(r"Never seen \(no login through the gateway\): 1\n.*\n +carol@lab\.test",
+                     retire), retire
+    assert "Verdict: NOT SAFE to retire the source: 1 of 3 accounts still on it" in retire
     assert re.search(r"Done in \d+ s", out)
 
 

@@ -175,7 +175,14 @@ default_domain = lab.test
 enabled = yes
 workers = 2
 state_dir = {state_dir}
+[admin]
+socket = {lab.env['LAB_DIR']}/admin.sock
 """)
+        step("The admin's list of accounts (mailferry accounts import): who must move")
+        accounts_csv = Path(lab.env["LAB_DIR"]) / "accounts.csv"
+        accounts_csv.write_text("user,notes\r\nalice,IMAP user\r\nbob,POP3 user\r\n"
+                                "carol,never logs in\r\n")
+        say(mailferry(lab, conf, "accounts", "import", str(accounts_csv)).strip())
         step("Router: install the interception rules (netlink, one atomic batch), start mailferryd")
         say(mailferry(lab, conf, "rules", "install").strip().replace("\n", "\n   "))
         log_path = Path(lab.env["LAB_DIR"]) / "mailferryd.log"
@@ -248,6 +255,11 @@ state_dir = {state_dir}
 
             step("The ledger (mailferry accounts list)")
             say(mailferry(lab, conf, "accounts", "list").rstrip().replace("\n", "\n   "))
+            step("The running gateway (mailferry status, over its admin socket)")
+            say(mailferry(lab, conf, "status").rstrip().replace("\n", "\n   "))
+            step("Can the old server be switched off? (mailferry report retire)")
+            say(mailferry(lab, conf, "report", "retire", check=False).rstrip()
+                .replace("\n", "\n   "))
             extra = os.environ.get("DEMO_EXTRA_CMDS", "")
             for cmd in filter(None, extra.split(";")):
                 step("mailferry " + cmd.strip())

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
@@ -207,6 +208,28 @@ static void test_ledger(void **state)
 	expect_error("[ledger]\ngateway_id = gw 2\n", "bad value for gateway_id");
 	expect_error("[ledger]\ngateway_id =\n", "bad value for gateway_id");
 	expect_error("[ledger]\nlease_ms = 999\n", "bad value for lease_ms");
+}
+
+static void test_admin(void **state)
+{
+	struct mf_config c;
+	char err[200], text[300];
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_string_equal(c.admin_socket, "/run/mailferry/admin.sock");
+	assert_int_equal(mf_config_parse_string("[admin]\nsocket = /tmp/x/a.sock\n", &c, err,
+						sizeof(err)), MF_OK);
+	assert_string_equal(c.admin_socket, "/tmp/x/a.sock");
+	expect_error("[admin]\nsocket = run/a.sock\n", "bad value for socket");
+	expect_error("[admin]\nsocket =\n", "bad value for socket");
+	expect_error("[admin]\nmode = 0666\n", "unknown key 'mode'");
+	/* sun_path holds 107 bytes and a NUL. */
+	snprintf(text, sizeof(text), "[admin]\nsocket = /%0106d\n", 0);
+	assert_int_equal(mf_config_parse_string(text, &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(strlen(c.admin_socket), 107);
+	snprintf(text, sizeof(text), "[admin]\nsocket = /%0107d\n", 0);
+	expect_error(text, "bad value for socket");
 }
 
 static void test_imap_front(void **state)
@@ -440,6 +463,7 @@ int main(void)
 		cmocka_unit_test(test_listen_mode),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_ledger),
+		cmocka_unit_test(test_admin),
 		cmocka_unit_test(test_imap_front),
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_migrate),

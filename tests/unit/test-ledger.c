@@ -181,14 +181,14 @@ static void test_schema_and_reopen(void **state)
 	int version = -1;
 
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 5);
+	assert_int_equal(version, 6);
 	login(l, "ann@example.org", "198.18.1.10", 1000, AS_SEEN);
 	set_state(l, "bob@example.org", AS_PINNED, "vip", 1001, AS_UNSEEN);
 	ledger_close(l);
 
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 5);
+	assert_int_equal(version, 6);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_SEEN);
 	assert_int_equal(a.logins, 1);
@@ -636,17 +636,196 @@ static void test_upgrade_from_v1(void **state)
 	ledger_close(l);
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DROP TABLE setting; DROP TABLE flow_count; DROP TABLE copy_job; "
-				      "DROP TABLE account_gateway; "
-				      "ALTER TABLE account DROP COLUMN last_gateway; PRAGMA user_version = 1",
+				      "DROP TABLE account_gateway; DROP TABLE copy_run; "
+				      "ALTER TABLE account DROP COLUMN last_gateway; "
+				      "ALTER TABLE account DROP COLUMN notes; "
+				      "ALTER TABLE account DROP COLUMN imported; PRAGMA user_version = 1",
 				      NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 5);
+	assert_int_equal(version, 6);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_PINNED);
+	assert_int_equal(a.imported, 0);
+	assert_string_equal(a.notes, "");
 	assert_int_equal(ledger_setting_get(l, "fail_mode", v, sizeof(v), err,
 					    sizeof(err)), LEDGER_ABSENT);
+	ledger_close(l);
+}
+
+/* Compare-and-set: changed only from an allowed state, nothing written
+ * (not even the row of an unknown account) when refused. */
+static void test_set_state_if(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	const unsigned int movable = LEDGER_STATE_BIT(AS_UNSEEN) | LEDGER_STATE_BIT(AS_SEEN);
+	enum account_state old = AS_PINNED;
+	struct account a;
+	char err[512];
+	struct events ev = { 0 };
+
+	assert_int_equal(ledger_account_set_state_if(l, "new@example.org",
+						     LEDGER_STATE_BIT(AS_SEEN), AS_PINNED, "x", 5,
+						     &old, err, sizeof(err)), LEDGER_REFUSED);
+	assert_int_equal(old, AS_UNSEEN);
+	assert_int_equal(ledger_account_get(l, "new@example.org", &a, err, sizeof(err)),
+			 LEDGER_ABSENT);
+	assert_int_equal(ledger_account_set_state_if(l, "new@example.org", movable, AS_PINNED,
+						     "pinned by the admin", 6, &old, err,
+						     sizeof(err)), MF_OK);
+	assert_int_equal(old, AS_UNSEEN);
+	get(l, "new@example.org", &a);
+	assert_int_equal(a.state, AS_PINNED);
+	assert_string_equal(a.reason, "pinned by the admin");
+	/* PINNED is not movable: refused, state and history unchanged. */
+	assert_int_equal(ledger_account_set_state_if(l, "new@example.org", movable, AS_COPYING,
+						     "claim", 7, &old, err, sizeof(err)),
+			 LEDGER_REFUSED);
+	assert_int_equal(old, AS_PINNED);
+	get(l, "new@example.org", &a);
+	assert_int_equal(a.state, AS_PINNED);
+	history(l, "new@example.org", &ev);
+	assert_int_equal(ev.n, 1);
+	assert_int_equal(ledger_account_set_state_if(l, "Bad Name", movable, AS_PINNED, "", 8,
+						     NULL, err, sizeof(err)), MF_ERROR);
+	ledger_close(l);
+}
+
+/* Import: unknown accounts created UNSEEN and marked, known ones keep
+ * their state; notes replaced only when given; hostile notes refused. */
+static void test_import(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct account a;
+	char err[512], long_n[LEDGER_NOTES_MAX + 8];
+	bool created = false;
+
+	login(l, "seen@example.org", "198.18.1.2:1", 100, AS_SEEN);
+	assert_int_equal(ledger_account_import(l, "seen@example.org", "Sales, 2nd floor", 200,
+					       &created, err, sizeof(err)), MF_OK);
+	assert_false(created);
+	get(l, "seen@example.org", &a);
+	assert_int_equal(a.state, AS_SEEN);
+	assert_int_equal(a.imported, 200);
+	assert_string_equal(a.notes, "Sales, 2nd floor");
+	assert_int_equal(ledger_account_import(l, "new@example.org", NULL, 300, &created, err,
+					       sizeof(err)), MF_OK);
+	assert_true(created);
+	get(l, "new@example.org", &a);
+	assert_int_equal(a.state, AS_UNSEEN);
+	assert_int_equal(a.imported, 300);
+	assert_int_equal(a.first_seen, 0);
+	/* A second import keeps the first time; NULL notes keep the notes,
+	 * UTF-8 is text. */
+	assert_int_equal(ledger_account_import(l, "seen@example.org", NULL, 400, &created, err,
+					       sizeof(err)), MF_OK);
+	get(l, "seen@example.org", &a);
+	assert_int_equal(a.imported, 200);
+	assert_string_equal(a.notes, "Sales, 2nd floor");
+	assert_int_equal(ledger_account_import(l, "seen@example.org", "J\xc3\xbcrgen", 400,
+					       &created, err, sizeof(err)), MF_OK);
+	get(l, "seen@example.org", &a);
+	assert_string_equal(a.notes, "J\xc3\xbcrgen");
+	assert_int_equal(ledger_account_import(l, "seen@example.org", "a\nb", 400, &created,
+					       err, sizeof(err)), MF_ERROR);
+	assert_int_equal(ledger_account_import(l, "seen@example.org", "a\x1b[2J", 400,
+					       &created, err, sizeof(err)), MF_ERROR);
+	memset(long_n, 'x', sizeof(long_n) - 1);
+	long_n[sizeof(long_n) - 1] = '\0';
+	assert_int_equal(ledger_account_import(l, "seen@example.org", long_n, 400, &created,
+					       err, sizeof(err)), MF_ERROR);
+	get(l, "seen@example.org", &a);
+	assert_string_equal(a.notes, "J\xc3\xbcrgen");
+	assert_int_equal(ledger_account_import(l, "UPPER@example.org", NULL, 400, &created,
+					       err, sizeof(err)), MF_ERROR);
+	ledger_close(l);
+}
+
+struct runs {
+	struct copy_run r[8];
+	unsigned int n;
+};
+
+static int collect_run(const struct copy_run *r, void *data)
+{
+	struct runs *rs = data;
+
+	if (rs->n < MF_ARRAY_LEN(rs->r))
+		rs->r[rs->n] = *r;
+	rs->n++;
+	return MF_OK;
+}
+
+/* Runs begin, end once with their totals, are listed per account and in
+ * all; those left running are interrupted at the next start. */
+static void test_copy_runs(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct runs rs = { .n = 0 };
+	int64_t id1, id2, id3;
+	unsigned int n = 99;
+	char err[512];
+
+	login(l, "ann@example.org", "198.18.1.2:1", 100, AS_SEEN);
+	login(l, "bob@example.org", "198.18.1.2:2", 100, AS_SEEN);
+	assert_int_equal(ledger_copy_run_begin(l, "ann@example.org", 110, &id1, err,
+					       sizeof(err)), MF_OK);
+	assert_int_equal(ledger_copy_run_end(l, id1, 120, COPY_FAILED, 3, 4096,
+					     "bulk copy: connection refused", err, sizeof(err)),
+			 MF_OK);
+	/* Ended once only; unknown ids are absent. */
+	assert_int_equal(ledger_copy_run_end(l, id1, 121, COPY_MIGRATED, 0, 0, NULL, err,
+					     sizeof(err)), LEDGER_ABSENT);
+	assert_int_equal(ledger_copy_run_end(l, id1 + 1000, 121, COPY_MIGRATED, 0, 0, NULL, err,
+					     sizeof(err)), LEDGER_ABSENT);
+	assert_int_equal(ledger_copy_run_end(l, id1, 121, COPY_RUNNING, 0, 0, NULL, err,
+					     sizeof(err)), MF_ERROR);
+	assert_int_equal(ledger_copy_run_begin(l, "ann@example.org", 130, &id2, err,
+					       sizeof(err)), MF_OK);
+	assert_int_equal(ledger_copy_run_end(l, id2, 140, COPY_MIGRATED, 10, 65536, NULL, err,
+					     sizeof(err)), MF_OK);
+	assert_int_equal(ledger_copy_run_begin(l, "bob@example.org", 150, &id3, err,
+					       sizeof(err)), MF_OK);
+	assert_true(id1 != id2 && id2 != id3);
+	/* An account that is not in the ledger has no runs. */
+	assert_int_equal(ledger_copy_run_begin(l, "nobody@example.org", 150, &id3, err,
+					       sizeof(err)), MF_ERROR);
+	assert_int_equal(ledger_copy_run_list(l, "ann@example.org", collect_run, &rs, err,
+					      sizeof(err)), MF_OK);
+	assert_int_equal(rs.n, 2);
+	assert_int_equal(rs.r[0].result, COPY_FAILED);
+	assert_int_equal(rs.r[0].started, 110);
+	assert_int_equal(rs.r[0].ended, 120);
+	assert_int_equal(rs.r[0].messages, 3);
+	assert_int_equal(rs.r[0].bytes, 4096);
+	assert_string_equal(rs.r[0].error, "bulk copy: connection refused");
+	assert_int_equal(rs.r[1].result, COPY_MIGRATED);
+	assert_int_equal(rs.r[1].messages, 10);
+	assert_string_equal(rs.r[1].error, "");
+	/* Only the named account's runs, then everyone's. */
+	assert_int_equal(ledger_copy_runs_interrupt(l, "ann@example.org", 190, &n, err,
+						    sizeof(err)), MF_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(ledger_copy_runs_interrupt(l, NULL, 200, &n, err, sizeof(err)), MF_OK);
+	assert_int_equal(n, 1);
+	rs.n = 0;
+	assert_int_equal(ledger_copy_run_list(l, NULL, collect_run, &rs, err, sizeof(err)),
+			 MF_OK);
+	assert_int_equal(rs.n, 3);
+	assert_string_equal(rs.r[2].name, "bob@example.org");
+	assert_int_equal(rs.r[2].result, COPY_INTERRUPTED);
+	assert_int_equal(rs.r[2].ended, 200);
+	assert_int_equal(ledger_copy_runs_interrupt(l, NULL, 300, &n, err, sizeof(err)), MF_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(ledger_copy_run_begin(l, "bob@example.org", 310, &id3, err,
+					       sizeof(err)), MF_OK);
+	assert_int_equal(ledger_copy_runs_interrupt(l, "bob@example.org", 320, &n, err,
+						    sizeof(err)), MF_OK);
+	assert_int_equal(n, 1);
 	ledger_close(l);
 }
 
@@ -921,6 +1100,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flow_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_mode_migrated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_state_if, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateways_seen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_lease, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_retry, setup, teardown),
@@ -940,6 +1122,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flow_counts, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_fail_mode, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_fail_mode_migrated, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_set_state_if, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_import, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_copy_runs, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_gateways_seen, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_job_lease, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_job_retry, setup_pg, teardown_pg),

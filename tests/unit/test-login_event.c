@@ -171,6 +171,114 @@ static void test_blocked_pop_woken(void **state)
 	login_queue_destroy(&q);
 }
 
+/* Paused: nothing is handed out but released events, oldest released
+ * first, the others keep their order; the gaps are wiped; resume hands out
+ * the rest; a consumer blocked by the pause is woken by release and by
+ * resume. */
+static void test_pause_release(void **state)
+{
+	struct login_queue q;
+	struct login_event *e = login_event_alloc();
+	struct popper p = { .q = &q, .rc = 99 };
+	pthread_t t;
+	char err[128];
+
+	(void)state;
+	assert_non_null(e);
+	assert_int_equal(login_queue_init(&q, 4, err, sizeof(err)), MF_OK);
+	login_queue_set_paused(&q, true);
+	assert_int_equal(push(&q, "ann", "pw-ann-1"), MF_OK);
+	assert_int_equal(push(&q, "bob", "pw-bob-2"), MF_OK);
+	assert_int_equal(push(&q, "cid", "pw-cid-3"), MF_OK);
+	assert_int_equal(push(&q, "bob", "pw-bob-4"), MF_OK);
+	assert_int_equal(login_queue_release(&q, "nobody"), 0);
+	assert_int_equal(login_queue_release(&q, "bob"), 2);
+	assert_int_equal(login_queue_pop(&q, e), MF_OK);
+	assert_string_equal(e->account, "bob");
+	assert_memory_equal(e->pass, "pw-bob-2", 8);
+	assert_int_equal(login_queue_pop(&q, e), MF_OK);
+	assert_memory_equal(e->pass, "pw-bob-4", 8);
+	assert_int_equal(login_queue_len(&q), 2);
+	assert_null(memmem(q.slots, q.cap * sizeof(*q.slots), "pw-bob", 6));
+	/* Nothing released is left: a consumer waits, a release wakes it. */
+	assert_int_equal(pthread_create(&t, NULL, pop_main, &p), 0);
+	assert_int_equal(login_queue_release(&q, "cid"), 1);
+	pthread_join(t, NULL);
+	assert_int_equal(p.rc, MF_OK);
+	assert_string_equal(p.account, "cid");
+	/* Resume wakes a waiting consumer and hands out the rest in order. */
+	assert_int_equal(pthread_create(&t, NULL, pop_main, &p), 0);
+	login_queue_set_paused(&q, false);
+	pthread_join(t, NULL);
+	assert_string_equal(p.account, "ann");
+	assert_int_equal(login_queue_len(&q), 0);
+	assert_slots_zero(&q);
+	/* The ring wraps while a middle slot is taken out. */
+	login_queue_set_paused(&q, true);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(push(&q, i == 1 ? "mid" : "end", "pw"), MF_OK);
+	assert_int_equal(login_queue_release(&q, "mid"), 1);
+	assert_int_equal(login_queue_pop(&q, e), MF_OK);
+	assert_string_equal(e->account, "mid");
+	login_queue_set_paused(&q, false);
+	assert_int_equal(login_queue_pop(&q, e), MF_OK);
+	assert_string_equal(e->account, "end");
+	assert_int_equal(login_queue_pop(&q, e), MF_OK);
+	assert_string_equal(e->account, "end");
+	assert_slots_zero(&q);
+	/* Not paused, a released event still goes first. */
+	assert_int_equal(push(&q, "old", "pw"), MF_OK);
+	assert_int_equal(push(&q, "now", "pw"), MF_OK);
+	assert_int_equal(login_queue_release(&q, "now"), 1);
+	assert_int_equal(login_queue_pop(&q, e), MF_OK);
+	assert_string_equal(e->account, "now");
+	assert_int_equal(login_queue_pop(&q, e), MF_OK);
+	assert_string_equal(e->account, "old");
+	login_event_free(e);
+	login_queue_destroy(&q);
+}
+
+struct waiter {
+	struct login_queue *q;
+	int rc;
+};
+
+static void *wait_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->rc = login_queue_wait_unpaused(w->q);
+	return NULL;
+}
+
+/* A copy waiting at its cutover: released by resume (true), or by a stop
+ * (false); not paused, no wait at all. */
+static void test_wait_unpaused(void **state)
+{
+	struct login_queue q;
+	struct waiter w = { .q = &q, .rc = 99 };
+	pthread_t t;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(login_queue_init(&q, 1, err, sizeof(err)), MF_OK);
+	assert_false(login_queue_paused(&q));
+	assert_true(login_queue_wait_unpaused(&q));
+	login_queue_set_paused(&q, true);
+	assert_true(login_queue_paused(&q));
+	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
+	login_queue_set_paused(&q, false);
+	pthread_join(t, NULL);
+	assert_int_equal(w.rc, 1);
+	login_queue_set_paused(&q, true);
+	w.rc = 99;
+	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
+	login_queue_stop(&q);
+	pthread_join(t, NULL);
+	assert_int_equal(w.rc, 0);
+	login_queue_destroy(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +286,8 @@ int main(void)
 		cmocka_unit_test(test_too_long_refused),
 		cmocka_unit_test(test_stop_wipes_and_fails),
 		cmocka_unit_test(test_blocked_pop_woken),
+		cmocka_unit_test(test_pause_release),
+		cmocka_unit_test(test_wait_unpaused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
