@@ -274,6 +274,14 @@ static void print_status(json_t *r)
 		       str(v, "account"), at, str(v, "phase"), num(v, "messages"),
 		       num(v, "planned"), num(v, "bytes"), num(v, "folder"), num(v, "folders"));
 	}
+	printf("gateways:   %zu on this ledger (this one: %s)\n",
+	       json_array_size(json_object_get(r, "gateways")), str(r, "gateway_id"));
+	json_array_foreach(json_object_get(r, "gateways"), i, v) {
+		cli_format_time(num(v, "last_beat"), at, sizeof(at));
+		printf("  %-20s %-8s last beat %s, %lld sessions, %lld copies, pid %lld%s\n",
+		       str(v, "id"), str(v, "health"), at, num(v, "sessions"), num(v, "copies"),
+		       num(v, "pid"), json_is_true(json_object_get(v, "this")) ? " (this one)" : "");
+	}
 	printf("recent errors: %zu\n", json_array_size(json_object_get(r, "recent_errors")));
 	json_array_foreach(json_object_get(r, "recent_errors"), i, v) {
 		cli_format_time(num(v, "at"), at, sizeof(at));

@@ -39,15 +39,17 @@ static void print_text(const struct retire_report *r)
 	for (unsigned int k = 0; k < RETIRE_KIND_COUNT; k++) {
 		printf("\n%s: %llu\n", kind_title[k], (unsigned long long)r->n[k]);
 		if (r->n[k] > 0)
-			printf("  %-32s  %-8s  %-20s  %-24s  %s\n", "ACCOUNT", "STATE",
-			       "LAST LOGIN (SOURCE)", "LAST CLIENT", "REASON / NOTES");
+			printf("  %-32s  %-8s  %-20s  %-24s  %-16s  %s\n", "ACCOUNT", "STATE",
+			       "LAST LOGIN (SOURCE)", "LAST CLIENT", "LAST GATEWAY",
+			       "REASON / NOTES");
 		for (; i < r->n_accounts && r->kinds[i] == k; i++) {
 			const struct account *a = &r->accounts[i];
 
 			cli_format_time(a->last_seen, t, sizeof(t));
-			printf("  %-32s  %-8s  %-20s  %-24s  %s%s%s\n", a->name,
+			printf("  %-32s  %-8s  %-20s  %-24s  %-16s  %s%s%s\n", a->name,
 			       account_state_name(a->state), t,
 			       a->last_client[0] ? a->last_client : "-",
+			       a->last_gateway[0] ? a->last_gateway : "-",
 			       k == RETIRE_NEVER_SEEN ? "" : a->reason,
 			       a->notes[0] && k != RETIRE_NEVER_SEEN ? " / " : "", a->notes);
 		}
@@ -62,6 +64,12 @@ static void print_text(const struct retire_report *r)
 		printf("  %-43s  %5u  %10llu  %s\n", r->flows[f].subnet, r->flows[f].port,
 		       (unsigned long long)(r->flows[f].observed + r->flows[f].direct), t);
 	}
+	printf("\nGateways on this ledger: %zu\n", r->n_gateways);
+	for (size_t g = 0; g < r->n_gateways; g++) {
+		cli_format_time(r->gateways[g].last_beat, t, sizeof(t));
+		printf("  %-24s  %-8s  last heartbeat %s\n", r->gateways[g].id,
+		       ledger_gateway_health(&r->gateways[g], r->generated), t);
+	}
 	printf("\nVerdict: %s\n", r->verdict);
 }
 
@@ -72,6 +80,8 @@ static void json_account(const struct account *a, enum retire_kind k, bool first
 	printf(",\"kind\":\"%s\",\"state\":\"%s\",\"last_seen\":%lld,\"last_client\":",
 	       retire_kind_name(k), account_state_name(a->state), (long long)a->last_seen);
 	cli_json_string(stdout, a->last_client);
+	printf(",\"last_gateway\":");
+	cli_json_string(stdout, a->last_gateway);
 	printf(",\"imported\":%lld,\"reason\":", (long long)a->imported);
 	cli_json_string(stdout, a->reason);
 	printf(",\"notes\":");
@@ -99,6 +109,14 @@ static void print_json(const struct retire_report *r)
 		       (unsigned long long)(r->flows[f].observed + r->flows[f].direct),
 		       (unsigned long long)r->flows[f].observed,
 		       (unsigned long long)r->flows[f].direct, (long long)r->flows[f].last_seen);
+	}
+	printf("],\"gateways\":[");
+	for (size_t g = 0; g < r->n_gateways; g++) {
+		printf("%s{\"id\":", g ? "," : "");
+		cli_json_string(stdout, r->gateways[g].id);
+		printf(",\"health\":\"%s\",\"last_beat\":%lld}",
+		       ledger_gateway_health(&r->gateways[g], r->generated),
+		       (long long)r->gateways[g].last_beat);
 	}
 	printf("],\"direct_flow_count\":%llu,\"safe\":%s,\"verdict\":",
 	       (unsigned long long)r->direct_flows, r->safe ? "true" : "false");
@@ -137,6 +155,11 @@ static void print_csv(const struct retire_report *r)
 			 (unsigned long long)(r->flows[f].observed + r->flows[f].direct));
 		snprintf(port, sizeof(port), "%u", r->flows[f].port);
 		csv_row("direct_flow", r->flows[f].subnet, port, t, "", n, "");
+	}
+	for (size_t g = 0; g < r->n_gateways; g++) {
+		cli_format_time(r->gateways[g].last_beat, t, sizeof(t));
+		csv_row("gateway", r->gateways[g].id,
+			ledger_gateway_health(&r->gateways[g], r->generated), t, "", "", "");
 	}
 	csv_row("verdict", r->safe ? "safe" : "not_safe", "", "", "", "", r->verdict);
 }

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static int count_one(const struct account *a, void *data)
 {
@@ -17,11 +18,25 @@ static int count_one(const struct account *a, void *data)
 	return MF_OK;
 }
 
+static int add_gateway(const struct gateway_beat *b, void *data)
+{
+	struct account_tally *t = data;
+
+	if (t->n_gateways < ACCOUNT_TALLY_GATEWAYS)
+		t->gateways[t->n_gateways++] = *b;
+	else
+		t->more_gateways++;
+	return MF_OK;
+}
+
 int account_tally_read(struct ledger *l, struct account_tally *t_r, char *err, size_t errlen)
 {
 	memset(t_r, 0, sizeof(*t_r));
-	return ledger_account_list(l, -1, count_one, t_r, err, errlen) == MF_OK ? MF_OK
-										: MF_ERROR;
+	t_r->read_at = (int64_t)time(NULL);
+	if (ledger_account_list(l, -1, count_one, t_r, err, errlen) != MF_OK ||
+	    ledger_gateway_list(l, add_gateway, t_r, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return MF_OK;
 }
 
 uint64_t account_tally_on_source(const struct account_tally *t)

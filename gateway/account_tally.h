@@ -10,6 +10,7 @@
 #define MF_ACCOUNT_TALLY_H
 
 #include "account.h"
+#include "ledger.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,13 +18,21 @@
 
 struct ledger;
 
+/* Gateways listed (their heartbeats): more share one ledger only in
+ * unusual set-ups; the rest are counted, not listed. */
+#define ACCOUNT_TALLY_GATEWAYS 32
+
 struct account_tally {
 	uint64_t by_state[ACCOUNT_STATE_COUNT];
 	uint64_t total;
 	int64_t last_seen;      /* the latest observed login of any account (0: none) */
+	int64_t read_at;        /* when (the gateways' health is as of then) */
+	struct gateway_beat gateways[ACCOUNT_TALLY_GATEWAYS]; /* by id */
+	unsigned int n_gateways, more_gateways;
 };
 
-/* Walks every account of l. MF_OK, or MF_ERROR with err. */
+/* Walks every account and gateway heartbeat of l. MF_OK, or MF_ERROR with
+ * err. */
 int account_tally_read(struct ledger *l, struct account_tally *t_r, char *err, size_t errlen);
 
 /* Accounts the source must still serve: every state but MIGRATED. */

@@ -50,6 +50,7 @@ struct cfg_view {
 	bool equivalence;
 	enum mf_fail_mode fail;
 	unsigned int migrate_workers;
+	char gateway_id[LEDGER_GATEWAY_MAX];
 };
 
 static void cfg_view(struct mf_daemon *d, struct cfg_view *v)
@@ -61,6 +62,7 @@ static void cfg_view(struct mf_daemon *d, struct cfg_view *v)
 	v->equivalence = d->cfg.ledger_domain_equivalence;
 	v->fail = d->cfg.fail;
 	v->migrate_workers = d->cfg.migrate_workers;
+	snprintf(v->gateway_id, sizeof(v->gateway_id), "%s", d->cfg.gateway_id);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -264,6 +266,29 @@ static int fail_mode_recorded(struct ledger *l, bool *closed_r, char *err, size_
 	return MF_OK;
 }
 
+/* Every gateway that beats into the ledger (heartbeat.h), this one too. */
+struct gw_list {
+	json_t *a;
+	const char *self;
+	int64_t now;
+};
+
+static int add_gateway(const struct gateway_beat *b, void *data)
+{
+	struct gw_list *g = data;
+
+	json_array_append_new(g->a, json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I}",
+					      "id", b->id, "health", ledger_gateway_health(b, g->now),
+					      "this", strcmp(b->id, g->self) == 0,
+					      "started", (json_int_t)b->started,
+					      "last_beat", (json_int_t)b->last_beat,
+					      "stopped", (json_int_t)b->stopped,
+					      "sessions", (json_int_t)b->sessions,
+					      "copies", (json_int_t)b->copies,
+					      "pid", (json_int_t)b->pid));
+	return MF_OK;
+}
+
 static json_t *cmd_status(struct admin_cmds *c)
 {
 	struct mf_daemon *d = c->d;
@@ -275,6 +300,7 @@ static json_t *cmd_status(struct admin_cmds *c)
 	struct admin_sample sample;
 	json_t *problems = json_array(), *accounts = json_object(), *r;
 	int64_t now = (int64_t)time(NULL);
+	struct gw_list gws = { .a = json_array(), .now = now };
 	bool paused = false, closed = false, ledger_ok = false;
 	unsigned int queued = 0;
 	struct ledger *l;
@@ -285,6 +311,7 @@ static json_t *cmd_status(struct admin_cmds *c)
 	stats_snapshot(&d->stats, &snap, running);
 	sample_of(&snap, &sample);
 	cfg_view(d, &v);
+	gws.self = v.gateway_id;
 	for (unsigned int i = 0; i < d->n_workers; i++)
 		if (d->workers[i]->fatal_errno != 0)
 			json_array_append_new(problems, json_sprintf("worker %u stopped: %s", i,
@@ -294,7 +321,8 @@ static json_t *cmd_status(struct admin_cmds *c)
 	    ledger_account_list(l, -1, count_state, &sc, err, sizeof(err)) == MF_OK &&
 	    ledger_copy_run_list(l, NULL, scan_run, &rs, err, sizeof(err)) == MF_OK &&
 	    admin_paused_load(l, &paused, err, sizeof(err)) == MF_OK &&
-	    fail_mode_recorded(l, &closed, err, sizeof(err)) == MF_OK)
+	    fail_mode_recorded(l, &closed, err, sizeof(err)) == MF_OK &&
+	    ledger_gateway_list(l, add_gateway, &gws, err, sizeof(err)) == MF_OK)
 		ledger_ok = true;
 	if (!ledger_ok) {
 		json_array_append_new(problems, text(err));
@@ -312,7 +340,7 @@ static json_t *cmd_status(struct admin_cmds *c)
 				    json_integer(sc.n[i]));
 	json_object_set_new(accounts, "total", json_integer(sc.total));
 	r = json_pack("{s:b, s:s, s:o, s:i, s:I, s:I, s:i, s:s, s:s,"
-		      " s:{s:b, s:b, s:i, s:i}, s:o, s:o, s:o, s:o, s:o}",
+		      " s:{s:b, s:b, s:i, s:i}, s:o, s:o, s:o, s:o, s:o, s:s, s:o}",
 		      "ok", 1, "health", json_array_size(problems) == 0 ? "ok" : "degraded",
 		      "problems", problems, "pid", (int)getpid(), "started", (json_int_t)c->started,
 		      "uptime_s", (json_int_t)(now - c->started), "workers", (int)d->n_workers,
@@ -322,7 +350,7 @@ static json_t *cmd_status(struct admin_cmds *c)
 		      (int)queued, "workers", d->migrate ? (int)v.migrate_workers : 0,
 		      "accounts", accounts, "sessions", sessions(&snap), "rates",
 		      rates(c, &sample), "copies", copies(&snap), "recent_errors",
-		      recent_errors(&rs));
+		      recent_errors(&rs), "gateway_id", v.gateway_id, "gateways", gws.a);
 	free(running);
 	return r;
 }

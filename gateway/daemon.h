@@ -56,6 +56,7 @@ struct mf_daemon {
 	struct route_cache routes;
 	struct state_watch *watch;
 	struct copy_lease *lease;
+	struct heartbeat *heartbeat; /* this gateway's beat in the ledger */
 };
 
 /* Wake every worker so it re-reads cfg_gen and stopping. */

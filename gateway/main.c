@@ -11,6 +11,7 @@
 #include "metrics_http.h"
 #include "state_watch.h"
 #include "listener.h"
+#include "heartbeat.h"
 #include "log.h"
 #include "migrator.h"
 #include "tls.h"
@@ -393,6 +394,10 @@ int main(int argc, char **argv)
 		mf_log_info("privileges user=%s uid=%u caps=cap_net_admin,cap_net_raw",
 			    d.cfg.user, (unsigned int)uid);
 	}
+	if (heartbeat_start(&d, &d.heartbeat, err, sizeof(err)) != MF_OK) {
+		mf_log_err("%s", err);
+		goto out_workers;
+	}
 	if (state_watch_start(&d, &d.watch, err, sizeof(err)) != MF_OK) {
 		mf_log_err("ledger changes: %s", err);
 		goto out_workers;
@@ -496,6 +501,8 @@ out_workers:
 	state_watch_stop(d.watch);
 	migrator_stop(d.migrator);
 	copy_lease_stop(d.lease);
+	/* After the copies: its last beat says stopped, nothing running. */
+	heartbeat_stop(d.heartbeat);
 	/* Last to go: while sessions drain it still drops new SYNs in
 	 * fail-closed mode; once its socket closes, the rules' bypass flag
 	 * decides for it. */

@@ -3,6 +3,7 @@
 #include "stats.h"
 
 #include <inttypes.h>
+#include <string.h>
 
 void metrics_label_value(FILE *f, const char *v)
 {
@@ -182,6 +183,24 @@ static void accounts(FILE *f, const struct account_tally *acc)
 	family(f, "mailferry_accounts_on_source", "gauge",
 	       "Accounts the source still serves (every state but MIGRATED).");
 	fprintf(f, "mailferry_accounts_on_source %" PRIu64 "\n", account_tally_on_source(acc));
+	family(f, "mailferry_gateway_up", "gauge",
+	       "Gateways sharing the ledger: 1 while one beats (heartbeat at most "
+	       "20 s old, not stopped), else 0.");
+	for (unsigned int i = 0; i < acc->n_gateways; i++) {
+		const struct gateway_beat *b = &acc->gateways[i];
+
+		fputs("mailferry_gateway_up{gateway=\"", f);
+		metrics_label_value(f, b->id);
+		fprintf(f, "\"} %d\n",
+			strcmp(ledger_gateway_health(b, acc->read_at), "running") == 0);
+	}
+	family(f, "mailferry_gateway_heartbeat_time_seconds", "gauge",
+	       "A gateway's last heartbeat in the ledger, seconds since the Unix epoch.");
+	for (unsigned int i = 0; i < acc->n_gateways; i++) {
+		fputs("mailferry_gateway_heartbeat_time_seconds{gateway=\"", f);
+		metrics_label_value(f, acc->gateways[i].id);
+		fprintf(f, "\"} %lld\n", (long long)acc->gateways[i].last_beat);
+	}
 }
 
 void metrics_text_write(FILE *f, const struct stats_snapshot *s, const struct account_tally *acc)

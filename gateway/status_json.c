@@ -38,7 +38,7 @@ static void accounts(FILE *f, const struct account_tally *acc)
 	char verdict[256];
 
 	if (acc == NULL) {
-		fputs("\"accounts\":null,\"retire\":null", f);
+		fputs("\"accounts\":null,\"retire\":null,\"gateways\":null", f);
 		return;
 	}
 	fputs("\"accounts\":{", f);
@@ -51,7 +51,18 @@ static void accounts(FILE *f, const struct account_tally *acc)
 	fprintf(f, "\"retire\":{\"safe\":%s,\"on_source\":%" PRIu64 ",\"from\":\"ledger\",\"text\":",
 		account_tally_retire_safe(acc) ? "true" : "false", account_tally_on_source(acc));
 	status_json_string(f, verdict);
-	fputc('}', f);
+	fputs("},\"gateways\":[", f);
+	for (unsigned int i = 0; i < acc->n_gateways; i++) {
+		const struct gateway_beat *b = &acc->gateways[i];
+
+		fprintf(f, "%s{\"id\":", i ? "," : "");
+		status_json_string(f, b->id);
+		fprintf(f, ",\"health\":\"%s\",\"last_beat\":%lld,\"sessions\":%" PRIu64
+			   ",\"copies\":%" PRIu64 "}",
+			ledger_gateway_health(b, acc->read_at), (long long)b->last_beat,
+			b->sessions, b->copies);
+	}
+	fputc(']', f);
 }
 
 static void copies(FILE *f, const struct stats_snapshot *s)

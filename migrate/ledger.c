@@ -286,6 +286,29 @@ int ledger_copy_run_list(struct ledger *l, const char *name,
 	return l->ops->copy_run_list(l, name, fn, data, err, errlen);
 }
 
+const char *ledger_gateway_health(const struct gateway_beat *b, int64_t now)
+{
+	if (b->stopped != 0)
+		return "stopped";
+	return now - b->last_beat > LEDGER_GATEWAY_SILENT_S ? "silent" : "running";
+}
+
+int ledger_gateway_beat(struct ledger *l, const struct gateway_beat *b, char *err,
+			size_t errlen)
+{
+	if (check_text("gateway id", b->id, LEDGER_GATEWAY_MAX - 1, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (b->sessions > INT64_MAX || b->copies > INT64_MAX)
+		return mf_err(err, errlen, "ledger: gateway counts out of range");
+	return l->ops->gateway_beat(l, b, err, errlen);
+}
+
+int ledger_gateway_list(struct ledger *l, int (*fn)(const struct gateway_beat *b, void *data),
+			void *data, char *err, size_t errlen)
+{
+	return l->ops->gateway_list(l, fn, data, err, errlen);
+}
+
 int ledger_account_gateways(struct ledger *l, const char *name,
 			    int (*fn)(const struct account_gateway *g, void *data),
 			    void *data, char *err, size_t errlen)

@@ -38,6 +38,9 @@
 #define LEDGER_UNSUPPORTED 3
 
 #define LEDGER_CLIENT_MAX 64  /* "[2001:db8::1]:65535" and then some */
+/* The schema both backends bring a ledger to (each checks its steps add
+ * up to it at compile time). */
+#define LEDGER_SCHEMA_VERSION 7
 #define LEDGER_GATEWAY_MAX 64 /* a gateway's id ([ledger] gateway_id) */
 #define LEDGER_REASON_MAX 256 /* longer reasons are truncated */
 #define LEDGER_NOTES_MAX 256  /* the admin's notes of an account (import) */
@@ -266,6 +269,36 @@ struct account_gateway {
 int ledger_account_gateways(struct ledger *l, const char *name,
 			    int (*fn)(const struct account_gateway *g, void *data),
 			    void *data, char *err, size_t errlen);
+
+/* ---- gateways: who is running -------------------------------------------
+ *
+ * Each mailferryd records a heartbeat under its gateway id every few
+ * seconds (gateway/heartbeat.h), so status, the metrics and the retire
+ * report can say which gateways share the ledger and which went silent. */
+struct gateway_beat {
+	char id[LEDGER_GATEWAY_MAX];
+	int64_t started;     /* this run of the daemon */
+	int64_t last_beat;
+	int64_t stopped;     /* 0 while it runs; the time of a clean stop */
+	uint64_t sessions;   /* open at the last beat */
+	uint64_t copies;     /* running at the last beat */
+	int64_t pid;
+};
+
+/* A gateway with no beat for this long is "silent". */
+#define LEDGER_GATEWAY_SILENT_S 20
+
+/* "running", "stopped" (its last beat said so) or "silent". */
+const char *ledger_gateway_health(const struct gateway_beat *b, int64_t now);
+
+/* Records b (replacing the gateway's earlier beat). */
+int ledger_gateway_beat(struct ledger *l, const struct gateway_beat *b, char *err,
+			size_t errlen);
+
+/* Calls fn for each gateway that ever beat, by id; stops like
+ * ledger_account_list. */
+int ledger_gateway_list(struct ledger *l, int (*fn)(const struct gateway_beat *b, void *data),
+			void *data, char *err, size_t errlen);
 
 /* ---- copy jobs: one gateway copies an account at a time ---------------
  *

@@ -57,6 +57,10 @@ struct ledger_ops {
 	int (*flow_count_list)(struct ledger *l,
 			       int (*fn)(const struct flow_count *c, void *data),
 			       void *data, char *err, size_t errlen);
+	int (*gateway_beat)(struct ledger *l, const struct gateway_beat *b, char *err,
+			    size_t errlen);
+	int (*gateway_list)(struct ledger *l, int (*fn)(const struct gateway_beat *b, void *data),
+			    void *data, char *err, size_t errlen);
 	int (*account_gateways)(struct ledger *l, const char *name,
 				int (*fn)(const struct account_gateway *g, void *data),
 				void *data, char *err, size_t errlen);

@@ -237,9 +237,20 @@ static const char *const schema_steps[] = {
 	" error TEXT NOT NULL DEFAULT '');"
 	"CREATE INDEX copy_run_by_name ON copy_run (name, id);"
 	"CREATE INDEX copy_run_running ON copy_run (result) WHERE result = 'running';",
+	/* v7: gateways' heartbeats */
+	"CREATE TABLE gateway ("
+	" id TEXT PRIMARY KEY NOT NULL,"
+	" started BIGINT NOT NULL,"
+	" last_beat BIGINT NOT NULL,"
+	" stopped BIGINT NOT NULL DEFAULT 0,"
+	" sessions BIGINT NOT NULL DEFAULT 0,"
+	" copies BIGINT NOT NULL DEFAULT 0,"
+	" pid BIGINT NOT NULL DEFAULT 0);",
 };
 
 #define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
+_Static_assert(MF_ARRAY_LEN(schema_steps) == LEDGER_SCHEMA_VERSION,
+	       "a schema step without LEDGER_SCHEMA_VERSION (or the reverse)");
 
 static int read_version(struct ledger_pg *p, int *v_r, char *err, size_t errlen)
 {
@@ -793,6 +804,52 @@ static int pg_flow_count_list(struct ledger *l, int (*fn)(const struct flow_coun
 	return rc;
 }
 
+static int pg_gateway_beat(struct ledger *l, const struct gateway_beat *b, char *err,
+			   size_t errlen)
+{
+	char st[24], lb[24], sp[24], se[24], co[24], pid[24];
+	const char *v[7] = { b->id, st, lb, sp, se, co, pid };
+
+	i64(st, sizeof(st), b->started);
+	i64(lb, sizeof(lb), b->last_beat);
+	i64(sp, sizeof(sp), b->stopped);
+	i64(se, sizeof(se), (int64_t)b->sessions);
+	i64(co, sizeof(co), (int64_t)b->copies);
+	i64(pid, sizeof(pid), b->pid);
+	return run(to_pg(l), "INSERT INTO gateway (id, started, last_beat, stopped, sessions, "
+			     "copies, pid) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) "
+			     "DO UPDATE SET started = excluded.started, last_beat = excluded.last_beat, "
+			     "stopped = excluded.stopped, sessions = excluded.sessions, "
+			     "copies = excluded.copies, pid = excluded.pid", 7, v, NULL, err, errlen,
+		   "cannot record the gateway's heartbeat");
+}
+
+static int pg_gateway_list(struct ledger *l, int (*fn)(const struct gateway_beat *b, void *data),
+			   void *data, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	PGresult *r;
+	int rc = MF_OK;
+
+	if (run(p, "SELECT id, started, last_beat, stopped, sessions, copies, pid FROM gateway "
+		   "ORDER BY id", 0, NULL, &r, err, errlen, "cannot list the gateways") != MF_OK)
+		return MF_ERROR;
+	for (int i = 0; i < PQntuples(r) && rc == MF_OK; i++) {
+		struct gateway_beat b;
+
+		col_text(b.id, sizeof(b.id), r, i, 0);
+		b.started = col_i64(r, i, 1);
+		b.last_beat = col_i64(r, i, 2);
+		b.stopped = col_i64(r, i, 3);
+		b.sessions = (uint64_t)col_i64(r, i, 4);
+		b.copies = (uint64_t)col_i64(r, i, 5);
+		b.pid = col_i64(r, i, 6);
+		rc = fn(&b, data);
+	}
+	PQclear(r);
+	return rc;
+}
+
 static int pg_account_gateways(struct ledger *l, const char *name,
 			       int (*fn)(const struct account_gateway *g, void *data), void *data,
 			       char *err, size_t errlen)
@@ -1163,6 +1220,8 @@ static const struct ledger_ops pg_ops = {
 	.flow_direct_add = pg_flow_direct_add,
 	.flow_count_list = pg_flow_count_list,
 	.account_gateways = pg_account_gateways,
+	.gateway_beat = pg_gateway_beat,
+	.gateway_list = pg_gateway_list,
 	.job_claim = pg_job_claim,
 	.job_renew = pg_job_renew,
 	.job_set_state = pg_job_set_state,

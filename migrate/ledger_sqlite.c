@@ -253,6 +253,23 @@ static int schema_v6(sqlite3 *db, char **msg_r)
 	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
 }
 
+/* v7: gateways' heartbeats (ledger_gateway_beat). */
+static int schema_v7(sqlite3 *db, char **msg_r)
+{
+	static const char sql[] =
+		"CREATE TABLE gateway ("
+		" id TEXT PRIMARY KEY NOT NULL,"
+		" started INTEGER NOT NULL,"
+		" last_beat INTEGER NOT NULL,"
+		" stopped INTEGER NOT NULL DEFAULT 0,"
+		" sessions INTEGER NOT NULL DEFAULT 0,"
+		" copies INTEGER NOT NULL DEFAULT 0,"
+		" pid INTEGER NOT NULL DEFAULT 0"
+		") WITHOUT ROWID;";
+
+	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
+}
+
 /* Schema steps in order: step i takes a file from version i to i + 1.
  * A new version is one more function and one more line here. */
 static int (*const schema_steps[])(sqlite3 *db, char **msg_r) = {
@@ -262,9 +279,12 @@ static int (*const schema_steps[])(sqlite3 *db, char **msg_r) = {
 	schema_v4,
 	schema_v5,
 	schema_v6,
+	schema_v7,
 };
 
 #define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
+_Static_assert(MF_ARRAY_LEN(schema_steps) == LEDGER_SCHEMA_VERSION,
+	       "a schema step without LEDGER_SCHEMA_VERSION (or the reverse)");
 
 static int int_pragma(sqlite3 *db, const char *sql, int *v_r)
 {
@@ -936,6 +956,56 @@ static int exec_done(struct ledger_sqlite *s, sqlite3_stmt *st, char *err, size_
 	return rc == SQLITE_DONE ? MF_OK : db_err(s, err, errlen, "statement failed");
 }
 
+static int sq_gateway_beat(struct ledger *l, const struct gateway_beat *b, char *err,
+			   size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st;
+
+	if (prep(s, "INSERT INTO gateway (id, started, last_beat, stopped, sessions, copies, pid) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE SET "
+		    "started = excluded.started, last_beat = excluded.last_beat, "
+		    "stopped = excluded.stopped, sessions = excluded.sessions, "
+		    "copies = excluded.copies, pid = excluded.pid", &st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, b->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, b->started);
+	sqlite3_bind_int64(st, 3, b->last_beat);
+	sqlite3_bind_int64(st, 4, b->stopped);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)b->sessions);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)b->copies);
+	sqlite3_bind_int64(st, 7, b->pid);
+	return exec_done(s, st, err, errlen);
+}
+
+static int sq_gateway_list(struct ledger *l, int (*fn)(const struct gateway_beat *b, void *data),
+			   void *data, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st;
+	int rc = MF_OK, step;
+
+	if (prep(s, "SELECT id, started, last_beat, stopped, sessions, copies, pid FROM gateway "
+		    "ORDER BY id", &st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	while (rc == MF_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct gateway_beat b;
+
+		copy_text(b.id, sizeof(b.id), sqlite3_column_text(st, 0));
+		b.started = sqlite3_column_int64(st, 1);
+		b.last_beat = sqlite3_column_int64(st, 2);
+		b.stopped = sqlite3_column_int64(st, 3);
+		b.sessions = (uint64_t)sqlite3_column_int64(st, 4);
+		b.copies = (uint64_t)sqlite3_column_int64(st, 5);
+		b.pid = sqlite3_column_int64(st, 6);
+		rc = fn(&b, data);
+	}
+	if (rc == MF_OK && step != SQLITE_DONE)
+		rc = db_err(s, err, errlen, "cannot list the gateways");
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static int sq_account_gateways(struct ledger *l, const char *name,
 			       int (*fn)(const struct account_gateway *g, void *data), void *data,
 			       char *err, size_t errlen)
@@ -1246,6 +1316,8 @@ static const struct ledger_ops sqlite_ops = {
 	.flow_direct_add = sq_flow_direct_add,
 	.flow_count_list = sq_flow_count_list,
 	.account_gateways = sq_account_gateways,
+	.gateway_beat = sq_gateway_beat,
+	.gateway_list = sq_gateway_list,
 	.job_claim = sq_job_claim,
 	.job_renew = sq_job_renew,
 	.job_set_state = sq_job_set_state,

@@ -147,6 +147,28 @@ static void verdict(struct retire_report *r)
 			 (unsigned long long)r->n[RETIRE_PINNED],
 			 (unsigned long long)r->direct_flows, r->n_flows, window);
 	}
+	if (r->n_silent > 0) {
+		size_t len = strlen(r->verdict);
+
+		snprintf(r->verdict + len, sizeof(r->verdict) - len,
+			 "; %zu gateway%s silent (no heartbeat for %d s): flows it saw "
+			 "lately may be missing", r->n_silent, r->n_silent == 1 ? " is" : "s are",
+			 LEDGER_GATEWAY_SILENT_S);
+	}
+}
+
+static int on_gateway(const struct gateway_beat *b, void *data)
+{
+	struct retire_report *r = data;
+	struct gateway_beat *g = realloc(r->gateways, (r->n_gateways + 1) * sizeof(*g));
+
+	if (g == NULL)
+		return MF_ERROR;
+	r->gateways = g;
+	g[r->n_gateways++] = *b;
+	if (strcmp(ledger_gateway_health(b, r->generated), "silent") == 0)
+		r->n_silent++;
+	return MF_OK;
 }
 
 int retire_report_build(struct ledger *l, int64_t now, int64_t window_s,
@@ -164,6 +186,8 @@ int retire_report_build(struct ledger *l, int64_t now, int64_t window_s,
 	if (rc == MF_OK)
 		rc = ledger_flow_count_list(l, on_flow, &c, err, errlen);
 	if (rc == MF_OK)
+		rc = ledger_gateway_list(l, on_gateway, r, err, errlen);
+	if (rc == MF_OK)
 		rc = sort_by_kind(r);
 	if (rc != MF_OK) {
 		if (err != NULL && err[0] == '\0')
@@ -180,5 +204,6 @@ void retire_report_free(struct retire_report *r)
 	free(r->accounts);
 	free(r->kinds);
 	free(r->flows);
+	free(r->gateways);
 	memset(r, 0, sizeof(*r));
 }

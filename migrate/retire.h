@@ -13,6 +13,8 @@
  * (SEEN, COPYING, CUTOVER, FORCE, ROLLBACK), FAILED with their reasons,
  * PINNED; each with its last login on the source (last_seen) and client;
  * and the client subnets or addresses with direct flows, with counts.
+ * Also every gateway that shares the ledger with its health: a silent
+ * one's last flow counts may not be in, which the verdict says.
  */
 #ifndef MF_RETIRE_H
 #define MF_RETIRE_H
@@ -44,6 +46,8 @@ struct retire_report {
 	struct flow_count *flows;  /* direct flows seen within the window */
 	size_t n_flows;
 	uint64_t direct_flows;     /* their sum */
+	struct gateway_beat *gateways; /* every gateway on the ledger, by id */
+	size_t n_gateways, n_silent;
 	bool safe;
 	char verdict[512];
 };

@@ -19,6 +19,7 @@ both namespaces reach), with the in-daemon copy on in both.
 Users: user0001..user0004 (the module's own lab has LAB_USERS=4), alice (MIGRATED by
 the test; her mailbox is not touched).
 """
+import json
 import os
 import re
 import subprocess
@@ -230,6 +231,12 @@ def test_same_user_two_gateways_one_copy(hlab, pg, tmp_path):
         for gw, g in ((1, g1), (2, g2)):
             assert routed(lab, g, gw, user) == ("OK", "destination")
         assert dump(lab, lab.OLD4, user) == dump(lab, lab.NEW4, user)
+        # Each gateway's status lists both, running, from their heartbeats
+        # in the shared ledger; which gateway saw the user is in the report.
+        for g in (g1, g2):
+            st = json.loads(g.cli("status", "--json").stdout)
+            gws = {x["id"]: x["health"] for x in st["gateways"]}
+            assert gws == {"gw1": "running", "gw2": "running"}, st["gateways"]
     wipe(lab, user)
 
 

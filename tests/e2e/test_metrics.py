@@ -270,7 +270,8 @@ s.quit()
     for k, v in after.items():
         if k[0].startswith("mailferry_login_duration_seconds_bucket") or \
            k[0] in ("mailferry_login_duration_seconds_sum", "mailferry_accounts",
-                    "mailferry_accounts_on_source"):
+                    "mailferry_accounts_on_source",
+                    "mailferry_gateway_heartbeat_time_seconds"):  # a clock
             continue
         if v != before.get(k, 0):
             moved[k] = v - before.get(k, 0)
@@ -450,6 +451,9 @@ def test_dashboard_in_chromium(lab, gw, tmp_path):
     on_source = len(listed) - by_state.get("MIGRATED", 0)
     assert f"source still needed: {on_source} of {len(listed)} accounts" in m.group(2)
     assert '<span id="err"></span>' in dom  # no failed poll
+    # This gateway's heartbeat, in the gateways table.
+    m = re.search(r'<tr data-gateway="([^"]+)" data-health="(\w+)">', dom)
+    assert m and m.group(2) == "running", dom[-3000:]
 
     shot = tmp_path / "dashboard.png"
     r = chromium(lab, tmp_path, f"--screenshot={shot}", METRICS + "/")

@@ -181,14 +181,14 @@ static void test_schema_and_reopen(void **state)
 	int version = -1;
 
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 6);
+	assert_int_equal(version, LEDGER_SCHEMA_VERSION);
 	login(l, "ann@example.org", "198.18.1.10", 1000, AS_SEEN);
 	set_state(l, "bob@example.org", AS_PINNED, "vip", 1001, AS_UNSEEN);
 	ledger_close(l);
 
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 6);
+	assert_int_equal(version, LEDGER_SCHEMA_VERSION);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_SEEN);
 	assert_int_equal(a.logins, 1);
@@ -621,6 +621,54 @@ static void test_flow_counts(void **state)
 	ledger_close(l);
 }
 
+struct beats {
+	struct gateway_beat b[4];
+	int n;
+};
+
+static int collect_beat(const struct gateway_beat *b, void *data)
+{
+	struct beats *g = data;
+
+	if (g->n == 4)
+		return MF_ERROR;
+	g->b[g->n++] = *b;
+	return MF_OK;
+}
+
+/* A gateway's beat replaces its last one; gateways come by id. */
+static void test_gateway_beats(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct gateway_beat b = { .id = "gw-b", .started = 100, .last_beat = 105, .sessions = 7,
+				  .copies = 1, .pid = 4242 };
+	struct beats got = { .n = 0 };
+	char err[512];
+
+	assert_int_equal(ledger_gateway_beat(l, &b, err, sizeof(err)), MF_OK);
+	b.last_beat = 110;
+	b.sessions = 3;
+	assert_int_equal(ledger_gateway_beat(l, &b, err, sizeof(err)), MF_OK);
+	b = (struct gateway_beat){ .id = "gw-a", .started = 90, .last_beat = 95, .stopped = 95 };
+	assert_int_equal(ledger_gateway_beat(l, &b, err, sizeof(err)), MF_OK);
+	memset(b.id, 'x', sizeof(b.id) - 1);
+	b.id[sizeof(b.id) - 1] = '\0';
+	assert_int_equal(ledger_gateway_beat(l, &b, err, sizeof(err)), MF_ERROR);
+	assert_int_equal(ledger_gateway_list(l, collect_beat, &got, err, sizeof(err)), MF_OK);
+	assert_int_equal(got.n, 2);
+	assert_string_equal(got.b[0].id, "gw-a");
+	assert_int_equal(got.b[0].stopped, 95);
+	assert_string_equal(got.b[1].id, "gw-b");
+	assert_int_equal(got.b[1].started, 100);
+	assert_int_equal(got.b[1].last_beat, 110);
+	assert_int_equal(got.b[1].stopped, 0);
+	assert_int_equal(got.b[1].sessions, 3);
+	assert_int_equal(got.b[1].copies, 1);
+	assert_int_equal(got.b[1].pid, 4242);
+	ledger_close(l);
+}
+
 /* A v1 file (before settings and flow counts) is brought to the current
  * version in place, accounts kept. */
 static void test_upgrade_from_v1(void **state)
@@ -636,7 +684,7 @@ static void test_upgrade_from_v1(void **state)
 	ledger_close(l);
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DROP TABLE setting; DROP TABLE flow_count; DROP TABLE copy_job; "
-				      "DROP TABLE account_gateway; DROP TABLE copy_run; "
+				      "DROP TABLE account_gateway; DROP TABLE copy_run; DROP TABLE gateway; "
 				      "ALTER TABLE account DROP COLUMN last_gateway; "
 				      "ALTER TABLE account DROP COLUMN notes; "
 				      "ALTER TABLE account DROP COLUMN imported; PRAGMA user_version = 1",
@@ -644,7 +692,7 @@ static void test_upgrade_from_v1(void **state)
 	sqlite3_close(db);
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 6);
+	assert_int_equal(version, LEDGER_SCHEMA_VERSION);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_PINNED);
 	assert_int_equal(a.imported, 0);
@@ -1098,6 +1146,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flow_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gateway_beats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_mode_migrated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_state_if, setup, teardown),
@@ -1120,6 +1169,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_handles, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_settings, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_flow_counts, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_gateway_beats, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_fail_mode, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_fail_mode_migrated, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_set_state_if, setup_pg, teardown_pg),
