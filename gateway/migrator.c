@@ -5,11 +5,13 @@
 #include "mf.h"
 #include "mig.h"
 #include "netaddr.h"
+#include "secret_file.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -28,6 +30,16 @@ struct migrator {
 	char state_dir[MF_PATH_MAX];
 	uint16_t src_port, dst_port;
 	struct mf_addr dest4, dest6;
+	/* Where a copy with no observed login (resumed at start) reads: the
+	 * first [intercept] source. */
+	struct mf_addr source;
+	enum imap_security src_sec, dst_sec;
+	char ca[MF_PATH_MAX];             /* "" : the system's store */
+	char src_name[MF_DOMAIN_MAX + 1]; /* "" : verify the address */
+	char dst_name[MF_DOMAIN_MAX + 1];
+	char master[MF_MASTER_USER_MAX + 1]; /* "" : none */
+	char *master_pass;                /* mlock'ed, wiped at stop */
+	size_t master_pass_len;
 	unsigned int timeout_ms, cutover_wait_ms;
 	unsigned int retry_after_s;   /* FAILED copies again after this (0: never) */
 	/* Taking an account (state check, then COPYING) is one step across
@@ -99,15 +111,34 @@ static bool claim(struct migrator *m, struct ledger *l, const struct login_event
 			    account_state_name(st));
 		goto out;
 	}
-	mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
-	snprintf(reason, sizeof(reason), "bulk copy (strategy live) after a login from %s%s",
-		 client, st == AS_FAILED ? ", retrying a failed copy" : "");
+	if (e->client.ss_family == AF_UNSPEC) {
+		snprintf(reason, sizeof(reason), "bulk copy (strategy live) resumed at start "
+			 "as master user %.100s%s", m->master,
+			 st == AS_FAILED ? ", retrying a failed copy" : "");
+	} else {
+		mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
+		snprintf(reason, sizeof(reason), "bulk copy (strategy live) after a login from %s%s",
+			 client, st == AS_FAILED ? ", retrying a failed copy" : "");
+	}
 	ok = set_state(l, e->account, AS_COPYING, reason) == MF_OK;
 out:
 	pthread_mutex_unlock(&m->claim);
 	return ok;
 }
 
+static enum imap_security security(enum mf_backend_tls t)
+{
+	return t == MF_BACKEND_TLS_STARTTLS ? IMAP_SEC_STARTTLS :
+	       t == MF_BACKEND_TLS_IMPLICIT ? IMAP_SEC_TLS : IMAP_SEC_PLAIN;
+}
+
+static const char *sec_name(enum imap_security s)
+{
+	return s == IMAP_SEC_STARTTLS ? "starttls" : s == IMAP_SEC_TLS ? "implicit" : "none";
+}
+
+/* The observed login's credentials on both sides, or (none observed:
+ * a copy resumed at start) the master user on behalf of the account. */
 static int endpoints(const struct migrator *m, const struct login_event *e,
 		     struct mig_opts *o, char *err, size_t errlen)
 {
@@ -116,14 +147,26 @@ static int endpoints(const struct migrator *m, const struct login_event *e,
 
 	if (dst->family == 0)
 		return mf_err(err, errlen, "no [intercept] destination for the source's family");
-	o->src.url.sec = o->dst.url.sec = IMAP_SEC_PLAIN;
+	o->src.url.sec = m->src_sec;
+	o->dst.url.sec = m->dst_sec;
 	mf_sockaddr_format_ip(src, o->src.url.host, sizeof(o->src.url.host));
 	mf_addr_format(dst, o->dst.url.host, sizeof(o->dst.url.host));
 	snprintf(o->src.url.port, sizeof(o->src.url.port), "%u", m->src_port);
 	snprintf(o->dst.url.port, sizeof(o->dst.url.port), "%u", m->dst_port);
+	o->src.tls_name = m->src_name[0] != '\0' ? m->src_name : NULL;
+	o->dst.tls_name = m->dst_name[0] != '\0' ? m->dst_name : NULL;
+	o->ca_file = m->ca[0] != '\0' ? m->ca : NULL;
 	o->src.user = o->dst.user = e->login;
-	o->src.pass = o->dst.pass = e->pass;
-	o->src.pass_len = o->dst.pass_len = e->pass_len;
+	if (e->pass_len > 0) {
+		o->src.pass = o->dst.pass = e->pass;
+		o->src.pass_len = o->dst.pass_len = e->pass_len;
+	} else if (m->master_pass != NULL) {
+		o->src.master = o->dst.master = m->master;
+		o->src.pass = o->dst.pass = m->master_pass;
+		o->src.pass_len = o->dst.pass_len = m->master_pass_len;
+	} else {
+		return mf_err(err, errlen, "no password observed and no [migrate] master_user");
+	}
 	o->timeout_ms = (int)m->timeout_ms;
 	return MF_OK;
 }
@@ -237,9 +280,42 @@ static int collect(const struct account *a, void *data)
 	return MF_OK;
 }
 
+/* With a master user, a copy cut short need not wait for the user's next
+ * login: it is queued now, with no password (endpoints() then logs in as
+ * the master), from the first [intercept] source. */
+static void resume(struct migrator *m, const char *name)
+{
+	struct sockaddr_storage none = { .ss_family = AF_UNSPEC }, src = { 0 };
+	socklen_t len;
+
+	if (m->master_pass == NULL || m->source.family == 0)
+		return;
+	if (m->source.family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&src;
+
+		in->sin_family = AF_INET;
+		in->sin_addr = m->source.u.v4;
+		len = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&src;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_addr = m->source.u.v6;
+		len = sizeof(*in6);
+	}
+	if (login_queue_push(&m->d->logins, name, name, strlen(name), "", 0,
+			     (struct sockaddr *)&none, len, (struct sockaddr *)&src, len,
+			     (int64_t)time(NULL)) == MF_OK)
+		mf_log_info("migrate user=%s copy resumed with master user %s: copy queued", name,
+			    m->master);
+	else
+		mf_log_warn("migrate user=%s not resumed (queue full): waits for a login", name);
+}
+
 /* A copy cut short by a stop or a crash: back to SEEN (served by the
- * source; the next login resumes from the checkpoints). A CUTOVER left
- * behind would refuse the user's logins forever. */
+ * source; the next login, or at once the master user, resumes from the
+ * checkpoints). A CUTOVER left behind would refuse the user's logins
+ * forever. */
 static int reset_stale(struct migrator *m, char *err, size_t errlen)
 {
 	static const enum account_state stuck[] = { AS_COPYING, AS_CUTOVER };
@@ -252,13 +328,47 @@ static int reset_stale(struct migrator *m, char *err, size_t errlen)
 	for (size_t i = 0; i < sizeof(stuck) / sizeof(stuck[0]) && rc == MF_OK; i++) {
 		s.n = 0;
 		rc = ledger_account_list(l, (int)stuck[i], collect, &s, err, errlen);
-		for (size_t j = 0; j < s.n && rc == MF_OK; j++)
-			rc = set_state(l, s.names[j], AS_SEEN,
-				       "copy interrupted by a restart: resumes at the next login");
+		for (size_t j = 0; j < s.n && rc == MF_OK; j++) {
+			rc = set_state(l, s.names[j], AS_SEEN, m->master_pass != NULL
+				       ? "copy interrupted by a restart: resumes now (master user)"
+				       : "copy interrupted by a restart: resumes at the next login");
+			if (rc == MF_OK)
+				resume(m, s.names[j]);
+		}
 	}
 	free(s.names);
 	ledger_close(l);
 	return rc;
+}
+
+static void master_wipe(struct migrator *m)
+{
+	if (m->master_pass == NULL)
+		return;
+	explicit_bzero(m->master_pass, LOGIN_EVENT_PASS_MAX + 1);
+	munlock(m->master_pass, LOGIN_EVENT_PASS_MAX + 1);
+	free(m->master_pass);
+	m->master_pass = NULL;
+}
+
+/* The master password, read once (the file readable by the user the daemon
+ * runs as by now), held in locked memory until the stop. */
+static int master_load(struct migrator *m, const char *path, char *err, size_t errlen)
+{
+	m->master_pass = calloc(1, LOGIN_EVENT_PASS_MAX + 1);
+	if (m->master_pass == NULL)
+		return mf_err(err, errlen, "out of memory");
+	/* Best effort, as for the login events: RLIMIT_MEMLOCK may refuse. */
+	(void)mlock(m->master_pass, LOGIN_EVENT_PASS_MAX + 1);
+	if (mf_secret_file_read(path, m->master_pass, LOGIN_EVENT_PASS_MAX + 1,
+				&m->master_pass_len, err, errlen) != MF_OK) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "%s", err);
+		master_wipe(m);
+		return mf_err(err, errlen, "[migrate] master_password_file %s", why);
+	}
+	return MF_OK;
 }
 
 int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t errlen)
@@ -282,6 +392,19 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	m->timeout_ms = d->cfg.migrate_timeout_ms;
 	m->cutover_wait_ms = d->cfg.migrate_cutover_wait_ms;
 	m->retry_after_s = d->cfg.migrate_retry_after_s;
+	if (d->cfg.n_sources > 0)
+		m->source = d->cfg.sources[0];
+	m->src_sec = security(d->cfg.migrate_source_tls);
+	m->dst_sec = security(d->cfg.migrate_destination_tls);
+	snprintf(m->ca, sizeof(m->ca), "%s", d->cfg.migrate_tls_ca);
+	snprintf(m->src_name, sizeof(m->src_name), "%s", d->cfg.migrate_source_name);
+	snprintf(m->dst_name, sizeof(m->dst_name), "%s", d->cfg.migrate_destination_name);
+	snprintf(m->master, sizeof(m->master), "%s", d->cfg.migrate_master_user);
+	if (m->master[0] != '\0' &&
+	    master_load(m, d->cfg.migrate_master_password_file, err, errlen) != MF_OK) {
+		free(m);
+		return MF_ERROR;
+	}
 	pthread_mutex_init(&m->claim, NULL);
 	/* The state files hold folder names and UIDs: owner only. */
 	if (mkdir(m->state_dir, 0700) != 0 && errno != EEXIST) {
@@ -299,11 +422,14 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 			return MF_ERROR;
 		}
 	}
-	mf_log_info("migrate workers=%u strategy=live state_dir=%s", n, m->state_dir);
+	mf_log_info("migrate workers=%u strategy=live state_dir=%s source_tls=%s "
+		    "destination_tls=%s master=%s", n, m->state_dir, sec_name(m->src_sec),
+		    sec_name(m->dst_sec), m->master[0] != '\0' ? m->master : "none");
 	*m_r = m;
 	return MF_OK;
 fail:
 	pthread_mutex_destroy(&m->claim);
+	master_wipe(m);
 	free(m);
 	return MF_ERROR;
 }
@@ -316,5 +442,6 @@ void migrator_stop(struct migrator *m)
 	for (unsigned int i = 0; i < m->started; i++)
 		pthread_join(m->t[i].tid, NULL);
 	pthread_mutex_destroy(&m->claim);
+	master_wipe(m);
 	free(m);
 }

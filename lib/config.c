@@ -417,6 +417,19 @@ static int set_path(char *out, size_t outlen, const char *v)
 	return MF_OK;
 }
 
+static int parse_backend_tls(const char *v, enum mf_backend_tls *out)
+{
+	if (!strcmp(v, "none"))
+		*out = MF_BACKEND_TLS_NONE;
+	else if (!strcmp(v, "starttls"))
+		*out = MF_BACKEND_TLS_STARTTLS;
+	else if (!strcmp(v, "implicit"))
+		*out = MF_BACKEND_TLS_IMPLICIT;
+	else
+		return MF_ERROR;
+	return MF_OK;
+}
+
 static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
 {
 	struct mf_config *c = ctx->cfg;
@@ -437,6 +450,29 @@ static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
 	if (!strcmp(k, "state_dir"))
 		return v[0] == '/' ? set_path(c->migrate_state_dir,
 					      sizeof(c->migrate_state_dir), v) : MF_ERROR;
+	if (!strcmp(k, "source_tls"))
+		return parse_backend_tls(v, &c->migrate_source_tls);
+	if (!strcmp(k, "destination_tls"))
+		return parse_backend_tls(v, &c->migrate_destination_tls);
+	if (!strcmp(k, "tls_ca"))
+		return set_path(c->migrate_tls_ca, sizeof(c->migrate_tls_ca), v);
+	if (!strcmp(k, "source_name"))
+		return parse_domain(v, c->migrate_source_name, sizeof(c->migrate_source_name));
+	if (!strcmp(k, "destination_name"))
+		return parse_domain(v, c->migrate_destination_name,
+				    sizeof(c->migrate_destination_name));
+	if (!strcmp(k, "master_user")) {
+		/* Goes into a SASL PLAIN message: no NUL, no control bytes. */
+		for (const char *p = v; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x21 || *p == 0x7f)
+				return MF_ERROR;
+		return set_path(c->migrate_master_user, sizeof(c->migrate_master_user), v);
+	}
+	if (!strcmp(k, "master_password_file"))
+		return v[0] == '/' || v[0] == '\0'
+			       ? set_path(c->migrate_master_password_file,
+					  sizeof(c->migrate_master_password_file), v)
+			       : MF_ERROR;
 	if (!strcmp(k, "workers") || !strcmp(k, "queue") || !strcmp(k, "source_port") ||
 	    !strcmp(k, "destination_port") || !strcmp(k, "timeout_ms") ||
 	    !strcmp(k, "cutover_wait_ms")) {
@@ -497,14 +533,7 @@ static int set_tls(struct parse_ctx *ctx, const char *k, const char *v)
 		return set_port_list(ctx, &ctx->seen_smtps_ports, &c->n_smtps_ports, v,
 				     add_smtps_port);
 	} else if (!strcmp(k, "backend_tls")) {
-		if (!strcmp(v, "none"))
-			c->backend_tls = MF_BACKEND_TLS_NONE;
-		else if (!strcmp(v, "starttls"))
-			c->backend_tls = MF_BACKEND_TLS_STARTTLS;
-		else if (!strcmp(v, "implicit"))
-			c->backend_tls = MF_BACKEND_TLS_IMPLICIT;
-		else
-			return MF_ERROR;
+		return parse_backend_tls(v, &c->backend_tls);
 	} else if (!strcmp(k, "backend_ca")) {
 		return set_path(c->backend_ca, sizeof(c->backend_ca), v);
 	} else if (!strcmp(k, "backend_name")) {
@@ -664,6 +693,9 @@ static int check(struct mf_config *cfg, const char *where, char *err, size_t err
 	if (cfg->n_tls_certs != cfg->n_tls_keys)
 		return mf_err(err, errlen, "%s: [tls] has %u cert and %u key lines; they go in pairs",
 			      where, cfg->n_tls_certs, cfg->n_tls_keys);
+	if ((cfg->migrate_master_user[0] == '\0') != (cfg->migrate_master_password_file[0] == '\0'))
+		return mf_err(err, errlen, "%s: [migrate] master_user and master_password_file "
+			      "go together", where);
 	return MF_OK;
 }
 

@@ -16,6 +16,7 @@
 #define MF_MAX_PORTS 32
 #define MF_PATH_MAX 256
 #define MF_DOMAIN_MAX 253 /* RFC 1035 name, without the final dot */
+#define MF_MASTER_USER_MAX 255 /* a SASL authcid */
 
 /* Source of the gateway's upstream leg: the client's address and port (the
  * server sees exactly the client's socket), the client's address with a port
@@ -139,6 +140,18 @@ struct mf_config {
 	/* A FAILED account's next observed login copies again once this long
 	 * has passed since the failure; 0: only an admin's set-state does. */
 	unsigned int migrate_retry_after_s;
+	/* TLS of the copy's two legs (none, STARTTLS, implicit), verified
+	 * against tls_ca (""= the system's store) and the name given, or the
+	 * server's address when the name is "". */
+	enum mf_backend_tls migrate_source_tls, migrate_destination_tls;
+	char migrate_tls_ca[MF_PATH_MAX];
+	char migrate_source_name[MF_DOMAIN_MAX + 1];
+	char migrate_destination_name[MF_DOMAIN_MAX + 1];
+	/* A master user (SASL PLAIN authcid, the account as authzid) for
+	 * copies with no observed password; its password is read from the
+	 * file at start. "" : none. */
+	char migrate_master_user[MF_MASTER_USER_MAX + 1];
+	char migrate_master_password_file[MF_PATH_MAX];
 };
 
 /* Defaults for every key (see mailferry.conf.example). */

@@ -31,6 +31,7 @@ struct imap_conn {
 	bool dead;           /* BYE seen or I/O failed: no LOGOUT */
 	char name[32];
 	char host[256];
+	char verify_name[256];  /* "" : verify host */
 	const char *ca_file;
 	bool insecure;
 	int timeout_ms;
@@ -660,7 +661,12 @@ static int tls_start(struct imap_conn *c, char *err, size_t errlen)
 	c->ssl = SSL_new(c->ctx);
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
 		goto ssl_fail;
-	if (!c->insecure) {
+	if (!c->insecure && c->verify_name[0] != '\0') {
+		ok = SSL_set1_host(c->ssl, c->verify_name) == 1 &&
+		     SSL_set_tlsext_host_name(c->ssl, c->verify_name) == 1;
+		if (!ok)
+			goto ssl_fail;
+	} else if (!c->insecure) {
 		if (inet_pton(AF_INET, c->host, ip) == 1)
 			ok = X509_VERIFY_PARAM_set1_ip(SSL_get0_param(c->ssl), ip, 4);
 		else if (inet_pton(AF_INET6, c->host, ip) == 1)
@@ -706,6 +712,8 @@ static struct imap_conn *conn_new(const struct imap_client_opts *o, const char *
 	c->fd = -1;
 	snprintf(c->name, sizeof(c->name), "%s", o->name ? o->name : "server");
 	snprintf(c->host, sizeof(c->host), "%s", host);
+	snprintf(c->verify_name, sizeof(c->verify_name), "%s",
+		 o->verify_name != NULL ? o->verify_name : "");
 	c->ca_file = o->ca_file;
 	c->insecure = o->insecure;
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;

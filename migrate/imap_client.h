@@ -65,6 +65,9 @@ struct imap_client_opts {
 	const char *name;      /* "source", "destination": for errors */
 	const char *ca_file;   /* NULL: the system's store */
 	bool insecure;         /* skip certificate verification */
+	/* The name the certificate must carry (and SNI); NULL: the URL's host
+	 * (an address is checked against the certificate's IP entries). */
+	const char *verify_name;
 	int timeout_ms;        /* every wait; 0: 60 s */
 	size_t line_max;       /* response line bound; 0: default */
 	uint64_t literal_max;  /* largest literal accepted; 0: 1 GiB */

@@ -32,6 +32,7 @@ struct mig_side {
 	struct imap_url url;
 	const char *user;
 	const char *master;  /* NULL: log in as user */
+	const char *tls_name; /* the certificate's name; NULL: url.host */
 	const char *pass;    /* not NUL-terminated necessarily: pass_len */
 	size_t pass_len;
 };

@@ -14,6 +14,7 @@ static int side_open(struct mig_ctx *x, const struct mig_side *sd, const char *n
 		.name = name,
 		.ca_file = x->o->ca_file,
 		.insecure = x->o->insecure,
+		.verify_name = sd->tls_name,
 		.timeout_ms = x->o->timeout_ms,
 	};
 

@@ -308,6 +308,41 @@ static void test_migrate(void **state)
 	expect_error("[migrate]\nmaster = x\n", "master");
 }
 
+static void test_migrate_tls_master(void **state)
+{
+	struct mf_config c;
+	char err[200] = "";
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.migrate_source_tls, MF_BACKEND_TLS_NONE);
+	assert_int_equal(c.migrate_destination_tls, MF_BACKEND_TLS_NONE);
+	assert_string_equal(c.migrate_master_user, "");
+	assert_int_equal(mf_config_parse_string("[migrate]\nsource_tls = starttls\n"
+						"destination_tls = implicit\n"
+						"tls_ca = /etc/ssl/lab-ca.pem\n"
+						"source_name = old.example.org\n"
+						"destination_name = new.example.org\n"
+						"master_user = mfmaster\n"
+						"master_password_file = /etc/mailferry/master\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.migrate_source_tls, MF_BACKEND_TLS_STARTTLS);
+	assert_int_equal(c.migrate_destination_tls, MF_BACKEND_TLS_IMPLICIT);
+	assert_string_equal(c.migrate_tls_ca, "/etc/ssl/lab-ca.pem");
+	assert_string_equal(c.migrate_source_name, "old.example.org");
+	assert_string_equal(c.migrate_destination_name, "new.example.org");
+	assert_string_equal(c.migrate_master_user, "mfmaster");
+	assert_string_equal(c.migrate_master_password_file, "/etc/mailferry/master");
+
+	expect_error("[migrate]\nsource_tls = maybe\n", "source_tls");
+	expect_error("[migrate]\ndestination_name = a b\n", "destination_name");
+	expect_error("[migrate]\nmaster_user = a b\n", "master_user");
+	expect_error("[migrate]\nmaster_password_file = relative\n", "master_password_file");
+	/* One without the other would fail only at the first copy. */
+	expect_error("[migrate]\nmaster_user = m\n", "go together");
+	expect_error("[migrate]\nmaster_password_file = /x\n", "go together");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +354,7 @@ int main(void)
 		cmocka_unit_test(test_imap_front),
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_migrate),
+		cmocka_unit_test(test_migrate_tls_master),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
