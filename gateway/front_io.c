@@ -462,6 +462,22 @@ static void handoff(struct session *s)
 	session_relay(s);
 }
 
+/* after-logout waits for an account's sessions on the source to end:
+ * each one counts itself from before its event is queued (so the copy
+ * cannot start between the source's OK and the relay) until it ends. */
+static void count_session(struct session *s)
+{
+	struct mf_daemon *d = s->w->d;
+
+	if (!d->migrate || d->migrate_strategy != MF_STRATEGY_AFTER_LOGOUT ||
+	    s->acct_counted || s->user == NULL || io_of(s)->route != AR_SOURCE)
+		return;
+	if (acct_sessions_enter(&d->acct_sessions, s->user) == MF_OK)
+		s->acct_counted = true;
+	else
+		mf_log_warn("migrate user=%s: session not counted (out of memory)", s->user);
+}
+
 void front_io_login_done(struct session *s)
 {
 	struct front_io *io = io_of(s);
@@ -470,6 +486,7 @@ void front_io_login_done(struct session *s)
 	if (io->route == AR_SOURCE) {
 		mf_sockaddr_format(&s->client.sa, client, sizeof(client));
 		worker_login_observed(s->w, s->user, client);
+		count_session(s);
 	}
 	io->after = FA_RELAY;
 	io->handoff_step = 0;
@@ -502,8 +519,10 @@ void front_io_login_creds(struct session *s, const char *login, size_t login_len
 		return;
 	}
 	len = s->client.sa.sa_family == AF_INET ? sizeof(s->client.in) : sizeof(s->client.in6);
+	count_session(s);
 	rc = login_queue_push(&d->logins, s->user, login, login_len, pass, pass_len,
 			      &s->client.sa, len, &s->orig_dst.sa, len, (int64_t)time(NULL));
+	io_of(s)->copy_queued = rc == MF_OK;
 	if (rc == MF_OK)
 		mf_log_info("migrate user=%s login observed: copy queued", s->user);
 	else
@@ -606,6 +625,66 @@ void front_io_deliver(struct session *s, unsigned int kind, int res)
 		on_upstream(s, kind, res);
 }
 
+/* --- strategy immediate: the login waits for its copy ----------------------- */
+
+#define FRONT_HOLD_TICK_MS 250
+
+static void hold_tick(struct session *s)
+{
+	struct front_io *io = io_of(s);
+	struct io_uring_sqe *sqe = worker_sqe(s->w);
+
+	set_ts(&io->hts, FRONT_HOLD_TICK_MS);
+	io_uring_prep_timeout(sqe, &io->hts, 0, 0);
+	io_uring_sqe_set_data64(sqe, uop_pack(&io->ops[FO_HOLD], UOP_FRONT));
+	s->inflight++;
+}
+
+bool front_io_hold(struct session *s)
+{
+	struct front_io *io = io_of(s);
+	struct mf_daemon *d = s->w->d;
+
+	if (!io->copy_queued || io->held || io->iops->resume == NULL ||
+	    d->migrate_strategy != MF_STRATEGY_IMMEDIATE)
+		return false;
+	io->held = true;
+	io->copy_queued = false;
+	/* The source's session is of no use now: the login is answered by
+	 * whichever server holds the mailbox when the wait ends. */
+	front_io_upstream_close(s);
+	io->hold_start_ms = s->w->now_ms;
+	io->hold_until_ms = s->w->now_ms + d->migrate_immediate_wait_ms;
+	/* The pre-auth deadline must not end the wait: it restarts after. */
+	io->deadline_ms = io->hold_until_ms + s->w->t.preauth_timeout_ms;
+	mf_log_info("migrate user=%s immediate: login held until the copy ends (%u ms at most)",
+		    s->user, d->migrate_immediate_wait_ms);
+	hold_tick(s);
+	return true;
+}
+
+static void on_hold(struct session *s)
+{
+	struct front_io *io = io_of(s);
+	enum account_route route = AR_SOURCE;
+	bool over = s->w->now_ms >= io->hold_until_ms || atomic_load(&s->w->d->stopping);
+
+	/* A ledger that cannot answer ends the wait too: resume() answers
+	 * "try again" then. */
+	if (front_io_route(s, s->user, &route) != MF_OK || route == AR_DESTINATION ||
+	    io->acct_state == AS_FAILED || io->acct_state == AS_PINNED)
+		over = true;
+	if (!over) {
+		hold_tick(s);
+		return;
+	}
+	mf_log_info("migrate user=%s immediate: login waited %llu ms, account %s", s->user,
+		    (unsigned long long)(s->w->now_ms - io->hold_start_ms),
+		    account_state_name(io->acct_state));
+	io->deadline_ms = s->w->now_ms + s->w->t.preauth_timeout_ms;
+	io->iops->resume(s);
+}
+
 void front_io_on_cqe(struct front_op *op, int res)
 {
 	struct session *s = op->s;
@@ -613,6 +692,10 @@ void front_io_on_cqe(struct front_op *op, int res)
 
 	if (s->phase == SP_CLOSING || s->front == NULL)
 		return;
+	if (op->kind == FO_HOLD) {
+		on_hold(s);
+		return;
+	}
 	if (s->tls[leg] != NULL)
 		front_tls_on_raw(s, leg, res);
 	else

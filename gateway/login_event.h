@@ -59,6 +59,10 @@ int login_queue_push(struct login_queue *q, const char *account,
  * (login_event_alloc). */
 int login_queue_pop(struct login_queue *q, struct login_event *e_r);
 
+/* The same, waiting at most timeout_ms (< 0: for ever): MF_AGAIN when
+ * nothing came meanwhile. */
+int login_queue_pop_timed(struct login_queue *q, struct login_event *e_r, int timeout_ms);
+
 /* Wipes every queued event, fails every pop from now on, wakes them. */
 void login_queue_stop(struct login_queue *q);
 

@@ -290,6 +290,14 @@ int main(int argc, char **argv)
 		}
 		cutover_init(&d.cutover, d.n_workers);
 		d.migrate_retry_after_s = d.cfg.migrate_retry_after_s;
+		d.migrate_strategy = d.cfg.migrate_strategy;
+		d.migrate_immediate_wait_ms = d.cfg.migrate_immediate_wait_ms;
+		if (acct_sessions_init(&d.acct_sessions, 4096) != MF_OK) {
+			mf_log_err("migrate: out of memory");
+			login_queue_destroy(&d.logins);
+			cutover_destroy(&d.cutover);
+			goto out;
+		}
 		d.migrate = true;
 	}
 	d.workers = calloc(d.n_workers, sizeof(*d.workers));
@@ -399,6 +407,7 @@ out:
 	if (d.migrate) {
 		login_queue_destroy(&d.logins);
 		cutover_destroy(&d.cutover);
+		acct_sessions_destroy(&d.acct_sessions);
 	}
 	tls_ctxs_unref(d.tls);
 	banner_set_unref(d.banners);

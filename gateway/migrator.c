@@ -4,6 +4,7 @@
 #include "log.h"
 #include "mf.h"
 #include "mig.h"
+#include "mig_park.h"
 #include "netaddr.h"
 #include "secret_file.h"
 
@@ -40,6 +41,9 @@ struct migrator {
 	char master[MF_MASTER_USER_MAX + 1]; /* "" : none */
 	char *master_pass;                /* mlock'ed, wiped at stop */
 	size_t master_pass_len;
+	enum mf_migrate_strategy strategy;
+	/* after-logout: events of accounts with sessions on the source. */
+	struct mig_park park;
 	unsigned int timeout_ms, cutover_wait_ms;
 	unsigned int retry_after_s;   /* FAILED copies again after this (0: never) */
 	/* Taking an account (state check, then COPYING) is one step across
@@ -87,6 +91,12 @@ static int set_state(struct ledger *l, const char *name, enum account_state st,
 	return MF_OK;
 }
 
+static const char *strategy_name(enum mf_migrate_strategy s)
+{
+	return s == MF_STRATEGY_IMMEDIATE ? "immediate" :
+	       s == MF_STRATEGY_AFTER_LOGOUT ? "after-logout" : "live";
+}
+
 /* true when the account was UNSEEN or SEEN and is COPYING now. */
 static bool claim(struct migrator *m, struct ledger *l, const struct login_event *e)
 {
@@ -112,13 +122,14 @@ static bool claim(struct migrator *m, struct ledger *l, const struct login_event
 		goto out;
 	}
 	if (e->client.ss_family == AF_UNSPEC) {
-		snprintf(reason, sizeof(reason), "bulk copy (strategy live) resumed at start "
-			 "as master user %.100s%s", m->master,
+		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) resumed at start "
+			 "as master user %.100s%s", strategy_name(m->strategy), m->master,
 			 st == AS_FAILED ? ", retrying a failed copy" : "");
 	} else {
 		mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
-		snprintf(reason, sizeof(reason), "bulk copy (strategy live) after a login from %s%s",
-			 client, st == AS_FAILED ? ", retrying a failed copy" : "");
+		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) after a login from %s%s",
+			 strategy_name(m->strategy), client,
+			 st == AS_FAILED ? ", retrying a failed copy" : "");
 	}
 	ok = set_state(l, e->account, AS_COPYING, reason) == MF_OK;
 out:
@@ -230,6 +241,50 @@ failed:
 	set_state(l, e->account, AS_FAILED, reason);
 }
 
+static bool logged_out(void *arg, const char *account)
+{
+	struct migrator *m = arg;
+
+	return acct_sessions_count(&m->d->acct_sessions, account) == 0;
+}
+
+/* The next account to copy. after-logout: an event whose account still
+ * has sessions relayed to the source is parked, and parked ones are
+ * looked at again every 250 ms and whenever an event was parked: the
+ * copy of an account starts once its last session has ended. A stop is
+ * seen within 250 ms. */
+static int next_event(struct migrator *m, struct login_event *e)
+{
+	if (m->strategy != MF_STRATEGY_AFTER_LOGOUT)
+		return login_queue_pop(&m->d->logins, e);
+	for (;;) {
+		int rc = login_queue_pop_timed(&m->d->logins, e, 250);
+
+		if (rc == MF_ERROR)
+			return MF_ERROR;
+		if (rc == MF_OK) {
+			char name[ACCOUNT_NAME_MAX + 1];
+			unsigned int n = acct_sessions_count(&m->d->acct_sessions, e->account);
+
+			if (n == 0)
+				return MF_OK;
+			snprintf(name, sizeof(name), "%s", e->account);
+			if (mig_park_put(&m->park, e) == MF_OK)
+				mf_log_info("migrate user=%s after-logout: waits for its %u session%s "
+					    "to end", name, n, n == 1 ? "" : "s");
+			else
+				mf_log_warn("migrate user=%s after-logout: no room to wait (%u "
+					    "waiting): waits for its next login", name,
+					    mig_park_len(&m->park));
+		}
+		if (mig_park_take(&m->park, logged_out, m, e)) {
+			mf_log_info("migrate user=%s after-logout: last session ended, copying",
+				    e->account);
+			return MF_OK;
+		}
+	}
+}
+
 static void *mig_main(void *arg)
 {
 	struct mig_thread *t = arg;
@@ -242,7 +297,7 @@ static void *mig_main(void *arg)
 		mf_log_err("migrate worker=%u: out of memory", t->slot);
 		return NULL;
 	}
-	while (login_queue_pop(&m->d->logins, e) == MF_OK) {
+	while (next_event(m, e) == MF_OK) {
 		if (l == NULL && ledger_open(m->ledger_path, &l, err, sizeof(err)) != MF_OK) {
 			mf_log_warn("migrate user=%s: no copy, ledger: %s", e->account, err);
 			l = NULL;
@@ -392,6 +447,7 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	m->timeout_ms = d->cfg.migrate_timeout_ms;
 	m->cutover_wait_ms = d->cfg.migrate_cutover_wait_ms;
 	m->retry_after_s = d->cfg.migrate_retry_after_s;
+	m->strategy = d->cfg.migrate_strategy;
 	if (d->cfg.n_sources > 0)
 		m->source = d->cfg.sources[0];
 	m->src_sec = security(d->cfg.migrate_source_tls);
@@ -402,6 +458,11 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	snprintf(m->master, sizeof(m->master), "%s", d->cfg.migrate_master_user);
 	if (m->master[0] != '\0' &&
 	    master_load(m, d->cfg.migrate_master_password_file, err, errlen) != MF_OK) {
+		free(m);
+		return MF_ERROR;
+	}
+	if (mig_park_init(&m->park, d->cfg.migrate_queue, err, errlen) != MF_OK) {
+		master_wipe(m);
 		free(m);
 		return MF_ERROR;
 	}
@@ -422,13 +483,15 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 			return MF_ERROR;
 		}
 	}
-	mf_log_info("migrate workers=%u strategy=live state_dir=%s source_tls=%s "
-		    "destination_tls=%s master=%s", n, m->state_dir, sec_name(m->src_sec),
+	mf_log_info("migrate workers=%u strategy=%s state_dir=%s source_tls=%s "
+		    "destination_tls=%s master=%s", n, strategy_name(m->strategy), m->state_dir,
+		    sec_name(m->src_sec),
 		    sec_name(m->dst_sec), m->master[0] != '\0' ? m->master : "none");
 	*m_r = m;
 	return MF_OK;
 fail:
 	pthread_mutex_destroy(&m->claim);
+	mig_park_destroy(&m->park);
 	master_wipe(m);
 	free(m);
 	return MF_ERROR;
@@ -442,6 +505,7 @@ void migrator_stop(struct migrator *m)
 	for (unsigned int i = 0; i < m->started; i++)
 		pthread_join(m->t[i].tid, NULL);
 	pthread_mutex_destroy(&m->claim);
+	mig_park_destroy(&m->park);
 	master_wipe(m);
 	free(m);
 }

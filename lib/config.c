@@ -437,10 +437,23 @@ static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
 
 	if (!strcmp(k, "enabled"))
 		return parse_bool(v, &c->migrate_enabled);
-	if (!strcmp(k, "strategy"))
-		/* immediate and after-logout are not implemented: refuse them
-		 * rather than silently running live. */
-		return strcmp(v, "live") == 0 ? MF_OK : MF_ERROR;
+	if (!strcmp(k, "strategy")) {
+		if (!strcmp(v, "live"))
+			c->migrate_strategy = MF_STRATEGY_LIVE;
+		else if (!strcmp(v, "immediate"))
+			c->migrate_strategy = MF_STRATEGY_IMMEDIATE;
+		else if (!strcmp(v, "after-logout"))
+			c->migrate_strategy = MF_STRATEGY_AFTER_LOGOUT;
+		else
+			return MF_ERROR;
+		return MF_OK;
+	}
+	if (!strcmp(k, "immediate_wait")) {
+		if (parse_uint(v, 1, 600, &x) != MF_OK)
+			return MF_ERROR;
+		c->migrate_immediate_wait_ms = (unsigned int)x * 1000;
+		return MF_OK;
+	}
 	if (!strcmp(k, "retry_after")) {
 		if (parse_uint(v, 0, 30 * 86400, &x) != MF_OK)
 			return MF_ERROR;
@@ -630,6 +643,8 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->migrate_destination_port = 143;
 	cfg->migrate_timeout_ms = 60000;
 	cfg->migrate_retry_after_s = 3600;
+	cfg->migrate_strategy = MF_STRATEGY_LIVE;
+	cfg->migrate_immediate_wait_ms = 60000;
 	cfg->migrate_cutover_wait_ms = 2000;
 	cfg->ledger_domain_equivalence = true;
 	cfg->imaps_ports[0] = 993;

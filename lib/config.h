@@ -26,6 +26,17 @@ enum mf_log_target { MF_LOG_STDERR = 0, MF_LOG_SYSLOG };
 /* How the gateway talks to a backend after routing a login: plaintext on
  * the protocol's plaintext port, STARTTLS/STLS there, or implicit TLS on
  * the protocol's TLS port (tls_front.h says which ports). */
+/* When the in-daemon copy runs (DESIGN.md "Strategies"). live: bulk copy
+ * while the user works on the source, then a CUTOVER of seconds;
+ * immediate: the login that starts the copy waits (bounded) and is served
+ * by the destination; after-logout: the copy starts once the user's last
+ * session on the source has ended. */
+enum mf_migrate_strategy {
+	MF_STRATEGY_LIVE = 0,
+	MF_STRATEGY_IMMEDIATE,
+	MF_STRATEGY_AFTER_LOGOUT
+};
+
 enum mf_backend_tls { MF_BACKEND_TLS_NONE = 0, MF_BACKEND_TLS_STARTTLS, MF_BACKEND_TLS_IMPLICIT };
 
 #define MF_MAX_CERTS 8
@@ -128,8 +139,12 @@ struct mf_config {
 	char backend_name[MF_DOMAIN_MAX + 1]; /* "" : verify the backend's address */
 
 	/* [migrate] — the in-daemon copy started by an observed login
-	 * (strategy live: bulk copy, CUTOVER, delta, MIGRATED). */
+	 * (DESIGN.md's strategies: enum mf_migrate_strategy). */
 	bool migrate_enabled;
+	enum mf_migrate_strategy migrate_strategy;
+	/* immediate: how long the observed login waits for MIGRATED before
+	 * it is served by the source after all. */
+	unsigned int migrate_immediate_wait_ms;
 	unsigned int migrate_workers;      /* copy threads */
 	unsigned int migrate_queue;        /* login events waiting, beyond: dropped */
 	char migrate_state_dir[MF_PATH_MAX]; /* <dir>/<account>.state checkpoints */

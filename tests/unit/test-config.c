@@ -297,9 +297,19 @@ static void test_migrate(void **state)
 	assert_int_equal(c.migrate_timeout_ms, 5000);
 	assert_int_equal(c.migrate_cutover_wait_ms, 700);
 
-	/* Strategies that are not implemented must not silently run live. */
-	expect_error("[migrate]\nstrategy = immediate\n", "strategy");
-	expect_error("[migrate]\nstrategy = after-logout\n", "strategy");
+	assert_int_equal(c.migrate_strategy, MF_STRATEGY_LIVE);
+	assert_int_equal(mf_config_parse_string("[migrate]\nstrategy = immediate\n"
+						"immediate_wait = 90\n", &c, err, sizeof(err)),
+			 MF_OK);
+	assert_int_equal(c.migrate_strategy, MF_STRATEGY_IMMEDIATE);
+	assert_int_equal(c.migrate_immediate_wait_ms, 90000);
+	assert_int_equal(mf_config_parse_string("[migrate]\nstrategy = after-logout\n", &c, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(c.migrate_strategy, MF_STRATEGY_AFTER_LOGOUT);
+	assert_int_equal(c.migrate_immediate_wait_ms, 60000);
+	expect_error("[migrate]\nstrategy = eventually\n", "strategy");
+	expect_error("[migrate]\nimmediate_wait = 0\n", "immediate_wait");
+	expect_error("[migrate]\nimmediate_wait = 601\n", "immediate_wait");
 	expect_error("[migrate]\nworkers = 0\n", "workers");
 	expect_error("[migrate]\nworkers = 65\n", "workers");
 	expect_error("[migrate]\nqueue = 0\n", "queue");
