@@ -653,6 +653,9 @@ bool front_io_hold(struct session *s)
 	/* The source's session is of no use now: the login is answered by
 	 * whichever server holds the mailbox when the wait ends. */
 	front_io_upstream_close(s);
+	/* Routed nowhere while it waits: the cutover of its own account
+	 * (cutover.h) must not close it. */
+	s->route = -1;
 	io->hold_start_ms = s->w->now_ms;
 	io->hold_until_ms = s->w->now_ms + d->migrate_immediate_wait_ms;
 	/* The pre-auth deadline must not end the wait: it restarts after. */
