@@ -39,6 +39,7 @@ struct mf_daemon {
 	 * the front ends push login events, the migrator's threads copy. */
 	bool migrate;
 	unsigned int migrate_retry_after_s; /* read with migrate, once */
+	unsigned int migrate_retry_max_s;
 	enum mf_migrate_strategy migrate_strategy;   /* read with migrate, once */
 	unsigned int migrate_immediate_wait_ms;
 	/* Sessions relayed to the source per account (after-logout only). */

@@ -262,6 +262,7 @@ int front_io_route(struct session *s, const char *name, enum account_route *rout
 	}
 	io_of(s)->acct_state = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
 	io_of(s)->acct_changed = rc == LEDGER_ABSENT ? 0 : a.state_changed;
+	io_of(s)->acct_failures = rc == LEDGER_ABSENT ? 0 : migrate_failures(a.reason);
 	*route_r = account_state_route(io_of(s)->acct_state);
 	return MF_OK;
 }
@@ -500,8 +501,9 @@ bool front_io_creds_wanted(struct session *s)
 	return s->w->d->migrate && s->user != NULL && io->route == AR_SOURCE &&
 	       (io->acct_state == AS_UNSEEN || io->acct_state == AS_SEEN ||
 		(io->acct_state == AS_FAILED &&
-		 migrate_retry_due(s->w->d->migrate_retry_after_s, io->acct_changed,
-				   (int64_t)time(NULL))));
+		 migrate_retry_due(&(struct migrate_backoff){ s->w->d->migrate_retry_after_s,
+							      s->w->d->migrate_retry_max_s },
+				   io->acct_failures, io->acct_changed, (int64_t)time(NULL))));
 }
 
 void front_io_login_creds(struct session *s, const char *login, size_t login_len,

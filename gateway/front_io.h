@@ -98,6 +98,7 @@ struct front_io {
 	enum account_route route;       /* of the login in progress */
 	enum account_state acct_state;  /* the ledger's, when it was routed */
 	int64_t acct_changed;           /* when that state was set (0: never) */
+	unsigned int acct_failures;     /* FAILED: failures in a row (account.h) */
 	union mf_sockaddr up_addr;
 
 	size_t rpos, rlen;              /* rbuf: parsed up to rpos, filled to rlen */

@@ -290,6 +290,7 @@ int main(int argc, char **argv)
 		}
 		cutover_init(&d.cutover, d.n_workers);
 		d.migrate_retry_after_s = d.cfg.migrate_retry_after_s;
+		d.migrate_retry_max_s = d.cfg.migrate_retry_max_s;
 		d.migrate_strategy = d.cfg.migrate_strategy;
 		d.migrate_immediate_wait_ms = d.cfg.migrate_immediate_wait_ms;
 		if (acct_sessions_init(&d.acct_sessions, 4096) != MF_OK) {

@@ -44,8 +44,14 @@ struct migrator {
 	enum mf_migrate_strategy strategy;
 	/* after-logout: events of accounts with sessions on the source. */
 	struct mig_park park;
+	/* Politeness toward the sources (mig_pace.h). */
+	struct mig_pace pace;
+	struct mig_slots slots;
+	unsigned int busy_retries, busy_wait_max_s;
+	pthread_cond_t wake;  /* with claim: a stop ends a back-off wait */
+	bool stopping;
 	unsigned int timeout_ms, cutover_wait_ms;
-	unsigned int retry_after_s;   /* FAILED copies again after this (0: never) */
+	struct migrate_backoff backoff; /* FAILED copies again after (0: never) */
 	/* Taking an account (state check, then COPYING) is one step across
 	 * threads: two queued logins of one account start one copy. */
 	pthread_mutex_t claim;
@@ -97,8 +103,10 @@ static const char *strategy_name(enum mf_migrate_strategy s)
 	       s == MF_STRATEGY_AFTER_LOGOUT ? "after-logout" : "live";
 }
 
-/* true when the account was UNSEEN or SEEN and is COPYING now. */
-static bool claim(struct migrator *m, struct ledger *l, const struct login_event *e)
+/* true when the account was UNSEEN, SEEN or FAILED (retry due) and is
+ * COPYING now; *failures_r: the failures in a row before this attempt. */
+static bool claim(struct migrator *m, struct ledger *l, const struct login_event *e,
+		  unsigned int *failures_r)
 {
 	struct account a;
 	enum account_state st;
@@ -113,9 +121,10 @@ static bool claim(struct migrator *m, struct ledger *l, const struct login_event
 		goto out;
 	}
 	st = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
+	*failures_r = st == AS_FAILED ? migrate_failures(a.reason) : 0;
 	if (st != AS_UNSEEN && st != AS_SEEN &&
-	    !(st == AS_FAILED &&
-	      migrate_retry_due(m->retry_after_s, a.state_changed, (int64_t)time(NULL)))) {
+	    !(st == AS_FAILED && migrate_retry_due(&m->backoff, *failures_r, a.state_changed,
+						   (int64_t)time(NULL)))) {
 		/* Another login's copy took it, or the admin pinned it. */
 		mf_log_info("migrate user=%s state=%s: no copy", e->account,
 			    account_state_name(st));
@@ -150,7 +159,7 @@ static const char *sec_name(enum imap_security s)
 
 /* The observed login's credentials on both sides, or (none observed:
  * a copy resumed at start) the master user on behalf of the account. */
-static int endpoints(const struct migrator *m, const struct login_event *e,
+static int endpoints(struct migrator *m, const struct login_event *e,
 		     struct mig_opts *o, char *err, size_t errlen)
 {
 	const struct sockaddr *src = (const struct sockaddr *)&e->source;
@@ -179,7 +188,58 @@ static int endpoints(const struct migrator *m, const struct login_event *e,
 		return mf_err(err, errlen, "no password observed and no [migrate] master_user");
 	}
 	o->timeout_ms = (int)m->timeout_ms;
+	o->pace = &m->pace;
 	return MF_OK;
+}
+
+/* Sleeps ms unless the migrator stops first: false then. */
+static bool pause_ms(struct migrator *m, unsigned int ms)
+{
+	struct timespec until;
+	bool go;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&m->claim);
+	while (!m->stopping &&
+	       pthread_cond_timedwait(&m->wake, &m->claim, &until) != ETIMEDOUT)
+		;
+	go = !m->stopping;
+	pthread_mutex_unlock(&m->claim);
+	return go;
+}
+
+/* mig_run() within the politeness limits: at most source_connections
+ * copies read one source at once, and a copy the source shed (BYE,
+ * [LIMIT], [UNAVAILABLE], [INUSE], a dropped connection) is resumed from
+ * its checkpoints after 1, 2, 4... s (at most busy_wait_max), up to
+ * busy_retries times: the source's load decides the pace, not ours. */
+static int run_polite(struct migrator *m, const char *name, const struct mig_opts *o,
+		      struct mig_report *rep, char *err, size_t errlen)
+{
+	unsigned int wait_ms = 1000, tries = 0;
+	int rc;
+
+	for (;;) {
+		if (!mig_slots_acquire(&m->slots, o->src.url.host))
+			return mf_err(err, errlen, "stopping");
+		rc = mig_run(o, rep, err, errlen);
+		mig_slots_release(&m->slots, o->src.url.host);
+		if (rc == MF_OK || !rep->source_busy || tries >= m->busy_retries)
+			return rc;
+		tries++;
+		mf_log_warn("migrate user=%s source busy (%s): backing off %u ms, try %u of %u",
+			    name, err, wait_ms, tries, m->busy_retries);
+		if (!pause_ms(m, wait_ms))
+			return MF_ERROR;
+		wait_ms = wait_ms * 2 > m->busy_wait_max_s * 1000 ? m->busy_wait_max_s * 1000
+								   : wait_ms * 2;
+	}
 }
 
 /* Closes the account's source sessions in every io_uring worker. */
@@ -201,8 +261,9 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	struct mig_report rep;
 	char path[MIG_PATH_MAX], err[512], reason[LEDGER_REASON_MAX];
 	const char *phase = "bulk copy";
+	unsigned int failures = 0;
 
-	if (!claim(m, l, e))
+	if (!claim(m, l, e, &failures))
 		return;
 	if (endpoints(m, e, &o, err, sizeof(err)) != MF_OK)
 		goto failed;
@@ -212,7 +273,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	}
 	o.state_path = path;
 	/* The bulk copy: the user keeps working on the source meanwhile. */
-	if (mig_run(&o, &rep, err, sizeof(err)) != MF_OK)
+	if (run_polite(m, e->account, &o, &rep, err, sizeof(err)) != MF_OK)
 		goto failed;
 	snprintf(reason, sizeof(reason), "bulk copy done (%llu messages): closing sessions, delta",
 		 (unsigned long long)rep.copied);
@@ -226,7 +287,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	cutover_kick(t, e->account);
 	phase = "delta";
 	o.verify = true;
-	if (mig_run(&o, &rep, err, sizeof(err)) != MF_OK)
+	if (run_polite(m, e->account, &o, &rep, err, sizeof(err)) != MF_OK)
 		goto failed_cut;
 	snprintf(reason, sizeof(reason),
 		 "copied and verified (%llu messages in the delta, %llu verified)",
@@ -236,9 +297,17 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	return;
 failed_cut:
 	cutover_end(&m->d->cutover, t->slot);
-failed:
-	snprintf(reason, sizeof(reason), "%s: %.200s", phase, err);
+failed: {
+	char why[LEDGER_REASON_MAX];
+
+	/* The attempt and the wait before the next one are in the reason,
+	 * where the next claim (and the front ends) read them back. */
+	failures++;
+	snprintf(why, sizeof(why), "%s: %.200s", phase, err);
+	migrate_failed_reason(reason, sizeof(reason), why, failures,
+			      migrate_retry_delay(&m->backoff, failures));
 	set_state(l, e->account, AS_FAILED, reason);
+}
 }
 
 static bool logged_out(void *arg, const char *account)
@@ -426,6 +495,19 @@ static int master_load(struct migrator *m, const char *path, char *err, size_t e
 	return MF_OK;
 }
 
+static void migrator_free(struct migrator *m)
+{
+	if (m->pace.slept > 0)
+		mf_log_info("migrate paced: %.1f s slept for the rate limits", m->pace.slept);
+	pthread_mutex_destroy(&m->claim);
+	pthread_cond_destroy(&m->wake);
+	mig_slots_destroy(&m->slots);
+	mig_pace_destroy(&m->pace);
+	mig_park_destroy(&m->park);
+	master_wipe(m);
+	free(m);
+}
+
 int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t errlen)
 {
 	unsigned int n = d->cfg.migrate_workers;
@@ -446,8 +528,16 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	m->dest6 = d->cfg.dest6;
 	m->timeout_ms = d->cfg.migrate_timeout_ms;
 	m->cutover_wait_ms = d->cfg.migrate_cutover_wait_ms;
-	m->retry_after_s = d->cfg.migrate_retry_after_s;
+	m->backoff.first_s = d->cfg.migrate_retry_after_s;
+	m->backoff.max_s = d->cfg.migrate_retry_max_s;
 	m->strategy = d->cfg.migrate_strategy;
+	m->busy_retries = d->cfg.migrate_busy_retries;
+	m->busy_wait_max_s = d->cfg.migrate_busy_wait_max_s;
+	mig_pace_init(&m->pace, d->cfg.migrate_max_messages_per_s,
+		      (double)d->cfg.migrate_max_bytes_per_s, NULL, NULL);
+	mig_slots_init(&m->slots, d->cfg.migrate_source_connections);
+	pthread_cond_init(&m->wake, NULL);
+	pthread_mutex_init(&m->claim, NULL);
 	if (d->cfg.n_sources > 0)
 		m->source = d->cfg.sources[0];
 	m->src_sec = security(d->cfg.migrate_source_tls);
@@ -457,16 +547,10 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	snprintf(m->dst_name, sizeof(m->dst_name), "%s", d->cfg.migrate_destination_name);
 	snprintf(m->master, sizeof(m->master), "%s", d->cfg.migrate_master_user);
 	if (m->master[0] != '\0' &&
-	    master_load(m, d->cfg.migrate_master_password_file, err, errlen) != MF_OK) {
-		free(m);
-		return MF_ERROR;
-	}
-	if (mig_park_init(&m->park, d->cfg.migrate_queue, err, errlen) != MF_OK) {
-		master_wipe(m);
-		free(m);
-		return MF_ERROR;
-	}
-	pthread_mutex_init(&m->claim, NULL);
+	    master_load(m, d->cfg.migrate_master_password_file, err, errlen) != MF_OK)
+		goto fail;
+	if (mig_park_init(&m->park, d->cfg.migrate_queue, err, errlen) != MF_OK)
+		goto fail;
 	/* The state files hold folder names and UIDs: owner only. */
 	if (mkdir(m->state_dir, 0700) != 0 && errno != EEXIST) {
 		mf_err(err, errlen, "[migrate] state_dir %s: %s", m->state_dir, strerror(errno));
@@ -490,10 +574,7 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	*m_r = m;
 	return MF_OK;
 fail:
-	pthread_mutex_destroy(&m->claim);
-	mig_park_destroy(&m->park);
-	master_wipe(m);
-	free(m);
+	migrator_free(m);
 	return MF_ERROR;
 }
 
@@ -502,10 +583,13 @@ void migrator_stop(struct migrator *m)
 	if (m == NULL)
 		return;
 	login_queue_stop(&m->d->logins);
+	/* Copies waiting for a source slot or backing off stop waiting. */
+	mig_slots_stop(&m->slots);
+	pthread_mutex_lock(&m->claim);
+	m->stopping = true;
+	pthread_cond_broadcast(&m->wake);
+	pthread_mutex_unlock(&m->claim);
 	for (unsigned int i = 0; i < m->started; i++)
 		pthread_join(m->t[i].tid, NULL);
-	pthread_mutex_destroy(&m->claim);
-	mig_park_destroy(&m->park);
-	master_wipe(m);
-	free(m);
+	migrator_free(m);
 }

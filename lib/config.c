@@ -454,6 +454,32 @@ static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
 		c->migrate_immediate_wait_ms = (unsigned int)x * 1000;
 		return MF_OK;
 	}
+	if (!strcmp(k, "max_bytes_per_second")) {
+		if (parse_uint(v, 0, 100000000000UL, &x) != MF_OK)
+			return MF_ERROR;
+		c->migrate_max_bytes_per_s = x;
+		return MF_OK;
+	}
+	if (!strcmp(k, "source_connections") || !strcmp(k, "max_messages_per_second") ||
+	    !strcmp(k, "busy_retries") || !strcmp(k, "busy_wait_max")) {
+		if (parse_uint(v, 0, !strcmp(k, "busy_wait_max") ? 86400 : 1000000, &x) != MF_OK)
+			return MF_ERROR;
+		if (!strcmp(k, "source_connections"))
+			c->migrate_source_connections = (unsigned int)x;
+		else if (!strcmp(k, "max_messages_per_second"))
+			c->migrate_max_messages_per_s = (unsigned int)x;
+		else if (!strcmp(k, "busy_retries"))
+			c->migrate_busy_retries = (unsigned int)x;
+		else
+			c->migrate_busy_wait_max_s = (unsigned int)x;
+		return MF_OK;
+	}
+	if (!strcmp(k, "retry_max")) {
+		if (parse_uint(v, 1, 30 * 86400, &x) != MF_OK)
+			return MF_ERROR;
+		c->migrate_retry_max_s = (unsigned int)x;
+		return MF_OK;
+	}
 	if (!strcmp(k, "retry_after")) {
 		if (parse_uint(v, 0, 30 * 86400, &x) != MF_OK)
 			return MF_ERROR;
@@ -643,6 +669,10 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->migrate_destination_port = 143;
 	cfg->migrate_timeout_ms = 60000;
 	cfg->migrate_retry_after_s = 3600;
+	cfg->migrate_retry_max_s = 7 * 86400;
+	cfg->migrate_source_connections = 4;
+	cfg->migrate_busy_retries = 5;
+	cfg->migrate_busy_wait_max_s = 300;
 	cfg->migrate_strategy = MF_STRATEGY_LIVE;
 	cfg->migrate_immediate_wait_ms = 60000;
 	cfg->migrate_cutover_wait_ms = 2000;

@@ -155,6 +155,18 @@ struct mf_config {
 	/* A FAILED account's next observed login copies again once this long
 	 * has passed since the failure; 0: only an admin's set-state does. */
 	unsigned int migrate_retry_after_s;
+	/* Each further failure doubles the wait, up to this. */
+	unsigned int migrate_retry_max_s;
+	/* Politeness toward the source: copies reading one source address at
+	 * once (0: no limit); messages and bytes per second over all copies
+	 * (0: no limit); a copy the source sheds (BYE, [LIMIT],
+	 * [UNAVAILABLE], [INUSE], a dropped connection) is resumed up to
+	 * busy_retries times after 1, 2, 4... s, at most busy_wait_max_s. */
+	unsigned int migrate_source_connections;
+	unsigned int migrate_max_messages_per_s;
+	uint64_t migrate_max_bytes_per_s;
+	unsigned int migrate_busy_retries;
+	unsigned int migrate_busy_wait_max_s;
 	/* TLS of the copy's two legs (none, STARTTLS, implicit), verified
 	 * against tls_ca (""= the system's store) and the name given, or the
 	 * server's address when the name is "". */

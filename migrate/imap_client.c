@@ -32,6 +32,7 @@ struct imap_conn {
 	char name[32];
 	char host[256];
 	char verify_name[256];  /* "" : verify host */
+	bool *busy_r;           /* the caller's: set when the server sheds load */
 	const char *ca_file;
 	bool insecure;
 	int timeout_ms;
@@ -147,6 +148,12 @@ static int conn_err(struct imap_conn *c, char *err, size_t errlen, const char *f
 	return mf_err(err, errlen, "%s: %s", c->name, msg);
 }
 
+static void busy(struct imap_conn *c)
+{
+	if (c->busy_r != NULL)
+		*c->busy_r = true;
+}
+
 static void ssl_reason(char *buf, size_t len)
 {
 	unsigned long e = ERR_get_error();
@@ -172,8 +179,11 @@ static int fill(struct imap_conn *c, char *err, size_t errlen)
 			int e = SSL_get_error(c->ssl, r);
 			char why[160];
 
-			if (e == SSL_ERROR_ZERO_RETURN)
+			if (e == SSL_ERROR_ZERO_RETURN ||
+			    (e == SSL_ERROR_SYSCALL && (errno == ECONNRESET || r == 0))) {
+				busy(c);
 				return conn_err(c, err, errlen, "connection closed by the server");
+			}
 			if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
 				return conn_err(c, err, errlen, "timed out waiting for the server");
 			ssl_reason(why, sizeof(why));
@@ -185,8 +195,10 @@ static int fill(struct imap_conn *c, char *err, size_t errlen)
 	do
 		n = recv(c->fd, c->rbuf, RBUF_SIZE, 0);
 	while (n < 0 && errno == EINTR);
-	if (n == 0)
+	if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+		busy(c);
 		return conn_err(c, err, errlen, "connection closed by the server");
+	}
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return conn_err(c, err, errlen, "timed out waiting for the server");
@@ -505,6 +517,13 @@ static int status_error(struct imap_conn *c, const struct imap_response *r, char
 		}
 	if (k >= 0)
 		snprintf(code, sizeof(code), "[%s] ", r->items[k].s);
+	/* The server asks us to come back later: a BYE, or one of the codes
+	 * servers use for load and connection limits (RFC 5530). */
+	if (imap_item_is(&r->items[0], "BYE") ||
+	    (k >= 0 && (imap_item_is(&r->items[k], "LIMIT") ||
+			imap_item_is(&r->items[k], "UNAVAILABLE") ||
+			imap_item_is(&r->items[k], "INUSE"))))
+		busy(c);
 	return mf_err(err, errlen, "%s: %s %s%s", c->name, word, code, imap_resp_text(r));
 }
 
@@ -714,6 +733,7 @@ static struct imap_conn *conn_new(const struct imap_client_opts *o, const char *
 	snprintf(c->host, sizeof(c->host), "%s", host);
 	snprintf(c->verify_name, sizeof(c->verify_name), "%s",
 		 o->verify_name != NULL ? o->verify_name : "");
+	c->busy_r = o->busy_r;
 	c->ca_file = o->ca_file;
 	c->insecure = o->insecure;
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;
@@ -809,6 +829,7 @@ void imap_close(struct imap_conn *c)
 {
 	if (c == NULL)
 		return;
+	c->busy_r = NULL; /* the BYE that answers our LOGOUT is no load shedding */
 	if (!c->dead && c->fd >= 0) {
 		char err[64];
 		struct timeval tv = { .tv_sec = 5 };

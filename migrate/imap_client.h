@@ -68,6 +68,11 @@ struct imap_client_opts {
 	/* The name the certificate must carry (and SNI); NULL: the URL's host
 	 * (an address is checked against the certificate's IP entries). */
 	const char *verify_name;
+	/* Set to true (never cleared) when the server sheds load: it closes
+	 * or resets the connection, says BYE, or answers with [LIMIT],
+	 * [UNAVAILABLE] or [INUSE]; the caller may come back later. NULL: not
+	 * wanted. */
+	bool *busy_r;
 	int timeout_ms;        /* every wait; 0: 60 s */
 	size_t line_max;       /* response line bound; 0: default */
 	uint64_t literal_max;  /* largest literal accepted; 0: 1 GiB */

@@ -20,6 +20,7 @@
 #define MF_MIG_H
 
 #include "imap_client.h"
+#include "mig_pace.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,6 +60,7 @@ struct mig_report {
 	uint64_t verified;         /* messages that passed verification */
 	uint64_t flags_fixed;
 	bool verify_ok;
+	bool source_busy;          /* the source shed load (imap_client_opts) */
 };
 
 struct mig_opts {
@@ -74,6 +76,7 @@ struct mig_opts {
 	 * that announce them and get them wrong; and tests of the plain path:
 	 * one APPEND per message, synchronizing literals). */
 	bool plain_append;
+	struct mig_pace *pace;     /* rate limits shared with other copies, or NULL */
 	void (*progress)(void *arg, const struct mig_progress *p);
 	void *progress_arg;
 };

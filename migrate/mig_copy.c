@@ -325,6 +325,8 @@ static int s_data(void *arg, const uint8_t *p, size_t n)
 	if (imap_write(s->x->dst, p, n, s->x->err, sizeof(s->x->err)) != MF_OK)
 		return MF_ERROR;
 	s->x->prog.bytes += n;
+	if (s->x->o->pace != NULL)
+		mig_pace_take(s->x->o->pace, 0, n);
 	return MF_OK;
 }
 
@@ -399,6 +401,8 @@ static int s_end(void *arg)
 	s->x->prog.messages++;
 	s->x->rep->copied++;
 	s->x->rep->bytes += s->cur.size;
+	if (s->x->o->pace != NULL)
+		mig_pace_take(s->x->o->pace, 1, 0);
 	if (!s->multi) {
 		if (finish_write(s) != MF_OK || finish_wait(s, s->n_done - 1) != MF_OK)
 			return MF_ERROR;

@@ -16,6 +16,7 @@ static int side_open(struct mig_ctx *x, const struct mig_side *sd, const char *n
 		.insecure = x->o->insecure,
 		.verify_name = sd->tls_name,
 		.timeout_ms = x->o->timeout_ms,
+		.busy_r = sd == &x->o->src ? &x->rep->source_busy : NULL,
 	};
 
 	if (imap_connect(&sd->url, &co, c_r, x->err, sizeof(x->err)) != MF_OK)

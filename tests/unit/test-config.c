@@ -307,6 +307,26 @@ static void test_migrate(void **state)
 						sizeof(err)), MF_OK);
 	assert_int_equal(c.migrate_strategy, MF_STRATEGY_AFTER_LOGOUT);
 	assert_int_equal(c.migrate_immediate_wait_ms, 60000);
+	assert_int_equal(c.migrate_source_connections, 4);
+	assert_int_equal(c.migrate_max_messages_per_s, 0);
+	assert_int_equal(c.migrate_max_bytes_per_s, 0);
+	assert_int_equal(c.migrate_busy_retries, 5);
+	assert_int_equal(c.migrate_busy_wait_max_s, 300);
+	assert_int_equal(c.migrate_retry_max_s, 7 * 86400);
+	assert_int_equal(mf_config_parse_string("[migrate]\nsource_connections = 1\n"
+						"max_messages_per_second = 200\n"
+						"max_bytes_per_second = 10000000000\n"
+						"busy_retries = 0\nbusy_wait_max = 60\n"
+						"retry_max = 86400\n", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.migrate_source_connections, 1);
+	assert_int_equal(c.migrate_max_messages_per_s, 200);
+	assert_int_equal(c.migrate_max_bytes_per_s, 10000000000ULL);
+	assert_int_equal(c.migrate_busy_retries, 0);
+	assert_int_equal(c.migrate_busy_wait_max_s, 60);
+	assert_int_equal(c.migrate_retry_max_s, 86400);
+	expect_error("[migrate]\nretry_max = 0\n", "retry_max");
+	expect_error("[migrate]\nbusy_wait_max = 86401\n", "busy_wait_max");
+	expect_error("[migrate]\nmax_bytes_per_second = -1\n", "max_bytes_per_second");
 	expect_error("[migrate]\nstrategy = eventually\n", "strategy");
 	expect_error("[migrate]\nimmediate_wait = 0\n", "immediate_wait");
 	expect_error("[migrate]\nimmediate_wait = 601\n", "immediate_wait");
