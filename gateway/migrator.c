@@ -258,7 +258,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 {
 	struct migrator *m = t->m;
 	struct mig_opts o = { 0 };
-	struct mig_report rep;
+	struct mig_report rep = { 0 };
 	char path[MIG_PATH_MAX], err[512], reason[LEDGER_REASON_MAX];
 	const char *phase = "bulk copy";
 	unsigned int failures = 0;
@@ -299,6 +299,14 @@ failed_cut:
 	cutover_end(&m->d->cutover, t->slot);
 failed: {
 	char why[LEDGER_REASON_MAX];
+
+	/* A message the destination would not take is named, never skipped:
+	 * the copy stopped at it (mig.h). */
+	if (rep.refused_known)
+		mf_log_warn("migrate user=%s refused folder=\"%s\" uid=%u size=%llu code=%s",
+			    e->account, rep.refused_folder, rep.refused_uid,
+			    (unsigned long long)rep.refused_size,
+			    rep.refused_code[0] != '\0' ? rep.refused_code : "-");
 
 	/* The attempt and the wait before the next one are in the reason,
 	 * where the next claim (and the front ends) read them back. */

@@ -467,7 +467,8 @@ int imap_resp_code(const struct imap_response *r, const char *name)
 {
 	for (size_t i = 0; i + 1 < r->n; i++)
 		if (r->items[i].type == IMAP_TOK_CODE_BEGIN)
-			return imap_item_is(&r->items[i + 1], name) ? (int)i + 1 : -1;
+			return name == NULL || imap_item_is(&r->items[i + 1], name) ? (int)i + 1
+									    : -1;
 	return -1;
 }
 

@@ -177,7 +177,7 @@ bool imap_item_is(const struct imap_item *it, const char *word); /* atom, case-i
 bool imap_item_num(const struct imap_item *it, uint64_t *v_r);   /* atom of digits */
 bool imap_item_string(const struct imap_item *it);               /* atom/quoted/inline literal */
 /* The resp-text code of a tagged or status response: index of its name
- * atom, or -1. */
+ * atom (name NULL: whatever code it is), or -1. */
 int imap_resp_code(const struct imap_response *r, const char *name);
 /* The human text of a status response ("" if none). */
 const char *imap_resp_text(const struct imap_response *r);

@@ -61,6 +61,18 @@ struct mig_report {
 	uint64_t flags_fixed;
 	bool verify_ok;
 	bool source_busy;          /* the source shed load (imap_client_opts) */
+	/* The destination refused an APPEND (NO: over quota, too large, a
+	 * message it cannot parse...). A MULTIAPPEND refuses its whole batch,
+	 * so mig_run() then copies on one message per APPEND up to the
+	 * refusal, and the message is known (refused_known): its source UID
+	 * and folder, size and the response code ("" if none). The copy
+	 * stops there: nothing after a refused message is skipped over. */
+	bool dst_refused;
+	bool refused_known;
+	uint32_t refused_uid;
+	uint64_t refused_size;
+	char refused_folder[256];
+	char refused_code[32];
 };
 
 struct mig_opts {

@@ -99,12 +99,12 @@ static int run(struct mig_ctx *x)
 	return MF_OK;
 }
 
-int mig_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t errlen)
+static int run_once(const struct mig_opts *o, struct mig_report *rep, char *err,
+		    size_t errlen)
 {
 	struct mig_ctx x = { .o = o, .rep = rep };
 	int rc;
 
-	memset(rep, 0, sizeof(*rep));
 	x.t0 = mig_now();
 	rc = run(&x);
 	if (rc == MF_OK)
@@ -116,4 +116,22 @@ int mig_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t 
 	mig_state_close(x.st);
 	mig_folders_free(&x);
 	return rc;
+}
+
+int mig_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t errlen)
+{
+	struct mig_opts one;
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	rc = run_once(o, rep, err, errlen);
+	if (rc == MF_OK || !rep->dst_refused || rep->refused_known)
+		return rc;
+	/* A MULTIAPPEND batch was refused as a whole: from the checkpoint
+	 * on, one message per APPEND, so the refusal names its message. */
+	one = *o;
+	one.plain_append = true;
+	one.batch_max = 1;
+	rep->dst_refused = false;
+	return run_once(&one, rep, err, errlen);
 }
