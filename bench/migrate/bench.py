@@ -167,6 +167,12 @@ def main() -> int:
             for rep in range(REPS):
                 for name, argv, stdin, ns in runs:
                     lab.py_json("router", WIPE, host=lab.NEW4, **params)
+                    if name == "doveadm":
+                        # dsync backup wants a fresh account: over an emptied one
+                        # it fails ("INBOX can't be deleted": the INBOX it finds
+                        # is not the one it would sync to). Nothing has it open.
+                        shutil.rmtree(Path(lab.lab_dir) / "new" / "mail" / USER,
+                                      ignore_errors=True)
                     shutil.rmtree(tmp / "mbsync-state", ignore_errors=True)
                     (tmp / "mbsync-state").mkdir()
                     r = lab.py_json(ns, RUN, timeout=MAX_S + 30, argv=argv, input=stdin,
