@@ -61,11 +61,21 @@ int imap_url_parse(const char *text, struct imap_url *u, char *err, size_t errle
 	} else if (strncmp(text, "imap+starttls://", 16) == 0) {
 		u->sec = IMAP_SEC_STARTTLS;
 		rest = text + 16;
-	} else if (strncmp(text, "pop3", 4) == 0) {
-		return mf_err(err, errlen, "'%s': POP3 sources are not supported yet", text);
+	} else if (strncmp(text, "pop3://", 7) == 0) {
+		u->pop3 = true;
+		u->sec = IMAP_SEC_PLAIN;
+		rest = text + 7;
+	} else if (strncmp(text, "pop3s://", 8) == 0) {
+		u->pop3 = true;
+		u->sec = IMAP_SEC_TLS;
+		rest = text + 8;
+	} else if (strncmp(text, "pop3+stls://", 12) == 0) {
+		u->pop3 = true;
+		u->sec = IMAP_SEC_STARTTLS;
+		rest = text + 12;
 	} else {
-		return mf_err(err, errlen, "'%s': scheme must be imap, imaps or imap+starttls",
-			      text);
+		return mf_err(err, errlen, "'%s': scheme must be imap, imaps, imap+starttls, pop3, "
+			      "pop3s or pop3+stls", text);
 	}
 	if (*rest == '[') {
 		host = rest + 1;
@@ -97,7 +107,9 @@ int imap_url_parse(const char *text, struct imap_url *u, char *err, size_t errle
 			return mf_err(err, errlen, "'%s': bad port", text);
 		snprintf(u->port, sizeof(u->port), "%ld", v);
 	} else {
-		snprintf(u->port, sizeof(u->port), "%s", u->sec == IMAP_SEC_TLS ? "993" : "143");
+		snprintf(u->port, sizeof(u->port), "%s",
+			 u->pop3 ? (u->sec == IMAP_SEC_TLS ? "995" : "110")
+				 : (u->sec == IMAP_SEC_TLS ? "993" : "143"));
 	}
 	return MF_OK;
 }

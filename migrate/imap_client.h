@@ -37,12 +37,15 @@ enum imap_security {
 
 struct imap_url {
 	enum imap_security sec;
+	bool pop3;          /* pop3://, pop3s://, pop3+stls:// (pop3_client.h) */
 	char host[256];
 	char port[8];
 };
 
 /* "imap://host[:port]", "imaps://...", "imap+starttls://..."; IPv6 as
- * "[2001:db8::1]:143". Default ports 143 and 993. MF_OK or MF_ERROR. */
+ * "[2001:db8::1]:143". Default ports 143 and 993. Also the POP3 sources'
+ * "pop3://", "pop3s://", "pop3+stls://" (pop3 set; ports 110 and 995).
+ * MF_OK or MF_ERROR. */
 int imap_url_parse(const char *text, struct imap_url *u_r, char *err, size_t errlen);
 
 enum imap_cap {

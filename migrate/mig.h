@@ -12,6 +12,12 @@
  * the source since the copy are brought over). MF_OK only when
  * verification passed.
  *
+ * A POP3 source (src.url.pop3, mig_pop3.c) has one mailbox: it is copied
+ * into the destination's INBOX by RETR, byte for byte (POP3 has no flags
+ * nor internal dates to carry), each message's UIDL recorded in the state
+ * with its destination UID, size and SHA-256; verification finds every
+ * source UIDL's bytes on the destination.
+ *
  * Memory is bounded whatever the message sizes: a body flows from the
  * source's socket to the destination's socket chunk by chunk and is never
  * held whole; max_inflight_bytes bounds the bytes of one batch (one

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int side_open(struct mig_ctx *x, const struct mig_side *sd, const char *name,
-		     struct imap_conn **c_r)
+int mig_imap_open(struct mig_ctx *x, const struct mig_side *sd, const char *name,
+		  struct imap_conn **c_r)
 {
 	struct imap_client_opts co = {
 		.name = name,
@@ -73,8 +73,8 @@ static int run(struct mig_ctx *x)
 	const struct mig_opts *o = x->o;
 	char pair[1200];
 
-	if (side_open(x, &o->src, "source", &x->src) != MF_OK ||
-	    side_open(x, &o->dst, "destination", &x->dst) != MF_OK)
+	if (mig_imap_open(x, &o->src, "source", &x->src) != MF_OK ||
+	    mig_imap_open(x, &o->dst, "destination", &x->dst) != MF_OK)
 		return MF_ERROR;
 	snprintf(pair, sizeof(pair), "%s:%s/%s -> %s:%s/%s", o->src.url.host, o->src.url.port,
 		 o->src.user, o->dst.url.host, o->dst.url.port, o->dst.user);
@@ -123,6 +123,12 @@ int mig_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t 
 	struct mig_opts one;
 	int rc;
 
+	if (o->dst.url.pop3) {
+		memset(rep, 0, sizeof(*rep));
+		return mf_err(err, errlen, "the destination must be an IMAP server");
+	}
+	if (o->src.url.pop3)
+		return mig_pop3_run(o, rep, err, errlen);
 	memset(rep, 0, sizeof(*rep));
 	rc = run_once(o, rep, err, errlen);
 	if (rc == MF_OK || !rep->dst_refused || rep->refused_known)

@@ -358,8 +358,19 @@ static void test_url(void **state)
 	assert_string_equal(u.host, "2001:db8::2");
 	assert_string_equal(u.port, "1143");
 	assert_int_equal(u.sec, IMAP_SEC_STARTTLS);
-	assert_int_equal(imap_url_parse("pop3://x", &u, err, sizeof(err)), MF_ERROR);
-	assert_non_null(strstr(err, "POP3"));
+	assert_int_equal(imap_url_parse("pop3://x", &u, err, sizeof(err)), MF_OK);
+	assert_true(u.pop3 && u.sec == IMAP_SEC_PLAIN);
+	assert_string_equal(u.port, "110");
+	assert_int_equal(imap_url_parse("pop3s://[2001:db8::2]", &u, err, sizeof(err)), MF_OK);
+	assert_true(u.pop3 && u.sec == IMAP_SEC_TLS);
+	assert_string_equal(u.port, "995");
+	assert_int_equal(imap_url_parse("pop3+stls://x:1110", &u, err, sizeof(err)), MF_OK);
+	assert_true(u.pop3 && u.sec == IMAP_SEC_STARTTLS);
+	assert_string_equal(u.port, "1110");
+	assert_int_equal(imap_url_parse("imap://x", &u, err, sizeof(err)), MF_OK);
+	assert_false(u.pop3);
+	assert_int_equal(imap_url_parse("pop2://x", &u, err, sizeof(err)), MF_ERROR);
+	assert_non_null(strstr(err, "pop3s"));
 	{
 		static const char *const bad[] = {
 			"http://x", "imap://", "imap://:143", "imap://x:0", "imap://x:65536",
