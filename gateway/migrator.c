@@ -35,6 +35,7 @@ struct migrator {
 	 * first [intercept] source. */
 	struct mf_addr source;
 	enum imap_security src_sec, dst_sec;
+	bool src_pop3;                    /* a POP3-only source (mig_pop3.c) */
 	char ca[MF_PATH_MAX];             /* "" : the system's store */
 	char src_name[MF_DOMAIN_MAX + 1]; /* "" : verify the address */
 	char dst_name[MF_DOMAIN_MAX + 1];
@@ -168,6 +169,7 @@ static int endpoints(struct migrator *m, const struct login_event *e,
 	if (dst->family == 0)
 		return mf_err(err, errlen, "no [intercept] destination for the source's family");
 	o->src.url.sec = m->src_sec;
+	o->src.url.pop3 = m->src_pop3;
 	o->dst.url.sec = m->dst_sec;
 	mf_sockaddr_format_ip(src, o->src.url.host, sizeof(o->src.url.host));
 	mf_addr_format(dst, o->dst.url.host, sizeof(o->dst.url.host));
@@ -549,6 +551,7 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	if (d->cfg.n_sources > 0)
 		m->source = d->cfg.sources[0];
 	m->src_sec = security(d->cfg.migrate_source_tls);
+	m->src_pop3 = d->cfg.migrate_source_pop3;
 	m->dst_sec = security(d->cfg.migrate_destination_tls);
 	snprintf(m->ca, sizeof(m->ca), "%s", d->cfg.migrate_tls_ca);
 	snprintf(m->src_name, sizeof(m->src_name), "%s", d->cfg.migrate_source_name);
@@ -575,9 +578,9 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 			return MF_ERROR;
 		}
 	}
-	mf_log_info("migrate workers=%u strategy=%s state_dir=%s source_tls=%s "
+	mf_log_info("migrate workers=%u strategy=%s state_dir=%s source=%s source_tls=%s "
 		    "destination_tls=%s master=%s", n, strategy_name(m->strategy), m->state_dir,
-		    sec_name(m->src_sec),
+		    m->src_pop3 ? "pop3" : "imap", sec_name(m->src_sec),
 		    sec_name(m->dst_sec), m->master[0] != '\0' ? m->master : "none");
 	*m_r = m;
 	return MF_OK;

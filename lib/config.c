@@ -489,6 +489,12 @@ static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
 	if (!strcmp(k, "state_dir"))
 		return v[0] == '/' ? set_path(c->migrate_state_dir,
 					      sizeof(c->migrate_state_dir), v) : MF_ERROR;
+	if (!strcmp(k, "source_protocol")) {
+		if (strcmp(v, "imap") != 0 && strcmp(v, "pop3") != 0)
+			return MF_ERROR;
+		c->migrate_source_pop3 = strcmp(v, "pop3") == 0;
+		return MF_OK;
+	}
 	if (!strcmp(k, "source_tls"))
 		return parse_backend_tls(v, &c->migrate_source_tls);
 	if (!strcmp(k, "destination_tls"))

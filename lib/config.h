@@ -171,6 +171,7 @@ struct mf_config {
 	 * against tls_ca (""= the system's store) and the name given, or the
 	 * server's address when the name is "". */
 	enum mf_backend_tls migrate_source_tls, migrate_destination_tls;
+	bool migrate_source_pop3;          /* the source speaks POP3 only */
 	char migrate_tls_ca[MF_PATH_MAX];
 	char migrate_source_name[MF_DOMAIN_MAX + 1];
 	char migrate_destination_name[MF_DOMAIN_MAX + 1];

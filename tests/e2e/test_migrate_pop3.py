@@ -174,3 +174,46 @@ def test_pop3s_master_user(plab, tmp_path):
     assert lab.env["MASTER_PASS"] not in p.stdout + p.stderr
     old, new = dump(lab, lab.OLD4, USER), dump(lab, lab.NEW4, USER)
     assert contents(new) == contents(old) and len(old["folders"]["INBOX"]) == len(msgs)
+
+
+POP3_SESSION = r"""
+import poplib, sys
+host, user, pw = sys.argv[1:4]
+p = poplib.POP3(host, 110, timeout=30)
+p.user(user)
+print(p.pass_(pw).decode().split()[0], p.stat()[0])
+p.quit()
+"""
+
+
+def test_daemon_pop3_source(plab, tmp_path):
+    """[migrate] source_protocol = pop3: a POP3 login through the gateway starts a
+    copy that reads old by POP3 only; MIGRATED, new's INBOX = old's byte for byte, and
+    the next POP3 login lands on new and sees as many messages."""
+    from mfgateway import Gateway, client_py
+    from test_migrate_trigger import wait_state
+
+    lab = plab
+    n = add(lab, bodies(400, 8), big=True)
+    pw = lab.env[f"PASS_{USER}"]
+    g = Gateway(lab, str(tmp_path / "gw"), ports=(110,), pop3_ports=(110,),
+                migrate={"enabled": "yes", "source_protocol": "pop3", "source_port": "110",
+                         "state_dir": str(tmp_path / "gw" / "migrate")})
+    try:
+        g.install_rules()
+        g.start()
+        assert "source=pop3" in g.log()
+        mark = lab.log_mark("DOVECOT_LOG_OLD")
+        assert client_py(lab, POP3_SESSION, lab.OLD4, USER, pw).split() == ["+OK", str(n)]
+        wait_state(g, USER, "MIGRATED", timeout=120)
+        assert len(router_logins(lab, "DOVECOT_LOG_OLD", mark, "pop3")) == 2  # bulk, delta
+        assert router_logins(lab, "DOVECOT_LOG_OLD", mark, "imap") == []
+        old, new = dump(lab, lab.OLD4, USER), dump(lab, lab.NEW4, USER)
+        assert len(new["folders"]["INBOX"]) == n and contents(new) == contents(old)
+        assert client_py(lab, POP3_SESSION, lab.OLD4, USER, pw).split() == ["+OK", str(n)]
+        conns = [c for c in g.conns() if c.get("user") == USER]
+        assert [c["route"] for c in conns] == ["source", "destination"], conns
+        assert g.stop() == 0
+        assert g.files_holding(pw.encode()) == []
+    finally:
+        g.teardown()

@@ -74,7 +74,7 @@ def test_copy_over_tls_verified(tlab, tmp_path):
     try:
         g.install_rules()
         g.start()
-        assert "source_tls=starttls destination_tls=implicit master=none" in g.log()
+        assert "source=imap source_tls=starttls destination_tls=implicit master=none" in g.log()
         n_inbox = len(dump(lab, lab.OLD4, user)["folders"]["INBOX"])
         # From here to MIGRATED only the copy logs in from the router (the
         # test's own helpers do too, but not meanwhile).

@@ -371,6 +371,11 @@ static void test_migrate_tls_master(void **state)
 	/* One without the other would fail only at the first copy. */
 	expect_error("[migrate]\nmaster_user = m\n", "go together");
 	expect_error("[migrate]\nmaster_password_file = /x\n", "go together");
+	assert_false(c.migrate_source_pop3);
+	assert_int_equal(mf_config_parse_string("[migrate]\nsource_protocol = pop3\n", &c, err,
+						sizeof(err)), MF_OK);
+	assert_true(c.migrate_source_pop3);
+	expect_error("[migrate]\nsource_protocol = smtp\n", "source_protocol");
 }
 
 int main(void)
