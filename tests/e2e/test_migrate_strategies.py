@@ -127,7 +127,10 @@ def test_immediate_wait_bounded_then_live(tlab, tmp_path):
     folders, subs, msgs = bulk_corpus()
     append(lab, lab.OLD4, user, msgs, create=folders, subscribe=subs)
     n_inbox = len(dump(lab, lab.OLD4, user)["folders"]["INBOX"])
-    g = gateway(lab, tmp_path, "immediate", immediate_wait="1")
+    # The rate limit makes the copy outlast the wait whatever the machine's
+    # speed (1,200 messages at 300/s: 4 s at least).
+    g = gateway(lab, tmp_path, "immediate", immediate_wait="1",
+                max_messages_per_second="300")
     proc = None
     try:
         g.install_rules()
