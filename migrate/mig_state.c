@@ -30,6 +30,18 @@ static const char schema[] =
 	" uidl TEXT PRIMARY KEY, dst_uid INTEGER NOT NULL, size INTEGER NOT NULL,"
 	" sha256 BLOB NOT NULL, pending INTEGER NOT NULL);";
 
+/* A loaded array with twice the room (256 entries at first): the new
+ * pointer, or NULL (v untouched) when out of memory. */
+static void *grow(void *v, size_t *cap, size_t size)
+{
+	size_t nc = *cap ? *cap * 2 : 256;
+	void *nv = realloc(v, nc * size);
+
+	if (nv != NULL)
+		*cap = nc;
+	return nv;
+}
+
 static int db_err(struct mig_state *s, char *err, size_t errlen, const char *what)
 {
 	return mf_err(err, errlen, "state: %s: %s", what, sqlite3_errmsg(s->db));
@@ -274,10 +286,8 @@ int mig_state_map_load(struct mig_state *s, const char *folder,
 		const void *h = sqlite3_column_blob(st, 3);
 
 		if (n == cap) {
-			struct mig_map_entry *nv;
+			void *nv = grow(v, &cap, sizeof(*v));
 
-			cap = cap ? cap * 2 : 256;
-			nv = realloc(v, cap * sizeof(*v));
 			if (nv == NULL) {
 				free(v);
 				sqlite3_finalize(st);
@@ -354,10 +364,8 @@ int mig_state_uidl_load(struct mig_state *s, struct mig_uidl_entry **v_r, size_t
 		const void *h = sqlite3_column_blob(st, 3);
 
 		if (n == cap) {
-			struct mig_uidl_entry *nv;
+			void *nv = grow(v, &cap, sizeof(*v));
 
-			cap = cap ? cap * 2 : 256;
-			nv = realloc(v, cap * sizeof(*v));
 			if (nv == NULL) {
 				free(v);
 				sqlite3_finalize(st);

@@ -33,6 +33,15 @@ static struct pop3_conn *conn_new(const struct imap_client_opts *o, const char *
 	return c;
 }
 
+/* More server bytes when the buffered ones are used up. */
+static int refill(struct pop3_conn *c, char *err, size_t errlen)
+{
+	if (c->rpos < c->rlen)
+		return MF_OK;
+	c->rpos = 0;
+	return mig_net_read(&c->net, c->rbuf, sizeof(c->rbuf), &c->rlen, err, errlen);
+}
+
 /* One status line; MF_OK only for +OK (a -ERR's text goes to err). */
 static int status(struct pop3_conn *c, char *err, size_t errlen)
 {
@@ -40,12 +49,8 @@ static int status(struct pop3_conn *c, char *err, size_t errlen)
 		size_t used;
 		int rc;
 
-		if (c->rpos == c->rlen) {
-			c->rpos = 0;
-			if (mig_net_read(&c->net, c->rbuf, sizeof(c->rbuf), &c->rlen, err,
-					 errlen) != MF_OK)
-				return MF_ERROR;
-		}
+		if (refill(c, err, errlen) != MF_OK)
+			return MF_ERROR;
 		rc = pop3_resp_status(&c->p, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
 		c->rpos += used;
 		if (rc == MF_AGAIN)
@@ -71,12 +76,8 @@ static int body(struct pop3_conn *c, int (*data)(void *arg, const uint8_t *p, si
 		size_t used, got;
 		int rc;
 
-		if (c->rpos == c->rlen) {
-			c->rpos = 0;
-			if (mig_net_read(&c->net, c->rbuf, sizeof(c->rbuf), &c->rlen, err,
-					 errlen) != MF_OK)
-				return MF_ERROR;
-		}
+		if (refill(c, err, errlen) != MF_OK)
+			return MF_ERROR;
 		rc = pop3_resp_body(&c->p, c->rbuf + c->rpos, c->rlen - c->rpos, &used, out,
 				    sizeof(out), &got);
 		c->rpos += used;
