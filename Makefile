@@ -1,7 +1,7 @@
 # mailferry — build, test, demo, bench.
 #   make            build build/mailferryd and build/mailferry
 #   make test       install Debian deps, build, unit tests (plain + ASan/UBSan), lab e2e tests
-#   make demo       install Debian deps, build, show interception on the lab network
+#   make demo       install Debian deps, build, show a migration on the lab network
 #   make bench      relay benchmark against HAProxy and plain forwarding (bench/relay)
 #   make bench-login IMAP login sessions: direct vs mailferryd vs nginx mail (bench/login)
 #   make deps       install the Debian packages needed to build and test
@@ -56,7 +56,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	iproute2 iputils-ping nftables iptables procps psmisc openssl curl socat \
 	python3 python3-pytest \
 	dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix swaks fetchmail \
-	haproxy iperf3 nginx-light libnginx-mod-stream libnginx-mod-mail isync tcpdump groff-base systemd
+	haproxy iperf3 nginx-light libnginx-mod-stream libnginx-mod-mail isync tcpdump groff-base systemd vagrant
 
 .PHONY: install all deps test check unit unit-asan unit-pg asan-daemon e2e fuzz fuzz-run demo bench bench-login bench-ledger clean
 
@@ -139,9 +139,10 @@ test: deps
 check: all unit unit-asan unit-pg e2e
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
+# make demo MODE=bridge: the same on the bridge-mode lab (issue 7).
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
-	tests/lab/demo.sh
+	tests/lab/demo.sh $(if $(filter bridge,$(MODE)),--bridge)
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all

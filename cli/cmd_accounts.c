@@ -112,6 +112,8 @@ static void json_account(FILE *f, const struct account *a)
 	fprintf(f, ",\"logins\":%llu,\"state_changed\":%lld,\"reason\":",
 		(unsigned long long)a->logins, (long long)a->state_changed);
 	cli_json_string(f, a->reason);
+	fputs(",\"last_gateway\":", f);
+	cli_json_string(f, a->last_gateway);
 }
 
 /* ---- list ---------------------------------------------------------- */
@@ -230,7 +232,29 @@ static void print_account_text(const struct account *a)
 	printf("logins:         %llu\n", (unsigned long long)a->logins);
 	printf("state changed:  %s\n", changed);
 	printf("reason:         %s\n", a->reason[0] ? a->reason : "-");
-	printf("history:\n");
+	printf("last gateway:   %s\n", a->last_gateway[0] ? a->last_gateway : "-");
+}
+
+/* Which gateways saw the account (several gateways on one ledger). */
+static int print_gateway(const struct account_gateway *g, void *data)
+{
+	struct show_ctx *sc = data;
+	char last[32];
+
+	if (sc->json) {
+		fputs(sc->first ? "" : ",", stdout);
+		fputs("{\"gateway\":", stdout);
+		cli_json_string(stdout, g->gateway);
+		printf(",\"logins\":%llu,\"first_seen\":%lld,\"last_seen\":%lld}",
+		       (unsigned long long)g->logins, (long long)g->first_seen,
+		       (long long)g->last_seen);
+		sc->first = false;
+		return MF_OK;
+	}
+	cli_format_time(g->last_seen, last, sizeof(last));
+	printf("  %-20s  %llu logins, last %s\n", g->gateway, (unsigned long long)g->logins,
+	       last);
+	return MF_OK;
 }
 
 static int accounts_show(const struct cli_ctx *ctx, char **argv)
@@ -261,10 +285,19 @@ static int accounts_show(const struct cli_ctx *ctx, char **argv)
 		goto fail;
 	if (o.json) {
 		json_account(stdout, &a);
-		fputs(",\"history\":[", stdout);
+		fputs(",\"gateways\":[", stdout);
 	} else {
 		print_account_text(&a);
+		printf("gateways:\n");
 	}
+	r = ledger_account_gateways(l, name, print_gateway, &sc, err, sizeof(err));
+	if (r != MF_OK)
+		goto fail;
+	sc.first = true;
+	if (o.json)
+		fputs("],\"history\":[", stdout);
+	else
+		printf("history:\n");
 	r = ledger_account_history(l, name, print_event, &sc, err, sizeof(err));
 	if (o.json)
 		fputs("]}\n", stdout);

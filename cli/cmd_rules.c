@@ -43,6 +43,40 @@ static int gate_mode(const struct cli_ctx *ctx, const struct mf_config *cfg,
 	return rc;
 }
 
+/* Bridge mode forwards what it takes up from the bridge and does not
+ * divert (fail-open with no daemon, a subnet switched off): without IP
+ * forwarding those flows would die in the gateway. Read, never set: turning
+ * it on changes more than mailferry (IPv6 stops taking router adverts). */
+static void warn_forwarding(const struct mf_config *cfg)
+{
+	static const char *const paths[2] = { "/proc/sys/net/ipv4/ip_forward",
+					      "/proc/sys/net/ipv6/conf/all/forwarding" };
+
+	if (cfg->mode != MF_MODE_BRIDGE)
+		return;
+	for (int i = 0; i < 2; i++) {
+		FILE *f = fopen(paths[i], "re");
+		int c = f != NULL ? fgetc(f) : EOF;
+
+		if (f != NULL)
+			fclose(f);
+		if (c == '0')
+			printf("warning: %s is 0: with the daemon stopped (fail-open) or a "
+			       "subnet switched off, IPv%d mail flows across the bridge stop\n",
+			       paths[i], i == 0 ? 4 : 6);
+	}
+}
+
+static void print_brnf(const struct br_sysctl *v)
+{
+	if (!v->present)
+		printf("net.bridge.bridge-nf-call-iptables: absent (no br_netfilter)\n");
+	else
+		printf("net.bridge.bridge-nf-call-iptables = %u, "
+		       "bridge-nf-call-ip6tables = %u\n", v->call_iptables,
+		       v->call_ip6tables);
+}
+
 static int rules_install(const struct cli_ctx *ctx, char **argv)
 {
 	struct mf_config cfg;
@@ -52,6 +86,11 @@ static int rules_install(const struct cli_ctx *ctx, char **argv)
 	(void)argv;
 	if (cli_load_config(ctx, &cfg) != MF_OK)
 		return CLI_EXIT_ERROR;
+	if (cfg.intercept == MF_INTERCEPT_LISTEN) {
+		cli_error(ctx, "intercept = listen: no rules to install (mailferryd listens on "
+			  "the old server's addresses itself)");
+		return CLI_EXIT_ERROR;
+	}
 	if (gate_mode(ctx, &cfg, &closed) != MF_OK)
 		return CLI_EXIT_ERROR;
 	if (mf_rules_install_gate(&cfg, closed, err, sizeof(err)) != MF_OK) {
@@ -66,6 +105,18 @@ static int rules_install(const struct cli_ctx *ctx, char **argv)
 	       cfg.route_table, cfg.rule_priority);
 	printf("SYN gate: queue %u, fail = %s, fail-%s now\n", cfg.queue_num,
 	       fail_mode_name(cfg.fail), closed ? "closed" : "open");
+	if (cfg.mode == MF_MODE_BRIDGE) {
+		struct mf_rules_status st;
+
+		if (mf_rules_status(&cfg, &st, err, sizeof(err)) != MF_OK) {
+			cli_error(ctx, "%s", err);
+			return CLI_EXIT_ERROR;
+		}
+		printf("bridge mode: table bridge mailferry on %s (MAC %s)\n", cfg.bridge,
+		       st.bridge_mac);
+		print_brnf(&st.brnf);
+		warn_forwarding(&cfg);
+	}
 	return CLI_EXIT_OK;
 }
 
@@ -81,7 +132,8 @@ static int rules_remove(const struct cli_ctx *ctx, char **argv)
 		cli_error(ctx, "%s", err);
 		return CLI_EXIT_ERROR;
 	}
-	printf("removed: table inet mailferry and its policy routing\n");
+	printf("removed: table inet mailferry (and bridge mailferry) and its "
+	       "policy routing\n");
 	return CLI_EXIT_OK;
 }
 
@@ -141,6 +193,33 @@ static void print_table(const struct mf_rules_status *st)
 	       as_config(st->rules_match));
 }
 
+static void print_bridge(const struct mf_config *cfg, const struct mf_rules_status *st)
+{
+	if (cfg->mode != MF_MODE_BRIDGE) {
+		if (st->bridge.exists)
+			printf("table bridge mailferry: present, but mode = router "
+			       "(run `mailferry rules install`)\n");
+		return;
+	}
+	if (st->bridge_dev_ok)
+		printf("bridge %s: MAC %s\n", cfg->bridge, st->bridge_mac);
+	else
+		printf("bridge %s: %s\n", cfg->bridge, st->bridge_why);
+	printf("table bridge mailferry: %s", st->bridge.exists ? "present" : "absent");
+	if (st->bridge.exists)
+		printf(", chain prerouting %s, %u rules (%s)",
+		       st->bridge.chain_ok ? "present" : "MISSING OR WRONG HOOK",
+		       st->bridge.n_rules,
+		       st->bridge.rules_match ? "as configured, for this MAC" :
+		       "DIFFERS FROM CONFIG OR MAC");
+	printf("\n");
+	print_brnf(&st->brnf);
+	if (!br_sysctl_off(&st->brnf))
+		printf("  br_netfilter calls the IP hooks for bridged frames: "
+		       "diverted flows never reach the listener\n");
+	warn_forwarding(cfg);
+}
+
 static void print_routing(const struct mf_config *cfg, int v, bool want,
 			  bool rule, bool route)
 {
@@ -171,6 +250,7 @@ static int rules_status(const struct cli_ctx *ctx, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	print_table(&st);
+	print_bridge(&cfg, &st);
 	print_routing(&cfg, 4, st.want4, st.rule4, st.route4);
 	print_routing(&cfg, 6, st.want6, st.rule6, st.route6);
 	printf("rules: %s\n", verdict[st.state]);

@@ -371,11 +371,13 @@ struct banner_set *banner_set_probe(const struct mf_config *cfg, unsigned int ti
 		union mf_sockaddr sa;
 
 		for (unsigned int j = 0; j < cfg->n_imap_ports; j++) {
-			sockaddr_of(&cfg->sources[i], cfg->imap_ports[j], &sa);
+			sockaddr_of(mf_config_real_source(cfg, &cfg->sources[i]), cfg->imap_ports[j],
+				    &sa);
 			banner_probe(&set->b[set->n++], &sa, BP_IMAP, timeout_ms);
 		}
 		for (unsigned int j = 0; j < cfg->n_pop3_ports; j++) {
-			sockaddr_of(&cfg->sources[i], cfg->pop3_ports[j], &sa);
+			sockaddr_of(mf_config_real_source(cfg, &cfg->sources[i]), cfg->pop3_ports[j],
+				    &sa);
 			banner_probe(&set->b[set->n++], &sa, BP_POP3, timeout_ms);
 		}
 	}

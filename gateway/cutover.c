@@ -63,8 +63,11 @@ bool cutover_wait(struct cutover_board *b, unsigned int gen, unsigned int timeou
 	for (;;) {
 		unsigned int i;
 
+		/* A later generation acknowledged covers ours (its snapshot
+		 * held our name too): two cutovers at once (a copy here and one
+		 * heard from another gateway) must not wait for each other. */
 		for (i = 0; i < b->n_workers; i++)
-			if (b->seen[i] != gen)
+			if ((int)(b->seen[i] - gen) < 0)
 				break;
 		if (i == b->n_workers) {
 			all = true;

@@ -16,7 +16,10 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#define CUTOVER_SLOTS_MAX 64    /* = the most [migrate] workers */
+/* One slot per [migrate] worker (at most 64), and one for the change feed
+ * (state_watch.h: a CUTOVER another gateway committed). */
+#define CUTOVER_SLOTS_MAX 65
+#define CUTOVER_SLOT_FEED 64
 #define CUTOVER_WORKERS_MAX 256 /* = the most [gateway] workers */
 
 struct cutover_board {

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "cutover.h"
 #include "login_event.h"
+#include "route_cache.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +19,8 @@ struct worker;
 struct tls_ctxs;
 struct banner_set;
 struct migrator;
+struct copy_lease;
+struct state_watch;
 
 struct mf_daemon {
 	const char *config_path;
@@ -45,8 +48,14 @@ struct mf_daemon {
 	/* Sessions relayed to the source per account (after-logout only). */
 	struct acct_sessions acct_sessions;
 	struct login_queue logins;
-	struct cutover_board cutover;
+	struct cutover_board cutover;  /* always set up: the change feed uses it too */
 	struct migrator *migrator;
+	/* Account states routing reads (route_cache.h), kept current by the
+	 * change feed of a shared ledger (state_watch.h) or by this process's
+	 * own flips; copy-job leases of this gateway (copy_lease.h). */
+	struct route_cache routes;
+	struct state_watch *watch;
+	struct copy_lease *lease;
 };
 
 /* Wake every worker so it re-reads cfg_gen and stopping. */

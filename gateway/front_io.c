@@ -3,6 +3,7 @@
 #include "daemon.h"
 #include "front_tls.h"
 #include "ledger.h"
+#include "route_cache.h"
 #include "log.h"
 #include "mf.h"
 #include "netaddr.h"
@@ -173,7 +174,7 @@ int front_io_upstream_starttls(struct session *s)
 
 const struct banner *front_io_banner(const struct session *s, enum banner_proto proto)
 {
-	union mf_sockaddr a = s->orig_dst;
+	union mf_sockaddr a = s->source;
 
 	if (s->implicit_tls) {
 		if (a.sa.sa_family == AF_INET)
@@ -246,24 +247,44 @@ bool front_io_wait(struct session *s)
 
 /* --- login: route and upstream --------------------------------------------- */
 
-int front_io_route(struct session *s, const char *name, enum account_route *route_r)
+/* A FAILED account's failures in a row, from its reason (account.h): the
+ * wait before its next copy. The route cache keeps no reasons, so this is
+ * one more ledger read, for FAILED accounts only; when it cannot be made,
+ * 1 (the shortest wait): the migrator's claim reads the ledger again and
+ * has the last word. */
+static unsigned int failures_of(struct session *s, const char *name)
 {
 	struct ledger *l = worker_ledger(s->w);
 	struct account a;
 	char err[256];
-	int rc;
 
-	if (l == NULL)
-		return MF_ERROR;
-	rc = ledger_account_get(l, name, &a, err, sizeof(err));
-	if (rc == MF_ERROR) {
+	if (l == NULL || ledger_account_get(l, name, &a, err, sizeof(err)) != MF_OK)
+		return 1;
+	return migrate_failures(a.reason);
+}
+
+int front_io_route(struct session *s, const char *name, enum account_route *route_r)
+{
+	enum account_state st;
+	int64_t changed;
+	char err[256];
+	bool stale;
+
+	if (route_cache_lookup(&s->w->d->routes, worker_ledger(s->w), name, route_cache_now_ms(),
+			       &st, &changed, &stale, err, sizeof(err)) != MF_OK) {
+		/* A state that could have changed: no guess. */
 		mf_log_warn("ledger user=%s: %s", name, err);
 		return MF_ERROR;
 	}
-	io_of(s)->acct_state = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
-	io_of(s)->acct_changed = rc == LEDGER_ABSENT ? 0 : a.state_changed;
-	io_of(s)->acct_failures = rc == LEDGER_ABSENT ? 0 : migrate_failures(a.reason);
-	*route_r = account_state_route(io_of(s)->acct_state);
+	if (stale)
+		/* The ledger cannot answer, but this state changes only by an
+		 * admin's act: keep routing by it. */
+		mf_log_info("ledger user=%s: unreachable: routed by the cached state %s", name,
+			    account_state_name(st));
+	io_of(s)->acct_state = st;
+	io_of(s)->acct_changed = changed;
+	io_of(s)->acct_failures = st == AS_FAILED ? failures_of(s, name) : 0;
+	*route_r = account_state_route(st);
 	return MF_OK;
 }
 
@@ -308,7 +329,7 @@ enum front_route_fail front_io_connect(struct session *s, enum account_route rou
 
 	io->route = route;
 	s->route = (int8_t)io->route;
-	io->up_addr = s->orig_dst;
+	io->up_addr = s->source;
 	if (io->route == AR_UNAVAILABLE)
 		return FRF_MIGRATING;
 	if (io->route == AR_DESTINATION) {
@@ -523,7 +544,7 @@ void front_io_login_creds(struct session *s, const char *login, size_t login_len
 	len = s->client.sa.sa_family == AF_INET ? sizeof(s->client.in) : sizeof(s->client.in6);
 	count_session(s);
 	rc = login_queue_push(&d->logins, s->user, login, login_len, pass, pass_len,
-			      &s->client.sa, len, &s->orig_dst.sa, len, (int64_t)time(NULL));
+			      &s->client.sa, len, &s->source.sa, len, (int64_t)time(NULL));
 	io_of(s)->copy_queued = rc == MF_OK;
 	if (rc == MF_OK)
 		mf_log_info("migrate user=%s login observed: copy queued", s->user);

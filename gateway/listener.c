@@ -10,7 +10,7 @@
 
 #define LISTEN_BACKLOG 4096
 
-int listener_open(const struct mf_addr *addr, uint16_t port, char *err,
+int listener_open(const struct mf_addr *addr, uint16_t port, bool transparent, char *err,
 		  size_t errlen)
 {
 	struct sockaddr_storage ss;
@@ -43,11 +43,12 @@ int listener_open(const struct mf_addr *addr, uint16_t port, char *err,
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		goto fail;
 	if (addr->family == AF_INET) {
-		if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0)
+		if (transparent && setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0)
 			goto fail;
 	} else {
 		if (setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
-		    setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0)
+		    (transparent &&
+		     setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0))
 			goto fail;
 	}
 	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 ||

@@ -10,6 +10,7 @@
 
 #include "netaddr.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,8 +32,10 @@ int listener_enable_migration(char *err, size_t errlen);
  * them and policy routing delivers them. MF_OK or MF_ERROR with err. */
 int listener_disable_early_demux(char *err, size_t errlen);
 
-/* Returns the listening fd, or MF_ERROR with err filled. */
-int listener_open(const struct mf_addr *addr, uint16_t port, char *err,
+/* Returns the listening fd, or MF_ERROR with err filled. transparent:
+ * IP_TRANSPARENT (TPROXY); else an ordinary listener on a local address
+ * (listen mode). */
+int listener_open(const struct mf_addr *addr, uint16_t port, bool transparent, char *err,
 		  size_t errlen);
 
 #endif

@@ -4,7 +4,9 @@
 #include "banner.h"
 #include "config.h"
 #include "daemon.h"
+#include "copy_lease.h"
 #include "ledger.h"
+#include "state_watch.h"
 #include "listener.h"
 #include "log.h"
 #include "migrator.h"
@@ -233,6 +235,7 @@ int main(int argc, char **argv)
 		if (privdrop_lookup(d.cfg.user, &uid, &gid, err, sizeof(err)) != MF_OK ||
 		    ((d.cfg.n_imap_ports > 0 || d.cfg.n_pop3_ports > 0 ||
 		      d.cfg.fail == MF_FAIL_AUTO) && !check_only &&
+		     !ledger_spec_is_shared(d.cfg.ledger_path) && /* no file to hand over */
 		     privdrop_give(d.cfg.ledger_path, uid, gid, err, sizeof(err)) != MF_OK)) {
 			fprintf(stderr, "mailferryd: [gateway] user: %s\n", err);
 			tls_ctxs_unref(d.tls);
@@ -282,13 +285,23 @@ int main(int argc, char **argv)
 	atomic_init(&d.stopping, false);
 
 	d.n_workers = worker_count(&d.cfg);
+	cutover_init(&d.cutover, d.n_workers);
+	/* A shared ledger's cache is trusted only once its feed listens. On
+	 * SQLite it never is: `mailferry accounts set-state` writes the file
+	 * from another process, which no cache here would hear of, and a
+	 * local read costs microseconds; the cache then only keeps the final
+	 * states to route by should the file become unreadable. */
+	if (route_cache_init(&d.routes, d.cfg.route_cache_size, d.cfg.route_cache_ttl_ms,
+			     false) != MF_OK) {
+		mf_log_err("route cache: out of memory");
+		goto out_cutover;
+	}
 	/* [migrate] is read once: the front ends test d.migrate unlocked. */
 	if (d.cfg.migrate_enabled) {
 		if (login_queue_init(&d.logins, d.cfg.migrate_queue, err, sizeof(err)) != MF_OK) {
 			mf_log_err("migrate: %s", err);
-			goto out;
+			goto out_cache;
 		}
-		cutover_init(&d.cutover, d.n_workers);
 		d.migrate_retry_after_s = d.cfg.migrate_retry_after_s;
 		d.migrate_retry_max_s = d.cfg.migrate_retry_max_s;
 		d.migrate_strategy = d.cfg.migrate_strategy;
@@ -296,8 +309,7 @@ int main(int argc, char **argv)
 		if (acct_sessions_init(&d.acct_sessions, 4096) != MF_OK) {
 			mf_log_err("migrate: out of memory");
 			login_queue_destroy(&d.logins);
-			cutover_destroy(&d.cutover);
-			goto out;
+			goto out_cache;
 		}
 		d.migrate = true;
 	}
@@ -320,11 +332,16 @@ int main(int argc, char **argv)
 		mf_log_warn("early demux stays on: %s", err);
 	/* The gate binds the queue before the workers run: SYNs it accepts
 	 * wait in the listeners' backlogs, which exist since worker_init. */
-	if (syn_gate_init(&gate, &d, err, sizeof(err)) != MF_OK) {
-		mf_log_err("syn gate: %s", err);
-		goto out_workers;
+	/* Listen mode has no rules and no queue: with the daemon down
+	 * nothing listens on the old address, so nothing reaches the old
+	 * server behind our back (fail-closed by construction). */
+	if (d.cfg.intercept == MF_INTERCEPT_TPROXY) {
+		if (syn_gate_init(&gate, &d, err, sizeof(err)) != MF_OK) {
+			mf_log_err("syn gate: %s", err);
+			goto out_workers;
+		}
+		gate_up = true;
 	}
-	gate_up = true;
 	/* Everything that needs root is open: drop it before the first
 	 * thread, so every thread has the reduced set. */
 	if (d.cfg.user[0] != '\0') {
@@ -334,6 +351,22 @@ int main(int argc, char **argv)
 		}
 		mf_log_info("privileges user=%s uid=%u caps=cap_net_admin,cap_net_raw",
 			    d.cfg.user, (unsigned int)uid);
+	}
+	if (state_watch_start(&d, &d.watch, err, sizeof(err)) != MF_OK) {
+		mf_log_err("ledger changes: %s", err);
+		goto out_workers;
+	}
+	if (d.migrate) {
+		struct copy_lease_cfg lc = {
+			.ledger_spec = d.cfg.ledger_path, .owner = d.cfg.gateway_id,
+			.lease_ms = d.cfg.lease_ms, .n_slots = d.cfg.migrate_workers,
+			.routes = &d.routes, .stopping = &d.stopping,
+		};
+
+		if (copy_lease_start(&lc, &d.lease, err, sizeof(err)) != MF_OK) {
+			mf_log_err("migrate: copy jobs: %s", err);
+			goto out_workers;
+		}
 	}
 	/* Before the first login can queue an event, and after the drop:
 	 * the state files belong to the user the daemon runs as. */
@@ -349,7 +382,7 @@ int main(int argc, char **argv)
 			goto out_join;
 		}
 	}
-	if (syn_gate_start(&gate) != MF_OK) {
+	if (gate_up && syn_gate_start(&gate) != MF_OK) {
 		mf_log_err("syn gate: thread: %s", strerror(errno));
 		atomic_store(&d.stopping, true);
 		daemon_wake_workers(&d);
@@ -367,11 +400,16 @@ int main(int argc, char **argv)
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			mf_log_info("stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
 			/* A successor may be waiting for the queue. */
-			syn_gate_release(&gate);
+			if (gate_up)
+				syn_gate_release(&gate);
 			/* No copy starts while sessions drain; queued
 			 * passwords are wiped now. */
-			if (d.migrate)
+			if (d.migrate) {
 				login_queue_stop(&d.logins);
+				/* A copy stops at its next checkpoint, so a
+				 * successor can take the account over. */
+				migrator_cancel(d.migrator);
+			}
 			atomic_store(&d.stopping, true);
 			daemon_wake_workers(&d);
 			break;
@@ -393,7 +431,9 @@ out_join:
 out_workers:
 	/* Before the workers' eventfds close: a copy in cutover wakes them.
 	 * Waits for a copy phase that is running (bounded by its timeouts). */
+	state_watch_stop(d.watch);
 	migrator_stop(d.migrator);
+	copy_lease_stop(d.lease);
 	/* Last to go: while sessions drain it still drops new SYNs in
 	 * fail-closed mode; once its socket closes, the rules' bypass flag
 	 * decides for it. */
@@ -407,9 +447,12 @@ out_workers:
 out:
 	if (d.migrate) {
 		login_queue_destroy(&d.logins);
-		cutover_destroy(&d.cutover);
 		acct_sessions_destroy(&d.acct_sessions);
 	}
+out_cache:
+	route_cache_destroy(&d.routes);
+out_cutover:
+	cutover_destroy(&d.cutover);
 	tls_ctxs_unref(d.tls);
 	banner_set_unref(d.banners);
 	addr_count_destroy(&d.conns);

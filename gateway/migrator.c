@@ -1,4 +1,5 @@
 #include "migrator.h"
+#include "copy_lease.h"
 #include "daemon.h"
 #include "ledger.h"
 #include "log.h"
@@ -12,8 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #define MIG_PATH_MAX 4096
@@ -49,13 +54,12 @@ struct migrator {
 	struct mig_pace pace;
 	struct mig_slots slots;
 	unsigned int busy_retries, busy_wait_max_s;
-	pthread_cond_t wake;  /* with claim: a stop ends a back-off wait */
-	bool stopping;
+	pthread_mutex_t pause_lock;
+	pthread_cond_t wake;  /* with pause_lock: a cancel ends a back-off wait */
 	unsigned int timeout_ms, cutover_wait_ms;
 	struct migrate_backoff backoff; /* FAILED copies again after (0: never) */
-	/* Taking an account (state check, then COPYING) is one step across
-	 * threads: two queued logins of one account start one copy. */
-	pthread_mutex_t claim;
+	unsigned int settle_ms;       /* after CUTOVER, with a shared ledger */
+	atomic_bool cancel;           /* shutting down: copies stop at a checkpoint */
 	unsigned int n, started;
 	struct mig_thread t[];
 };
@@ -104,47 +108,37 @@ static const char *strategy_name(enum mf_migrate_strategy s)
 	       s == MF_STRATEGY_AFTER_LOGOUT ? "after-logout" : "live";
 }
 
-/* true when the account was UNSEEN, SEEN or FAILED (retry due) and is
- * COPYING now; *failures_r: the failures in a row before this attempt. */
-static bool claim(struct migrator *m, struct ledger *l, const struct login_event *e,
-		  unsigned int *failures_r)
+/* true when this gateway now holds the account's copy job (claimed in
+ * the ledger, one gateway at a time: copy_lease.h) and it is COPYING.
+ * *failures_r: the failures in a row before this attempt (account.h),
+ * read just before the claim: the wait a FAILED account must have served
+ * grows with them (a failure another gateway records in between costs at
+ * most one doubling). */
+static bool claim(struct mig_thread *t, struct ledger *l, const struct login_event *e,
+		  const char *path, unsigned int *failures_r)
 {
-	struct account a;
-	enum account_state st;
-	char err[256], client[MF_ADDRSTRLEN], reason[LEDGER_REASON_MAX];
-	bool ok = false;
-	int rc;
+	struct migrator *m = t->m;
+	enum account_state st = AS_UNSEEN;
+	char client[MF_ADDRSTRLEN], reason[LEDGER_REASON_MAX];
 
-	pthread_mutex_lock(&m->claim);
-	rc = ledger_account_get(l, e->account, &a, err, sizeof(err));
-	if (rc == MF_ERROR) {
-		mf_log_warn("migrate user=%s: ledger: %s", e->account, err);
-		goto out;
-	}
-	st = rc == LEDGER_ABSENT ? AS_UNSEEN : a.state;
-	*failures_r = st == AS_FAILED ? migrate_failures(a.reason) : 0;
-	if (st != AS_UNSEEN && st != AS_SEEN &&
-	    !(st == AS_FAILED && migrate_retry_due(&m->backoff, *failures_r, a.state_changed,
-						   (int64_t)time(NULL)))) {
-		/* Another login's copy took it, or the admin pinned it. */
-		mf_log_info("migrate user=%s state=%s: no copy", e->account,
-			    account_state_name(st));
-		goto out;
-	}
+	struct account a;
+	char err[256];
+
+	*failures_r = 0;
+	if (ledger_account_get(l, e->account, &a, err, sizeof(err)) == MF_OK &&
+	    a.state == AS_FAILED)
+		*failures_r = migrate_failures(a.reason);
 	if (e->client.ss_family == AF_UNSPEC) {
 		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) resumed at start "
-			 "as master user %.100s%s", strategy_name(m->strategy), m->master,
-			 st == AS_FAILED ? ", retrying a failed copy" : "");
+			 "as master user %.100s", strategy_name(m->strategy), m->master);
 	} else {
 		mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
-		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) after a login from %s%s",
-			 strategy_name(m->strategy), client,
-			 st == AS_FAILED ? ", retrying a failed copy" : "");
+		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) after a login from %s",
+			 strategy_name(m->strategy), client);
 	}
-	ok = set_state(l, e->account, AS_COPYING, reason) == MF_OK;
-out:
-	pthread_mutex_unlock(&m->claim);
-	return ok;
+	return copy_lease_claim(m->d->lease, l, t->slot, e->account, path,
+				migrate_retry_delay(&m->backoff, *failures_r ? *failures_r : 1),
+				reason, &st) == MF_OK;
 }
 
 static enum imap_security security(enum mf_backend_tls t)
@@ -207,12 +201,12 @@ static bool pause_ms(struct migrator *m, unsigned int ms)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
-	pthread_mutex_lock(&m->claim);
-	while (!m->stopping &&
-	       pthread_cond_timedwait(&m->wake, &m->claim, &until) != ETIMEDOUT)
+	pthread_mutex_lock(&m->pause_lock);
+	while (!atomic_load(&m->cancel) &&
+	       pthread_cond_timedwait(&m->wake, &m->pause_lock, &until) != ETIMEDOUT)
 		;
-	go = !m->stopping;
-	pthread_mutex_unlock(&m->claim);
+	go = !atomic_load(&m->cancel);
+	pthread_mutex_unlock(&m->pause_lock);
 	return go;
 }
 
@@ -256,6 +250,50 @@ static void cutover_kick(struct mig_thread *t, const char *name)
 			    name, t->m->cutover_wait_ms);
 }
 
+/* The account's copy lock: an flock on "<state file>.lock", held while a
+ * copy runs. It tells a daemon starting beside a running one (a restart
+ * hand-over) which COPYING accounts are a live predecessor's and which a
+ * crash left behind; the kernel lets go of it when a process dies. -1
+ * when another process holds it (errno EWOULDBLOCK) or on error. */
+static int copy_lock(const char *state_path)
+{
+	char path[MIG_PATH_MAX + 8];
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s.lock", state_path) >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* A state change of the copy this thread holds: only while it holds it. */
+static int job_state(struct mig_thread *t, struct ledger *l, const char *name,
+		     enum account_state st, const char *reason, bool release)
+{
+	return copy_lease_set_state(t->m->d->lease, l, t->slot, name, st, reason, release);
+}
+
+/* Several gateways: the others hear of CUTOVER by NOTIFY and close their
+ * own source sessions; give them that long before the delta reads. */
+static void cutover_settle(struct migrator *m)
+{
+	struct timespec ts = { m->settle_ms / 1000, (long)(m->settle_ms % 1000) * 1000000L };
+
+	if (m->settle_ms > 0)
+		nanosleep(&ts, NULL);
+}
+
 static void migrate_account(struct mig_thread *t, struct ledger *l, const struct login_event *e)
 {
 	struct migrator *m = t->m;
@@ -264,44 +302,69 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	char path[MIG_PATH_MAX], err[512], reason[LEDGER_REASON_MAX];
 	const char *phase = "bulk copy";
 	unsigned int failures = 0;
+	int lock = -1;
 
-	if (!claim(m, l, e, &failures))
+	bool cut = false;
+
+	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
+		mf_log_warn("migrate user=%s: no copy: state file name too long", e->account);
+		return;
+	}
+	if (!claim(t, l, e, path, &failures))
 		return;
 	if (endpoints(m, e, &o, err, sizeof(err)) != MF_OK)
 		goto failed;
-	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
-		mf_err(err, sizeof(err), "state file name too long");
+	lock = copy_lock(path);
+	if (lock < 0 && errno == EWOULDBLOCK) {
+		/* A predecessor's copy (same gateway id) is ending right now: it
+		 * sets the state, under the job it still holds with our id. */
+		job_state(t, l, e->account, AS_SEEN, "another mailferryd holds the copy lock",
+			  false);
+		copy_lease_drop(m->d->lease, t->slot);
+		return;
+	}
+	if (lock < 0) {
+		mf_err(err, sizeof(err), "copy lock: %s", strerror(errno));
 		goto failed;
 	}
 	o.state_path = path;
+	o.cancel = &m->cancel;
+	/* Paused while the ledger is unreachable, stopped if the job is lost. */
+	o.proceed = copy_lease_proceed;
+	o.proceed_arg = copy_lease_slot(m->d->lease, t->slot);
 	/* The bulk copy: the user keeps working on the source meanwhile. */
 	if (run_polite(m, e->account, &o, &rep, err, sizeof(err)) != MF_OK)
 		goto failed;
 	snprintf(reason, sizeof(reason), "bulk copy done (%llu messages): closing sessions, delta",
 		 (unsigned long long)rep.copied);
-	if (set_state(l, e->account, AS_CUTOVER, reason) != MF_OK) {
+	if (job_state(t, l, e->account, AS_CUTOVER, reason, false) != MF_OK) {
 		mf_err(err, sizeof(err), "ledger refused CUTOVER");
 		goto failed;
 	}
+	cut = true;
 	/* New logins are refused from here (the ledger says CUTOVER); the
 	 * sessions already on the source go now, so nothing changes there
 	 * after the delta. */
 	cutover_kick(t, e->account);
+	cutover_settle(m);
 	phase = "delta";
 	o.verify = true;
 	if (run_polite(m, e->account, &o, &rep, err, sizeof(err)) != MF_OK)
-		goto failed_cut;
+		goto failed;
 	snprintf(reason, sizeof(reason),
 		 "copied and verified (%llu messages in the delta, %llu verified)",
 		 (unsigned long long)rep.copied, (unsigned long long)rep.verified);
-	set_state(l, e->account, AS_MIGRATED, reason);
+	/* The lock goes first: until the state changes, nobody claims the
+	 * account, so no one ever finds it locked after our last word. */
+	close(lock);
+	job_state(t, l, e->account, AS_MIGRATED, reason, true);
 	cutover_end(&m->d->cutover, t->slot);
 	return;
-failed_cut:
-	cutover_end(&m->d->cutover, t->slot);
-failed: {
-	char why[LEDGER_REASON_MAX];
-
+failed:
+	if (cut)
+		cutover_end(&m->d->cutover, t->slot);
+	if (lock >= 0)
+		close(lock);
 	/* A message the destination would not take is named, never skipped:
 	 * the copy stopped at it (mig.h). */
 	if (rep.refused_known)
@@ -309,15 +372,28 @@ failed: {
 			    e->account, rep.refused_folder, rep.refused_uid,
 			    (unsigned long long)rep.refused_size,
 			    rep.refused_code[0] != '\0' ? rep.refused_code : "-");
+	if (!copy_lease_held(m->d->lease, t->slot)) {
+		/* Lost to another gateway, or stopping while the ledger is away:
+		 * the account is not ours to change. */
+		mf_log_warn("migrate user=%s: %s stopped (%s); the copy job is no longer held",
+			    e->account, phase, err);
+		copy_lease_drop(m->d->lease, t->slot);
+	} else if (atomic_load(&m->cancel) && strcmp(err, MIG_CANCELLED) == 0) {
+		/* Not a failure: the checkpoints hold everything copied. */
+		snprintf(reason, sizeof(reason), "%s interrupted by a shutdown: resumes at the "
+			 "next login", phase);
+		job_state(t, l, e->account, AS_SEEN, reason, true);
+	} else {
+		char why[LEDGER_REASON_MAX];
 
-	/* The attempt and the wait before the next one are in the reason,
-	 * where the next claim (and the front ends) read them back. */
-	failures++;
-	snprintf(why, sizeof(why), "%s: %.200s", phase, err);
-	migrate_failed_reason(reason, sizeof(reason), why, failures,
-			      migrate_retry_delay(&m->backoff, failures));
-	set_state(l, e->account, AS_FAILED, reason);
-}
+		/* The attempt and the wait before the next one are in the
+		 * reason, where the next claim (and the front ends) read them. */
+		failures++;
+		snprintf(why, sizeof(why), "%s: %.200s", phase, err);
+		migrate_failed_reason(reason, sizeof(reason), why, failures,
+				      migrate_retry_delay(&m->backoff, failures));
+		job_state(t, l, e->account, AS_FAILED, reason, true);
+	}
 }
 
 static bool logged_out(void *arg, const char *account)
@@ -446,10 +522,12 @@ static void resume(struct migrator *m, const char *name)
 		mf_log_warn("migrate user=%s not resumed (queue full): waits for a login", name);
 }
 
-/* A copy cut short by a stop or a crash: back to SEEN (served by the
- * source; the next login, or at once the master user, resumes from the
- * checkpoints). A CUTOVER left behind would refuse the user's logins
- * forever. */
+/* A copy cut short by a crash: back to SEEN (served by the source; the
+ * next login, or at once the master user, resumes from the checkpoints).
+ * A CUTOVER left behind would refuse the user's logins forever. A copy
+ * whose lock another process holds is a predecessor's that still runs
+ * (restart hand-over): left to it; it ends in MIGRATED, FAILED or
+ * (stopped) SEEN by itself. */
 static int reset_stale(struct migrator *m, char *err, size_t errlen)
 {
 	static const enum account_state stuck[] = { AS_COPYING, AS_CUTOVER };
@@ -463,9 +541,22 @@ static int reset_stale(struct migrator *m, char *err, size_t errlen)
 		s.n = 0;
 		rc = ledger_account_list(l, (int)stuck[i], collect, &s, err, errlen);
 		for (size_t j = 0; j < s.n && rc == MF_OK; j++) {
+			char path[MIG_PATH_MAX];
+			int lock = -1;
+
+			if (state_path(m, s.names[j], path, sizeof(path)) == MF_OK) {
+				lock = copy_lock(path);
+				if (lock < 0 && errno == EWOULDBLOCK) {
+					mf_log_info("migrate user=%s: copy still running in "
+						    "another mailferryd", s.names[j]);
+					continue;
+				}
+			}
 			rc = set_state(l, s.names[j], AS_SEEN, m->master_pass != NULL
 				       ? "copy interrupted by a restart: resumes now (master user)"
 				       : "copy interrupted by a restart: resumes at the next login");
+			if (lock >= 0)
+				close(lock);
 			if (rc == MF_OK)
 				resume(m, s.names[j]);
 		}
@@ -509,7 +600,7 @@ static void migrator_free(struct migrator *m)
 {
 	if (m->pace.slept > 0)
 		mf_log_info("migrate paced: %.1f s slept for the rate limits", m->pace.slept);
-	pthread_mutex_destroy(&m->claim);
+	pthread_mutex_destroy(&m->pause_lock);
 	pthread_cond_destroy(&m->wake);
 	mig_slots_destroy(&m->slots);
 	mig_pace_destroy(&m->pace);
@@ -540,6 +631,8 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	m->cutover_wait_ms = d->cfg.migrate_cutover_wait_ms;
 	m->backoff.first_s = d->cfg.migrate_retry_after_s;
 	m->backoff.max_s = d->cfg.migrate_retry_max_s;
+	m->settle_ms = ledger_spec_is_shared(m->ledger_path) ? d->cfg.cutover_settle_ms : 0;
+	atomic_init(&m->cancel, false);
 	m->strategy = d->cfg.migrate_strategy;
 	m->busy_retries = d->cfg.migrate_busy_retries;
 	m->busy_wait_max_s = d->cfg.migrate_busy_wait_max_s;
@@ -547,7 +640,7 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 		      (double)d->cfg.migrate_max_bytes_per_s, NULL, NULL);
 	mig_slots_init(&m->slots, d->cfg.migrate_source_connections);
 	pthread_cond_init(&m->wake, NULL);
-	pthread_mutex_init(&m->claim, NULL);
+	pthread_mutex_init(&m->pause_lock, NULL);
 	if (d->cfg.n_sources > 0)
 		m->source = d->cfg.sources[0];
 	m->src_sec = security(d->cfg.migrate_source_tls);
@@ -567,7 +660,11 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 		mf_err(err, errlen, "[migrate] state_dir %s: %s", m->state_dir, strerror(errno));
 		goto fail;
 	}
-	if (reset_stale(m, err, errlen) != MF_OK)
+	/* One gateway: every copy left behind is ours (the copy locks tell a
+	 * running predecessor's). Several: a COPYING account may be another
+	 * gateway's live copy; ours left by a crash are given back when their
+	 * lease runs out (copy_lease.h). */
+	if (!ledger_spec_is_shared(m->ledger_path) && reset_stale(m, err, errlen) != MF_OK)
 		goto fail;
 	for (; m->started < n; m->started++) {
 		m->t[m->started].m = m;
@@ -589,17 +686,24 @@ fail:
 	return MF_ERROR;
 }
 
+void migrator_cancel(struct migrator *m)
+{
+	if (m == NULL)
+		return;
+	atomic_store(&m->cancel, true);
+	/* Copies waiting for a source slot or backing off stop waiting. */
+	mig_slots_stop(&m->slots);
+	pthread_mutex_lock(&m->pause_lock);
+	pthread_cond_broadcast(&m->wake);
+	pthread_mutex_unlock(&m->pause_lock);
+}
+
 void migrator_stop(struct migrator *m)
 {
 	if (m == NULL)
 		return;
+	migrator_cancel(m);
 	login_queue_stop(&m->d->logins);
-	/* Copies waiting for a source slot or backing off stop waiting. */
-	mig_slots_stop(&m->slots);
-	pthread_mutex_lock(&m->claim);
-	m->stopping = true;
-	pthread_cond_broadcast(&m->wake);
-	pthread_mutex_unlock(&m->claim);
 	for (unsigned int i = 0; i < m->started; i++)
 		pthread_join(m->t[i].tid, NULL);
 	migrator_free(m);

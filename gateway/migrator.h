@@ -29,13 +29,19 @@ struct mf_daemon;
 struct migrator;
 
 /* Starts d->cfg's [migrate] workers (d->logins and d->cutover set up).
- * Accounts left in COPYING or CUTOVER by a previous run go back to SEEN,
- * so their next login resumes the copy from its checkpoints. MF_OK, or
- * MF_ERROR with err. */
+ * Accounts left in COPYING or CUTOVER by a previous run that died go back
+ * to SEEN, so their next login resumes the copy from its checkpoints; a
+ * copy a running predecessor holds (its lock, "<state file>.lock") is
+ * left to it. MF_OK, or MF_ERROR with err. */
 int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t errlen);
 
-/* Stops taking events (queued ones are wiped), waits for running copies
- * to end, frees. */
+/* Asks running copies to stop at their next checkpoint (a shutdown, a
+ * restart): they go back to SEEN, their next login resumes them. Any
+ * thread. */
+void migrator_cancel(struct migrator *m);
+
+/* Stops taking events (queued ones are wiped), cancels running copies,
+ * waits for them to end, frees. */
 void migrator_stop(struct migrator *m);
 
 #endif

@@ -321,6 +321,8 @@ static struct session *session_new(struct worker *w, int fd, int ufd,
 	s->ufd = ufd;
 	s->client = *client;
 	s->orig_dst = *dst;
+	s->source = *dst;
+	worker_real_source(w, &s->source);
 	s->route = -1;
 	relay_init(&s->dir[0], 0);
 	relay_init(&s->dir[1], 1);
@@ -408,7 +410,7 @@ void session_start(struct worker *w, int fd)
 	}
 	/* A connection to the listener's own port was not diverted by the
 	 * rules: relaying it would connect the gateway to itself. */
-	if (sockaddr_port(&dst) == w->t.listen_port) {
+	if (w->t.n_moved == 0 && sockaddr_port(&dst) == w->t.listen_port) {
 		refuse(fd, &client, "not-diverted", 0);
 		return;
 	}
@@ -446,7 +448,7 @@ void session_start(struct worker *w, int fd)
 	if (io_uring_sq_space_left(&w->ring) < 2)
 		io_uring_submit(&w->ring);
 	sqe = worker_sqe(w);
-	io_uring_prep_connect(sqe, ufd, &s->orig_dst.sa,
+	io_uring_prep_connect(sqe, ufd, &s->source.sa,
 			      dst.sa.sa_family == AF_INET ? sizeof(struct sockaddr_in)
 							  : sizeof(struct sockaddr_in6));
 	io_uring_sqe_set_data64(sqe, uop_pack(s, UOP_CONNECT));

@@ -57,6 +57,9 @@ struct session {
 	struct relay_dir dir[2];  /* [0] client → server, [1] server → client */
 	uint64_t start_ms, last_ms;
 	union mf_sockaddr client, orig_dst;
+	/* Where the source behind orig_dst really is: orig_dst, or in listen
+	 * mode its moved address (same port). */
+	union mf_sockaddr source;
 	struct __kernel_timespec connect_ts;
 	const struct front_ops *fops; /* front-end sessions only, else NULL */
 	void *front;              /* pre-auth state; NULL once relaying */

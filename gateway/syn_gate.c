@@ -24,6 +24,9 @@
 /* A batch of queued SYNs per read; big enough for hundreds of them. */
 #define GATE_BUF_SIZE (256 * 1024)
 #define GATE_TICK_MS 1000
+/* Ticks between drains of the kernel's direct-flow counters: the kernel
+ * holds them meanwhile, so this only sets how fresh the ledger is. */
+#define GATE_DIRECT_TICKS 5
 /* Reads per wake-up before the tick gets its turn under a flood. */
 #define GATE_READS_PER_WAKE 64
 /* Packets the kernel holds for us before it drops (or, fail-open, passes). */
@@ -131,6 +134,35 @@ static void flush_tally(struct syn_gate *g, const struct mf_config *cfg)
 	flow_tally_configure(&g->tally, cfg);
 }
 
+/* Flows that went to a source without meeting the gate, from the
+ * kernel's counters into the ledger (direct_flows.h). */
+static void drain_direct(struct syn_gate *g, const struct mf_config *cfg)
+{
+	char err[512];
+	size_t n = 0;
+
+	if (++g->direct_ticks < GATE_DIRECT_TICKS)
+		return;
+	g->direct_ticks = 0;
+	if (g->ledger == NULL &&
+	    ledger_open(cfg->ledger_path, &g->ledger, err, sizeof(err)) != MF_OK) {
+		if (!g->direct_failing)
+			mf_log_err("syn_gate: direct flows: ledger: %s", err);
+		g->direct_failing = true;
+		return;
+	}
+	if (direct_flows_collect(&g->direct, g->ledger, (int64_t)time(NULL), &n, err,
+				 sizeof(err)) != MF_OK) {
+		if (!g->direct_failing)
+			mf_log_err("syn_gate: direct flows: %s", err);
+		g->direct_failing = true;
+		return;
+	}
+	g->direct_failing = false;
+	if (n > 0)
+		mf_log_info("direct_flows rows=%zu", n);
+}
+
 static void tick(struct syn_gate *g, struct gate_tunables *t)
 {
 	struct mf_config *cfg = malloc(sizeof(*cfg));
@@ -145,6 +177,7 @@ static void tick(struct syn_gate *g, struct gate_tunables *t)
 	*cfg = g->d->cfg;
 	pthread_mutex_unlock(&g->d->lock);
 	flush_tally(g, cfg);
+	drain_direct(g, cfg);
 	/* A reload to fail = auto needs a ledger we may not have opened. */
 	if (cfg->fail == MF_FAIL_AUTO && g->ledger == NULL &&
 	    ledger_open(cfg->ledger_path, &g->ledger, err, sizeof(err)) != MF_OK) {
@@ -360,6 +393,7 @@ static void *gate_main(void *arg)
 			}
 		}
 	}
+	g->direct_ticks = GATE_DIRECT_TICKS; /* drain them too */
 	tick(g, &t); /* last counters */
 	/* Closing the socket unbinds the queue for a successor. */
 	mnl_socket_close(g->nl);
@@ -447,6 +481,7 @@ int syn_gate_init(struct syn_gate *g, struct mf_daemon *d, char *err,
 		goto fail;
 	}
 	flow_tally_configure(&g->tally, &d->cfg);
+	direct_flows_init(&g->direct);
 	g->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (g->wake_fd < 0) {
 		mf_err(err, errlen, "eventfd: %s", strerror(errno));
@@ -531,6 +566,7 @@ void syn_gate_destroy(struct syn_gate *g)
 	g->ledger = NULL;
 	syn_limit_destroy(&g->limit);
 	flow_tally_destroy(&g->tally);
+	direct_flows_destroy(&g->direct);
 	free(g->buf);
 	g->buf = NULL;
 }

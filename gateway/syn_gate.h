@@ -25,6 +25,7 @@
 #ifndef MF_SYN_GATE_H
 #define MF_SYN_GATE_H
 
+#include "direct_flows.h"
 #include "flow_tally.h"
 #include "syn_limit.h"
 
@@ -69,6 +70,9 @@ struct syn_gate {
 	struct syn_gate_counters n, logged;
 	struct flow_tally tally;
 	bool tally_failing;   /* its last write to the ledger failed (logged) */
+	struct direct_flows direct; /* kernel counts of flows past the gate */
+	unsigned int direct_ticks;  /* ticks since the last drain */
+	bool direct_failing;        /* its last drain failed (logged) */
 };
 
 /* Opens the ledger (fail = auto), works out the fail mode and sets it in

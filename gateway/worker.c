@@ -86,6 +86,11 @@ struct ledger *worker_ledger(struct worker *w)
 {
 	char err[256];
 
+	/* The change feed cannot reach a shared ledger either: do not make
+	 * this event loop wait on a connect (up to connect_timeout) per
+	 * lookup; the feed says when it is back. */
+	if (atomic_load(&w->d->routes.ledger_down))
+		return NULL;
 	if (w->ledger != NULL || w->now_ms < w->ledger_retry_ms)
 		return w->ledger;
 	if (ledger_open(w->t.ledger_path, &w->ledger, err, sizeof(err)) != MF_OK) {
@@ -196,6 +201,12 @@ static void load_tunables(struct worker *w)
 	w->t.max_sessions = d->cfg.max_sessions;
 	w->t.upstream_source = (int)d->cfg.upstream_source;
 	w->t.listen_port = d->cfg.listen_port;
+	w->t.n_moved = 0;
+	for (unsigned int i = 0; i < d->cfg.n_sources; i++)
+		if (d->cfg.intercept == MF_INTERCEPT_LISTEN && d->cfg.moved[i].family != 0) {
+			w->t.moved_from[w->t.n_moved] = d->cfg.sources[i];
+			w->t.moved_to[w->t.n_moved++] = d->cfg.moved[i];
+		}
 	memcpy(w->t.imap_ports, d->cfg.imap_ports, sizeof(w->t.imap_ports));
 	w->t.n_imap_ports = d->cfg.n_imap_ports;
 	memcpy(w->t.pop3_ports, d->cfg.pop3_ports, sizeof(w->t.pop3_ports));
@@ -233,6 +244,7 @@ static void load_tunables(struct worker *w)
 		banner_set_ref(w->banners);
 	}
 	memcpy(w->t.ledger_path, d->cfg.ledger_path, sizeof(w->t.ledger_path));
+	snprintf(w->t.gateway_id, sizeof(w->t.gateway_id), "%s", d->cfg.gateway_id);
 	w->pipes.max_total = d->cfg.max_pipes;
 	w->pipes.pipe_size = d->cfg.pipe_size;
 	w->cfg_gen = d->cfg_gen;
@@ -241,7 +253,7 @@ static void load_tunables(struct worker *w)
 
 static void close_listeners(struct worker *w)
 {
-	for (unsigned int i = 0; i < 2; i++) {
+	for (unsigned int i = 0; i < w->n_listeners; i++) {
 		struct listener_slot *l = &w->listeners[i];
 		struct io_uring_sqe *sqe;
 
@@ -284,8 +296,6 @@ static void cutover_sessions(struct worker *w)
 	unsigned int n, gen;
 	struct session *s, *next;
 
-	if (!w->d->migrate)
-		return;
 	gen = cutover_poll(&w->d->cutover, w->id, names, &n);
 	if (gen == 0)
 		return;
@@ -331,7 +341,7 @@ static void on_tick(struct worker *w)
 	pipe_pool_trim(&w->pipes);
 	if (w->accept_paused) {
 		w->accept_paused = false;
-		for (unsigned int i = 0; i < 2; i++)
+		for (unsigned int i = 0; i < w->n_listeners; i++)
 			if (!w->listeners[i].armed)
 				arm_accept(w, &w->listeners[i]);
 	}
@@ -438,7 +448,7 @@ static void *worker_main(void *arg)
 				    w->id, strerror(-e));
 	}
 	w->now_ms = clock_ms();
-	for (unsigned int i = 0; i < 2; i++)
+	for (unsigned int i = 0; i < w->n_listeners; i++)
 		arm_accept(w, &w->listeners[i]);
 	arm_tick(w);
 	arm_wake(w);
@@ -486,17 +496,77 @@ static uint64_t preauth_seed(const struct worker *w)
 	return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)w;
 }
 
+void worker_real_source(const struct worker *w, union mf_sockaddr *sa)
+{
+	for (unsigned int i = 0; i < w->t.n_moved; i++) {
+		const struct mf_addr *from = &w->t.moved_from[i], *to = &w->t.moved_to[i];
+
+		if (sa->sa.sa_family == AF_INET && from->family == AF_INET &&
+		    sa->in.sin_addr.s_addr == from->u.v4.s_addr) {
+			sa->in.sin_addr = to->u.v4;
+			return;
+		}
+		if (sa->sa.sa_family == AF_INET6 && from->family == AF_INET6 &&
+		    memcmp(&sa->in6.sin6_addr, &from->u.v6, sizeof(from->u.v6)) == 0) {
+			sa->in6.sin6_addr = to->u.v6;
+			return;
+		}
+	}
+}
+
+/* tproxy: the transparent listeners on listen_port; listen: an ordinary
+ * one on every source address and mail port (the box owns them now). */
+static int open_listeners(struct worker *w, const struct mf_config *cfg, char *err,
+			  size_t errlen)
+{
+	bool listen = cfg->intercept == MF_INTERCEPT_LISTEN;
+	unsigned int n = listen ? cfg->n_sources * cfg->n_ports : 2;
+
+	w->listeners = calloc(n, sizeof(*w->listeners));
+	if (w->listeners == NULL)
+		return mf_err(err, errlen, "out of memory");
+	w->n_listeners = n;
+	for (unsigned int i = 0; i < n; i++) {
+		w->listeners[i].w = w;
+		w->listeners[i].fd = -1;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		const struct mf_addr *a;
+		uint16_t port;
+
+		if (listen) {
+			a = &cfg->sources[i / cfg->n_ports];
+			port = cfg->ports[i % cfg->n_ports];
+		} else {
+			a = i == 0 ? &cfg->listen4 : &cfg->listen6;
+			port = cfg->listen_port;
+			if (a->family == 0)
+				continue;
+		}
+		w->listeners[i].fd = listener_open(a, port, !listen, err, errlen);
+		if (w->listeners[i].fd < 0)
+			goto fail;
+	}
+	return MF_OK;
+fail:
+	for (unsigned int i = 0; i < n; i++)
+		if (w->listeners[i].fd >= 0)
+			close(w->listeners[i].fd);
+	free(w->listeners);
+	w->listeners = NULL;
+	w->n_listeners = 0;
+	return MF_ERROR;
+}
+
 int worker_init(struct worker *w, struct mf_daemon *d, unsigned int id,
 		char *err, size_t errlen)
 {
 	struct io_uring_params params;
-	const struct mf_addr *addrs[2] = { &d->cfg.listen4, &d->cfg.listen6 };
 	int rc;
 
 	memset(w, 0, sizeof(*w));
 	w->d = d;
 	w->id = id;
-	w->listeners[0].fd = w->listeners[1].fd = -1;
 	w->wake_fd = -1;
 	addr_count_init(&w->preauth, preauth_seed(w));
 	pipe_pool_init(&w->pipes, d->cfg.max_pipes, d->cfg.pipe_size);
@@ -523,21 +593,12 @@ int worker_init(struct worker *w, struct mf_daemon *d, unsigned int id,
 		mf_err(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail_ring;
 	}
-	for (unsigned int i = 0; i < 2; i++) {
-		if (addrs[i]->family == 0)
-			continue;
-		w->listeners[i].w = w;
-		w->listeners[i].fd = listener_open(addrs[i], d->cfg.listen_port, err, errlen);
-		if (w->listeners[i].fd < 0)
-			goto fail_listeners;
+	if (open_listeners(w, &d->cfg, err, errlen) != MF_OK) {
+		close(w->wake_fd);
+		goto fail_ring;
 	}
 	return MF_OK;
 
-fail_listeners:
-	for (unsigned int i = 0; i < 2; i++)
-		if (w->listeners[i].fd >= 0)
-			close(w->listeners[i].fd);
-	close(w->wake_fd);
 fail_ring:
 	io_uring_queue_exit(&w->ring);
 	return MF_ERROR;
@@ -577,6 +638,7 @@ void worker_login_observed(struct worker *w, const char *user, const char *clien
 	e = &w->logins[w->n_logins++];
 	snprintf(e->name, sizeof(e->name), "%s", user);
 	snprintf(e->client, sizeof(e->client), "%s", client);
+	snprintf(e->gateway, sizeof(e->gateway), "%s", w->t.gateway_id);
 	e->at = (int64_t)time(NULL);
 }
 
@@ -599,9 +661,12 @@ void worker_destroy(struct worker *w)
 {
 	free(w->logins);
 	w->logins = NULL;
-	for (unsigned int i = 0; i < 2; i++)
+	for (unsigned int i = 0; i < w->n_listeners; i++)
 		if (w->listeners[i].fd >= 0)
 			close(w->listeners[i].fd);
+	free(w->listeners);
+	w->listeners = NULL;
+	w->n_listeners = 0;
 	io_uring_queue_exit(&w->ring);
 	buf_ring_destroy(&w->bufs);
 	pipe_pool_destroy(&w->pipes);

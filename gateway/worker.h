@@ -22,6 +22,7 @@ struct relay_dir;
 struct ledger;
 struct tls_ctxs;
 struct banner_set;
+union mf_sockaddr;
 
 /* Tunables a worker copies from the daemon's config at start and reload. */
 struct worker_tunables {
@@ -31,6 +32,10 @@ struct worker_tunables {
 	unsigned int max_sessions;
 	int upstream_source;
 	uint16_t listen_port;
+	/* Listen mode: the address a source really answers at now
+	 * (mf_config_real_source); n_moved 0 in tproxy mode. */
+	struct mf_addr moved_from[MF_MAX_SOURCES], moved_to[MF_MAX_SOURCES];
+	unsigned int n_moved;
 	/* IMAP and POP3 front ends */
 	uint16_t imap_ports[MF_MAX_PORTS];
 	unsigned int n_imap_ports;
@@ -58,6 +63,7 @@ struct worker_tunables {
 	unsigned int n_smtps_ports;
 	int backend_tls;               /* enum mf_backend_tls */
 	char ledger_path[MF_PATH_MAX]; /* read once, at the first open */
+	char gateway_id[64];           /* recorded with each login */
 };
 
 struct listener_slot {
@@ -71,7 +77,10 @@ struct worker {
 	struct mf_daemon *d;
 	unsigned int id;
 	pthread_t thread;
-	struct listener_slot listeners[2]; /* IPv4, IPv6; fd -1 if absent */
+	/* tproxy: [0] IPv4, [1] IPv6 (fd -1 if absent); listen: one per
+	 * source address and mail port. */
+	struct listener_slot *listeners;
+	unsigned int n_listeners;
 	int wake_fd;                       /* eventfd the daemon writes */
 	uint64_t wake_buf;
 	struct __kernel_timespec tick_ts;
@@ -105,6 +114,10 @@ struct worker {
 	struct ledger_login *logins;
 	unsigned int n_logins;
 } __attribute__((aligned(16)));
+
+/* Listen mode: replaces the address of sa (a source as a client reached
+ * it) with where that source answers now; tproxy mode: leaves sa alone. */
+void worker_real_source(const struct worker *w, union mf_sockaddr *sa);
 
 /* Opens the ring and the listeners. MF_OK or MF_ERROR with err. */
 int worker_init(struct worker *w, struct mf_daemon *d, unsigned int id,

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 struct parse_ctx {
@@ -79,9 +80,49 @@ static int add_source(struct parse_ctx *ctx, const char *item)
 {
 	struct mf_config *c = ctx->cfg;
 
+	struct mf_addr a;
+
+	if (mf_addr_parse(item, &a) != MF_OK)
+		return MF_ERROR;
+	/* Named already (also by moved_sources): once is enough. */
+	for (unsigned int i = 0; i < c->n_sources; i++)
+		if (mf_addr_equal(&c->sources[i], &a))
+			return MF_OK;
 	if (c->n_sources >= MF_MAX_SOURCES)
 		return MF_ERROR;
-	return mf_addr_parse(item, &c->sources[c->n_sources++]);
+	c->sources[c->n_sources++] = a;
+	return MF_OK;
+}
+
+/* "OLD=NEW": sources[i] == OLD now answers at NEW (listen mode). A
+ * source not (yet) listed gets one; the families must agree. */
+static int add_moved(struct parse_ctx *ctx, const char *item)
+{
+	struct mf_config *c = ctx->cfg;
+	char from[MF_ADDRSTRLEN + 8];
+	const char *eq = strchr(item, '=');
+	struct mf_addr a, b;
+	unsigned int i;
+
+	if (eq == NULL || (size_t)(eq - item) >= sizeof(from))
+		return MF_ERROR;
+	memcpy(from, item, (size_t)(eq - item));
+	from[eq - item] = '\0';
+	if (mf_addr_parse(from, &a) != MF_OK || mf_addr_parse(eq + 1, &b) != MF_OK ||
+	    a.family != b.family || mf_addr_equal(&a, &b))
+		return MF_ERROR;
+	for (i = 0; i < c->n_sources && !mf_addr_equal(&c->sources[i], &a); i++)
+		;
+	if (i == c->n_sources) {
+		if (c->n_sources >= MF_MAX_SOURCES)
+			return MF_ERROR;
+		if (!ctx->seen_sources)
+			c->n_sources = i = 0;
+		ctx->seen_sources = true;
+		c->sources[c->n_sources++] = a;
+	}
+	c->moved[i] = b;
+	return MF_OK;
 }
 
 static int add_port(struct parse_ctx *ctx, const char *item)
@@ -198,7 +239,15 @@ static int set_gateway(struct parse_ctx *ctx, const char *k, const char *v)
 		return parse_listen(v, AF_INET, &c->listen4);
 	} else if (!strcmp(k, "listen6")) {
 		return parse_listen(v, AF_INET6, &c->listen6);
+	} else if (!strcmp(k, "intercept")) {
+		if (!strcmp(v, "tproxy"))
+			c->intercept = MF_INTERCEPT_TPROXY;
+		else if (!strcmp(v, "listen"))
+			c->intercept = MF_INTERCEPT_LISTEN;
+		else
+			return MF_ERROR;
 	} else if (!strcmp(k, "upstream_source")) {
+		c->upstream_source_given = true;
 		if (!strcmp(v, "client"))
 			c->upstream_source = MF_UPSTREAM_CLIENT;
 		else if (!strcmp(v, "client-ip"))
@@ -328,6 +377,8 @@ static int set_intercept(struct parse_ctx *ctx, const char *k, const char *v)
 			c->n_clients = 0;
 		ctx->seen_clients = true;
 		return for_each_item(v, add_client, ctx);
+	} else if (!strcmp(k, "moved_sources")) {
+		return for_each_item(v, add_moved, ctx);
 	} else if (!strcmp(k, "destination")) {
 		if (!ctx->seen_dest)
 			memset(&c->dest4, 0, sizeof(c->dest4)), memset(&c->dest6, 0, sizeof(c->dest6));
@@ -344,6 +395,21 @@ static int set_intercept(struct parse_ctx *ctx, const char *k, const char *v)
 		c->route_table = (uint32_t)x;
 	} else if (!strcmp(k, "observe")) {
 		return parse_bool(v, &c->observe);
+	} else if (!strcmp(k, "mode")) {
+		if (!strcmp(v, "router"))
+			c->mode = MF_MODE_ROUTER;
+		else if (!strcmp(v, "bridge"))
+			c->mode = MF_MODE_BRIDGE;
+		else
+			return MF_ERROR;
+	} else if (!strcmp(k, "bridge")) {
+		size_t n = strlen(v);
+
+		/* What the kernel takes as a device name. */
+		if (n == 0 || n >= sizeof(c->bridge) || strpbrk(v, " \t/:") != NULL ||
+		    !strcmp(v, ".") || !strcmp(v, ".."))
+			return MF_ERROR;
+		memcpy(c->bridge, v, n + 1);
 	} else if (!strcmp(k, "fail")) {
 		if (!strcmp(v, "auto"))
 			c->fail = MF_FAIL_AUTO;
@@ -386,6 +452,8 @@ static int parse_domain(const char *v, char *out, size_t outlen)
 	return MF_OK;
 }
 
+static int set_path(char *out, size_t outlen, const char *v);
+
 static int set_ledger(struct parse_ctx *ctx, const char *k, const char *v)
 {
 	struct mf_config *c = ctx->cfg;
@@ -401,6 +469,28 @@ static int set_ledger(struct parse_ctx *ctx, const char *k, const char *v)
 				    sizeof(c->ledger_default_domain));
 	} else if (!strcmp(k, "domain_equivalence")) {
 		return parse_bool(v, &c->ledger_domain_equivalence);
+	} else if (!strcmp(k, "gateway_id")) {
+		/* shown in logs and the admin tool: printable, no spaces */
+		for (const char *q = v; *q != '\0'; q++)
+			if (*q <= ' ' || *q > '~')
+				return MF_ERROR;
+		return v[0] != '\0' ? set_path(c->gateway_id, sizeof(c->gateway_id), v) : MF_ERROR;
+	} else if (!strcmp(k, "cache_size") || !strcmp(k, "cache_ttl_ms") ||
+		   !strcmp(k, "lease_ms") || !strcmp(k, "cutover_settle_ms")) {
+		unsigned long x;
+		bool lease = !strcmp(k, "lease_ms");
+
+		if (parse_uint(v, lease ? 1000 : 0, !strcmp(k, "cache_size") ? 1u << 24 : 3600000,
+			       &x) != MF_OK)
+			return MF_ERROR;
+		if (!strcmp(k, "cache_size"))
+			c->route_cache_size = (unsigned int)x;
+		else if (!strcmp(k, "cache_ttl_ms"))
+			c->route_cache_ttl_ms = (unsigned int)x;
+		else if (lease)
+			c->lease_ms = (unsigned int)x;
+		else
+			c->cutover_settle_ms = (unsigned int)x;
 	} else {
 		return MF_AGAIN;
 	}
@@ -664,6 +754,8 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->fail = MF_FAIL_AUTO;
 	cfg->queue_num = 4242;
 	cfg->gate_mark = 0x4d470000; /* "MG" */
+	cfg->mode = MF_MODE_ROUTER;
+	snprintf(cfg->bridge, sizeof(cfg->bridge), "%s", "br0");
 	snprintf(cfg->ledger_path, sizeof(cfg->ledger_path), "%s",
 		 "/var/lib/mailferry/ledger.db");
 	cfg->migrate_enabled = false;
@@ -683,6 +775,13 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->migrate_immediate_wait_ms = 60000;
 	cfg->migrate_cutover_wait_ms = 2000;
 	cfg->ledger_domain_equivalence = true;
+	if (gethostname(cfg->gateway_id, sizeof(cfg->gateway_id) - 1) != 0 ||
+	    cfg->gateway_id[0] == '\0')
+		snprintf(cfg->gateway_id, sizeof(cfg->gateway_id), "%s", "gateway");
+	cfg->route_cache_size = 65536;
+	cfg->route_cache_ttl_ms = 2000;
+	cfg->lease_ms = 30000;
+	cfg->cutover_settle_ms = 500;
 	cfg->imaps_ports[0] = 993;
 	cfg->n_imaps_ports = 1;
 	cfg->pop3s_ports[0] = 995;
@@ -741,6 +840,27 @@ static int check(struct mf_config *cfg, const char *where, char *err, size_t err
 	if (list != NULL)
 		return mf_err(err, errlen, "%s: port %u is in both %s and %s", where, port, list,
 			      other);
+	if (cfg->intercept == MF_INTERCEPT_LISTEN) {
+		for (unsigned int i = 0; i < cfg->n_sources; i++)
+			if (cfg->moved[i].family == 0) {
+				char a[MF_ADDRSTRLEN];
+
+				mf_addr_format(&cfg->sources[i], a, sizeof(a));
+				return mf_err(err, errlen, "%s: intercept = listen: source %s has no "
+					      "[intercept] moved_sources entry (OLD=NEW)", where, a);
+			}
+		if (cfg->n_sources == 0)
+			return mf_err(err, errlen, "%s: intercept = listen needs [intercept] "
+				      "moved_sources", where);
+		if (cfg->n_sources * cfg->n_ports > MF_LISTEN_MAX)
+			return mf_err(err, errlen, "%s: intercept = listen: %u sources x %u ports "
+				      "is more than %u listeners", where, cfg->n_sources,
+				      cfg->n_ports, MF_LISTEN_MAX);
+		/* The old server answers at its new address, whose replies do
+		 * not come back through us: speak with our own. */
+		if (!cfg->upstream_source_given)
+			cfg->upstream_source = MF_UPSTREAM_GATEWAY;
+	}
 	if (cfg->n_tls_certs != cfg->n_tls_keys)
 		return mf_err(err, errlen, "%s: [tls] has %u cert and %u key lines; they go in pairs",
 			      where, cfg->n_tls_certs, cfg->n_tls_keys);
@@ -748,6 +868,17 @@ static int check(struct mf_config *cfg, const char *where, char *err, size_t err
 		return mf_err(err, errlen, "%s: [migrate] master_user and master_password_file "
 			      "go together", where);
 	return MF_OK;
+}
+
+const struct mf_addr *mf_config_real_source(const struct mf_config *cfg,
+					    const struct mf_addr *addr)
+{
+	if (cfg->intercept != MF_INTERCEPT_LISTEN)
+		return addr;
+	for (unsigned int i = 0; i < cfg->n_sources; i++)
+		if (cfg->moved[i].family != 0 && mf_addr_equal(&cfg->sources[i], addr))
+			return &cfg->moved[i];
+	return addr;
 }
 
 int mf_config_load(const char *path, struct mf_config *cfg, char *err, size_t errlen)

@@ -22,6 +22,13 @@
  * server sees exactly the client's socket), the client's address with a port
  * the kernel picks, or the router's own address. */
 enum mf_upstream_source { MF_UPSTREAM_CLIENT = 0, MF_UPSTREAM_CLIENT_IP, MF_UPSTREAM_GATEWAY };
+/* How flows reach mailferryd: TPROXY on a router or bridge, or (listen)
+ * the gateway box has taken over the old server's address and listens on
+ * it like any server; the old server answers at a new address
+ * ([intercept] moved_sources). */
+enum mf_intercept { MF_INTERCEPT_TPROXY = 0, MF_INTERCEPT_LISTEN };
+/* Listen mode: one listener per source address and mail port. */
+#define MF_LISTEN_MAX 256
 enum mf_log_target { MF_LOG_STDERR = 0, MF_LOG_SYSLOG };
 /* How the gateway talks to a backend after routing a login: plaintext on
  * the protocol's plaintext port, STARTTLS/STLS there, or implicit TLS on
@@ -47,6 +54,15 @@ enum mf_backend_tls { MF_BACKEND_TLS_NONE = 0, MF_BACKEND_TLS_STARTTLS, MF_BACKE
  * MIGRATED and closed from then on, as recorded in the ledger (auto). */
 enum mf_fail_mode { MF_FAIL_AUTO = 0, MF_FAIL_OPEN, MF_FAIL_CLOSED };
 
+/* Where the gateway sits (issue 7): on the router in front of the old
+ * server, or as a transparent L2 bridge in the cable to it. In bridge mode
+ * `rules install` adds table bridge mailferry, which sends the mail flows
+ * crossing [intercept] bridge up to the IP stack, where router mode's
+ * rules divert them. */
+enum mf_intercept_mode { MF_MODE_ROUTER = 0, MF_MODE_BRIDGE };
+
+#define MF_IFNAME_MAX 16 /* IFNAMSIZ, with the NUL */
+
 struct mf_config {
 	/* [gateway] */
 	unsigned int workers;          /* 0: one per online CPU */
@@ -54,6 +70,8 @@ struct mf_config {
 	struct mf_addr listen4;        /* family 0: no IPv4 listener */
 	struct mf_addr listen6;        /* family 0: no IPv6 listener */
 	enum mf_upstream_source upstream_source;
+	bool upstream_source_given;    /* else listen mode's default: gateway */
+	enum mf_intercept intercept;
 	unsigned int connect_timeout_ms;
 	unsigned int idle_timeout_ms;
 	unsigned int drain_timeout_ms;
@@ -98,6 +116,9 @@ struct mf_config {
 	/* [intercept] */
 	struct mf_addr sources[MF_MAX_SOURCES];
 	unsigned int n_sources;
+	/* Listen mode: where sources[i] really is now (family 0 in tproxy
+	 * mode). */
+	struct mf_addr moved[MF_MAX_SOURCES];
 	uint16_t ports[MF_MAX_PORTS];
 	unsigned int n_ports;
 	struct mf_cidr clients[MF_MAX_CLIENTS]; /* intercepted at `rules install` */
@@ -116,11 +137,22 @@ struct mf_config {
 	/* Observe mode: the SYN gate counts new flows per client subnet and
 	 * port (flow_tally.h) and lets them through to the source untouched. */
 	bool observe;
+	enum mf_intercept_mode mode;
+	char bridge[MF_IFNAME_MAX]; /* bridge mode: the bridge device */
 
 	/* [ledger] */
 	char ledger_path[MF_PATH_MAX];       /* SQLite file */
 	char ledger_default_domain[MF_DOMAIN_MAX + 1]; /* "" for none */
 	bool ledger_domain_equivalence; /* "user" is "user@default_domain" */
+	/* Several gateways on one PostgreSQL ledger: this one's name (in the
+	 * ledger's login records and copy-job leases; default: the host name). */
+	char gateway_id[64];
+	unsigned int route_cache_size;    /* accounts whose state routing keeps; 0: off */
+	unsigned int route_cache_ttl_ms;  /* a cached state is read again after this */
+	unsigned int lease_ms;            /* a copy job's lease, renewed at a third */
+	/* PostgreSQL: after CUTOVER commits, wait this long before the delta
+	 * so that every gateway has heard (NOTIFY) and closed its sessions. */
+	unsigned int cutover_settle_ms;
 
 	/* [tls] — no certificate: no STARTTLS offered, implicit-TLS ports
 	 * relayed protocol-blind. The first certificate is the default; SNI
@@ -188,6 +220,11 @@ void mf_config_defaults(struct mf_config *cfg);
 /* Parse path over the defaults. MF_OK, or MF_ERROR with "file:line: why"
  * in err. Unknown sections and keys are errors: a typo must not silently
  * leave a default in force. */
+/* Where the source a client reached at addr really is: its moved address
+ * in listen mode, addr itself otherwise (and for any other address). */
+const struct mf_addr *mf_config_real_source(const struct mf_config *cfg,
+					    const struct mf_addr *addr);
+
 int mf_config_load(const char *path, struct mf_config *cfg, char *err,
 		   size_t errlen);
 

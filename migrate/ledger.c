@@ -6,10 +6,17 @@
 #include <stdio.h>
 #include <string.h>
 
+static int check_owner(const char *owner, char *err, size_t errlen);
+
 static bool is_postgresql(const char *spec)
 {
 	return strncmp(spec, "postgresql://", 13) == 0 ||
 	       strncmp(spec, "postgres://", 11) == 0;
+}
+
+bool ledger_spec_is_shared(const char *spec)
+{
+	return spec != NULL && is_postgresql(spec);
 }
 
 int ledger_open(const char *spec, struct ledger **l_r, char *err, size_t errlen)
@@ -148,6 +155,16 @@ int ledger_flow_count_add(struct ledger *l, const char *subnet, uint16_t port,
 	return l->ops->flow_count_add(l, subnet, port, observed, intercepted, now, err, errlen);
 }
 
+int ledger_flow_direct_add(struct ledger *l, const char *subnet, uint16_t port,
+			   uint64_t direct, int64_t now, char *err, size_t errlen)
+{
+	if (check_text("subnet", subnet, LEDGER_SUBNET_MAX - 1, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (direct > INT64_MAX)
+		return mf_err(err, errlen, "ledger: flow count out of range");
+	return l->ops->flow_direct_add(l, subnet, port, direct, now, err, errlen);
+}
+
 int ledger_flow_count_list(struct ledger *l,
 			   int (*fn)(const struct flow_count *c, void *data),
 			   void *data, char *err, size_t errlen)
@@ -159,9 +176,117 @@ int ledger_logins_observed(struct ledger *l, const struct ledger_login *v, size_
 			   char *err, size_t errlen)
 {
 	for (size_t i = 0; i < n; i++)
-		if (check_name(v[i].name, err, errlen) != MF_OK)
+		if (check_name(v[i].name, err, errlen) != MF_OK ||
+		    (v[i].gateway[0] != '\0' && check_owner(v[i].gateway, err, errlen) != MF_OK))
 			return MF_ERROR;
 	if (n == 0)
 		return MF_OK;
 	return l->ops->logins_observed(l, v, n, err, errlen);
+}
+
+int ledger_account_gateways(struct ledger *l, const char *name,
+			    int (*fn)(const struct account_gateway *g, void *data),
+			    void *data, char *err, size_t errlen)
+{
+	if (check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return l->ops->account_gateways(l, name, fn, data, err, errlen);
+}
+
+/* Gateway ids name lease holders in logs and the admin tool. */
+static int check_owner(const char *owner, char *err, size_t errlen)
+{
+	return check_text("key", owner, LEDGER_GATEWAY_MAX, err, errlen) == MF_OK
+		? MF_OK : mf_err(err, errlen, "ledger: bad gateway id");
+}
+
+bool ledger_job_claimable(enum account_state st, int64_t changed, unsigned int retry_after_s,
+			  int64_t now_s)
+{
+	/* retry_after_s is the wait this account's failures ask for (the
+	 * migrator grows it: migrate_retry_delay()). */
+	struct migrate_backoff once = { .first_s = retry_after_s, .max_s = retry_after_s };
+
+	return st == AS_UNSEEN || st == AS_SEEN ||
+	       (st == AS_FAILED && migrate_retry_due(&once, 1, changed, now_s));
+}
+
+int ledger_job_claim(struct ledger *l, const char *name, const char *owner, int64_t now_ms,
+		     int64_t lease_ms, unsigned int retry_after_s, const char *reason,
+		     enum account_state *state_r, char *holder_r, char *err, size_t errlen)
+{
+	if (holder_r != NULL)
+		holder_r[0] = '\0';
+	if (check_name(name, err, errlen) != MF_OK || check_owner(owner, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (lease_ms <= 0)
+		return mf_err(err, errlen, "ledger: lease of %lld ms", (long long)lease_ms);
+	return l->ops->job_claim(l, name, owner, now_ms, lease_ms, retry_after_s,
+				 reason ? reason : "", state_r, holder_r, err, errlen);
+}
+
+int ledger_job_renew(struct ledger *l, const char *name, const char *owner, int64_t now_ms,
+		     int64_t lease_ms, char *err, size_t errlen)
+{
+	if (check_name(name, err, errlen) != MF_OK || check_owner(owner, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return l->ops->job_renew(l, name, owner, now_ms, lease_ms, err, errlen);
+}
+
+int ledger_job_set_state(struct ledger *l, const char *name, const char *owner,
+			 enum account_state state, const char *reason, int64_t now,
+			 bool release, char *err, size_t errlen)
+{
+	if (check_name(name, err, errlen) != MF_OK || check_owner(owner, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (!valid_state(state))
+		return mf_err(err, errlen, "ledger: bad state %d", (int)state);
+	return l->ops->job_set_state(l, name, owner, state, reason ? reason : "", now, release,
+				     err, errlen);
+}
+
+int ledger_jobs_reap(struct ledger *l, int64_t now_ms, const char *owner,
+		     void (*fn)(const char *name, const char *former_owner, void *data),
+		     void *data, char *err, size_t errlen)
+{
+	if (owner != NULL && check_owner(owner, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return l->ops->jobs_reap(l, now_ms, owner, fn, data, err, errlen);
+}
+
+int ledger_changes_listen(struct ledger *l, char *err, size_t errlen)
+{
+	if (l->ops->changes_listen == NULL)
+		return LEDGER_UNSUPPORTED;
+	return l->ops->changes_listen(l, err, errlen);
+}
+
+int ledger_changes_wait(struct ledger *l, int timeout_ms,
+			void (*fn)(const char *name, enum account_state state, void *data),
+			void *data, char *err, size_t errlen)
+{
+	if (l->ops->changes_wait == NULL)
+		return LEDGER_UNSUPPORTED;
+	return l->ops->changes_wait(l, timeout_ms, fn, data, err, errlen);
+}
+
+int ledger_job_checkpoint_put(struct ledger *l, const char *name, const char *owner,
+			      const void *buf, size_t len, char *err, size_t errlen)
+{
+	if (check_name(name, err, errlen) != MF_OK || check_owner(owner, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (buf == NULL || len == 0 || len > LEDGER_CHECKPOINT_MAX)
+		return mf_err(err, errlen, "ledger: checkpoints of %zu bytes", len);
+	return l->ops->checkpoint_put(l, name, owner, buf, len, err, errlen);
+}
+
+int ledger_job_checkpoint_get(struct ledger *l, const char *name, void **buf_r,
+			      size_t *len_r, char *from_r, char *err, size_t errlen)
+{
+	*buf_r = NULL;
+	*len_r = 0;
+	from_r[0] = '\0';
+	if (check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return l->ops->checkpoint_get(l, name, buf_r, len_r, from_r, err, errlen);
 }

@@ -23,13 +23,22 @@
 
 #include "account.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* "The account is not in the ledger": not an error, not "try again". */
 #define LEDGER_ABSENT 1
 
+/* "Someone else holds it": a copy job leased by another gateway, or one
+ * this gateway no longer owns. Not an error, not "try again now". */
+#define LEDGER_NOT_OWNER 2
+
+/* "This backend cannot do that" (change notifications on SQLite). */
+#define LEDGER_UNSUPPORTED 3
+
 #define LEDGER_CLIENT_MAX 64  /* "[2001:db8::1]:65535" and then some */
+#define LEDGER_GATEWAY_MAX 64 /* a gateway's id ([ledger] gateway_id) */
 #define LEDGER_REASON_MAX 256 /* longer reasons are truncated */
 
 struct ledger;
@@ -43,6 +52,7 @@ struct account {
 	uint64_t logins;        /* observed logins, all time */
 	int64_t state_changed;  /* when state last changed (0: never) */
 	char reason[LEDGER_REASON_MAX]; /* why it last changed */
+	char last_gateway[LEDGER_GATEWAY_MAX]; /* gateway of the last login, "" if none */
 };
 
 /* One state change, as kept in the history. */
@@ -76,6 +86,7 @@ int ledger_account_get(struct ledger *l, const char *name, struct account *a_r,
 struct ledger_login {
 	char name[ACCOUNT_NAME_MAX + 1];
 	char client[LEDGER_CLIENT_MAX];
+	char gateway[LEDGER_GATEWAY_MAX]; /* the gateway that saw it ("" unknown) */
 	int64_t at;
 };
 
@@ -121,12 +132,16 @@ int ledger_account_history(struct ledger *l, const char *name,
 
 /* New flows the SYN gate saw, per intercepted client subnet (as written
  * in [intercept] clients) and mail port: let through to the source
- * untouched (observe mode) or sent on to the gateway. */
+ * untouched (observe mode) or sent on to the gateway. And flows that
+ * reached a source directly, never meeting the gate (a subnet not
+ * intercepted, or the daemon down while fail-open), per client address
+ * (subnet written as a /32 or /128) and port: counted by the nftables
+ * rules (nft_direct.h). */
 #define LEDGER_SUBNET_MAX 64
 struct flow_count {
 	char subnet[LEDGER_SUBNET_MAX];
 	uint16_t port;
-	uint64_t observed, intercepted;
+	uint64_t observed, intercepted, direct;
 	int64_t last_seen;
 };
 
@@ -134,6 +149,10 @@ struct flow_count {
 int ledger_flow_count_add(struct ledger *l, const char *subnet, uint16_t port,
 			  uint64_t observed, uint64_t intercepted, int64_t now,
 			  char *err, size_t errlen);
+
+/* Adds direct flows to subnet/port's row (creating it), last_seen = now. */
+int ledger_flow_direct_add(struct ledger *l, const char *subnet, uint16_t port,
+			   uint64_t direct, int64_t now, char *err, size_t errlen);
 
 /* Calls fn for each row in subnet, port order; stops like
  * ledger_account_list. */
@@ -157,5 +176,102 @@ int ledger_setting_get(struct ledger *l, const char *key, char *value_r,
  * where flows go after a reboot. */
 int ledger_setting_set(struct ledger *l, const char *key, const char *value,
 		       int64_t now, char *err, size_t errlen);
+
+/* Which gateways saw an account's logins (several gateways on one
+ * PostgreSQL ledger; one row per gateway). */
+struct account_gateway {
+	char gateway[LEDGER_GATEWAY_MAX];
+	uint64_t logins;
+	int64_t first_seen, last_seen;
+};
+
+/* Calls fn for each gateway that recorded a login of name, by gateway id;
+ * stops like ledger_account_list. */
+int ledger_account_gateways(struct ledger *l, const char *name,
+			    int (*fn)(const struct account_gateway *g, void *data),
+			    void *data, char *err, size_t errlen);
+
+/* ---- copy jobs: one gateway copies an account at a time ---------------
+ *
+ * A job row per account names its owner (a gateway id) and the lease's end
+ * (milliseconds, the gateways' wall clocks: keep them in NTP sync, well
+ * within a lease). On PostgreSQL the row is taken with SELECT ... FOR
+ * UPDATE SKIP LOCKED, so of two gateways claiming at once one gets it and
+ * the other does not wait; on SQLite the file's write lock serialises.
+ * The owner renews the lease while it copies; every state change of a
+ * leased copy checks ownership in its own transaction, so a gateway whose
+ * lease was taken can never flip the account. No credential is stored:
+ * a job whose owner died goes back to SEEN (ledger_jobs_reap) and waits
+ * for the user's next login on any gateway. */
+
+/* Takes name's copy job for owner until now_ms + lease_ms and sets the
+ * account COPYING (reason in the history), in one transaction, when the
+ * account is UNSEEN, SEEN, or FAILED for at least retry_after_s seconds
+ * (0: never) and no other gateway holds a live lease (our own id's lease is
+ * no obstacle: the state says whether that copy still runs). MF_OK: claimed.
+ * LEDGER_NOT_OWNER: not claimed (*state_r, may be NULL, gets the state;
+ * *holder_r, may be NULL, LEDGER_GATEWAY_MAX bytes, the lease holder or
+ * ""). MF_ERROR. */
+int ledger_job_claim(struct ledger *l, const char *name, const char *owner, int64_t now_ms,
+		     int64_t lease_ms, unsigned int retry_after_s, const char *reason,
+		     enum account_state *state_r, char *holder_r, char *err, size_t errlen);
+
+/* Extends owner's lease of name to now_ms + lease_ms: MF_OK, or
+ * LEDGER_NOT_OWNER when owner no longer holds it, or MF_ERROR. */
+int ledger_job_renew(struct ledger *l, const char *name, const char *owner, int64_t now_ms,
+		     int64_t lease_ms, char *err, size_t errlen);
+
+/* ledger_account_set_state(), only while owner holds name's job (checked
+ * under the job row's lock in the same transaction); release also frees
+ * the job (the copy ended: MIGRATED or FAILED). MF_OK, LEDGER_NOT_OWNER,
+ * MF_ERROR. */
+int ledger_job_set_state(struct ledger *l, const char *name, const char *owner,
+			 enum account_state state, const char *reason, int64_t now,
+			 bool release, char *err, size_t errlen);
+
+/* Frees jobs whose lease ended before now_ms, or, when owner is not NULL,
+ * every job of owner (a gateway restarting under the same id): their
+ * accounts in COPYING or CUTOVER go back to SEEN (served by the source;
+ * the next login resumes from the checkpoints). fn (may be NULL) is
+ * called with each account and its former owner after the commit. */
+int ledger_jobs_reap(struct ledger *l, int64_t now_ms, const char *owner,
+		     void (*fn)(const char *name, const char *former_owner, void *data),
+		     void *data, char *err, size_t errlen);
+
+/* The copy's checkpoints travel with its job (opaque bytes: the engine's
+ * state, mig_state_snapshot), so a gateway taking over a dead owner's job
+ * resumes where the last snapshot left off instead of re-reading the
+ * mailbox. At most LEDGER_CHECKPOINT_MAX bytes. put: only while owner
+ * holds the job (MF_OK, LEDGER_NOT_OWNER, MF_ERROR). get: *buf_r malloc'd
+ * (NULL, *len_r 0 and LEDGER_ABSENT when there is none), *from_r
+ * (LEDGER_GATEWAY_MAX bytes) the gateway that stored it. A job's
+ * checkpoints are dropped when it ends MIGRATED. */
+#define LEDGER_CHECKPOINT_MAX (64u << 20)
+int ledger_job_checkpoint_put(struct ledger *l, const char *name, const char *owner,
+			      const void *buf, size_t len, char *err, size_t errlen);
+int ledger_job_checkpoint_get(struct ledger *l, const char *name, void **buf_r,
+			      size_t *len_r, char *from_r, char *err, size_t errlen);
+
+/* ---- change notifications ------------------------------------------
+ * PostgreSQL: every committed state change is announced (a trigger does
+ * NOTIFY), so a gateway learns of a flip made by another one at once.
+ * Use a handle of its own for listening. SQLite: LEDGER_UNSUPPORTED (one
+ * gateway: the process that flips updates its own cache). */
+int ledger_changes_listen(struct ledger *l, char *err, size_t errlen);
+
+/* Waits up to timeout_ms for announcements and calls fn for each (name,
+ * new state), in commit order. MF_OK (none is fine) or MF_ERROR when the
+ * connection is lost: changes may have been missed, listen again on a
+ * new handle. */
+int ledger_changes_wait(struct ledger *l, int timeout_ms,
+			void (*fn)(const char *name, enum account_state state, void *data),
+			void *data, char *err, size_t errlen);
+
+/* A handle that lost its server tries again after a growing pause, at
+ * most this long: leases must let a cut-off owner come back within it. */
+#define LEDGER_RECONNECT_MAX_MS 5000
+
+/* true when spec names a ledger several gateways share (PostgreSQL). */
+bool ledger_spec_is_shared(const char *spec);
 
 #endif

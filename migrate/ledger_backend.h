@@ -37,10 +37,40 @@ struct ledger_ops {
 	int (*flow_count_add)(struct ledger *l, const char *subnet, uint16_t port,
 			      uint64_t observed, uint64_t intercepted, int64_t now,
 			      char *err, size_t errlen);
+	int (*flow_direct_add)(struct ledger *l, const char *subnet, uint16_t port,
+			       uint64_t direct, int64_t now, char *err, size_t errlen);
 	int (*flow_count_list)(struct ledger *l,
 			       int (*fn)(const struct flow_count *c, void *data),
 			       void *data, char *err, size_t errlen);
+	int (*account_gateways)(struct ledger *l, const char *name,
+				int (*fn)(const struct account_gateway *g, void *data),
+				void *data, char *err, size_t errlen);
+	int (*job_claim)(struct ledger *l, const char *name, const char *owner, int64_t now_ms,
+			 int64_t lease_ms, unsigned int retry_after_s, const char *reason,
+			 enum account_state *state_r, char *holder_r, char *err, size_t errlen);
+	int (*job_renew)(struct ledger *l, const char *name, const char *owner, int64_t now_ms,
+			 int64_t lease_ms, char *err, size_t errlen);
+	int (*job_set_state)(struct ledger *l, const char *name, const char *owner,
+			     enum account_state state, const char *reason, int64_t now,
+			     bool release, char *err, size_t errlen);
+	int (*jobs_reap)(struct ledger *l, int64_t now_ms, const char *owner,
+			 void (*fn)(const char *name, const char *former_owner, void *data),
+			 void *data, char *err, size_t errlen);
+	int (*checkpoint_put)(struct ledger *l, const char *name, const char *owner,
+			      const void *buf, size_t len, char *err, size_t errlen);
+	int (*checkpoint_get)(struct ledger *l, const char *name, void **buf_r, size_t *len_r,
+			      char *from_r, char *err, size_t errlen);
+	/* NULL: LEDGER_UNSUPPORTED */
+	int (*changes_listen)(struct ledger *l, char *err, size_t errlen);
+	int (*changes_wait)(struct ledger *l, int timeout_ms,
+			    void (*fn)(const char *name, enum account_state state, void *data),
+			    void *data, char *err, size_t errlen);
 };
+
+/* The claim's rule, the same on every backend: may a copy start on an
+ * account in state st that last changed at changed (seconds)? */
+bool ledger_job_claimable(enum account_state st, int64_t changed, unsigned int retry_after_s,
+			  int64_t now_s);
 
 struct ledger {
 	const struct ledger_ops *ops;

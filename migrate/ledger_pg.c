@@ -17,16 +17,37 @@
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <time.h>
 
 /* pg_advisory_xact_lock key for schema migrations: "MFLG". */
 #define PG_SCHEMA_LOCK 0x4d464c47
+
+/* The NOTIFY channel of state changes (ledger_changes_*). */
+#define PG_CHANNEL "mf_account_state"
+
+/* Reconnect back-off while the server is unreachable: a routing lookup
+ * then fails at once instead of waiting on a connect each time. */
+#define PG_BACKOFF_MIN_MS 100
+#define PG_BACKOFF_MAX_MS LEDGER_RECONNECT_MAX_MS
 
 struct ledger_pg {
 	struct ledger base; /* first: struct ledger * converts to this */
 	PGconn *conn;
 	char where[160];    /* "host/db", for errors */
+	int64_t retry_at_ms;  /* no reconnect before this (monotonic) */
+	int64_t backoff_ms;
+	bool in_tx;           /* between BEGIN and COMMIT/ROLLBACK */
 };
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static struct ledger_pg *to_pg(struct ledger *l)
 {
@@ -44,11 +65,51 @@ static int pg_err(struct ledger_pg *p, const PGresult *r, char *err, size_t errl
 
 /* Runs sql with n text parameters; *r_r gets the result (PQclear it) when
  * rows are wanted. MF_OK or MF_ERROR with err. */
+/* A lost connection is re-made here, at most once per back-off step, so
+ * callers see "unreachable" at once while the server is down and work
+ * again by themselves when it is back. A transaction is never resumed
+ * across a reconnect: the statement that finds the connection lost fails. */
+static int reconnect(struct ledger_pg *p, char *err, size_t errlen)
+{
+	int64_t now = mono_ms();
+
+	if (now < p->retry_at_ms)
+		return mf_err(err, errlen, "ledger %s: unreachable (next attempt in %lld ms)",
+			      p->where, (long long)(p->retry_at_ms - now));
+	PQreset(p->conn);
+	if (PQstatus(p->conn) != CONNECTION_OK) {
+		p->backoff_ms = p->backoff_ms == 0 ? PG_BACKOFF_MIN_MS : 2 * p->backoff_ms;
+		if (p->backoff_ms > PG_BACKOFF_MAX_MS)
+			p->backoff_ms = PG_BACKOFF_MAX_MS;
+		p->retry_at_ms = now + p->backoff_ms;
+		return pg_err(p, NULL, err, errlen, "cannot reconnect");
+	}
+	p->backoff_ms = 0;
+	p->retry_at_ms = 0;
+	PQclear(PQexec(p->conn, "SET client_min_messages = warning"));
+	return MF_OK;
+}
+
 static int run(struct ledger_pg *p, const char *sql, int n, const char *const *v,
 	       PGresult **r_r, char *err, size_t errlen, const char *what)
 {
-	PGresult *r = PQexecParams(p->conn, sql, n, NULL, v, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(r);
+	PGresult *r;
+	ExecStatusType st;
+
+	if (PQstatus(p->conn) != CONNECTION_OK) {
+		/* Only outside a transaction: a statement in the middle of
+		 * one must fail with it, never run on its own. */
+		if (p->in_tx)
+			return pg_err(p, NULL, err, errlen, what);
+		if (reconnect(p, err, errlen) != MF_OK)
+			return MF_ERROR;
+	}
+	r = PQexecParams(p->conn, sql, n, NULL, v, NULL, NULL, 0);
+	st = PQresultStatus(r);
+	if (strcmp(sql, "BEGIN") == 0)
+		p->in_tx = st == PGRES_COMMAND_OK;
+	else if (strcmp(sql, "COMMIT") == 0)
+		p->in_tx = false;
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		pg_err(p, r, err, errlen, what);
@@ -64,6 +125,7 @@ static int run(struct ledger_pg *p, const char *sql, int n, const char *const *v
 
 static void rollback(struct ledger_pg *p)
 {
+	p->in_tx = false;
 	PQclear(PQexec(p->conn, "ROLLBACK"));
 }
 
@@ -135,6 +197,32 @@ static const char *const schema_steps[] = {
 	" intercepted BIGINT NOT NULL DEFAULT 0,"
 	" last_seen BIGINT NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (subnet, port));",
+	/* v4: flows that reached a source directly */
+	"ALTER TABLE flow_count ADD COLUMN direct BIGINT NOT NULL DEFAULT 0;",
+	/* v5: several gateways: which gateway saw whom, copy jobs with
+	 * leases, and every committed state change announced (NOTIFY is
+	 * delivered at commit, so a listener never hears of a flip that a
+	 * reader could not yet see). */
+	"ALTER TABLE account ADD COLUMN last_gateway TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE account_gateway ("
+	" name TEXT NOT NULL REFERENCES account (name),"
+	" gateway TEXT NOT NULL,"
+	" logins BIGINT NOT NULL DEFAULT 0,"
+	" first_seen BIGINT NOT NULL DEFAULT 0,"
+	" last_seen BIGINT NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (name, gateway));"
+	"CREATE TABLE copy_job ("
+	" name TEXT PRIMARY KEY NOT NULL REFERENCES account (name),"
+	" owner TEXT NOT NULL DEFAULT '',"
+	" lease_until BIGINT NOT NULL DEFAULT 0,"
+	" claimed BIGINT NOT NULL DEFAULT 0,"
+	" checkpoint BYTEA,"
+	" checkpoint_from TEXT NOT NULL DEFAULT '');"
+	"CREATE FUNCTION mf_account_notify() RETURNS trigger LANGUAGE plpgsql AS $f$"
+	" BEGIN PERFORM pg_notify('" PG_CHANNEL "', NEW.state || E'\\t' || NEW.name);"
+	" RETURN NULL; END $f$;"
+	"CREATE TRIGGER account_state_notify AFTER UPDATE OF state ON account"
+	" FOR EACH ROW EXECUTE FUNCTION mf_account_notify();",
 };
 
 #define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
@@ -196,7 +284,8 @@ fail:
 /* ---- shared steps --------------------------------------------------- */
 
 #define ACCOUNT_COLUMNS \
-	"name, state, first_seen, last_seen, last_client, logins, state_changed, reason"
+	"name, state, first_seen, last_seen, last_client, logins, state_changed, reason, " \
+	"last_gateway"
 
 static int row_account(struct ledger_pg *p, const PGresult *r, int row, struct account *a,
 		       char *err, size_t errlen)
@@ -211,6 +300,7 @@ static int row_account(struct ledger_pg *p, const PGresult *r, int row, struct a
 	a->logins = (uint64_t)col_i64(r, row, 5);
 	a->state_changed = col_i64(r, row, 6);
 	col_text(a->reason, sizeof(a->reason), r, row, 7);
+	col_text(a->last_gateway, sizeof(a->last_gateway), r, row, 8);
 	return MF_OK;
 }
 
@@ -260,11 +350,12 @@ static int change_state(struct ledger_pg *p, const char *name, enum account_stat
 }
 
 static int observe_one(struct ledger_pg *p, const char *name, const char *client,
-		       int64_t now, enum account_state *state_r, char *err, size_t errlen)
+		       const char *gateway, int64_t now, enum account_state *state_r, char *err,
+		       size_t errlen)
 {
 	enum account_state state;
 	char at[24], why[LEDGER_REASON_MAX];
-	const char *v[3];
+	const char *v[4];
 
 	if (lock_account(p, name, &state, err, errlen) != MF_OK)
 		return MF_ERROR;
@@ -279,11 +370,22 @@ static int observe_one(struct ledger_pg *p, const char *name, const char *client
 	v[0] = name;
 	v[1] = at;
 	v[2] = client;
+	v[3] = gateway;
 	if (run(p, "UPDATE account SET "
 		   "first_seen = CASE first_seen WHEN 0 THEN $2::BIGINT ELSE first_seen END, "
-		   "last_seen = $2::BIGINT, last_client = $3, logins = logins + 1 WHERE name = $1",
-		3, v, NULL, err, errlen, "cannot record the login") != MF_OK)
+		   "last_seen = $2::BIGINT, last_client = $3, logins = logins + 1, "
+		   "last_gateway = $4 WHERE name = $1",
+		4, v, NULL, err, errlen, "cannot record the login") != MF_OK)
 		return MF_ERROR;
+	if (gateway[0] != '\0') {
+		v[2] = gateway;
+		if (run(p, "INSERT INTO account_gateway (name, gateway, logins, first_seen, "
+			   "last_seen) VALUES ($1, $3, 1, $2, $2) ON CONFLICT (name, gateway) DO "
+			   "UPDATE SET logins = account_gateway.logins + 1, "
+			   "last_seen = excluded.last_seen", 3, v, NULL, err, errlen,
+			"cannot record the login's gateway") != MF_OK)
+			return MF_ERROR;
+	}
 	if (state_r != NULL)
 		*state_r = state;
 	return MF_OK;
@@ -327,7 +429,8 @@ static int pg_login_observed(struct ledger *l, const char *name, const char *cli
 
 	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
 		return MF_ERROR;
-	return finish(p, observe_one(p, name, client, now, state_r, err, errlen), err, errlen);
+	return finish(p, observe_one(p, name, client, "", now, state_r, err, errlen), err,
+		      errlen);
 }
 
 static int pg_logins_observed(struct ledger *l, const struct ledger_login *v, size_t n,
@@ -339,7 +442,8 @@ static int pg_logins_observed(struct ledger *l, const struct ledger_login *v, si
 	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
 		return MF_ERROR;
 	for (size_t i = 0; i < n && rc == MF_OK; i++)
-		rc = observe_one(p, v[i].name, v[i].client, v[i].at, NULL, err, errlen);
+		rc = observe_one(p, v[i].name, v[i].client, v[i].gateway, v[i].at, NULL, err,
+				 errlen);
 	return finish(p, rc, err, errlen);
 }
 
@@ -486,6 +590,22 @@ static int pg_flow_count_add(struct ledger *l, const char *subnet, uint16_t port
 		   "cannot count flows");
 }
 
+static int pg_flow_direct_add(struct ledger *l, const char *subnet, uint16_t port,
+			      uint64_t direct, int64_t now, char *err, size_t errlen)
+{
+	char ps[8], d[24], at[24];
+	const char *v[4] = { subnet, ps, d, at };
+
+	snprintf(ps, sizeof(ps), "%u", port);
+	snprintf(d, sizeof(d), "%" PRIu64, direct);
+	i64(at, sizeof(at), now);
+	return run(to_pg(l), "INSERT INTO flow_count (subnet, port, direct, last_seen) "
+			     "VALUES ($1, $2, $3, $4) ON CONFLICT (subnet, port) "
+			     "DO UPDATE SET direct = flow_count.direct + excluded.direct, "
+			     "last_seen = excluded.last_seen", 4, v, NULL, err, errlen,
+		   "cannot count direct flows");
+}
+
 static int pg_flow_count_list(struct ledger *l, int (*fn)(const struct flow_count *c, void *data),
 			      void *data, char *err, size_t errlen)
 {
@@ -493,7 +613,7 @@ static int pg_flow_count_list(struct ledger *l, int (*fn)(const struct flow_coun
 	PGresult *r;
 	int rc = MF_OK;
 
-	if (run(p, "SELECT subnet, port, observed, intercepted, last_seen FROM flow_count "
+	if (run(p, "SELECT subnet, port, observed, intercepted, last_seen, direct FROM flow_count "
 		   "ORDER BY subnet, port", 0, NULL, &r, err, errlen,
 		"cannot list flow counts") != MF_OK)
 		return MF_ERROR;
@@ -505,10 +625,359 @@ static int pg_flow_count_list(struct ledger *l, int (*fn)(const struct flow_coun
 		c.observed = (uint64_t)col_i64(r, i, 2);
 		c.intercepted = (uint64_t)col_i64(r, i, 3);
 		c.last_seen = col_i64(r, i, 4);
+		c.direct = (uint64_t)col_i64(r, i, 5);
 		rc = fn(&c, data);
 	}
 	PQclear(r);
 	return rc;
+}
+
+static int pg_account_gateways(struct ledger *l, const char *name,
+			       int (*fn)(const struct account_gateway *g, void *data), void *data,
+			       char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	const char *v[1] = { name };
+	PGresult *r;
+	int rc = MF_OK;
+
+	if (run(p, "SELECT gateway, logins, first_seen, last_seen FROM account_gateway "
+		   "WHERE name = $1 ORDER BY gateway", 1, v, &r, err, errlen,
+		"cannot list the account's gateways") != MF_OK)
+		return MF_ERROR;
+	for (int i = 0; i < PQntuples(r) && rc == MF_OK; i++) {
+		struct account_gateway g;
+
+		col_text(g.gateway, sizeof(g.gateway), r, i, 0);
+		g.logins = (uint64_t)col_i64(r, i, 1);
+		g.first_seen = col_i64(r, i, 2);
+		g.last_seen = col_i64(r, i, 3);
+		rc = fn(&g, data);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* ---- copy jobs ------------------------------------------------------ */
+
+/* Inside a transaction: the job row of name (created if missing) locked
+ * for the rest of it, or LEDGER_NOT_OWNER when another transaction holds
+ * it right now (SKIP LOCKED: a claimer never waits for another). */
+static int lock_job(struct ledger_pg *p, const char *name, char *owner_r, int64_t *until_r,
+		    char *err, size_t errlen)
+{
+	const char *v[1] = { name };
+	PGresult *r;
+
+	if (run(p, "INSERT INTO account (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", 1, v,
+		NULL, err, errlen, "cannot add the account") != MF_OK ||
+	    run(p, "INSERT INTO copy_job (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", 1, v,
+		NULL, err, errlen, "cannot add the copy job") != MF_OK ||
+	    run(p, "SELECT owner, lease_until FROM copy_job WHERE name = $1 "
+		   "FOR UPDATE SKIP LOCKED", 1, v, &r, err, errlen,
+		"cannot lock the copy job") != MF_OK)
+		return MF_ERROR;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		snprintf(owner_r, LEDGER_GATEWAY_MAX, "%s", "?");
+		return LEDGER_NOT_OWNER;
+	}
+	col_text(owner_r, LEDGER_GATEWAY_MAX, r, 0, 0);
+	*until_r = col_i64(r, 0, 1);
+	PQclear(r);
+	return MF_OK;
+}
+
+static int set_job(struct ledger_pg *p, const char *name, const char *owner, int64_t until,
+		   int64_t claimed, char *err, size_t errlen)
+{
+	char u[24], c[24];
+	const char *v[4] = { name, owner, u, c };
+
+	i64(u, sizeof(u), until);
+	i64(c, sizeof(c), claimed);
+	return run(p, "UPDATE copy_job SET owner = $2, lease_until = $3, "
+		      "claimed = CASE WHEN $4::BIGINT = 0 THEN claimed ELSE $4::BIGINT END "
+		      "WHERE name = $1", 4, v, NULL, err, errlen, "cannot update the copy job");
+}
+
+static int account_state_changed(struct ledger_pg *p, const char *name, enum account_state *st_r,
+				 int64_t *changed_r, char *err, size_t errlen)
+{
+	const char *v[1] = { name };
+	PGresult *r;
+	int rc;
+
+	if (run(p, "SELECT state, state_changed FROM account WHERE name = $1 FOR UPDATE", 1, v,
+		&r, err, errlen, "cannot read the account's state") != MF_OK)
+		return MF_ERROR;
+	rc = PQntuples(r) == 1 ? parse_state(p, PQgetvalue(r, 0, 0), st_r, err, errlen)
+			       : mf_err(err, errlen, "ledger %s: account vanished", p->where);
+	if (rc == MF_OK)
+		*changed_r = col_i64(r, 0, 1);
+	PQclear(r);
+	return rc;
+}
+
+static int claim_tx(struct ledger_pg *p, const char *name, const char *owner, int64_t now_ms,
+		    int64_t lease_ms, unsigned int retry_after_s, const char *reason,
+		    enum account_state *state_r, char *holder, char *err, size_t errlen)
+{
+	char cur[LEDGER_GATEWAY_MAX];
+	int64_t until = 0, changed = 0;
+	enum account_state st = AS_UNSEEN;
+	int rc = lock_job(p, name, cur, &until, err, errlen);
+
+	if (rc != MF_OK) {
+		snprintf(holder, LEDGER_GATEWAY_MAX, "%s", cur);
+		return rc;
+	}
+	if (account_state_changed(p, name, &st, &changed, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (state_r != NULL)
+		*state_r = st;
+	if (cur[0] != '\0' && strcmp(cur, owner) != 0 && until >= now_ms) {
+		snprintf(holder, LEDGER_GATEWAY_MAX, "%s", cur);
+		return LEDGER_NOT_OWNER;
+	}
+	if (!ledger_job_claimable(st, changed, retry_after_s, now_ms / 1000))
+		return LEDGER_NOT_OWNER;
+	if (change_state(p, name, st, AS_COPYING, reason, now_ms / 1000, err, errlen) != MF_OK ||
+	    set_job(p, name, owner, now_ms + lease_ms, now_ms, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (state_r != NULL)
+		*state_r = AS_COPYING;
+	return MF_OK;
+}
+
+static int pg_job_claim(struct ledger *l, const char *name, const char *owner, int64_t now_ms,
+			int64_t lease_ms, unsigned int retry_after_s, const char *reason,
+			enum account_state *state_r, char *holder_r, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	char holder[LEDGER_GATEWAY_MAX] = "";
+	int rc;
+
+	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
+		return MF_ERROR;
+	rc = claim_tx(p, name, owner, now_ms, lease_ms, retry_after_s, reason, state_r, holder,
+		      err, errlen);
+	if (rc == LEDGER_NOT_OWNER) {
+		rollback(p);
+		if (holder_r != NULL)
+			snprintf(holder_r, LEDGER_GATEWAY_MAX, "%s", holder);
+		return LEDGER_NOT_OWNER;
+	}
+	return finish(p, rc, err, errlen);
+}
+
+static int pg_job_renew(struct ledger *l, const char *name, const char *owner, int64_t now_ms,
+			int64_t lease_ms, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	char u[24];
+	const char *v[3] = { name, owner, u };
+	PGresult *r;
+	int rc;
+
+	i64(u, sizeof(u), now_ms + lease_ms);
+	if (run(p, "UPDATE copy_job SET lease_until = $3 WHERE name = $1 AND owner = $2", 3, v,
+		&r, err, errlen, "cannot renew the lease") != MF_OK)
+		return MF_ERROR;
+	rc = strcmp(PQcmdTuples(r), "1") == 0 ? MF_OK : LEDGER_NOT_OWNER;
+	PQclear(r);
+	return rc;
+}
+
+static int pg_job_set_state(struct ledger *l, const char *name, const char *owner,
+			    enum account_state state, const char *reason, int64_t now,
+			    bool release, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	const char *v[1] = { name };
+	enum account_state old;
+	PGresult *r;
+	bool mine;
+	int rc;
+
+	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
+		return MF_ERROR;
+	/* Waits for a claimer or reaper holding the row: ownership is what
+	 * the row says once they are done. */
+	if (run(p, "SELECT owner FROM copy_job WHERE name = $1 FOR UPDATE", 1, v, &r, err, errlen,
+		"cannot lock the copy job") != MF_OK)
+		return finish(p, MF_ERROR, err, errlen);
+	mine = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), owner) == 0;
+	PQclear(r);
+	if (!mine) {
+		rollback(p);
+		return LEDGER_NOT_OWNER;
+	}
+	rc = lock_account(p, name, &old, err, errlen);
+	if (rc == MF_OK)
+		rc = change_state(p, name, old, state, reason, now, err, errlen);
+	if (rc == MF_OK && release)
+		rc = set_job(p, name, "", 0, 0, err, errlen);
+	if (rc == MF_OK && state == AS_MIGRATED)
+		rc = run(p, "UPDATE copy_job SET checkpoint = NULL, checkpoint_from = '' "
+			    "WHERE name = $1", 1, v, NULL, err, errlen, "cannot drop checkpoints");
+	return finish(p, rc, err, errlen);
+}
+
+static int pg_checkpoint_put(struct ledger *l, const char *name, const char *owner,
+			     const void *buf, size_t len, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	const char *v[3] = { name, owner, buf };
+	const int lens[3] = { 0, 0, (int)len }, fmts[3] = { 0, 0, 1 };
+	PGresult *r;
+	int rc;
+
+	if (PQstatus(p->conn) != CONNECTION_OK && reconnect(p, err, errlen) != MF_OK)
+		return MF_ERROR;
+	r = PQexecParams(p->conn, "UPDATE copy_job SET checkpoint = $3, checkpoint_from = $2 "
+				  "WHERE name = $1 AND owner = $2", 3, NULL, v, lens, fmts, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = pg_err(p, r, err, errlen, "cannot store checkpoints");
+	else
+		rc = strcmp(PQcmdTuples(r), "1") == 0 ? MF_OK : LEDGER_NOT_OWNER;
+	PQclear(r);
+	return rc;
+}
+
+static int pg_checkpoint_get(struct ledger *l, const char *name, void **buf_r, size_t *len_r,
+			     char *from_r, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	const char *v[1] = { name };
+	PGresult *r;
+	int rc = LEDGER_ABSENT, n;
+
+	if (PQstatus(p->conn) != CONNECTION_OK && reconnect(p, err, errlen) != MF_OK)
+		return MF_ERROR;
+	/* binary results: the bytes as stored, no escaping */
+	r = PQexecParams(p->conn, "SELECT checkpoint, checkpoint_from FROM copy_job "
+				  "WHERE name = $1 AND checkpoint IS NOT NULL", 1, NULL, v, NULL,
+			 NULL, 1);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = pg_err(p, r, err, errlen, "cannot read checkpoints");
+	} else if (PQntuples(r) == 1 && (n = PQgetlength(r, 0, 0)) > 0) {
+		*buf_r = malloc((size_t)n);
+		if (*buf_r == NULL) {
+			rc = mf_err(err, errlen, "out of memory");
+		} else {
+			memcpy(*buf_r, PQgetvalue(r, 0, 0), (size_t)n);
+			*len_r = (size_t)n;
+			snprintf(from_r, LEDGER_GATEWAY_MAX, "%.*s", PQgetlength(r, 0, 1),
+				 PQgetvalue(r, 0, 1));
+			rc = MF_OK;
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+struct reaped {
+	char name[ACCOUNT_NAME_MAX + 1];
+	char owner[LEDGER_GATEWAY_MAX];
+};
+
+static int pg_jobs_reap(struct ledger *l, int64_t now_ms, const char *owner,
+			void (*fn)(const char *name, const char *former_owner, void *data),
+			void *data, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	char t[24], why[LEDGER_REASON_MAX];
+	const char *v[2] = { t, owner };
+	struct reaped *done = NULL;
+	PGresult *r;
+	int n, rc = MF_OK;
+
+	i64(t, sizeof(t), now_ms);
+	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
+		return MF_ERROR;
+	if (run(p, "SELECT name, owner FROM copy_job WHERE owner <> '' AND "
+		   "(lease_until < $1::BIGINT OR owner = $2) ORDER BY name FOR UPDATE SKIP LOCKED",
+		2, v, &r, err, errlen, "cannot list expired copy jobs") != MF_OK)
+		return finish(p, MF_ERROR, err, errlen);
+	n = PQntuples(r);
+	if (n > 0 && (done = calloc((size_t)n, sizeof(*done))) == NULL) {
+		PQclear(r);
+		mf_err(err, errlen, "ledger: out of memory");
+		return finish(p, MF_ERROR, err, errlen);
+	}
+	for (int i = 0; i < n && rc == MF_OK; i++) {
+		enum account_state st;
+
+		col_text(done[i].name, sizeof(done[i].name), r, i, 0);
+		col_text(done[i].owner, sizeof(done[i].owner), r, i, 1);
+		rc = lock_account(p, done[i].name, &st, err, errlen);
+		if (rc == MF_OK && (st == AS_COPYING || st == AS_CUTOVER)) {
+			snprintf(why, sizeof(why), "copy by gateway %s %s: resumes at the next "
+				 "login", done[i].owner, owner != NULL ? "restarted"
+								: "lost its lease");
+			rc = change_state(p, done[i].name, st, AS_SEEN, why, now_ms / 1000, err,
+					  errlen);
+		}
+		if (rc == MF_OK)
+			rc = set_job(p, done[i].name, "", 0, 0, err, errlen);
+	}
+	PQclear(r);
+	rc = finish(p, rc, err, errlen);
+	for (int i = 0; i < n && rc == MF_OK && fn != NULL; i++)
+		fn(done[i].name, done[i].owner, data);
+	free(done);
+	return rc;
+}
+
+/* ---- change notifications ------------------------------------------- */
+
+static int pg_changes_listen(struct ledger *l, char *err, size_t errlen)
+{
+	return run(to_pg(l), "LISTEN " PG_CHANNEL, 0, NULL, NULL, err, errlen, "LISTEN");
+}
+
+/* Hands fn every notification libpq has buffered; the count. */
+static int drain(struct ledger_pg *p,
+		 void (*fn)(const char *name, enum account_state state, void *data), void *data)
+{
+	PGnotify *n;
+	int count = 0;
+
+	while ((n = PQnotifies(p->conn)) != NULL) {
+		char *tab = strchr(n->extra, '\t');
+		enum account_state st;
+
+		if (tab != NULL) {
+			*tab = '\0';
+			if (account_state_parse(n->extra, &st) == MF_OK &&
+			    account_name_is_normal(tab + 1)) {
+				fn(tab + 1, st, data);
+				count++;
+			}
+		}
+		PQfreemem(n);
+	}
+	return count;
+}
+
+static int pg_changes_wait(struct ledger *l, int timeout_ms,
+			   void (*fn)(const char *name, enum account_state state, void *data),
+			   void *data, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	struct pollfd pfd = { .fd = PQsocket(p->conn), .events = POLLIN };
+
+	if (pfd.fd < 0 || PQstatus(p->conn) != CONNECTION_OK)
+		return pg_err(p, NULL, err, errlen, "listening connection lost");
+	if (drain(p, fn, data) > 0)
+		return MF_OK;
+	if (poll(&pfd, 1, timeout_ms) < 0)
+		return MF_OK; /* EINTR: the caller loops */
+	if (pfd.revents != 0 && PQconsumeInput(p->conn) == 0)
+		return pg_err(p, NULL, err, errlen, "listening connection lost");
+	drain(p, fn, data);
+	return MF_OK;
 }
 
 static const struct ledger_ops pg_ops = {
@@ -524,7 +993,17 @@ static const struct ledger_ops pg_ops = {
 	.setting_get = pg_setting_get,
 	.setting_set = pg_setting_set,
 	.flow_count_add = pg_flow_count_add,
+	.flow_direct_add = pg_flow_direct_add,
 	.flow_count_list = pg_flow_count_list,
+	.account_gateways = pg_account_gateways,
+	.job_claim = pg_job_claim,
+	.job_renew = pg_job_renew,
+	.job_set_state = pg_job_set_state,
+	.jobs_reap = pg_jobs_reap,
+	.checkpoint_put = pg_checkpoint_put,
+	.checkpoint_get = pg_checkpoint_get,
+	.changes_listen = pg_changes_listen,
+	.changes_wait = pg_changes_wait,
 };
 
 int ledger_pg_open(const char *spec, struct ledger **l_r, char *err, size_t errlen)
@@ -535,7 +1014,17 @@ int ledger_pg_open(const char *spec, struct ledger **l_r, char *err, size_t errl
 	if (p == NULL)
 		return mf_err(err, errlen, "ledger: out of memory");
 	p->base.ops = &pg_ops;
-	p->conn = PQconnectdb(spec);
+	{
+		/* Our bounds first: values in spec override them. Keepalives
+		 * notice a server that vanished without a reset, the TCP user
+		 * timeout one that stopped acknowledging what we send. */
+		static const char *const keys[] = { "connect_timeout", "keepalives_idle",
+						    "keepalives_interval", "keepalives_count",
+						    "tcp_user_timeout", "dbname", NULL };
+		const char *vals[] = { "3", "5", "2", "3", "10000", spec, NULL };
+
+		p->conn = PQconnectdbParams(keys, vals, 1);
+	}
 	if (p->conn == NULL) {
 		free(p);
 		return mf_err(err, errlen, "ledger: out of memory");

@@ -45,13 +45,15 @@ enum stmt_id {
 	ST_SETTING_GET,
 	ST_SETTING_SET,
 	ST_FLOW_ADD,
+	ST_FLOW_DIRECT,
 	ST_FLOW_LIST,
+	ST_GW_SEEN,
 	ST_COUNT
 };
 
 #define ACCOUNT_COLUMNS \
 	"name, state, first_seen, last_seen, last_client, logins, " \
-	"state_changed, reason"
+	"state_changed, reason, last_gateway"
 
 /* Prepared once at open: no SQL is parsed on the login path. */
 static const char *const stmt_sql[ST_COUNT] = {
@@ -68,8 +70,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		      "VALUES (?1, 'UNSEEN')",
 	[ST_SEEN] = "UPDATE account SET "
 		    "first_seen = CASE first_seen WHEN 0 THEN ?2 ELSE first_seen END, "
-		    "last_seen = ?2, last_client = ?3, logins = logins + 1 "
-		    "WHERE name = ?1",
+		    "last_seen = ?2, last_client = ?3, logins = logins + 1, "
+		    "last_gateway = ?4 WHERE name = ?1",
 	[ST_SET_STATE] = "UPDATE account SET state = ?2, state_changed = ?3, "
 			 "reason = ?4 WHERE name = ?1",
 	[ST_HISTORY_ADD] = "INSERT INTO account_history "
@@ -89,7 +91,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 			"SET observed = observed + excluded.observed, "
 			"intercepted = intercepted + excluded.intercepted, "
 			"last_seen = excluded.last_seen",
-	[ST_FLOW_LIST] = "SELECT subnet, port, observed, intercepted, last_seen "
+	[ST_FLOW_DIRECT] = "INSERT INTO flow_count (subnet, port, direct, last_seen) "
+			   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (subnet, port) DO UPDATE "
+			   "SET direct = direct + excluded.direct, "
+			   "last_seen = excluded.last_seen",
+	[ST_GW_SEEN] = "INSERT INTO account_gateway (name, gateway, logins, first_seen, last_seen) "
+		       "VALUES (?1, ?2, 1, ?3, ?3) ON CONFLICT (name, gateway) DO UPDATE "
+		       "SET logins = logins + 1, last_seen = excluded.last_seen",
+	[ST_FLOW_LIST] = "SELECT subnet, port, observed, intercepted, last_seen, direct "
 			 "FROM flow_count ORDER BY subnet, port",
 };
 
@@ -170,12 +179,49 @@ static int schema_v3(sqlite3 *db, char **msg_r)
 	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
 }
 
+/* v4: flows that reached a source directly (ledger_flow_direct_add). */
+static int schema_v4(sqlite3 *db, char **msg_r)
+{
+	static const char sql[] =
+		"ALTER TABLE flow_count ADD COLUMN direct INTEGER NOT NULL DEFAULT 0;";
+
+	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
+}
+
+/* v5: which gateway saw whom, and copy jobs with leases (one gateway on
+ * SQLite, but the same rows and rules as on PostgreSQL). */
+static int schema_v5(sqlite3 *db, char **msg_r)
+{
+	static const char sql[] =
+		"ALTER TABLE account ADD COLUMN last_gateway TEXT NOT NULL DEFAULT '';"
+		"CREATE TABLE account_gateway ("
+		" name TEXT NOT NULL REFERENCES account (name),"
+		" gateway TEXT NOT NULL,"
+		" logins INTEGER NOT NULL DEFAULT 0,"
+		" first_seen INTEGER NOT NULL DEFAULT 0,"
+		" last_seen INTEGER NOT NULL DEFAULT 0,"
+		" PRIMARY KEY (name, gateway)"
+		") WITHOUT ROWID;"
+		"CREATE TABLE copy_job ("
+		" name TEXT PRIMARY KEY NOT NULL REFERENCES account (name),"
+		" owner TEXT NOT NULL DEFAULT '',"
+		" lease_until INTEGER NOT NULL DEFAULT 0,"
+		" claimed INTEGER NOT NULL DEFAULT 0,"
+		" checkpoint BLOB,"
+		" checkpoint_from TEXT NOT NULL DEFAULT ''"
+		") WITHOUT ROWID;";
+
+	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
+}
+
 /* Schema steps in order: step i takes a file from version i to i + 1.
  * A new version is one more function and one more line here. */
 static int (*const schema_steps[])(sqlite3 *db, char **msg_r) = {
 	schema_v1,
 	schema_v2,
 	schema_v3,
+	schema_v4,
+	schema_v5,
 };
 
 #define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
@@ -299,6 +345,7 @@ static int row_account(struct ledger_sqlite *s, sqlite3_stmt *st,
 	a->logins = (uint64_t)sqlite3_column_int64(st, 5);
 	a->state_changed = sqlite3_column_int64(st, 6);
 	copy_text(a->reason, sizeof(a->reason), sqlite3_column_text(st, 7));
+	copy_text(a->last_gateway, sizeof(a->last_gateway), sqlite3_column_text(st, 8));
 	return MF_OK;
 }
 
@@ -386,7 +433,8 @@ static int sq_account_get(struct ledger *l, const char *name, struct account *a_
 
 /* One login inside the caller's transaction. */
 static int observe_one(struct ledger_sqlite *s, const char *name, const char *client,
-		       int64_t now, enum account_state *state_r, char *err, size_t errlen)
+		       const char *gateway, int64_t now, enum account_state *state_r, char *err,
+		       size_t errlen)
 {
 	enum account_state state = AS_UNSEEN;
 	sqlite3_stmt *st;
@@ -407,8 +455,17 @@ static int observe_one(struct ledger_sqlite *s, const char *name, const char *cl
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_text(st, 3, client, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, gateway, -1, SQLITE_STATIC);
 	if (stmt_run(s, ST_SEEN, err, errlen) != MF_OK)
 		return MF_ERROR;
+	if (gateway[0] != '\0') {
+		st = s->stmt[ST_GW_SEEN];
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, now);
+		if (stmt_run(s, ST_GW_SEEN, err, errlen) != MF_OK)
+			return MF_ERROR;
+	}
 	if (state_r != NULL)
 		*state_r = state;
 	return MF_OK;
@@ -422,7 +479,7 @@ static int sq_login_observed(struct ledger *l, const char *name,
 
 	if (stmt_run(s, ST_BEGIN, err, errlen) != MF_OK)
 		return MF_ERROR;
-	if (observe_one(s, name, client, now, state_r, err, errlen) != MF_OK ||
+	if (observe_one(s, name, client, "", now, state_r, err, errlen) != MF_OK ||
 	    stmt_run(s, ST_COMMIT, err, errlen) != MF_OK) {
 		tx_rollback(s);
 		return MF_ERROR;
@@ -438,7 +495,8 @@ static int sq_logins_observed(struct ledger *l, const struct ledger_login *v, si
 	if (stmt_run(s, ST_BEGIN, err, errlen) != MF_OK)
 		return MF_ERROR;
 	for (size_t i = 0; i < n; i++)
-		if (observe_one(s, v[i].name, v[i].client, v[i].at, NULL, err, errlen) != MF_OK)
+		if (observe_one(s, v[i].name, v[i].client, v[i].gateway, v[i].at, NULL, err,
+				errlen) != MF_OK)
 			goto rollback;
 	if (stmt_run(s, ST_COMMIT, err, errlen) != MF_OK)
 		goto rollback;
@@ -622,6 +680,19 @@ static int sq_flow_count_add(struct ledger *l, const char *subnet, uint16_t port
 	return stmt_run(s, ST_FLOW_ADD, err, errlen);
 }
 
+static int sq_flow_direct_add(struct ledger *l, const char *subnet, uint16_t port,
+			      uint64_t direct, int64_t now, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st = s->stmt[ST_FLOW_DIRECT];
+
+	sqlite3_bind_text(st, 1, subnet, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, port);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)direct);
+	sqlite3_bind_int64(st, 4, now);
+	return stmt_run(s, ST_FLOW_DIRECT, err, errlen);
+}
+
 static int sq_flow_count_list(struct ledger *l,
 			      int (*fn)(const struct flow_count *c, void *data),
 			      void *data, char *err, size_t errlen)
@@ -645,11 +716,309 @@ static int sq_flow_count_list(struct ledger *l,
 		c.observed = (uint64_t)sqlite3_column_int64(st, 2);
 		c.intercepted = (uint64_t)sqlite3_column_int64(st, 3);
 		c.last_seen = sqlite3_column_int64(st, 4);
+		c.direct = (uint64_t)sqlite3_column_int64(st, 5);
 		rc = fn(&c, data);
 		if (rc != MF_OK)
 			break;
 	}
 	stmt_done(st);
+	return rc;
+}
+
+/* ---- gateways and copy jobs (rare: statements prepared per call) ---- */
+
+static int prep(struct ledger_sqlite *s, const char *sql, sqlite3_stmt **st_r, char *err,
+		size_t errlen)
+{
+	if (sqlite3_prepare_v2(s->db, sql, -1, st_r, NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "cannot prepare");
+	return MF_OK;
+}
+
+/* Steps a statement with no rows to the end and finalizes it. */
+static int exec_done(struct ledger_sqlite *s, sqlite3_stmt *st, char *err, size_t errlen)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? MF_OK : db_err(s, err, errlen, "statement failed");
+}
+
+static int sq_account_gateways(struct ledger *l, const char *name,
+			       int (*fn)(const struct account_gateway *g, void *data), void *data,
+			       char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st;
+	int rc = MF_OK, step;
+
+	if (prep(s, "SELECT gateway, logins, first_seen, last_seen FROM account_gateway "
+		    "WHERE name = ?1 ORDER BY gateway", &st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while (rc == MF_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct account_gateway g;
+
+		copy_text(g.gateway, sizeof(g.gateway), sqlite3_column_text(st, 0));
+		g.logins = (uint64_t)sqlite3_column_int64(st, 1);
+		g.first_seen = sqlite3_column_int64(st, 2);
+		g.last_seen = sqlite3_column_int64(st, 3);
+		rc = fn(&g, data);
+	}
+	if (rc == MF_OK && step != SQLITE_DONE)
+		rc = db_err(s, err, errlen, "cannot list the account's gateways");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Inside a transaction: name's job (created if missing). */
+static int read_job(struct ledger_sqlite *s, const char *name, char *owner_r, int64_t *until_r,
+		    char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (insert_account(s, name, err, errlen) != MF_OK ||
+	    prep(s, "INSERT OR IGNORE INTO copy_job (name) VALUES (?1)", &st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (exec_done(s, st, err, errlen) != MF_OK ||
+	    prep(s, "SELECT owner, lease_until FROM copy_job WHERE name = ?1", &st, err,
+		 errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_ROW ? MF_OK : db_err(s, err, errlen, "no copy job");
+	if (rc == MF_OK) {
+		copy_text(owner_r, LEDGER_GATEWAY_MAX, sqlite3_column_text(st, 0));
+		*until_r = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int write_job(struct ledger_sqlite *s, const char *name, const char *owner,
+		     int64_t until, int64_t claimed, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+
+	if (prep(s, "UPDATE copy_job SET owner = ?2, lease_until = ?3, "
+		    "claimed = CASE WHEN ?4 = 0 THEN claimed ELSE ?4 END WHERE name = ?1",
+		 &st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, until);
+	sqlite3_bind_int64(st, 4, claimed);
+	return exec_done(s, st, err, errlen);
+}
+
+/* Ends a write transaction: COMMIT on MF_OK (synced like a state change),
+ * else ROLLBACK; rc is passed through (LEDGER_NOT_OWNER included). */
+static int tx_end(struct ledger_sqlite *s, int rc, char *err, size_t errlen)
+{
+	if (rc == MF_OK && stmt_run(s, ST_COMMIT, err, errlen) != MF_OK)
+		rc = MF_ERROR;
+	if (rc != MF_OK)
+		tx_rollback(s);
+	stmt_run(s, ST_SYNC_NORMAL, NULL, 0);
+	return rc;
+}
+
+static int tx_begin(struct ledger_sqlite *s, char *err, size_t errlen)
+{
+	if (stmt_run(s, ST_SYNC_FULL, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (stmt_run(s, ST_BEGIN, err, errlen) != MF_OK) {
+		stmt_run(s, ST_SYNC_NORMAL, NULL, 0);
+		return MF_ERROR;
+	}
+	return MF_OK;
+}
+
+static int sq_job_claim(struct ledger *l, const char *name, const char *owner, int64_t now_ms,
+			int64_t lease_ms, unsigned int retry_after_s, const char *reason,
+			enum account_state *state_r, char *holder_r, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	char cur[LEDGER_GATEWAY_MAX];
+	struct account a;
+	int64_t until = 0;
+	int rc;
+
+	if (tx_begin(s, err, errlen) != MF_OK)
+		return MF_ERROR;
+	rc = read_job(s, name, cur, &until, err, errlen);
+	if (rc == MF_OK)
+		rc = sq_account_get(l, name, &a, err, errlen);
+	if (rc != MF_OK)
+		return tx_end(s, MF_ERROR, err, errlen);
+	if (state_r != NULL)
+		*state_r = a.state;
+	if (cur[0] != '\0' && strcmp(cur, owner) != 0 && until >= now_ms) {
+		if (holder_r != NULL)
+			snprintf(holder_r, LEDGER_GATEWAY_MAX, "%s", cur);
+		return tx_end(s, LEDGER_NOT_OWNER, err, errlen);
+	}
+	if (!ledger_job_claimable(a.state, a.state_changed, retry_after_s, now_ms / 1000))
+		return tx_end(s, LEDGER_NOT_OWNER, err, errlen);
+	rc = change_state(s, name, a.state, AS_COPYING, reason, now_ms / 1000, err, errlen);
+	if (rc == MF_OK)
+		rc = write_job(s, name, owner, now_ms + lease_ms, now_ms, err, errlen);
+	if (rc == MF_OK && state_r != NULL)
+		*state_r = AS_COPYING;
+	return tx_end(s, rc, err, errlen);
+}
+
+static int sq_job_renew(struct ledger *l, const char *name, const char *owner, int64_t now_ms,
+			int64_t lease_ms, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st;
+
+	if (prep(s, "UPDATE copy_job SET lease_until = ?3 WHERE name = ?1 AND owner = ?2", &st,
+		 err, errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms + lease_ms);
+	if (exec_done(s, st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return sqlite3_changes(s->db) == 1 ? MF_OK : LEDGER_NOT_OWNER;
+}
+
+static int sq_job_set_state(struct ledger *l, const char *name, const char *owner,
+			    enum account_state state, const char *reason, int64_t now,
+			    bool release, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	char cur[LEDGER_GATEWAY_MAX];
+	enum account_state old = AS_UNSEEN;
+	int64_t until;
+	int rc;
+
+	if (tx_begin(s, err, errlen) != MF_OK)
+		return MF_ERROR;
+	rc = read_job(s, name, cur, &until, err, errlen);
+	if (rc == MF_OK && strcmp(cur, owner) != 0)
+		rc = LEDGER_NOT_OWNER;
+	if (rc == MF_OK)
+		rc = read_state(s, name, &old, err, errlen);
+	if (rc == MF_OK)
+		rc = change_state(s, name, old, state, reason, now, err, errlen);
+	if (rc == MF_OK && release)
+		rc = write_job(s, name, "", 0, 0, err, errlen);
+	if (rc == MF_OK && state == AS_MIGRATED) {
+		sqlite3_stmt *st;
+
+		rc = prep(s, "UPDATE copy_job SET checkpoint = NULL, checkpoint_from = '' "
+			     "WHERE name = ?1", &st, err, errlen);
+		if (rc == MF_OK) {
+			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+			rc = exec_done(s, st, err, errlen);
+		}
+	}
+	return tx_end(s, rc, err, errlen);
+}
+
+static int sq_checkpoint_put(struct ledger *l, const char *name, const char *owner,
+			     const void *buf, size_t len, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st;
+
+	if (prep(s, "UPDATE copy_job SET checkpoint = ?3, checkpoint_from = ?2 "
+		    "WHERE name = ?1 AND owner = ?2", &st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 3, buf, (sqlite3_uint64)len, SQLITE_STATIC);
+	if (exec_done(s, st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return sqlite3_changes(s->db) == 1 ? MF_OK : LEDGER_NOT_OWNER;
+}
+
+static int sq_checkpoint_get(struct ledger *l, const char *name, void **buf_r, size_t *len_r,
+			     char *from_r, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	sqlite3_stmt *st;
+	int rc = LEDGER_ABSENT, step, n;
+
+	if (prep(s, "SELECT checkpoint, checkpoint_from FROM copy_job "
+		    "WHERE name = ?1 AND checkpoint IS NOT NULL", &st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW && (n = sqlite3_column_bytes(st, 0)) > 0) {
+		*buf_r = malloc((size_t)n);
+		if (*buf_r == NULL) {
+			rc = mf_err(err, errlen, "out of memory");
+		} else {
+			memcpy(*buf_r, sqlite3_column_blob(st, 0), (size_t)n);
+			*len_r = (size_t)n;
+			copy_text(from_r, LEDGER_GATEWAY_MAX, sqlite3_column_text(st, 1));
+			rc = MF_OK;
+		}
+	} else if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		rc = db_err(s, err, errlen, "cannot read checkpoints");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sq_jobs_reap(struct ledger *l, int64_t now_ms, const char *owner,
+			void (*fn)(const char *name, const char *former_owner, void *data),
+			void *data, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	struct { char name[ACCOUNT_NAME_MAX + 1]; char owner[LEDGER_GATEWAY_MAX]; } *v = NULL;
+	size_t n = 0, cap = 0;
+	char why[LEDGER_REASON_MAX];
+	sqlite3_stmt *st;
+	int rc = MF_OK, step;
+
+	if (tx_begin(s, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (prep(s, "SELECT name, owner FROM copy_job WHERE owner <> '' AND "
+		    "(lease_until < ?1 OR owner = ?2) ORDER BY name", &st, err, errlen) != MF_OK)
+		return tx_end(s, MF_ERROR, err, errlen);
+	sqlite3_bind_int64(st, 1, now_ms);
+	if (owner != NULL)
+		sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+	while (rc == MF_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			void *p = realloc(v, (cap = cap ? 2 * cap : 8) * sizeof(*v));
+
+			if (p == NULL) {
+				rc = mf_err(err, errlen, "ledger: out of memory");
+				break;
+			}
+			v = p;
+		}
+		copy_text(v[n].name, sizeof(v[n].name), sqlite3_column_text(st, 0));
+		copy_text(v[n].owner, sizeof(v[n].owner), sqlite3_column_text(st, 1));
+		n++;
+	}
+	if (rc == MF_OK && step != SQLITE_DONE)
+		rc = db_err(s, err, errlen, "cannot list expired copy jobs");
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < n && rc == MF_OK; i++) {
+		enum account_state cur = AS_UNSEEN;
+
+		rc = read_state(s, v[i].name, &cur, err, errlen);
+		if (rc == MF_OK && (cur == AS_COPYING || cur == AS_CUTOVER)) {
+			snprintf(why, sizeof(why), "copy by gateway %s %s: resumes at the next "
+				 "login", v[i].owner, owner != NULL ? "restarted" : "lost its lease");
+			rc = change_state(s, v[i].name, cur, AS_SEEN, why, now_ms / 1000, err,
+					  errlen);
+		}
+		if (rc == MF_OK)
+			rc = write_job(s, v[i].name, "", 0, 0, err, errlen);
+	}
+	rc = tx_end(s, rc, err, errlen);
+	for (size_t i = 0; i < n && rc == MF_OK && fn != NULL; i++)
+		fn(v[i].name, v[i].owner, data);
+	free(v);
 	return rc;
 }
 
@@ -676,7 +1045,15 @@ static const struct ledger_ops sqlite_ops = {
 	.setting_get = sq_setting_get,
 	.setting_set = sq_setting_set,
 	.flow_count_add = sq_flow_count_add,
+	.flow_direct_add = sq_flow_direct_add,
 	.flow_count_list = sq_flow_count_list,
+	.account_gateways = sq_account_gateways,
+	.job_claim = sq_job_claim,
+	.job_renew = sq_job_renew,
+	.job_set_state = sq_job_set_state,
+	.jobs_reap = sq_jobs_reap,
+	.checkpoint_put = sq_checkpoint_put,
+	.checkpoint_get = sq_checkpoint_get,
 };
 
 /* ---- open ---------------------------------------------------------- */

@@ -28,6 +28,7 @@
 #include "imap_client.h"
 #include "mig_pace.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -97,7 +98,18 @@ struct mig_opts {
 	struct mig_pace *pace;     /* rate limits shared with other copies, or NULL */
 	void (*progress)(void *arg, const struct mig_progress *p);
 	void *progress_arg;
+	/* Set by another thread to stop the run at its next checkpoint (a
+	 * daemon shutting down): mig_run then fails with MIG_CANCELLED in
+	 * err, having committed everything copied so far. NULL: never. */
+	const atomic_bool *cancel;
+	/* Asked after each checkpoint is committed (NULL: never): false stops
+	 * the copy there (MF_ERROR); it may block, which pauses the copy (the
+	 * gateway's copy-job lease while its ledger is unreachable). */
+	bool (*proceed)(void *arg);
+	void *proceed_arg;
 };
+
+#define MIG_CANCELLED "cancelled"
 
 /* MF_OK: copied and (if asked) verified. MF_ERROR with err otherwise;
  * *rep says how far it got either way. */

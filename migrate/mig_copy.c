@@ -548,6 +548,12 @@ static int copy_batches(struct stream *s, struct mig_folder_state *fs)
 		    mig_state_commit(x->st, x->err, sizeof(x->err)) != MF_OK)
 			goto rollback;
 		mig_progress_emit(x);
+		/* Checkpoint committed: a stop asked for now loses nothing. The
+		 * next FETCH may be on its way; closing the connection ends it. */
+		if (mig_check_cancel(x) != MF_OK)
+			return MF_ERROR;
+		if (x->o->proceed != NULL && !x->o->proceed(x->o->proceed_arg))
+			return mf_err(x->err, sizeof(x->err), "stopped after a checkpoint");
 		b0 = b1;
 		b1 = next;
 	}

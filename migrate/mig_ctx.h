@@ -11,6 +11,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+struct mig_ctx;
+/* The run was asked to stop (mig_opts.cancel): MF_ERROR with
+ * MIG_CANCELLED in x->err, to return right after a checkpoint. */
+int mig_check_cancel(struct mig_ctx *x);
+
 /* bsearch and qsort that accept an empty (NULL) array: libc's may not. */
 static inline void *mig_bsearch(const void *key, const void *base, size_t n, size_t size,
 				int (*cmp)(const void *, const void *))

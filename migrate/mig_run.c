@@ -25,6 +25,13 @@ int mig_imap_open(struct mig_ctx *x, const struct mig_side *sd, const char *name
 			  sizeof(x->err));
 }
 
+int mig_check_cancel(struct mig_ctx *x)
+{
+	if (x->o->cancel == NULL || !atomic_load(x->o->cancel))
+		return MF_OK;
+	return mf_err(x->err, sizeof(x->err), "%s", MIG_CANCELLED);
+}
+
 static void phase(struct mig_ctx *x, const char *name, const struct mig_folder *f,
 		  unsigned int index)
 {
@@ -85,7 +92,7 @@ static int run(struct mig_ctx *x)
 		return MF_ERROR;
 	for (size_t i = 0; i < x->n_folders; i++) {
 		phase(x, "copy", &x->folders[i], (unsigned int)i + 1);
-		if (mig_copy_folder(x, &x->folders[i]) != MF_OK)
+		if (mig_check_cancel(x) != MF_OK || mig_copy_folder(x, &x->folders[i]) != MF_OK)
 			return MF_ERROR;
 	}
 	if (!o->verify)

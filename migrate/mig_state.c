@@ -391,3 +391,100 @@ int mig_state_uidl_load(struct mig_state *s, struct mig_uidl_entry **v_r, size_t
 	*n_r = n;
 	return MF_OK;
 }
+
+int mig_state_snapshot(const char *path, void **buf_r, size_t *len_r, char *err,
+		       size_t errlen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_int64 n = 0;
+	unsigned char *img;
+	int rc = MF_ERROR;
+
+	*buf_r = NULL;
+	*len_r = 0;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		mf_err(err, errlen, "state: %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
+		goto out;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	img = sqlite3_serialize(db, "main", &n, 0);
+	if (img == NULL || n <= 0) {
+		mf_err(err, errlen, "state: %s: cannot take a snapshot", path);
+		sqlite3_free(img);
+		goto out;
+	}
+	*buf_r = malloc((size_t)n);
+	if (*buf_r != NULL) {
+		memcpy(*buf_r, img, (size_t)n);
+		*len_r = (size_t)n;
+		rc = MF_OK;
+	} else {
+		mf_err(err, errlen, "out of memory");
+	}
+	sqlite3_free(img);
+out:
+	sqlite3_close(db);
+	return rc;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return MF_ERROR;
+		p += w;
+		len -= (size_t)w;
+	}
+	return MF_OK;
+}
+
+int mig_state_restore(const char *path, const void *buf, size_t len, char *err,
+		      size_t errlen)
+{
+	static const char *const stale[] = { "-wal", "-shm" };
+	char tmp[4096 + 16], side[4096 + 16];
+	sqlite3 *db = NULL;
+	int fd, rc;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.restore", path) >= (int)sizeof(tmp))
+		return mf_err(err, errlen, "state: path too long");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return mf_err(err, errlen, "state: %s: %s", tmp, strerror(errno));
+	rc = write_all(fd, buf, len) == MF_OK && fsync(fd) == 0 ? MF_OK : MF_ERROR;
+	if (close(fd) != 0)
+		rc = MF_ERROR;
+	if (rc != MF_OK) {
+		unlink(tmp);
+		return mf_err(err, errlen, "state: %s: %s", tmp, strerror(errno));
+	}
+	/* A -wal left by an older file would be replayed into this one. */
+	for (size_t i = 0; i < MF_ARRAY_LEN(stale); i++) {
+		snprintf(side, sizeof(side), "%s%s", path, stale[i]);
+		if (unlink(side) != 0 && errno != ENOENT) {
+			unlink(tmp);
+			return mf_err(err, errlen, "state: %s: %s", side, strerror(errno));
+		}
+	}
+	if (rename(tmp, path) != 0) {
+		unlink(tmp);
+		return mf_err(err, errlen, "state: %s: %s", path, strerror(errno));
+	}
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_exec(db, "UPDATE folder SET dirty = 1", NULL, NULL, NULL) != SQLITE_OK) {
+		mf_err(err, errlen, "state: %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
+		sqlite3_close(db);
+		unlink(path); /* a state we cannot mark dirty must not be trusted */
+		return MF_ERROR;
+	}
+	sqlite3_close(db);
+	return MF_OK;
+}

@@ -81,6 +81,20 @@ int mig_state_uidl_del(struct mig_state *s, const char *uidl, char *err, size_t 
 int mig_state_uidl_load(struct mig_state *s, struct mig_uidl_entry **v_r, size_t *n_r,
 			char *err, size_t errlen);
 
+/* The whole state of path as bytes (a consistent snapshot, taken under a
+ * read transaction while the copy may be writing): *buf_r malloc'd. For
+ * handing an interrupted copy to another gateway. MF_OK or MF_ERROR. */
+int mig_state_snapshot(const char *path, void **buf_r, size_t *len_r, char *err,
+		       size_t errlen);
+
+/* Makes buf (from mig_state_snapshot) path's state, replacing any file
+ * there (and its -wal/-shm), mode 0600, with every folder marked dirty:
+ * whatever the previous owner appended after the snapshot is on the
+ * destination without being in the map, so the rest of each folder is
+ * reconciled by content before anything is copied — never twice. */
+int mig_state_restore(const char *path, const void *buf, size_t len, char *err,
+		      size_t errlen);
+
 /* Loads folder's map, sorted by source UID, into a malloc'd array. */
 int mig_state_map_load(struct mig_state *s, const char *folder,
 		       struct mig_map_entry **v_r, size_t *n_r, char *err, size_t errlen);

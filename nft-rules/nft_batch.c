@@ -126,8 +126,30 @@ void nft_batch_free(struct nft_batch *b)
 	b->buf = NULL;
 }
 
+void nft_batch_put_rules(struct nft_batch *b, uint16_t family,
+			 struct nftnl_rule **rules, unsigned int n,
+			 const char *const *what)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		struct nlmsghdr *nlh = nft_batch_msg_family(b, NFT_MSG_NEWRULE,
+							    NLM_F_CREATE | NLM_F_APPEND,
+							    family, what[i]);
+
+		nftnl_rule_nlmsg_build_payload(nlh, rules[i]);
+		nft_batch_next(b);
+		nftnl_rule_free(rules[i]);
+	}
+}
+
 int nft_batch_prerouting_chain(struct nft_batch *b, const char *table, const char *name,
 			       int32_t prio, const char *what)
+{
+	return nft_batch_prerouting_chain_family(b, NFPROTO_INET, table, name, prio, what);
+}
+
+int nft_batch_prerouting_chain_family(struct nft_batch *b, uint16_t family,
+				      const char *table, const char *name,
+				      int32_t prio, const char *what)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 	struct nlmsghdr *nlh;
@@ -143,7 +165,7 @@ int nft_batch_prerouting_chain(struct nft_batch *b, const char *table, const cha
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_PRE_ROUTING);
 	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-	nlh = nft_batch_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, what);
+	nlh = nft_batch_msg_family(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, what);
 	nftnl_chain_nlmsg_build_payload(nlh, c);
 	nft_batch_next(b);
 	nftnl_chain_free(c);

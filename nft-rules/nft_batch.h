@@ -12,6 +12,8 @@
 
 #include "nl_sock.h"
 
+#include <libnftnl/rule.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +55,18 @@ void nft_batch_next(struct nft_batch *b);
  * policy accept: every chain of ours is one. MF_OK or MF_ERROR (memory). */
 int nft_batch_prerouting_chain(struct nft_batch *b, const char *table, const char *name,
 			       int32_t prio, const char *what);
+
+/* The same in a table of family (NFPROTO_BRIDGE for bridge mode's table;
+ * the bridge's prerouting hook has the same number as inet's). */
+int nft_batch_prerouting_chain_family(struct nft_batch *b, uint16_t family,
+				      const char *table, const char *name,
+				      int32_t prio, const char *what);
+
+/* Appends the n rules to their chain in table mailferry of family, one
+ * message each (what[i] describes rule i), and frees them. */
+void nft_batch_put_rules(struct nft_batch *b, uint16_t family,
+			 struct nftnl_rule **rules, unsigned int n,
+			 const char *const *what);
 
 /* Sends the batch. With commit false the batch-end message is left out:
  * the kernel then checks every message and throws the transaction away

@@ -17,8 +17,10 @@ static const char *const rule_what[NFT_RULES] = {
 	"adding rule 2 (observe: pass mark, ct mark)",
 	"adding rule 3 (tproxy ip: nft_tproxy, ct mark)",
 	"adding rule 4 (tproxy ip6: nft_tproxy, ct mark)",
-	"adding rule 5 (direct flows ip: ct state, ct mark)",
-	"adding rule 6 (direct flows ip6: ct state, ct mark)",
+	"adding rule 5 (count direct flows ip: dynamic set, counter)",
+	"adding rule 6 (count direct flows ip6: dynamic set, counter)",
+	"adding rule 7 (direct flows ip: ct state, ct mark)",
+	"adding rule 8 (direct flows ip6: ct state, ct mark)",
 };
 
 /* meta l4proto tcp, then mark the packet and accept: shared by all rules. */
@@ -120,12 +122,11 @@ static void rule_tproxy(struct nft_rule_builder *rb, const struct mf_config *cfg
 	rule_mark_accept(rb, cfg);
 }
 
-/* meta l4proto tcp ip daddr @sources4 tcp dport @ports ct state new
- *     ct mark set PASS   (and the ip6 twin)
- * A new flow to a source's mail port that no rule above took goes there
- * directly (its subnet is not intercepted, or nothing listens). */
-static void rule_direct(struct nft_rule_builder *rb, const struct mf_config *cfg,
-			const struct nft_family *f)
+/* meta l4proto tcp ip daddr @sources4 tcp dport @ports ct state new (and
+ * the ip6 twin): a new flow to a source's mail port that no rule above
+ * took goes there directly (its subnet is not intercepted, or nothing
+ * listens). The start of the two rules below. */
+static void match_direct(struct nft_rule_builder *rb, const struct nft_family *f)
 {
 	uint8_t nfproto = f->nfproto;
 	uint32_t ct_new = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
@@ -140,6 +141,38 @@ static void rule_direct(struct nft_rule_builder *rb, const struct mf_config *cfg
 	nft_expr_ct_load(rb, NFT_CT_STATE);
 	nft_expr_bitwise(rb, &ct_new, &zero, sizeof(ct_new));
 	nft_expr_cmp_neq(rb, &zero, sizeof(zero));
+}
+
+/* ... ct mark != PASS update @direct4 { ip saddr . tcp dport }
+ * Counts, per client address and port, the flows that go to a source
+ * directly: what the retire report asks ("who still talks to the old
+ * server?") about subnets the SYN gate never sees. The mark test leaves
+ * out retransmitted SYNs of a flow already counted (the next rule marks
+ * it). A rule of its own because a full set stops the rule: the marking
+ * must not depend on the counting. */
+static void rule_count_direct(struct nft_rule_builder *rb, const struct mf_config *cfg,
+			      const struct nft_family *f)
+{
+	uint32_t pass = pass_mark(cfg);
+
+	match_direct(rb, f);
+	nft_expr_ct_load(rb, NFT_CT_MARK);
+	nft_expr_cmp_neq(rb, &pass, sizeof(pass));
+	nft_expr_payload_load(rb, NFT_PAYLOAD_NETWORK_HEADER, f->saddr_off, f->addr_len);
+	/* The port goes in the 4-byte register right after the address;
+	 * one that starts a 16-byte register has that register's number,
+	 * as the kernel lists it. */
+	nft_expr_payload_load_to(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2,
+				 f->addr_len % 16 == 0 ? NFT_REG_1 + f->addr_len / 16
+						       : NFT_REG32_00 + f->addr_len / 4);
+	nft_expr_dynset_update(rb, nft_sets[f->direct].name, nft_set_id(f->direct));
+}
+
+/* ... ct mark set PASS: the tproxy rules leave the flow alone from now. */
+static void rule_direct(struct nft_rule_builder *rb, const struct mf_config *cfg,
+			const struct nft_family *f)
+{
+	match_direct(rb, f);
 	ct_mark_set_pass(rb, cfg);
 }
 
@@ -165,8 +198,10 @@ int nft_chain_rules(const struct mf_config *cfg,
 			rule_pass(&rb, cfg);
 		else if (i < 4)
 			rule_tproxy(&rb, cfg, &nft_families[i - 2]);
+		else if (i < 6)
+			rule_count_direct(&rb, cfg, &nft_families[i - 4]);
 		else
-			rule_direct(&rb, cfg, &nft_families[i - 4]);
+			rule_direct(&rb, cfg, &nft_families[i - 6]);
 		if (rb.failed)
 			goto fail;
 	}
@@ -186,15 +221,7 @@ static int put_rules(struct nft_batch *b, const struct mf_config *cfg)
 
 	if (nft_chain_rules(cfg, rules) != MF_OK)
 		return MF_ERROR;
-	for (int i = 0; i < NFT_RULES; i++) {
-		struct nlmsghdr *nlh = nft_batch_msg(b, NFT_MSG_NEWRULE,
-						     NLM_F_CREATE | NLM_F_APPEND,
-						     rule_what[i]);
-
-		nftnl_rule_nlmsg_build_payload(nlh, rules[i]);
-		nft_batch_next(b);
-		nftnl_rule_free(rules[i]);
-	}
+	nft_batch_put_rules(b, NFPROTO_INET, rules, NFT_RULES, rule_what);
 	return MF_OK;
 }
 

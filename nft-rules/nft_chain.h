@@ -1,11 +1,13 @@
 /* nft_chain.h — chain prerouting of table inet mailferry and its rules.
  *
- * Three rules, each the twin of a line of mailferry.nft, built expression
+ * Eight rules, each the twin of a line of mailferry.nft, built expression
  * by expression the way nft generates them (tests/unit/test-nft-ruleset.c
  * holds nft's own output for comparison):
  *   1. socket transparent 1, socket wildcard 0 -> mark, accept
- *   2. ip daddr @sources4, ip saddr @clients4, tcp dport @ports -> tproxy
- *   3. the same for ip6. */
+ *   2. the SYN gate's pass mark -> ct mark, accept (observe mode)
+ *   3-4. ip/ip6 daddr @sources, saddr @clients, tcp dport @ports -> tproxy
+ *   5-6. new direct flow to a source -> counted in @direct4/@direct6
+ *   7-8. new direct flow to a source -> ct mark (tproxy leaves it alone). */
 #ifndef MF_NFT_CHAIN_H
 #define MF_NFT_CHAIN_H
 
@@ -17,7 +19,7 @@
 #include <stddef.h>
 
 #define NFT_CHAIN "prerouting"
-#define NFT_RULES 6
+#define NFT_RULES 8
 /* NF_IP_PRI_MANGLE: after conntrack (-200), so flows are known. Spelled
  * out because linux/netfilter_ipv4.h clashes with netinet/in.h. */
 #define NFT_PRIO_MANGLE (-150)

@@ -50,17 +50,52 @@ void nft_expr_socket_load(struct nft_rule_builder *rb, uint32_t key)
 	nftnl_rule_add_expr(rb->rule, e);
 }
 
-void nft_expr_payload_load(struct nft_rule_builder *rb, uint32_t base,
-			   uint32_t offset, uint32_t len)
+/* A payload expression on len bytes at offset of base: loading into
+ * register reg (attr NFTNL_EXPR_PAYLOAD_DREG) or writing it from there
+ * (SREG). */
+static struct nftnl_expr *payload(struct nft_rule_builder *rb, uint32_t base,
+				  uint32_t offset, uint32_t len, uint16_t attr, uint32_t reg)
 {
 	struct nftnl_expr *e = expr_new(rb, "payload");
 
 	if (e == NULL)
-		return;
+		return NULL;
+	nftnl_expr_set_u32(e, attr, reg);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	return e;
+}
+
+void nft_expr_payload_load_to(struct nft_rule_builder *rb, uint32_t base,
+			      uint32_t offset, uint32_t len, uint32_t reg)
+{
+	struct nftnl_expr *e = payload(rb, base, offset, len, NFTNL_EXPR_PAYLOAD_DREG, reg);
+
+	if (e != NULL)
+		nftnl_rule_add_expr(rb->rule, e);
+}
+
+void nft_expr_payload_load(struct nft_rule_builder *rb, uint32_t base,
+			   uint32_t offset, uint32_t len)
+{
+	nft_expr_payload_load_to(rb, base, offset, len, NFT_REG_1);
+}
+
+void nft_expr_dynset_update(struct nft_rule_builder *rb, const char *set,
+			    uint32_t set_id)
+{
+	struct nftnl_expr *e = expr_new(rb, "dynset");
+
+	if (e == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+	/* nft sends 0: the element gets the set's own timeout. */
+	nftnl_expr_set_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT, 0);
+	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
+	if (set_id != 0)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, set_id);
 	nftnl_rule_add_expr(rb->rule, e);
 }
 
@@ -189,5 +224,20 @@ void nft_expr_ct_set(struct nft_rule_builder *rb, uint32_t key)
 		return;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
+	nftnl_rule_add_expr(rb->rule, e);
+}
+
+void nft_expr_payload_write(struct nft_rule_builder *rb, uint32_t base,
+			    uint32_t offset, uint32_t len)
+{
+	struct nftnl_expr *e = payload(rb, base, offset, len, NFTNL_EXPR_PAYLOAD_SREG, NFT_REG_1);
+
+	if (e == NULL)
+		return;
+	/* No checksum to fix in a MAC address; sent as nft sends them, so
+	 * the rule reads back the same. */
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_CSUM_TYPE, NFT_PAYLOAD_CSUM_NONE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_CSUM_OFFSET, 0);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_FLAGS, 0);
 	nftnl_rule_add_expr(rb->rule, e);
 }

@@ -18,13 +18,25 @@ struct nft_rule_builder {
 
 /* reg 1 = meta key (NFT_META_L4PROTO, NFT_META_NFPROTO). */
 void nft_expr_meta_load(struct nft_rule_builder *rb, uint32_t key);
-/* meta key (NFT_META_MARK) = reg 1. */
+/* meta key (NFT_META_MARK, NFT_META_PKTTYPE) = reg 1. */
 void nft_expr_meta_set(struct nft_rule_builder *rb, uint32_t key);
 /* reg 1 = socket key (NFT_SOCKET_TRANSPARENT, NFT_SOCKET_WILDCARD). */
 void nft_expr_socket_load(struct nft_rule_builder *rb, uint32_t key);
 /* reg 1 = len bytes at offset of header base (NFT_PAYLOAD_*_HEADER). */
 void nft_expr_payload_load(struct nft_rule_builder *rb, uint32_t base,
 			   uint32_t offset, uint32_t len);
+/* The same into register reg (NFT_REG32_xx: the later parts of a
+ * concatenated key). */
+void nft_expr_payload_load_to(struct nft_rule_builder *rb, uint32_t base,
+			      uint32_t offset, uint32_t len, uint32_t reg);
+/* update @set { key in reg 1... }: adds the key to a dynamic set or
+ * refreshes it, and runs the set's per-element expressions (a counter).
+ * Stops the rule when the set is full. */
+void nft_expr_dynset_update(struct nft_rule_builder *rb, const char *set,
+			    uint32_t set_id);
+/* len bytes at offset of header base = reg 1 (no checksum update). */
+void nft_expr_payload_write(struct nft_rule_builder *rb, uint32_t base,
+			    uint32_t offset, uint32_t len);
 /* Stop unless reg 1 equals the len bytes of data. */
 /* ct KEY into register 1, and ct KEY set from register 1. */
 void nft_expr_ct_load(struct nft_rule_builder *rb, uint32_t key);

@@ -105,14 +105,6 @@ int nft_gate_build(struct nft_batch *b, const struct mf_config *cfg,
 		return MF_ERROR;
 	if (nft_gate_rules(cfg, gate->native_queue, rules) != MF_OK)
 		return MF_ERROR;
-	for (int i = 0; i < NFT_GATE_RULES; i++) {
-		struct nlmsghdr *nlh = nft_batch_msg(b, NFT_MSG_NEWRULE,
-						     NLM_F_CREATE | NLM_F_APPEND,
-						     rule_what[i]);
-
-		nftnl_rule_nlmsg_build_payload(nlh, rules[i]);
-		nft_batch_next(b);
-		nftnl_rule_free(rules[i]);
-	}
+	nft_batch_put_rules(b, NFPROTO_INET, rules, NFT_GATE_RULES, rule_what);
 	return MF_OK;
 }

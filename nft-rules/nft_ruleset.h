@@ -26,6 +26,8 @@ enum nft_set_idx {
 	NFT_SET_CLIENTS6,
 	NFT_SET_PORTS,
 	NFT_SET_FAIL_CLOSED, /* holds "tcp" exactly while fail-closed */
+	NFT_SET_DIRECT4,     /* client address . port of flows that went to a */
+	NFT_SET_DIRECT6,     /* source directly, with a counter: nft_direct.h */
 	NFT_SET_COUNT
 };
 
@@ -35,6 +37,10 @@ struct nft_set_def {
 	uint32_t key_len;
 	uint32_t flags;    /* NFT_SET_INTERVAL for the client subnets */
 	int family;        /* of the addresses; 0 for ports */
+	/* Sets the rules fill (NFT_SET_EVAL): element bound, default element
+	 * timeout, a counter per element; their key is address . port. */
+	uint32_t size;
+	uint64_t timeout_ms;
 };
 
 extern const struct nft_set_def nft_sets[NFT_SET_COUNT];
@@ -48,7 +54,7 @@ uint32_t nft_set_id(enum nft_set_idx i);
 struct nft_family {
 	uint8_t nfproto;
 	uint32_t saddr_off, daddr_off, addr_len;
-	enum nft_set_idx sources, clients;
+	enum nft_set_idx sources, clients, direct;
 };
 
 extern const struct nft_family nft_families[2];
@@ -80,6 +86,16 @@ int nft_record_decode_xt(const void *data, uint32_t len, struct nft_xt_record *r
  * (overlapping client subnets) or no memory. */
 int nft_ruleset_build(struct nft_batch *b, const struct mf_config *cfg,
 		      const struct nft_gate_opts *gate, char *err, size_t errlen);
+
+/* Adds to b the sets sources4/6, clients4/6 and ports with their elements
+ * from cfg, in table mailferry of family (NFPROTO_INET, or NFPROTO_BRIDGE
+ * for bridge mode's table, which has the same sets but no fail_closed).
+ * MF_ERROR with err as nft_ruleset_build. */
+int nft_ruleset_put_sets(struct nft_batch *b, uint16_t family,
+			 const struct mf_config *cfg, char *err, size_t errlen);
+
+/* The batch id nft_ruleset_put_sets gives set i in the table of family. */
+uint32_t nft_ruleset_set_id(uint16_t family, enum nft_set_idx i);
 
 /* Adds create-if-missing + delete of the table to b: afterwards it is
  * gone, and it was no error if it never existed. */

@@ -82,6 +82,15 @@ int nft_set_put_elems(struct nft_batch *b, uint16_t type, uint16_t flags,
 		      const char *set, uint32_t set_id,
 		      const struct nft_elem *elems, size_t n, const char *what)
 {
+	return nft_set_put_elems_family(b, NFPROTO_INET, type, flags, set, set_id,
+					elems, n, what);
+}
+
+int nft_set_put_elems_family(struct nft_batch *b, uint16_t family, uint16_t type,
+			     uint16_t flags, const char *set, uint32_t set_id,
+			     const struct nft_elem *elems, size_t n,
+			     const char *what)
+{
 	struct nftnl_set *s = set_ref_new(set);
 	struct nlmsghdr *nlh;
 
@@ -105,7 +114,7 @@ int nft_set_put_elems(struct nft_batch *b, uint16_t type, uint16_t flags,
 		if (elems[i].open && elem_set_open(se) != MF_OK)
 			goto fail;
 	}
-	nlh = nft_batch_msg(b, type, flags, what);
+	nlh = nft_batch_msg_family(b, type, flags, family, what);
 	nftnl_set_elems_nlmsg_build_payload(nlh, s);
 	nft_batch_next(b);
 	nftnl_set_free(s);
@@ -138,8 +147,14 @@ static int dump_elem(struct nftnl_set_elem *se, void *data)
 	return ctx->cb(&e, ctx->data) == MF_OK ? 0 : -1;
 }
 
+struct raw_ctx {
+	int (*cb)(struct nftnl_set_elem *se, void *data);
+	void *data;
+};
+
 static int dump_msg(const struct nlmsghdr *nlh, void *data)
 {
+	struct raw_ctx *ctx = data;
 	struct nftnl_set *s = nftnl_set_alloc();
 	int rc;
 
@@ -152,7 +167,7 @@ static int dump_msg(const struct nlmsghdr *nlh, void *data)
 		errno = EPROTO;
 		return MNL_CB_ERROR;
 	}
-	rc = nftnl_set_elem_foreach(s, dump_elem, data);
+	rc = nftnl_set_elem_foreach(s, ctx->cb, ctx->data);
 	nftnl_set_free(s);
 	if (rc < 0) {
 		errno = ECANCELED;
@@ -161,25 +176,45 @@ static int dump_msg(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-int nft_set_dump(struct nl_sock *s, const char *set,
-		 int (*cb)(const struct nft_elem *e, void *data), void *data,
-		 struct nl_error *e_r)
+static int dump_elems(struct nl_sock *s, uint16_t family, const char *set, uint16_t type,
+		      int (*cb)(struct nftnl_set_elem *se, void *data), void *data,
+		      struct nl_error *e_r)
 {
 	char buf[NL_REQ_SIZE] = { 0 }; /* no stray bytes in padding */
-	struct dump_ctx ctx = { .cb = cb, .data = data };
+	struct raw_ctx ctx = { .cb = cb, .data = data };
 	struct nftnl_set *ref = set_ref_new(set);
 	struct nlmsghdr *nlh;
-	int rc;
 
 	if (ref == NULL) {
 		memset(e_r, 0, sizeof(*e_r));
 		e_r->error = ENOMEM;
 		return MF_ERROR;
 	}
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
-				    NLM_F_DUMP, nl_sock_next_seq(s));
+	nlh = nftnl_nlmsg_build_hdr(buf, type, family, NLM_F_DUMP, nl_sock_next_seq(s));
 	nftnl_set_elems_nlmsg_build_payload(nlh, ref);
 	nftnl_set_free(ref);
-	rc = nl_sock_dump(s, nlh, dump_msg, &ctx, e_r);
-	return rc;
+	return nl_sock_dump(s, nlh, dump_msg, &ctx, e_r);
+}
+
+int nft_set_dump_elems(struct nl_sock *s, const char *set, uint16_t type,
+		       int (*cb)(struct nftnl_set_elem *se, void *data), void *data,
+		       struct nl_error *e_r)
+{
+	return dump_elems(s, NFPROTO_INET, set, type, cb, data, e_r);
+}
+
+int nft_set_dump_family(struct nl_sock *s, uint16_t family, const char *set,
+			int (*cb)(const struct nft_elem *e, void *data),
+			void *data, struct nl_error *e_r)
+{
+	struct dump_ctx ctx = { .cb = cb, .data = data };
+
+	return dump_elems(s, family, set, NFT_MSG_GETSETELEM, dump_elem, &ctx, e_r);
+}
+
+int nft_set_dump(struct nl_sock *s, const char *set,
+		 int (*cb)(const struct nft_elem *e, void *data), void *data,
+		 struct nl_error *e_r)
+{
+	return nft_set_dump_family(s, NFPROTO_INET, set, cb, data, e_r);
 }

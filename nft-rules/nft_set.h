@@ -38,11 +38,32 @@ int nft_set_put_elems(struct nft_batch *b, uint16_t type, uint16_t flags,
 		      const char *set, uint32_t set_id,
 		      const struct nft_elem *elems, size_t n, const char *what);
 
+/* The same for the set of that name in table mailferry of family
+ * (NFPROTO_INET or, in bridge mode, NFPROTO_BRIDGE). */
+int nft_set_put_elems_family(struct nft_batch *b, uint16_t family, uint16_t type,
+			     uint16_t flags, const char *set, uint32_t set_id,
+			     const struct nft_elem *elems, size_t n,
+			     const char *what);
+
 /* Calls cb for every element of set (key bytes, end flag). MF_OK;
  * MF_ERROR with *e_r set, e_r->error == ENOENT if the table or the set
  * does not exist. */
 int nft_set_dump(struct nl_sock *s, const char *set,
 		 int (*cb)(const struct nft_elem *e, void *data), void *data,
 		 struct nl_error *e_r);
+
+/* The same for any element dump request (type NFT_MSG_GETSETELEM, or
+ * the reset variant) in table mailferry of family inet, handing cb
+ * libnftnl's parsed element; cb returns 0 to go on, -1 to stop
+ * (MF_ERROR, e_r->error ECANCELED). */
+struct nftnl_set_elem;
+int nft_set_dump_elems(struct nl_sock *s, const char *set, uint16_t type,
+		       int (*cb)(struct nftnl_set_elem *se, void *data), void *data,
+		       struct nl_error *e_r);
+
+/* nft_set_dump in table mailferry of family. */
+int nft_set_dump_family(struct nl_sock *s, uint16_t family, const char *set,
+			int (*cb)(const struct nft_elem *e, void *data),
+			void *data, struct nl_error *e_r);
 
 #endif

@@ -1,4 +1,5 @@
 #include "nft_state.h"
+#include "nft_bridge.h"
 #include "mf.h"
 
 #include <errno.h>
@@ -23,9 +24,17 @@ static int query_failed(const struct nl_error *e, const char *what, char *err,
 	return mf_err(err, errlen, "nftables: reading %s: %s", what, why);
 }
 
+/* Whether table mailferry exists; record() reads our record from its
+ * user data into data. */
+struct table_ctx {
+	void (*record)(const void *ud, uint32_t len, void *data);
+	void *data;
+	bool exists;
+};
+
 static int table_cb(const struct nlmsghdr *nlh, void *data)
 {
-	struct nft_table_info *t = data;
+	struct table_ctx *ctx = data;
 	struct nftnl_table *nt = nftnl_table_alloc();
 	const void *ud;
 	uint32_t len = 0;
@@ -39,39 +48,68 @@ static int table_cb(const struct nlmsghdr *nlh, void *data)
 		errno = EPROTO;
 		return MNL_CB_ERROR;
 	}
-	t->exists = true;
+	ctx->exists = true;
 	ud = nftnl_table_get_data(nt, NFTNL_TABLE_USERDATA, &len);
-	t->has_record = ud != NULL && nft_record_decode(ud, len, &t->rec) == MF_OK;
-	t->has_xt = ud != NULL && nft_record_decode_xt(ud, len, &t->xt) == MF_OK;
+	if (ud != NULL)
+		ctx->record(ud, len, ctx->data);
 	nftnl_table_free(nt);
 	return MNL_CB_OK;
 }
 
-int nft_state_table(struct nl_sock *s, struct nft_table_info *t_r, char *err,
-		    size_t errlen)
+static void inet_record(const void *ud, uint32_t len, void *data)
+{
+	struct nft_table_info *t = data;
+
+	t->has_record = nft_record_decode(ud, len, &t->rec) == MF_OK;
+	t->has_xt = nft_record_decode_xt(ud, len, &t->xt) == MF_OK;
+}
+
+static void bridge_record(const void *ud, uint32_t len, void *data)
+{
+	struct nft_bridge_info *t = data;
+
+	t->has_record = nft_bridge_record_decode(ud, len, &t->saved) == MF_OK;
+}
+
+/* Asks for table mailferry of family; ctx->exists false (MF_OK) when
+ * there is none. */
+static int get_table(struct nl_sock *s, uint16_t family, struct table_ctx *ctx,
+		     char *err, size_t errlen)
 {
 	char buf[NL_REQ_SIZE] = { 0 }; /* no stray bytes in padding */
 	struct nftnl_table *ref = nftnl_table_alloc();
 	struct nlmsghdr *nlh;
 	struct nl_error e;
 
-	memset(t_r, 0, sizeof(*t_r));
 	if (ref == NULL || nftnl_table_set_str(ref, NFTNL_TABLE_NAME, NFT_TABLE) < 0) {
 		if (ref != NULL)
 			nftnl_table_free(ref);
 		return mf_err(err, errlen, "nftables: out of memory");
 	}
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET,
-				    NLM_F_ACK, nl_sock_next_seq(s));
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, family, NLM_F_ACK,
+				    nl_sock_next_seq(s));
 	nftnl_table_nlmsg_build_payload(nlh, ref);
 	nftnl_table_free(ref);
-	if (nl_sock_dump(s, nlh, table_cb, t_r, &e) == MF_OK)
+	/* EAFNOSUPPORT: a kernel without nftables for bridges has no
+	 * bridge table either. */
+	if (nl_sock_dump(s, nlh, table_cb, ctx, &e) == MF_OK || e.error == ENOENT ||
+	    (family != NFPROTO_INET && e.error == EAFNOSUPPORT))
 		return MF_OK;
-	if (e.error == ENOENT) {
-		memset(t_r, 0, sizeof(*t_r));
-		return MF_OK;
-	}
 	return query_failed(&e, "table", err, errlen);
+}
+
+int nft_state_table(struct nl_sock *s, struct nft_table_info *t_r, char *err,
+		    size_t errlen)
+{
+	struct table_ctx ctx = { .record = inet_record, .data = t_r };
+
+	memset(t_r, 0, sizeof(*t_r));
+	if (get_table(s, NFPROTO_INET, &ctx, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (!ctx.exists)
+		memset(t_r, 0, sizeof(*t_r));
+	t_r->exists = ctx.exists;
+	return MF_OK;
 }
 
 static int sets_cb(const struct nlmsghdr *nlh, void *data)
@@ -159,8 +197,8 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
 
 /* Chain name exists as a filter chain on prerouting at priority prio
  * with policy accept. */
-static int state_chain(struct nl_sock *s, const char *name, int32_t prio,
-		       bool *ok_r, char *err, size_t errlen)
+static int state_chain(struct nl_sock *s, uint16_t family, const char *name,
+		       int32_t prio, bool *ok_r, char *err, size_t errlen)
 {
 	char buf[NL_REQ_SIZE] = { 0 }; /* no stray bytes in padding */
 	struct nftnl_chain *ref = nftnl_chain_alloc();
@@ -176,7 +214,7 @@ static int state_chain(struct nl_sock *s, const char *name, int32_t prio,
 			nftnl_chain_free(ref);
 		return mf_err(err, errlen, "nftables: out of memory");
 	}
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_INET,
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, family,
 				    NLM_F_ACK, nl_sock_next_seq(s));
 	nftnl_chain_nlmsg_build_payload(nlh, ref);
 	nftnl_chain_free(ref);
@@ -193,10 +231,13 @@ static int state_chain(struct nl_sock *s, const char *name, int32_t prio,
 
 int nft_state_chain(struct nl_sock *s, bool *ok_r, char *err, size_t errlen)
 {
-	return state_chain(s, NFT_CHAIN, NFT_PRIO_MANGLE, ok_r, err, errlen);
+	return state_chain(s, NFPROTO_INET, NFT_CHAIN, NFT_PRIO_MANGLE, ok_r, err, errlen);
 }
 
-#define RULES_MAX (NFT_RULES > NFT_GATE_RULES ? NFT_RULES : NFT_GATE_RULES)
+/* NFT_RULES is the largest of the three chains'. */
+#define RULES_MAX NFT_RULES
+_Static_assert(NFT_RULES >= NFT_GATE_RULES && NFT_RULES >= NFT_BRIDGE_RULES,
+	       "rules_ctx holds every chain's rules");
 
 struct rules_ctx {
 	char want[RULES_MAX][RULE_TEXT_MAX];
@@ -230,7 +271,7 @@ static int rules_cb(const struct nlmsghdr *nlh, void *data)
 }
 
 /* Rules of chain, in order, against want (n_want of them; freed here). */
-static int state_rules(struct nl_sock *s, const char *chain,
+static int state_rules(struct nl_sock *s, uint16_t family, const char *chain,
 		       struct nftnl_rule **want, unsigned int n_want,
 		       unsigned int *n_r, bool *match_r, char *err, size_t errlen)
 {
@@ -259,7 +300,7 @@ static int state_rules(struct nl_sock *s, const char *chain,
 	if (nftnl_rule_set_str(ref, NFTNL_RULE_TABLE, NFT_TABLE) < 0 ||
 	    nftnl_rule_set_str(ref, NFTNL_RULE_CHAIN, chain) < 0)
 		goto oom;
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET,
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, family,
 				    NLM_F_DUMP, nl_sock_next_seq(s));
 	nftnl_rule_nlmsg_build_payload(nlh, ref);
 	if (nl_sock_dump(s, nlh, rules_cb, ctx, &e) == MF_OK || e.error == ENOENT) {
@@ -288,7 +329,8 @@ int nft_state_rules(struct nl_sock *s, const struct mf_config *cfg,
 	*match_r = false;
 	if (nft_chain_rules(cfg, want) != MF_OK)
 		return mf_err(err, errlen, "nftables: out of memory");
-	return state_rules(s, NFT_CHAIN, want, NFT_RULES, n_r, match_r, err, errlen);
+	return state_rules(s, NFPROTO_INET, NFT_CHAIN, want, NFT_RULES, n_r, match_r,
+			   err, errlen);
 }
 
 int nft_state_gate(struct nl_sock *s, const struct mf_config *cfg,
@@ -299,14 +341,41 @@ int nft_state_gate(struct nl_sock *s, const struct mf_config *cfg,
 	bool chain_ok, rules_ok;
 
 	*ok_r = false;
-	if (state_chain(s, NFT_GATE_CHAIN, NFT_PRIO_GATE, &chain_ok, err,
+	if (state_chain(s, NFPROTO_INET, NFT_GATE_CHAIN, NFT_PRIO_GATE, &chain_ok, err,
 			errlen) != MF_OK)
 		return MF_ERROR;
 	if (nft_gate_rules(cfg, native_queue, want) != MF_OK)
 		return mf_err(err, errlen, "nftables: out of memory");
-	if (state_rules(s, NFT_GATE_CHAIN, want, NFT_GATE_RULES, &n, &rules_ok,
-			err, errlen) != MF_OK)
+	if (state_rules(s, NFPROTO_INET, NFT_GATE_CHAIN, want, NFT_GATE_RULES, &n,
+			&rules_ok, err, errlen) != MF_OK)
 		return MF_ERROR;
 	*ok_r = chain_ok && rules_ok;
 	return MF_OK;
+}
+
+int nft_state_bridge(struct nl_sock *s, const struct mf_config *cfg,
+		     const uint8_t *mac, struct nft_bridge_info *t_r, char *err,
+		     size_t errlen)
+{
+	struct table_ctx ctx = { .record = bridge_record, .data = t_r };
+	struct nftnl_rule *want[NFT_BRIDGE_RULES];
+
+	memset(t_r, 0, sizeof(*t_r));
+	if (get_table(s, NFPROTO_BRIDGE, &ctx, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (!ctx.exists) {
+		memset(t_r, 0, sizeof(*t_r));
+		return MF_OK;
+	}
+	t_r->exists = true;
+	if (state_chain(s, NFPROTO_BRIDGE, NFT_BRIDGE_CHAIN, NFT_PRIO_BRIDGE,
+			&t_r->chain_ok, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (mac == NULL)
+		return MF_OK;
+	if (nft_bridge_rules(cfg, mac, want) != MF_OK)
+		return mf_err(err, errlen, "nftables: out of memory");
+	return state_rules(s, NFPROTO_BRIDGE, NFT_BRIDGE_CHAIN, want,
+			   NFT_BRIDGE_RULES, &t_r->n_rules, &t_r->rules_match,
+			   err, errlen);
 }

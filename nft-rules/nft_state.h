@@ -8,6 +8,7 @@
 #define MF_NFT_STATE_H
 
 #include "config.h"
+#include "br_sysctl.h"
 #include "nft_chain.h"
 #include "nft_gate.h"
 #include "nft_ruleset.h"
@@ -26,6 +27,21 @@ struct nft_table_info {
 
 int nft_state_table(struct nl_sock *s, struct nft_table_info *t_r, char *err,
 		    size_t errlen);
+
+/* Table bridge mailferry (bridge mode, nft_bridge.h). */
+struct nft_bridge_info {
+	bool exists;
+	bool has_record;        /* the br_netfilter sysctls install saved */
+	struct br_sysctl saved; /* valid if has_record */
+	bool chain_ok;          /* filter, prerouting, priority -300, accept */
+	unsigned int n_rules;
+	bool rules_match;       /* exactly nft_bridge_rules(cfg, mac) */
+};
+
+/* mac NULL: only the table, its record and the chain are read. */
+int nft_state_bridge(struct nl_sock *s, const struct mf_config *cfg,
+		     const uint8_t *mac, struct nft_bridge_info *t_r, char *err,
+		     size_t errlen);
 
 /* ok_r[i]: set i exists with the key type, length and flags install
  * gives it. */

@@ -1,7 +1,10 @@
 /* rules.c — install, remove and status of the whole interception set-up:
  * table inet mailferry plus policy routing (contract in rules.h). */
 #include "rules.h"
+#include "br_sysctl.h"
+#include "bridge_link.h"
 #include "mf.h"
+#include "nft_bridge.h"
 #include "nft_batch.h"
 #include "nft_probe.h"
 #include "nft_ruleset.h"
@@ -111,8 +114,11 @@ int mf_rules_install_gate(const struct mf_config *cfg, bool fail_closed,
 	struct policy_route pr;
 	struct nft_batch b;
 	struct nft_gate_opts gate = { .closed = fail_closed };
+	struct nft_bridge_info old_br;
+	struct bridge_link brl;
+	struct br_sysctl saved = { 0 }, before = { 0 };
 	bool added[2][2] = { { false, false }, { false, false } };
-	bool xt_added = false;
+	bool xt_added = false, brnf_changed = false;
 	int rc = MF_ERROR;
 
 	policy_route_from_config(cfg, &pr);
@@ -122,13 +128,31 @@ int mf_rules_install_gate(const struct mf_config *cfg, bool fail_closed,
 		goto close;
 	if (nft_probe_expr(&nft, "queue", 0, &gate.native_queue, err, errlen) != MF_OK)
 		goto close;
-	if (nft_state_table(&nft, &old, err, errlen) != MF_OK)
+	if (nft_state_table(&nft, &old, err, errlen) != MF_OK ||
+	    nft_state_bridge(&nft, cfg, NULL, &old_br, err, errlen) != MF_OK)
 		goto close;
+	/* Bridge mode: br_netfilter must not run the IP hooks for bridged
+	 * frames, and is switched off before any frame is sent up. The values
+	 * to restore at remove are those before the first bridge-mode install,
+	 * which a re-install finds in the table it replaces. */
+	if (cfg->mode == MF_MODE_BRIDGE) {
+		if (bridge_link_get(cfg->bridge, &brl, err, errlen) != MF_OK ||
+		    br_sysctl_read(&before, err, errlen) != MF_OK)
+			goto close;
+		saved = old_br.has_record ? old_br.saved : before;
+		if (!br_sysctl_off(&before)) {
+			struct br_sysctl off = { .present = true };
+
+			if (br_sysctl_write(&off, err, errlen) != MF_OK)
+				goto undo_brnf;
+			brnf_changed = true;
+		}
+	}
 	/* The fallback queue rules match only marks that the gate chain
 	 * sets: added before the table, they wait harmlessly for it. */
 	if (!gate.native_queue) {
 		if (xt_queue_install(cfg, err, errlen) != MF_OK)
-			goto close;
+			goto undo_brnf;
 		xt_added = !old.exists;
 	}
 	/* Routing first: until the rules exist nothing carries the mark. */
@@ -140,10 +164,22 @@ int mf_rules_install_gate(const struct mf_config *cfg, bool fail_closed,
 				goto undo;
 	if (nft_batch_start(&b, &nft, err, errlen) != MF_OK)
 		goto undo;
-	if (nft_ruleset_build(&b, cfg, &gate, err, errlen) != MF_OK ||
-	    nft_batch_send(&b, true, err, errlen) != MF_OK)
+	if (nft_ruleset_build(&b, cfg, &gate, err, errlen) != MF_OK)
+		goto free_batch;
+	/* One transaction with the inet table: a half bridge-mode install
+	 * never exists. Leaving bridge mode drops the bridge table in it. */
+	if (cfg->mode == MF_MODE_BRIDGE) {
+		if (nft_bridge_build(&b, cfg, brl.mac, &saved, err, errlen) != MF_OK)
+			goto free_batch;
+	} else if (old_br.exists) {
+		nft_bridge_build_delete(&b);
+	}
+	if (nft_batch_send(&b, true, err, errlen) != MF_OK)
 		goto free_batch;
 	nft_batch_free(&b);
+	if (cfg->mode != MF_MODE_BRIDGE && old_br.has_record &&
+	    br_sysctl_write(&old_br.saved, err, errlen) != MF_OK)
+		goto close;
 	/* The new install stands; from here on errors only report what an
 	 * earlier install left over. */
 	for (int f = 0; f < 2; f++)
@@ -170,6 +206,12 @@ undo:
 
 		(void)xt_queue_remove(cfg, ignored, sizeof(ignored));
 	}
+undo_brnf:
+	if (brnf_changed) {
+		char ignored[256];
+
+		(void)br_sysctl_write(&before, ignored, sizeof(ignored));
+	}
 close:
 	nl_sock_close(&rt);
 	nl_sock_close(&nft);
@@ -180,6 +222,7 @@ int mf_rules_remove(const struct mf_config *cfg, char *err, size_t errlen)
 {
 	struct nl_sock nft, rt;
 	struct nft_table_info old;
+	struct nft_bridge_info old_br;
 	struct policy_route pr;
 	struct nft_batch b;
 	int rc = MF_ERROR;
@@ -187,15 +230,24 @@ int mf_rules_remove(const struct mf_config *cfg, char *err, size_t errlen)
 	policy_route_from_config(cfg, &pr);
 	if (open_socks(&nft, &rt, err, errlen) != MF_OK)
 		return MF_ERROR;
-	if (nft_state_table(&nft, &old, err, errlen) != MF_OK)
+	if (nft_state_table(&nft, &old, err, errlen) != MF_OK ||
+	    nft_state_bridge(&nft, cfg, NULL, &old_br, err, errlen) != MF_OK)
 		goto close;
-	/* The table first: once it is gone nothing is marked any more, and
-	 * the routing can go without stranding a packet. */
+	/* The tables first: once they are gone nothing is marked any more,
+	 * and the routing can go without stranding a packet. */
 	if (nft_batch_start(&b, &nft, err, errlen) != MF_OK)
 		goto close;
 	nft_ruleset_build_delete(&b);
+	if (old_br.exists)
+		nft_bridge_build_delete(&b);
 	rc = nft_batch_send(&b, true, err, errlen);
 	nft_batch_free(&b);
+	if (rc != MF_OK)
+		goto close;
+	/* With the bridge table gone no mail frame goes up any more: the
+	 * bridge may run br_netfilter's IP hooks again as it did before. */
+	if (old_br.has_record)
+		rc = br_sysctl_write(&old_br.saved, err, errlen);
 	if (rc != MF_OK)
 		goto close;
 	rc = del_routing(&rt, &pr, NULL, err, errlen);
@@ -392,6 +444,27 @@ static int read_sets(struct nl_sock *nft, const struct mf_config *cfg,
 	return mf_subnet_list(count_subnet, &st->n_clients, err, errlen);
 }
 
+/* Bridge mode's part of the status: the device, its table compared with
+ * what install would build for the device's MAC now, the sysctls. */
+static int bridge_status(struct nl_sock *nft, const struct mf_config *cfg,
+			 struct mf_rules_status *st, char *err, size_t errlen)
+{
+	struct bridge_link brl;
+	const uint8_t *mac = NULL;
+
+	if (cfg->mode == MF_MODE_BRIDGE) {
+		st->bridge_dev_ok = bridge_link_get(cfg->bridge, &brl, st->bridge_why,
+						    sizeof(st->bridge_why)) == MF_OK;
+		if (st->bridge_dev_ok) {
+			mac = brl.mac;
+			bridge_mac_format(brl.mac, st->bridge_mac, sizeof(st->bridge_mac));
+		}
+	}
+	if (nft_state_bridge(nft, cfg, mac, &st->bridge, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return br_sysctl_read(&st->brnf, err, errlen);
+}
+
 int mf_rules_status(const struct mf_config *cfg, struct mf_rules_status *st_r,
 		    char *err, size_t errlen)
 {
@@ -431,13 +504,20 @@ int mf_rules_status(const struct mf_config *cfg, struct mf_rules_status *st_r,
 		goto close;
 	st_r->want4 = family_wanted(cfg, 0);
 	st_r->want6 = family_wanted(cfg, 1);
+	if (bridge_status(&nft, cfg, st_r, err, errlen) != MF_OK)
+		goto close;
 	all = st_r->table && st_r->sets_ok && st_r->sources_match &&
 	      st_r->ports_match && st_r->chain_ok && st_r->rules_match &&
 	      st_r->gate_ok && st_r->queue_ok &&
 	      (!st_r->want4 || (st_r->rule4 && st_r->route4)) &&
-	      (!st_r->want6 || (st_r->rule6 && st_r->route6));
+	      (!st_r->want6 || (st_r->rule6 && st_r->route6)) &&
+	      (cfg->mode == MF_MODE_BRIDGE ?
+	       st_r->bridge.exists && st_r->bridge.chain_ok &&
+	       st_r->bridge.rules_match && st_r->bridge_dev_ok &&
+	       br_sysctl_off(&st_r->brnf) :
+	       !st_r->bridge.exists);
 	none = !st_r->table && !st_r->rule4 && !st_r->route4 && !st_r->rule6 &&
-	       !st_r->route6;
+	       !st_r->route6 && !st_r->bridge.exists;
 	st_r->state = all ? MF_RULES_INSTALLED :
 		      none ? MF_RULES_ABSENT : MF_RULES_PARTIAL;
 	rc = MF_OK;

@@ -20,8 +20,10 @@
 #ifndef MF_RULES_H
 #define MF_RULES_H
 
+#include "br_sysctl.h"
 #include "config.h"
 #include "netaddr.h"
+#include "nft_state.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,6 +36,12 @@
 int mf_rules_probe(char *err, size_t errlen);
 
 /* Installs everything from cfg; idempotent.
+ * - Bridge mode ([intercept] mode = bridge): table bridge mailferry
+ *   (nft_bridge.h) for the device [intercept] bridge, whose MAC it names,
+ *   in the same transaction as the inet table; br_netfilter's
+ *   bridge-nf-call-iptables/-ip6tables are set to 0 first (br_sysctl.h)
+ *   and their earlier values recorded in the bridge table. Router mode
+ *   removes a bridge table an earlier install left and restores them.
  * - Probes first (mf_rules_probe): a missing feature changes nothing.
  * - Policy routing is added before the nftables rules, so no packet is
  *   ever marked without a route to deliver it. It is added for the
@@ -66,7 +74,8 @@ int mf_rules_install_gate(const struct mf_config *cfg, bool fail_closed,
  * rules are not installed. */
 int mf_rules_set_fail_closed(bool closed, char *err, size_t errlen);
 
-/* Removes the table, then the policy routing of cfg and of the install
+/* Removes the table (and bridge mode's, restoring the br_netfilter sysctls
+ * recorded in it), then the policy routing of cfg and of the install
  * recorded in the table; afterwards nothing of mailferry's is left in
  * nftables, the routing rules or the routing tables. Idempotent: MF_OK
  * when nothing was installed. */
@@ -102,6 +111,14 @@ struct mf_rules_status {
 	/* Policy routing for cfg's fwmark, route table and priority. */
 	bool rule4, route4, rule6, route6;
 	bool want4, want6; /* families install sets it up for (listeners) */
+	/* Bridge mode: table bridge mailferry (rules compared for the
+	 * device's MAC now), the device, br_netfilter's sysctls now. In
+	 * router mode the table must be absent. */
+	struct nft_bridge_info bridge;
+	bool bridge_dev_ok;      /* [intercept] bridge is a bridge device */
+	char bridge_mac[18];     /* its MAC, when bridge_dev_ok */
+	char bridge_why[160];    /* why not, otherwise */
+	struct br_sysctl brnf;
 };
 
 /* Fills *st_r. MF_OK whatever the state; MF_ERROR only when the kernel

@@ -1,6 +1,15 @@
 /* subnet.c — client subnets toggled at run time in the interval sets
  * clients4 / clients6 (contract in rules.h).
  *
+ * Bridge mode has the same sets in table bridge mailferry, which decide
+ * which frames go up to the IP stack at all. `add` puts the subnet there
+ * too, in the same transaction; `del` leaves it there: the subnet's flows
+ * then still go up, and table inet forwards new ones to the source instead
+ * of diverting them, while sessions diverted before keep their gateway (as
+ * in router mode). Dropping it from the bridge set would bridge their next
+ * packets straight to the server, in the middle of the gateway's session.
+ * The next `rules install` makes the bridge set the inet one again.
+ *
  * The overlap checks are ours, made on a fresh dump of the set, because
  * the admin deserves the name of the subnet in the way; the kernel's own
  * overlap check stays as the backstop against a concurrent change. */
@@ -12,6 +21,7 @@
 #include "nft_set.h"
 
 #include <errno.h>
+#include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
 #include <stdlib.h>
@@ -76,20 +86,22 @@ static int push_cidr(const struct mf_cidr *c, void *data)
 	return MF_OK;
 }
 
-/* The subnets in family's client set, ascending, into cv (caller frees
- * cv->v). */
-static int read_subnets(struct nl_sock *s, int family, struct cidr_vec *cv,
-			char *err, size_t errlen)
+/* The subnets in family's client set of table mailferry of table_family,
+ * ascending, into cv (caller frees cv->v). */
+static int read_subnets_in(struct nl_sock *s, uint16_t table_family, int family,
+			   struct cidr_vec *cv, char *err, size_t errlen)
 {
 	const char *set = nft_sets[nft_clients_set(family)].name;
 	struct elem_vec ev = { .family = family };
 	struct nl_error e;
 	int rc = MF_ERROR;
 
-	if (nft_set_dump(s, set, push_elem, &ev, &e) != MF_OK) {
+	if (nft_set_dump_family(s, table_family, set, push_elem, &ev, &e) != MF_OK) {
 		char why[256];
 
-		if (e.error == ENOENT) {
+		/* EAFNOSUPPORT: no nftables for bridges, so no bridge table. */
+		if (e.error == ENOENT ||
+		    (table_family != NFPROTO_INET && e.error == EAFNOSUPPORT)) {
 			mf_err(err, errlen, NOT_INSTALLED);
 		} else if (e.error == ECANCELED) {
 			mf_err(err, errlen, "reading set %s: out of memory", set);
@@ -106,6 +118,59 @@ static int read_subnets(struct nl_sock *s, int family, struct cidr_vec *cv,
 	rc = MF_OK;
 out:
 	free(ev.v);
+	return rc;
+}
+
+static int read_subnets(struct nl_sock *s, int family, struct cidr_vec *cv,
+			char *err, size_t errlen)
+{
+	return read_subnets_in(s, NFPROTO_INET, family, cv, err, errlen);
+}
+
+/* Bridge mode: adds to b what puts subnet into the bridge table's client
+ * set: nothing when it is there already, else the removal of subnets a
+ * `del` left there that overlap it, then the subnet. Nothing without a
+ * bridge table. */
+static int put_bridge_add(struct nft_batch *b, struct nl_sock *s,
+			  const struct mf_cidr *subnet, char *err, size_t errlen)
+{
+	const char *set = nft_sets[nft_clients_set(subnet->addr.family)].name;
+	struct cidr_vec cv = { 0 };
+	struct nft_elem elems[2];
+	unsigned int n;
+	bool same = false;
+	int rc = MF_ERROR;
+
+	if (read_subnets_in(s, NFPROTO_BRIDGE, subnet->addr.family, &cv, err,
+			    errlen) != MF_OK) {
+		free(cv.v);
+		/* No bridge table (router mode): nothing to do. */
+		return strcmp(err, NOT_INSTALLED) == 0 ? MF_OK : MF_ERROR;
+	}
+	for (size_t i = 0; i < cv.n; i++) {
+		enum nft_overlap ov = nft_interval_overlap(subnet, &cv.v[i]);
+
+		same = same || ov == NFT_SAME;
+		if (ov != NFT_OVERLAP)
+			continue;
+		n = nft_elem_from_cidr(&cv.v[i], elems);
+		elems[0].open = false;
+		if (nft_set_put_elems_family(b, NFPROTO_BRIDGE, NFT_MSG_DELSETELEM, 0,
+					     set, 0, elems, n,
+					     "deleting overlapping bridge subnet") != MF_OK)
+			goto oom;
+	}
+	n = nft_elem_from_cidr(subnet, elems);
+	if (!same && nft_set_put_elems_family(b, NFPROTO_BRIDGE, NFT_MSG_NEWSETELEM,
+					      NLM_F_CREATE, set, 0, elems, n,
+					      "adding bridge subnet") != MF_OK)
+		goto oom;
+	rc = MF_OK;
+	goto out;
+oom:
+	mf_err(err, errlen, "nftables: out of memory");
+out:
+	free(cv.v);
 	return rc;
 }
 
@@ -143,6 +208,11 @@ static int send_change(struct nl_sock *s, const struct mf_cidr *subnet,
 			      "deleting subnet") != MF_OK) {
 		nft_batch_free(&b);
 		return mf_err(err, errlen, "nftables: out of memory");
+	}
+	if (type == NFT_MSG_NEWSETELEM &&
+	    put_bridge_add(&b, s, subnet, err, errlen) != MF_OK) {
+		nft_batch_free(&b);
+		return MF_ERROR;
 	}
 	rc = nft_batch_send_detail(&b, true, &failed, &e);
 	nft_batch_free(&b);

@@ -28,7 +28,7 @@ class Gateway:
     def __init__(self, lab, workdir, ports=(143, 110, 25, 587, 993, 995),
                  extra_sources=(), gateway=None, imap_ports=(), pop3_ports=(), smtp_ports=(),
                  submission_ports=(), destination=None, ledger=None, tls=None, daemon=None,
-                 intercept=None, migrate=None):
+                 intercept=None, migrate=None, sources=None, router="router"):
         """imap_ports: ports served by the IMAP front end; empty (the
         default here) keeps every port a protocol-blind relay, which is
         what the relay tests measure. pop3_ports: the same for the POP3
@@ -40,8 +40,13 @@ class Gateway:
         it out, so implicit-TLS ports stay protocol-blind. intercept: more
         [intercept] keys (fail, queue_num, ...). daemon: the binary to run
         instead of daemon_path()'s. migrate: the [migrate] section as a
-        dict (None leaves it out: no in-daemon copy)."""
+        dict (None leaves it out: no in-daemon copy). sources: the
+        [intercept] sources line (default: the lab's OLD4, OLD6 and
+        extra_sources; [] leaves the line out). router: the namespace it
+        runs in ("router2" in a two-gateway lab intercepts client2's
+        network)."""
         self.lab = lab
+        self.router = router
         self.daemon = daemon
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -57,12 +62,16 @@ class Gateway:
         self.ledger = os.path.join(workdir, "ledger.db")
         if destination is None:
             destination = [lab.env[k] for k in ("NEW4", "NEW6") if lab.env.get(k)]
-        sources = [lab.env["OLD4"], lab.env["OLD6"], *extra_sources]
+        if sources is None:
+            sources = [lab.env["OLD4"], lab.env["OLD6"], *extra_sources]
         lines = ["[gateway]"] + [f"{k} = {v}" for k, v in opts.items()]
-        lines += ["[intercept]",
-                  "sources = " + ", ".join(sources),
-                  "ports = " + ", ".join(str(p) for p in ports),
-                  "clients = %s, %s" % (lab.env["CLIENT_NET4"], lab.env["CLIENT_NET6"])]
+        lines += ["[intercept]"]
+        if sources:
+            lines.append("sources = " + ", ".join(sources))
+        clients = (lab.env["CLIENT2_NET4"], lab.env["CLIENT2_NET6"]) if router == "router2" \
+            else (lab.env["CLIENT_NET4"], lab.env["CLIENT_NET6"])
+        lines += ["ports = " + ", ".join(str(p) for p in ports),
+                  "clients = %s, %s" % clients]
         if destination:
             lines.append("destination = " + ", ".join(destination))
         lines += [f"{k} = {v}" for k, v in (intercept or {}).items()]
@@ -81,7 +90,7 @@ class Gateway:
 
     # --- rules -----------------------------------------------------------
     def cli(self, *args, check=True):
-        return self.lab.run("router", [CLI, "-c", self.conf, *args],
+        return self.lab.run(self.router, [CLI, "-c", self.conf, *args],
                             capture_output=True, text=True, check=check)
 
     def install_rules(self):
@@ -97,7 +106,7 @@ class Gateway:
         env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
         self._log_offset = os.path.getsize(self.logfile) if os.path.exists(self.logfile) else 0
         log = open(self.logfile, "a")
-        self.proc = self.lab.popen("router", [self.daemon or daemon_path(), "-c", self.conf],
+        self.proc = self.lab.popen(self.router, [self.daemon or daemon_path(), "-c", self.conf],
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
         # Only this run's lines count (a restarted Gateway appends).

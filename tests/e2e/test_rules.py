@@ -439,7 +439,7 @@ def test_status_exit_codes(netns, conf):
     assert "sources: 198.18.11.2 2001:db8:11::2 (as configured)" in out
     assert "ports: 25 110 143 465 587 993 995 (as configured)" in out
     assert "clients: 198.18.1.0/24 198.18.2.0/24 2001:db8:1::/64 (3 subnets)" in out
-    assert "chain prerouting: present, 6 rules (as configured)" in out
+    assert "chain prerouting: present, 8 rules (as configured)" in out
     assert out.count(": present; route local") == 2
     assert "rules: installed" in out
 
@@ -467,7 +467,7 @@ def test_status_exit_codes(netns, conf):
     ns.run("nft delete rule inet mailferry prerouting handle %d" % rules[0]["handle"])
     proc = ns.mailferry("rules", "status", conf=path)
     assert proc.returncode == 1
-    assert "5 rules (DIFFERS FROM CONFIG)" in proc.stdout
+    assert "7 rules (DIFFERS FROM CONFIG)" in proc.stdout
 
     # Only the policy routing left: still partial, not absent.
     ns.run("nft delete table inet mailferry")

@@ -2,6 +2,7 @@
 
     from lab import Lab
     with Lab.up() as lab:                      # or Lab.up(net_only=True, users=20)
+                                               # or Lab.up(bridge=True): bridge-mode topology
         lab.OLD4, lab.env["PASS_alice"], lab.ns("client")
         lab.run("client", ["ip", "addr"], capture_output=True, text=True)
         out = lab.py_in("client", "import socket; print(socket.gethostname())")
@@ -28,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 HERE = Path(__file__).resolve().parent
 LAB_SH = HERE / "lab.sh"
 PYTHON = "/usr/bin/python3"  # the system Python (not pyenv): same one in every namespace
-ROLES = ("client", "router", "old", "new")
+ROLES = ("client", "router", "old", "new", "client2", "router2")  # *2: gateways=2 only
 
 _counter = itertools.count()
 _live: "list[Lab]" = []
@@ -93,7 +94,8 @@ class Lab:
 
     def __init__(self, net_only: bool = False, users: int = 0, prefix: str | None = None,
                  lab_dir: str | os.PathLike | None = None, keep: bool | None = None,
-                 up_timeout: float = 90.0):
+                 up_timeout: float = 90.0, bridge: bool = False,
+                 bridge_addr: bool = True, gateways: int = 1):
         n = next(_counter)
         if prefix is None:
             base = os.environ.get("LAB_PREFIX") or f"mfl{os.getpid()}-"
@@ -101,7 +103,13 @@ class Lab:
         self.prefix = prefix
         self.lab_dir = str(lab_dir) if lab_dir else f"/tmp/{prefix}lab"
         self.net_only = net_only
+        # bridge: client and old share a subnet across the router namespace's br0,
+        # new is routed behind it (lab.sh up --bridge); addresses come from lab.env.
+        self.bridge = bridge
+        # bridge_addr False: br0 gets no address, only routes to the subnet.
+        self.bridge_addr = bridge_addr
         self.users = int(users)
+        self.gateways = int(gateways)  # 2: also router2 + client2 (lab.sh LAB_GATEWAYS)
         self.keep = (os.environ.get("LAB_KEEP") == "1") if keep is None else keep
         self.up_timeout = up_timeout
         self.env: dict[str, str] = {}
@@ -122,8 +130,10 @@ class Lab:
 
     def _sh_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(LAB_PREFIX=self.prefix, LAB_DIR=self.lab_dir, LAB_USERS=str(self.users))
+        env.update(LAB_PREFIX=self.prefix, LAB_DIR=self.lab_dir, LAB_USERS=str(self.users),
+                   LAB_GATEWAYS=str(self.gateways))
         env["LAB_KEEP"] = "1" if self.keep else "0"
+        env["BRIDGE_ADDR"] = "yes" if self.bridge_addr else "none"
         return env
 
     def start(self) -> "Lab":
@@ -133,7 +143,8 @@ class Lab:
         with _live_lock:
             _live.append(self)
         self._is_up = True  # from here on, down() must run
-        argv = ["bash", str(LAB_SH), "up"] + (["--net-only"] if self.net_only else [])
+        argv = ["bash", str(LAB_SH), "up"] + (["--net-only"] if self.net_only else []) \
+            + (["--bridge"] if self.bridge else [])
         t0 = time.monotonic()
         try:
             p = subprocess.run(argv, env=self._sh_env(), stdin=subprocess.DEVNULL,
@@ -308,4 +319,5 @@ class Lab:
 
     def __repr__(self) -> str:
         state = "up" if self._is_up else "down"
-        return f"<Lab {self.prefix} {state} dir={self.lab_dir}{' net-only' if self.net_only else ''}>"
+        return (f"<Lab {self.prefix} {state} dir={self.lab_dir}"
+                f"{' net-only' if self.net_only else ''}{' bridge' if self.bridge else ''}>")

@@ -2,12 +2,16 @@
 # mailferry test lab: four network namespaces (client, router, old, new) linked
 # only to each other by veth, with real Dovecot + Postfix on old and new.
 #
-#   lab.sh up [--net-only]   bring the lab up (calls reap first), writes $LAB_DIR/lab.env
+#   lab.sh up [--net-only] [--bridge]
+#                            bring the lab up (calls reap first), writes $LAB_DIR/lab.env;
+#                            --bridge: the bridge-mode topology (see net_up_bridge)
 #   lab.sh down              stop daemons, delete namespaces, remove $LAB_DIR (unless LAB_KEEP=1)
 #   lab.sh reap              remove stale labs (mfl<pid>-*) whose <pid> is dead
 #
 # Env: LAB_PREFIX (default mfl<pid of caller>-), LAB_DIR (default /tmp/${LAB_PREFIX}lab),
-#      LAB_USERS (extra generated users user0001.., default 0), LAB_KEEP=1 (keep LAB_DIR on down).
+#      LAB_USERS (extra generated users user0001.., default 0), LAB_KEEP=1 (keep LAB_DIR on down),
+#      LAB_GATEWAYS=2 (a second router namespace "router2" with its own client "client2",
+#      both on the server network beside router: two gateways in front of one old server).
 #
 # Safety: nothing is ever created in, or changed in, the root namespace (no interface, route,
 # rule, sysctl or nft ruleset). Addresses only from 198.18.0.0/15 and 2001:db8::/32.
@@ -16,10 +20,14 @@ set -euo pipefail
 LAB_PREFIX=${LAB_PREFIX:-mfl${PPID}-}
 LAB_DIR=${LAB_DIR:-/tmp/${LAB_PREFIX}lab}
 LAB_USERS=${LAB_USERS:-0}
+LAB_GATEWAYS=${LAB_GATEWAYS:-1}
 P=$LAB_PREFIX
 
 if ! [[ $P =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$ ]]; then
     echo "lab.sh: bad LAB_PREFIX '$P' (letters, digits, . _ - only)" >&2; exit 2
+fi
+if [[ $LAB_GATEWAYS != 1 && $LAB_GATEWAYS != 2 ]]; then
+    echo "lab.sh: bad LAB_GATEWAYS '$LAB_GATEWAYS' (1 or 2)" >&2; exit 2
 fi
 if ! [[ $LAB_USERS =~ ^[0-9]+$ ]] || (( LAB_USERS > 9999 )); then
     echo "lab.sh: bad LAB_USERS '$LAB_USERS'" >&2; exit 2
@@ -37,7 +45,12 @@ NS_CLIENT=${P}client
 NS_ROUTER=${P}router
 NS_OLD=${P}old
 NS_NEW=${P}new
-ALL_NS=("$NS_CLIENT" "$NS_ROUTER" "$NS_OLD" "$NS_NEW")
+NS_ROUTER2=${P}router2
+NS_CLIENT2=${P}client2
+UP_NS=("$NS_CLIENT" "$NS_ROUTER" "$NS_OLD" "$NS_NEW")
+if (( LAB_GATEWAYS == 2 )); then UP_NS+=("$NS_CLIENT2" "$NS_ROUTER2"); fi
+# down removes whichever of them exist, whatever LAB_GATEWAYS says now
+ALL_NS=("$NS_CLIENT" "$NS_ROUTER" "$NS_OLD" "$NS_NEW" "$NS_CLIENT2" "$NS_ROUTER2")
 
 CLIENT4=198.18.1.2;        CLIENT6=2001:db8:1::2
 ROUTER_CLIENT4=198.18.1.1; ROUTER_CLIENT6=2001:db8:1::1
@@ -45,6 +58,11 @@ ROUTER_SERVER4=198.18.11.1; ROUTER_SERVER6=2001:db8:11::1
 OLD4=198.18.11.2;          OLD6=2001:db8:11::2
 NEW4=198.18.11.3;          NEW6=2001:db8:11::3
 CLIENT_NET4=198.18.1.0/24; CLIENT_NET6=2001:db8:1::/64
+# the second gateway (LAB_GATEWAYS=2): its clients, and its leg on the server network
+CLIENT2_4=198.18.2.2;       CLIENT2_6=2001:db8:2::2
+ROUTER2_CLIENT4=198.18.2.1; ROUTER2_CLIENT6=2001:db8:2::1
+ROUTER2_SERVER4=198.18.11.4; ROUTER2_SERVER6=2001:db8:11::4
+CLIENT2_NET4=198.18.2.0/24; CLIENT2_NET6=2001:db8:2::/64
 SERVER_NET4=198.18.11.0/24; SERVER_NET6=2001:db8:11::/64
 MAIL_DOMAIN=lab.test
 MAIL_UID=5000
@@ -120,13 +138,17 @@ do_reap() {
     while read -r ns _; do
         [[ $ns =~ ^mfl([0-9]+)-(.*)$ ]] || continue
         pid=${BASH_REMATCH[1]}
-        [[ ${BASH_REMATCH[2]} =~ (^|-)(client|router|old|new)$ ]] || continue
+        [[ ${BASH_REMATCH[2]} =~ (^|-)(client|router|old|new|client2|router2)$ ]] || continue
         # alive (including zombie): leave it alone
         [[ -e /proc/$pid ]] && continue
         log "reap: stale namespace $ns (pid $pid is gone)"
         kill_ns_procs "$ns"
         ip netns del "$ns" 2>/dev/null || true
-        pre=${ns%client}; pre=${pre%router}; pre=${pre%old}; pre=${pre%new}
+        case $ns in
+            *client2) pre=${ns%client2} ;;
+            *router2) pre=${ns%router2} ;;
+            *) pre=${ns%client}; pre=${pre%router}; pre=${pre%old}; pre=${pre%new} ;;
+        esac
         dead_prefixes[$pre]=1
     done < <(ip netns list 2>/dev/null)
     for pre in "${!dead_prefixes[@]}"; do
@@ -171,9 +193,12 @@ do_down() {
 }
 
 # ---------------------------------------------------------------- network
-net_up() {
+# The four namespaces, forwarding on the router, and the veth pairs: created inside the
+# router namespace with the peer directly in the other namespace, so that no interface
+# ever exists in the root namespace.
+ns_and_veths() {
     local ns
-    for ns in "${ALL_NS[@]}"; do
+    for ns in "${UP_NS[@]}"; do
         ip netns add "$ns"
         # sysctls here are per-namespace (net.*): the root namespace is untouched
         nsx "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
@@ -182,12 +207,23 @@ net_up() {
         ip -n "$ns" link set lo up
     done
     nsx "$NS_ROUTER" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 >/dev/null
-
-    # veth pairs are created inside the router namespace with the peer directly in the
-    # other namespace: no interface ever exists in the root namespace.
     ip -n "$NS_ROUTER" link add rcl type veth peer name eth0 netns "$NS_CLIENT"
     ip -n "$NS_ROUTER" link add rold type veth peer name eth0 netns "$NS_OLD"
     ip -n "$NS_ROUTER" link add rnew type veth peer name eth0 netns "$NS_NEW"
+}
+
+host_net() { # ns ip4 ip6 [gw4 gw6]: eth0 of a host namespace, its default routes
+    ip -n "$1" -b - <<EOF
+addr add $2/24 dev eth0
+addr add $3/64 dev eth0 nodad
+link set eth0 up
+${4:+route add default via $4}
+${5:+route add default via $5}
+EOF
+}
+
+net_up() {
+    ns_and_veths
     ip -n "$NS_ROUTER" link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
     ip -n "$NS_ROUTER" link set rold master br0
     ip -n "$NS_ROUTER" link set rnew master br0
@@ -202,27 +238,104 @@ link set rold up
 link set rnew up
 link set br0 up
 EOF
-    ip -n "$NS_CLIENT" -b - <<EOF
-addr add $CLIENT4/24 dev eth0
-addr add $CLIENT6/64 dev eth0 nodad
-link set eth0 up
-route add default via $ROUTER_CLIENT4
-route add default via $ROUTER_CLIENT6
+    host_net "$NS_CLIENT" "$CLIENT4" "$CLIENT6" "$ROUTER_CLIENT4" "$ROUTER_CLIENT6"
+    host_net "$NS_OLD" "$OLD4" "$OLD6" "$ROUTER_SERVER4" "$ROUTER_SERVER6"
+    host_net "$NS_NEW" "$NEW4" "$NEW6" "$ROUTER_SERVER4" "$ROUTER_SERVER6"
+    if (( LAB_GATEWAYS == 2 )); then net_up_second_gateway; fi
+}
+
+# router2 joins the server network as a peer of router (its leg "rsrv" is a port of
+# router's bridge: a switch, not a route through router), with client2 behind it. old
+# and new reach client2's network through router2, so its gateway's upstream legs from
+# client2's own address get their replies.
+net_up_second_gateway() {
+    local h
+    nsx "$NS_ROUTER2" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 >/dev/null
+    ip -n "$NS_ROUTER2" link add rcl type veth peer name eth0 netns "$NS_CLIENT2"
+    ip -n "$NS_ROUTER" link add r2 type veth peer name rsrv netns "$NS_ROUTER2"
+    ip -n "$NS_ROUTER" link set r2 master br0
+    ip -n "$NS_ROUTER" link set r2 up
+    ip -n "$NS_ROUTER2" -b - <<EOF
+addr add $ROUTER2_CLIENT4/24 dev rcl
+addr add $ROUTER2_CLIENT6/64 dev rcl nodad
+addr add $ROUTER2_SERVER4/24 dev rsrv
+addr add $ROUTER2_SERVER6/64 dev rsrv nodad
+link set rcl up
+link set rsrv up
 EOF
-    ip -n "$NS_OLD" -b - <<EOF
-addr add $OLD4/24 dev eth0
-addr add $OLD6/64 dev eth0 nodad
-link set eth0 up
-route add default via $ROUTER_SERVER4
-route add default via $ROUTER_SERVER6
+    host_net "$NS_CLIENT2" "$CLIENT2_4" "$CLIENT2_6" "$ROUTER2_CLIENT4" "$ROUTER2_CLIENT6"
+    for h in "$NS_OLD" "$NS_NEW"; do
+        ip -n "$h" -b - <<EOF
+route add $CLIENT2_NET4 via $ROUTER2_SERVER4
+route add $CLIENT2_NET6 via $ROUTER2_SERVER6
 EOF
-    ip -n "$NS_NEW" -b - <<EOF
-addr add $NEW4/24 dev eth0
-addr add $NEW6/64 dev eth0 nodad
-link set eth0 up
-route add default via $ROUTER_SERVER4
-route add default via $ROUTER_SERVER6
+    done
+}
+
+# Bridge-mode topology (issue 7): the router namespace is a transparent L2 bridge br0
+# between the client (port rcl) and the old server (port rold), which share one subnet;
+# nobody routes through it. The new server sits behind it on a routed veth (rnew), as a
+# site would reach it. br0 has an address in the shared subnet (BRIDGE_ADDR=none: only
+# routes on br0, to see what works without one) and a fixed MAC, as deployments should
+# give it (a bridge's own MAC otherwise follows its ports').
+BRIDGE_MAC=02:6d:66:62:72:30
+set_bridge_addrs() {
+    OLD4=198.18.1.11;          OLD6=2001:db8:1::11
+    SERVER_NET4=$CLIENT_NET4;  SERVER_NET6=$CLIENT_NET6
+    NEW_NET4=198.18.11.0/24;   NEW_NET6=2001:db8:11::/64
+}
+
+net_up_bridge() {
+    # Forwarding (ns_and_veths): the gateway routes to new, and (fail-open, subnet off
+    # while a flow lives) forwards mail flows it took up from the bridge back onto it.
+    ns_and_veths
+    ip -n "$NS_ROUTER" link add br0 address "$BRIDGE_MAC" type bridge stp_state 0 \
+        forward_delay 0 mcast_snooping 0
+    ip -n "$NS_ROUTER" link set rcl master br0
+    ip -n "$NS_ROUTER" link set rold master br0
+    if [[ ${BRIDGE_ADDR:-yes} == none ]]; then
+        ip -n "$NS_ROUTER" -b - <<EOF
+link set rcl up
+link set rold up
+link set rnew up
+link set br0 up
+addr add $ROUTER_SERVER4/24 dev rnew
+addr add $ROUTER_SERVER6/64 dev rnew nodad
+route add $CLIENT_NET4 dev br0
+route add $CLIENT_NET6 dev br0
 EOF
+    else
+        ip -n "$NS_ROUTER" -b - <<EOF
+addr add $ROUTER_CLIENT4/24 dev br0
+addr add $ROUTER_CLIENT6/64 dev br0 nodad
+addr add $ROUTER_SERVER4/24 dev rnew
+addr add $ROUTER_SERVER6/64 dev rnew nodad
+link set rcl up
+link set rold up
+link set rnew up
+link set br0 up
+EOF
+    fi
+    # Client and old: one subnet, no router between them. new answers the client
+    # addresses the gateway connects from (MIGRATED accounts' upstream legs) through it.
+    host_net "$NS_CLIENT" "$CLIENT4" "$CLIENT6"
+    host_net "$NS_OLD" "$OLD4" "$OLD6"
+    host_net "$NS_NEW" "$NEW4" "$NEW6" "$ROUTER_SERVER4" "$ROUTER_SERVER6"
+}
+
+net_check_bridge() { # client -> old across the bridge, router -> new (bounded: ~10 s)
+    local t
+    for ((t = 0; t < 50; t++)); do
+        if nsx "$NS_CLIENT" ping -c1 -W1 -q "$OLD4" >/dev/null 2>&1 &&
+           nsx "$NS_CLIENT" ping -c1 -W1 -q "$OLD6" >/dev/null 2>&1 &&
+           nsx "$NS_ROUTER" ping -c1 -W1 -q "$NEW4" >/dev/null 2>&1 &&
+           nsx "$NS_ROUTER" ping -c1 -W1 -q "$NEW6" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "bridge lab: no ICMP echo reply (client -> old or router -> new)"
+    return 1
 }
 
 net_check() { # ICMP echo client -> old/new, v4 and v6 (there is no ping binary here)
@@ -631,7 +744,13 @@ kv() { # print KEY=value pairs: raw when shell-safe, else single-quoted
 }
 
 write_env() {
-    local net_only=$1 u f=$LAB_DIR/lab.env users
+    local net_only=$1 u f=$LAB_DIR/lab.env users topo=router srv_if=br0
+    local -a extra=()
+    if (( BRIDGE )); then
+        topo=bridge srv_if=rnew
+        extra=(BRIDGE_IF br0 BRIDGE_MAC "$BRIDGE_MAC" BRIDGE_PORTS rcl,rold
+               BRIDGE_ADDR "${BRIDGE_ADDR:-yes}" NEW_NET4 "$NEW_NET4" NEW_NET6 "$NEW_NET6")
+    fi
     users=$(user_list | paste -sd, -)
     {
         echo "# mailferry lab environment (shell KEY=value); generated by tests/lab/lab.sh"
@@ -643,14 +762,21 @@ write_env() {
             OLD4 "$OLD4" OLD6 "$OLD6" NEW4 "$NEW4" NEW6 "$NEW6" \
             CLIENT_NET4 "$CLIENT_NET4" CLIENT_NET6 "$CLIENT_NET6" \
             SERVER_NET4 "$SERVER_NET4" SERVER_NET6 "$SERVER_NET6" \
-            ROUTER_CLIENT_IF rcl ROUTER_SERVER_IF br0 \
+            ROUTER_CLIENT_IF rcl ROUTER_SERVER_IF "$srv_if" TOPOLOGY "$topo" "${extra[@]}" \
             MAIL_DOMAIN "$MAIL_DOMAIN" OLD_NAME "old.$MAIL_DOMAIN" NEW_NAME "new.$MAIL_DOMAIN" \
             MAIL_UID "$MAIL_UID" MAIL_GID "$MAIL_GID" \
             CA_CERT "$LAB_DIR/pki/ca.crt" CA_KEY "$LAB_DIR/pki/ca.key" \
             OLD_CERT "$LAB_DIR/pki/old.crt" OLD_KEY "$LAB_DIR/pki/old.key" \
             NEW_CERT "$LAB_DIR/pki/new.crt" NEW_KEY "$LAB_DIR/pki/new.key" \
             MASTER_USER "$MASTER_USER" MASTER_PASS "$MASTER_PASS" \
-            USERS "$users"
+            USERS "$users" GATEWAYS "$LAB_GATEWAYS"
+        if (( LAB_GATEWAYS == 2 )); then
+            kv NS_ROUTER2 "$NS_ROUTER2" NS_CLIENT2 "$NS_CLIENT2" \
+               CLIENT2_4 "$CLIENT2_4" CLIENT2_6 "$CLIENT2_6" \
+               ROUTER2_CLIENT4 "$ROUTER2_CLIENT4" ROUTER2_CLIENT6 "$ROUTER2_CLIENT6" \
+               ROUTER2_SERVER4 "$ROUTER2_SERVER4" ROUTER2_SERVER6 "$ROUTER2_SERVER6" \
+               CLIENT2_NET4 "$CLIENT2_NET4" CLIENT2_NET6 "$CLIENT2_NET6"
+        fi
         while read -r u; do kv "PASS_$u" "$u-Pw-lab"; done < <(user_list)
         kv  DOVECOT_LOG_OLD "$LAB_DIR/old/dovecot.log" DOVECOT_LOG_NEW "$LAB_DIR/new/dovecot.log" \
             POSTFIX_LOG_OLD "$LAB_DIR/old/postfix.log" POSTFIX_LOG_NEW "$LAB_DIR/new/postfix.log" \
@@ -667,12 +793,13 @@ do_up() {
     for arg in "$@"; do
         case $arg in
             --net-only) net_only=1 ;;
+            --bridge) ;; # read before do_up (BRIDGE)
             *) die "unknown option for up: $arg" ;;
         esac
     done
     do_reap
     local ns
-    for ns in "${ALL_NS[@]}"; do
+    for ns in "${UP_NS[@]}"; do
         ns_exists "$ns" && refuse "namespace $ns already exists (a lab with prefix $P is up?)"
     done
     [[ -e $LAB_DIR/pids ]] && refuse "$LAB_DIR already holds a lab (run 'lab.sh down' first)"
@@ -682,11 +809,15 @@ do_up() {
     chmod 0755 "$LAB_DIR"
     : >"$LAB_DIR/pids"
 
-    net_up
+    if (( BRIDGE )); then net_up_bridge; else net_up; fi
     log "namespaces up"
     make_pki &
     local pki_pid=$!
-    net_check || { wait "$pki_pid" || true; die "client cannot reach old/new"; }
+    if (( BRIDGE )); then
+        net_check_bridge || { wait "$pki_pid" || true; die "bridge lab: no reachability"; }
+    else
+        net_check || { wait "$pki_pid" || true; die "client cannot reach old/new"; }
+    fi
     wait "$pki_pid" || die "certificate generation failed"
     log "network verified, certificates made"
 
@@ -706,8 +837,17 @@ do_up() {
     log "lab $P up in $LAB_DIR ($( ((net_only)) && echo net-only || echo full))"
 }
 
+# Sourced (tests/lab/vm.sh): the functions and addresses only.
+if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
+    return 0
+fi
+
 cmd=${1:-}
 shift || true
+# The topology changes addresses that everything below reads.
+BRIDGE=0
+for arg in "$@"; do [[ $arg == --bridge ]] && BRIDGE=1; done
+if (( BRIDGE )); then set_bridge_addrs; fi
 case $cmd in
     up)
         # shellcheck disable=SC2154,SC2046
@@ -720,7 +860,7 @@ case $cmd in
     down) do_down ;;
     reap) do_reap ;;
     *)
-        echo "usage: $0 up [--net-only] | down | reap" >&2
+        echo "usage: $0 up [--net-only] [--bridge] | down | reap" >&2
         exit 2
         ;;
 esac

@@ -100,6 +100,47 @@ static void expect_error(const char *text, const char *needle)
 		fail_msg("error '%s' lacks '%s'", err, needle);
 }
 
+/* intercept = listen: every source needs its moved address; moved_sources
+ * alone names the sources; upstream_source defaults to gateway. */
+static void test_listen_mode(void **state)
+{
+	struct mf_config c;
+	struct mf_addr a;
+	char err[200], text[MF_ADDRSTRLEN];
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string(
+		"[gateway]\nintercept = listen\n[intercept]\n"
+		"moved_sources = 198.18.11.30=198.18.11.2, 2001:db8:11::30=2001:db8:11::2\n"
+		"sources = 198.18.11.30\n", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.intercept, MF_INTERCEPT_LISTEN);
+	assert_int_equal(c.n_sources, 2);
+	assert_int_equal(c.upstream_source, MF_UPSTREAM_GATEWAY);
+	mf_addr_format(mf_config_real_source(&c, &c.sources[1]), text, sizeof(text));
+	assert_string_equal(text, "2001:db8:11::2");
+	assert_int_equal(mf_addr_parse("198.18.99.1", &a), MF_OK);
+	assert_ptr_equal(mf_config_real_source(&c, &a), &a);
+	assert_int_equal(mf_config_parse_string(
+		"[gateway]\nintercept = listen\nupstream_source = client\n[intercept]\n"
+		"sources = 198.18.11.30\nmoved_sources = 198.18.11.30=198.18.11.2\n",
+		&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.n_sources, 1);
+	assert_int_equal(c.upstream_source, MF_UPSTREAM_CLIENT);
+	/* tproxy mode ignores moved addresses for routing. */
+	assert_int_equal(mf_config_parse_string(
+		"[intercept]\nmoved_sources = 198.18.11.30=198.18.11.2\n", &c, err, sizeof(err)),
+		MF_OK);
+	assert_ptr_equal(mf_config_real_source(&c, &c.sources[0]), &c.sources[0]);
+	expect_error("[gateway]\nintercept = listen\n[intercept]\nsources = 198.18.11.30\n",
+		     "no [intercept] moved_sources entry");
+	expect_error("[gateway]\nintercept = listen\n", "needs [intercept] moved_sources");
+	expect_error("[gateway]\nintercept = bridge\n", "bad value for intercept");
+	expect_error("[intercept]\nmoved_sources = 198.18.11.30\n", "bad value");
+	expect_error("[intercept]\nmoved_sources = 198.18.11.30=2001:db8::2\n", "bad value");
+	expect_error("[intercept]\nmoved_sources = 198.18.11.30=198.18.11.30\n", "bad value");
+	expect_error("[intercept]\nmoved_sources = =198.18.11.2\n", "bad value");
+}
+
 static void test_errors(void **state)
 {
 	(void)state;
@@ -144,6 +185,27 @@ static void test_ledger(void **state)
 	expect_error("[ledger]\ndefault_domain = a@b\n", "bad value for default_domain");
 	expect_error("[ledger]\ndomain_equivalence = perhaps\n", "bad value");
 	expect_error("[ledger]\nfile = x\n", "unknown key 'file'");
+	/* several gateways */
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_true(c.gateway_id[0] != '\0');
+	assert_int_equal(c.route_cache_size, 65536);
+	assert_int_equal(c.route_cache_ttl_ms, 2000);
+	assert_int_equal(c.lease_ms, 30000);
+	assert_int_equal(mf_config_parse_string("[ledger]\n"
+						"gateway_id = gw-2.example\n"
+						"cache_size = 0\n"
+						"cache_ttl_ms = 500\n"
+						"lease_ms = 3000\n"
+						"cutover_settle_ms = 0\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_string_equal(c.gateway_id, "gw-2.example");
+	assert_int_equal(c.route_cache_size, 0);
+	assert_int_equal(c.route_cache_ttl_ms, 500);
+	assert_int_equal(c.lease_ms, 3000);
+	assert_int_equal(c.cutover_settle_ms, 0);
+	expect_error("[ledger]\ngateway_id = gw 2\n", "bad value for gateway_id");
+	expect_error("[ledger]\ngateway_id =\n", "bad value for gateway_id");
+	expect_error("[ledger]\nlease_ms = 999\n", "bad value for lease_ms");
 }
 
 static void test_imap_front(void **state)
@@ -378,18 +440,47 @@ static void test_migrate_tls_master(void **state)
 	expect_error("[migrate]\nsource_protocol = smtp\n", "source_protocol");
 }
 
+static void test_mode(void **state)
+{
+	struct mf_config c;
+	char err[200] = "";
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.mode, MF_MODE_ROUTER);
+	assert_string_equal(c.bridge, "br0");
+	assert_int_equal(mf_config_parse_string("[intercept]\nmode = bridge\nbridge = brmail\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.mode, MF_MODE_BRIDGE);
+	assert_string_equal(c.bridge, "brmail");
+	assert_int_equal(mf_config_parse_string("[intercept]\nmode = router\n", &c, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(c.mode, MF_MODE_ROUTER);
+	/* 15 characters is the kernel's limit for a device name. */
+	assert_int_equal(mf_config_parse_string("[intercept]\nbridge = abcdefghijklmno\n",
+						&c, err, sizeof(err)), MF_OK);
+	expect_error("[intercept]\nbridge = abcdefghijklmnop\n", "bridge");
+	expect_error("[intercept]\nmode = switch\n", "mode");
+	expect_error("[intercept]\nmode = Bridge\n", "mode");
+	expect_error("[intercept]\nbridge = \n", "bridge");
+	expect_error("[intercept]\nbridge = br/0\n", "bridge");
+	expect_error("[intercept]\nbridge = ..\n", "bridge");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_upstream_sources),
+		cmocka_unit_test(test_listen_mode),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_ledger),
 		cmocka_unit_test(test_imap_front),
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_migrate),
 		cmocka_unit_test(test_migrate_tls_master),
+		cmocka_unit_test(test_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

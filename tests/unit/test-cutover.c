@@ -93,10 +93,35 @@ static void test_wait_woken_by_ack(void **state)
 	cutover_destroy(&b);
 }
 
+/* Two cutovers posted before the workers look (a copy here and a CUTOVER
+ * heard from another gateway): acknowledging the later generation, whose
+ * snapshot held both names, ends both waits. */
+static void test_later_ack_covers_earlier(void **state)
+{
+	struct cutover_board b;
+	unsigned int n, g_copy, g_feed, g;
+
+	(void)state;
+	cutover_init(&b, 1);
+	g_copy = cutover_begin(&b, 0, "ann@lab.test");
+	g_feed = cutover_begin(&b, CUTOVER_SLOT_FEED, "bob@lab.test");
+	g = cutover_poll(&b, 0, names, &n);
+	assert_int_equal(g, g_feed);
+	assert_int_equal(n, 2);
+	cutover_ack(&b, 0, g);
+	assert_true(cutover_wait(&b, g_copy, 50));
+	assert_true(cutover_wait(&b, g_feed, 50));
+	/* a generation not yet acknowledged still waits */
+	g = cutover_begin(&b, 0, "ann@lab.test");
+	assert_false(cutover_wait(&b, g, 50));
+	cutover_destroy(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_post_poll_ack_wait),
+		cmocka_unit_test(test_later_ack_covers_earlier),
 		cmocka_unit_test(test_wait_woken_by_ack),
 	};
 

@@ -181,14 +181,14 @@ static void test_schema_and_reopen(void **state)
 	int version = -1;
 
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 3);
+	assert_int_equal(version, 5);
 	login(l, "ann@example.org", "198.18.1.10", 1000, AS_SEEN);
 	set_state(l, "bob@example.org", AS_PINNED, "vip", 1001, AS_UNSEEN);
 	ledger_close(l);
 
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 3);
+	assert_int_equal(version, 5);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_SEEN);
 	assert_int_equal(a.logins, 1);
@@ -568,6 +568,59 @@ static void test_settings(void **state)
 	ledger_close(l);
 }
 
+struct flows {
+	struct flow_count c[8];
+	int n;
+};
+
+static int collect_flow(const struct flow_count *c, void *data)
+{
+	struct flows *f = data;
+
+	if (f->n == 8)
+		return MF_ERROR;
+	f->c[f->n++] = *c;
+	return MF_OK;
+}
+
+/* Gate counts and direct counts land in one row per subnet and port and
+ * add up; rows come in subnet, port order. */
+static void test_flow_counts(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct flows got = { .n = 0 };
+	char err[512];
+
+	assert_int_equal(ledger_flow_count_add(l, "198.18.1.0/24", 143, 2, 5, 100, err,
+					       sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_count_add(l, "198.18.1.0/24", 143, 1, 0, 110, err,
+					       sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.2.7/32", 25, 3, 120, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.2.7/32", 25, 4, 130, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.1.0/24", 143, 9, 140, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(ledger_flow_direct_add(l, "198.18.2.7/32", 25, (uint64_t)INT64_MAX + 1,
+						150, err, sizeof(err)), MF_ERROR);
+	assert_int_equal(ledger_flow_count_list(l, collect_flow, &got, err, sizeof(err)), MF_OK);
+	assert_int_equal(got.n, 2);
+	assert_string_equal(got.c[0].subnet, "198.18.1.0/24");
+	assert_int_equal(got.c[0].port, 143);
+	assert_int_equal(got.c[0].observed, 3);
+	assert_int_equal(got.c[0].intercepted, 5);
+	assert_int_equal(got.c[0].direct, 9);
+	assert_int_equal(got.c[0].last_seen, 140);
+	assert_string_equal(got.c[1].subnet, "198.18.2.7/32");
+	assert_int_equal(got.c[1].port, 25);
+	assert_int_equal(got.c[1].observed, 0);
+	assert_int_equal(got.c[1].intercepted, 0);
+	assert_int_equal(got.c[1].direct, 7);
+	assert_int_equal(got.c[1].last_seen, 130);
+	ledger_close(l);
+}
+
 /* A v1 file (before settings and flow counts) is brought to the current
  * version in place, accounts kept. */
 static void test_upgrade_from_v1(void **state)
@@ -582,12 +635,14 @@ static void test_upgrade_from_v1(void **state)
 	set_state(l, "ann@example.org", AS_PINNED, "vip", 1000, AS_UNSEEN);
 	ledger_close(l);
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP TABLE setting; DROP TABLE flow_count; PRAGMA user_version = 1",
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE setting; DROP TABLE flow_count; DROP TABLE copy_job; "
+				      "DROP TABLE account_gateway; "
+				      "ALTER TABLE account DROP COLUMN last_gateway; PRAGMA user_version = 1",
 				      NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	l = open_ok(f->path);
 	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
-	assert_int_equal(version, 3);
+	assert_int_equal(version, 5);
 	get(l, "ann@example.org", &a);
 	assert_int_equal(a.state, AS_PINNED);
 	assert_int_equal(ledger_setting_get(l, "fail_mode", v, sizeof(v), err,
@@ -649,6 +704,205 @@ static void test_fail_mode_migrated(void **state)
 	ledger_close(l);
 }
 
+/* Which gateway saw whom: the batch's gateway ids, per account. */
+static int collect_gw(const struct account_gateway *g, void *data)
+{
+	char *out = data;
+
+	snprintf(out + strlen(out), 256 - strlen(out), "%s:%llu:%lld ", g->gateway,
+		 (unsigned long long)g->logins, (long long)g->last_seen);
+	return MF_OK;
+}
+
+static void test_gateways_seen(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct ledger_login v[3] = {
+		{ "ann@example.org", "198.18.1.2:1", "gw1", 100 },
+		{ "ann@example.org", "198.18.2.2:1", "gw2", 101 },
+		{ "ann@example.org", "198.18.1.2:2", "gw1", 102 },
+	};
+	char out[256] = "", err[512];
+	struct account a;
+
+	assert_int_equal(ledger_logins_observed(l, v, 3, err, sizeof(err)), MF_OK);
+	get(l, "ann@example.org", &a);
+	assert_string_equal(a.last_gateway, "gw1");
+	assert_int_equal(ledger_account_gateways(l, "ann@example.org", collect_gw, out, err,
+						 sizeof(err)), MF_OK);
+	assert_string_equal(out, "gw1:2:102 gw2:1:101 ");
+	/* a gateway id is shown in logs: no control bytes */
+	snprintf(v[0].gateway, sizeof(v[0].gateway), "gw\n1");
+	assert_int_equal(ledger_logins_observed(l, v, 1, err, sizeof(err)), MF_ERROR);
+	ledger_close(l);
+}
+
+static void reaped_cb(const char *name, const char *owner, void *data)
+{
+	char *out = data;
+
+	snprintf(out + strlen(out), 256 - strlen(out), "%s/%s ", name, owner);
+}
+
+/* One copy job at a time: claim, a second claimer refused, renewals by
+ * the owner only, owner-checked state changes, an expired lease reaped
+ * back to SEEN, then claimed by the other gateway. */
+static void test_job_lease(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l1 = open_ok(f->path), *l2 = open_ok(f->path);
+	const char *u = "ann@example.org";
+	enum account_state st;
+	char holder[LEDGER_GATEWAY_MAX], out[256] = "", err[512];
+	struct account a;
+
+	login(l1, u, "x", 10, AS_SEEN);
+	assert_int_equal(ledger_job_claim(l1, u, "gw1", 10000, 3000, 0, "copy", &st, holder, err,
+					  sizeof(err)), MF_OK);
+	assert_int_equal(st, AS_COPYING);
+	assert_int_equal(ledger_job_claim(l2, u, "gw2", 11000, 3000, 0, "copy", &st, holder, err,
+					  sizeof(err)), LEDGER_NOT_OWNER);
+	assert_int_equal(st, AS_COPYING);
+	assert_string_equal(holder, "gw1");
+	assert_int_equal(ledger_job_renew(l1, u, "gw1", 12000, 3000, err, sizeof(err)), MF_OK);
+	assert_int_equal(ledger_job_renew(l2, u, "gw2", 12000, 3000, err, sizeof(err)),
+			 LEDGER_NOT_OWNER);
+	assert_int_equal(ledger_job_set_state(l2, u, "gw2", AS_MIGRATED, "no", 12, false, err,
+					      sizeof(err)), LEDGER_NOT_OWNER);
+	get(l1, u, &a);
+	assert_int_equal(a.state, AS_COPYING);
+	/* within the lease (renewed to 15000): nothing to reap */
+	assert_int_equal(ledger_jobs_reap(l2, 14999, NULL, reaped_cb, out, err, sizeof(err)),
+			 MF_OK);
+	assert_string_equal(out, "");
+	assert_int_equal(ledger_job_set_state(l1, u, "gw1", AS_CUTOVER, "cut", 14, false, err,
+					      sizeof(err)), MF_OK);
+	/* gw1 goes silent: its lease ends, the job goes back, the user to SEEN */
+	assert_int_equal(ledger_jobs_reap(l2, 15001, NULL, reaped_cb, out, err, sizeof(err)),
+			 MF_OK);
+	assert_string_equal(out, "ann@example.org/gw1 ");
+	get(l1, u, &a);
+	assert_int_equal(a.state, AS_SEEN);
+	assert_non_null(strstr(a.reason, "gw1 lost its lease"));
+	/* the late owner can neither renew nor flip */
+	assert_int_equal(ledger_job_renew(l1, u, "gw1", 15002, 3000, err, sizeof(err)),
+			 LEDGER_NOT_OWNER);
+	assert_int_equal(ledger_job_set_state(l1, u, "gw1", AS_MIGRATED, "late", 15, true, err,
+					      sizeof(err)), LEDGER_NOT_OWNER);
+	/* gw1 had left its checkpoints: gw2 reads them, binary bytes intact */
+	{
+		static const unsigned char ck[] = { 'S', 'Q', 0, 0xff, '\'', 0x5c, 0 };
+		void *buf;
+		size_t len;
+		char from[LEDGER_GATEWAY_MAX];
+
+		assert_int_equal(ledger_job_checkpoint_put(l1, u, "gw1", ck, sizeof(ck), err,
+							   sizeof(err)), LEDGER_NOT_OWNER);
+		assert_int_equal(ledger_job_checkpoint_get(l2, u, &buf, &len, from, err,
+							   sizeof(err)), LEDGER_ABSENT);
+		assert_null(buf);
+		assert_int_equal(ledger_job_claim(l2, u, "gw2", 16000, 3000, 0, "copy", &st,
+						  holder, err, sizeof(err)), MF_OK);
+		assert_int_equal(ledger_job_checkpoint_put(l2, u, "gw2", ck, sizeof(ck), err,
+							   sizeof(err)), MF_OK);
+		assert_int_equal(ledger_job_checkpoint_get(l1, u, &buf, &len, from, err,
+							   sizeof(err)), MF_OK);
+		assert_int_equal(len, sizeof(ck));
+		assert_memory_equal(buf, ck, sizeof(ck));
+		assert_string_equal(from, "gw2");
+		free(buf);
+	}
+	assert_int_equal(ledger_job_set_state(l2, u, "gw2", AS_MIGRATED, "done", 17, true, err,
+					      sizeof(err)), MF_OK);
+	{
+		void *buf;
+		size_t len;
+		char from[LEDGER_GATEWAY_MAX];
+
+		/* MIGRATED: the checkpoints are dropped with the job */
+		assert_int_equal(ledger_job_checkpoint_get(l1, u, &buf, &len, from, err,
+							   sizeof(err)), LEDGER_ABSENT);
+	}
+	/* released: a MIGRATED account is never claimed again */
+	assert_int_equal(ledger_job_claim(l1, u, "gw1", 18000, 3000, 0, "copy", &st, holder, err,
+					  sizeof(err)), LEDGER_NOT_OWNER);
+	assert_int_equal(st, AS_MIGRATED);
+	assert_string_equal(holder, "");
+	/* a job held under our own id is no obstacle once its account is back
+	 * to SEEN (a single gateway's crashed copy reset at start) */
+	login(l1, "cy@example.org", "x", 10, AS_SEEN);
+	assert_int_equal(ledger_job_claim(l1, "cy@example.org", "gw1", 20000, 60000, 0, "copy",
+					  NULL, NULL, err, sizeof(err)), MF_OK);
+	set_state(l1, "cy@example.org", AS_SEEN, "reset", 20, AS_COPYING);
+	assert_int_equal(ledger_job_claim(l2, "cy@example.org", "gw2", 20001, 60000, 0, "copy",
+					  NULL, holder, err, sizeof(err)), LEDGER_NOT_OWNER);
+	assert_string_equal(holder, "gw1");
+	assert_int_equal(ledger_job_claim(l1, "cy@example.org", "gw1", 20001, 60000, 0, "copy",
+					  NULL, NULL, err, sizeof(err)), MF_OK);
+	/* a gateway that knows its old jobs are dead gets them back at once */
+	login(l1, "bo@example.org", "x", 10, AS_SEEN);
+	assert_int_equal(ledger_job_claim(l1, "bo@example.org", "gw1", 20000, 60000, 0, "copy",
+					  NULL, NULL, err, sizeof(err)), MF_OK);
+	out[0] = '\0';
+	assert_int_equal(ledger_jobs_reap(l1, 20001, "gw1", reaped_cb, out, err, sizeof(err)),
+			 MF_OK);
+	assert_string_equal(out, "bo@example.org/gw1 cy@example.org/gw1 ");
+	get(l1, "bo@example.org", &a);
+	assert_int_equal(a.state, AS_SEEN);
+	ledger_close(l1);
+	ledger_close(l2);
+}
+
+/* A FAILED copy is claimed again only once retry_after has passed. */
+static void test_job_retry(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	const char *u = "ann@example.org";
+	char err[512];
+
+	set_state(l, u, AS_FAILED, "broken", 100, AS_UNSEEN);
+	assert_int_equal(ledger_job_claim(l, u, "gw1", 150000, 3000, 60, "copy", NULL, NULL, err,
+					  sizeof(err)), LEDGER_NOT_OWNER);
+	assert_int_equal(ledger_job_claim(l, u, "gw1", 160000, 3000, 60, "copy", NULL, NULL, err,
+					  sizeof(err)), MF_OK);
+	set_state(l, "pin@example.org", AS_PINNED, "vip", 100, AS_UNSEEN);
+	assert_int_equal(ledger_job_claim(l, "pin@example.org", "gw1", 160000, 3000, 60, "copy",
+					  NULL, NULL, err, sizeof(err)), LEDGER_NOT_OWNER);
+	ledger_close(l);
+}
+
+static void heard(const char *name, enum account_state st, void *data)
+{
+	char *out = data;
+
+	snprintf(out + strlen(out), 256 - strlen(out), "%s=%s ", name, account_state_name(st));
+}
+
+/* PostgreSQL: a committed state change reaches another handle's listener;
+ * SQLite says it cannot. */
+static void test_changes(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *w = open_ok(f->path), *l = open_ok(f->path);
+	char out[256] = "", err[512];
+
+	if (!ledger_spec_is_shared(f->path)) {
+		assert_int_equal(ledger_changes_listen(w, err, sizeof(err)), LEDGER_UNSUPPORTED);
+		goto out;
+	}
+	assert_int_equal(ledger_changes_listen(w, err, sizeof(err)), MF_OK);
+	set_state(l, "ann@example.org", AS_MIGRATED, "", 10, AS_UNSEEN);
+	login(l, "bo@example.org", "x", 10, AS_SEEN);
+	for (int i = 0; i < 50 && strstr(out, "bo@") == NULL; i++)
+		assert_int_equal(ledger_changes_wait(w, 100, heard, out, err, sizeof(err)), MF_OK);
+	assert_string_equal(out, "ann@example.org=MIGRATED bo@example.org=SEEN ");
+out:
+	ledger_close(w);
+	ledger_close(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -664,8 +918,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_mode_migrated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gateways_seen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_lease, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
 	};
 	/* What does not depend on SQLite files (modes, bytes on disk, a
 	 * hand-made old schema). */
@@ -678,8 +937,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_two_handles, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_settings, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_flow_counts, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_fail_mode, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_fail_mode_migrated, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_gateways_seen, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_job_lease, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_job_retry, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_changes, setup_pg, teardown_pg),
 	};
 	int failed = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
 

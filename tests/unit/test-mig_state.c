@@ -91,10 +91,77 @@ static void test_roundtrip(void **state)
 	mig_state_close(s);
 }
 
+static void unlink_db(const char *path)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", ".restore" };
+	char p[128];
+
+	for (size_t i = 0; i < MF_ARRAY_LEN(sfx); i++) {
+		snprintf(p, sizeof(p), "%s%s", path, sfx[i]);
+		unlink(p);
+	}
+}
+
+/* Another gateway's checkpoints: the snapshot taken while the copy still
+ * has the file open (WAL not checkpointed) holds every committed batch;
+ * restored over an older file (and its stale -wal), every folder is dirty
+ * and the map is the snapshot's. */
+static void test_snapshot_restore(void **state)
+{
+	char dir[] = "/tmp/mf-state-XXXXXX", a[64], b[64], err[256];
+	struct mig_state *s, *old;
+	struct mig_folder_state f = { .uidvalidity = 7, .dst_uidvalidity = 9, .last_uid = 41 }, g;
+	struct mig_map_entry e = { .src_uid = 41, .dst_uid = 3, .size = 1234 }, *v;
+	void *buf;
+	size_t len, n;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(a, sizeof(a), "%s/a.db", dir);
+	snprintf(b, sizeof(b), "%s/b.db", dir);
+	assert_int_equal(mig_state_open(a, "p", &s, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_begin(s, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_map_add(s, "INBOX", &e, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_folder_put(s, "INBOX", &f, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_commit(s, err, sizeof(err)), MF_OK);
+	/* b: an older state of its own, still open (a -wal beside it) */
+	assert_int_equal(mig_state_open(b, "p", &old, err, sizeof(err)), MF_OK);
+	f.last_uid = 2;
+	assert_int_equal(mig_state_folder_put(old, "Sent", &f, err, sizeof(err)), MF_OK);
+	mig_state_close(old);
+	assert_int_equal(mig_state_snapshot(a, &buf, &len, err, sizeof(err)), MF_OK);
+	mig_state_close(s);
+	assert_true(len > 0);
+	assert_int_equal(mig_state_restore(b, buf, len, err, sizeof(err)), MF_OK);
+	free(buf);
+	assert_int_equal(stat(b, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(mig_state_open(b, "p", &s, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_folder_get(s, "INBOX", &g, err, sizeof(err)), MF_OK);
+	assert_true(g.known && g.dirty);
+	assert_int_equal(g.last_uid, 41);
+	assert_int_equal(mig_state_folder_get(s, "Sent", &g, err, sizeof(err)), MF_OK);
+	assert_false(g.known);
+	assert_int_equal(mig_state_map_load(s, "INBOX", &v, &n, err, sizeof(err)), MF_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].dst_uid, 3);
+	free(v);
+	mig_state_close(s);
+	/* garbage is not a state */
+	assert_int_equal(mig_state_restore(b, "not a database at all", 21, err, sizeof(err)),
+			 MF_ERROR);
+	assert_int_equal(stat(b, &st), -1);
+	unlink_db(a);
+	unlink_db(b);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_snapshot_restore),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,12 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "mf.h"
 #include "nft_batch.h"
 #include "nft_chain.h"
+#include "nft_direct.h"
 #include "nft_gate.h"
+#include "nft_direct.h"
 #include "nft_ruleset.h"
 
 #include <libnftnl/rule.h>
@@ -55,6 +58,30 @@ static const char *const nft_says[NFT_RULES] = {
 	"[ ct load mark => reg 1 ] [ cmp neq reg 1 0x4d470002 ] [ immediate reg 1 0x00009f27 ] "
 	"[ tproxy ip6 port reg 1 ] [ immediate reg 1 0x00004d46 ] "
 	"[ meta set mark with reg 1 ] [ immediate reg 0 accept ]",
+
+	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] "
+	"[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x00000002 ] "
+	"[ payload load 4b @ network header + 16 => reg 1 ] "
+	"[ lookup reg 1 set sources4 0x0 ] "
+	"[ payload load 2b @ transport header + 2 => reg 1 ] "
+	"[ lookup reg 1 set ports 0x0 ] "
+	"[ ct load state => reg 1 ] [ bitwise reg 1 = ( reg 1 & 0x00000008 ) ^ 0x00000000 ] "
+	"[ cmp neq reg 1 0x00000000 ] [ ct load mark => reg 1 ] [ cmp neq reg 1 0x4d470002 ] "
+	"[ payload load 4b @ network header + 12 => reg 1 ] "
+	"[ payload load 2b @ transport header + 2 => reg 9 ] "
+	"[ dynset update reg_key 1 set direct4 timeout 0ms ]",
+
+	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] "
+	"[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x0000000a ] "
+	"[ payload load 16b @ network header + 24 => reg 1 ] "
+	"[ lookup reg 1 set sources6 0x0 ] "
+	"[ payload load 2b @ transport header + 2 => reg 1 ] "
+	"[ lookup reg 1 set ports 0x0 ] "
+	"[ ct load state => reg 1 ] [ bitwise reg 1 = ( reg 1 & 0x00000008 ) ^ 0x00000000 ] "
+	"[ cmp neq reg 1 0x00000000 ] [ ct load mark => reg 1 ] [ cmp neq reg 1 0x4d470002 ] "
+	"[ payload load 16b @ network header + 8 => reg 1 ] "
+	"[ payload load 2b @ transport header + 2 => reg 2 ] "
+	"[ dynset update reg_key 1 set direct6 timeout 0ms ]",
 
 	"[ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ] "
 	"[ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x00000002 ] "
@@ -300,6 +327,38 @@ static void record_decode_xt(void **state)
 	assert_int_equal(nft_record_decode_xt(both, 24, &xt), MF_ERROR);
 }
 
+/* Keys of direct4/direct6 as the kernel hands them back: address, port in
+ * network order, two bytes of register padding; anything else is refused. */
+static void direct_keys_decode(void **state)
+{
+	const uint8_t k4[8] = { 198, 18, 1, 2, 0, 143, 0, 0 };
+	uint8_t k6[20] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1 };
+	const uint8_t padded[8] = { 198, 18, 1, 2, 0, 25, 0, 1 };
+	struct nft_direct_count c;
+	char text[MF_ADDRSTRLEN];
+
+	(void)state;
+	assert_int_equal(nft_direct_decode(k4, sizeof(k4), 7, &c), MF_OK);
+	assert_int_equal(c.client.family, AF_INET);
+	mf_addr_format(&c.client, text, sizeof(text));
+	assert_string_equal(text, "198.18.1.2");
+	assert_int_equal(c.port, 143);
+	assert_int_equal(c.flows, 7);
+	k6[15] = 2;
+	k6[16] = 0x02;
+	k6[17] = 0x4b; /* 587 */
+	assert_int_equal(nft_direct_decode(k6, sizeof(k6), 1, &c), MF_OK);
+	assert_int_equal(c.client.family, AF_INET6);
+	mf_addr_format(&c.client, text, sizeof(text));
+	assert_string_equal(text, "2001:db8:1::2");
+	assert_int_equal(c.port, 587);
+	/* Hostile shapes: every other length, and junk in the padding. */
+	for (uint32_t len = 0; len <= 20; len++)
+		if (len != 8 && len != 20)
+			assert_int_equal(nft_direct_decode(k6, len, 1, &c), MF_ERROR);
+	assert_int_equal(nft_direct_decode(padded, sizeof(padded), 1, &c), MF_ERROR);
+}
+
 static void build_counts_messages(void **state)
 {
 	struct nl_sock sock = { 0 }; /* sequence numbers only: never sent */
@@ -311,10 +370,10 @@ static void build_counts_messages(void **state)
 	mf_config_defaults(&cfg);
 	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
 	assert_int_equal(nft_ruleset_build(&b, &cfg, &open_gate, err, sizeof(err)), MF_OK);
-	/* create+delete old, table, 6 sets, ports only (no sources or
+	/* create+delete old, table, 8 sets, ports only (no sources or
 	 * clients by default: empty element lists are not sent), chain,
-	 * 6 rules, gate chain, 4 rules. */
-	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 1 + 1 + 6 + 1 + 4);
+	 * 8 rules, gate chain, 4 rules. */
+	assert_int_equal(b.n_msgs, 2 + 1 + 8 + 1 + 1 + 8 + 1 + 4);
 	assert_false(b.overflow);
 	nft_batch_free(&b);
 
@@ -322,12 +381,12 @@ static void build_counts_messages(void **state)
 		   "clients = 198.18.1.0/24, 2001:db8:1::/64\n");
 	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
 	assert_int_equal(nft_ruleset_build(&b, &cfg, &open_gate, err, sizeof(err)), MF_OK);
-	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 5 + 1 + 6 + 1 + 4);
+	assert_int_equal(b.n_msgs, 2 + 1 + 8 + 5 + 1 + 8 + 1 + 4);
 	nft_batch_free(&b);
 	/* Installed closed: one more message, tcp into fail_closed. */
 	assert_int_equal(nft_batch_start(&b, &sock, err, sizeof(err)), MF_OK);
 	assert_int_equal(nft_ruleset_build(&b, &cfg, &closed_gate, err, sizeof(err)), MF_OK);
-	assert_int_equal(b.n_msgs, 2 + 1 + 6 + 5 + 1 + 1 + 6 + 1 + 4);
+	assert_int_equal(b.n_msgs, 2 + 1 + 8 + 5 + 1 + 1 + 8 + 1 + 4);
 	nft_batch_free(&b);
 }
 
@@ -375,6 +434,7 @@ int main(void)
 		cmocka_unit_test(overlapping_clients_are_refused),
 		cmocka_unit_test(record_decode),
 		cmocka_unit_test(build_counts_messages),
+		cmocka_unit_test(direct_keys_decode),
 		cmocka_unit_test(build_refuses_overlapping_clients),
 		cmocka_unit_test(batch_overflow_fails_before_sending),
 	};

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "mf.h"
+#include "nft_bridge.h"
 #include "nft_chain.h"
 #include "nft_probe.h"
 #include "nft_set.h"
@@ -301,8 +302,8 @@ static int count_elem(const struct nft_elem *e, void *data)
 	return MF_OK;
 }
 
-/* Elements in set fail_closed: 1 while fail-closed, 0 while open. */
-static unsigned int closed_elems(void)
+/* Elements in set name of table mailferry of family. */
+static unsigned int set_elems(uint16_t family, const char *name)
 {
 	struct nl_sock s;
 	struct nl_error e;
@@ -310,10 +311,16 @@ static unsigned int closed_elems(void)
 	char err[256] = "";
 
 	ok_or_fail(nl_sock_open(&s, NETLINK_NETFILTER, err, sizeof(err)), "open", err);
-	if (nft_set_dump(&s, "fail_closed", count_elem, &n, &e) != MF_OK)
-		fail_msg("dump fail_closed: errno %d", e.error);
+	if (nft_set_dump_family(&s, family, name, count_elem, &n, &e) != MF_OK)
+		fail_msg("dump %s: errno %d", name, e.error);
 	nl_sock_close(&s);
 	return n;
+}
+
+/* Elements in set fail_closed: 1 while fail-closed, 0 while open. */
+static unsigned int closed_elems(void)
+{
+	return set_elems(NFPROTO_INET, "fail_closed");
 }
 
 static void gate_mode_flips(void **state)
@@ -347,6 +354,136 @@ static void gate_mode_flips(void **state)
 	ok_or_fail(mf_rules_remove(&cfg, err, sizeof(err)), "remove", err);
 }
 
+/* br_netfilter's two sysctls in this namespace, "ip/ip6" ("-" without
+ * br_netfilter). */
+static const char *brnf(void)
+{
+	static char out[8];
+	char a[8] = "", b[8] = "";
+	FILE *f = fopen("/proc/sys/net/bridge/bridge-nf-call-iptables", "re");
+	FILE *g = fopen("/proc/sys/net/bridge/bridge-nf-call-ip6tables", "re");
+
+	if (f == NULL || g == NULL || fgets(a, sizeof(a), f) == NULL ||
+	    fgets(b, sizeof(b), g) == NULL)
+		snprintf(out, sizeof(out), "-");
+	else
+		snprintf(out, sizeof(out), "%c/%c", a[0], b[0]);
+	if (f != NULL)
+		fclose(f);
+	if (g != NULL)
+		fclose(g);
+	return out;
+}
+
+static void set_brnf(const char *which, const char *v)
+{
+	char path[96];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/bridge/bridge-nf-call-%s", which);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	assert_true(fputs(v, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+static const char *bridge_conf =
+	"[intercept]\n"
+	"mode = bridge\n"
+	"bridge = mfbr0\n"
+	"sources = 198.18.1.11, 2001:db8:1::11\n"
+	"clients = 198.18.1.0/24, 2001:db8:1::/64\n"
+	"ports = 143, 993\n";
+
+/* Elements (start and end) in the bridge table's clients4. */
+static unsigned int bridge_clients4(void)
+{
+	return set_elems(NFPROTO_BRIDGE, "clients4");
+}
+
+static void bridge_install_status_remove(void **state)
+{
+	struct mf_rules_status st;
+	struct mf_config cfg, router;
+	char err[512] = "";
+
+	(void)state;
+	need_netns();
+	if (strcmp(brnf(), "-") == 0)
+		skip(); /* no br_netfilter: nothing to prove about its sysctls */
+	load(&cfg, bridge_conf);
+	/* No such device, then one that is not a bridge: nothing changes. */
+	assert_int_equal(mf_rules_install(&cfg, err, sizeof(err)), MF_ERROR);
+	assert_non_null(strstr(err, "no device mfbr0"));
+	assert_int_equal(system("ip link add mfbr0 type veth peer name mfbr1"), 0);
+	assert_int_equal(mf_rules_install(&cfg, err, sizeof(err)), MF_ERROR);
+	assert_non_null(strstr(err, "mfbr0 is not a bridge (kind veth)"));
+	status(&cfg, &st);
+	assert_int_equal(st.state, MF_RULES_ABSENT);
+	assert_int_equal(system("ip link del mfbr0 && ip link add mfbr0 address "
+				"02:00:00:00:00:01 type bridge"), 0);
+	/* Values an admin chose survive install and remove exactly. */
+	set_brnf("iptables", "1");
+	set_brnf("ip6tables", "0");
+	for (int i = 0; i < 2; i++) { /* a re-install keeps the first record */
+		ok_or_fail(mf_rules_install(&cfg, err, sizeof(err)), "install", err);
+		status(&cfg, &st);
+		assert_int_equal(st.state, MF_RULES_INSTALLED);
+		assert_true(st.bridge.exists && st.bridge.chain_ok && st.bridge.rules_match);
+		assert_int_equal(st.bridge.n_rules, NFT_BRIDGE_RULES);
+		assert_string_equal(st.bridge_mac, "02:00:00:00:00:01");
+		assert_true(st.bridge.has_record && st.bridge.saved.present);
+		assert_int_equal(st.bridge.saved.call_iptables, 1);
+		assert_int_equal(st.bridge.saved.call_ip6tables, 0);
+		assert_string_equal(brnf(), "0/0");
+	}
+	/* Someone turns br_netfilter's IP hooks back on: not installed. */
+	set_brnf("iptables", "1");
+	status(&cfg, &st);
+	assert_int_equal(st.state, MF_RULES_PARTIAL);
+	set_brnf("iptables", "0");
+	/* A new MAC on the bridge: the rules name the old one. */
+	assert_int_equal(system("ip link set mfbr0 address 02:00:00:00:00:02"), 0);
+	status(&cfg, &st);
+	assert_int_equal(st.state, MF_RULES_PARTIAL);
+	assert_false(st.bridge.rules_match);
+	ok_or_fail(mf_rules_install(&cfg, err, sizeof(err)), "install new MAC", err);
+	status(&cfg, &st);
+	assert_int_equal(st.state, MF_RULES_INSTALLED);
+
+	/* subnet add mirrors into the bridge set; del leaves it there. */
+	assert_int_equal(bridge_clients4(), 2);
+	subnet(true, "10.0.0.0/8", MF_OK, err, sizeof(err));
+	assert_int_equal(bridge_clients4(), 4);
+	subnet(false, "10.0.0.0/8", MF_OK, err, sizeof(err));
+	assert_int_equal(bridge_clients4(), 4);
+	/* Adding part of what del left replaces it there. */
+	subnet(true, "10.1.0.0/16", MF_OK, err, sizeof(err));
+	assert_int_equal(bridge_clients4(), 4);
+	assert_string_equal(list(), "10.1.0.0/16 198.18.1.0/24 2001:db8:1::/64");
+
+	/* Back to router mode: the bridge table goes, the sysctls come back. */
+	load(&router, lab_conf);
+	status(&router, &st);
+	assert_int_equal(st.state, MF_RULES_PARTIAL);
+	ok_or_fail(mf_rules_install(&router, err, sizeof(err)), "install router", err);
+	status(&router, &st);
+	assert_int_equal(st.state, MF_RULES_INSTALLED);
+	assert_false(st.bridge.exists);
+	assert_string_equal(brnf(), "1/0");
+
+	ok_or_fail(mf_rules_install(&cfg, err, sizeof(err)), "install bridge", err);
+	assert_string_equal(brnf(), "0/0");
+	for (int i = 0; i < 2; i++) {
+		ok_or_fail(mf_rules_remove(&cfg, err, sizeof(err)), "remove", err);
+		status(&cfg, &st);
+		assert_int_equal(st.state, MF_RULES_ABSENT);
+		assert_string_equal(brnf(), "1/0");
+	}
+	set_brnf("ip6tables", "1");
+	assert_int_equal(system("ip link del mfbr0"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +493,7 @@ int main(void)
 		cmocka_unit_test(bad_config_changes_nothing),
 		cmocka_unit_test(subnets_at_run_time),
 		cmocka_unit_test(gate_mode_flips),
+		cmocka_unit_test(bridge_install_status_remove),
 	};
 
 	return cmocka_run_group_tests(tests, enter_private_netns, NULL);
