@@ -128,7 +128,8 @@ static void usage(void)
 		"         [--insecure] [--ca FILE] [--batch N] [--max-inflight BYTES]"
 		" [--timeout SECONDS]\n"
 		"         [--plain-append]  (no MULTIAPPEND, no LITERAL+: one APPEND per message)\n"
-		"URL: imap://HOST[:PORT], imaps://HOST[:PORT], imap+starttls://HOST[:PORT]\n");
+		"URL: imap://HOST[:PORT], imaps://HOST[:PORT], imap+starttls://HOST[:PORT];\n"
+		"     a POP3-only source: pop3://, pop3s://, pop3+stls:// (its mailbox goes to INBOX)\n");
 }
 
 struct args {
@@ -257,6 +258,10 @@ int cli_migrate_run(const struct cli_ctx *ctx, char **argv)
 	if (imap_url_parse(a.source, &o.src.url, err, sizeof(err)) != MF_OK ||
 	    imap_url_parse(a.destination, &o.dst.url, err, sizeof(err)) != MF_OK) {
 		cli_error(ctx, "%s", err);
+		goto out;
+	}
+	if (o.dst.url.pop3) {
+		cli_error(ctx, "the destination must be an IMAP server");
 		goto out;
 	}
 	rc = CLI_EXIT_ERROR;

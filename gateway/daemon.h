@@ -4,6 +4,7 @@
 #ifndef MF_DAEMON_H
 #define MF_DAEMON_H
 
+#include "acct_sessions.h"
 #include "addr_count.h"
 #include "config.h"
 #include "cutover.h"
@@ -43,6 +44,11 @@ struct mf_daemon {
 	 * the front ends push login events, the migrator's threads copy. */
 	bool migrate;
 	unsigned int migrate_retry_after_s; /* read with migrate, once */
+	unsigned int migrate_retry_max_s;
+	enum mf_migrate_strategy migrate_strategy;   /* read with migrate, once */
+	unsigned int migrate_immediate_wait_ms;
+	/* Sessions relayed to the source per account (after-logout only). */
+	struct acct_sessions acct_sessions;
 	struct login_queue logins;
 	struct cutover_board cutover;  /* always set up: the change feed uses it too */
 	struct migrator *migrator;

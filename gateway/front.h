@@ -19,7 +19,9 @@ struct session;
  * (AUTHENTICATE / AUTH: PLAIN's one response, LOGIN's user then password). */
 enum auth_wait { AW_NONE = 0, AW_PLAIN, AW_LOGIN_USER, AW_LOGIN_PASS };
 
-enum front_op_kind { FO_CRECV = 0, FO_CSEND, FO_URECV, FO_USEND, FO_COUNT };
+/* FO_HOLD: a plain timer (no socket) while a login waits for its copy
+ * (strategy immediate, front_io_hold()). */
+enum front_op_kind { FO_CRECV = 0, FO_CSEND, FO_URECV, FO_USEND, FO_HOLD, FO_COUNT };
 
 struct front_op {
 	struct session *s;

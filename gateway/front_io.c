@@ -247,6 +247,22 @@ bool front_io_wait(struct session *s)
 
 /* --- login: route and upstream --------------------------------------------- */
 
+/* A FAILED account's failures in a row, from its reason (account.h): the
+ * wait before its next copy. The route cache keeps no reasons, so this is
+ * one more ledger read, for FAILED accounts only; when it cannot be made,
+ * 1 (the shortest wait): the migrator's claim reads the ledger again and
+ * has the last word. */
+static unsigned int failures_of(struct session *s, const char *name)
+{
+	struct ledger *l = worker_ledger(s->w);
+	struct account a;
+	char err[256];
+
+	if (l == NULL || ledger_account_get(l, name, &a, err, sizeof(err)) != MF_OK)
+		return 1;
+	return migrate_failures(a.reason);
+}
+
 int front_io_route(struct session *s, const char *name, enum account_route *route_r)
 {
 	enum account_state st;
@@ -267,6 +283,7 @@ int front_io_route(struct session *s, const char *name, enum account_route *rout
 			    account_state_name(st));
 	io_of(s)->acct_state = st;
 	io_of(s)->acct_changed = changed;
+	io_of(s)->acct_failures = st == AS_FAILED ? failures_of(s, name) : 0;
 	*route_r = account_state_route(st);
 	return MF_OK;
 }
@@ -505,6 +522,22 @@ static void handoff(struct session *s)
 	session_relay(s);
 }
 
+/* after-logout waits for an account's sessions on the source to end:
+ * each one counts itself from before its event is queued (so the copy
+ * cannot start between the source's OK and the relay) until it ends. */
+static void count_session(struct session *s)
+{
+	struct mf_daemon *d = s->w->d;
+
+	if (!d->migrate || d->migrate_strategy != MF_STRATEGY_AFTER_LOGOUT ||
+	    s->acct_counted || s->user == NULL || io_of(s)->route != AR_SOURCE)
+		return;
+	if (acct_sessions_enter(&d->acct_sessions, s->user) == MF_OK)
+		s->acct_counted = true;
+	else
+		mf_log_warn("migrate user=%s: session not counted (out of memory)", s->user);
+}
+
 void front_io_login_done(struct session *s)
 {
 	struct front_io *io = io_of(s);
@@ -514,6 +547,7 @@ void front_io_login_done(struct session *s)
 	if (io->route == AR_SOURCE) {
 		mf_sockaddr_format(&s->client.sa, client, sizeof(client));
 		worker_login_observed(s->w, s->user, client);
+		count_session(s);
 	}
 	io->after = FA_RELAY;
 	io->handoff_step = 0;
@@ -527,8 +561,9 @@ bool front_io_creds_wanted(struct session *s)
 	return s->w->d->migrate && s->user != NULL && io->route == AR_SOURCE &&
 	       (io->acct_state == AS_UNSEEN || io->acct_state == AS_SEEN ||
 		(io->acct_state == AS_FAILED &&
-		 migrate_retry_due(s->w->d->migrate_retry_after_s, io->acct_changed,
-				   (int64_t)time(NULL))));
+		 migrate_retry_due(&(struct migrate_backoff){ s->w->d->migrate_retry_after_s,
+							      s->w->d->migrate_retry_max_s },
+				   io->acct_failures, io->acct_changed, (int64_t)time(NULL))));
 }
 
 void front_io_login_creds(struct session *s, const char *login, size_t login_len,
@@ -546,8 +581,10 @@ void front_io_login_creds(struct session *s, const char *login, size_t login_len
 		return;
 	}
 	len = s->client.sa.sa_family == AF_INET ? sizeof(s->client.in) : sizeof(s->client.in6);
+	count_session(s);
 	rc = login_queue_push(&d->logins, s->user, login, login_len, pass, pass_len,
 			      &s->client.sa, len, &s->source.sa, len, (int64_t)time(NULL));
+	io_of(s)->copy_queued = rc == MF_OK;
 	if (rc == MF_OK)
 		mf_log_info("migrate user=%s login observed: copy queued", s->user);
 	else
@@ -650,6 +687,69 @@ void front_io_deliver(struct session *s, unsigned int kind, int res)
 		on_upstream(s, kind, res);
 }
 
+/* --- strategy immediate: the login waits for its copy ----------------------- */
+
+#define FRONT_HOLD_TICK_MS 250
+
+static void hold_tick(struct session *s)
+{
+	struct front_io *io = io_of(s);
+	struct io_uring_sqe *sqe = worker_sqe(s->w);
+
+	set_ts(&io->hts, FRONT_HOLD_TICK_MS);
+	io_uring_prep_timeout(sqe, &io->hts, 0, 0);
+	io_uring_sqe_set_data64(sqe, uop_pack(&io->ops[FO_HOLD], UOP_FRONT));
+	s->inflight++;
+}
+
+bool front_io_hold(struct session *s)
+{
+	struct front_io *io = io_of(s);
+	struct mf_daemon *d = s->w->d;
+
+	if (!io->copy_queued || io->held || io->iops->resume == NULL ||
+	    d->migrate_strategy != MF_STRATEGY_IMMEDIATE)
+		return false;
+	io->held = true;
+	io->copy_queued = false;
+	/* The source's session is of no use now: the login is answered by
+	 * whichever server holds the mailbox when the wait ends. */
+	front_io_upstream_close(s);
+	/* Routed nowhere while it waits: the cutover of its own account
+	 * (cutover.h) must not close it. */
+	s->route = -1;
+	io->hold_start_ms = s->w->now_ms;
+	io->hold_until_ms = s->w->now_ms + d->migrate_immediate_wait_ms;
+	/* The pre-auth deadline must not end the wait: it restarts after. */
+	io->deadline_ms = io->hold_until_ms + s->w->t.preauth_timeout_ms;
+	mf_log_info("migrate user=%s immediate: login held until the copy ends (%u ms at most)",
+		    s->user, d->migrate_immediate_wait_ms);
+	hold_tick(s);
+	return true;
+}
+
+static void on_hold(struct session *s)
+{
+	struct front_io *io = io_of(s);
+	enum account_route route = AR_SOURCE;
+	bool over = s->w->now_ms >= io->hold_until_ms || atomic_load(&s->w->d->stopping);
+
+	/* A ledger that cannot answer ends the wait too: resume() answers
+	 * "try again" then. */
+	if (front_io_route(s, s->user, &route) != MF_OK || route == AR_DESTINATION ||
+	    io->acct_state == AS_FAILED || io->acct_state == AS_PINNED)
+		over = true;
+	if (!over) {
+		hold_tick(s);
+		return;
+	}
+	mf_log_info("migrate user=%s immediate: login waited %llu ms, account %s", s->user,
+		    (unsigned long long)(s->w->now_ms - io->hold_start_ms),
+		    account_state_name(io->acct_state));
+	io->deadline_ms = s->w->now_ms + s->w->t.preauth_timeout_ms;
+	io->iops->resume(s);
+}
+
 void front_io_on_cqe(struct front_op *op, int res)
 {
 	struct session *s = op->s;
@@ -657,6 +757,10 @@ void front_io_on_cqe(struct front_op *op, int res)
 
 	if (s->phase == SP_CLOSING || s->front == NULL)
 		return;
+	if (op->kind == FO_HOLD) {
+		on_hold(s);
+		return;
+	}
 	if (s->tls[leg] != NULL)
 		front_tls_on_raw(s, leg, res);
 	else

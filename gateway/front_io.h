@@ -73,6 +73,10 @@ struct front_io_ops {
 	void (*up_sent)(struct session *s, size_t n);
 	/* The reply to the first pre-auth timeout, sent before closing. */
 	const char *timeout_reply;
+	/* A held login's wait is over (front_io_hold()): route the login in
+	 * progress again, with the credentials still kept, by the account's
+	 * state now. NULL: the protocol never holds. */
+	void (*resume)(struct session *s);
 };
 
 struct front_io {
@@ -87,11 +91,16 @@ struct front_io {
 	uint8_t connects;               /* upstream connects so far (saturates) */
 	bool handoff_send;              /* USEND carries pipelined client bytes */
 	bool timed_out;
+	bool copy_queued;               /* this login's credentials went to a copy */
+	bool held;                      /* the login waited for its copy already */
+	uint64_t hold_until_ms, hold_start_ms;
+	struct __kernel_timespec hts;   /* FO_HOLD's timer */
 	enum account_route route;       /* of the login in progress */
 	enum account_state acct_state;  /* the ledger's, when it was routed */
 	bool login_pending;             /* a login awaits its verdict (metrics) */
 	uint64_t login_t0_us;           /* when the client's login command was routed */
 	int64_t acct_changed;           /* when that state was set (0: never) */
+	unsigned int acct_failures;     /* FAILED: failures in a row (account.h) */
 	union mf_sockaddr up_addr;
 
 	size_t rpos, rlen;              /* rbuf: parsed up to rpos, filled to rlen */
@@ -143,6 +152,16 @@ enum mf_backend_tls front_io_backend_tls(const struct session *s);
 
 /* Wipes the buffers that may have held credentials. */
 void front_io_wipe(struct front_io *io);
+
+/* Strategy immediate: when the source just accepted a login whose
+ * credentials were queued for a copy, the login waits for it. Returns
+ * true when the session now holds: the source leg is closed (nothing was
+ * said to the client yet), the credentials stay with the protocol, and
+ * every 250 ms the ledger is read: at MIGRATED, FAILED, after [migrate]
+ * immediate_wait or at a stop iops->resume() routes the login again (to
+ * the destination once MIGRATED, else to the source, or "try again"
+ * during CUTOVER). A session holds at most once. false: go on as usual. */
+bool front_io_hold(struct session *s);
 
 /* The ops table's on_cqe for both front ends. */
 void front_io_on_cqe(struct front_op *op, int res);

@@ -97,6 +97,8 @@ static void up_fail(struct session *s, const char *why)
 	back_to_preauth(s);
 }
 
+static bool route_connect(struct session *s, const char *name);
+
 /* Returns true when the upstream leg was started (stop reading the client). */
 static bool start_login(struct session *s, const char *tag, size_t tag_len,
 			const char *user, size_t user_len, const char *pass, size_t pass_len)
@@ -122,6 +124,21 @@ static bool start_login(struct session *s, const char *tag, size_t tag_len,
 	f->user_len = user_len;
 	f->pass = pass;
 	f->pass_len = pass_len;
+	if (route_connect(s, name))
+		return true;
+fail:
+	wipe_creds(f);
+	return false;
+}
+
+/* Routes the login in progress (f->ctag, f->user, f->pass) by the
+ * account's state and starts the connect: true; false with the refusal
+ * queued (the caller wipes the credentials). */
+static bool route_connect(struct session *s, const char *name)
+{
+	struct imap_front *f = s->front;
+
+	f->id_sent = false;
 	switch (front_io_route_connect(s, name)) {
 	case FRF_OK:
 		f->ustate = US_NONE;
@@ -142,9 +159,18 @@ static bool start_login(struct session *s, const char *tag, size_t tag_len,
 			       "%s NO [UNAVAILABLE] Server unavailable, try again later\r\n", f->ctag);
 		break;
 	}
-fail:
-	wipe_creds(f);
 	return false;
+}
+
+/* The wait of a held login is over (front_io_hold()). */
+static void resume(struct session *s)
+{
+	char name[ACCOUNT_NAME_MAX + 1];
+
+	/* front_io_route_connect() replaces s->user. */
+	snprintf(name, sizeof(name), "%s", s->user);
+	if (!route_connect(s, name))
+		back_to_preauth(s);
 }
 
 void imap_front_on_connect(struct session *s, int res)
@@ -249,6 +275,8 @@ static void login_ok(struct session *s, const char *text)
 
 	/* The source said OK: only now may the password start a copy. */
 	front_io_login_creds(s, f->user, f->user_len, f->pass, f->pass_len);
+	if (front_io_hold(s))
+		return; /* the client hears nothing until the wait ends */
 	wipe_creds(f);
 	front_io_reply(s, "%s OK %s\r\n", f->ctag, text);
 	front_io_login_done(s);
@@ -677,6 +705,7 @@ static const struct front_io_ops imap_io_ops = {
 	.up_fail = up_fail,
 	.up_sent = up_sent,
 	.timeout_reply = "* BYE Pre-authentication timeout\r\n",
+	.resume = resume,
 };
 
 int imap_front_start(struct session *s)

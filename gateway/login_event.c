@@ -1,9 +1,11 @@
 #include "login_event.h"
 #include "mf.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 int login_queue_init(struct login_queue *q, unsigned int cap, char *err, size_t errlen)
 {
@@ -80,11 +82,33 @@ static unsigned int next_takeable(const struct login_queue *q)
 
 int login_queue_pop(struct login_queue *q, struct login_event *e_r)
 {
-	unsigned int i;
+	return login_queue_pop_timed(q, e_r, -1);
+}
 
+int login_queue_pop_timed(struct login_queue *q, struct login_event *e_r, int timeout_ms)
+{
+	struct timespec until;
+	unsigned int i = 0; /* set by the loop's test whenever it is used */
+
+	if (timeout_ms >= 0) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += timeout_ms / 1000;
+		until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+	}
 	pthread_mutex_lock(&q->lock);
-	while (!q->stopped && (i = next_takeable(q)) == q->n)
-		pthread_cond_wait(&q->cond, &q->lock);
+	while (!q->stopped && (i = next_takeable(q)) == q->n) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&q->cond, &q->lock);
+		} else if (pthread_cond_timedwait(&q->cond, &q->lock, &until) == ETIMEDOUT &&
+			   !q->stopped && (i = next_takeable(q)) == q->n) {
+			pthread_mutex_unlock(&q->lock);
+			return MF_AGAIN;
+		}
+	}
 	if (q->stopped) {
 		pthread_mutex_unlock(&q->lock);
 		return MF_ERROR;

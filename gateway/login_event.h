@@ -81,6 +81,9 @@ bool login_queue_paused(struct login_queue *q);
  * paused or not) and wakes a consumer.
  * Returns how many there are (0: the queue holds no credentials for it). */
 unsigned int login_queue_release(struct login_queue *q, const char *account);
+/* The same, waiting at most timeout_ms (< 0: for ever): MF_AGAIN when
+ * nothing came meanwhile. */
+int login_queue_pop_timed(struct login_queue *q, struct login_event *e_r, int timeout_ms);
 
 /* Wipes every queued event, fails every pop from now on, wakes them. */
 void login_queue_stop(struct login_queue *q);

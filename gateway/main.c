@@ -342,6 +342,14 @@ int main(int argc, char **argv)
 			goto out_cache;
 		}
 		d.migrate_retry_after_s = d.cfg.migrate_retry_after_s;
+		d.migrate_retry_max_s = d.cfg.migrate_retry_max_s;
+		d.migrate_strategy = d.cfg.migrate_strategy;
+		d.migrate_immediate_wait_ms = d.cfg.migrate_immediate_wait_ms;
+		if (acct_sessions_init(&d.acct_sessions, 4096) != MF_OK) {
+			mf_log_err("migrate: out of memory");
+			login_queue_destroy(&d.logins);
+			goto out_cache;
+		}
 		d.migrate = true;
 		if (load_pause(&d, err, sizeof(err)) != MF_OK) {
 			mf_log_err("migrate: %s", err);
@@ -514,8 +522,10 @@ out_workers:
 	}
 	free(d.workers);
 out:
-	if (d.migrate)
+	if (d.migrate) {
 		login_queue_destroy(&d.logins);
+		acct_sessions_destroy(&d.acct_sessions);
+	}
 out_cache:
 	route_cache_destroy(&d.routes);
 out_cutover:

@@ -5,7 +5,9 @@
 #include "log.h"
 #include "mf.h"
 #include "mig.h"
+#include "mig_park.h"
 #include "netaddr.h"
+#include "secret_file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
@@ -34,8 +37,28 @@ struct migrator {
 	char state_dir[MF_PATH_MAX];
 	uint16_t src_port, dst_port;
 	struct mf_addr dest4, dest6;
+	/* Where a copy with no observed login (resumed at start) reads: the
+	 * first [intercept] source. */
+	struct mf_addr source;
+	enum imap_security src_sec, dst_sec;
+	bool src_pop3;                    /* a POP3-only source (mig_pop3.c) */
+	char ca[MF_PATH_MAX];             /* "" : the system's store */
+	char src_name[MF_DOMAIN_MAX + 1]; /* "" : verify the address */
+	char dst_name[MF_DOMAIN_MAX + 1];
+	char master[MF_MASTER_USER_MAX + 1]; /* "" : none */
+	char *master_pass;                /* mlock'ed, wiped at stop */
+	size_t master_pass_len;
+	enum mf_migrate_strategy strategy;
+	/* after-logout: events of accounts with sessions on the source. */
+	struct mig_park park;
+	/* Politeness toward the sources (mig_pace.h). */
+	struct mig_pace pace;
+	struct mig_slots slots;
+	unsigned int busy_retries, busy_wait_max_s;
+	pthread_mutex_t pause_lock;
+	pthread_cond_t wake;  /* with pause_lock: a cancel ends a back-off wait */
 	unsigned int timeout_ms, cutover_wait_ms;
-	unsigned int retry_after_s;   /* FAILED copies again after this (0: never) */
+	struct migrate_backoff backoff; /* FAILED copies again after (0: never) */
 	unsigned int settle_ms;       /* after CUTOVER, with a shared ledger */
 	atomic_bool cancel;           /* shutting down: copies stop at a checkpoint */
 	unsigned int n, started;
@@ -80,19 +103,42 @@ static int set_state(struct ledger *l, const char *name, enum account_state st,
 	return MF_OK;
 }
 
+static const char *strategy_name(enum mf_migrate_strategy s)
+{
+	return s == MF_STRATEGY_IMMEDIATE ? "immediate" :
+	       s == MF_STRATEGY_AFTER_LOGOUT ? "after-logout" : "live";
+}
+
 /* true when this gateway now holds the account's copy job (claimed in
- * the ledger, one gateway at a time: copy_lease.h) and it is COPYING. */
+ * the ledger, one gateway at a time: copy_lease.h) and it is COPYING.
+ * *failures_r: the failures in a row before this attempt (account.h),
+ * read just before the claim: the wait a FAILED account must have served
+ * grows with them (a failure another gateway records in between costs at
+ * most one doubling). */
 static bool claim(struct mig_thread *t, struct ledger *l, const struct login_event *e,
-		  const char *path)
+		  const char *path, unsigned int *failures_r)
 {
 	struct migrator *m = t->m;
 	enum account_state st = AS_UNSEEN;
 	char client[MF_ADDRSTRLEN], reason[LEDGER_REASON_MAX];
 
-	mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
-	snprintf(reason, sizeof(reason), "bulk copy (strategy live) after a login from %s",
-		 client);
-	return copy_lease_claim(m->d->lease, l, t->slot, e->account, path, m->retry_after_s,
+	struct account a;
+	char err[256];
+
+	*failures_r = 0;
+	if (ledger_account_get(l, e->account, &a, err, sizeof(err)) == MF_OK &&
+	    a.state == AS_FAILED)
+		*failures_r = migrate_failures(a.reason);
+	if (e->client.ss_family == AF_UNSPEC) {
+		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) resumed at start "
+			 "as master user %.100s", strategy_name(m->strategy), m->master);
+	} else {
+		mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
+		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) after a login from %s",
+			 strategy_name(m->strategy), client);
+	}
+	return copy_lease_claim(m->d->lease, l, t->slot, e->account, path,
+				migrate_retry_delay(&m->backoff, *failures_r ? *failures_r : 1),
 				reason, &st) == MF_OK;
 }
 
@@ -118,7 +164,20 @@ static void run_end(struct ledger *l, const char *name, int64_t id, enum copy_re
 		mf_log_warn("migrate user=%s: end of copy run not recorded: %s", name, err);
 }
 
-static int endpoints(const struct migrator *m, const struct login_event *e,
+static enum imap_security security(enum mf_backend_tls t)
+{
+	return t == MF_BACKEND_TLS_STARTTLS ? IMAP_SEC_STARTTLS :
+	       t == MF_BACKEND_TLS_IMPLICIT ? IMAP_SEC_TLS : IMAP_SEC_PLAIN;
+}
+
+static const char *sec_name(enum imap_security s)
+{
+	return s == IMAP_SEC_STARTTLS ? "starttls" : s == IMAP_SEC_TLS ? "implicit" : "none";
+}
+
+/* The observed login's credentials on both sides, or (none observed:
+ * a copy resumed at start) the master user on behalf of the account. */
+static int endpoints(struct migrator *m, const struct login_event *e,
 		     struct mig_opts *o, char *err, size_t errlen)
 {
 	const struct sockaddr *src = (const struct sockaddr *)&e->source;
@@ -126,16 +185,80 @@ static int endpoints(const struct migrator *m, const struct login_event *e,
 
 	if (dst->family == 0)
 		return mf_err(err, errlen, "no [intercept] destination for the source's family");
-	o->src.url.sec = o->dst.url.sec = IMAP_SEC_PLAIN;
+	o->src.url.sec = m->src_sec;
+	o->src.url.pop3 = m->src_pop3;
+	o->dst.url.sec = m->dst_sec;
 	mf_sockaddr_format_ip(src, o->src.url.host, sizeof(o->src.url.host));
 	mf_addr_format(dst, o->dst.url.host, sizeof(o->dst.url.host));
 	snprintf(o->src.url.port, sizeof(o->src.url.port), "%u", m->src_port);
 	snprintf(o->dst.url.port, sizeof(o->dst.url.port), "%u", m->dst_port);
+	o->src.tls_name = m->src_name[0] != '\0' ? m->src_name : NULL;
+	o->dst.tls_name = m->dst_name[0] != '\0' ? m->dst_name : NULL;
+	o->ca_file = m->ca[0] != '\0' ? m->ca : NULL;
 	o->src.user = o->dst.user = e->login;
-	o->src.pass = o->dst.pass = e->pass;
-	o->src.pass_len = o->dst.pass_len = e->pass_len;
+	if (e->pass_len > 0) {
+		o->src.pass = o->dst.pass = e->pass;
+		o->src.pass_len = o->dst.pass_len = e->pass_len;
+	} else if (m->master_pass != NULL) {
+		o->src.master = o->dst.master = m->master;
+		o->src.pass = o->dst.pass = m->master_pass;
+		o->src.pass_len = o->dst.pass_len = m->master_pass_len;
+	} else {
+		return mf_err(err, errlen, "no password observed and no [migrate] master_user");
+	}
 	o->timeout_ms = (int)m->timeout_ms;
+	o->pace = &m->pace;
 	return MF_OK;
+}
+
+/* Sleeps ms unless the migrator stops first: false then. */
+static bool pause_ms(struct migrator *m, unsigned int ms)
+{
+	struct timespec until;
+	bool go;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&m->pause_lock);
+	while (!atomic_load(&m->cancel) &&
+	       pthread_cond_timedwait(&m->wake, &m->pause_lock, &until) != ETIMEDOUT)
+		;
+	go = !atomic_load(&m->cancel);
+	pthread_mutex_unlock(&m->pause_lock);
+	return go;
+}
+
+/* mig_run() within the politeness limits: at most source_connections
+ * copies read one source at once, and a copy the source shed (BYE,
+ * [LIMIT], [UNAVAILABLE], [INUSE], a dropped connection) is resumed from
+ * its checkpoints after 1, 2, 4... s (at most busy_wait_max), up to
+ * busy_retries times: the source's load decides the pace, not ours. */
+static int run_polite(struct migrator *m, const char *name, const struct mig_opts *o,
+		      struct mig_report *rep, char *err, size_t errlen)
+{
+	unsigned int wait_ms = 1000, tries = 0;
+	int rc;
+
+	for (;;) {
+		if (!mig_slots_acquire(&m->slots, o->src.url.host))
+			return mf_err(err, errlen, "stopping");
+		rc = mig_run(o, rep, err, errlen);
+		mig_slots_release(&m->slots, o->src.url.host);
+		if (rc == MF_OK || !rep->source_busy || tries >= m->busy_retries)
+			return rc;
+		tries++;
+		mf_log_warn("migrate user=%s source busy (%s): backing off %u ms, try %u of %u",
+			    name, err, wait_ms, tries, m->busy_retries);
+		if (!pause_ms(m, wait_ms))
+			return MF_ERROR;
+		wait_ms = wait_ms * 2 > m->busy_wait_max_s * 1000 ? m->busy_wait_max_s * 1000
+								   : wait_ms * 2;
+	}
 }
 
 /* Closes the account's source sessions in every io_uring worker. */
@@ -158,15 +281,16 @@ static void on_progress(void *arg, const struct mig_progress *p)
 			    p->planned, p->folder_index, p->folder_count);
 }
 
-/* One mig_run, its progress and totals counted (stats.h). */
-static int run_counted(struct mig_thread *t, const char *phase, const struct mig_opts *o,
-		       struct mig_report *rep, char *err, size_t errlen)
+/* One copy pass (run_polite: retried while the source sheds it), its
+ * progress and totals counted (stats.h). */
+static int run_counted(struct mig_thread *t, const char *name, const char *phase,
+		       const struct mig_opts *o, struct mig_report *rep, char *err, size_t errlen)
 {
 	int rc;
 
 	stats_copy_phase(&t->m->d->stats, t->slot, phase);
 	memset(rep, 0, sizeof(*rep));
-	rc = mig_run(o, rep, err, errlen);
+	rc = run_polite(t->m, name, o, rep, err, errlen);
 	stats_copy_run_end(&t->m->d->stats, t->slot, t->stats, rep->copied, rep->bytes);
 	return rc;
 }
@@ -227,19 +351,21 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 {
 	struct migrator *m = t->m;
 	struct mig_opts o = { 0 };
-	struct mig_report rep;
+	struct mig_report rep = { 0 };
 	char path[MIG_PATH_MAX], err[512], reason[LEDGER_REASON_MAX];
 	const char *phase = "bulk copy";
 	uint64_t t0 = clock_us(), messages = 0, bytes = 0;
 	int64_t run = 0;    /* the copy run's row; 0 until it is recorded */
+	unsigned int failures = 0;
 	int lock = -1, rc;
+
 	bool cut = false;
 
 	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
 		mf_log_warn("migrate user=%s: no copy: state file name too long", e->account);
 		return;
 	}
-	if (!claim(t, l, e, path))
+	if (!claim(t, l, e, path, &failures))
 		return;
 	stats_copy_begin(&m->d->stats, t->slot, t->stats, e->account, (int64_t)time(NULL));
 	o.progress = on_progress;
@@ -268,7 +394,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	o.proceed = copy_lease_proceed;
 	o.proceed_arg = copy_lease_slot(m->d->lease, t->slot);
 	/* The bulk copy: the user keeps working on the source meanwhile. */
-	rc = run_counted(t, "bulk", &o, &rep, err, sizeof(err));
+	rc = run_counted(t, e->account, "bulk", &o, &rep, err, sizeof(err));
 	messages += rep.copied;
 	bytes += rep.bytes;
 	if (rc != MF_OK)
@@ -299,7 +425,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	cutover_settle(m);
 	phase = "delta";
 	o.verify = true;
-	rc = run_counted(t, "delta", &o, &rep, err, sizeof(err));
+	rc = run_counted(t, e->account, "delta", &o, &rep, err, sizeof(err));
 	messages += rep.copied;
 	bytes += rep.bytes;
 	if (rc != MF_OK)
@@ -320,6 +446,13 @@ failed:
 		cutover_end(&m->d->cutover, t->slot);
 	if (lock >= 0)
 		close(lock);
+	/* A message the destination would not take is named, never skipped:
+	 * the copy stopped at it (mig.h). */
+	if (rep.refused_known)
+		mf_log_warn("migrate user=%s refused folder=\"%s\" uid=%u size=%llu code=%s",
+			    e->account, rep.refused_folder, rep.refused_uid,
+			    (unsigned long long)rep.refused_size,
+			    rep.refused_code[0] != '\0' ? rep.refused_code : "-");
 	if (!copy_lease_held(m->d->lease, t->slot)) {
 		/* Lost to another gateway, or stopping while the ledger is away:
 		 * the account is not ours to change. */
@@ -338,10 +471,61 @@ failed:
 		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_INTERRUPTED,
 			       clock_us() - t0);
 	} else {
-		snprintf(reason, sizeof(reason), "%s: %.200s", phase, err);
+		char why[LEDGER_REASON_MAX];
+
+		/* The attempt and the wait before the next one are in the
+		 * reason, where the next claim (and the front ends) read them. */
+		failures++;
+		snprintf(why, sizeof(why), "%s: %.200s", phase, err);
+		migrate_failed_reason(reason, sizeof(reason), why, failures,
+				      migrate_retry_delay(&m->backoff, failures));
 		job_state(t, l, e->account, AS_FAILED, reason, true);
 		run_end(l, e->account, run, COPY_FAILED, messages, bytes, reason);
 		stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_FAILED, clock_us() - t0);
+	}
+}
+
+static bool logged_out(void *arg, const char *account)
+{
+	struct migrator *m = arg;
+
+	return acct_sessions_count(&m->d->acct_sessions, account) == 0;
+}
+
+/* The next account to copy. after-logout: an event whose account still
+ * has sessions relayed to the source is parked, and parked ones are
+ * looked at again every 250 ms and whenever an event was parked: the
+ * copy of an account starts once its last session has ended. A stop is
+ * seen within 250 ms. */
+static int next_event(struct migrator *m, struct login_event *e)
+{
+	if (m->strategy != MF_STRATEGY_AFTER_LOGOUT)
+		return login_queue_pop(&m->d->logins, e);
+	for (;;) {
+		int rc = login_queue_pop_timed(&m->d->logins, e, 250);
+
+		if (rc == MF_ERROR)
+			return MF_ERROR;
+		if (rc == MF_OK) {
+			char name[ACCOUNT_NAME_MAX + 1];
+			unsigned int n = acct_sessions_count(&m->d->acct_sessions, e->account);
+
+			if (n == 0)
+				return MF_OK;
+			snprintf(name, sizeof(name), "%s", e->account);
+			if (mig_park_put(&m->park, e) == MF_OK)
+				mf_log_info("migrate user=%s after-logout: waits for its %u session%s "
+					    "to end", name, n, n == 1 ? "" : "s");
+			else
+				mf_log_warn("migrate user=%s after-logout: no room to wait (%u "
+					    "waiting): waits for its next login", name,
+					    mig_park_len(&m->park));
+		}
+		if (mig_park_take(&m->park, logged_out, m, e)) {
+			mf_log_info("migrate user=%s after-logout: last session ended, copying",
+				    e->account);
+			return MF_OK;
+		}
 	}
 }
 
@@ -357,7 +541,7 @@ static void *mig_main(void *arg)
 		mf_log_err("migrate worker=%u: out of memory", t->slot);
 		return NULL;
 	}
-	while (login_queue_pop(&m->d->logins, e) == MF_OK) {
+	while (next_event(m, e) == MF_OK) {
 		if (l == NULL && ledger_open(m->ledger_path, &l, err, sizeof(err)) != MF_OK) {
 			mf_log_warn("migrate user=%s: no copy, ledger: %s", e->account, err);
 			l = NULL;
@@ -395,11 +579,44 @@ static int collect(const struct account *a, void *data)
 	return MF_OK;
 }
 
+/* With a master user, a copy cut short need not wait for the user's next
+ * login: it is queued now, with no password (endpoints() then logs in as
+ * the master), from the first [intercept] source. */
+static void resume(struct migrator *m, const char *name)
+{
+	struct sockaddr_storage none = { .ss_family = AF_UNSPEC }, src = { 0 };
+	socklen_t len;
+
+	if (m->master_pass == NULL || m->source.family == 0)
+		return;
+	if (m->source.family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&src;
+
+		in->sin_family = AF_INET;
+		in->sin_addr = m->source.u.v4;
+		len = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&src;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_addr = m->source.u.v6;
+		len = sizeof(*in6);
+	}
+	if (login_queue_push(&m->d->logins, name, name, strlen(name), "", 0,
+			     (struct sockaddr *)&none, len, (struct sockaddr *)&src, len,
+			     (int64_t)time(NULL)) == MF_OK)
+		mf_log_info("migrate user=%s copy resumed with master user %s: copy queued", name,
+			    m->master);
+	else
+		mf_log_warn("migrate user=%s not resumed (queue full): waits for a login", name);
+}
+
 /* A copy cut short by a crash: back to SEEN (served by the source; the
- * next login resumes from the checkpoints). A CUTOVER left behind would
- * refuse the user's logins forever. A copy whose lock another process
- * holds is a predecessor's that still runs (restart hand-over): left to
- * it; it ends in MIGRATED, FAILED or (stopped) SEEN by itself. */
+ * next login, or at once the master user, resumes from the checkpoints).
+ * A CUTOVER left behind would refuse the user's logins forever. A copy
+ * whose lock another process holds is a predecessor's that still runs
+ * (restart hand-over): left to it; it ends in MIGRATED, FAILED or
+ * (stopped) SEEN by itself. */
 static int reset_stale(struct migrator *m, char *err, size_t errlen)
 {
 	static const enum account_state stuck[] = { AS_COPYING, AS_CUTOVER };
@@ -424,18 +641,64 @@ static int reset_stale(struct migrator *m, char *err, size_t errlen)
 					continue;
 				}
 			}
-			rc = set_state(l, s.names[j], AS_SEEN,
-				       "copy interrupted by a restart: resumes at the next login");
+			rc = set_state(l, s.names[j], AS_SEEN, m->master_pass != NULL
+				       ? "copy interrupted by a restart: resumes now (master user)"
+				       : "copy interrupted by a restart: resumes at the next login");
 			if (rc == MF_OK)
 				rc = ledger_copy_runs_interrupt(l, s.names[j], (int64_t)time(NULL),
 								NULL, err, errlen);
 			if (lock >= 0)
 				close(lock);
+			if (rc == MF_OK)
+				resume(m, s.names[j]);
 		}
 	}
 	free(s.names);
 	ledger_close(l);
 	return rc;
+}
+
+static void master_wipe(struct migrator *m)
+{
+	if (m->master_pass == NULL)
+		return;
+	explicit_bzero(m->master_pass, LOGIN_EVENT_PASS_MAX + 1);
+	munlock(m->master_pass, LOGIN_EVENT_PASS_MAX + 1);
+	free(m->master_pass);
+	m->master_pass = NULL;
+}
+
+/* The master password, read once (the file readable by the user the daemon
+ * runs as by now), held in locked memory until the stop. */
+static int master_load(struct migrator *m, const char *path, char *err, size_t errlen)
+{
+	m->master_pass = calloc(1, LOGIN_EVENT_PASS_MAX + 1);
+	if (m->master_pass == NULL)
+		return mf_err(err, errlen, "out of memory");
+	/* Best effort, as for the login events: RLIMIT_MEMLOCK may refuse. */
+	(void)mlock(m->master_pass, LOGIN_EVENT_PASS_MAX + 1);
+	if (mf_secret_file_read(path, m->master_pass, LOGIN_EVENT_PASS_MAX + 1,
+				&m->master_pass_len, err, errlen) != MF_OK) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "%s", err);
+		master_wipe(m);
+		return mf_err(err, errlen, "[migrate] master_password_file %s", why);
+	}
+	return MF_OK;
+}
+
+static void migrator_free(struct migrator *m)
+{
+	if (m->pace.slept > 0)
+		mf_log_info("migrate paced: %.1f s slept for the rate limits", m->pace.slept);
+	pthread_mutex_destroy(&m->pause_lock);
+	pthread_cond_destroy(&m->wake);
+	mig_slots_destroy(&m->slots);
+	mig_pace_destroy(&m->pace);
+	mig_park_destroy(&m->park);
+	master_wipe(m);
+	free(m);
 }
 
 int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t errlen)
@@ -460,9 +723,32 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	m->dest6 = d->cfg.dest6;
 	m->timeout_ms = d->cfg.migrate_timeout_ms;
 	m->cutover_wait_ms = d->cfg.migrate_cutover_wait_ms;
-	m->retry_after_s = d->cfg.migrate_retry_after_s;
+	m->backoff.first_s = d->cfg.migrate_retry_after_s;
+	m->backoff.max_s = d->cfg.migrate_retry_max_s;
 	m->settle_ms = ledger_spec_is_shared(m->ledger_path) ? d->cfg.cutover_settle_ms : 0;
 	atomic_init(&m->cancel, false);
+	m->strategy = d->cfg.migrate_strategy;
+	m->busy_retries = d->cfg.migrate_busy_retries;
+	m->busy_wait_max_s = d->cfg.migrate_busy_wait_max_s;
+	mig_pace_init(&m->pace, d->cfg.migrate_max_messages_per_s,
+		      (double)d->cfg.migrate_max_bytes_per_s, NULL, NULL);
+	mig_slots_init(&m->slots, d->cfg.migrate_source_connections);
+	pthread_cond_init(&m->wake, NULL);
+	pthread_mutex_init(&m->pause_lock, NULL);
+	if (d->cfg.n_sources > 0)
+		m->source = d->cfg.sources[0];
+	m->src_sec = security(d->cfg.migrate_source_tls);
+	m->src_pop3 = d->cfg.migrate_source_pop3;
+	m->dst_sec = security(d->cfg.migrate_destination_tls);
+	snprintf(m->ca, sizeof(m->ca), "%s", d->cfg.migrate_tls_ca);
+	snprintf(m->src_name, sizeof(m->src_name), "%s", d->cfg.migrate_source_name);
+	snprintf(m->dst_name, sizeof(m->dst_name), "%s", d->cfg.migrate_destination_name);
+	snprintf(m->master, sizeof(m->master), "%s", d->cfg.migrate_master_user);
+	if (m->master[0] != '\0' &&
+	    master_load(m, d->cfg.migrate_master_password_file, err, errlen) != MF_OK)
+		goto fail;
+	if (mig_park_init(&m->park, d->cfg.migrate_queue, err, errlen) != MF_OK)
+		goto fail;
 	/* The state files hold folder names and UIDs: owner only. */
 	if (mkdir(m->state_dir, 0700) != 0 && errno != EEXIST) {
 		mf_err(err, errlen, "[migrate] state_dir %s: %s", m->state_dir, strerror(errno));
@@ -484,18 +770,27 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 			return MF_ERROR;
 		}
 	}
-	mf_log_info("migrate workers=%u strategy=live state_dir=%s", n, m->state_dir);
+	mf_log_info("migrate workers=%u strategy=%s state_dir=%s source=%s source_tls=%s "
+		    "destination_tls=%s master=%s", n, strategy_name(m->strategy), m->state_dir,
+		    m->src_pop3 ? "pop3" : "imap", sec_name(m->src_sec),
+		    sec_name(m->dst_sec), m->master[0] != '\0' ? m->master : "none");
 	*m_r = m;
 	return MF_OK;
 fail:
-	free(m);
+	migrator_free(m);
 	return MF_ERROR;
 }
 
 void migrator_cancel(struct migrator *m)
 {
-	if (m != NULL)
-		atomic_store(&m->cancel, true);
+	if (m == NULL)
+		return;
+	atomic_store(&m->cancel, true);
+	/* Copies waiting for a source slot or backing off stop waiting. */
+	mig_slots_stop(&m->slots);
+	pthread_mutex_lock(&m->pause_lock);
+	pthread_cond_broadcast(&m->wake);
+	pthread_mutex_unlock(&m->pause_lock);
 }
 
 void migrator_stop(struct migrator *m)
@@ -506,5 +801,5 @@ void migrator_stop(struct migrator *m)
 	login_queue_stop(&m->d->logins);
 	for (unsigned int i = 0; i < m->started; i++)
 		pthread_join(m->t[i].tid, NULL);
-	free(m);
+	migrator_free(m);
 }

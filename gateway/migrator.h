@@ -1,5 +1,5 @@
-/* migrator.h — the in-daemon copy, strategy "live" (DESIGN.md): threads
- * that take "login observed" events (login_event.h) and move the account:
+/* migrator.h — the in-daemon copy (DESIGN.md's strategies): threads that
+ * take "login observed" events (login_event.h) and move the account:
  *
  *   UNSEEN/SEEN ─► COPYING (bulk copy with the observed credentials while
  *   the user keeps working on the source) ─► CUTOVER (new logins refused;
@@ -8,16 +8,18 @@
  *   verification) ─► MIGRATED.  Any failure ─► FAILED with the reason:
  *   the user stays on the source.
  *
- * The endpoints are plaintext IMAP: the source address the client
- * connected to and the [intercept] destination of its family, on the
- * [migrate] ports. The checkpoints of each account live in
+ * The endpoints: the source address the client connected to and the
+ * [intercept] destination of its family, on the [migrate] ports, with
+ * the [migrate] TLS settings. The checkpoints of each account live in
  * <state_dir>/<account>.state (mig.h), so a rerun is incremental. The
  * password is held only in the event (mlock'ed) and wiped when the
  * account's run ends; it is never logged nor written.
  *
- * Not done: strategies immediate and after-logout, a master user for
- * accounts with no observed login, TLS to the servers, retry of FAILED
- * with back-off. */
+ * Strategy live runs each event at once; immediate the same (its login
+ * waits in the front end, front_io_hold()); after-logout parks an event
+ * while the account has sessions relayed to the source (acct_sessions.h,
+ * mig_park.h). Events with no password (accounts resumed at start) log in
+ * as the configured master user. */
 #ifndef MF_MIGRATOR_H
 #define MF_MIGRATOR_H
 

@@ -123,6 +123,8 @@ static void up_fail(struct session *s, const char *why)
 	back_to_preauth(s);
 }
 
+static bool route_connect(struct session *s, const char *name);
+
 /* Copies the credentials into the front end (the caller wipes its own
  * copies), routes the account and starts the connect. Returns true when
  * the upstream leg was started (stop reading the client). */
@@ -151,6 +153,21 @@ static bool start_login(struct session *s, const char *user, size_t user_len,
 	f->pass[pass_len] = '\0';
 	f->pass_len = pass_len;
 	sasl_plain_wipe(&f->plain);
+	if (route_connect(s, name))
+		return true;
+fail:
+	wipe_creds(f);
+	f->user_len = 0;
+	return false;
+}
+
+/* Routes the login in progress (f->user, f->pass) by the account's state
+ * and starts the connect: true; false with the refusal queued (the caller
+ * wipes the credentials). */
+static bool route_connect(struct session *s, const char *name)
+{
+	struct pop3_front *f = s->front;
+
 	switch (front_io_route_connect(s, name)) {
 	case FRF_OK:
 		f->ustate = US_NONE;
@@ -167,10 +184,18 @@ static bool start_login(struct session *s, const char *user, size_t user_len,
 		front_io_reply(s, "-ERR [SYS/TEMP] Server unavailable, try again later\r\n");
 		break;
 	}
-fail:
-	wipe_creds(f);
-	f->user_len = 0;
 	return false;
+}
+
+/* The wait of a held login is over (front_io_hold()). */
+static void resume(struct session *s)
+{
+	char name[ACCOUNT_NAME_MAX + 1];
+
+	/* front_io_route_connect() replaces s->user. */
+	snprintf(name, sizeof(name), "%s", s->user);
+	if (!route_connect(s, name))
+		back_to_preauth(s);
 }
 
 static void pop3_front_on_connect(struct session *s, int res)
@@ -189,6 +214,8 @@ static void login_ok(struct session *s, const char *line)
 
 	/* The source said +OK: only now may the password start a copy. */
 	front_io_login_creds(s, f->user, f->user_len, f->pass, f->pass_len);
+	if (front_io_hold(s))
+		return; /* the client hears nothing until the wait ends */
 	wipe_creds(f);
 	front_io_reply(s, "%s\r\n", line);
 	front_io_login_done(s);
@@ -550,6 +577,7 @@ static const struct front_io_ops pop3_io_ops = {
 	.up_fail = up_fail,
 	.up_sent = up_sent,
 	.timeout_reply = "-ERR Disconnected for inactivity\r\n",
+	.resume = resume,
 };
 
 static int pop3_front_start(struct session *s)

@@ -149,6 +149,8 @@ static void session_free(struct session *s)
 			    (enum stats_backend)s->st_backend);
 	preauth_release(s);
 	client_give(s);
+	if (s->acct_counted)
+		acct_sessions_leave(&w->d->acct_sessions, s->user);
 	relay_release(s, 0);
 	relay_release(s, 1);
 	log_end(s);

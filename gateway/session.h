@@ -68,6 +68,7 @@ struct session {
 	bool preauth_counted;     /* in w->preauth until relaying or closing */
 	bool implicit_tls;        /* front end: the client's port speaks TLS first */
 	bool client_counted;      /* in the daemon's sessions-per-client table */
+	bool acct_counted;        /* in the daemon's acct_sessions under user */
 	/* [0] client leg, [1] upstream leg when it speaks TLS; they outlive
 	 * the front end and are then driven by the pump (tls_pump.h). */
 	struct tls_conn *tls[2];

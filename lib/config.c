@@ -507,6 +507,19 @@ static int set_path(char *out, size_t outlen, const char *v)
 	return MF_OK;
 }
 
+static int parse_backend_tls(const char *v, enum mf_backend_tls *out)
+{
+	if (!strcmp(v, "none"))
+		*out = MF_BACKEND_TLS_NONE;
+	else if (!strcmp(v, "starttls"))
+		*out = MF_BACKEND_TLS_STARTTLS;
+	else if (!strcmp(v, "implicit"))
+		*out = MF_BACKEND_TLS_IMPLICIT;
+	else
+		return MF_ERROR;
+	return MF_OK;
+}
+
 static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
 {
 	struct mf_config *c = ctx->cfg;
@@ -514,10 +527,49 @@ static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
 
 	if (!strcmp(k, "enabled"))
 		return parse_bool(v, &c->migrate_enabled);
-	if (!strcmp(k, "strategy"))
-		/* immediate and after-logout are not implemented: refuse them
-		 * rather than silently running live. */
-		return strcmp(v, "live") == 0 ? MF_OK : MF_ERROR;
+	if (!strcmp(k, "strategy")) {
+		if (!strcmp(v, "live"))
+			c->migrate_strategy = MF_STRATEGY_LIVE;
+		else if (!strcmp(v, "immediate"))
+			c->migrate_strategy = MF_STRATEGY_IMMEDIATE;
+		else if (!strcmp(v, "after-logout"))
+			c->migrate_strategy = MF_STRATEGY_AFTER_LOGOUT;
+		else
+			return MF_ERROR;
+		return MF_OK;
+	}
+	if (!strcmp(k, "immediate_wait")) {
+		if (parse_uint(v, 1, 600, &x) != MF_OK)
+			return MF_ERROR;
+		c->migrate_immediate_wait_ms = (unsigned int)x * 1000;
+		return MF_OK;
+	}
+	if (!strcmp(k, "max_bytes_per_second")) {
+		if (parse_uint(v, 0, 100000000000UL, &x) != MF_OK)
+			return MF_ERROR;
+		c->migrate_max_bytes_per_s = x;
+		return MF_OK;
+	}
+	if (!strcmp(k, "source_connections") || !strcmp(k, "max_messages_per_second") ||
+	    !strcmp(k, "busy_retries") || !strcmp(k, "busy_wait_max")) {
+		if (parse_uint(v, 0, !strcmp(k, "busy_wait_max") ? 86400 : 1000000, &x) != MF_OK)
+			return MF_ERROR;
+		if (!strcmp(k, "source_connections"))
+			c->migrate_source_connections = (unsigned int)x;
+		else if (!strcmp(k, "max_messages_per_second"))
+			c->migrate_max_messages_per_s = (unsigned int)x;
+		else if (!strcmp(k, "busy_retries"))
+			c->migrate_busy_retries = (unsigned int)x;
+		else
+			c->migrate_busy_wait_max_s = (unsigned int)x;
+		return MF_OK;
+	}
+	if (!strcmp(k, "retry_max")) {
+		if (parse_uint(v, 1, 30 * 86400, &x) != MF_OK)
+			return MF_ERROR;
+		c->migrate_retry_max_s = (unsigned int)x;
+		return MF_OK;
+	}
 	if (!strcmp(k, "retry_after")) {
 		if (parse_uint(v, 0, 30 * 86400, &x) != MF_OK)
 			return MF_ERROR;
@@ -527,6 +579,35 @@ static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
 	if (!strcmp(k, "state_dir"))
 		return v[0] == '/' ? set_path(c->migrate_state_dir,
 					      sizeof(c->migrate_state_dir), v) : MF_ERROR;
+	if (!strcmp(k, "source_protocol")) {
+		if (strcmp(v, "imap") != 0 && strcmp(v, "pop3") != 0)
+			return MF_ERROR;
+		c->migrate_source_pop3 = strcmp(v, "pop3") == 0;
+		return MF_OK;
+	}
+	if (!strcmp(k, "source_tls"))
+		return parse_backend_tls(v, &c->migrate_source_tls);
+	if (!strcmp(k, "destination_tls"))
+		return parse_backend_tls(v, &c->migrate_destination_tls);
+	if (!strcmp(k, "tls_ca"))
+		return set_path(c->migrate_tls_ca, sizeof(c->migrate_tls_ca), v);
+	if (!strcmp(k, "source_name"))
+		return parse_domain(v, c->migrate_source_name, sizeof(c->migrate_source_name));
+	if (!strcmp(k, "destination_name"))
+		return parse_domain(v, c->migrate_destination_name,
+				    sizeof(c->migrate_destination_name));
+	if (!strcmp(k, "master_user")) {
+		/* Goes into a SASL PLAIN message: no NUL, no control bytes. */
+		for (const char *p = v; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x21 || *p == 0x7f)
+				return MF_ERROR;
+		return set_path(c->migrate_master_user, sizeof(c->migrate_master_user), v);
+	}
+	if (!strcmp(k, "master_password_file"))
+		return v[0] == '/' || v[0] == '\0'
+			       ? set_path(c->migrate_master_password_file,
+					  sizeof(c->migrate_master_password_file), v)
+			       : MF_ERROR;
 	if (!strcmp(k, "workers") || !strcmp(k, "queue") || !strcmp(k, "source_port") ||
 	    !strcmp(k, "destination_port") || !strcmp(k, "timeout_ms") ||
 	    !strcmp(k, "cutover_wait_ms")) {
@@ -622,14 +703,7 @@ static int set_tls(struct parse_ctx *ctx, const char *k, const char *v)
 		return set_port_list(ctx, &ctx->seen_smtps_ports, &c->n_smtps_ports, v,
 				     add_smtps_port);
 	} else if (!strcmp(k, "backend_tls")) {
-		if (!strcmp(v, "none"))
-			c->backend_tls = MF_BACKEND_TLS_NONE;
-		else if (!strcmp(v, "starttls"))
-			c->backend_tls = MF_BACKEND_TLS_STARTTLS;
-		else if (!strcmp(v, "implicit"))
-			c->backend_tls = MF_BACKEND_TLS_IMPLICIT;
-		else
-			return MF_ERROR;
+		return parse_backend_tls(v, &c->backend_tls);
 	} else if (!strcmp(k, "backend_ca")) {
 		return set_path(c->backend_ca, sizeof(c->backend_ca), v);
 	} else if (!strcmp(k, "backend_name")) {
@@ -745,6 +819,12 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->migrate_destination_port = 143;
 	cfg->migrate_timeout_ms = 60000;
 	cfg->migrate_retry_after_s = 3600;
+	cfg->migrate_retry_max_s = 7 * 86400;
+	cfg->migrate_source_connections = 4;
+	cfg->migrate_busy_retries = 5;
+	cfg->migrate_busy_wait_max_s = 300;
+	cfg->migrate_strategy = MF_STRATEGY_LIVE;
+	cfg->migrate_immediate_wait_ms = 60000;
 	cfg->migrate_cutover_wait_ms = 2000;
 	cfg->metrics_on = true;
 	mf_addr_parse("127.0.0.1", &cfg->metrics_addr);
@@ -839,6 +919,9 @@ static int check(struct mf_config *cfg, const char *where, char *err, size_t err
 	if (cfg->n_tls_certs != cfg->n_tls_keys)
 		return mf_err(err, errlen, "%s: [tls] has %u cert and %u key lines; they go in pairs",
 			      where, cfg->n_tls_certs, cfg->n_tls_keys);
+	if ((cfg->migrate_master_user[0] == '\0') != (cfg->migrate_master_password_file[0] == '\0'))
+		return mf_err(err, errlen, "%s: [migrate] master_user and master_password_file "
+			      "go together", where);
 	return MF_OK;
 }
 

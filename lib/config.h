@@ -17,6 +17,7 @@
 #define MF_PATH_MAX 256
 #define MF_DOMAIN_MAX 253 /* RFC 1035 name, without the final dot */
 #define MF_ADMIN_SOCKET_MAX 108 /* sun_path, NUL included */
+#define MF_MASTER_USER_MAX 255 /* a SASL authcid */
 
 /* Source of the gateway's upstream leg: the client's address and port (the
  * server sees exactly the client's socket), the client's address with a port
@@ -33,6 +34,17 @@ enum mf_log_target { MF_LOG_STDERR = 0, MF_LOG_SYSLOG };
 /* How the gateway talks to a backend after routing a login: plaintext on
  * the protocol's plaintext port, STARTTLS/STLS there, or implicit TLS on
  * the protocol's TLS port (tls_front.h says which ports). */
+/* When the in-daemon copy runs (DESIGN.md "Strategies"). live: bulk copy
+ * while the user works on the source, then a CUTOVER of seconds;
+ * immediate: the login that starts the copy waits (bounded) and is served
+ * by the destination; after-logout: the copy starts once the user's last
+ * session on the source has ended. */
+enum mf_migrate_strategy {
+	MF_STRATEGY_LIVE = 0,
+	MF_STRATEGY_IMMEDIATE,
+	MF_STRATEGY_AFTER_LOGOUT
+};
+
 enum mf_backend_tls { MF_BACKEND_TLS_NONE = 0, MF_BACKEND_TLS_STARTTLS, MF_BACKEND_TLS_IMPLICIT };
 
 #define MF_MAX_CERTS 8
@@ -160,8 +172,12 @@ struct mf_config {
 	char backend_name[MF_DOMAIN_MAX + 1]; /* "" : verify the backend's address */
 
 	/* [migrate] — the in-daemon copy started by an observed login
-	 * (strategy live: bulk copy, CUTOVER, delta, MIGRATED). */
+	 * (DESIGN.md's strategies: enum mf_migrate_strategy). */
 	bool migrate_enabled;
+	enum mf_migrate_strategy migrate_strategy;
+	/* immediate: how long the observed login waits for MIGRATED before
+	 * it is served by the source after all. */
+	unsigned int migrate_immediate_wait_ms;
 	unsigned int migrate_workers;      /* copy threads */
 	unsigned int migrate_queue;        /* login events waiting, beyond: dropped */
 	char migrate_state_dir[MF_PATH_MAX]; /* <dir>/<account>.state checkpoints */
@@ -181,6 +197,31 @@ struct mf_config {
 	bool metrics_on;                   /* listen = off: false */
 	struct mf_addr metrics_addr;       /* default 127.0.0.1 */
 	uint16_t metrics_port;             /* default 9473 */
+	/* Each further failure doubles the wait, up to this. */
+	unsigned int migrate_retry_max_s;
+	/* Politeness toward the source: copies reading one source address at
+	 * once (0: no limit); messages and bytes per second over all copies
+	 * (0: no limit); a copy the source sheds (BYE, [LIMIT],
+	 * [UNAVAILABLE], [INUSE], a dropped connection) is resumed up to
+	 * busy_retries times after 1, 2, 4... s, at most busy_wait_max_s. */
+	unsigned int migrate_source_connections;
+	unsigned int migrate_max_messages_per_s;
+	uint64_t migrate_max_bytes_per_s;
+	unsigned int migrate_busy_retries;
+	unsigned int migrate_busy_wait_max_s;
+	/* TLS of the copy's two legs (none, STARTTLS, implicit), verified
+	 * against tls_ca (""= the system's store) and the name given, or the
+	 * server's address when the name is "". */
+	enum mf_backend_tls migrate_source_tls, migrate_destination_tls;
+	bool migrate_source_pop3;          /* the source speaks POP3 only */
+	char migrate_tls_ca[MF_PATH_MAX];
+	char migrate_source_name[MF_DOMAIN_MAX + 1];
+	char migrate_destination_name[MF_DOMAIN_MAX + 1];
+	/* A master user (SASL PLAIN authcid, the account as authzid) for
+	 * copies with no observed password; its password is read from the
+	 * file at start. "" : none. */
+	char migrate_master_user[MF_MASTER_USER_MAX + 1];
+	char migrate_master_password_file[MF_PATH_MAX];
 };
 
 /* Defaults for every key (see mailferry.conf.example). */

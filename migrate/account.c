@@ -2,6 +2,8 @@
 #include "account.h"
 #include "mf.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -148,7 +150,65 @@ bool account_name_is_normal(const char *name)
 	return strcmp(norm, name) == 0;
 }
 
-bool migrate_retry_due(unsigned int retry_after_s, int64_t failed_at, int64_t now)
+unsigned int migrate_retry_delay(const struct migrate_backoff *b, unsigned int failures)
 {
-	return retry_after_s != 0 && now >= failed_at && now - failed_at >= (int64_t)retry_after_s;
+	uint64_t d = b->first_s;
+
+	if (b->first_s == 0)
+		return 0;
+	for (unsigned int i = 1; i < failures && d < b->max_s; i++)
+		d *= 2;
+	return d > b->max_s ? b->max_s : (unsigned int)d;
+}
+
+#define ATTEMPT_MARK " (attempt "
+
+void migrate_failed_reason(char *out, size_t len, const char *why, unsigned int failures,
+			   unsigned int delay_s)
+{
+	char tail[80];
+	size_t tl, wl = strlen(why);
+
+	if (len == 0)
+		return;
+	if (delay_s > 0)
+		snprintf(tail, sizeof(tail), ATTEMPT_MARK "%u, next in %u s)", failures, delay_s);
+	else
+		snprintf(tail, sizeof(tail), ATTEMPT_MARK "%u, no automatic retry)", failures);
+	tl = strlen(tail);
+	if (tl + 1 > len) {
+		out[0] = '\0';
+		return;
+	}
+	if (wl > len - 1 - tl)
+		wl = len - 1 - tl;
+	memcpy(out, why, wl);
+	memcpy(out + wl, tail, tl + 1);
+}
+
+unsigned int migrate_failures(const char *reason)
+{
+	const char *p = NULL, *q = reason;
+	unsigned long n;
+	char *end;
+
+	while ((q = strstr(q, ATTEMPT_MARK)) != NULL)
+		p = q++;
+	if (p == NULL)
+		return 1;
+	p += strlen(ATTEMPT_MARK);
+	if (*p < '1' || *p > '9')
+		return 1;
+	n = strtoul(p, &end, 10);
+	if (*end != ',' || n > 1000000)
+		return 1;
+	return (unsigned int)n;
+}
+
+bool migrate_retry_due(const struct migrate_backoff *b, unsigned int failures,
+		       int64_t failed_at, int64_t now)
+{
+	unsigned int d = migrate_retry_delay(b, failures);
+
+	return d != 0 && now >= failed_at && now - failed_at >= (int64_t)d;
 }

@@ -77,8 +77,28 @@ int account_name_normalise(const char *in, size_t inlen,
  * names, so a caller that forgot to normalise fails loudly. */
 bool account_name_is_normal(const char *name);
 
-/* A FAILED account may be copied again: retry_after_s (0: never) seconds
- * have passed since it failed at failed_at. */
-bool migrate_retry_due(unsigned int retry_after_s, int64_t failed_at, int64_t now);
+/* The back-off of failed copies: after n consecutive failures the next
+ * attempt waits first_s * 2^(n-1) seconds, never more than max_s; first_s
+ * 0 means never (only an admin's set-state retries). */
+struct migrate_backoff {
+	unsigned int first_s;
+	unsigned int max_s;
+};
+
+unsigned int migrate_retry_delay(const struct migrate_backoff *b, unsigned int failures);
+
+/* The FAILED reason the migration records: why, then
+ * " (attempt N, next in D s)", cut to fit len (the suffix is kept). */
+void migrate_failed_reason(char *out, size_t len, const char *why, unsigned int failures,
+			   unsigned int delay_s);
+
+/* The consecutive failures a FAILED reason records (its last
+ * "(attempt N" ); 1 when it records none (a FAILED set by an admin). */
+unsigned int migrate_failures(const char *reason);
+
+/* A FAILED account (failures as migrate_failures() reads them, failed at
+ * failed_at) may be copied again at now. */
+bool migrate_retry_due(const struct migrate_backoff *b, unsigned int failures,
+		       int64_t failed_at, int64_t now);
 
 #endif

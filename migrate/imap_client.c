@@ -1,16 +1,10 @@
 /* imap_client.c — blocking IMAP client (contract in imap_client.h). */
 #include "imap_client.h"
 #include "mf.h"
+#include "mig_net.h"
 #include "sasl.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,15 +19,7 @@
 #define CMD_MAX 16384
 
 struct imap_conn {
-	int fd;
-	SSL_CTX *ctx;
-	SSL *ssl;
-	bool dead;           /* BYE seen or I/O failed: no LOGOUT */
-	char name[32];
-	char host[256];
-	const char *ca_file;
-	bool insecure;
-	int timeout_ms;
+	struct mig_net net;
 	unsigned int caps;
 	unsigned int tag_seq;
 	struct imap_resp p;
@@ -75,11 +61,21 @@ int imap_url_parse(const char *text, struct imap_url *u, char *err, size_t errle
 	} else if (strncmp(text, "imap+starttls://", 16) == 0) {
 		u->sec = IMAP_SEC_STARTTLS;
 		rest = text + 16;
-	} else if (strncmp(text, "pop3", 4) == 0) {
-		return mf_err(err, errlen, "'%s': POP3 sources are not supported yet", text);
+	} else if (strncmp(text, "pop3://", 7) == 0) {
+		u->pop3 = true;
+		u->sec = IMAP_SEC_PLAIN;
+		rest = text + 7;
+	} else if (strncmp(text, "pop3s://", 8) == 0) {
+		u->pop3 = true;
+		u->sec = IMAP_SEC_TLS;
+		rest = text + 8;
+	} else if (strncmp(text, "pop3+stls://", 12) == 0) {
+		u->pop3 = true;
+		u->sec = IMAP_SEC_STARTTLS;
+		rest = text + 12;
 	} else {
-		return mf_err(err, errlen, "'%s': scheme must be imap, imaps or imap+starttls",
-			      text);
+		return mf_err(err, errlen, "'%s': scheme must be imap, imaps, imap+starttls, pop3, "
+			      "pop3s or pop3+stls", text);
 	}
 	if (*rest == '[') {
 		host = rest + 1;
@@ -111,14 +107,16 @@ int imap_url_parse(const char *text, struct imap_url *u, char *err, size_t errle
 			return mf_err(err, errlen, "'%s': bad port", text);
 		snprintf(u->port, sizeof(u->port), "%ld", v);
 	} else {
-		snprintf(u->port, sizeof(u->port), "%s", u->sec == IMAP_SEC_TLS ? "993" : "143");
+		snprintf(u->port, sizeof(u->port), "%s",
+			 u->pop3 ? (u->sec == IMAP_SEC_TLS ? "995" : "110")
+				 : (u->sec == IMAP_SEC_TLS ? "993" : "143"));
 	}
 	return MF_OK;
 }
 
 const char *imap_conn_name(const struct imap_conn *c)
 {
-	return c->name;
+	return c->net.name;
 }
 
 unsigned int imap_caps(const struct imap_conn *c)
@@ -131,101 +129,22 @@ bool imap_has(const struct imap_conn *c, enum imap_cap cap)
 	return (c->caps & (unsigned int)cap) != 0;
 }
 
-static int conn_err(struct imap_conn *c, char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+#define conn_err(c, err, errlen, ...) mig_net_err(&(c)->net, err, errlen, __VA_ARGS__)
 
-static int conn_err(struct imap_conn *c, char *err, size_t errlen, const char *fmt, ...)
+static void busy(struct imap_conn *c)
 {
-	char msg[IMAP_ERR_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	c->dead = true;
-	return mf_err(err, errlen, "%s: %s", c->name, msg);
+	mig_net_busy(&c->net);
 }
-
-static void ssl_reason(char *buf, size_t len)
-{
-	unsigned long e = ERR_get_error();
-
-	if (e == 0)
-		snprintf(buf, len, "unknown TLS error");
-	else
-		ERR_error_string_n(e, buf, len);
-	ERR_clear_error();
-}
-
-/* ---- socket I/O, bounded by SO_RCVTIMEO / SO_SNDTIMEO ---- */
 
 static int fill(struct imap_conn *c, char *err, size_t errlen)
 {
-	ssize_t n;
-
 	c->rpos = c->rlen = 0;
-	if (c->ssl != NULL) {
-		int r = SSL_read(c->ssl, c->rbuf, RBUF_SIZE);
-
-		if (r <= 0) {
-			int e = SSL_get_error(c->ssl, r);
-			char why[160];
-
-			if (e == SSL_ERROR_ZERO_RETURN)
-				return conn_err(c, err, errlen, "connection closed by the server");
-			if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
-				return conn_err(c, err, errlen, "timed out waiting for the server");
-			ssl_reason(why, sizeof(why));
-			return conn_err(c, err, errlen, "TLS read failed: %s", why);
-		}
-		c->rlen = (size_t)r;
-		return MF_OK;
-	}
-	do
-		n = recv(c->fd, c->rbuf, RBUF_SIZE, 0);
-	while (n < 0 && errno == EINTR);
-	if (n == 0)
-		return conn_err(c, err, errlen, "connection closed by the server");
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return conn_err(c, err, errlen, "timed out waiting for the server");
-		return conn_err(c, err, errlen, "recv: %s", strerror(errno));
-	}
-	c->rlen = (size_t)n;
-	return MF_OK;
+	return mig_net_read(&c->net, c->rbuf, RBUF_SIZE, &c->rlen, err, errlen);
 }
 
 int imap_write(struct imap_conn *c, const void *buf, size_t len, char *err, size_t errlen)
 {
-	const uint8_t *b = buf;
-
-	if (c->dead)
-		return conn_err(c, err, errlen, "connection is closed");
-	while (len > 0) {
-		if (c->ssl != NULL) {
-			int r = SSL_write(c->ssl, b, len > INT32_MAX ? INT32_MAX : (int)len);
-
-			if (r <= 0) {
-				char why[160];
-
-				ssl_reason(why, sizeof(why));
-				return conn_err(c, err, errlen, "TLS write failed: %s", why);
-			}
-			b += r;
-			len -= (size_t)r;
-		} else {
-			ssize_t n = send(c->fd, b, len, MSG_NOSIGNAL);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return conn_err(c, err, errlen, "send: %s",
-						errno == EAGAIN ? "timed out" : strerror(errno));
-			b += n;
-			len -= (size_t)n;
-		}
-	}
-	return MF_OK;
+	return mig_net_write(&c->net, buf, len, err, errlen);
 }
 
 /* ---- responses ---- */
@@ -331,9 +250,9 @@ static void caps_learn(struct imap_conn *c, const struct imap_response *r)
  * reason is its own to report; err gets a generic one only if empty. */
 static int sink_failed(struct imap_conn *c, char *err, size_t errlen)
 {
-	c->dead = true;
+	c->net.dead = true;
 	if (errlen > 0 && err[0] == '\0')
-		return mf_err(err, errlen, "%s: aborted by the consumer", c->name);
+		return mf_err(err, errlen, "%s: aborted by the consumer", c->net.name);
 	return MF_ERROR;
 }
 
@@ -342,7 +261,7 @@ int imap_read(struct imap_conn *c, const struct imap_sink *sink,
 {
 	bool streaming = false, started = false;
 
-	if (c->dead)
+	if (c->net.dead)
 		return conn_err(c, err, errlen, "connection is closed");
 	c->r.n = 0;
 	c->arena_len = 0;
@@ -413,7 +332,7 @@ int imap_read(struct imap_conn *c, const struct imap_sink *sink,
 			caps_learn(c, &c->r);
 			if (c->r.kind == IMAP_KIND_UNTAGGED && c->r.n > 0 &&
 			    imap_item_is(&c->r.items[0], "BYE"))
-				c->dead = true;
+				c->net.dead = true;
 			*r_r = &c->r;
 			return MF_OK;
 		default:
@@ -454,7 +373,8 @@ int imap_resp_code(const struct imap_response *r, const char *name)
 {
 	for (size_t i = 0; i + 1 < r->n; i++)
 		if (r->items[i].type == IMAP_TOK_CODE_BEGIN)
-			return imap_item_is(&r->items[i + 1], name) ? (int)i + 1 : -1;
+			return name == NULL || imap_item_is(&r->items[i + 1], name) ? (int)i + 1
+									    : -1;
 	return -1;
 }
 
@@ -504,7 +424,14 @@ static int status_error(struct imap_conn *c, const struct imap_response *r, char
 		}
 	if (k >= 0)
 		snprintf(code, sizeof(code), "[%s] ", r->items[k].s);
-	return mf_err(err, errlen, "%s: %s %s%s", c->name, word, code, imap_resp_text(r));
+	/* The server asks us to come back later: a BYE, or one of the codes
+	 * servers use for load and connection limits (RFC 5530). */
+	if (imap_item_is(&r->items[0], "BYE") ||
+	    (k >= 0 && (imap_item_is(&r->items[k], "LIMIT") ||
+			imap_item_is(&r->items[k], "UNAVAILABLE") ||
+			imap_item_is(&r->items[k], "INUSE"))))
+		busy(c);
+	return mf_err(err, errlen, "%s: %s %s%s", c->net.name, word, code, imap_resp_text(r));
 }
 
 int imap_wait(struct imap_conn *c, const char *tag, const struct imap_sink *sink,
@@ -527,7 +454,7 @@ int imap_wait(struct imap_conn *c, const char *tag, const struct imap_sink *sink
 		}
 		if (r->kind == IMAP_KIND_CONTINUE)
 			return conn_err(c, err, errlen, "unexpected continuation request");
-		if (c->dead)
+		if (c->net.dead)
 			return status_error(c, r, err, errlen);
 		if (fn != NULL && fn(arg, r) != MF_OK)
 			return MF_ERROR;
@@ -596,96 +523,6 @@ int imap_quote(const struct imap_conn *c, const char *s, size_t len, char *out, 
 
 /* ---- connect, TLS, login ---- */
 
-static int tcp_connect(struct imap_conn *c, const struct imap_url *u, char *err, size_t errlen)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
-	struct addrinfo *ai = NULL;
-	struct timeval tv = { .tv_sec = c->timeout_ms / 1000,
-			      .tv_usec = (c->timeout_ms % 1000) * 1000 };
-	struct pollfd pfd;
-	int rc, soerr = 0;
-	socklen_t sl = sizeof(soerr);
-
-	rc = getaddrinfo(u->host, u->port, &hints, &ai);
-	if (rc != 0)
-		return mf_err(err, errlen, "%s: %s: %s", c->name, u->host, gai_strerror(rc));
-	c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (c->fd < 0) {
-		freeaddrinfo(ai);
-		return mf_err(err, errlen, "%s: socket: %s", c->name, strerror(errno));
-	}
-	rc = connect(c->fd, ai->ai_addr, ai->ai_addrlen);
-	freeaddrinfo(ai);
-	if (rc < 0 && errno != EINPROGRESS)
-		return mf_err(err, errlen, "%s: connect to %s:%s: %s", c->name, u->host, u->port,
-			      strerror(errno));
-	pfd.fd = c->fd;
-	pfd.events = POLLOUT;
-	do
-		rc = poll(&pfd, 1, c->timeout_ms);
-	while (rc < 0 && errno == EINTR);
-	if (rc == 0)
-		return mf_err(err, errlen, "%s: connect to %s:%s timed out", c->name, u->host,
-			      u->port);
-	if (rc < 0 || getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0)
-		return mf_err(err, errlen, "%s: connect to %s:%s: %s", c->name, u->host, u->port,
-			      strerror(soerr ? soerr : errno));
-	if (fcntl(c->fd, F_SETFL, 0) < 0 ||
-	    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
-		return mf_err(err, errlen, "%s: socket options: %s", c->name, strerror(errno));
-	return MF_OK;
-}
-
-static int tls_start(struct imap_conn *c, char *err, size_t errlen)
-{
-	unsigned char ip[16];
-	char why[200];
-	int ok;
-
-	c->ctx = SSL_CTX_new(TLS_client_method());
-	if (c->ctx == NULL)
-		goto ssl_fail;
-	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-	if (!c->insecure) {
-		SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-		ok = c->ca_file != NULL ? SSL_CTX_load_verify_locations(c->ctx, c->ca_file, NULL)
-					: SSL_CTX_set_default_verify_paths(c->ctx);
-		if (ok != 1) {
-			ssl_reason(why, sizeof(why));
-			return conn_err(c, err, errlen, "CA file %s: %s",
-					c->ca_file ? c->ca_file : "(system)", why);
-		}
-	}
-	c->ssl = SSL_new(c->ctx);
-	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
-		goto ssl_fail;
-	if (!c->insecure) {
-		if (inet_pton(AF_INET, c->host, ip) == 1)
-			ok = X509_VERIFY_PARAM_set1_ip(SSL_get0_param(c->ssl), ip, 4);
-		else if (inet_pton(AF_INET6, c->host, ip) == 1)
-			ok = X509_VERIFY_PARAM_set1_ip(SSL_get0_param(c->ssl), ip, 16);
-		else
-			ok = SSL_set1_host(c->ssl, c->host) == 1 &&
-			     SSL_set_tlsext_host_name(c->ssl, c->host) == 1;
-		if (!ok)
-			goto ssl_fail;
-	}
-	if (SSL_connect(c->ssl) != 1) {
-		long v = SSL_get_verify_result(c->ssl);
-
-		if (v != X509_V_OK)
-			return conn_err(c, err, errlen, "certificate verify failed: %s",
-					X509_verify_cert_error_string(v));
-		ssl_reason(why, sizeof(why));
-		return conn_err(c, err, errlen, "TLS handshake failed: %s", why);
-	}
-	return MF_OK;
-ssl_fail:
-	ssl_reason(why, sizeof(why));
-	return conn_err(c, err, errlen, "TLS set-up: %s", why);
-}
-
 static int need_caps(struct imap_conn *c, char *err, size_t errlen)
 {
 	if (c->caps != 0)
@@ -703,12 +540,8 @@ static struct imap_conn *conn_new(const struct imap_client_opts *o, const char *
 		mf_err(err, errlen, "out of memory");
 		return NULL;
 	}
-	c->fd = -1;
-	snprintf(c->name, sizeof(c->name), "%s", o->name ? o->name : "server");
-	snprintf(c->host, sizeof(c->host), "%s", host);
-	c->ca_file = o->ca_file;
-	c->insecure = o->insecure;
-	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;
+	mig_net_init(&c->net, o->name, host, o->verify_name, o->ca_file, o->insecure,
+		     o->timeout_ms, o->busy_r);
 	if (lim.literal_max == 0)
 		lim.literal_max = UINT64_C(1) << 30;
 	c->items_cap = 64;
@@ -723,7 +556,7 @@ static struct imap_conn *conn_new(const struct imap_client_opts *o, const char *
 	if (c->rbuf == NULL || c->r.items == NULL || c->offs == NULL || c->arena == NULL ||
 	    imap_resp_init(&c->p, &lim) != MF_OK) {
 		mf_err(err, errlen, "out of memory");
-		c->dead = true;
+		c->net.dead = true;
 		imap_close(c);
 		return NULL;
 	}
@@ -735,25 +568,25 @@ static int conn_start(struct imap_conn *c, enum imap_security sec, char *err, si
 {
 	const struct imap_response *r;
 
-	if (sec == IMAP_SEC_TLS && tls_start(c, err, errlen) != MF_OK)
+	if (sec == IMAP_SEC_TLS && mig_net_tls(&c->net, err, errlen) != MF_OK)
 		return MF_ERROR;
 	if (imap_read(c, NULL, &r, err, errlen) != MF_OK)
 		return MF_ERROR;
 	if (r->kind != IMAP_KIND_UNTAGGED || r->n == 0 || !imap_item_is(&r->items[0], "OK")) {
 		status_error(c, r, err, errlen);
-		c->dead = true;
+		c->net.dead = true;
 		return MF_ERROR;
 	}
 	if (sec == IMAP_SEC_STARTTLS) {
 		if (need_caps(c, err, errlen) != MF_OK)
 			return MF_ERROR;
 		if (!imap_has(c, IMAP_CAP_STARTTLS))
-			return mf_err(err, errlen, "%s: STARTTLS not offered", c->name);
+			return mf_err(err, errlen, "%s: STARTTLS not offered", c->net.name);
 		if (imap_simple(c, NULL, NULL, err, errlen, "STARTTLS") != MF_OK)
 			return MF_ERROR;
 		if (c->rpos != c->rlen)
 			return conn_err(c, err, errlen, "bytes after STARTTLS's OK (injection?)");
-		if (tls_start(c, err, errlen) != MF_OK)
+		if (mig_net_tls(&c->net, err, errlen) != MF_OK)
 			return MF_ERROR;
 		c->caps = 0;
 	}
@@ -768,8 +601,8 @@ int imap_connect(const struct imap_url *u, const struct imap_client_opts *o,
 	*c_r = NULL;
 	if (c == NULL)
 		return MF_ERROR;
-	if (tcp_connect(c, u, err, errlen) != MF_OK || conn_start(c, u->sec, err, errlen) != MF_OK) {
-		c->dead = true;
+	if (mig_net_connect(&c->net, u->host, u->port, err, errlen) != MF_OK || conn_start(c, u->sec, err, errlen) != MF_OK) {
+		c->net.dead = true;
 		imap_close(c);
 		return MF_ERROR;
 	}
@@ -787,9 +620,9 @@ int imap_attach_fd(int fd, const struct imap_client_opts *o, struct imap_conn **
 		close(fd);
 		return MF_ERROR;
 	}
-	c->fd = fd;
+	c->net.fd = fd;
 	if (conn_start(c, IMAP_SEC_PLAIN, err, errlen) != MF_OK) {
-		c->dead = true;
+		c->net.dead = true;
 		imap_close(c);
 		return MF_ERROR;
 	}
@@ -801,21 +634,14 @@ void imap_close(struct imap_conn *c)
 {
 	if (c == NULL)
 		return;
-	if (!c->dead && c->fd >= 0) {
+	c->net.busy_r = NULL; /* the BYE that answers our LOGOUT is no load shedding */
+	if (!c->net.dead && c->net.fd >= 0) {
 		char err[64];
-		struct timeval tv = { .tv_sec = 5 };
 
-		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		mig_net_rcvtimeo(&c->net, 5000);
 		(void)imap_simple(c, NULL, NULL, err, sizeof(err), "LOGOUT");
 	}
-	if (c->ssl != NULL) {
-		if (!c->dead)
-			SSL_shutdown(c->ssl);
-		SSL_free(c->ssl);
-	}
-	SSL_CTX_free(c->ctx);
-	if (c->fd >= 0)
-		close(c->fd);
+	mig_net_close(&c->net);
 	imap_resp_free(&c->p);
 	free(c->rbuf);
 	free(c->r.items);
@@ -835,14 +661,14 @@ static int login_plain(struct imap_conn *c, const char *authzid, const char *aut
 	int rc = MF_ERROR;
 
 	if (zl > SASL_FIELD_MAX || cl > SASL_FIELD_MAX || pass_len > SASL_FIELD_MAX)
-		return mf_err(err, errlen, "%s: user or password too long for PLAIN", c->name);
+		return mf_err(err, errlen, "%s: user or password too long for PLAIN", c->net.name);
 	memcpy(raw, authzid, zl);
 	raw[zl] = '\0';
 	memcpy(raw + zl + 1, authcid, cl);
 	raw[zl + 1 + cl] = '\0';
 	memcpy(raw + zl + cl + 2, pass, pass_len);
 	if (sasl_b64_encode(raw, n, b64, sizeof(b64) - 2, &blen) != MF_OK) {
-		mf_err(err, errlen, "%s: internal: base64", c->name);
+		mf_err(err, errlen, "%s: internal: base64", c->net.name);
 		goto out;
 	}
 	if (imap_has(c, IMAP_CAP_SASL_IR)) {
@@ -876,7 +702,7 @@ static int login_login(struct imap_conn *c, const char *user, const char *pass,
 
 	if (imap_quote(c, user, strlen(user), qu, sizeof(qu)) != MF_OK ||
 	    imap_quote(c, pass, pass_len, qp, sizeof(qp)) != MF_OK) {
-		mf_err(err, errlen, "%s: user or password cannot be sent with LOGIN", c->name);
+		mf_err(err, errlen, "%s: user or password cannot be sent with LOGIN", c->net.name);
 		goto out;
 	}
 	rc = imap_simple(c, NULL, NULL, err, errlen, "LOGIN %s %s", qu, qp);
@@ -893,10 +719,10 @@ int imap_login(struct imap_conn *c, const char *user, const char *master,
 
 	if (imap_has(c, IMAP_CAP_LOGINDISABLED))
 		return mf_err(err, errlen, "%s: login disabled (use imaps or imap+starttls)",
-			      c->name);
+			      c->net.name);
 	if (master != NULL) {
 		if (!imap_has(c, IMAP_CAP_AUTH_PLAIN))
-			return mf_err(err, errlen, "%s: master login needs AUTH=PLAIN", c->name);
+			return mf_err(err, errlen, "%s: master login needs AUTH=PLAIN", c->net.name);
 		rc = login_plain(c, user, master, pass, pass_len, err, errlen);
 	} else if (imap_has(c, IMAP_CAP_AUTH_PLAIN)) {
 		rc = login_plain(c, "", user, pass, pass_len, err, errlen);

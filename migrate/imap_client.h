@@ -37,12 +37,15 @@ enum imap_security {
 
 struct imap_url {
 	enum imap_security sec;
+	bool pop3;          /* pop3://, pop3s://, pop3+stls:// (pop3_client.h) */
 	char host[256];
 	char port[8];
 };
 
 /* "imap://host[:port]", "imaps://...", "imap+starttls://..."; IPv6 as
- * "[2001:db8::1]:143". Default ports 143 and 993. MF_OK or MF_ERROR. */
+ * "[2001:db8::1]:143". Default ports 143 and 993. Also the POP3 sources'
+ * "pop3://", "pop3s://", "pop3+stls://" (pop3 set; ports 110 and 995).
+ * MF_OK or MF_ERROR. */
 int imap_url_parse(const char *text, struct imap_url *u_r, char *err, size_t errlen);
 
 enum imap_cap {
@@ -65,6 +68,14 @@ struct imap_client_opts {
 	const char *name;      /* "source", "destination": for errors */
 	const char *ca_file;   /* NULL: the system's store */
 	bool insecure;         /* skip certificate verification */
+	/* The name the certificate must carry (and SNI); NULL: the URL's host
+	 * (an address is checked against the certificate's IP entries). */
+	const char *verify_name;
+	/* Set to true (never cleared) when the server sheds load: it closes
+	 * or resets the connection, says BYE, or answers with [LIMIT],
+	 * [UNAVAILABLE] or [INUSE]; the caller may come back later. NULL: not
+	 * wanted. */
+	bool *busy_r;
 	int timeout_ms;        /* every wait; 0: 60 s */
 	size_t line_max;       /* response line bound; 0: default */
 	uint64_t literal_max;  /* largest literal accepted; 0: 1 GiB */
@@ -169,7 +180,7 @@ bool imap_item_is(const struct imap_item *it, const char *word); /* atom, case-i
 bool imap_item_num(const struct imap_item *it, uint64_t *v_r);   /* atom of digits */
 bool imap_item_string(const struct imap_item *it);               /* atom/quoted/inline literal */
 /* The resp-text code of a tagged or status response: index of its name
- * atom, or -1. */
+ * atom (name NULL: whatever code it is), or -1. */
 int imap_resp_code(const struct imap_response *r, const char *name);
 /* The human text of a status response ("" if none). */
 const char *imap_resp_text(const struct imap_response *r);

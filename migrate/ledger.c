@@ -328,8 +328,12 @@ static int check_owner(const char *owner, char *err, size_t errlen)
 bool ledger_job_claimable(enum account_state st, int64_t changed, unsigned int retry_after_s,
 			  int64_t now_s)
 {
+	/* retry_after_s is the wait this account's failures ask for (the
+	 * migrator grows it: migrate_retry_delay()). */
+	struct migrate_backoff once = { .first_s = retry_after_s, .max_s = retry_after_s };
+
 	return st == AS_UNSEEN || st == AS_SEEN ||
-	       (st == AS_FAILED && migrate_retry_due(retry_after_s, changed, now_s));
+	       (st == AS_FAILED && migrate_retry_due(&once, 1, changed, now_s));
 }
 
 int ledger_job_claim(struct ledger *l, const char *name, const char *owner, int64_t now_ms,

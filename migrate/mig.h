@@ -12,6 +12,12 @@
  * the source since the copy are brought over). MF_OK only when
  * verification passed.
  *
+ * A POP3 source (src.url.pop3, mig_pop3.c) has one mailbox: it is copied
+ * into the destination's INBOX by RETR, byte for byte (POP3 has no flags
+ * nor internal dates to carry), each message's UIDL recorded in the state
+ * with its destination UID, size and SHA-256; verification finds every
+ * source UIDL's bytes on the destination.
+ *
  * Memory is bounded whatever the message sizes: a body flows from the
  * source's socket to the destination's socket chunk by chunk and is never
  * held whole; max_inflight_bytes bounds the bytes of one batch (one
@@ -20,6 +26,7 @@
 #define MF_MIG_H
 
 #include "imap_client.h"
+#include "mig_pace.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -33,6 +40,7 @@ struct mig_side {
 	struct imap_url url;
 	const char *user;
 	const char *master;  /* NULL: log in as user */
+	const char *tls_name; /* the certificate's name; NULL: url.host */
 	const char *pass;    /* not NUL-terminated necessarily: pass_len */
 	size_t pass_len;
 };
@@ -59,6 +67,19 @@ struct mig_report {
 	uint64_t verified;         /* messages that passed verification */
 	uint64_t flags_fixed;
 	bool verify_ok;
+	bool source_busy;          /* the source shed load (imap_client_opts) */
+	/* The destination refused an APPEND (NO: over quota, too large, a
+	 * message it cannot parse...). A MULTIAPPEND refuses its whole batch,
+	 * so mig_run() then copies on one message per APPEND up to the
+	 * refusal, and the message is known (refused_known): its source UID
+	 * and folder, size and the response code ("" if none). The copy
+	 * stops there: nothing after a refused message is skipped over. */
+	bool dst_refused;
+	bool refused_known;
+	uint32_t refused_uid;
+	uint64_t refused_size;
+	char refused_folder[256];
+	char refused_code[32];
 };
 
 struct mig_opts {
@@ -74,6 +95,7 @@ struct mig_opts {
 	 * that announce them and get them wrong; and tests of the plain path:
 	 * one APPEND per message, synchronizing literals). */
 	bool plain_append;
+	struct mig_pace *pace;     /* rate limits shared with other copies, or NULL */
 	void (*progress)(void *arg, const struct mig_progress *p);
 	void *progress_arg;
 	/* Set by another thread to stop the run at its next checkpoint (a

@@ -39,6 +39,7 @@ struct stream {
 	char qbox[2048];
 	EVP_MD_CTX *md;
 	struct mig_map_entry cur;
+	const struct mig_msg *cur_msg; /* the message of the last APPEND part */
 	struct mig_map_entry *done; /* stored, in APPEND order */
 	size_t n_done;
 	double last_emit;
@@ -241,7 +242,43 @@ out:
 
 /* ---- streaming APPEND ---- */
 
-static int dst_continue(struct stream *s)
+/* The destination said NO to the APPEND in flight (r: its answer). With
+ * one message per APPEND, m names the message; a MULTIAPPEND batch names
+ * none (mig_run() narrows it down). */
+static int refused(struct stream *s, const struct imap_response *r, const struct mig_msg *m)
+{
+	struct mig_report *rep = s->x->rep;
+	char text[200];
+	int k = imap_resp_code(r, NULL);
+
+	snprintf(text, sizeof(text), "%s", imap_resp_text(r));
+	rep->dst_refused = true;
+	rep->refused_code[0] = '\0';
+	if (k >= 0)
+		snprintf(rep->refused_code, sizeof(rep->refused_code), "%s", r->items[k].s);
+	if (m == NULL)
+		return mf_err(s->x->err, sizeof(s->x->err),
+			      "destination refused a batch of %zu messages of %s: NO %s%s%s%s",
+			      s->b1 - s->b0, s->f->src, k >= 0 ? "[" : "", rep->refused_code,
+			      k >= 0 ? "] " : "", text);
+	rep->refused_known = true;
+	rep->refused_uid = m->uid;
+	rep->refused_size = m->size;
+	snprintf(rep->refused_folder, sizeof(rep->refused_folder), "%s", s->f->src);
+	return mf_err(s->x->err, sizeof(s->x->err),
+		      "destination refused message UID %u of %s (%llu bytes): NO %s%s%s%s",
+		      m->uid, s->f->src, (unsigned long long)m->size, k >= 0 ? "[" : "",
+		      rep->refused_code, k >= 0 ? "] " : "", text);
+}
+
+/* A tagged NO (not BAD, not a broken connection) is a refusal. */
+static bool is_no(const struct imap_response *r)
+{
+	return r != NULL && r->kind == IMAP_KIND_TAGGED && r->n > 0 &&
+	       imap_item_is(&r->items[0], "NO");
+}
+
+static int dst_continue(struct stream *s, const struct mig_msg *m)
 {
 	for (unsigned int guard = 0; guard < 10000; guard++) {
 		const struct imap_response *r;
@@ -250,6 +287,8 @@ static int dst_continue(struct stream *s)
 			return MF_ERROR;
 		if (r->kind == IMAP_KIND_CONTINUE)
 			return MF_OK;
+		if (is_no(r))
+			return refused(s, r, s->multi ? NULL : m);
 		if (r->kind == IMAP_KIND_TAGGED || imap_item_is(&r->items[0], "BYE"))
 			return mf_err(s->x->err, sizeof(s->x->err),
 				      "destination: APPEND refused: %s", imap_resp_text(r));
@@ -303,10 +342,11 @@ static int s_begin(void *arg, const struct imap_response *r, uint64_t size)
 		mf_err(x->err, sizeof(x->err), "message %u: flags too long", m->uid);
 		return MF_ERROR;
 	}
+	s->cur_msg = m;
 	if (imap_write(x->dst, head, (size_t)n, x->err, sizeof(x->err)) != MF_OK)
 		return MF_ERROR;
 	s->started = true;
-	if (!s->lplus && dst_continue(s) != MF_OK)
+	if (!s->lplus && dst_continue(s, m) != MF_OK)
 		return MF_ERROR;
 	if (EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1)
 		return MF_ERROR;
@@ -325,6 +365,8 @@ static int s_data(void *arg, const uint8_t *p, size_t n)
 	if (imap_write(s->x->dst, p, n, s->x->err, sizeof(s->x->err)) != MF_OK)
 		return MF_ERROR;
 	s->x->prog.bytes += n;
+	if (s->x->o->pace != NULL)
+		mig_pace_take(s->x->o->pace, 0, n);
 	return MF_OK;
 }
 
@@ -377,11 +419,11 @@ static int finish_write(struct stream *s)
 /* ... and is answered with the destination UIDs (UIDPLUS). */
 static int finish_wait(struct stream *s, size_t first)
 {
-	const struct imap_response *r;
+	const struct imap_response *r = NULL;
 
 	if (imap_wait(s->x->dst, s->tag, NULL, NULL, NULL, &r, s->x->err, sizeof(s->x->err)) !=
 	    MF_OK)
-		return MF_ERROR;
+		return is_no(r) ? refused(s, r, s->multi ? NULL : s->cur_msg) : MF_ERROR;
 	appenduid(s, r, first);
 	s->started = false;
 	return MF_OK;
@@ -399,6 +441,8 @@ static int s_end(void *arg)
 	s->x->prog.messages++;
 	s->x->rep->copied++;
 	s->x->rep->bytes += s->cur.size;
+	if (s->x->o->pace != NULL)
+		mig_pace_take(s->x->o->pace, 1, 0);
 	if (!s->multi) {
 		if (finish_write(s) != MF_OK || finish_wait(s, s->n_done - 1) != MF_OK)
 			return MF_ERROR;

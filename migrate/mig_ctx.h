@@ -72,6 +72,13 @@ struct mig_ctx {
 };
 
 double mig_now(void);
+
+/* Connects to and logs in on one IMAP side (mig_run.c). */
+int mig_imap_open(struct mig_ctx *x, const struct mig_side *sd, const char *name,
+		  struct imap_conn **c_r);
+
+/* mig_pop3.c: the whole run for a POP3 source (o->src.url.pop3). */
+int mig_pop3_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t errlen);
 void mig_progress_emit(struct mig_ctx *x);
 
 /* A LIST or LSUB answer. */

@@ -7,14 +7,16 @@
 #include <stdio.h>
 #include <string.h>
 
-static int side_open(struct mig_ctx *x, const struct mig_side *sd, const char *name,
-		     struct imap_conn **c_r)
+int mig_imap_open(struct mig_ctx *x, const struct mig_side *sd, const char *name,
+		  struct imap_conn **c_r)
 {
 	struct imap_client_opts co = {
 		.name = name,
 		.ca_file = x->o->ca_file,
 		.insecure = x->o->insecure,
+		.verify_name = sd->tls_name,
 		.timeout_ms = x->o->timeout_ms,
+		.busy_r = sd == &x->o->src ? &x->rep->source_busy : NULL,
 	};
 
 	if (imap_connect(&sd->url, &co, c_r, x->err, sizeof(x->err)) != MF_OK)
@@ -78,8 +80,8 @@ static int run(struct mig_ctx *x)
 	const struct mig_opts *o = x->o;
 	char pair[1200];
 
-	if (side_open(x, &o->src, "source", &x->src) != MF_OK ||
-	    side_open(x, &o->dst, "destination", &x->dst) != MF_OK)
+	if (mig_imap_open(x, &o->src, "source", &x->src) != MF_OK ||
+	    mig_imap_open(x, &o->dst, "destination", &x->dst) != MF_OK)
 		return MF_ERROR;
 	snprintf(pair, sizeof(pair), "%s:%s/%s -> %s:%s/%s", o->src.url.host, o->src.url.port,
 		 o->src.user, o->dst.url.host, o->dst.url.port, o->dst.user);
@@ -104,12 +106,12 @@ static int run(struct mig_ctx *x)
 	return MF_OK;
 }
 
-int mig_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t errlen)
+static int run_once(const struct mig_opts *o, struct mig_report *rep, char *err,
+		    size_t errlen)
 {
 	struct mig_ctx x = { .o = o, .rep = rep };
 	int rc;
 
-	memset(rep, 0, sizeof(*rep));
 	x.t0 = mig_now();
 	rc = run(&x);
 	if (rc == MF_OK)
@@ -121,4 +123,28 @@ int mig_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t 
 	mig_state_close(x.st);
 	mig_folders_free(&x);
 	return rc;
+}
+
+int mig_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t errlen)
+{
+	struct mig_opts one;
+	int rc;
+
+	if (o->dst.url.pop3) {
+		memset(rep, 0, sizeof(*rep));
+		return mf_err(err, errlen, "the destination must be an IMAP server");
+	}
+	if (o->src.url.pop3)
+		return mig_pop3_run(o, rep, err, errlen);
+	memset(rep, 0, sizeof(*rep));
+	rc = run_once(o, rep, err, errlen);
+	if (rc == MF_OK || !rep->dst_refused || rep->refused_known)
+		return rc;
+	/* A MULTIAPPEND batch was refused as a whole: from the checkpoint
+	 * on, one message per APPEND, so the refusal names its message. */
+	one = *o;
+	one.plain_append = true;
+	one.batch_max = 1;
+	rep->dst_refused = false;
+	return run_once(&one, rep, err, errlen);
 }

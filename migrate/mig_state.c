@@ -25,7 +25,22 @@ static const char schema[] =
 	" dirty INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS msg ("
 	" folder BLOB NOT NULL, src_uid INTEGER NOT NULL, dst_uid INTEGER NOT NULL,"
-	" size INTEGER NOT NULL, sha256 BLOB NOT NULL, PRIMARY KEY (folder, src_uid));";
+	" size INTEGER NOT NULL, sha256 BLOB NOT NULL, PRIMARY KEY (folder, src_uid));"
+	"CREATE TABLE IF NOT EXISTS uidl ("
+	" uidl TEXT PRIMARY KEY, dst_uid INTEGER NOT NULL, size INTEGER NOT NULL,"
+	" sha256 BLOB NOT NULL, pending INTEGER NOT NULL);";
+
+/* A loaded array with twice the room (256 entries at first): the new
+ * pointer, or NULL (v untouched) when out of memory. */
+static void *grow(void *v, size_t *cap, size_t size)
+{
+	size_t nc = *cap ? *cap * 2 : 256;
+	void *nv = realloc(v, nc * size);
+
+	if (nv != NULL)
+		*cap = nc;
+	return nv;
+}
 
 static int db_err(struct mig_state *s, char *err, size_t errlen, const char *what)
 {
@@ -271,10 +286,8 @@ int mig_state_map_load(struct mig_state *s, const char *folder,
 		const void *h = sqlite3_column_blob(st, 3);
 
 		if (n == cap) {
-			struct mig_map_entry *nv;
+			void *nv = grow(v, &cap, sizeof(*v));
 
-			cap = cap ? cap * 2 : 256;
-			nv = realloc(v, cap * sizeof(*v));
 			if (nv == NULL) {
 				free(v);
 				sqlite3_finalize(st);
@@ -294,6 +307,85 @@ int mig_state_map_load(struct mig_state *s, const char *folder,
 	if (rc != SQLITE_DONE) {
 		free(v);
 		return db_err(s, err, errlen, "msg");
+	}
+	*v_r = v;
+	*n_r = n;
+	return MF_OK;
+}
+
+int mig_state_uidl_put(struct mig_state *s, const struct mig_uidl_entry *e, char *err,
+		       size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO uidl VALUES (?, ?, ?, ?, ?)", -1,
+			       &st, NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "uidl");
+	sqlite3_bind_text(st, 1, e->uidl, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, e->dst_uid);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)e->size);
+	sqlite3_bind_blob(st, 4, e->sha256, 32, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 5, e->pending ? 1 : 0);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? MF_OK : db_err(s, err, errlen, "uidl");
+}
+
+int mig_state_uidl_del(struct mig_state *s, const char *uidl, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM uidl WHERE uidl = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return db_err(s, err, errlen, "uidl");
+	sqlite3_bind_text(st, 1, uidl, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? MF_OK : db_err(s, err, errlen, "uidl");
+}
+
+int mig_state_uidl_load(struct mig_state *s, struct mig_uidl_entry **v_r, size_t *n_r,
+			char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	struct mig_uidl_entry *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	*v_r = NULL;
+	*n_r = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT uidl, dst_uid, size, sha256, pending FROM uidl"
+			       " ORDER BY uidl", -1, &st, NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "uidl");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *u = sqlite3_column_text(st, 0);
+		const void *h = sqlite3_column_blob(st, 3);
+
+		if (n == cap) {
+			void *nv = grow(v, &cap, sizeof(*v));
+
+			if (nv == NULL) {
+				free(v);
+				sqlite3_finalize(st);
+				return mf_err(err, errlen, "out of memory");
+			}
+			v = nv;
+		}
+		memset(&v[n], 0, sizeof(v[n]));
+		snprintf(v[n].uidl, sizeof(v[n].uidl), "%s", u != NULL ? (const char *)u : "");
+		v[n].dst_uid = (uint32_t)sqlite3_column_int64(st, 1);
+		v[n].size = (uint64_t)sqlite3_column_int64(st, 2);
+		if (h != NULL && sqlite3_column_bytes(st, 3) == 32)
+			memcpy(v[n].sha256, h, 32);
+		v[n].pending = sqlite3_column_int(st, 4) != 0;
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return db_err(s, err, errlen, "uidl");
 	}
 	*v_r = v;
 	*n_r = n;

@@ -62,6 +62,25 @@ int mig_state_map_drop(struct mig_state *s, const char *folder, char *err, size_
 int mig_state_map_count(struct mig_state *s, const char *folder, uint64_t *n_r, char *err,
 			size_t errlen);
 
+/* POP3 sources (mig_pop3.c): one row per source message by its UIDL.
+ * pending is set (and committed) before the APPEND and cleared with the
+ * destination UID it got: found set on restart, the APPEND may or may not
+ * have stored the message, and the destination is searched by content. */
+struct mig_uidl_entry {
+	char uidl[71];
+	uint32_t dst_uid;      /* 0: the destination did not say (no UIDPLUS) */
+	uint64_t size;
+	uint8_t sha256[32];
+	bool pending;
+};
+
+int mig_state_uidl_put(struct mig_state *s, const struct mig_uidl_entry *e, char *err,
+		       size_t errlen);
+int mig_state_uidl_del(struct mig_state *s, const char *uidl, char *err, size_t errlen);
+/* Every row, sorted by UIDL (byte order), into a malloc'd array. */
+int mig_state_uidl_load(struct mig_state *s, struct mig_uidl_entry **v_r, size_t *n_r,
+			char *err, size_t errlen);
+
 /* The whole state of path as bytes (a consistent snapshot, taken under a
  * read transaction while the copy may be writing): *buf_r malloc'd. For
  * handing an interrupted copy to another gateway. MF_OK or MF_ERROR. */

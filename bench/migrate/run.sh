@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/migrate/run.sh — mailbox copy benchmark: `mailferry migrate` vs mbsync (Debian's
-# isync, CopyArrivalDate yes) copying the same generated mailbox old -> new on a lab of
-# network namespaces that bench.py brings up and always tears down.
+# isync, CopyArrivalDate yes) and `doveadm backup -R` over imapc (Debian's Dovecot, run on
+# the destination) copying the same generated mailbox old -> new on a lab of network
+# namespaces that bench.py brings up and always tears down.
 #
 #   bench/migrate/run.sh            (as root, after `make`; a few minutes)
 #

@@ -426,8 +426,10 @@ def test_oneshot_refuses_bad_input(mlab, tmp_path):
     last = json.loads(p.stdout.splitlines()[-1])
     assert last["ok"] is False and "source" in last["error"]
     assert "wrong-password" not in p.stdout + p.stderr
-    # Bad scheme, missing options: usage errors.
-    for bad in (["--source", "pop3://x", "--destination", "imap://y", "--user", "u",
+    # Bad scheme, a POP3 destination, missing options: usage errors.
+    for bad in (["--source", "pop2://x", "--destination", "imap://y", "--user", "u",
+                 "--password-stdin"],
+                ["--source", "imap://x", "--destination", "pop3://y", "--user", "u",
                  "--password-stdin"], ["--source", f"imap://{lab.OLD4}"]):
         p = lab.run("router", [str(MAILFERRY), "migrate", *bad], input="x\n",
                     capture_output=True, text=True, timeout=30)

@@ -439,8 +439,15 @@ write_users() { # passwd-file for Dovecot and the recipient map for Postfix
 write_dovecot_conf() {
     local h=$1
     host_vars "$h"
-    local dh=""
+    local dh="" quota=""
     [[ -r /usr/share/dovecot/dh.pem ]] && dh="ssl_dh = </usr/share/dovecot/dh.pem"
+    # new enforces quotas, none by default: a test gives one user a limit with
+    # userdb extra fields in new's users file (userdb_quota_rule=*:storage=2M,
+    # userdb_quota_max_mail_size=100k); passwd-file is re-read when it changes.
+    [[ $h == new ]] && quota="mail_plugins = \$mail_plugins quota
+plugin {
+  quota = maildir:User quota
+}"
     cat >"$H/dovecot.conf" <<EOF
 # mailferry lab: Dovecot for $FQDN (self-contained, does not read /etc/dovecot)
 instance_name = ${P}$h
@@ -473,6 +480,7 @@ first_valid_gid = $MAIL_GID
 last_valid_gid = $MAIL_GID
 mail_max_userip_connections = 1000
 default_process_limit = 500
+$quota
 
 namespace inbox {
   inbox = yes

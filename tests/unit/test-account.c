@@ -154,6 +154,46 @@ static void test_normalise_hostile(void **state)
 	assert_int_equal(out[1], 'x');
 }
 
+static void test_retry_backoff(void **state)
+{
+	struct migrate_backoff b = { .first_s = 60, .max_s = 1000 }, never = { 0, 1000 };
+	char r[64], longwhy[300];
+
+	(void)state;
+	assert_int_equal(migrate_retry_delay(&b, 1), 60);
+	assert_int_equal(migrate_retry_delay(&b, 2), 120);
+	assert_int_equal(migrate_retry_delay(&b, 4), 480);
+	assert_int_equal(migrate_retry_delay(&b, 5), 960);
+	assert_int_equal(migrate_retry_delay(&b, 6), 1000);
+	assert_int_equal(migrate_retry_delay(&b, 4000000), 1000);
+	assert_int_equal(migrate_retry_delay(&never, 3), 0);
+
+	migrate_failed_reason(r, sizeof(r), "bulk copy: quota", 3, 240);
+	assert_string_equal(r, "bulk copy: quota (attempt 3, next in 240 s)");
+	assert_int_equal(migrate_failures(r), 3);
+	migrate_failed_reason(r, sizeof(r), "x", 2, 0);
+	assert_string_equal(r, "x (attempt 2, no automatic retry)");
+	assert_int_equal(migrate_failures(r), 2);
+	/* A long why is cut, the attempt kept. */
+	memset(longwhy, 'e', sizeof(longwhy) - 1);
+	longwhy[sizeof(longwhy) - 1] = '\0';
+	migrate_failed_reason(r, sizeof(r), longwhy, 12, 60);
+	assert_int_equal(strlen(r), sizeof(r) - 1);
+	assert_int_equal(migrate_failures(r), 12);
+	/* The server's text may hold the mark itself: the last one counts. */
+	assert_int_equal(migrate_failures("NO (attempt 99, x) (attempt 4, next in 1 s)"), 4);
+	assert_int_equal(migrate_failures("set by admin"), 1);
+	assert_int_equal(migrate_failures(""), 1);
+	assert_int_equal(migrate_failures(" (attempt 0, x)"), 1);
+	assert_int_equal(migrate_failures(" (attempt 7"), 1);
+	assert_int_equal(migrate_failures(" (attempt 99999999999999999999, x)"), 1);
+
+	assert_false(migrate_retry_due(&b, 2, 1000, 1119));
+	assert_true(migrate_retry_due(&b, 2, 1000, 1120));
+	assert_false(migrate_retry_due(&b, 1, 1000, 999)); /* clock went back */
+	assert_false(migrate_retry_due(&never, 1, 0, 1 << 30));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -161,6 +201,7 @@ int main(void)
 		cmocka_unit_test(test_routing),
 		cmocka_unit_test(test_normalise),
 		cmocka_unit_test(test_normalise_hostile),
+		cmocka_unit_test(test_retry_backoff),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -383,9 +383,39 @@ static void test_migrate(void **state)
 	assert_int_equal(c.migrate_timeout_ms, 5000);
 	assert_int_equal(c.migrate_cutover_wait_ms, 700);
 
-	/* Strategies that are not implemented must not silently run live. */
-	expect_error("[migrate]\nstrategy = immediate\n", "strategy");
-	expect_error("[migrate]\nstrategy = after-logout\n", "strategy");
+	assert_int_equal(c.migrate_strategy, MF_STRATEGY_LIVE);
+	assert_int_equal(mf_config_parse_string("[migrate]\nstrategy = immediate\n"
+						"immediate_wait = 90\n", &c, err, sizeof(err)),
+			 MF_OK);
+	assert_int_equal(c.migrate_strategy, MF_STRATEGY_IMMEDIATE);
+	assert_int_equal(c.migrate_immediate_wait_ms, 90000);
+	assert_int_equal(mf_config_parse_string("[migrate]\nstrategy = after-logout\n", &c, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(c.migrate_strategy, MF_STRATEGY_AFTER_LOGOUT);
+	assert_int_equal(c.migrate_immediate_wait_ms, 60000);
+	assert_int_equal(c.migrate_source_connections, 4);
+	assert_int_equal(c.migrate_max_messages_per_s, 0);
+	assert_int_equal(c.migrate_max_bytes_per_s, 0);
+	assert_int_equal(c.migrate_busy_retries, 5);
+	assert_int_equal(c.migrate_busy_wait_max_s, 300);
+	assert_int_equal(c.migrate_retry_max_s, 7 * 86400);
+	assert_int_equal(mf_config_parse_string("[migrate]\nsource_connections = 1\n"
+						"max_messages_per_second = 200\n"
+						"max_bytes_per_second = 10000000000\n"
+						"busy_retries = 0\nbusy_wait_max = 60\n"
+						"retry_max = 86400\n", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.migrate_source_connections, 1);
+	assert_int_equal(c.migrate_max_messages_per_s, 200);
+	assert_int_equal(c.migrate_max_bytes_per_s, 10000000000ULL);
+	assert_int_equal(c.migrate_busy_retries, 0);
+	assert_int_equal(c.migrate_busy_wait_max_s, 60);
+	assert_int_equal(c.migrate_retry_max_s, 86400);
+	expect_error("[migrate]\nretry_max = 0\n", "retry_max");
+	expect_error("[migrate]\nbusy_wait_max = 86401\n", "busy_wait_max");
+	expect_error("[migrate]\nmax_bytes_per_second = -1\n", "max_bytes_per_second");
+	expect_error("[migrate]\nstrategy = eventually\n", "strategy");
+	expect_error("[migrate]\nimmediate_wait = 0\n", "immediate_wait");
+	expect_error("[migrate]\nimmediate_wait = 601\n", "immediate_wait");
 	expect_error("[migrate]\nworkers = 0\n", "workers");
 	expect_error("[migrate]\nworkers = 65\n", "workers");
 	expect_error("[migrate]\nqueue = 0\n", "queue");
@@ -425,6 +455,46 @@ static void test_metrics(void **state)
 	expect_error("[metrics]\nlisten = :9473\n", "listen");
 	expect_error("[metrics]\nlisten = []:9473\n", "listen");
 	expect_error("[metrics]\nport = 9473\n", "port");
+}
+
+static void test_migrate_tls_master(void **state)
+{
+	struct mf_config c;
+	char err[200] = "";
+
+	(void)state;
+	assert_int_equal(mf_config_parse_string("", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.migrate_source_tls, MF_BACKEND_TLS_NONE);
+	assert_int_equal(c.migrate_destination_tls, MF_BACKEND_TLS_NONE);
+	assert_string_equal(c.migrate_master_user, "");
+	assert_int_equal(mf_config_parse_string("[migrate]\nsource_tls = starttls\n"
+						"destination_tls = implicit\n"
+						"tls_ca = /etc/ssl/lab-ca.pem\n"
+						"source_name = old.example.org\n"
+						"destination_name = new.example.org\n"
+						"master_user = mfmaster\n"
+						"master_password_file = /etc/mailferry/master\n",
+						&c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.migrate_source_tls, MF_BACKEND_TLS_STARTTLS);
+	assert_int_equal(c.migrate_destination_tls, MF_BACKEND_TLS_IMPLICIT);
+	assert_string_equal(c.migrate_tls_ca, "/etc/ssl/lab-ca.pem");
+	assert_string_equal(c.migrate_source_name, "old.example.org");
+	assert_string_equal(c.migrate_destination_name, "new.example.org");
+	assert_string_equal(c.migrate_master_user, "mfmaster");
+	assert_string_equal(c.migrate_master_password_file, "/etc/mailferry/master");
+
+	expect_error("[migrate]\nsource_tls = maybe\n", "source_tls");
+	expect_error("[migrate]\ndestination_name = a b\n", "destination_name");
+	expect_error("[migrate]\nmaster_user = a b\n", "master_user");
+	expect_error("[migrate]\nmaster_password_file = relative\n", "master_password_file");
+	/* One without the other would fail only at the first copy. */
+	expect_error("[migrate]\nmaster_user = m\n", "go together");
+	expect_error("[migrate]\nmaster_password_file = /x\n", "go together");
+	assert_false(c.migrate_source_pop3);
+	assert_int_equal(mf_config_parse_string("[migrate]\nsource_protocol = pop3\n", &c, err,
+						sizeof(err)), MF_OK);
+	assert_true(c.migrate_source_pop3);
+	expect_error("[migrate]\nsource_protocol = smtp\n", "source_protocol");
 }
 
 static void test_mode(void **state)
@@ -468,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_migrate),
 		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_migrate_tls_master),
 		cmocka_unit_test(test_mode),
 	};
 

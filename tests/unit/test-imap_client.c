@@ -52,10 +52,12 @@ struct server {
 
 /* Starts a client on a socketpair whose server side sends data (then
  * half-closes). *c_r is NULL when the client refused the greeting. */
+static bool *busy_flag; /* handed to the next start() */
+
 static int start(struct server *sv, const char *data, size_t len, struct imap_conn **c_r,
 		 char *err, size_t errlen)
 {
-	struct imap_client_opts o = { .name = "test", .line_max = 1024 };
+	struct imap_client_opts o = { .name = "test", .line_max = 1024, .busy_r = busy_flag };
 	int sp[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
@@ -356,8 +358,19 @@ static void test_url(void **state)
 	assert_string_equal(u.host, "2001:db8::2");
 	assert_string_equal(u.port, "1143");
 	assert_int_equal(u.sec, IMAP_SEC_STARTTLS);
-	assert_int_equal(imap_url_parse("pop3://x", &u, err, sizeof(err)), MF_ERROR);
-	assert_non_null(strstr(err, "POP3"));
+	assert_int_equal(imap_url_parse("pop3://x", &u, err, sizeof(err)), MF_OK);
+	assert_true(u.pop3 && u.sec == IMAP_SEC_PLAIN);
+	assert_string_equal(u.port, "110");
+	assert_int_equal(imap_url_parse("pop3s://[2001:db8::2]", &u, err, sizeof(err)), MF_OK);
+	assert_true(u.pop3 && u.sec == IMAP_SEC_TLS);
+	assert_string_equal(u.port, "995");
+	assert_int_equal(imap_url_parse("pop3+stls://x:1110", &u, err, sizeof(err)), MF_OK);
+	assert_true(u.pop3 && u.sec == IMAP_SEC_STARTTLS);
+	assert_string_equal(u.port, "1110");
+	assert_int_equal(imap_url_parse("imap://x", &u, err, sizeof(err)), MF_OK);
+	assert_false(u.pop3);
+	assert_int_equal(imap_url_parse("pop2://x", &u, err, sizeof(err)), MF_ERROR);
+	assert_non_null(strstr(err, "pop3s"));
 	{
 		static const char *const bad[] = {
 			"http://x", "imap://", "imap://:143", "imap://x:0", "imap://x:65536",
@@ -396,6 +409,55 @@ static void test_helpers(void **state)
 	assert_false(mig_flags_equal("a b", "a c"));
 }
 
+/* The source sheds load: [LIMIT], [UNAVAILABLE], [INUSE], BYE, a close in
+ * the middle of a response; a plain NO and our own LOGOUT's BYE do not
+ * count. */
+static void expect_busy(const char *script, bool want)
+{
+	struct server sv;
+	struct imap_conn *c = NULL;
+	char err[256] = "";
+	bool busy = false;
+
+	busy_flag = &busy;
+	if (start(&sv, script, strlen(script), &c, err, sizeof(err)) == MF_OK) {
+		assert_int_equal(imap_simple(c, NULL, NULL, err, sizeof(err), "NOOP"), MF_ERROR);
+		stop(&sv, c);
+	} else {
+		pthread_join(sv.t, NULL);
+		close(sv.fd);
+	}
+	busy_flag = NULL;
+	if (busy != want)
+		fail_msg("busy=%d for %s (%s)", busy, script, err);
+}
+
+static void test_busy(void **state)
+{
+	struct server sv;
+	struct imap_conn *c;
+	char err[256] = "";
+	bool busy = false;
+
+	(void)state;
+	expect_busy("* OK [CAPABILITY IMAP4rev1] hi\r\nm1 NO [LIMIT] slow down\r\n", true);
+	expect_busy("* OK [CAPABILITY IMAP4rev1] hi\r\nm1 NO [UNAVAILABLE] later\r\n", true);
+	expect_busy("* OK [CAPABILITY IMAP4rev1] hi\r\nm1 NO [INUSE] locked\r\n", true);
+	expect_busy("* OK [CAPABILITY IMAP4rev1] hi\r\n* BYE [UNAVAILABLE] shutting down\r\n", true);
+	expect_busy("* BYE Too many connections\r\n", true);
+	expect_busy("* OK [CAPABILITY IMAP4rev1] hi\r\n* 1 FETCH (BODY[] {100}\r\nonly part", true);
+	expect_busy("* OK [CAPABILITY IMAP4rev1] hi\r\nm1 NO no such thing\r\n", false);
+	expect_busy("* OK [CAPABILITY IMAP4rev1] hi\r\nm1 BAD [CLIENTBUG] what\r\n", false);
+	/* A good session ending with our LOGOUT. */
+	busy_flag = &busy;
+	assert_int_equal(start(&sv, S("* OK [CAPABILITY IMAP4rev1] hi\r\nm1 OK done\r\n* BYE bye\r\nm2 OK out\r\n"),
+			       &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(imap_simple(c, NULL, NULL, err, sizeof(err), "NOOP"), MF_OK);
+	stop(&sv, c);
+	busy_flag = NULL;
+	assert_false(busy);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_quote),
 		cmocka_unit_test(test_url),
 		cmocka_unit_test(test_helpers),
+		cmocka_unit_test(test_busy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -279,6 +279,27 @@ static void test_wait_unpaused(void **state)
 	login_queue_destroy(&q);
 }
 
+static void test_timed_pop(void **state)
+{
+	struct login_queue q;
+	struct login_event *e = login_event_alloc();
+	char err[128];
+
+	(void)state;
+	assert_non_null(e);
+	assert_int_equal(login_queue_init(&q, 2, err, sizeof(err)), MF_OK);
+	assert_int_equal(login_queue_pop_timed(&q, e, 0), MF_AGAIN);
+	assert_int_equal(login_queue_pop_timed(&q, e, 30), MF_AGAIN);
+	assert_int_equal(push(&q, "ann", "pw"), MF_OK);
+	assert_int_equal(login_queue_pop_timed(&q, e, 30), MF_OK);
+	assert_string_equal(e->account, "ann");
+	assert_int_equal(e->pass_len, 2);
+	login_queue_stop(&q);
+	assert_int_equal(login_queue_pop_timed(&q, e, 30), MF_ERROR);
+	login_queue_destroy(&q);
+	login_event_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -288,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_blocked_pop_woken),
 		cmocka_unit_test(test_pause_release),
 		cmocka_unit_test(test_wait_unpaused),
+		cmocka_unit_test(test_timed_pop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -149,11 +149,82 @@ static void test_plain_append(void **state)
 	run_copy(S(dst_answer), true, S(want));
 }
 
+/* The destination says NO: the copy fails, names the message when one
+ * APPEND carried one message, and commits no checkpoint past it. */
+static void run_refused(const char *dst_answer, size_t dst_len, bool plain, bool known,
+			uint32_t uid, const char *code, const char *msg)
+{
+	struct mig_opts o = { .plain_append = plain };
+	struct mig_report rep = { 0 };
+	struct mig_ctx x = { .o = &o, .rep = &rep };
+	struct mig_folder f = { .src = "Src", .dst = "Box" };
+	struct mig_folder_state fs;
+	int sfd, dfd;
+
+	x.src = scripted(S(src_answer), &sfd);
+	x.dst = scripted(dst_answer, dst_len, &dfd);
+	assert_int_equal(mig_state_open(NULL, "test", &x.st, x.err, sizeof(x.err)), MF_OK);
+	assert_int_equal(mig_copy_folder(&x, &f), MF_ERROR);
+	if (strstr(x.err, msg) == NULL)
+		fail_msg("error '%s' lacks '%s'", x.err, msg);
+	assert_true(rep.dst_refused);
+	assert_int_equal(rep.refused_known, known);
+	assert_string_equal(rep.refused_code, code);
+	if (known) {
+		assert_int_equal(rep.refused_uid, uid);
+		assert_string_equal(rep.refused_folder, "Src");
+	}
+	assert_int_equal(mig_state_folder_get(x.st, "Src", &fs, x.err, sizeof(x.err)), MF_OK);
+	assert_true(!fs.known || fs.dirty || fs.last_uid == 0);
+	imap_close(x.src);
+	imap_close(x.dst);
+	mig_state_close(x.st);
+	close(sfd);
+	close(dfd);
+}
+
+static void test_refusals(void **state)
+{
+	static const char quota[] =
+		"* OK [CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND UIDPLUS] destination\r\n"
+		"* 0 EXISTS\r\n* OK [UIDVALIDITY 5] ok\r\nm1 OK [READ-WRITE] selected\r\n"
+		"+ go ahead\r\n"
+		"a1 OK [APPENDUID 5 10] appended\r\n"
+		"+ go ahead\r\n"
+		"a2 NO [OVERQUOTA] Quota exceeded (mailbox for user is full)\r\n";
+	static const char toobig[] =
+		"* OK [CAPABILITY IMAP4rev1 UIDPLUS] destination\r\n"
+		"* 0 EXISTS\r\n* OK [UIDVALIDITY 5] ok\r\nm1 OK [READ-WRITE] selected\r\n"
+		"+ go ahead\r\n"
+		"a1 OK [APPENDUID 5 10] appended\r\n"
+		"a2 NO [TOOBIG] Mail too large\r\n";
+	static const char batch[] =
+		"* OK [CAPABILITY IMAP4rev1 LITERAL+ MULTIAPPEND UIDPLUS] destination\r\n"
+		"* 0 EXISTS\r\n* OK [UIDVALIDITY 5] ok\r\nm1 OK [READ-WRITE] selected\r\n"
+		"a1 NO [OVERQUOTA] Quota exceeded\r\n";
+	static const char parse[] =
+		"* OK [CAPABILITY IMAP4rev1 UIDPLUS] destination\r\n"
+		"* 0 EXISTS\r\n* OK [UIDVALIDITY 5] ok\r\nm1 OK [READ-WRITE] selected\r\n"
+		"a1 NO Invalid message\r\n";
+
+	(void)state;
+	run_refused(S(quota), true, true, 8, "OVERQUOTA",
+		    "destination refused message UID 8 of Src (4 bytes): NO [OVERQUOTA] Quota "
+		    "exceeded (mailbox for user is full)");
+	run_refused(S(toobig), true, true, 8, "TOOBIG",
+		    "refused message UID 8 of Src (4 bytes): NO [TOOBIG] Mail too large");
+	run_refused(S(batch), false, false, 0, "OVERQUOTA",
+		    "destination refused a batch of 2 messages of Src: NO [OVERQUOTA] Quota");
+	run_refused(S(parse), true, true, 3, "",
+		    "refused message UID 3 of Src (5 bytes): NO Invalid message");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_multiappend),
 		cmocka_unit_test(test_plain_append),
+		cmocka_unit_test(test_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
