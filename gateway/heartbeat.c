@@ -29,6 +29,7 @@ struct heartbeat {
 static void beat(struct heartbeat *hb, bool stopped)
 {
 	struct stats_snapshot snap;
+	uint64_t done;
 	char err[512];
 
 	stats_snapshot(&hb->d->stats, &snap, NULL);
@@ -38,10 +39,10 @@ static void beat(struct heartbeat *hb, bool stopped)
 	for (unsigned int p = 0; p < STATS_PROTO_COUNT; p++)
 		for (unsigned int k = 0; k < STATS_BACKEND_COUNT; k++)
 			hb->b.sessions += snap.sessions_open[p][k];
-	hb->b.copies = snap.copies_started;
+	done = 0;
 	for (unsigned int r = 0; r < STATS_COPY_RESULT_COUNT; r++)
-		hb->b.copies -= snap.copies_done[r] <= hb->b.copies ? snap.copies_done[r]
-								    : hb->b.copies;
+		done += snap.copies_done[r];
+	hb->b.copies = snap.copies_started > done ? snap.copies_started - done : 0;
 	if (hb->l == NULL && ledger_open(hb->spec, &hb->l, err, sizeof(err)) != MF_OK) {
 		hb->l = NULL;
 		goto failed;

@@ -18,7 +18,7 @@ def flows(g):
     return {(r["subnet"], r["port"]): r for r in map(json.loads, out.splitlines())}
 
 
-def connect_code(lab, targets, login=True):
+def connect_code(lab, targets):
     """IMAP logins (port 143) or bare SMTP greetings (25) from the client."""
     pw = lab.env["PASS_alice"]
     return f"""
