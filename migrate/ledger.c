@@ -4,6 +4,7 @@
 #include "mf.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int check_owner(const char *owner, char *err, size_t errlen);
@@ -414,4 +415,121 @@ int ledger_job_checkpoint_get(struct ledger *l, const char *name, void **buf_r,
 	if (check_name(name, err, errlen) != MF_OK)
 		return MF_ERROR;
 	return l->ops->checkpoint_get(l, name, buf_r, len_r, from_r, err, errlen);
+}
+
+/* ---- POP3 UIDL maps -------------------------------------------------- */
+
+bool ledger_uidl_valid(const char *u, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && u[i] != '\0'; i++)
+		if ((unsigned char)u[i] < 0x21 || (unsigned char)u[i] > 0x7e)
+			return false;
+	return i < len && i >= 1 && i <= LEDGER_UIDL_MAX;
+}
+
+static int cmp_dst(const void *a, const void *b)
+{
+	return strcmp(((const struct uidl_pair *)a)->dst, ((const struct uidl_pair *)b)->dst);
+}
+
+static int cmp_src_ptr(const void *a, const void *b)
+{
+	return strcmp((*(const struct uidl_pair *const *)a)->src,
+		      (*(const struct uidl_pair *const *)b)->src);
+}
+
+/* Every UIDL valid, no dst and no src twice: checked on sorted views so a
+ * map of a million pairs costs n log n, not n squared. */
+static int check_uidl_map(const struct uidl_pair *v, size_t n, char *err, size_t errlen)
+{
+	const struct uidl_pair **by_src = NULL;
+	struct uidl_pair *by_dst = NULL;
+	int rc = MF_ERROR;
+
+	if (n > LEDGER_UIDL_MAP_MAX)
+		return mf_err(err, errlen, "ledger: UIDL map of %zu pairs (at most %u)", n,
+			      LEDGER_UIDL_MAP_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!ledger_uidl_valid(v[i].dst, sizeof(v[i].dst)) ||
+		    !ledger_uidl_valid(v[i].src, sizeof(v[i].src)))
+			return mf_err(err, errlen, "ledger: UIDL pair %zu is not two valid UIDLs", i);
+	if (n < 2)
+		return MF_OK;
+	by_dst = malloc(n * sizeof(*by_dst));
+	by_src = malloc(n * sizeof(*by_src));
+	if (by_dst == NULL || by_src == NULL) {
+		mf_err(err, errlen, "ledger: out of memory");
+		goto out;
+	}
+	memcpy(by_dst, v, n * sizeof(*by_dst));
+	for (size_t i = 0; i < n; i++)
+		by_src[i] = &v[i];
+	qsort(by_dst, n, sizeof(*by_dst), cmp_dst);
+	qsort(by_src, n, sizeof(*by_src), cmp_src_ptr);
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(by_dst[i - 1].dst, by_dst[i].dst) == 0) {
+			mf_err(err, errlen, "ledger: UIDL map names dst '%s' twice", by_dst[i].dst);
+			goto out;
+		}
+		if (strcmp(by_src[i - 1]->src, by_src[i]->src) == 0) {
+			mf_err(err, errlen, "ledger: UIDL map names src '%s' twice", by_src[i]->src);
+			goto out;
+		}
+	}
+	rc = MF_OK;
+out:
+	free(by_src);
+	free(by_dst);
+	return rc;
+}
+
+int ledger_uidl_map_put(struct ledger *l, const char *name, const struct uidl_pair *v, size_t n,
+			char *err, size_t errlen)
+{
+	if (check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (n > 0 && v == NULL)
+		return mf_err(err, errlen, "ledger: UIDL map of %zu pairs without pairs", n);
+	if (check_uidl_map(v, n, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return l->ops->uidl_map_put(l, name, v, n, err, errlen);
+}
+
+int ledger_uidl_map_get(struct ledger *l, const char *name, struct uidl_pair **v_r, size_t *n_r,
+			char *err, size_t errlen)
+{
+	int rc;
+
+	*v_r = NULL;
+	*n_r = 0;
+	if (check_name(name, err, errlen) != MF_OK)
+		return MF_ERROR;
+	rc = l->ops->uidl_map_get(l, name, v_r, n_r, err, errlen);
+	if (rc != MF_OK) {
+		free(*v_r);
+		*v_r = NULL;
+		*n_r = 0;
+		return rc;
+	}
+	if (*n_r == 0) {
+		free(*v_r);
+		*v_r = NULL;
+		return MF_OK;
+	}
+	for (size_t i = 0; i < *n_r; i++) {
+		/* a row written by hand: better no map than a wrong UIDL */
+		if (!ledger_uidl_valid((*v_r)[i].dst, sizeof((*v_r)[i].dst)) ||
+		    !ledger_uidl_valid((*v_r)[i].src, sizeof((*v_r)[i].src))) {
+			free(*v_r);
+			*v_r = NULL;
+			*n_r = 0;
+			return mf_err(err, errlen, "ledger: %s's UIDL map holds an invalid UIDL", name);
+		}
+	}
+	/* Byte order whatever the database's collation: the gateway
+	 * bsearches with strcmp. */
+	qsort(*v_r, *n_r, sizeof(**v_r), cmp_dst);
+	return MF_OK;
 }

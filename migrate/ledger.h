@@ -40,7 +40,7 @@
 #define LEDGER_CLIENT_MAX 64  /* "[2001:db8::1]:65535" and then some */
 /* The schema both backends bring a ledger to (each checks its steps add
  * up to it at compile time). */
-#define LEDGER_SCHEMA_VERSION 7
+#define LEDGER_SCHEMA_VERSION 8
 #define LEDGER_GATEWAY_MAX 64 /* a gateway's id ([ledger] gateway_id) */
 #define LEDGER_REASON_MAX 256 /* longer reasons are truncated */
 #define LEDGER_NOTES_MAX 256  /* the admin's notes of an account (import) */
@@ -360,6 +360,36 @@ int ledger_job_checkpoint_put(struct ledger *l, const char *name, const char *ow
 			      const void *buf, size_t len, char *err, size_t errlen);
 int ledger_job_checkpoint_get(struct ledger *l, const char *name, void **buf_r,
 			      size_t *len_r, char *from_r, char *err, size_t errlen);
+
+/* ---- POP3 UIDL continuity ---------------------------------------------
+ *
+ * After MIGRATED a POP3 client that leaves mail on the server must not
+ * fetch it all again: the gateway answers UIDL with the source's UIDLs for
+ * the messages the copy moved. The migration engine computes, per account,
+ * which destination UIDL holds the bytes of which source UIDL and keeps the
+ * pairs here; the gateway reads them (ledger_uidl_map_get) and rewrites.
+ * A UIDL is 1..LEDGER_UIDL_MAX characters 0x21-0x7E (RFC 1939 7). Within
+ * one map every dst and every src is unique (a maildrop's UIDLs are). */
+#define LEDGER_UIDL_MAX 70
+struct uidl_pair { char dst[71]; char src[71]; };   /* POP3 UIDLs are 1..70 chars 0x21-0x7E */
+
+/* Largest map accepted (a mailbox of more messages keeps no map: fetched
+ * again, never wrong). */
+#define LEDGER_UIDL_MAP_MAX 2000000u
+
+/* Replaces name's whole map with v[0..n) in one transaction (n may be 0:
+ * forget it). name must be in the ledger (else LEDGER_ABSENT, nothing
+ * written). MF_ERROR, nothing written, for a UIDL that is empty, too long,
+ * not NUL-terminated within its field or holds a byte outside 0x21-0x7E,
+ * or a dst or src given twice. */
+int ledger_uidl_map_put(struct ledger *l, const char *name, const struct uidl_pair *v, size_t n, char *err, size_t errlen);
+/* name's map, sorted by dst (byte order, strcmp), into a malloc'd *v_r (NULL when n is 0).
+ * An account with no map (or not in the ledger) has an empty one: MF_OK, n 0. */
+int ledger_uidl_map_get(struct ledger *l, const char *name, struct uidl_pair **v_r, size_t *n_r, char *err, size_t errlen);
+
+/* true when u is a valid UIDL: 1..LEDGER_UIDL_MAX bytes 0x21-0x7E then NUL,
+ * all within len bytes. */
+bool ledger_uidl_valid(const char *u, size_t len);
 
 /* ---- change notifications ------------------------------------------
  * PostgreSQL: every committed state change is announced (a trigger does

@@ -79,6 +79,11 @@ struct ledger_ops {
 			      const void *buf, size_t len, char *err, size_t errlen);
 	int (*checkpoint_get)(struct ledger *l, const char *name, void **buf_r, size_t *len_r,
 			      char *from_r, char *err, size_t errlen);
+	/* v already checked (valid, unique); get may return any order */
+	int (*uidl_map_put)(struct ledger *l, const char *name, const struct uidl_pair *v,
+			    size_t n, char *err, size_t errlen);
+	int (*uidl_map_get)(struct ledger *l, const char *name, struct uidl_pair **v_r,
+			    size_t *n_r, char *err, size_t errlen);
 	/* NULL: LEDGER_UNSUPPORTED */
 	int (*changes_listen)(struct ledger *l, char *err, size_t errlen);
 	int (*changes_wait)(struct ledger *l, int timeout_ms,

@@ -246,6 +246,13 @@ static const char *const schema_steps[] = {
 	" sessions BIGINT NOT NULL DEFAULT 0,"
 	" copies BIGINT NOT NULL DEFAULT 0,"
 	" pid BIGINT NOT NULL DEFAULT 0);",
+	/* v8: POP3 UIDL maps */
+	"CREATE TABLE pop3_uidl ("
+	" name TEXT NOT NULL REFERENCES account (name),"
+	" dst TEXT NOT NULL,"
+	" src TEXT NOT NULL,"
+	" PRIMARY KEY (name, dst),"
+	" UNIQUE (name, src));",
 };
 
 #define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
@@ -1148,6 +1155,138 @@ static int pg_jobs_reap(struct ledger *l, int64_t now_ms, const char *owner,
 	return rc;
 }
 
+/* ---- POP3 UIDL maps ---------------------------------------------------- */
+
+/* Pairs per INSERT: one round trip per chunk, not per message, and each
+ * array parameter stays well under a megabyte. */
+#define PG_UIDL_CHUNK 2000
+
+/* Appends u to an array literal as a quoted element: UIDLs may hold '"',
+ * '\\', ',', '{' and '}', which the quotes and backslashes make data. */
+static size_t array_elem(char *b, size_t at, const char *u)
+{
+	if (at > 1)
+		b[at++] = ',';
+	b[at++] = '"';
+	for (; *u != '\0'; u++) {
+		if (*u == '"' || *u == '\\')
+			b[at++] = '\\';
+		b[at++] = *u;
+	}
+	b[at++] = '"';
+	return at;
+}
+
+static int uidl_insert_chunk(struct ledger_pg *p, const char *name, const struct uidl_pair *v,
+			     size_t n, char *dst, char *src, char *err, size_t errlen)
+{
+	const char *par[3] = { name, dst, src };
+	size_t d = 0, s = 0;
+
+	dst[d++] = '{';
+	src[s++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		d = array_elem(dst, d, v[i].dst);
+		s = array_elem(src, s, v[i].src);
+	}
+	dst[d++] = '}';
+	src[s++] = '}';
+	dst[d] = '\0';
+	src[s] = '\0';
+	return run(p, "INSERT INTO pop3_uidl (name, dst, src) "
+		      "SELECT $1, d, s FROM unnest($2::text[], $3::text[]) AS u (d, s)", 3, par,
+		   NULL, err, errlen, "cannot store the UIDL map");
+}
+
+static int uidl_map_write(struct ledger_pg *p, const char *name, const struct uidl_pair *v,
+			  size_t n, char *err, size_t errlen)
+{
+	/* each element at most 2 * 70 escaped bytes, 2 quotes and a comma */
+	const size_t cap = PG_UIDL_CHUNK * (2 * LEDGER_UIDL_MAX + 3) + 3;
+	const char *par[1] = { name };
+	char *dst = NULL, *src = NULL;
+	PGresult *r;
+	int rc;
+
+	if (run(p, "SELECT state FROM account WHERE name = $1 FOR UPDATE", 1, par, &r, err, errlen,
+		"cannot read the account") != MF_OK)
+		return MF_ERROR;
+	rc = PQntuples(r) == 1 ? MF_OK : LEDGER_ABSENT;
+	PQclear(r);
+	if (rc != MF_OK)
+		return rc;
+	if (run(p, "DELETE FROM pop3_uidl WHERE name = $1", 1, par, NULL, err, errlen,
+		"cannot forget the UIDL map") != MF_OK)
+		return MF_ERROR;
+	if (n == 0)
+		return MF_OK;
+	dst = malloc(cap);
+	src = malloc(cap);
+	if (dst == NULL || src == NULL)
+		rc = mf_err(err, errlen, "ledger: out of memory");
+	for (size_t at = 0; at < n && rc == MF_OK; at += PG_UIDL_CHUNK)
+		rc = uidl_insert_chunk(p, name, v + at, n - at < PG_UIDL_CHUNK ? n - at
+									: PG_UIDL_CHUNK,
+				       dst, src, err, errlen);
+	free(src);
+	free(dst);
+	return rc;
+}
+
+static int pg_uidl_map_put(struct ledger *l, const char *name, const struct uidl_pair *v,
+			   size_t n, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	int rc;
+
+	if (run(p, "BEGIN", 0, NULL, NULL, err, errlen, "BEGIN") != MF_OK)
+		return MF_ERROR;
+	rc = uidl_map_write(p, name, v, n, err, errlen);
+	if (rc == LEDGER_ABSENT) {
+		rollback(p);
+		return LEDGER_ABSENT;
+	}
+	return finish(p, rc, err, errlen);
+}
+
+static int pg_uidl_map_get(struct ledger *l, const char *name, struct uidl_pair **v_r,
+			   size_t *n_r, char *err, size_t errlen)
+{
+	struct ledger_pg *p = to_pg(l);
+	const char *par[1] = { name };
+	struct uidl_pair *v;
+	PGresult *r;
+	int n;
+
+	if (run(p, "SELECT dst, src FROM pop3_uidl WHERE name = $1", 1, par, &r, err, errlen,
+		"cannot read the UIDL map") != MF_OK)
+		return MF_ERROR;
+	n = PQntuples(r);
+	if (n == 0) {
+		PQclear(r);
+		return MF_OK;
+	}
+	v = calloc((size_t)n, sizeof(*v));
+	if (v == NULL) {
+		PQclear(r);
+		return mf_err(err, errlen, "ledger: out of memory");
+	}
+	for (int i = 0; i < n; i++) {
+		if (PQgetlength(r, i, 0) > LEDGER_UIDL_MAX || PQgetlength(r, i, 1) > LEDGER_UIDL_MAX) {
+			PQclear(r);
+			free(v);
+			return mf_err(err, errlen, "ledger %s: a UIDL of %s is too long", p->where,
+				      name);
+		}
+		col_text(v[i].dst, sizeof(v[i].dst), r, i, 0);
+		col_text(v[i].src, sizeof(v[i].src), r, i, 1);
+	}
+	PQclear(r);
+	*v_r = v;
+	*n_r = (size_t)n;
+	return MF_OK;
+}
+
 /* ---- change notifications ------------------------------------------- */
 
 static int pg_changes_listen(struct ledger *l, char *err, size_t errlen)
@@ -1228,6 +1367,8 @@ static const struct ledger_ops pg_ops = {
 	.jobs_reap = pg_jobs_reap,
 	.checkpoint_put = pg_checkpoint_put,
 	.checkpoint_get = pg_checkpoint_get,
+	.uidl_map_put = pg_uidl_map_put,
+	.uidl_map_get = pg_uidl_map_get,
 	.changes_listen = pg_changes_listen,
 	.changes_wait = pg_changes_wait,
 };

@@ -270,6 +270,22 @@ static int schema_v7(sqlite3 *db, char **msg_r)
 	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
 }
 
+/* v8: POP3 UIDL maps (ledger_uidl_map_*): which destination UIDL holds
+ * the bytes of which source UIDL, per account. */
+static int schema_v8(sqlite3 *db, char **msg_r)
+{
+	static const char sql[] =
+		"CREATE TABLE pop3_uidl ("
+		" name TEXT NOT NULL REFERENCES account (name),"
+		" dst TEXT NOT NULL,"
+		" src TEXT NOT NULL,"
+		" PRIMARY KEY (name, dst),"
+		" UNIQUE (name, src)"
+		") WITHOUT ROWID;";
+
+	return sqlite3_exec(db, sql, NULL, NULL, msg_r);
+}
+
 /* Schema steps in order: step i takes a file from version i to i + 1.
  * A new version is one more function and one more line here. */
 static int (*const schema_steps[])(sqlite3 *db, char **msg_r) = {
@@ -280,6 +296,7 @@ static int (*const schema_steps[])(sqlite3 *db, char **msg_r) = {
 	schema_v5,
 	schema_v6,
 	schema_v7,
+	schema_v8,
 };
 
 #define SCHEMA_VERSION ((int)MF_ARRAY_LEN(schema_steps))
@@ -1228,6 +1245,97 @@ static int sq_checkpoint_get(struct ledger *l, const char *name, void **buf_r, s
 	return rc;
 }
 
+/* ---- POP3 UIDL maps ------------------------------------------------ */
+
+static int uidl_map_write(struct ledger_sqlite *s, const char *name, const struct uidl_pair *v,
+			  size_t n, char *err, size_t errlen)
+{
+	enum account_state state;
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = read_state(s, name, &state, err, errlen);
+	if (rc != MF_OK)
+		return rc;
+	if (prep(s, "DELETE FROM pop3_uidl WHERE name = ?1", &st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (exec_done(s, st, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (n == 0)
+		return MF_OK;
+	if (prep(s, "INSERT INTO pop3_uidl (name, dst, src) VALUES (?1, ?2, ?3)", &st, err,
+		 errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	for (size_t i = 0; i < n && rc == MF_OK; i++) {
+		sqlite3_bind_text(st, 2, v[i].dst, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, v[i].src, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_err(s, err, errlen, "cannot store the UIDL map");
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sq_uidl_map_put(struct ledger *l, const char *name, const struct uidl_pair *v,
+			   size_t n, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+
+	if (tx_begin(s, err, errlen) != MF_OK)
+		return MF_ERROR;
+	return tx_end(s, uidl_map_write(s, name, v, n, err, errlen), err, errlen);
+}
+
+static int sq_uidl_map_get(struct ledger *l, const char *name, struct uidl_pair **v_r,
+			   size_t *n_r, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s = to_sqlite(l);
+	struct uidl_pair *v = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int rc = MF_OK, step;
+
+	if (prep(s, "SELECT dst, src FROM pop3_uidl WHERE name = ?1 ORDER BY dst", &st, err,
+		 errlen) != MF_OK)
+		return MF_ERROR;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while (rc == MF_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t ncap = cap ? 2 * cap : 64;
+			struct uidl_pair *nv = realloc(v, ncap * sizeof(*v));
+
+			if (nv == NULL) {
+				rc = mf_err(err, errlen, "out of memory");
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		if (sqlite3_column_bytes(st, 0) > LEDGER_UIDL_MAX ||
+		    sqlite3_column_bytes(st, 1) > LEDGER_UIDL_MAX) {
+			rc = mf_err(err, errlen, "ledger %s: a UIDL of %s is too long", s->path,
+				    name);
+			break;
+		}
+		copy_text(v[n].dst, sizeof(v[n].dst), sqlite3_column_text(st, 0));
+		copy_text(v[n].src, sizeof(v[n].src), sqlite3_column_text(st, 1));
+		n++;
+	}
+	if (rc == MF_OK && step != SQLITE_DONE)
+		rc = db_err(s, err, errlen, "cannot read the UIDL map");
+	sqlite3_finalize(st);
+	if (rc != MF_OK) {
+		free(v);
+		return rc;
+	}
+	*v_r = v;
+	*n_r = n;
+	return MF_OK;
+}
+
 static int sq_jobs_reap(struct ledger *l, int64_t now_ms, const char *owner,
 			void (*fn)(const char *name, const char *former_owner, void *data),
 			void *data, char *err, size_t errlen)
@@ -1324,6 +1432,8 @@ static const struct ledger_ops sqlite_ops = {
 	.jobs_reap = sq_jobs_reap,
 	.checkpoint_put = sq_checkpoint_put,
 	.checkpoint_get = sq_checkpoint_get,
+	.uidl_map_put = sq_uidl_map_put,
+	.uidl_map_get = sq_uidl_map_get,
 };
 
 /* ---- open ---------------------------------------------------------- */

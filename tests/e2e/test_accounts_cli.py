@@ -56,7 +56,7 @@ def test_empty_ledger_is_created_private(conf, tmp_path):
     mode = stat.S_IMODE(os.stat(tmp_path / "ledger.db").st_mode)
     assert mode == 0o600
     with sqlite3.connect(tmp_path / "ledger.db") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 7  # LEDGER_SCHEMA_VERSION
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 8  # LEDGER_SCHEMA_VERSION
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -685,6 +685,7 @@ static void test_upgrade_from_v1(void **state)
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DROP TABLE setting; DROP TABLE flow_count; DROP TABLE copy_job; "
 				      "DROP TABLE account_gateway; DROP TABLE copy_run; DROP TABLE gateway; "
+				      "DROP TABLE pop3_uidl; "
 				      "ALTER TABLE account DROP COLUMN last_gateway; "
 				      "ALTER TABLE account DROP COLUMN notes; "
 				      "ALTER TABLE account DROP COLUMN imported; PRAGMA user_version = 1",
@@ -699,6 +700,198 @@ static void test_upgrade_from_v1(void **state)
 	assert_string_equal(a.notes, "");
 	assert_int_equal(ledger_setting_get(l, "fail_mode", v, sizeof(v), err,
 					    sizeof(err)), LEDGER_ABSENT);
+	ledger_close(l);
+}
+
+static struct uidl_pair pair(const char *dst, const char *src)
+{
+	struct uidl_pair p;
+
+	memset(&p, 0, sizeof(p));
+	snprintf(p.dst, sizeof(p.dst), "%s", dst);
+	snprintf(p.src, sizeof(p.src), "%s", src);
+	return p;
+}
+
+static void uidl_get(struct ledger *l, const char *name, struct uidl_pair **v, size_t *n)
+{
+	char err[512] = "";
+
+	if (ledger_uidl_map_get(l, name, v, n, err, sizeof(err)) != MF_OK)
+		fail_msg("uidl_map_get(%s): %s", name, err);
+}
+
+/* POP3 UIDL maps: replaced whole, read back sorted by dst in byte order,
+ * UIDLs with every printable byte (quotes, backslashes, braces, commas: the
+ * PostgreSQL array literal's syntax) kept exactly, bad maps refused with
+ * the old one intact, and one account's map never another's. */
+static void test_uidl_map(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct uidl_pair v[4], bad[2], *got = NULL;
+	char err[512], long_uidl[72];
+	size_t n = 99;
+
+	v[0] = pair("zz", "\"q\\uote{,}");
+	v[1] = pair("Ab", "1");
+	v[2] = pair("a~!", "00000001.1700000000");
+	v[3] = pair("B", "NULL");
+	assert_int_equal(ledger_uidl_map_put(l, "ann@example.org", v, 4, err, sizeof(err)),
+			 LEDGER_ABSENT);
+	set_state(l, "ann@example.org", AS_COPYING, "test", 1000, AS_UNSEEN);
+	set_state(l, "bob@example.org", AS_COPYING, "test", 1000, AS_UNSEEN);
+	uidl_get(l, "ann@example.org", &got, &n);
+	assert_null(got);
+	assert_int_equal(n, 0);
+	assert_int_equal(ledger_uidl_map_put(l, "ann@example.org", v, 4, err, sizeof(err)), MF_OK);
+	assert_int_equal(ledger_uidl_map_put(l, "bob@example.org", v + 1, 1, err, sizeof(err)),
+			 MF_OK);
+	uidl_get(l, "ann@example.org", &got, &n);
+	assert_int_equal(n, 4);
+	assert_string_equal(got[0].dst, "Ab"); /* 'A' < 'B' < 'a' < 'z' */
+	assert_string_equal(got[0].src, "1");
+	assert_string_equal(got[1].dst, "B");
+	assert_string_equal(got[1].src, "NULL");
+	assert_string_equal(got[2].dst, "a~!");
+	assert_string_equal(got[2].src, "00000001.1700000000");
+	assert_string_equal(got[3].dst, "zz");
+	assert_string_equal(got[3].src, "\"q\\uote{,}");
+	free(got);
+
+	/* refused, nothing written: dst twice, src twice, bad bytes, lengths */
+	bad[0] = pair("x", "1");
+	bad[1] = pair("x", "2");
+	assert_int_equal(ledger_uidl_map_put(l, "ann@example.org", bad, 2, err, sizeof(err)),
+			 MF_ERROR);
+	bad[1] = pair("y", "1");
+	assert_int_equal(ledger_uidl_map_put(l, "ann@example.org", bad, 2, err, sizeof(err)),
+			 MF_ERROR);
+	bad[1] = pair("y y", "2");
+	assert_int_equal(ledger_uidl_map_put(l, "ann@example.org", bad, 2, err, sizeof(err)),
+			 MF_ERROR);
+	bad[1] = pair("y\x7f", "2");
+	assert_int_equal(ledger_uidl_map_put(l, "ann@example.org", bad, 2, err, sizeof(err)),
+			 MF_ERROR);
+	bad[1] = pair("", "2");
+	assert_int_equal(ledger_uidl_map_put(l, "ann@example.org", bad, 2, err, sizeof(err)),
+			 MF_ERROR);
+	memset(long_uidl, 'u', 71);
+	long_uidl[71] = '\0';
+	bad[1] = pair("y", "2");
+	memcpy(bad[1].src, long_uidl, sizeof(bad[1].src)); /* 71 bytes, no NUL */
+	assert_int_equal(ledger_uidl_map_put(l, "ann@example.org", bad, 2, err, sizeof(err)),
+			 MF_ERROR);
+	long_uidl[70] = '\0'; /* 70: the longest allowed */
+	memcpy(bad[1].src, long_uidl, 71);
+	assert_int_equal(ledger_uidl_map_put(l, "bob@example.org", bad, 2, err, sizeof(err)), MF_OK);
+	assert_int_equal(ledger_uidl_map_put(l, "Ann@example.org", v, 4, err, sizeof(err)),
+			 MF_ERROR);
+	assert_int_equal(ledger_uidl_map_put(l, "ann@example.org", NULL, 1, err, sizeof(err)),
+			 MF_ERROR);
+	uidl_get(l, "ann@example.org", &got, &n);
+	assert_int_equal(n, 4);
+	free(got);
+	uidl_get(l, "bob@example.org", &got, &n);
+	assert_int_equal(n, 2);
+	assert_string_equal(got[0].dst, "x");
+	assert_string_equal(got[1].src, long_uidl);
+	free(got);
+
+	/* replaced, then forgotten; a map survives reopening */
+	assert_int_equal(ledger_uidl_map_put(l, "ann@example.org", v + 2, 1, err, sizeof(err)),
+			 MF_OK);
+	ledger_close(l);
+	l = open_ok(f->path);
+	uidl_get(l, "ann@example.org", &got, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(got[0].dst, "a~!");
+	free(got);
+	assert_int_equal(ledger_uidl_map_put(l, "ann@example.org", NULL, 0, err, sizeof(err)),
+			 MF_OK);
+	uidl_get(l, "ann@example.org", &got, &n);
+	assert_null(got);
+	assert_int_equal(n, 0);
+	uidl_get(l, "nobody@example.org", &got, &n);
+	assert_int_equal(n, 0);
+	uidl_get(l, "bob@example.org", &got, &n);
+	assert_int_equal(n, 2);
+	free(got);
+	ledger_close(l);
+}
+
+/* A big map (several of PostgreSQL's insert chunks) comes back whole. */
+static void test_uidl_map_large(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	enum { N = 4501 };
+	struct uidl_pair *v = calloc(N, sizeof(*v)), *got = NULL;
+	char err[512];
+	size_t n = 0;
+
+	assert_non_null(v);
+	set_state(l, "ann@example.org", AS_COPYING, "test", 1000, AS_UNSEEN);
+	for (int i = 0; i < N; i++) {
+		/* written in reverse order of dst */
+		snprintf(v[i].dst, sizeof(v[i].dst), "d%06d", N - i);
+		snprintf(v[i].src, sizeof(v[i].src), "s\"%d\\", i);
+	}
+	if (ledger_uidl_map_put(l, "ann@example.org", v, N, err, sizeof(err)) != MF_OK)
+		fail_msg("put: %s", err);
+	uidl_get(l, "ann@example.org", &got, &n);
+	assert_int_equal(n, N);
+	for (int i = 0; i < N; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "d%06d", i + 1);
+		assert_string_equal(got[i].dst, want);
+		snprintf(want, sizeof(want), "s\"%d\\", N - 1 - i);
+		assert_string_equal(got[i].src, want);
+	}
+	free(got);
+	free(v);
+	ledger_close(l);
+}
+
+/* A v7 ledger (before UIDL maps) is brought to v8 in place, its accounts
+ * kept, and takes a map. */
+static void test_upgrade_from_v7(void **state)
+{
+	struct fixture *f = *state;
+	struct ledger *l = open_ok(f->path);
+	struct uidl_pair v = pair("d1", "s1"), *got = NULL;
+	char err[512];
+	struct account a;
+	sqlite3 *db;
+	size_t n = 0;
+	int version;
+
+	set_state(l, "ann@example.org", AS_MIGRATED, "done", 1000, AS_UNSEEN);
+	ledger_close(l);
+	if (ledger_spec_is_shared(f->path)) {
+		PGconn *c = PQconnectdb(f->path);
+		PGresult *r = PQexec(c, "DROP TABLE pop3_uidl; UPDATE mf_schema SET version = 7");
+
+		assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+		PQclear(r);
+		PQfinish(c);
+	} else {
+		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "DROP TABLE pop3_uidl; PRAGMA user_version = 7",
+					      NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	l = open_ok(f->path);
+	assert_int_equal(ledger_schema_version(l, &version, err, sizeof(err)), MF_OK);
+	assert_int_equal(version, 8);
+	get(l, "ann@example.org", &a);
+	assert_int_equal(a.state, AS_MIGRATED);
+	assert_int_equal(ledger_uidl_map_put(l, "ann@example.org", &v, 1, err, sizeof(err)), MF_OK);
+	uidl_get(l, "ann@example.org", &got, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(got[0].src, "s1");
+	free(got);
 	ledger_close(l);
 }
 
@@ -1156,6 +1349,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_job_lease, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uidl_map, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uidl_map_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_v7, setup, teardown),
 	};
 	/* What does not depend on SQLite files (modes, bytes on disk, a
 	 * hand-made old schema). */
@@ -1179,6 +1375,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_job_lease, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_job_retry, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_changes, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_uidl_map, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_uidl_map_large, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_v7, setup_pg, teardown_pg),
 	};
 	int failed = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
 
