@@ -444,6 +444,8 @@ void front_io_upstream_process(struct session *s)
 		size_t used;
 		int rc;
 
+		if (io->iops->up_bytes != NULL && io->iops->up_bytes(s))
+			return;
 		if (io->upos == io->ulen) {
 			front_io_upstream_recv(s);
 			return;
@@ -551,6 +553,15 @@ void front_io_login_done(struct session *s)
 	}
 	io->after = FA_RELAY;
 	io->handoff_step = 0;
+	front_io_flush(s);
+}
+
+void front_io_login_stay(struct session *s)
+{
+	struct front_io *io = io_of(s);
+
+	login_verdict(s, STATS_L_OK);
+	io->after = FA_RUN;
 	front_io_flush(s);
 }
 

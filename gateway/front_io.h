@@ -66,6 +66,10 @@ struct front_io_ops {
 	/* One backend line is in io->line. Returns false when it was handled
 	 * by sending or by leaving the upstream phase (stop reading lines). */
 	bool (*up_line)(struct session *s);
+	/* Called before each backend line is read: true when the protocol
+	 * took the backend's bytes (ubuf) itself, as they are, not as lines
+	 * (a listing streamed through). NULL: always lines. */
+	bool (*up_bytes)(struct session *s);
 	/* The login attempt failed on the backend side: reply, go back to
 	 * PREAUTH (front_io_back_to_preauth()). */
 	void (*up_fail)(struct session *s, const char *why);
@@ -237,6 +241,12 @@ void front_io_back_to_preauth(struct session *s);
  * backend's bytes after its reply, the client's pipelined bytes, and
  * starts relaying (s->fops->free() first). */
 void front_io_login_done(struct session *s);
+
+/* The backend accepted the login and the session stays in its front end
+ * (pop3_txn.h), which has queued the client's answer and switched its
+ * ops: counts the login and sends the answer; the front end's run op
+ * follows. */
+void front_io_login_stay(struct session *s);
 
 /* true when the source's OK to the login in progress would make
  * front_io_login_creds() queue an event: the front end then keeps the

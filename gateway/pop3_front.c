@@ -8,6 +8,9 @@
 #include "mf.h"
 #include "pop3_backend.h"
 #include "pop3_parser.h"
+#include "pop3_txn.h"
+#include "ledger.h"
+#include "log.h"
 #include "sasl.h"
 #include "session.h"
 #include "worker.h"
@@ -49,7 +52,13 @@ struct pop3_front {
 	size_t luser_len;
 	char ucmd[POP3_UP_CMD_MAX];
 	size_t ucmd_len, ucmd_off;
+	struct pop3_txn *txn;           /* after login, when UIDLs are rewritten */
 };
+
+struct pop3_txn *pop3_front_txn(struct session *s)
+{
+	return ((struct pop3_front *)s->front)->txn;
+}
 
 /* The parser's buffer contract: auth_line_max is the whole receive buffer. */
 _Static_assert(FRONT_IO_RBUF == POP3_AUTH_LINE_MAX_DEFAULT, "POP3 receive buffer");
@@ -208,6 +217,40 @@ static void pop3_front_on_connect(struct session *s, int res)
 	front_io_upstream_recv(s);
 }
 
+/* A login the destination accepted, for an account whose messages were
+ * copied from a POP3 source's mailbox: when the copy recorded their
+ * source UIDLs, the session stays here to answer UIDL with them
+ * (pop3_txn.h). Returns true when it took the session (the answer is
+ * queued, or the refusal); false: relay as usual. */
+static bool stay_for_uidls(struct session *s, const char *line)
+{
+	struct pop3_front *f = s->front;
+	struct ledger *l = worker_ledger(s->w);
+	struct uidl_pair *v = NULL;
+	size_t n = 0;
+	char err[256];
+
+	if (f->io.route != AR_DESTINATION || l == NULL || s->user == NULL)
+		return false;
+	if (ledger_uidl_map_get(l, s->user, &v, &n, err, sizeof(err)) != MF_OK) {
+		/* The destination's own UIDLs would make the client fetch
+		 * every message again: better a "try again". */
+		mf_log_warn("pop3 user=%s: UIDL map: %s", s->user, err);
+		up_fail(s, "UIDL map unavailable");
+		return true;
+	}
+	if (n == 0) {
+		free(v);
+		return false;
+	}
+	if (pop3_txn_start(s, line, v, n, &f->txn) != MF_OK) {
+		up_fail(s, "out of memory");
+		return true;
+	}
+	front_io_login_stay(s);
+	return true;
+}
+
 static void login_ok(struct session *s, const char *line)
 {
 	struct pop3_front *f = s->front;
@@ -217,6 +260,8 @@ static void login_ok(struct session *s, const char *line)
 	if (front_io_hold(s))
 		return; /* the client hears nothing until the wait ends */
 	wipe_creds(f);
+	if (stay_for_uidls(s, line))
+		return;
 	front_io_reply(s, "%s\r\n", line);
 	front_io_login_done(s);
 }
@@ -611,6 +656,7 @@ static void pop3_front_free(struct session *s)
 		return;
 	wipe_creds(f);
 	explicit_bzero(f->user, sizeof(f->user));
+	pop3_txn_free(f->txn);
 	front_io_wipe(&f->io);
 	free(f);
 	s->front = NULL;
