@@ -170,3 +170,39 @@ def test_no_map_is_relayed(ulab, tmp_path):
         assert got == want
         log = open(g.logfile, encoding="utf-8", errors="replace").read()
         assert "served by the destination with" not in log
+
+
+TLS_SESSION = r'''
+import hashlib, poplib, ssl
+if P["ca"]:
+    ctx = ssl.create_default_context(cafile=P["ca"])
+    p = poplib.POP3_SSL(P["host"], 995, context=ctx, timeout=60)
+else:
+    p = poplib.POP3(P["host"], 110, timeout=60)
+p.user(P["user"])
+p.pass_(P["password"])
+resp, lines, _ = p.uidl()
+big = b"\r\n".join(p.retr(7)[1])
+RESULT = {"uidl": [l.decode() for l in lines], "big": hashlib.sha256(big).hexdigest(),
+          "one": p.uidl(1).decode()}
+p.quit()
+'''
+
+
+def test_uidl_over_pop3s_and_backend_stls(ulab, tmp_path):
+    """TLS on both legs: the client on 995, the gateway to new over STLS."""
+    from test_tls import pki, tls_conf
+    lab = ulab
+    dst = uidls(session(lab, lab.NEW4, ["UIDL", "QUIT"], ns="router")["answers"][0])
+    with running(lab, str(tmp_path / "gw"), ports=(110, 995), pop3_ports=(110,),
+                 tls=tls_conf(lab, backend_tls="starttls",
+                              backend_ca=pki(lab, "ca.crt"))) as g:
+        set_map(g, [(dst[0][1], "tls-old-1")])
+        r = lab.py_json("client", TLS_SESSION, timeout=120, host=lab.OLD4, user=USER,
+                        password=lab.env[f"PASS_{USER}"], ca=pki(lab, "ca.crt"))
+        assert r["uidl"][0] == "1 tls-old-1"
+        assert r["uidl"][1:] == [f"{k} {v}" for k, v in dst[1:]]
+        assert r["one"] == "+OK 1 tls-old-1"
+        direct = lab.py_json("router", TLS_SESSION, timeout=120, host=lab.NEW4, user=USER,
+                             password=lab.env[f"PASS_{USER}"], ca="")
+        assert r["big"] == direct["big"]
