@@ -127,6 +127,7 @@ static void usage(void)
 		"         [--master-user M --master-password-stdin] [--state FILE]\n"
 		"         [--insecure] [--ca FILE] [--batch N] [--max-inflight BYTES]"
 		" [--timeout SECONDS]\n"
+		"         [--verify-sample PCT]  (hash PCT%% of the messages back; all are sized)\n"
 		"         [--plain-append]  (no MULTIAPPEND, no LITERAL+: one APPEND per message)\n"
 		"URL: imap://HOST[:PORT], imaps://HOST[:PORT], imap+starttls://HOST[:PORT];\n"
 		"     a POP3-only source: pop3://, pop3s://, pop3+stls:// (its mailbox goes to INBOX)\n");
@@ -135,7 +136,7 @@ static void usage(void)
 struct args {
 	const char *source, *destination, *user, *dest_user, *master, *state, *ca;
 	bool pass_stdin, dest_pass_stdin, master_pass_stdin, insecure, plain_append;
-	long batch, inflight, timeout;
+	long batch, inflight, timeout, sample;
 };
 
 static int parse_num(const struct cli_ctx *ctx, const char *opt, const char *v, long min,
@@ -158,7 +159,7 @@ static int parse_args(const struct cli_ctx *ctx, char **argv, struct args *a)
 {
 	static const char *const with_value[] = {
 		"--source", "--destination", "--user", "--dest-user", "--master-user",
-		"--state", "--ca", "--batch", "--max-inflight", "--timeout",
+		"--state", "--ca", "--batch", "--max-inflight", "--timeout", "--verify-sample",
 	};
 
 	memset(a, 0, sizeof(*a));
@@ -195,6 +196,9 @@ static int parse_args(const struct cli_ctx *ctx, char **argv, struct args *a)
 				return MF_ERROR;
 		} else if (strcmp(o, "--max-inflight") == 0) {
 			if (parse_num(ctx, o, v, 1, 1L << 40, &a->inflight) != MF_OK)
+				return MF_ERROR;
+		} else if (strcmp(o, "--verify-sample") == 0) {
+			if (parse_num(ctx, o, v, 1, 100, &a->sample) != MF_OK)
 				return MF_ERROR;
 		} else if (strcmp(o, "--timeout") == 0) {
 			if (parse_num(ctx, o, v, 1, 3600, &a->timeout) != MF_OK)
@@ -292,26 +296,30 @@ int cli_migrate_run(const struct cli_ctx *ctx, char **argv)
 	o.batch_max = (unsigned int)a.batch;
 	o.max_inflight_bytes = (size_t)a.inflight;
 	o.timeout_ms = (int)a.timeout * 1000;
+	o.verify_sample_pct = (unsigned int)a.sample;
 	if (mig_run(&o, &rep, err, sizeof(err)) == MF_OK)
 		rc = CLI_EXIT_OK;
 	if (po.tty)
 		printf("\n");
 	if (rc == CLI_EXIT_OK && po.tty) {
 		printf("done: %u folders (%u created), %u subscriptions, %llu messages copied "
-		       "(%llu bytes), %llu found already there, %llu verified, %llu flag fixes\n",
+		       "(%llu bytes), %llu found already there, %llu verified (%llu by SHA-256), "
+		       "%llu flag fixes\n",
 		       rep.folders, rep.folders_created, rep.subscribed,
 		       (unsigned long long)rep.copied, (unsigned long long)rep.bytes,
 		       (unsigned long long)rep.reconciled, (unsigned long long)rep.verified,
-		       (unsigned long long)rep.flags_fixed);
+		       (unsigned long long)rep.verified_hashed, (unsigned long long)rep.flags_fixed);
 	} else if (!po.tty) {
 		printf("{\"event\":\"%s\",\"ok\":%s,\"folders\":%u,\"folders_created\":%u,"
 		       "\"subscribed\":%u,\"copied\":%llu,\"bytes\":%llu,\"reconciled\":%llu,"
-		       "\"verified\":%llu,\"flags_fixed\":%llu,\"verify_ok\":%s",
+		       "\"verified\":%llu,\"verified_hashed\":%llu,\"flags_fixed\":%llu,"
+		       "\"verify_ok\":%s",
 		       rc == CLI_EXIT_OK ? "done" : "error", rc == CLI_EXIT_OK ? "true" : "false",
 		       rep.folders, rep.folders_created, rep.subscribed,
 		       (unsigned long long)rep.copied, (unsigned long long)rep.bytes,
 		       (unsigned long long)rep.reconciled, (unsigned long long)rep.verified,
-		       (unsigned long long)rep.flags_fixed, rep.verify_ok ? "true" : "false");
+		       (unsigned long long)rep.verified_hashed, (unsigned long long)rep.flags_fixed,
+		       rep.verify_ok ? "true" : "false");
 		if (rc != CLI_EXIT_OK) {
 			printf(",\"error\":");
 			json_str(stdout, err);

@@ -207,6 +207,7 @@ static int endpoints(struct migrator *m, const struct login_event *e,
 		return mf_err(err, errlen, "no password observed and no [migrate] master_user");
 	}
 	o->timeout_ms = (int)m->timeout_ms;
+	o->verify_sample_pct = m->d->cfg.migrate_verify_sample;
 	o->pace = &m->pace;
 	return MF_OK;
 }
@@ -431,8 +432,9 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	if (rc != MF_OK)
 		goto failed;
 	snprintf(reason, sizeof(reason),
-		 "copied and verified (%llu messages in the delta, %llu verified)",
-		 (unsigned long long)rep.copied, (unsigned long long)rep.verified);
+		 "copied and verified (%llu messages in the delta, %llu verified, %llu by SHA-256)",
+		 (unsigned long long)rep.copied, (unsigned long long)rep.verified,
+		 (unsigned long long)rep.verified_hashed);
 	/* The lock goes first: until the state changes, nobody claims the
 	 * account, so no one ever finds it locked after our last word. */
 	close(lock);

@@ -570,6 +570,12 @@ static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
 		c->migrate_retry_max_s = (unsigned int)x;
 		return MF_OK;
 	}
+	if (!strcmp(k, "verify_sample")) {
+		if (parse_uint(v, 1, 100, &x) != MF_OK)
+			return MF_ERROR;
+		c->migrate_verify_sample = (unsigned int)x;
+		return MF_OK;
+	}
 	if (!strcmp(k, "retry_after")) {
 		if (parse_uint(v, 0, 30 * 86400, &x) != MF_OK)
 			return MF_ERROR;
@@ -819,6 +825,7 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->migrate_destination_port = 143;
 	cfg->migrate_timeout_ms = 60000;
 	cfg->migrate_retry_after_s = 3600;
+	cfg->migrate_verify_sample = 100;
 	cfg->migrate_retry_max_s = 7 * 86400;
 	cfg->migrate_source_connections = 4;
 	cfg->migrate_busy_retries = 5;

@@ -188,6 +188,8 @@ struct mf_config {
 	/* A FAILED account's next observed login copies again once this long
 	 * has passed since the failure; 0: only an admin's set-state does. */
 	unsigned int migrate_retry_after_s;
+	/* Per cent of the messages verification hashes (mig_opts). */
+	unsigned int migrate_verify_sample;
 
 	/* [admin] — the admin socket (JSON lines, root only) that `mailferry
 	 * status`, pin, pause, ... talk to. */

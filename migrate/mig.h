@@ -65,6 +65,7 @@ struct mig_report {
 	uint64_t bytes;
 	uint64_t reconciled;       /* found already on the destination */
 	uint64_t verified;         /* messages that passed verification */
+	uint64_t verified_hashed;  /* of those, compared by SHA-256 */
 	uint64_t flags_fixed;
 	bool verify_ok;
 	bool source_busy;          /* the source shed load (imap_client_opts) */
@@ -91,6 +92,13 @@ struct mig_opts {
 	size_t max_inflight_bytes; /* 0: MIG_INFLIGHT_DEFAULT */
 	unsigned int batch_max;    /* 0: MIG_BATCH_MAX_DEFAULT */
 	bool verify;               /* verify at the end (the one-shot: yes) */
+	/* Per cent (1..100) of the messages whose bytes verification reads
+	 * back and hashes; 0 means 100. Every message is still checked for
+	 * presence, size (RFC822.SIZE), INTERNALDATE and flags, and the
+	 * counts; the sample is chosen by source UID (mig_verify_sampled), so
+	 * a rerun checks the same messages. A folder copied without
+	 * destination UIDs (no UIDPLUS) is verified whole. */
+	unsigned int verify_sample_pct;
 	/* Use neither MULTIAPPEND nor LITERAL+ even where offered (servers
 	 * that announce them and get them wrong; and tests of the plain path:
 	 * one APPEND per message, synchronizing literals). */
@@ -114,5 +122,9 @@ struct mig_opts {
 /* MF_OK: copied and (if asked) verified. MF_ERROR with err otherwise;
  * *rep says how far it got either way. */
 int mig_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t errlen);
+
+/* Whether verification hashes the message with source UID uid when it
+ * samples pct per cent (0 or >= 100: every message). */
+bool mig_verify_sampled(uint32_t uid, unsigned int pct);
 
 #endif

@@ -153,6 +153,7 @@ struct mig_hashed {
 	char *flags;     /* malloc'd, may be NULL */
 	char date[64];
 	bool used;       /* matched already (reconciliation, verification) */
+	bool hashed;     /* size and sha256 are of the bytes; else size is RFC822.SIZE */
 };
 
 struct mig_hashed_set {

@@ -80,6 +80,7 @@ static int h_fetch(void *arg, const struct imap_response *r)
 	e = &h->hs->v[h->hs->n++];
 	memset(e, 0, sizeof(*e));
 	e->uid = m.uid;
+	e->hashed = true;
 	e->size = h->size;
 	memcpy(e->sha256, h->sha, 32);
 	e->flags = m.flags;

@@ -6,7 +6,9 @@
  * print another zone) and the same flags; the counts are equal. Flags
  * changed on the source since the copy are stored on the destination
  * (an incremental rerun brings them over); everything else that differs
- * fails the verification. */
+ * fails the verification. With a sample (mig_opts.verify_sample_pct) only
+ * the sampled messages' bytes are read back; the others are compared by
+ * RFC822.SIZE. */
 #include "mf.h"
 #include "mig_ctx.h"
 
@@ -51,6 +53,96 @@ static struct mig_hashed *find_dst(struct mig_hashed_set *hd, const struct mig_m
 	return NULL;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+bool mig_verify_sampled(uint32_t uid, unsigned int pct)
+{
+	if (pct == 0 || pct >= 100)
+		return true;
+	/* Fibonacci hashing spreads consecutive UIDs over the residues. */
+	return (uint32_t)(uid * 2654435761u) % 100u < pct;
+}
+
+/* The destination's messages, the sampled ones hashed: every message's
+ * metadata, then the bodies of the sample by UID sets. false in
+ * *sampled_r when the folder is hashed whole (no sample asked, or a map
+ * entry without a destination UID: those are found by their bytes). */
+static int dst_sampled(struct mig_ctx *x, const struct mig_map_entry *map, size_t n_map,
+		       struct mig_hashed_set *hd, bool *sampled_r)
+{
+	struct mig_meta_run dm = { 0 };
+	struct mig_hashed_set hs = { 0 };
+	uint32_t *uids = NULL;
+	size_t nu = 0, done = 0;
+	int rc = MF_ERROR;
+
+	*sampled_r = false;
+	if (x->o->verify_sample_pct == 0 || x->o->verify_sample_pct >= 100)
+		return MF_OK;
+	for (size_t i = 0; i < n_map; i++)
+		if (map[i].dst_uid == 0)
+			return MF_OK;
+	*sampled_r = true;
+	if (mig_meta_fetch(x->dst, 0, &dm, x->err, sizeof(x->err)) != MF_OK)
+		return MF_ERROR;
+	hd->v = calloc(dm.n ? dm.n : 1, sizeof(*hd->v));
+	uids = calloc(n_map ? n_map : 1, sizeof(*uids));
+	if (hd->v == NULL || uids == NULL) {
+		mf_err(x->err, sizeof(x->err), "out of memory");
+		goto out;
+	}
+	hd->cap = dm.n;
+	for (size_t i = 0; i < dm.n; i++) {
+		struct mig_hashed *d = &hd->v[hd->n++];
+
+		d->uid = dm.v[i].uid;
+		d->size = dm.v[i].size;
+		d->flags = dm.v[i].flags;
+		dm.v[i].flags = NULL;
+		memcpy(d->date, dm.v[i].date, sizeof(d->date));
+	}
+	for (size_t i = 0; i < n_map; i++)
+		if (mig_verify_sampled(map[i].src_uid, x->o->verify_sample_pct))
+			uids[nu++] = map[i].dst_uid;
+	mig_qsort(uids, nu, sizeof(*uids), cmp_u32);
+	while (done < nu) {
+		char set[4096];
+		size_t used = 0;
+
+		mig_uidset(uids + done, nu - done, set, sizeof(set), &used);
+		if (used == 0) {
+			mf_err(x->err, sizeof(x->err), "verify: UID set too long");
+			goto out;
+		}
+		if (mig_hash_fetch(x->dst, set, &hs, x->err, sizeof(x->err)) != MF_OK)
+			goto out;
+		done += used;
+	}
+	/* hd is in UID order (mig_meta_fetch sorts): the hashed ones replace
+	 * their metadata-only entries. */
+	for (size_t i = 0; i < hs.n; i++) {
+		struct mig_hashed key = { .uid = hs.v[i].uid }, *d;
+
+		d = mig_bsearch(&key, hd->v, hd->n, sizeof(*hd->v), cmp_hashed_uid);
+		if (d == NULL)
+			continue; /* expunged between the two FETCHes: the count fails */
+		d->size = hs.v[i].size;
+		memcpy(d->sha256, hs.v[i].sha256, 32);
+		d->hashed = true;
+	}
+	rc = MF_OK;
+out:
+	free(uids);
+	mig_hashed_free(&hs);
+	mig_msgs_free(dm.v, dm.n);
+	return rc;
+}
+
 static int fix_flags(struct mig_ctx *x, uint32_t uid, const char *flags)
 {
 	return imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err),
@@ -65,6 +157,7 @@ int mig_verify_folder(struct mig_ctx *x, const struct mig_folder *f)
 	struct mig_map_entry *map = NULL;
 	uint32_t suv, duv, sexists, dexists;
 	size_t n_map = 0;
+	bool sampled = false;
 	int rc = MF_ERROR;
 
 	if (mig_state_folder_get(x->st, f->src, &fs, x->err, sizeof(x->err)) != MF_OK ||
@@ -78,7 +171,10 @@ int mig_verify_folder(struct mig_ctx *x, const struct mig_folder *f)
 		return MF_ERROR;
 	if (mig_state_map_load(x->st, f->src, &map, &n_map, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
-	if (dexists > 0 && mig_hash_fetch(x->dst, "1:*", &hd, x->err, sizeof(x->err)) != MF_OK)
+	if (dexists > 0 && dst_sampled(x, map, n_map, &hd, &sampled) != MF_OK)
+		goto out;
+	if (dexists > 0 && !sampled &&
+	    mig_hash_fetch(x->dst, "1:*", &hd, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
 	mig_qsort(hd.v, hd.n, sizeof(*hd.v), cmp_hashed_uid);
 	for (size_t i = 0; i < src.n; i++) {
@@ -103,7 +199,7 @@ int mig_verify_folder(struct mig_ctx *x, const struct mig_folder *f)
 		d->used = true;
 		/* Sizes are the literals' (RFC822.SIZE may be computed otherwise
 		 * by some servers): the bytes copied against the bytes stored. */
-		if (d->size != e->size || memcmp(d->sha256, e->sha256, 32) != 0) {
+		if (d->size != e->size || (d->hashed && memcmp(d->sha256, e->sha256, 32) != 0)) {
 			mf_err(x->err, sizeof(x->err),
 			       "verify %s: source UID %u differs on the destination (UID %u): "
 			       "size %llu vs %llu or SHA-256", f->src, m->uid, d->uid,
@@ -124,6 +220,7 @@ int mig_verify_folder(struct mig_ctx *x, const struct mig_folder *f)
 			x->rep->flags_fixed++;
 		}
 		x->rep->verified++;
+		x->rep->verified_hashed += d->hashed;
 		x->prog.verified++;
 	}
 	if (hd.n != src.n) {

@@ -538,3 +538,52 @@ def test_oneshot_verification_catches_damage(mlab, tmp_path):
     assert p.returncode == 0, p.stderr
     old, new = dump(lab, lab.OLD4), dump(lab, lab.NEW4)
     assert new["folders"]["Damage"] == old["folders"]["Damage"]
+
+
+def sampled(uid, pct):
+    """migrate/mig_verify.c's mig_verify_sampled()."""
+    return ((uid * 2654435761) & 0xffffffff) % 100 < pct
+
+
+def test_oneshot_verify_sample(mlab, tmp_path):
+    """--verify-sample 25: every message is checked for presence, size, date and flags,
+    the sampled quarter (chosen by source UID) also by SHA-256 of new's bytes. A byte
+    flipped in a sampled message fails the run; in an unsampled one only a full
+    verification sees it."""
+    lab = mlab
+    wipe(lab)
+    n = 40
+    msgs = [["Sample", "()", '"08-Aug-2018 08:08:08 +0000"', 8800 + i, 2000 + 37 * i,
+             f"Message-ID: <sample{i}@lab.test>\r\n", "text"] for i in range(n)]
+    append_msgs(lab, lab.OLD4, msgs, create=["Sample"])
+    want_hashed = sum(sampled(uid, 25) for uid in range(1, n + 1))
+    assert 0 < want_hashed < n
+    p, last, _ = run_migrate(lab, tmp_path, "--verify-sample", "25")
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr)
+    assert last["verified"] == n and last["verified_hashed"] == want_hashed, last
+    p, last, _ = run_migrate(lab, tmp_path)
+    assert p.returncode == 0 and last["verified_hashed"] == n, last
+
+    box = Path(lab.lab_dir) / "new" / "mail" / USER / "Maildir" / ".Sample"
+
+    def flip(i, old=b"line of message", new=b"LINE of message"):
+        for f in (f for d in ("cur", "new") for f in (box / d).glob("*") if f.is_file()):
+            data = f.read_bytes()
+            if f"<sample{i}@lab.test>".encode() in data:
+                f.write_bytes(data.replace(old, new, 1))
+                return
+        raise AssertionError(f"message {i} not found on new")
+
+    # Source UID i + 1 is message i (appended in order into a fresh folder).
+    unsampled = next(i for i in range(n) if not sampled(i + 1, 25))
+    flip(unsampled)
+    p, last, _ = run_migrate(lab, tmp_path, "--verify-sample", "25")
+    assert p.returncode == 0, last
+    p, last, _ = run_migrate(lab, tmp_path)
+    assert p.returncode == 1 and "differs on the destination" in last["error"], last
+    flip(unsampled, b"LINE of message", b"line of message")  # put back
+    picked = next(i for i in range(n) if sampled(i + 1, 25))
+    flip(picked)
+    p, last, _ = run_migrate(lab, tmp_path, "--verify-sample", "25")
+    assert p.returncode == 1 and "differs on the destination" in last["error"], last
+    assert f"source UID {picked + 1} " in last["error"], last

@@ -410,6 +410,12 @@ static void test_migrate(void **state)
 	assert_int_equal(c.migrate_busy_retries, 0);
 	assert_int_equal(c.migrate_busy_wait_max_s, 60);
 	assert_int_equal(c.migrate_retry_max_s, 86400);
+	assert_int_equal(c.migrate_verify_sample, 100);
+	assert_int_equal(mf_config_parse_string("[migrate]\nverify_sample = 5\n", &c, err,
+						sizeof(err)), MF_OK);
+	assert_int_equal(c.migrate_verify_sample, 5);
+	expect_error("[migrate]\nverify_sample = 0\n", "verify_sample");
+	expect_error("[migrate]\nverify_sample = 101\n", "verify_sample");
 	expect_error("[migrate]\nretry_max = 0\n", "retry_max");
 	expect_error("[migrate]\nbusy_wait_max = 86401\n", "busy_wait_max");
 	expect_error("[migrate]\nmax_bytes_per_second = -1\n", "max_bytes_per_second");

@@ -219,12 +219,36 @@ static void test_refusals(void **state)
 		    "refused message UID 3 of Src (5 bytes): NO Invalid message");
 }
 
+/* The verification sample: all at 0 and 100, about pct per cent of any run
+ * of UIDs otherwise, the same answer every time. */
+static void test_verify_sample(void **state)
+{
+	unsigned int n = 0, runs = 0;
+
+	(void)state;
+	for (uint32_t uid = 1; uid <= 10000; uid++) {
+		assert_true(mig_verify_sampled(uid, 0));
+		assert_true(mig_verify_sampled(uid, 100));
+		/* A larger sample holds the smaller one. */
+		if (mig_verify_sampled(uid, 1))
+			assert_true(mig_verify_sampled(uid, 2));
+		n += mig_verify_sampled(uid, 25);
+		assert_int_equal(mig_verify_sampled(uid, 25), mig_verify_sampled(uid, 25));
+	}
+	assert_in_range(n, 2400, 2600);
+	/* Consecutive UIDs (a folder) are spread, not taken in blocks. */
+	for (uint32_t uid = 1; uid <= 100; uid++)
+		runs += mig_verify_sampled(uid, 10) != mig_verify_sampled(uid + 1, 10);
+	assert_true(runs >= 10);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_multiappend),
 		cmocka_unit_test(test_plain_append),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_verify_sample),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
