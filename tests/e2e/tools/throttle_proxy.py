@@ -11,6 +11,9 @@ Dovecot on old), misbehaving as a loaded server does, on a script given as JSON:
                  after drop_after bytes of the server's answer
   hold_ms        every body fetch is held this long before it is relayed (keeps
                  copies overlapping, for the connection-limit test)
+  drop_appends   (a destination) the K-th APPEND commands are relayed with only
+                 drop_after bytes of what the client sends after the command line
+                 (its literals), then the connection is cut: mid-APPEND
 
 Every event is one JSON line in LOG: {"ev": "open"|"close"|"refuse"|"limit"|"drop",
 "conn": n, "live": connections open now}. Bounded: at most 500 connections, then it
@@ -24,7 +27,7 @@ import time
 
 LISTEN, UPSTREAM, LOG, SCRIPT = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 lock = threading.Lock()
-state = {"conns": 0, "live": 0, "fetches": 0}
+state = {"conns": 0, "live": 0, "fetches": 0, "appends": 0}
 logf = open(LOG, "a", buffering=1)
 
 
@@ -85,6 +88,17 @@ def serve(c, n):
             if not line:
                 break
             words = line.split(b" ", 3)
+            if len(words) >= 2 and words[1].upper() == b"APPEND":
+                with lock:
+                    state["appends"] += 1
+                    k = state["appends"]
+                if k in SCRIPT.get("drop_appends", []):
+                    up.sendall(line + f.read(SCRIPT.get("drop_after", 20000)))
+                    log("drop", conn=n, append=k)
+                    cut["done"] = True
+                    cut_now(c)
+                    up.close()
+                    break
             body_fetch = (len(words) >= 3 and words[1].upper() == b"UID" and
                           words[2].upper() == b"FETCH" and b"BODY.PEEK[]" in line.upper())
             if body_fetch:
