@@ -67,6 +67,7 @@ struct mig_report {
 	uint64_t reconciled;       /* found already on the destination */
 	uint64_t verified;         /* messages that passed verification */
 	uint64_t flags_fixed;
+	uint64_t expunged;         /* gone from a POP3 source: expunged (sync_deletes) */
 	bool verify_ok;
 	bool source_busy;          /* the source shed load (imap_client_opts) */
 	/* The destination refused an APPEND (NO: over quota, too large, a
@@ -113,6 +114,10 @@ struct mig_opts {
 	 * be reached or logged in to has no POP3 service: an empty map, noted,
 	 * not a failure. A POP3 source's own session answers for its side. */
 	struct imap_url uidl_src, uidl_dst;
+	/* A POP3 source: messages copied before and gone from the source
+	 * since (the user deleted them there) are expunged from the
+	 * destination (mig_pop3_gone.c), before the verification. */
+	bool sync_deletes;
 	int (*uidl_store)(void *arg, const struct uidl_pair *v, size_t n, const char *note,
 			  char *err, size_t errlen);
 	void *uidl_store_arg;

@@ -87,6 +87,14 @@ struct uidl_copied;
 int mig_uidl_map(struct mig_ctx *x, const struct uidl_copied *c, const size_t *src_ord,
 		 const size_t *dst_ord, size_t m);
 
+/* mig_pop3_gone.c: a POP3 source's messages copied before and listed no
+ * more (msgs: the source's listing now) are expunged from the
+ * destination's INBOX, if still what was copied, and their rows dropped;
+ * *expunged_r: how many messages went. */
+struct pop3_msg;
+int mig_pop3_expunge_gone(struct mig_ctx *x, const struct pop3_msg *msgs, size_t n,
+			  uint64_t *expunged_r);
+
 /* mig_pop3.c: the whole run for a POP3 source (o->src.url.pop3). */
 int mig_pop3_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t errlen);
 void mig_progress_emit(struct mig_ctx *x);
