@@ -1,7 +1,9 @@
 /* mig_uidl.c — POP3 UIDL continuity, the network half (mig_uidl.h): log
  * in to each side by POP3, list it (UIDL and LIST), tie its messages to the
  * copied ones by position or, failing that, by their bytes (RETR, hashed as
- * they stream by, never held), and store the pairs.
+ * they stream by, never held), and store the pairs. Where messages are
+ * RETRieved, the \Seen marks a POP3 server sets for it are taken back
+ * over IMAP: reading for a map must not mark the user's mail read.
  *
  * Run at the end of a verified copy (the daemon's delta at CUTOVER): the
  * user's sessions are closed and new ones refused, so neither maildrop
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A POP3 login a server refuses for now, not for good: the copy fails and
  * is retried, rather than going on with no map. */
@@ -176,6 +179,73 @@ out:
 	return rc;
 }
 
+/* POP3's RETR marks a message \Seen on many servers (Dovecot unless
+ * pop3_no_flag_updates): the INBOX messages unseen before our RETRs are
+ * made unseen again after the POP3 session, over the copy's IMAP
+ * connection to that side (at CUTOVER nobody else changes flags there). */
+struct unseen {
+	struct imap_conn *imap; /* NULL: no IMAP connection to that side */
+	bool noted;
+	uint32_t *v;            /* sorted */
+	size_t n;
+};
+
+static bool has_seen(const char *flags)
+{
+	const char *p = flags;
+
+	while (p != NULL && *p != '\0') {
+		size_t len = strcspn(p, " ");
+
+		if (len == 5 && strncasecmp(p, "\\Seen", 5) == 0)
+			return true;
+		p += len;
+		p += strspn(p, " ");
+	}
+	return false;
+}
+
+static int unseen_note(struct mig_ctx *x, struct unseen *u)
+{
+	struct mig_meta_run m;
+	uint32_t uv, exists;
+
+	u->noted = true;
+	if (mig_select(u->imap, "INBOX", false, &uv, &exists, x->err, sizeof(x->err)) != MF_OK)
+		return MF_ERROR;
+	if (exists == 0)
+		return MF_OK;
+	if (mig_meta_fetch(u->imap, 0, &m, x->err, sizeof(x->err)) != MF_OK)
+		return MF_ERROR;
+	u->v = calloc(m.n + 1, sizeof(*u->v));
+	if (u->v == NULL) {
+		mig_msgs_free(m.v, m.n);
+		return mf_err(x->err, sizeof(x->err), "out of memory");
+	}
+	for (size_t i = 0; i < m.n; i++)
+		if (!has_seen(m.v[i].flags))
+			u->v[u->n++] = m.v[i].uid;
+	mig_msgs_free(m.v, m.n);
+	return MF_OK;
+}
+
+static int unseen_restore(struct mig_ctx *x, const struct unseen *u)
+{
+	char set[4000];
+	size_t at = 0, used;
+
+	while (at < u->n) {
+		mig_uidset(u->v + at, u->n - at, set, sizeof(set), &used);
+		if (used == 0)
+			return mf_err(x->err, sizeof(x->err), "UID set: no room");
+		if (imap_simple(u->imap, NULL, NULL, x->err, sizeof(x->err),
+				"UID STORE %s -FLAGS.SILENT (\\Seen)", set) != MF_OK)
+			return MF_ERROR;
+		at += used;
+	}
+	return MF_OK;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -188,7 +258,7 @@ static int cmp_u64(const void *a, const void *b)
  * one of the copied messages could have. *zipped_r: by position. */
 static int match_side(struct mig_ctx *x, struct pop3_conn *conn, struct uidl_msg *v, size_t n,
 		      const struct uidl_copied *c, const size_t *ord, size_t m, size_t *out,
-		      bool *zipped_r)
+		      bool *zipped_r, struct unseen *un)
 {
 	size_t *seq = NULL;
 	uint64_t *sizes = NULL;
@@ -211,6 +281,8 @@ static int match_side(struct mig_ctx *x, struct pop3_conn *conn, struct uidl_msg
 	for (size_t i = 0; i < n; i++) {
 		if (!uidl_size_plausible(&v[i], sizes, m))
 			continue;
+		if (un->imap != NULL && !un->noted && unseen_note(x, un) != MF_OK)
+			goto out;
 		if (mig_check_cancel(x) != MF_OK || hash_one(x, conn, &v[i]) != MF_OK)
 			goto out;
 	}
@@ -227,11 +299,12 @@ out:
 
 /* One side: log in, list, match. LEDGER_ABSENT: no POP3 service (note). */
 static int side(struct mig_ctx *x, const struct mig_side *sd, const struct imap_url *u,
-		const char *name, const struct uidl_copied *c, const size_t *ord, size_t m,
-		struct uidl_msg **v_r, size_t *n_r, size_t **out_r, bool *zipped_r, char *note,
-		size_t notelen)
+		struct imap_conn *imap, const char *name, const struct uidl_copied *c,
+		const size_t *ord, size_t m, struct uidl_msg **v_r, size_t *n_r, size_t **out_r,
+		bool *zipped_r, char *note, size_t notelen)
 {
 	struct pop3_conn *conn = NULL;
+	struct unseen un = { .imap = imap };
 	int rc;
 
 	*v_r = NULL;
@@ -247,8 +320,12 @@ static int side(struct mig_ctx *x, const struct mig_side *sd, const struct imap_
 			rc = mf_err(x->err, sizeof(x->err), "out of memory");
 	}
 	if (rc == MF_OK)
-		rc = match_side(x, conn, *v_r, *n_r, c, ord, m, *out_r, zipped_r);
+		rc = match_side(x, conn, *v_r, *n_r, c, ord, m, *out_r, zipped_r, &un);
+	/* QUIT first: a server may set \Seen only then. */
 	pop3_close(conn);
+	if (rc == MF_OK && un.noted)
+		rc = unseen_restore(x, &un);
+	free(un.v);
 	return rc;
 }
 
@@ -276,14 +353,14 @@ int mig_uidl_map(struct mig_ctx *x, const struct uidl_copied *c, const size_t *s
 	mig_progress_emit(x);
 	rc = MF_OK;
 	if (src_ord != NULL) {
-		rc = side(x, &o->src, &o->uidl_src, "source POP3", c, src_ord, m, &sv, &ns, &sout,
-			  &szip, note, sizeof(note));
+		rc = side(x, &o->src, &o->uidl_src, x->src, "source POP3", c, src_ord, m, &sv,
+			  &ns, &sout, &szip, note, sizeof(note));
 		if (rc == MF_ERROR)
 			goto out;
 	}
 	if (rc != LEDGER_ABSENT) {
-		rc = side(x, &o->dst, &o->uidl_dst, "destination POP3", c, dst_ord, m, &dv, &nd,
-			  &dout, &dzip, note, sizeof(note));
+		rc = side(x, &o->dst, &o->uidl_dst, x->dst, "destination POP3", c, dst_ord, m,
+			  &dv, &nd, &dout, &dzip, note, sizeof(note));
 		if (rc == MF_ERROR)
 			goto out;
 	}
