@@ -6,7 +6,17 @@
  *       --user U --password-stdin [--dest-user U2] [--dest-password-stdin]
  *       [--master-user M --master-password-stdin] [--state FILE]
  *       [--insecure] [--ca FILE] [--batch N] [--max-inflight BYTES] [--timeout S]
- *       [--plain-append]
+ *       [--plain-append] [--sync-deletes]
+ *       [--uidl-map [--source-pop3 URL] [--destination-pop3 URL] [--ledger SPEC]]
+ *
+ * --uidl-map: after verification, INBOX's destination POP3 UIDLs paired
+ * with its source POP3 UIDLs (mig_uidl.h), each side's POP3 service taken
+ * from its IMAP URL's host (imap:// -> pop3://:110, imaps:// ->
+ * pop3s://:995, imap+starttls:// -> pop3+stls://:110) unless given; stored
+ * under the account in the ledger SPEC (a SQLite file or postgresql://
+ * URL; the account must be in it), else only counted in the output.
+ * --sync-deletes: a POP3 source's messages deleted there since they were
+ * copied are expunged from the destination (mig_pop3_gone.c).
  *
  * Passwords are read from standard input, one line each, in this order:
  * the user's (--password-stdin), the destination user's
@@ -19,7 +29,9 @@
  * on standard output ({"event":"progress",...}), ending with
  * {"event":"done",...} or {"event":"error",...}. Exit status 0 only when
  * the copy is complete and verification passed. */
+#include "account.h"
 #include "cli.h"
+#include "ledger.h"
 #include "mf.h"
 #include "mig.h"
 #include "tls.h"
@@ -129,13 +141,18 @@ static void usage(void)
 		" [--timeout SECONDS]\n"
 		"         [--verify-sample PCT]  (hash PCT%% of the messages back; all are sized)\n"
 		"         [--plain-append]  (no MULTIAPPEND, no LITERAL+: one APPEND per message)\n"
+		"         [--sync-deletes]  (a POP3 source's deletions expunged on the destination)\n"
+		"         [--uidl-map [--source-pop3 URL] [--destination-pop3 URL] [--ledger SPEC]]\n"
+		"                           (POP3 UIDL continuity: pairs of destination -> source UIDLs)\n"
 		"URL: imap://HOST[:PORT], imaps://HOST[:PORT], imap+starttls://HOST[:PORT];\n"
 		"     a POP3-only source: pop3://, pop3s://, pop3+stls:// (its mailbox goes to INBOX)\n");
 }
 
 struct args {
 	const char *source, *destination, *user, *dest_user, *master, *state, *ca;
+	const char *source_pop3, *destination_pop3, *ledger;
 	bool pass_stdin, dest_pass_stdin, master_pass_stdin, insecure, plain_append;
+	bool uidl_map, sync_deletes;
 	long batch, inflight, timeout, sample;
 };
 
@@ -160,6 +177,7 @@ static int parse_args(const struct cli_ctx *ctx, char **argv, struct args *a)
 	static const char *const with_value[] = {
 		"--source", "--destination", "--user", "--dest-user", "--master-user",
 		"--state", "--ca", "--batch", "--max-inflight", "--timeout", "--verify-sample",
+		"--source-pop3", "--destination-pop3", "--ledger",
 	};
 
 	memset(a, 0, sizeof(*a));
@@ -213,6 +231,16 @@ static int parse_args(const struct cli_ctx *ctx, char **argv, struct args *a)
 			a->insecure = true;
 		else if (strcmp(o, "--plain-append") == 0)
 			a->plain_append = true;
+		else if (strcmp(o, "--sync-deletes") == 0)
+			a->sync_deletes = true;
+		else if (strcmp(o, "--uidl-map") == 0)
+			a->uidl_map = true;
+		else if (strcmp(o, "--source-pop3") == 0)
+			a->source_pop3 = v;
+		else if (strcmp(o, "--destination-pop3") == 0)
+			a->destination_pop3 = v;
+		else if (strcmp(o, "--ledger") == 0)
+			a->ledger = v;
 		else {
 			cli_error(ctx, "unknown option '%s'", o);
 			return MF_ERROR;
@@ -231,7 +259,71 @@ static int parse_args(const struct cli_ctx *ctx, char **argv, struct args *a)
 		cli_error(ctx, "--master-password-stdin needs --master-user");
 		return MF_ERROR;
 	}
+	if (!a->uidl_map && (a->source_pop3 != NULL || a->destination_pop3 != NULL ||
+			     a->ledger != NULL)) {
+		cli_error(ctx, "--source-pop3, --destination-pop3 and --ledger need --uidl-map");
+		return MF_ERROR;
+	}
 	return MF_OK;
+}
+
+/* A side's POP3 service: given, or its IMAP URL's host with the POP3
+ * scheme of the same TLS. */
+static int pop3_url(const char *given, const struct imap_url *imap, struct imap_url *u,
+		    char *err, size_t errlen)
+{
+	if (given != NULL) {
+		if (imap_url_parse(given, u, err, errlen) != MF_OK)
+			return MF_ERROR;
+		if (!u->pop3)
+			return mf_err(err, errlen, "%s: not a POP3 URL", given);
+		return MF_OK;
+	}
+	*u = *imap;
+	u->pop3 = true;
+	snprintf(u->port, sizeof(u->port), "%s", imap->sec == IMAP_SEC_TLS ? "995" : "110");
+	return MF_OK;
+}
+
+struct uidl_out {
+	struct ledger *l;      /* NULL: count only */
+	char account[ACCOUNT_NAME_MAX + 1];
+};
+
+static int uidl_store(void *arg, const struct uidl_pair *v, size_t n, const char *note,
+		      char *err, size_t errlen)
+{
+	struct uidl_out *u = arg;
+
+	(void)note;
+	if (u->l == NULL)
+		return MF_OK;
+	return ledger_uidl_map_put(u->l, u->account, v, n, err, errlen) == MF_OK ? MF_OK
+										 : MF_ERROR;
+}
+
+/* --ledger: the account must be there (the map is kept per account). */
+static int uidl_ledger(const struct cli_ctx *ctx, const struct args *a, struct uidl_out *u)
+{
+	struct account acct;
+	char err[512];
+	int rc;
+
+	if (account_name_normalise(a->user, strlen(a->user), "", false, u->account,
+				   sizeof(u->account), err, sizeof(err)) != MF_OK) {
+		cli_error(ctx, "--user: %s", err);
+		return MF_ERROR;
+	}
+	if (ledger_open(a->ledger, &u->l, err, sizeof(err)) != MF_OK) {
+		cli_error(ctx, "%s", err);
+		return MF_ERROR;
+	}
+	rc = ledger_account_get(u->l, u->account, &acct, err, sizeof(err));
+	if (rc == LEDGER_ABSENT)
+		cli_error(ctx, "%s is not in the ledger %s", u->account, a->ledger);
+	else if (rc != MF_OK)
+		cli_error(ctx, "%s", err);
+	return rc == MF_OK ? MF_OK : MF_ERROR;
 }
 
 int cli_migrate_run(const struct cli_ctx *ctx, char **argv)
@@ -240,6 +332,7 @@ int cli_migrate_run(const struct cli_ctx *ctx, char **argv)
 	struct progress_out po = { .tty = isatty(STDOUT_FILENO) == 1 };
 	struct mig_opts o = { .verify = true, .progress = on_progress, .progress_arg = &po };
 	struct mig_report rep;
+	struct uidl_out uo = { .l = NULL };
 	struct args a;
 	char err[IMAP_ERR_MAX + 64];
 	int rc = CLI_EXIT_USAGE;
@@ -297,6 +390,21 @@ int cli_migrate_run(const struct cli_ctx *ctx, char **argv)
 	o.max_inflight_bytes = (size_t)a.inflight;
 	o.timeout_ms = (int)a.timeout * 1000;
 	o.verify_sample_pct = (unsigned int)a.sample;
+	o.sync_deletes = a.sync_deletes;
+	if (a.uidl_map) {
+		if ((!o.src.url.pop3 &&
+		     pop3_url(a.source_pop3, &o.src.url, &o.uidl_src, err, sizeof(err)) != MF_OK) ||
+		    pop3_url(a.destination_pop3, &o.dst.url, &o.uidl_dst, err, sizeof(err)) !=
+			    MF_OK) {
+			cli_error(ctx, "%s", err);
+			rc = CLI_EXIT_USAGE;
+			goto out;
+		}
+		if (a.ledger != NULL && uidl_ledger(ctx, &a, &uo) != MF_OK)
+			goto out;
+		o.uidl_store = uidl_store;
+		o.uidl_store_arg = &uo;
+	}
 	if (mig_run(&o, &rep, err, sizeof(err)) == MF_OK)
 		rc = CLI_EXIT_OK;
 	if (po.tty)
@@ -309,6 +417,14 @@ int cli_migrate_run(const struct cli_ctx *ctx, char **argv)
 		       (unsigned long long)rep.copied, (unsigned long long)rep.bytes,
 		       (unsigned long long)rep.reconciled, (unsigned long long)rep.verified,
 		       (unsigned long long)rep.verified_hashed, (unsigned long long)rep.flags_fixed);
+		if (rep.expunged > 0)
+			printf("      %llu messages deleted on the source expunged\n",
+			       (unsigned long long)rep.expunged);
+		if (rep.uidl_mapped)
+			printf("      POP3 UIDL map: %llu of %llu INBOX messages paired%s%s%s\n",
+			       (unsigned long long)rep.uidl_pairs,
+			       (unsigned long long)rep.uidl_copied, rep.uidl_note[0] ? " (" : "",
+			       rep.uidl_note, rep.uidl_note[0] ? ")" : "");
 	} else if (!po.tty) {
 		printf("{\"event\":\"%s\",\"ok\":%s,\"folders\":%u,\"folders_created\":%u,"
 		       "\"subscribed\":%u,\"copied\":%llu,\"bytes\":%llu,\"reconciled\":%llu,"
@@ -320,6 +436,13 @@ int cli_migrate_run(const struct cli_ctx *ctx, char **argv)
 		       (unsigned long long)rep.reconciled, (unsigned long long)rep.verified,
 		       (unsigned long long)rep.verified_hashed, (unsigned long long)rep.flags_fixed,
 		       rep.verify_ok ? "true" : "false");
+		printf(",\"expunged\":%llu", (unsigned long long)rep.expunged);
+		if (rep.uidl_mapped) {
+			printf(",\"uidl_pairs\":%llu,\"uidl_copied\":%llu,\"uidl_note\":",
+			       (unsigned long long)rep.uidl_pairs,
+			       (unsigned long long)rep.uidl_copied);
+			json_str(stdout, rep.uidl_note);
+		}
 		if (rc != CLI_EXIT_OK) {
 			printf(",\"error\":");
 			json_str(stdout, err);
@@ -330,6 +453,7 @@ int cli_migrate_run(const struct cli_ctx *ctx, char **argv)
 	if (rc != CLI_EXIT_OK)
 		cli_error(ctx, "%s", err);
 out:
+	ledger_close(uo.l);
 	explicit_bzero(pw, 3 * sizeof(*pw));
 	free(pw);
 	return rc;

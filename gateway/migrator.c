@@ -42,6 +42,12 @@ struct migrator {
 	struct mf_addr source;
 	enum imap_security src_sec, dst_sec;
 	bool src_pop3;                    /* a POP3-only source (mig_pop3.c) */
+	/* POP3 UIDL continuity (mig_uidl.h): the gateway serves POP3, so at
+	 * CUTOVER each side's POP3 service (port "" : none) is listed and the
+	 * UIDL map kept in the ledger for the POP3 front end. */
+	bool uidl_map;
+	char src_pop3_port[8], dst_pop3_port[8];
+	enum imap_security src_pop3_sec, dst_pop3_sec;
 	char ca[MF_PATH_MAX];             /* "" : the system's store */
 	char src_name[MF_DOMAIN_MAX + 1]; /* "" : verify the address */
 	char dst_name[MF_DOMAIN_MAX + 1];
@@ -209,6 +215,55 @@ static int endpoints(struct migrator *m, const struct login_event *e,
 	o->timeout_ms = (int)m->timeout_ms;
 	o->verify_sample_pct = m->d->cfg.migrate_verify_sample;
 	o->pace = &m->pace;
+	o->uidl_src.pop3 = o->uidl_dst.pop3 = true;
+	snprintf(o->uidl_src.host, sizeof(o->uidl_src.host), "%s", o->src.url.host);
+	snprintf(o->uidl_dst.host, sizeof(o->uidl_dst.host), "%s", o->dst.url.host);
+	snprintf(o->uidl_src.port, sizeof(o->uidl_src.port), "%s", m->src_pop3_port);
+	snprintf(o->uidl_dst.port, sizeof(o->uidl_dst.port), "%s", m->dst_pop3_port);
+	o->uidl_src.sec = m->src_pop3_sec;
+	o->uidl_dst.sec = m->dst_pop3_sec;
+	return MF_OK;
+}
+
+/* Where a side's POP3 service is, for the UIDL map: where the gateway's
+ * POP3 front end sends clients (the original port, on either server),
+ * with the TLS the copy uses toward that side: implicit TLS on the first
+ * POP3S port, else the first POP3 port (STLS when the copy uses
+ * STARTTLS), else whichever the gateway serves. */
+static void pop3_service(const struct mf_config *cfg, enum imap_security sec, char *port,
+			 size_t len, enum imap_security *sec_r)
+{
+	bool tls = sec == IMAP_SEC_TLS;
+
+	port[0] = '\0';
+	*sec_r = sec;
+	if (cfg->n_pop3s_ports > 0 && (tls || cfg->n_pop3_ports == 0)) {
+		snprintf(port, len, "%u", cfg->pop3s_ports[0]);
+		*sec_r = IMAP_SEC_TLS;
+	} else if (cfg->n_pop3_ports > 0) {
+		snprintf(port, len, "%u", cfg->pop3_ports[0]);
+		*sec_r = tls ? IMAP_SEC_STARTTLS : sec;
+	}
+}
+
+struct uidl_store {
+	struct ledger *l;
+	const char *account;
+};
+
+/* mig_opts.uidl_store: the map goes to the ledger, where the POP3 front
+ * end reads it once the account is MIGRATED. */
+static int uidl_store(void *arg, const struct uidl_pair *v, size_t n, const char *note,
+		      char *err, size_t errlen)
+{
+	const struct uidl_store *u = arg;
+
+	if (ledger_uidl_map_put(u->l, u->account, v, n, err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (note[0] != '\0')
+		mf_log_info("migrate user=%s uidl_map=%zu note=\"%s\"", u->account, n, note);
+	else
+		mf_log_info("migrate user=%s uidl_map=%zu", u->account, n);
 	return MF_OK;
 }
 
@@ -361,6 +416,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	int lock = -1, rc;
 
 	bool cut = false;
+	struct uidl_store us = { .l = l, .account = e->account };
 
 	if (state_path(m, e->account, path, sizeof(path)) != MF_OK) {
 		mf_log_warn("migrate user=%s: no copy: state file name too long", e->account);
@@ -426,6 +482,13 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	cutover_settle(m);
 	phase = "delta";
 	o.verify = true;
+	/* What the user deleted on a POP3 source since the bulk copy goes
+	 * from the destination too; and POP3 clients keep their UIDLs. */
+	o.sync_deletes = true;
+	if (m->uidl_map) {
+		o.uidl_store = uidl_store;
+		o.uidl_store_arg = &us;
+	}
 	rc = run_counted(t, e->account, "delta", &o, &rep, err, sizeof(err));
 	messages += rep.copied;
 	bytes += rep.bytes;
@@ -742,6 +805,11 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	m->src_sec = security(d->cfg.migrate_source_tls);
 	m->src_pop3 = d->cfg.migrate_source_pop3;
 	m->dst_sec = security(d->cfg.migrate_destination_tls);
+	m->uidl_map = d->cfg.n_pop3_ports + d->cfg.n_pop3s_ports > 0;
+	pop3_service(&d->cfg, m->src_sec, m->src_pop3_port, sizeof(m->src_pop3_port),
+		     &m->src_pop3_sec);
+	pop3_service(&d->cfg, m->dst_sec, m->dst_pop3_port, sizeof(m->dst_pop3_port),
+		     &m->dst_pop3_sec);
 	snprintf(m->ca, sizeof(m->ca), "%s", d->cfg.migrate_tls_ca);
 	snprintf(m->src_name, sizeof(m->src_name), "%s", d->cfg.migrate_source_name);
 	snprintf(m->dst_name, sizeof(m->dst_name), "%s", d->cfg.migrate_destination_name);
@@ -773,9 +841,10 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 		}
 	}
 	mf_log_info("migrate workers=%u strategy=%s state_dir=%s source=%s source_tls=%s "
-		    "destination_tls=%s master=%s", n, strategy_name(m->strategy), m->state_dir,
-		    m->src_pop3 ? "pop3" : "imap", sec_name(m->src_sec),
-		    sec_name(m->dst_sec), m->master[0] != '\0' ? m->master : "none");
+		    "destination_tls=%s master=%s uidl_map=%s", n, strategy_name(m->strategy),
+		    m->state_dir, m->src_pop3 ? "pop3" : "imap", sec_name(m->src_sec),
+		    sec_name(m->dst_sec), m->master[0] != '\0' ? m->master : "none",
+		    m->uidl_map ? "yes" : "no");
 	*m_r = m;
 	return MF_OK;
 fail:

@@ -26,6 +26,7 @@
 #define MF_MIG_H
 
 #include "imap_client.h"
+#include "ledger.h"
 #include "mig_pace.h"
 
 #include <stdatomic.h>
@@ -67,6 +68,7 @@ struct mig_report {
 	uint64_t verified;         /* messages that passed verification */
 	uint64_t verified_hashed;  /* of those, compared by SHA-256 */
 	uint64_t flags_fixed;
+	uint64_t expunged;         /* gone from a POP3 source: expunged (sync_deletes) */
 	bool verify_ok;
 	bool source_busy;          /* the source shed load (imap_client_opts) */
 	/* The destination refused an APPEND (NO: over quota, too large, a
@@ -75,6 +77,12 @@ struct mig_report {
 	 * refusal, and the message is known (refused_known): its source UID
 	 * and folder, size and the response code ("" if none). The copy
 	 * stops there: nothing after a refused message is skipped over. */
+	/* POP3 UIDL continuity (mig_opts.uidl_store): the map was computed and
+	 * stored with uidl_pairs pairs of uidl_copied INBOX messages; why it
+	 * is short or empty, if it is, in uidl_note ("" otherwise). */
+	bool uidl_mapped;
+	uint64_t uidl_pairs, uidl_copied;
+	char uidl_note[256];
 	bool dst_refused;
 	bool refused_known;
 	uint32_t refused_uid;
@@ -104,6 +112,23 @@ struct mig_opts {
 	 * one APPEND per message, synchronizing literals). */
 	bool plain_append;
 	struct mig_pace *pace;     /* rate limits shared with other copies, or NULL */
+	/* POP3 UIDL continuity (mig_uidl.h): after a verified copy, INBOX's
+	 * destination POP3 UIDLs paired with its source POP3 UIDLs, handed to
+	 * uidl_store (NULL: not computed), which returns MF_OK or MF_ERROR
+	 * (the run fails: a map that cannot be kept must not be flipped on).
+	 * note: why the map is short or empty, "" if it is not. uidl_src,
+	 * uidl_dst: the POP3 services of both sides (pop3 set; port "": none),
+	 * logged in to with src's and dst's credentials; a side that cannot
+	 * be reached or logged in to has no POP3 service: an empty map, noted,
+	 * not a failure. A POP3 source's own session answers for its side. */
+	struct imap_url uidl_src, uidl_dst;
+	/* A POP3 source: messages copied before and gone from the source
+	 * since (the user deleted them there) are expunged from the
+	 * destination (mig_pop3_gone.c), before the verification. */
+	bool sync_deletes;
+	int (*uidl_store)(void *arg, const struct uidl_pair *v, size_t n, const char *note,
+			  char *err, size_t errlen);
+	void *uidl_store_arg;
 	void (*progress)(void *arg, const struct mig_progress *p);
 	void *progress_arg;
 	/* Set by another thread to stop the run at its next checkpoint (a

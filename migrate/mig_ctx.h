@@ -77,6 +77,24 @@ double mig_now(void);
 int mig_imap_open(struct mig_ctx *x, const struct mig_side *sd, const char *name,
 		  struct imap_conn **c_r);
 
+/* mig_uidl.c: POP3 UIDL continuity after a verified copy (mig_uidl.h),
+ * when o->uidl_store is set: c[0..m) INBOX's copied messages; src_ord
+ * their indices in source UID order (NULL: a POP3 source, whose side is
+ * c[k].src_uidl), dst_ord in destination UID order (NULL: some destination
+ * UID unknown, no zip on that side). Stores the map (an empty one, noted,
+ * when a side has no POP3 service). MF_OK or MF_ERROR in x->err. */
+struct uidl_copied;
+int mig_uidl_map(struct mig_ctx *x, const struct uidl_copied *c, const size_t *src_ord,
+		 const size_t *dst_ord, size_t m);
+
+/* mig_pop3_gone.c: a POP3 source's messages copied before and listed no
+ * more (msgs: the source's listing now) are expunged from the
+ * destination's INBOX, if still what was copied, and their rows dropped;
+ * *expunged_r: how many messages went. */
+struct pop3_msg;
+int mig_pop3_expunge_gone(struct mig_ctx *x, const struct pop3_msg *msgs, size_t n,
+			  uint64_t *expunged_r);
+
 /* mig_pop3.c: the whole run for a POP3 source (o->src.url.pop3). */
 int mig_pop3_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t errlen);
 void mig_progress_emit(struct mig_ctx *x);

@@ -14,6 +14,7 @@
  * file) is matched by content before anything is appended. */
 #include "mf.h"
 #include "mig_ctx.h"
+#include "mig_uidl.h"
 #include "pop3_client.h"
 
 #include <openssl/evp.h>
@@ -291,6 +292,64 @@ out:
 	return rc;
 }
 
+/* Indices ordered by the UIDs they index in arg. */
+static int cmp_ord_uid(const void *a, const void *b, void *arg)
+{
+	const uint32_t *uid = arg;
+	uint32_t x = uid[*(const size_t *)a], y = uid[*(const size_t *)b];
+
+	return x < y ? -1 : x > y;
+}
+
+/* POP3 UIDL continuity (mig_uidl.h), after verification: the copied rows
+ * the source still lists are the source side (their own UIDLs); sorted by
+ * destination UID (when every one is known), the destination's order. */
+static int uidl_map(struct mig_ctx *x, const struct pop3_msg *msgs, size_t n)
+{
+	struct mig_uidl_entry *v = NULL;
+	struct uidl_copied *c = NULL;
+	uint32_t *dst_uid = NULL;
+	size_t nv = 0, m = 0, *ord = NULL;
+	bool dst_known = true;
+	int rc = MF_ERROR;
+
+	if (x->o->uidl_store == NULL)
+		return MF_OK;
+	if (mig_state_uidl_load(x->st, &v, &nv, x->err, sizeof(x->err)) != MF_OK)
+		return MF_ERROR;
+	c = calloc(n + 1, sizeof(*c));
+	ord = calloc(n + 1, sizeof(*ord));
+	dst_uid = calloc(n + 1, sizeof(*dst_uid));
+	if (c == NULL || ord == NULL || dst_uid == NULL) {
+		mf_err(x->err, sizeof(x->err), "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct mig_uidl_entry key, *e;
+
+		snprintf(key.uidl, sizeof(key.uidl), "%s", msgs[i].uidl);
+		e = mig_bsearch(&key, v, nv, sizeof(*v), cmp_uidl);
+		if (e == NULL || e->pending)
+			continue;
+		c[m].size = e->size;
+		memcpy(c[m].sha256, e->sha256, 32);
+		c[m].src_uidl = e->uidl;
+		dst_uid[m] = e->dst_uid;
+		dst_known = dst_known && e->dst_uid != 0;
+		ord[m] = m;
+		m++;
+	}
+	if (m > 1)
+		qsort_r(ord, m, sizeof(*ord), cmp_ord_uid, dst_uid);
+	rc = mig_uidl_map(x, c, NULL, dst_known ? ord : NULL, m);
+out:
+	free(dst_uid);
+	free(ord);
+	free(c);
+	free(v);
+	return rc;
+}
+
 static int run(struct mig_ctx *x, struct pop3_conn **src_r)
 {
 	const struct mig_opts *o = x->o;
@@ -342,10 +401,12 @@ static int run(struct mig_ctx *x, struct pop3_conn **src_r)
 			goto out;
 		mig_progress_emit(x);
 	}
+	if (o->sync_deletes && mig_pop3_expunge_gone(x, msgs, n, &x->rep->expunged) != MF_OK)
+		goto out;
 	if (o->verify) {
 		x->prog.phase = "verify";
 		mig_progress_emit(x);
-		if (verify(x, msgs, n) != MF_OK)
+		if (verify(x, msgs, n) != MF_OK || uidl_map(x, msgs, n) != MF_OK)
 			goto out;
 	}
 	x->rep->folders = 1;

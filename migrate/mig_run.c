@@ -3,9 +3,12 @@
  * verify each folder. */
 #include "mf.h"
 #include "mig_ctx.h"
+#include "mig_uidl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int mig_imap_open(struct mig_ctx *x, const struct mig_side *sd, const char *name,
 		  struct imap_conn **c_r)
@@ -75,6 +78,58 @@ static int estimate(struct mig_ctx *x)
 	return MF_OK;
 }
 
+static int cmp_dst_uid(const void *a, const void *b, void *arg)
+{
+	const struct mig_map_entry *map = arg;
+	uint32_t x = map[*(const size_t *)a].dst_uid, y = map[*(const size_t *)b].dst_uid;
+
+	return x < y ? -1 : x > y;
+}
+
+/* POP3 UIDL continuity (mig_uidl.h) for INBOX, after verification: its
+ * map, loaded sorted by source UID, is the source side's order; sorted by
+ * destination UID (when every one is known), the destination's. */
+static int uidl_map(struct mig_ctx *x)
+{
+	struct mig_map_entry *map = NULL;
+	struct uidl_copied *c = NULL;
+	size_t n = 0, *src_ord = NULL, *dst_ord = NULL;
+	bool dst_known = true;
+	const char *inbox = NULL;
+	int rc = MF_ERROR;
+
+	if (x->o->uidl_store == NULL)
+		return MF_OK;
+	for (size_t i = 0; i < x->n_folders && inbox == NULL; i++)
+		if (strcasecmp(x->folders[i].src, "INBOX") == 0)
+			inbox = x->folders[i].src;
+	if (inbox != NULL &&
+	    mig_state_map_load(x->st, inbox, &map, &n, x->err, sizeof(x->err)) != MF_OK)
+		return MF_ERROR;
+	c = calloc(n + 1, sizeof(*c));
+	src_ord = calloc(n + 1, sizeof(*src_ord));
+	dst_ord = calloc(n + 1, sizeof(*dst_ord));
+	if (c == NULL || src_ord == NULL || dst_ord == NULL) {
+		mf_err(x->err, sizeof(x->err), "out of memory");
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++) {
+		c[k].size = map[k].size;
+		memcpy(c[k].sha256, map[k].sha256, 32);
+		src_ord[k] = dst_ord[k] = k;
+		dst_known = dst_known && map[k].dst_uid != 0;
+	}
+	if (n > 1)
+		qsort_r(dst_ord, n, sizeof(*dst_ord), cmp_dst_uid, map);
+	rc = mig_uidl_map(x, c, src_ord, dst_known ? dst_ord : NULL, n);
+out:
+	free(dst_ord);
+	free(src_ord);
+	free(c);
+	free(map);
+	return rc;
+}
+
 static int run(struct mig_ctx *x)
 {
 	const struct mig_opts *o = x->o;
@@ -103,7 +158,7 @@ static int run(struct mig_ctx *x)
 			return MF_ERROR;
 	}
 	x->rep->verify_ok = true;
-	return MF_OK;
+	return uidl_map(x);
 }
 
 static int run_once(const struct mig_opts *o, struct mig_report *rep, char *err,

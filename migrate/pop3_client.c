@@ -232,55 +232,132 @@ static int collect(void *arg, const uint8_t *p, size_t n)
 	return MF_OK;
 }
 
-int pop3_uidl(struct pop3_conn *c, struct pop3_msg **v_r, size_t *n_r, char *err,
-	      size_t errlen)
+/* A multi-line listing ("UIDL", "LIST") split into lines, each handed to
+ * line() (which grows its array); *n counted by line(). */
+static int listing(struct pop3_conn *c, const char *what,
+		   int (*line)(void *arg, const char *s, size_t len), void *arg, char *err,
+		   size_t errlen)
 {
 	struct listing l = { 0 };
-	struct pop3_msg *v = NULL;
-	size_t n = 0, cap = 0, pos = 0;
+	size_t pos = 0;
 	int rc = MF_ERROR;
 
-	if (cmd(c, err, errlen, "UIDL") != MF_OK)
+	if (cmd(c, err, errlen, "%s", what) != MF_OK)
 		return MF_ERROR;
 	if (body(c, collect, &l, err, errlen) != MF_OK) {
 		if (err[0] == '\0' || !c->net.dead)
-			mf_err(err, errlen, "%s: UIDL listing too large", c->net.name);
+			mf_err(err, errlen, "%s: %s listing too large", c->net.name, what);
 		goto out;
 	}
 	while (pos < l.len) {
 		char *eol = memchr(l.buf + pos, '\n', l.len - pos);
 		size_t ll = eol != NULL ? (size_t)(eol - (l.buf + pos)) : l.len - pos;
-		struct pop3_msg m;
+		size_t next = eol != NULL ? ll + 1 : ll;
+		int lr;
 
 		if (ll > 0 && l.buf[pos + ll - 1] == '\r')
 			ll--;
-		if (ll + 2 > POP3_RESP_LINE_MAX ||
-		    pop3_uidl_line(l.buf + pos, ll, &m.n, m.uidl) != MF_OK) {
-			mf_err(err, errlen, "%s: bad UIDL line", c->net.name);
+		if (ll + 2 > POP3_RESP_LINE_MAX) {
+			mf_err(err, errlen, "%s: bad %s line", c->net.name, what);
 			goto out;
 		}
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 256;
-			struct pop3_msg *nv = realloc(v, nc * sizeof(*v));
-
-			if (nv == NULL) {
-				mf_err(err, errlen, "out of memory");
-				goto out;
-			}
-			v = nv;
-			cap = nc;
+		lr = line(arg, l.buf + pos, ll);
+		if (lr == MF_AGAIN) {
+			mf_err(err, errlen, "out of memory");
+			goto out;
 		}
-		v[n++] = m;
-		pos += (eol != NULL ? (size_t)(eol - (l.buf + pos)) + 1 : l.len - pos);
+		if (lr != MF_OK) {
+			mf_err(err, errlen, "%s: bad %s line", c->net.name, what);
+			goto out;
+		}
+		pos += next;
 	}
-	*v_r = v;
-	*n_r = n;
-	v = NULL;
 	rc = MF_OK;
 out:
-	free(v);
 	free(l.buf);
 	return rc;
+}
+
+/* Room for one more element in a growing array: MF_OK or MF_ERROR (the
+ * caller's line() answers MF_AGAIN for it: out of memory, not a bad line). */
+static int grow(void **v, size_t n, size_t *cap, size_t size)
+{
+	size_t nc;
+	void *nv;
+
+	if (n < *cap)
+		return MF_OK;
+	nc = *cap ? *cap * 2 : 256;
+	nv = realloc(*v, nc * size);
+	if (nv == NULL)
+		return MF_ERROR;
+	*v = nv;
+	*cap = nc;
+	return MF_OK;
+}
+
+struct uidl_acc {
+	struct pop3_msg *v;
+	size_t n, cap;
+};
+
+static int uidl_one(void *arg, const char *s, size_t len)
+{
+	struct uidl_acc *a = arg;
+	struct pop3_msg m;
+
+	if (pop3_uidl_line(s, len, &m.n, m.uidl) != MF_OK)
+		return MF_ERROR;
+	if (grow((void **)&a->v, a->n, &a->cap, sizeof(*a->v)) != MF_OK)
+		return MF_AGAIN;
+	a->v[a->n++] = m;
+	return MF_OK;
+}
+
+int pop3_uidl(struct pop3_conn *c, struct pop3_msg **v_r, size_t *n_r, char *err,
+	      size_t errlen)
+{
+	struct uidl_acc a = { 0 };
+
+	if (listing(c, "UIDL", uidl_one, &a, err, errlen) != MF_OK) {
+		free(a.v);
+		return MF_ERROR;
+	}
+	*v_r = a.v;
+	*n_r = a.n;
+	return MF_OK;
+}
+
+struct list_acc {
+	struct pop3_size *v;
+	size_t n, cap;
+};
+
+static int list_one(void *arg, const char *s, size_t len)
+{
+	struct list_acc *a = arg;
+	struct pop3_size m;
+
+	if (pop3_list_line(s, len, &m.n, &m.size) != MF_OK)
+		return MF_ERROR;
+	if (grow((void **)&a->v, a->n, &a->cap, sizeof(*a->v)) != MF_OK)
+		return MF_AGAIN;
+	a->v[a->n++] = m;
+	return MF_OK;
+}
+
+int pop3_list(struct pop3_conn *c, struct pop3_size **v_r, size_t *n_r, char *err,
+	      size_t errlen)
+{
+	struct list_acc a = { 0 };
+
+	if (listing(c, "LIST", list_one, &a, err, errlen) != MF_OK) {
+		free(a.v);
+		return MF_ERROR;
+	}
+	*v_r = a.v;
+	*n_r = a.n;
+	return MF_OK;
 }
 
 int pop3_retr(struct pop3_conn *c, uint32_t n,

@@ -42,6 +42,18 @@ int pop3_login(struct pop3_conn *c, const char *user, const char *master, const 
 int pop3_uidl(struct pop3_conn *c, struct pop3_msg **v_r, size_t *n_r, char *err,
 	      size_t errlen);
 
+/* One LIST line: a message's number and size (as the server counts it:
+ * with CRLF line ends, usually the bytes RETR gives). */
+struct pop3_size {
+	uint32_t n;
+	uint64_t size;
+};
+
+/* LIST of every message, in the order the server lists them (malloc'd
+ * *v_r; NULL when there are none). */
+int pop3_list(struct pop3_conn *c, struct pop3_size **v_r, size_t *n_r, char *err,
+	      size_t errlen);
+
 /* RETR n: the message's bytes (unstuffed) go to data() in chunks; returns
  * data()'s MF_ERROR as is. */
 int pop3_retr(struct pop3_conn *c, uint32_t n,

@@ -9,10 +9,19 @@ destination UID, size and SHA-256. A rerun copies nothing; a message added on ol
 only one the next run copies. Over POP3S verified against the lab CA and as the master
 user (AUTH PLAIN with an authorization identity) the same holds.
 
+POP3 UIDL continuity (`--uidl-map --ledger`, and the daemon at CUTOVER): the ledger's
+map pairs every destination POP3 UIDL with the source POP3 UIDL of the same bytes, as
+this test sees both sides itself with poplib against old and new directly; for an IMAP
+source (old read by IMAP, then listed by POP3) and a POP3 source alike. A POP3 source's
+deletions (DELE + QUIT on old after a copy) are expunged on new by the next copy with
+`--sync-deletes`, leaving new = old byte for byte, and leave the map.
+
 The test user (carol, whom test_migrate_oneshot.py owns too) is wiped before and after.
 """
 
+import json
 import sqlite3
+import subprocess
 import time
 
 import pytest
@@ -210,6 +219,11 @@ def test_daemon_pop3_source(plab, tmp_path):
         assert router_logins(lab, "DOVECOT_LOG_OLD", mark, "imap") == []
         old, new = dump(lab, lab.OLD4, USER), dump(lab, lab.NEW4, USER)
         assert len(new["folders"]["INBOX"]) == n and contents(new) == contents(old)
+        # The gateway serves POP3: the ledger holds the UIDL map for its front end.
+        pairs = ledger_map(g.ledger)
+        assert len(pairs) == n
+        check_map(lab, pairs)
+        assert f"uidl_map={n}" in g.log()
         assert client_py(lab, POP3_SESSION, lab.OLD4, USER, pw).split() == ["+OK", str(n)]
         conns = [c for c in g.conns() if c.get("user") == USER]
         assert [c["route"] for c in conns] == ["source", "destination"], conns
@@ -217,3 +231,175 @@ def test_daemon_pop3_source(plab, tmp_path):
         assert g.files_holding(pw.encode()) == []
     finally:
         g.teardown()
+
+
+# Each side as a POP3 client sees it: [uidl, sha256 of the message] in order.
+POP3_TRUTH = r"""
+import hashlib, poplib
+RESULT = {}
+for side in ("old", "new"):
+    p = poplib.POP3(P[side], 110, timeout=60)
+    p.user(P["user"])
+    p.pass_(P["password"])
+    out = []
+    for line in p.uidl()[1]:
+        n, u = line.decode().split(" ", 1)
+        _, lines, _ = p.retr(int(n))
+        out.append([u, hashlib.sha256(b"\r\n".join(lines) + b"\r\n").hexdigest()])
+    p.quit()
+    RESULT[side] = out
+"""
+
+POP3_DELE = r"""
+import poplib
+p = poplib.POP3(P["host"], 110, timeout=60)
+p.user(P["user"])
+p.pass_(P["password"])
+for n in P["numbers"]:
+    p.dele(n)
+p.quit()
+"""
+
+
+def done(p):
+    """The final JSON line of a migrate run."""
+    last = json.loads(p.stdout.strip().splitlines()[-1])
+    assert last["event"] == "done", last
+    return last
+
+
+def ledger_for(tmp_path):
+    """A ledger with carol in it (the map is kept per account)."""
+    conf = tmp_path / "mailferry.conf"
+    ledger = tmp_path / "ledger.db"
+    conf.write_text(f"[ledger]\npath = {ledger}\n")
+    r = subprocess.run([MAILFERRY, "-c", str(conf), "accounts", "set-state", USER, "SEEN"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return ledger
+
+
+def ledger_map(ledger):
+    db = sqlite3.connect(ledger)
+    rows = db.execute("SELECT dst, src FROM pop3_uidl WHERE name = ?", (USER,)).fetchall()
+    db.close()
+    return rows
+
+
+def shift_new_uids(lab, k=3):
+    """k messages put on new and deleted: new's UIDs (and so Dovecot's UIDLs there) no
+    longer start where old's do, so a map that is the identity would be wrong."""
+    pw = lab.env[f"PASS_{USER}"]
+    lab.py_json("router", RAW_APPEND, host=lab.NEW4, user=USER, password=pw,
+                bodies=[f"Subject: filler {i}\r\n\r\nx\r\n" for i in range(k)], big=False)
+    lab.py_json("router", POP3_DELE, host=lab.NEW4, user=USER, password=pw,
+                numbers=list(range(1, k + 1)))
+
+
+def check_map(lab, pairs, unpaired=0):
+    """Every message on new (but unpaired ones that were never on old) is paired, with
+    the old UIDL of the same bytes."""
+    t = lab.py_json("router", POP3_TRUTH, old=lab.OLD4, new=lab.NEW4, user=USER,
+                    password=lab.env[f"PASS_{USER}"], timeout=120)
+    old, new = dict(t["old"]), dict(t["new"])
+    assert len(old) == len(t["old"]) and len(new) == len(t["new"])  # UIDLs unique
+    assert len(pairs) == len(new) - unpaired
+    assert {d for d, _ in pairs} <= set(new)
+    for d in set(new) - {d for d, _ in pairs}:
+        assert new[d] not in old.values()
+    assert len({s for _, s in pairs}) == len(pairs)
+    for d, s in pairs:
+        assert s in old and new[d] == old[s], (d, s)
+    return old, new
+
+
+def test_imap_source_uidl_map(plab, tmp_path):
+    lab = plab
+    shift_new_uids(lab)
+    n = add(lab, bodies(600, 10))
+    ledger = ledger_for(tmp_path)
+    p = migrate(lab, tmp_path, f"imap://{lab.OLD4}:143", "--password-stdin", "--uidl-map",
+                "--ledger", str(ledger))
+    d = done(p)
+    assert (d["uidl_pairs"], d["uidl_copied"], d["uidl_note"]) == (n, n, ""), d
+    pairs = ledger_map(ledger)
+    assert len(pairs) == n
+    check_map(lab, pairs)
+    # new's UIDLs are not old's: the map is what makes them one.
+    assert all(d != s for d, s in pairs)
+    # One more on old: the next copy's map has it too, and replaces the last.
+    add(lab, bodies(700, 1)[:1])
+    p = migrate(lab, tmp_path, f"imap://{lab.OLD4}:143", "--password-stdin", "--uidl-map",
+                "--ledger", str(ledger))
+    assert done(p)["uidl_pairs"] == n + 1
+    check_map(lab, ledger_map(ledger))
+    # No ledger: counted only. A destination without POP3: an empty map, said.
+    p = migrate(lab, tmp_path, f"imap://{lab.OLD4}:143", "--password-stdin", "--uidl-map")
+    assert done(p)["uidl_pairs"] == n + 1
+    p = migrate(lab, tmp_path, f"imap://{lab.OLD4}:143", "--password-stdin", "--uidl-map",
+                "--destination-pop3", f"pop3://{lab.NEW4}:1", "--ledger", str(ledger))
+    d = done(p)
+    assert d["uidl_pairs"] == 0 and d["uidl_copied"] == n + 1, d
+    assert d["uidl_note"].startswith("no POP3 service: destination POP3: "), d
+    assert ledger_map(ledger) == []
+
+
+def test_pop3_source_deletions_and_uidl_map(plab, tmp_path):
+    lab = plab
+    shift_new_uids(lab)
+    n = add(lab, bodies(800, 8))
+    ledger = ledger_for(tmp_path)
+    src = f"pop3://{lab.OLD4}:110"
+    p = migrate(lab, tmp_path, src, "--password-stdin", "--uidl-map", "--ledger", str(ledger),
+                "--sync-deletes")
+    d = done(p)
+    assert (d["expunged"], d["uidl_pairs"]) == (0, n), d
+    check_map(lab, ledger_map(ledger))
+    # The user deletes on old (POP3 DELE + QUIT): message 2, and the last one, whose
+    # bytes are message 1's too (so content alone cannot say which copy goes).
+    lab.py_json("router", POP3_DELE, host=lab.OLD4, user=USER,
+                password=lab.env[f"PASS_{USER}"], numbers=[2, n])
+    # Without --sync-deletes nothing goes from new.
+    migrate(lab, tmp_path, src, "--password-stdin")
+    assert len(dump(lab, lab.NEW4, USER)["folders"]["INBOX"]) == n
+    p = migrate(lab, tmp_path, src, "--password-stdin", "--uidl-map", "--ledger", str(ledger),
+                "--sync-deletes")
+    d = done(p)
+    assert (d["expunged"], d["uidl_pairs"], d["copied"]) == (2, n - 2, 0), d
+    old, new = dump(lab, lab.OLD4, USER), dump(lab, lab.NEW4, USER)
+    assert len(old["folders"]["INBOX"]) == n - 2
+    assert contents(new) == contents(old)
+    pairs = ledger_map(ledger)
+    assert len(pairs) == n - 2
+    check_map(lab, pairs)
+    db = sqlite3.connect(tmp_path / "state.db")
+    assert db.execute("SELECT count(*) FROM uidl").fetchone()[0] == n - 2
+    db.close()
+    # Nothing more gone: nothing more expunged.
+    p = migrate(lab, tmp_path, src, "--password-stdin", "--sync-deletes")
+    d = done(p)
+    assert (d["expunged"], d["copied"]) == (0, 0), d
+
+
+def test_pop3_source_uidl_map_by_content(plab, tmp_path):
+    """new holds a message of its own: its listing no longer lines up with the copy, so
+    every message there is read (RETR) and tied by its bytes; the extra one gets no
+    pair; and the \\Seen marks the POP3 reads set on new are taken back."""
+    lab = plab
+    pw = lab.env[f"PASS_{USER}"]
+    lab.py_json("router", RAW_APPEND, host=lab.NEW4, user=USER, password=pw,
+                bodies=["Subject: only on new\r\n\r\nmine\r\n"], big=False)
+    n = add(lab, bodies(900, 5))
+    ledger = ledger_for(tmp_path)
+    p = migrate(lab, tmp_path, f"pop3://{lab.OLD4}:110", "--password-stdin", "--uidl-map",
+                "--ledger", str(ledger))
+    d = done(p)
+    assert (d["uidl_pairs"], d["uidl_copied"]) == (n, n), d
+    assert d["uidl_note"] == "", d
+    # (before check_map, whose own POP3 reads mark everything \Seen)
+    new = dump(lab, lab.NEW4, USER)["folders"]["INBOX"]
+    assert len(new) == n + 1
+    assert all("\\Seen" not in m[2] for m in new), [m[2] for m in new]
+    pairs = ledger_map(ledger)
+    assert len(pairs) == n
+    check_map(lab, pairs, unpaired=1)

@@ -10,7 +10,8 @@
  * line, every body byte, every result) must hash the same. Each call is
  * checked: used <= len, output <= room, MF_AGAIN takes all input unless
  * the output is full, a status line fits the bound and holds no NUL, a
- * body never exceeds body_max. */
+ * body never exceeds body_max. Each status line is also read as a UIDL
+ * and a LIST listing line (pop3_uidl_line, pop3_list_line). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,30 @@ static void mix(uint64_t *h, const void *buf, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		*h ^= b[i];
 		*h *= 0x100000001b3ULL;
+	}
+}
+
+/* Every line also read as a UIDL and a LIST listing line (the same
+ * bounded lines the client splits a listing into): a UIDL taken is 1..70
+ * bytes of 0x21..0x7e. */
+static void listing_line(uint64_t *h, const char *line, size_t len)
+{
+	char uidl[POP3_UIDL_MAX + 1];
+	uint64_t size;
+	uint32_t n;
+
+	if (pop3_uidl_line(line, len, &n, uidl) == MF_OK) {
+		size_t ul = strlen(uidl);
+
+		check(ul >= 1 && ul <= POP3_UIDL_MAX);
+		for (size_t i = 0; i < ul; i++)
+			check((unsigned char)uidl[i] >= 0x21 && (unsigned char)uidl[i] <= 0x7e);
+		mix(h, &n, sizeof(n));
+		mix(h, uidl, ul);
+	}
+	if (pop3_list_line(line, len, &n, &size) == MF_OK) {
+		mix(h, &n, sizeof(n));
+		mix(h, &size, sizeof(size));
 	}
 }
 
@@ -72,6 +97,7 @@ static uint64_t run(const uint8_t *in, size_t len, uint64_t body_max, uint32_t s
 
 				check(l + 2 <= POP3_RESP_LINE_MAX);
 				mix(&h, p.line, l);
+				listing_line(&h, p.line, l);
 				mix(&h, &p.ok, sizeof(p.ok));
 				in_body = p.ok && pop3_resp_text(&p)[0] == 'b';
 				body_total = 0;

@@ -95,6 +95,49 @@ static void test_session(void **state)
 	close(fd);
 }
 
+/* LIST: sizes by message number, extra fields after the size ignored; a
+ * listing with an empty line, a size that is not a number, or an empty
+ * listing. */
+static void test_list(void **state)
+{
+	struct pop3_size *v = NULL;
+	char err[256] = "";
+	bool busy = false;
+	size_t n = 9;
+	int fd;
+	struct pop3_conn *c = scripted(S("+OK ready\r\n+OK 2 messages\r\n1 120\r\n"
+					 "2 3000 extra\r\n.\r\n+OK 0\r\n.\r\n+OK bye\r\n"),
+				       &busy, &fd);
+
+	(void)state;
+	assert_int_equal(pop3_list(c, &v, &n, err, sizeof(err)), MF_OK);
+	assert_int_equal(n, 2);
+	assert_true(v[0].n == 1 && v[0].size == 120);
+	assert_true(v[1].n == 2 && v[1].size == 3000);
+	free(v);
+	assert_int_equal(pop3_list(c, &v, &n, err, sizeof(err)), MF_OK);
+	assert_int_equal(n, 0);
+	assert_null(v);
+	pop3_close(c);
+	assert_string_equal(sent(fd), "LIST\r\nLIST\r\nQUIT\r\n");
+	close(fd);
+
+	static const char *const bad[] = {
+		"+OK ready\r\n+OK\r\n1 12x\r\n.\r\n",
+		"+OK ready\r\n+OK\r\n1 12\r\n\r\n.\r\n",
+		"+OK ready\r\n+OK\r\n1 -3\r\n.\r\n",
+		"+OK ready\r\n+OK\r\n0x1 3\r\n.\r\n",
+		"+OK ready\r\n+OK\r\n1 99999999999999999999999\r\n.\r\n",
+	};
+	for (size_t i = 0; i < MF_ARRAY_LEN(bad); i++) {
+		c = scripted(bad[i], strlen(bad[i]), &busy, &fd);
+		assert_int_equal(pop3_list(c, &v, &n, err, sizeof(err)), MF_ERROR);
+		assert_non_null(strstr(err, "bad LIST line"));
+		pop3_close(c);
+		close(fd);
+	}
+}
+
 static void test_master(void **state)
 {
 	struct pop3_conn *c;
@@ -194,6 +237,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_session),
 		cmocka_unit_test(test_master),
+		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_greeting),
 	};
