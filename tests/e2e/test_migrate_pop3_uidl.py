@@ -1,16 +1,16 @@
 """POP3 UIDL continuity end to end (issue 4, tests 6 and 7): a POP3 client that keeps
 mail on the server downloads nothing twice across its account's migration.
 
-The user's mailbox is on old. The client (poplib, tracking UIDLs as a keep-mail client
-does) logs in through the gateway: the source's +OK starts the in-daemon copy with the
-observed credentials, and the client downloads every message, leaving them on the
-server. The copy runs (from old's IMAP, or with `source_protocol = pop3` from old's POP3
+The user's mailbox is on old. Before the gateway is there, fetchmail (keep, uidl) and a
+poplib client tracking UIDLs as a keep-mail client does have downloaded every message,
+leaving them on the server. Through the gateway the poplib client checks again (nothing
+new for it); the source's +OK to its login starts the in-daemon copy with the observed
+credentials. The copy runs (from old's IMAP, or with `source_protocol = pop3` from old's POP3
 alone), records at cutover which destination UIDL is which source UIDL, verifies and
 flips the account. A message is then delivered to new. The client's next session goes
 to new through the gateway: its UIDL listing holds every UIDL it knew — each naming the
 very bytes it downloaded before — plus exactly one it does not know, the new message,
-whose bytes are those delivered. fetchmail (keep, uidl) run against the same mailbox
-before and after the move fetches only the new message the second time.
+whose bytes are those delivered; fetchmail's next run fetches that message alone.
 
 The test user (carol, whom test_migrate_pop3.py owns too) is wiped before and after.
 """
@@ -65,7 +65,7 @@ def fetchmail(lab, tmp_path, idfile, out):
     rc.write_text(f"""set no bouncemail
 poll {lab.OLD4} protocol pop3 port 110 timeout 60 uidl
   user "{USER}" password "{lab.env[f'PASS_{USER}']}"
-  sslproto '' keep mda "/bin/sh -c 'cat > {out}/$$(date +%s%N)'"
+  sslproto '' keep mda "/bin/sh -c 'cat > $(mktemp -p {out} msg.XXXXXXXX)'"
 """)
     rc.chmod(0o600)
     r = lab.run("client", ["fetchmail", "-f", str(rc), "--nosyslog", "-i", str(idfile),
@@ -86,21 +86,26 @@ def ulab(lab):
 def test_keep_mail_client_downloads_nothing_twice(ulab, tmp_path, source):
     lab = ulab
     n = add(lab, bodies(0, 24), big=True)
-    g = Gateway(lab, str(tmp_path / "gw"), ports=(110,), pop3_ports=(110,),
-                migrate={"enabled": "yes", "workers": "1", "source_protocol": source,
-                         "state_dir": str(tmp_path / "gw" / "migrate")})
+    m = {"enabled": "yes", "workers": "1", "source_protocol": source,
+         "state_dir": str(tmp_path / "gw" / "migrate")}
+    if source == "pop3":
+        m["source_port"] = "110"
+    g = Gateway(lab, str(tmp_path / "gw"), ports=(110,), pop3_ports=(110,), migrate=m)
     fm_out = tmp_path / "fetchmail-out"
     fm_out.mkdir()
     fm_ids = tmp_path / "fetchmail.ids"
+    # Before the gateway: the clients have been keeping mail on old for years.
+    fetchmail(lab, tmp_path, fm_ids, fm_out)
+    assert len(list(fm_out.iterdir())) == n
+    before = keep_client(lab, {})
+    assert len(before["fetched"]) == n and len(before["uidls"]) == n
     try:
         g.install_rules()
         g.start()
-        # fetchmail first: it logs in on old through the gateway, fetches all and
-        # keeps them; its login starts the copy.
-        fetchmail(lab, tmp_path, fm_ids, fm_out)
-        assert len(list(fm_out.iterdir())) == n
-        before = keep_client(lab, {})
-        assert len(before["fetched"]) == n and len(before["uidls"]) == n
+        # The client's next check, through the gateway now: nothing new for it; the
+        # source's +OK to its login starts the copy.
+        again = keep_client(lab, before["fetched"])
+        assert again["fetched"] == {} and again["uidls"] == before["uidls"]
         wait_state(g, USER, "MIGRATED", timeout=240)
 
         new_body = "Subject: after the move\r\nMessage-ID: <after@lab.test>\r\n\r\nnew\r\n"
@@ -122,7 +127,7 @@ def test_keep_mail_client_downloads_nothing_twice(ulab, tmp_path, source):
         # fetchmail again: only the new message.
         got = len(list(fm_out.iterdir()))
         fetchmail(lab, tmp_path, fm_ids, fm_out)
-        files = sorted(fm_out.iterdir())
+        files = sorted(fm_out.iterdir(), key=lambda f: f.stat().st_mtime_ns)
         assert len(files) == got + 1, [f.name for f in files]
         assert b"Message-ID: <after@lab.test>" in files[-1].read_bytes()
         assert g.stop() == 0
