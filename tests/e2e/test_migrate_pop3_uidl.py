@@ -16,7 +16,6 @@ The test user (carol, whom test_migrate_pop3.py owns too) is wiped before and af
 """
 
 import hashlib
-import time
 
 import pytest
 
