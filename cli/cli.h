@@ -87,6 +87,20 @@ int cli_admin_resume(const struct cli_ctx *ctx, char **argv);
 /* `mailferry migrate USER`: start USER's copy in the running daemon. */
 int cli_migrate_user_run(const struct cli_ctx *ctx, char **argv);
 
+/* csv_file.c: every record of the CSV file f (named path in errors) to
+ * fn, in order. MF_OK at the end of the file; MF_ERROR after saying why
+ * when f is not CSV or cannot be read, or when fn returned other than
+ * MF_OK (fn says why). */
+struct csv_reader;
+int cli_csv_walk(const struct cli_ctx *ctx, FILE *f, const char *path,
+		 int (*fn)(void *arg, const struct csv_reader *r), void *arg);
+
+/* `mailferry migrate --user U --master` and `--from-csv FILE --master`
+ * with no --source (cmd_push.c): the running daemon copies the accounts
+ * as the master user; progress followed until each is MIGRATED or
+ * FAILED. */
+int cli_push_run(const struct cli_ctx *ctx, char **argv);
+
 /* `mailferry accounts import FILE.csv` (cmd_import.c). */
 int cli_accounts_import(const struct cli_ctx *ctx, char **argv);
 

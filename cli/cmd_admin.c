@@ -316,16 +316,10 @@ static int account_action(const struct cli_ctx *ctx, const char *cmd, char **arg
 	if (call(ctx, json_pack("{s:s, s:s}", "cmd", cmd, "user", argv[0]), json, &reply) !=
 	    MF_OK)
 		return CLI_EXIT_ERROR;
-	if (!json) {
-		if (strcmp(cmd, "migrate") == 0)
-			printf("%s: copy starting now (%lld waiting login(s) released)\n",
-			       str(reply, "user"), num(reply, "released_logins"));
-		else
-			printf("%s: %s -> %s%s\n", str(reply, "user"), str(reply, "from"),
-			       str(reply, "to"),
-			       json_is_true(json_object_get(reply, "copy_started"))
-				       ? " (copy starting now)" : "");
-	}
+	if (!json)
+		printf("%s: %s -> %s%s\n", str(reply, "user"), str(reply, "from"), str(reply, "to"),
+		       json_is_true(json_object_get(reply, "copy_started"))
+			       ? " (copy starting now)" : "");
 	json_decref(reply);
 	return CLI_EXIT_OK;
 }
@@ -345,9 +339,35 @@ int cli_admin_rollback(const struct cli_ctx *ctx, char **argv)
 	return account_action(ctx, "rollback", argv);
 }
 
+/* migrate USER [--master] [--json]. */
 int cli_migrate_user_run(const struct cli_ctx *ctx, char **argv)
 {
-	return account_action(ctx, "migrate", argv);
+	bool json = false, master = false;
+	json_t *reply;
+
+	for (char **a = argv + 1; *a != NULL; a++) {
+		if (strcmp(*a, "--json") == 0) {
+			json = true;
+		} else if (strcmp(*a, "--master") == 0) {
+			master = true;
+		} else {
+			cli_error(ctx, "unknown option '%s'", *a);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (call(ctx, json_pack("{s:s, s:s, s:b}", "cmd", "migrate", "user", argv[0], "master",
+				master), json, &reply) != MF_OK)
+		return CLI_EXIT_ERROR;
+	if (!json && num(reply, "released_logins") > 0)
+		printf("%s: copy starting now (%lld waiting login(s) released)\n",
+		       str(reply, "user"), num(reply, "released_logins"));
+	else if (!json && json_is_true(json_object_get(reply, "master")))
+		printf("%s: copy queued as the master user, ahead of waiting logins\n",
+		       str(reply, "user"));
+	else if (!json)
+		printf("%s: nothing to do, it is %s\n", str(reply, "user"), str(reply, "state"));
+	json_decref(reply);
+	return CLI_EXIT_OK;
 }
 
 static int pause_resume(const struct cli_ctx *ctx, const char *cmd, char **argv)

@@ -171,8 +171,10 @@ static int row(struct import *im, const struct csv_reader *r)
 	return pin ? pin_account(im, name) : MF_OK;
 }
 
-static int on_record(struct import *im, const struct csv_reader *r)
+static int on_record(void *arg, const struct csv_reader *r)
 {
+	struct import *im = arg;
+
 	if (!im->header_seen) {
 		im->header_seen = true;
 		return header(im, r);
@@ -186,33 +188,7 @@ static int on_record(struct import *im, const struct csv_reader *r)
  * (a ledger error, or a file that is not CSV). */
 static int walk(struct import *im, FILE *f, const char *path)
 {
-	static struct csv_reader r;
-	char buf[4096], err[256];
-	size_t n, off, used;
-	int rc;
-
-	csv_reader_init(&r);
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-		for (off = 0; off < n; off += used) {
-			rc = csv_read(&r, buf + off, n - off, &used, err, sizeof(err));
-			if (rc == MF_ERROR) {
-				cli_error(im->ctx, "%s: %s", path, err);
-				return MF_ERROR;
-			}
-			if (rc == CSV_RECORD && on_record(im, &r) != MF_OK)
-				return MF_ERROR;
-		}
-	}
-	if (ferror(f)) {
-		cli_error(im->ctx, "%s: %s", path, strerror(errno));
-		return MF_ERROR;
-	}
-	rc = csv_finish(&r, err, sizeof(err));
-	if (rc == MF_ERROR) {
-		cli_error(im->ctx, "%s: %s", path, err);
-		return MF_ERROR;
-	}
-	if (rc == CSV_RECORD && on_record(im, &r) != MF_OK)
+	if (cli_csv_walk(im->ctx, f, path, on_record, im) != MF_OK)
 		return MF_ERROR;
 	if (!im->header_seen) {
 		cli_error(im->ctx, "%s: empty (a header row naming 'user' comes first)", path);

@@ -7,11 +7,24 @@
 
 static int cmd_help(const struct cli_ctx *ctx, char **argv);
 
-/* `migrate USER` asks the daemon; `migrate --source ...` is the one-shot. */
+static bool has_option(char **argv, const char *opt)
+{
+	for (; *argv != NULL; argv++)
+		if (strcmp(*argv, opt) == 0)
+			return true;
+	return false;
+}
+
+/* `migrate USER` asks the daemon; `migrate --source ...` is the one-shot;
+ * `migrate --user U --master` or `--from-csv FILE --master` without
+ * --source is the push through the daemon. */
 static int cmd_migrate(const struct cli_ctx *ctx, char **argv)
 {
 	if (argv[0] != NULL && argv[0][0] != '-')
 		return cli_migrate_user_run(ctx, argv);
+	if (!has_option(argv, "--source") && !has_option(argv, "--destination") &&
+	    (has_option(argv, "--master") || has_option(argv, "--from-csv")))
+		return cli_push_run(ctx, argv);
 	return cli_migrate_run(ctx, argv);
 }
 
@@ -24,8 +37,12 @@ static const struct cli_cmd root_cmds[] = {
 	{ .name = "report", .sub = cli_report_cmds },
 	{ .name = "status", .args = "[--json]", .more_args = true, .run = cli_admin_status,
 	  .help = "the running daemon: health, sessions, accounts, copies, errors" },
-	{ .name = "migrate", .args = "USER [--json]  (the running daemon)", .more_args = true,
-	  .run = cmd_migrate, .help = "start USER's copy now with a login it holds" },
+	{ .name = "migrate", .args = "USER [--master] [--json]  (the running daemon)",
+	  .more_args = true, .run = cmd_migrate,
+	  .help = "start USER's copy now with a login it holds, or as the master user" },
+	{ .name = "migrate", .args = "(--user U | --from-csv FILE) --master [--window N]",
+	  .more_args = true, .run = cmd_migrate,
+	  .help = "the daemon copies these accounts as the master user; follows to the end" },
 	{ .name = "migrate", .args = "--source URL --destination URL --user U ...",
 	  .more_args = true, .run = cmd_migrate, .help = "copy one mailbox and verify it" },
 	{ .name = "pin", .args = "USER [--json]", .n_args = 1, .more_args = true,

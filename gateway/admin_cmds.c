@@ -4,6 +4,7 @@
 #include "fail_mode.h"
 #include "ledger.h"
 #include "log.h"
+#include "migrator.h"
 #include "mf.h"
 #include "stats.h"
 #include "utf8.h"
@@ -427,6 +428,62 @@ static unsigned int release(struct mf_daemon *d, const char *name)
 	return d->migrate ? login_queue_release(&d->logins, name) : 0;
 }
 
+static json_t *migrate_reply(const char *name, enum account_state st, unsigned int held,
+			     bool master)
+{
+	return json_pack("{s:b, s:o, s:s, s:i, s:b}", "ok", 1, "user", text(name), "state",
+			 account_state_name(st), "released_logins", (int)held, "master", master);
+}
+
+/* migrate USER [--master]: a login of USER held in the queue is released
+ * (its copy starts now, paused or not); with master and none held, a copy
+ * as the master user is queued (an account the ledger does not know is
+ * added to it first, as an import would). With master, an account already
+ * MIGRATED or being copied is no error: the push's aim is reached or on
+ * its way, and the reply's state says which. */
+static json_t *cmd_migrate(struct admin_cmds *c, struct ledger *l, const struct admin_request *rq,
+			   const char *name, const struct account *a, bool absent)
+{
+	char err[512];
+	unsigned int held;
+	bool created;
+
+	if (!c->d->migrate)
+		return fail("in-daemon migration is off ([migrate] enabled = no)");
+	/* A FAILED account's held login would meet the retry delay in the
+	 * worker's claim and copy nothing: retry says what it means. */
+	if (a->state == AS_FAILED)
+		return fail("%s is FAILED (%s): `mailferry retry %s` copies it again, at once "
+			    "when a login of it is held", name, a->reason, name);
+	if (rq->master && (a->state == AS_MIGRATED || a->state == AS_COPYING ||
+			   a->state == AS_CUTOVER))
+		return migrate_reply(name, a->state, 0, false);
+	if (a->state != AS_UNSEEN && a->state != AS_SEEN)
+		return fail("%s is %s: only UNSEEN and SEEN accounts are copied", name,
+			    account_state_name(a->state));
+	held = release(c->d, name);
+	if (held > 0) {
+		mf_log_info("admin migrate user=%s held_logins=%u", name, held);
+		return migrate_reply(name, a->state, held, false);
+	}
+	if (!rq->master)
+		return fail("mailferryd holds no credentials for %s: a password is kept only "
+			    "from an observed login until that login's copy ends; %s's next login "
+			    "through the gateway starts the copy, or `mailferry migrate %s "
+			    "--master` copies it now as the master user", name, name, name);
+	if (c->d->migrator == NULL)
+		return fail("migration workers not running");
+	if (absent && ledger_account_import(l, name, NULL, (int64_t)time(NULL), &created, err,
+					    sizeof(err)) != MF_OK) {
+		ledger_drop(c);
+		return fail("ledger: %s", err);
+	}
+	if (migrator_push(c->d->migrator, name, err, sizeof(err)) != MF_OK)
+		return fail("%s not queued: %s", name, err);
+	mf_log_info("admin migrate user=%s master=yes", name);
+	return migrate_reply(name, a->state, 0, true);
+}
+
 static json_t *cmd_account(struct admin_cmds *c, const struct admin_request *rq)
 {
 	char name[ACCOUNT_NAME_MAX + 1], err[512], reason[LEDGER_REASON_MAX];
@@ -453,27 +510,8 @@ static json_t *cmd_account(struct admin_cmds *c, const struct admin_request *rq)
 		memset(&a, 0, sizeof(a));
 		a.state = AS_UNSEEN;
 	}
-	if (rq->cmd == ADMIN_MIGRATE) {
-		if (!c->d->migrate)
-			return fail("in-daemon migration is off ([migrate] enabled = no)");
-		/* A FAILED account's held login would meet the retry delay in the
-		 * worker's claim and copy nothing: retry says what it means. */
-		if (a.state == AS_FAILED)
-			return fail("%s is FAILED (%s): `mailferry retry %s` copies it again, at once "
-				    "when a login of it is held", name, a.reason, name);
-		if (a.state != AS_UNSEEN && a.state != AS_SEEN)
-			return fail("%s is %s: only UNSEEN and SEEN accounts are copied", name,
-				    account_state_name(a.state));
-		held = release(c->d, name);
-		if (held == 0)
-			return fail("mailferryd holds no credentials for %s: a password is kept only "
-				    "from an observed login until that login's copy ends, and no "
-				    "master user is configured; %s's next login through the gateway "
-				    "starts the copy", name, name);
-		mf_log_info("admin migrate user=%s held_logins=%u", name, held);
-		return json_pack("{s:b, s:o, s:s, s:i}", "ok", 1, "user", text(name), "state",
-				 account_state_name(a.state), "released_logins", (int)held);
-	}
+	if (rq->cmd == ADMIN_MIGRATE)
+		return cmd_migrate(c, l, rq, name, &a, rc == LEDGER_ABSENT);
 	if (rq->cmd == ADMIN_ROLLBACK && a.state == AS_MIGRATED)
 		return rollback_migrated(name, &a);
 	snprintf(reason, sizeof(reason), "admin %s", admin_cmd_name(rq->cmd));

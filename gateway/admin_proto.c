@@ -94,6 +94,14 @@ int admin_request_parse(const char *line, size_t len, struct admin_request *r, c
 	json_object_foreach(root, key, v) {
 		if (strcmp(key, "cmd") == 0)
 			continue;
+		if (strcmp(key, "master") == 0 && r->cmd == ADMIN_MIGRATE) {
+			if (!json_is_boolean(v)) {
+				mf_err(err, errlen, "\"master\" must be true or false");
+				goto out;
+			}
+			r->master = json_is_true(v);
+			continue;
+		}
 		if (strcmp(key, "user") != 0 || !cmd_takes_user(r->cmd)) {
 			mf_err(err, errlen, "%s takes no key \"%.32s\"", cmd_names[r->cmd], key);
 			goto out;

@@ -59,11 +59,13 @@ const char *admin_cmd_name(enum admin_cmd c);
 struct admin_request {
 	enum admin_cmd cmd;
 	char user[ACCOUNT_NAME_MAX + 1]; /* as sent (not yet normalised); "" if none */
+	bool master; /* migrate: copy as the master user when no login is held */
 };
 
 /* Decodes one line: a JSON object with "cmd" (a known command) and, for
  * the commands about one account exactly, "user" (a string of 1 to
- * ACCOUNT_NAME_MAX bytes without NUL). Any other key, a duplicate key, a
+ * ACCOUNT_NAME_MAX bytes without NUL); migrate may add "master" (a
+ * boolean). Any other key, a duplicate key, a
  * wrong type or trailing bytes is MF_ERROR with the reason in err. */
 int admin_request_parse(const char *line, size_t len, struct admin_request *r, char *err,
 			size_t errlen);

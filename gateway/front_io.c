@@ -594,7 +594,7 @@ void front_io_login_creds(struct session *s, const char *login, size_t login_len
 	len = s->client.sa.sa_family == AF_INET ? sizeof(s->client.in) : sizeof(s->client.in6);
 	count_session(s);
 	rc = login_queue_push(&d->logins, s->user, login, login_len, pass, pass_len,
-			      &s->client.sa, len, &s->source.sa, len, (int64_t)time(NULL));
+			      &s->client.sa, len, &s->source.sa, len, (int64_t)time(NULL), false);
 	io_of(s)->copy_queued = rc == MF_OK;
 	if (rc == MF_OK)
 		mf_log_info("migrate user=%s login observed: copy queued", s->user);

@@ -35,7 +35,8 @@ void login_event_wipe(struct login_event *e)
 int login_queue_push(struct login_queue *q, const char *account,
 		     const char *login, size_t login_len, const char *pass, size_t pass_len,
 		     const struct sockaddr *client, socklen_t client_len,
-		     const struct sockaddr *source, socklen_t source_len, int64_t at)
+		     const struct sockaddr *source, socklen_t source_len, int64_t at,
+		     bool released)
 {
 	struct login_event *e;
 	size_t alen = strlen(account);
@@ -61,7 +62,7 @@ int login_queue_push(struct login_queue *q, const char *account,
 	memcpy(&e->client, client, client_len);
 	memcpy(&e->source, source, source_len);
 	e->at = at;
-	e->released = false;
+	e->released = released;
 	q->n++;
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);

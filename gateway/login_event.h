@@ -51,11 +51,14 @@ int login_queue_init(struct login_queue *q, unsigned int cap, char *err, size_t 
 
 /* Copies the event into a free slot and wakes a consumer: MF_OK, or
  * MF_AGAIN when the queue is full or stopped (nothing copied, counted in
- * dropped), MF_ERROR when a field is too long. */
+ * dropped), MF_ERROR when a field is too long. released: the admin asked
+ * for this copy by name (as login_queue_release), set under the same lock
+ * so no consumer sees the event unreleased. */
 int login_queue_push(struct login_queue *q, const char *account,
 		     const char *login, size_t login_len, const char *pass, size_t pass_len,
 		     const struct sockaddr *client, socklen_t client_len,
-		     const struct sockaddr *source, socklen_t source_len, int64_t at);
+		     const struct sockaddr *source, socklen_t source_len, int64_t at,
+		     bool released);
 
 /* Blocks for the oldest released event (login_queue_release), else the
  * oldest, and while paused only for a released one, and moves it to *e_r (the slot is wiped):

@@ -135,7 +135,10 @@ static bool claim(struct mig_thread *t, struct ledger *l, const struct login_eve
 	if (ledger_account_get(l, e->account, &a, err, sizeof(err)) == MF_OK &&
 	    a.state == AS_FAILED)
 		*failures_r = migrate_failures(a.reason);
-	if (e->client.ss_family == AF_UNSPEC) {
+	if (e->client.ss_family == AF_UNSPEC && e->released) {
+		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) pushed by the admin "
+			 "as master user %.100s", strategy_name(m->strategy), m->master);
+	} else if (e->client.ss_family == AF_UNSPEC) {
 		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) resumed at start "
 			 "as master user %.100s", strategy_name(m->strategy), m->master);
 	} else {
@@ -644,16 +647,18 @@ static int collect(const struct account *a, void *data)
 	return MF_OK;
 }
 
-/* With a master user, a copy cut short need not wait for the user's next
- * login: it is queued now, with no password (endpoints() then logs in as
- * the master), from the first [intercept] source. */
-static void resume(struct migrator *m, const char *name)
+/* Queues a copy of name as the master user (no password: endpoints()
+ * then logs in as the master), from the first [intercept] source.
+ * released: the admin asked for it (migrate USER --master). MF_OK,
+ * MF_AGAIN when the queue is full or stopped, MF_ERROR when there is no
+ * master user or no source. */
+static int queue_master(struct migrator *m, const char *name, bool released)
 {
 	struct sockaddr_storage none = { .ss_family = AF_UNSPEC }, src = { 0 };
 	socklen_t len;
 
 	if (m->master_pass == NULL || m->source.family == 0)
-		return;
+		return MF_ERROR;
 	if (m->source.family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)&src;
 
@@ -667,13 +672,42 @@ static void resume(struct migrator *m, const char *name)
 		in6->sin6_addr = m->source.u.v6;
 		len = sizeof(*in6);
 	}
-	if (login_queue_push(&m->d->logins, name, name, strlen(name), "", 0,
-			     (struct sockaddr *)&none, len, (struct sockaddr *)&src, len,
-			     (int64_t)time(NULL)) == MF_OK)
+	return login_queue_push(&m->d->logins, name, name, strlen(name), "", 0,
+				(struct sockaddr *)&none, len, (struct sockaddr *)&src, len,
+				(int64_t)time(NULL), released);
+}
+
+/* With a master user, a copy cut short need not wait for the user's next
+ * login: it is queued now. */
+static void resume(struct migrator *m, const char *name)
+{
+	if (m->master_pass == NULL || m->source.family == 0)
+		return;
+	if (queue_master(m, name, false) == MF_OK)
 		mf_log_info("migrate user=%s copy resumed with master user %s: copy queued", name,
 			    m->master);
 	else
 		mf_log_warn("migrate user=%s not resumed (queue full): waits for a login", name);
+}
+
+int migrator_push(struct migrator *m, const char *name, char *err, size_t errlen)
+{
+	int rc;
+
+	if (m->master_pass == NULL)
+		return mf_err(err, errlen, "no master user is configured ([migrate] master_user "
+			      "and master_password_file)");
+	if (m->source.family == 0)
+		return mf_err(err, errlen, "no [intercept] source to copy from");
+	rc = queue_master(m, name, true);
+	if (rc == MF_AGAIN)
+		return mf_err(err, errlen, "the copy queue is full (%u waiting): try again later",
+			      login_queue_len(&m->d->logins));
+	if (rc != MF_OK)
+		return mf_err(err, errlen, "account name too long");
+	mf_log_info("migrate user=%s pushed by the admin: copy queued as master user %s", name,
+		    m->master);
+	return MF_OK;
 }
 
 /* A copy cut short by a crash: back to SEEN (served by the source; the

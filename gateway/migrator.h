@@ -35,6 +35,12 @@ struct migrator;
  * left to it. MF_OK, or MF_ERROR with err. */
 int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t errlen);
 
+/* The admin's push (migrate USER --master): queues a copy of account
+ * name (normalised, in the ledger) as the configured master user, taken
+ * before other waiting logins and even while paused. MF_OK, or MF_ERROR
+ * with err (no master user, no source, queue full). Any thread. */
+int migrator_push(struct migrator *m, const char *name, char *err, size_t errlen);
+
 /* Asks running copies to stop at their next checkpoint (a shutdown, a
  * restart): they go back to SEEN, their next login resumes them. Any
  * thread. */

@@ -133,6 +133,26 @@ static void test_requests(void **state)
 	expect_ok("{\"cmd\":\"migrate\",\"user\":\"b\\u00e9@x\"}", ADMIN_MIGRATE, "b\xc3\xa9@x");
 	expect_ok("{\"cmd\":\"retry\",\"user\":\"bob\"}", ADMIN_RETRY, "bob");
 	expect_ok("{\"cmd\":\"rollback\",\"user\":\"bob\"}", ADMIN_ROLLBACK, "bob");
+	{
+		struct admin_request r;
+		char err[128];
+		const char *m = "{\"cmd\":\"migrate\",\"master\":true,\"user\":\"ann\"}";
+
+		assert_int_equal(admin_request_parse(m, strlen(m), &r, err, sizeof(err)), MF_OK);
+		assert_true(r.master);
+		assert_string_equal(r.user, "ann");
+		m = "{\"cmd\":\"migrate\",\"master\":false,\"user\":\"ann\"}";
+		assert_int_equal(admin_request_parse(m, strlen(m), &r, err, sizeof(err)), MF_OK);
+		assert_false(r.master);
+		m = "{\"cmd\":\"migrate\",\"user\":\"ann\"}";
+		assert_int_equal(admin_request_parse(m, strlen(m), &r, err, sizeof(err)), MF_OK);
+		assert_false(r.master);
+	}
+	BAD("{\"cmd\":\"migrate\",\"user\":\"ann\",\"master\":1}", "true or false");
+	BAD("{\"cmd\":\"migrate\",\"user\":\"ann\",\"master\":\"yes\"}", "true or false");
+	BAD("{\"cmd\":\"migrate\",\"master\":true}", "needs \"user\"");
+	BAD("{\"cmd\":\"retry\",\"user\":\"ann\",\"master\":true}", "takes no key");
+	BAD("{\"cmd\":\"migrate\",\"user\":\"a\",\"master\":true,\"master\":true}", "not JSON");
 
 	BAD("", "not JSON");
 	BAD("status", "not JSON");

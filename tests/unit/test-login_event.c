@@ -35,7 +35,7 @@ static int push(struct login_queue *q, const char *account, const char *pass)
 
 	return login_queue_push(q, account, account, strlen(account), pass, strlen(pass),
 				(struct sockaddr *)&c, sizeof(c), (struct sockaddr *)&s,
-				sizeof(s), 1234);
+				sizeof(s), 1234, false);
 }
 
 /* No byte of any slot holds anything: the passwords are gone. */
@@ -234,6 +234,27 @@ static void test_pause_release(void **state)
 	assert_string_equal(e->account, "now");
 	assert_int_equal(login_queue_pop(&q, e), MF_OK);
 	assert_string_equal(e->account, "old");
+	/* Pushed released (the admin's master-user push): taken while paused,
+	 * before older unreleased ones, and marked released. */
+	login_queue_set_paused(&q, true);
+	assert_int_equal(push(&q, "old", "pw"), MF_OK);
+	{
+		struct sockaddr_in none = { .sin_family = AF_UNSPEC };
+
+		assert_int_equal(login_queue_push(&q, "push", "push", 4, "", 0,
+						  (struct sockaddr *)&none, sizeof(none),
+						  (struct sockaddr *)&none, sizeof(none), 5, true),
+				 MF_OK);
+	}
+	assert_int_equal(login_queue_pop_timed(&q, e, 30), MF_OK);
+	assert_string_equal(e->account, "push");
+	assert_true(e->released);
+	assert_int_equal(e->pass_len, 0);
+	assert_int_equal(login_queue_pop_timed(&q, e, 30), MF_AGAIN);
+	login_queue_set_paused(&q, false);
+	assert_int_equal(login_queue_pop(&q, e), MF_OK);
+	assert_string_equal(e->account, "old");
+	assert_false(e->released);
 	login_event_free(e);
 	login_queue_destroy(&q);
 }
