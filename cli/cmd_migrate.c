@@ -15,8 +15,11 @@
  * pop3s://:995, imap+starttls:// -> pop3+stls://:110) unless given; stored
  * under the account in the ledger SPEC (a SQLite file or postgresql://
  * URL; the account must be in it), else only counted in the output.
- * --sync-deletes: a POP3 source's messages deleted there since they were
- * copied are expunged from the destination (mig_pop3_gone.c).
+ * --sync-deletes: messages deleted (expunged, moved) on the source since
+ * they were copied are expunged from the destination, only those the copy
+ * stored and only if still what it stored (mig_imap_gone.c,
+ * mig_pop3_gone.c); without it a rerun after such a deletion fails the
+ * verification's count.
  *
  * Passwords are read from standard input, one line each, in this order:
  * the user's (--password-stdin), the destination user's
@@ -141,7 +144,8 @@ static void usage(void)
 		" [--timeout SECONDS]\n"
 		"         [--verify-sample PCT]  (hash PCT%% of the messages back; all are sized)\n"
 		"         [--plain-append]  (no MULTIAPPEND, no LITERAL+: one APPEND per message)\n"
-		"         [--sync-deletes]  (a POP3 source's deletions expunged on the destination)\n"
+		"         [--sync-deletes]  (the source's deletions since the copy expunged on the\n"
+		"                           destination: only messages the copy stored)\n"
 		"         [--uidl-map [--source-pop3 URL] [--destination-pop3 URL] [--ledger SPEC]]\n"
 		"                           (POP3 UIDL continuity: pairs of destination -> source UIDLs)\n"
 		"URL: imap://HOST[:PORT], imaps://HOST[:PORT], imap+starttls://HOST[:PORT];\n"

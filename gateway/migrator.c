@@ -498,9 +498,10 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	if (rc != MF_OK)
 		goto failed;
 	snprintf(reason, sizeof(reason),
-		 "copied and verified (%llu messages in the delta, %llu verified, %llu by SHA-256)",
-		 (unsigned long long)rep.copied, (unsigned long long)rep.verified,
-		 (unsigned long long)rep.verified_hashed);
+		 "copied and verified (%llu messages in the delta, %llu expunged as on the "
+		 "source, %llu verified, %llu by SHA-256)",
+		 (unsigned long long)rep.copied, (unsigned long long)rep.expunged,
+		 (unsigned long long)rep.verified, (unsigned long long)rep.verified_hashed);
 	/* The lock goes first: until the state changes, nobody claims the
 	 * account, so no one ever finds it locked after our last word. */
 	close(lock);

@@ -68,7 +68,7 @@ struct mig_report {
 	uint64_t verified;         /* messages that passed verification */
 	uint64_t verified_hashed;  /* of those, compared by SHA-256 */
 	uint64_t flags_fixed;
-	uint64_t expunged;         /* gone from a POP3 source: expunged (sync_deletes) */
+	uint64_t expunged;         /* gone from the source: expunged (sync_deletes) */
 	bool verify_ok;
 	bool source_busy;          /* the source shed load (imap_client_opts) */
 	/* The destination refused an APPEND (NO: over quota, too large, a
@@ -122,9 +122,10 @@ struct mig_opts {
 	 * be reached or logged in to has no POP3 service: an empty map, noted,
 	 * not a failure. A POP3 source's own session answers for its side. */
 	struct imap_url uidl_src, uidl_dst;
-	/* A POP3 source: messages copied before and gone from the source
-	 * since (the user deleted them there) are expunged from the
-	 * destination (mig_pop3_gone.c), before the verification. */
+	/* Messages copied before and gone from the source since (the user
+	 * expunged, moved or deleted them there) are expunged from the
+	 * destination (mig_imap_gone.c, mig_pop3_gone.c), before the copy
+	 * and the verification: the daemon's delta at CUTOVER. */
 	bool sync_deletes;
 	int (*uidl_store)(void *arg, const struct uidl_pair *v, size_t n, const char *note,
 			  char *err, size_t errlen);

@@ -585,6 +585,11 @@ int mig_copy_folder(struct mig_ctx *x, const struct mig_folder *f)
 			return MF_ERROR;
 		fs.last_uid = 0;
 	}
+	/* The delta: what the user expunged on the source since it was
+	 * copied goes from the destination too (before the copy, so the
+	 * counts the verification compares are the source's). */
+	if (fs.known && x->o->sync_deletes && mig_imap_expunge_gone(x, f, dexists) != MF_OK)
+		return MF_ERROR;
 	if (!fs.known && dexists > 0)
 		need_reconcile = true; /* a destination filled by someone else, or a lost state */
 	fs.known = true;

@@ -95,6 +95,27 @@ struct pop3_msg;
 int mig_pop3_expunge_gone(struct mig_ctx *x, const struct pop3_msg *msgs, size_t n,
 			  uint64_t *expunged_r);
 
+/* mig_expunge.c: one message the copy stored on the destination. */
+struct mig_gone_row {
+	uint32_t dst_uid;      /* 0: the destination did not say (no UIDPLUS) */
+	uint64_t size;
+	uint8_t sha256[32];
+	bool gone;             /* gone from the source: expunge it */
+	bool skip;             /* not known well enough to take or to keep */
+};
+
+/* On the destination's selected folder (exists messages): expunges the
+ * message each gone row stands for if it is still what the copy stored,
+ * and nothing else; *expunged_r: how many went. MF_OK or MF_ERROR in
+ * x->err. */
+int mig_expunge_copied(struct mig_ctx *x, const struct mig_gone_row *rows, size_t n,
+		       uint32_t exists, uint64_t *expunged_r);
+
+/* mig_copy.c's delta (o->sync_deletes): the source folder's messages in
+ * the map that the source no longer holds, expunged on the destination
+ * (the folder is selected on both sides) and dropped from the map. */
+int mig_imap_expunge_gone(struct mig_ctx *x, const struct mig_folder *f, uint32_t dexists);
+
 /* mig_pop3.c: the whole run for a POP3 source (o->src.url.pop3). */
 int mig_pop3_run(const struct mig_opts *o, struct mig_report *rep, char *err, size_t errlen);
 void mig_progress_emit(struct mig_ctx *x);

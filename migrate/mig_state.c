@@ -247,6 +247,24 @@ int mig_state_map_drop(struct mig_state *s, const char *folder, char *err, size_
 	return MF_OK;
 }
 
+int mig_state_map_del(struct mig_state *s, const char *folder, uint32_t src_uid, char *err,
+		      size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM msg WHERE folder = ? AND src_uid = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "msg");
+	sqlite3_bind_blob(st, 1, folder, (int)strlen(folder), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, src_uid);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_err(s, err, errlen, "msg");
+	return MF_OK;
+}
+
 int mig_state_map_count(struct mig_state *s, const char *folder, uint64_t *n_r, char *err,
 			size_t errlen)
 {

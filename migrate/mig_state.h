@@ -58,6 +58,9 @@ int mig_state_map_add(struct mig_state *s, const char *folder,
 		      const struct mig_map_entry *e, char *err, size_t errlen);
 /* Forgets folder's map (its source UIDVALIDITY changed). */
 int mig_state_map_drop(struct mig_state *s, const char *folder, char *err, size_t errlen);
+/* Forgets one message of folder's map (gone from the source). */
+int mig_state_map_del(struct mig_state *s, const char *folder, uint32_t src_uid, char *err,
+		      size_t errlen);
 /* How many messages folder's map holds. */
 int mig_state_map_count(struct mig_state *s, const char *folder, uint64_t *n_r, char *err,
 			size_t errlen);

@@ -631,3 +631,29 @@ def test_oneshot_destination_drops_mid_append(mlab, tmp_path):
     finally:
         proxy.kill()
         proxy.communicate()
+
+
+def test_oneshot_sync_deletes_imap_source(mlab, tmp_path):
+    """Messages the user deleted on an IMAP source since the copy: a rerun without
+    --sync-deletes fails the verification's count (new holds one more) and changes
+    nothing; with it, exactly the two deleted messages are expunged from new, and old
+    and new are equal again."""
+    lab = mlab
+    wipe(lab)
+    msgs = [["Gone", "()", '"09-Sep-2019 09:09:09 +0000"', 9900 + i, 1500 + 11 * i,
+             f"Message-ID: <gone{i}@lab.test>\r\n", "text"] for i in range(5)]
+    append_msgs(lab, lab.OLD4, msgs, create=["Gone"])
+    p, last, _ = run_migrate(lab, tmp_path)
+    assert p.returncode == 0, p.stderr
+    helper(lab, lab.OLD4, "c = conn(P['host']); c.select(q('Gone'));"
+                          " c.store('2,4', '+FLAGS.SILENT', '(\\\\Deleted)'); c.expunge(); c.logout()")
+    p, last, _ = run_migrate(lab, tmp_path)
+    assert p.returncode == 1 and "3 messages on the source, 5 on the destination" in last["error"], \
+        last
+    assert len(dump(lab, lab.NEW4)["folders"]["Gone"]) == 5
+    p, last, _ = run_migrate(lab, tmp_path, "--sync-deletes")
+    assert p.returncode == 0, p.stderr
+    assert last["expunged"] == 2 and last["copied"] == 0, last
+    old, new = dump(lab, lab.OLD4), dump(lab, lab.NEW4)
+    assert new["folders"]["Gone"] == old["folders"]["Gone"]
+    assert len(new["folders"]["Gone"]) == 3
