@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -387,6 +388,66 @@ out:
 	return rc;
 }
 
+/* ---- uidl ---------------------------------------------------------- */
+
+/* The POP3 UIDL map the copy stored for USER (destination UIDL -> source
+ * UIDL, what the gateway's POP3 front end answers with after MIGRATED):
+ * for an admin checking a POP3 user's complaint of mail downloaded twice. */
+static int accounts_uidl(const struct cli_ctx *ctx, char **argv)
+{
+	char name[ACCOUNT_NAME_MAX + 1], err[512];
+	struct uidl_pair *v = NULL;
+	struct accounts_opts o;
+	struct mf_config cfg;
+	struct ledger *l = NULL;
+	struct account a;
+	size_t n = 0;
+	int rc = CLI_EXIT_ERROR, r;
+
+	if (parse_opts(ctx, argv + 1, "json", &o) != MF_OK)
+		return CLI_EXIT_USAGE;
+	if (cli_load_config(ctx, &cfg) != MF_OK)
+		return CLI_EXIT_ERROR;
+	if (normalise_user(ctx, &cfg, argv[0], name, sizeof(name)) != MF_OK)
+		return CLI_EXIT_USAGE;
+	if (ledger_open(cfg.ledger_path, &l, err, sizeof(err)) != MF_OK)
+		goto fail;
+	r = ledger_account_get(l, name, &a, err, sizeof(err));
+	if (r == LEDGER_ABSENT) {
+		cli_error(ctx, "no account '%s' in the ledger", name);
+		goto out;
+	}
+	if (r != MF_OK || ledger_uidl_map_get(l, name, &v, &n, err, sizeof(err)) != MF_OK)
+		goto fail;
+	if (o.json) {
+		fputs("{\"name\":", stdout);
+		cli_json_string(stdout, name);
+		printf(",\"state\":\"%s\",\"pairs\":[", account_state_name(a.state));
+		for (size_t i = 0; i < n; i++) {
+			fputs(i ? ",{\"destination\":" : "{\"destination\":", stdout);
+			cli_json_string(stdout, v[i].dst);
+			fputs(",\"source\":", stdout);
+			cli_json_string(stdout, v[i].src);
+			fputc('}', stdout);
+		}
+		fputs("]}\n", stdout);
+	} else {
+		printf("%s (%s): %zu UIDL pair%s%s\n", name, account_state_name(a.state), n,
+		       n == 1 ? "" : "s", n ? " (destination -> source)" : "");
+		for (size_t i = 0; i < n; i++)
+			printf("  %s -> %s\n", v[i].dst, v[i].src);
+	}
+	rc = CLI_EXIT_OK;
+	goto out;
+
+fail:
+	cli_error(ctx, "%s", err);
+out:
+	free(v);
+	ledger_close(l);
+	return rc;
+}
+
 /* ---- set-state ----------------------------------------------------- */
 
 static int accounts_set_state(const struct cli_ctx *ctx, char **argv)
@@ -433,6 +494,8 @@ const struct cli_cmd cli_accounts_cmds[] = {
 	  .run = accounts_list, .help = "accounts in the ledger" },
 	{ .name = "show", .args = "USER [--json]", .n_args = 1, .more_args = true,
 	  .run = accounts_show, .help = "one account, its history and copy runs" },
+	{ .name = "uidl", .args = "USER [--json]", .n_args = 1, .more_args = true,
+	  .run = accounts_uidl, .help = "the POP3 UIDL map the copy stored (destination -> source)" },
 	{ .name = "import", .args = "FILE.csv", .n_args = 1, .run = cli_accounts_import,
 	  .help = "the admin's list of accounts (user[,pin][,notes])" },
 	{ .name = "set-state", .args = "USER STATE [--reason TEXT]", .n_args = 2,

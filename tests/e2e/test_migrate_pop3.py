@@ -224,6 +224,13 @@ def test_daemon_pop3_source(plab, tmp_path):
         assert len(pairs) == n
         check_map(lab, pairs)
         assert f"uidl_map={n}" in g.log()
+        # The admin reads the same map (sorted by destination UIDL, byte order).
+        shown = json.loads(g.cli("accounts", "uidl", USER, "--json").stdout)
+        assert shown["state"] == "MIGRATED"
+        assert [(p["destination"], p["source"]) for p in shown["pairs"]] == sorted(pairs)
+        text = g.cli("accounts", "uidl", USER).stdout.splitlines()
+        assert text[0] == f"{USER} (MIGRATED): {n} UIDL pairs (destination -> source)", text
+        assert text[1:] == [f"  {d} -> {s}" for d, s in sorted(pairs)]
         assert client_py(lab, POP3_SESSION, lab.OLD4, USER, pw).split() == ["+OK", str(n)]
         conns = [c for c in g.conns() if c.get("user") == USER]
         assert [c["route"] for c in conns] == ["source", "destination"], conns
