@@ -16,6 +16,7 @@ generated user when LAB_USERS gives one, else bob (whom other tests only log in 
 """
 
 import os
+import re
 import sqlite3
 import time
 
@@ -23,6 +24,7 @@ import pytest
 
 from mfgateway import ROOT, Gateway, client_py
 from test_migrate_oneshot import CORPUS_APPEND, HELPERS
+from test_smtp_front import assert_exact, message, send, stored, token, wait_stored
 
 PLAIN_DAEMON = os.path.join(ROOT, "build", "mailferryd")
 
@@ -126,10 +128,14 @@ def wait_folder_copied(g, user, tmp_path, msgs, timeout=120):
     raise AssertionError("no folder copied within %ss" % timeout)
 
 
-def new_gateway(lab, tmp_path):
-    return Gateway(lab, str(tmp_path / "gw"), ports=(143,), imap_ports=(143,),
-                   migrate={"enabled": "yes", "workers": "1",
-                            "state_dir": str(tmp_path / "gw" / "migrate")})
+def new_gateway(lab, tmp_path, smtp=False, rate=None):
+    """smtp: port 25 intercepted too and served by the SMTP front end. rate:
+    [migrate] max_messages_per_second (a bulk copy long enough to act during)."""
+    m = {"enabled": "yes", "workers": "1", "state_dir": str(tmp_path / "gw" / "migrate")}
+    if rate:
+        m["max_messages_per_second"] = str(rate)
+    return Gateway(lab, str(tmp_path / "gw"), ports=(143, 25) if smtp else (143,),
+                   imap_ports=(143,), smtp_ports=(25,) if smtp else (), migrate=m)
 
 
 def wait_state(g, user, want, timeout):
@@ -186,7 +192,7 @@ def test_login_triggers_live_migration(tlab, tmp_path):
     pw = lab.env[f"PASS_{user}"]
     folders, subs, msgs = bulk_corpus()
     append(lab, lab.OLD4, user, msgs, create=folders, subscribe=subs)
-    g = new_gateway(lab, tmp_path)
+    g = new_gateway(lab, tmp_path, smtp=True, rate=250)
     proc = None
     try:
         g.install_rules()
@@ -195,6 +201,14 @@ def test_login_triggers_live_migration(tlab, tmp_path):
         proc = lab.popen("client", ["/usr/bin/python3", "-c", NOOP_CLIENT, lab.OLD4, user, pw],
                          stdout=-1, stderr=-1, text=True)
         g.wait_log(rf"migrate user={user}\S* login observed: copy queued", timeout=30)
+        # And mail for the user over SMTP through the gateway (to old: the account
+        # is being copied), delivered by old's Postfix into INBOX.
+        t = token()
+        mail = message(t, body=b"Delivered during the bulk copy.\r\n.dot line\r\n")
+        assert send(lab, [f"{user}@lab.test"], mail)[1] == {}
+        assert len(wait_stored(lab, "old", user, t)) == 1
+        g.wait_log(r"smtp txn client=\S+ route=source rcpts=1 refused=0")
+        assert g.account(user)["state"] == "COPYING"
         # New mail while the bulk copy runs, straight to old (not through the gateway).
         # New mail and a flag change on old (straight, not through the gateway) in a
         # folder the bulk copy has already checkpointed while it still copies the
@@ -217,7 +231,10 @@ def test_login_triggers_live_migration(tlab, tmp_path):
         assert state_after_late == "COPYING", state_after_late
 
         a = wait_state(g, user, "MIGRATED", timeout=240)
-        assert "(1 messages in the delta, 1 expunged as on the source" in a.get("reason", ""), a
+        # The late message, and the SMTP one unless INBOX's bulk pass came after it.
+        delta = re.search(r"\((\d+) messages in the delta, 1 expunged as on the source",
+                          a.get("reason", ""))
+        assert delta and delta.group(1) in ("1", "2"), a
         out, err = proc.communicate(timeout=60)
         proc = None
         assert out.startswith("working") and "closed after" in out, (out, err)
@@ -241,6 +258,10 @@ def test_login_triggers_live_migration(tlab, tmp_path):
         assert len(moved) == n_target - 1, (n_target, len(moved))
         assert "$Late" in moved[-1][2] and "$Changed" in moved[0][2], moved[:1] + moved[-1:]
         assert "\\Flagged" in new["folders"]["INBOX"][0][2]
+        # The SMTP message is on new once, as old's Postfix stored it, byte for byte.
+        got = stored(lab, "new", user, t)
+        assert len(got) == 1
+        assert_exact(got[0], mail)
 
         # The next login lands on new.
         mark = lab.log_mark("DOVECOT_LOG_NEW")
