@@ -109,6 +109,13 @@ def test_push_from_csv_as_master(plab, tmp_path):
         r = push(g, "--from-csv", str(again), "--master")
         assert r.returncode == 0, r.stdout + r.stderr
         assert events(r.stdout)[-1]["migrated"] == 2
+        # On a terminal (script(1) gives it one): lines, not JSON.
+        cmd = " ".join([CLI, "-c", g.conf, "migrate", "--from-csv", str(again), "--master"])
+        r = g.lab.run(g.router, ["script", "-qefc", cmd, "/dev/null"], capture_output=True,
+                      text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "bob MIGRATED: already MIGRATED" in r.stdout, r.stdout
+        assert "2/2 migrated, 0 failed in" in r.stdout and "{" not in r.stdout, r.stdout
         assert g.stop() == 0
         assert g.files_holding(lab.env["MASTER_PASS"].encode()) == []
     finally:
