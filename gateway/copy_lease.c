@@ -38,6 +38,9 @@ struct copy_lease {
 	pthread_cond_t changed;  /* a slot's status moved */
 	pthread_t tid;
 	bool quit;
+	/* copy_lease_on_reaped: under lock */
+	void (*on_reaped)(void *arg, const char *name);
+	void *on_reaped_arg;
 	unsigned int n;
 	struct lease_slot s[];
 };
@@ -60,9 +63,25 @@ static void reaped(const char *name, const char *former, void *data)
 {
 	struct copy_lease *cl = data;
 
-	mf_log_info("lease user=%s owner=%s: copy job given back, user served by the source "
-		    "until the next login", name, former);
 	tell_cache(cl, name, AS_SEEN);
+	/* Called under the lock, so copy_lease_on_reaped(NULL) returns only
+	 * once no call is running: the migrator may go right after. */
+	pthread_mutex_lock(&cl->lock);
+	mf_log_info("lease user=%s owner=%s: copy job given back, user served by the source "
+		    "until %s", name, former, cl->on_reaped != NULL
+		    ? "its copy resumes here (master user)" : "the next login");
+	if (cl->on_reaped != NULL)
+		cl->on_reaped(cl->on_reaped_arg, name);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+void copy_lease_on_reaped(struct copy_lease *cl, void (*fn)(void *arg, const char *name),
+			  void *arg)
+{
+	pthread_mutex_lock(&cl->lock);
+	cl->on_reaped = fn;
+	cl->on_reaped_arg = arg;
+	pthread_mutex_unlock(&cl->lock);
 }
 
 /* Size and times of the state file and its WAL: changes when a batch

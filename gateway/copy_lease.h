@@ -35,6 +35,14 @@ struct copy_lease_cfg {
 	atomic_bool *stopping;      /* the daemon's */
 };
 
+/* fn (the keeper's thread, under the lease's lock: it must not call back
+ * into copy_lease) is called with each account whose dead owner's job the
+ * keeper gave back (SEEN in the ledger by then); NULL: none, and no call
+ * runs any more once this returns. The migrator with a master user
+ * resumes such copies at once. */
+void copy_lease_on_reaped(struct copy_lease *cl, void (*fn)(void *arg, const char *name),
+			  void *arg);
+
 /* Starts the keeper (after giving back this owner's old jobs). MF_OK or
  * MF_ERROR with err. */
 int copy_lease_start(const struct copy_lease_cfg *cfg, struct copy_lease **cl_r, char *err,

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/file.h>
@@ -37,7 +38,7 @@ struct migrator {
 	char state_dir[MF_PATH_MAX];
 	uint16_t src_port, dst_port;
 	struct mf_addr dest4, dest6;
-	/* Where a copy with no observed login (resumed at start) reads: the
+	/* Where a copy with no observed login (resumed, pushed) reads: the
 	 * first [intercept] source. */
 	struct mf_addr source;
 	enum imap_security src_sec, dst_sec;
@@ -139,8 +140,8 @@ static bool claim(struct mig_thread *t, struct ledger *l, const struct login_eve
 		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) pushed by the admin "
 			 "as master user %.100s", strategy_name(m->strategy), m->master);
 	} else if (e->client.ss_family == AF_UNSPEC) {
-		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) resumed at start "
-			 "as master user %.100s", strategy_name(m->strategy), m->master);
+		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) resumed without a "
+			 "login as master user %.100s", strategy_name(m->strategy), m->master);
 	} else {
 		mf_sockaddr_format((const struct sockaddr *)&e->client, client, sizeof(client));
 		snprintf(reason, sizeof(reason), "bulk copy (strategy %s) after a login from %s",
@@ -185,7 +186,7 @@ static const char *sec_name(enum imap_security s)
 }
 
 /* The observed login's credentials on both sides, or (none observed:
- * a copy resumed at start) the master user on behalf of the account. */
+ * a copy resumed or pushed) the master user on behalf of the account. */
 static int endpoints(struct migrator *m, const struct login_event *e,
 		     struct mig_opts *o, char *err, size_t errlen)
 {
@@ -205,6 +206,9 @@ static int endpoints(struct migrator *m, const struct login_event *e,
 	o->dst.tls_name = m->dst_name[0] != '\0' ? m->dst_name : NULL;
 	o->ca_file = m->ca[0] != '\0' ? m->ca : NULL;
 	o->src.user = o->dst.user = e->login;
+	/* One state file per account, whichever login form reached it (a
+	 * user's "bob", the master's "bob" for "bob@dom"). */
+	o->pair_account = e->account;
 	if (e->pass_len > 0) {
 		o->src.pass = o->dst.pass = e->pass;
 		o->src.pass_len = o->dst.pass_len = e->pass_len;
@@ -648,6 +652,19 @@ static int collect(const struct account *a, void *data)
 	return MF_OK;
 }
 
+/* The login the master user acts for: the account name, less
+ * "@[ledger] default_domain" when it ends so (that domain is added to
+ * logins made without one, so the servers know the bare name). */
+static size_t master_login_len(const struct migrator *m, const char *name)
+{
+	const char *dom = m->d->cfg.ledger_default_domain;
+	size_t n = strlen(name), d = strlen(dom);
+
+	if (d > 0 && n > d + 1 && name[n - d - 1] == '@' && strcasecmp(name + n - d, dom) == 0)
+		return n - d - 1;
+	return n;
+}
+
 /* Queues a copy of name as the master user (no password: endpoints()
  * then logs in as the master), from the first [intercept] source.
  * released: the admin asked for it (migrate USER --master). MF_OK,
@@ -673,7 +690,7 @@ static int queue_master(struct migrator *m, const char *name, bool released)
 		in6->sin6_addr = m->source.u.v6;
 		len = sizeof(*in6);
 	}
-	return login_queue_push(&m->d->logins, name, name, strlen(name), "", 0,
+	return login_queue_push(&m->d->logins, name, name, master_login_len(m, name), "", 0,
 				(struct sockaddr *)&none, len, (struct sockaddr *)&src, len,
 				(int64_t)time(NULL), released);
 }
@@ -689,6 +706,12 @@ static void resume(struct migrator *m, const char *name)
 			    m->master);
 	else
 		mf_log_warn("migrate user=%s not resumed (queue full): waits for a login", name);
+}
+
+/* copy_lease_on_reaped: a dead gateway's copy job given back. */
+static void resume_reaped(void *arg, const char *name)
+{
+	resume(arg, name);
 }
 
 int migrator_push(struct migrator *m, const char *name, char *err, size_t errlen)
@@ -875,6 +898,10 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 			return MF_ERROR;
 		}
 	}
+	/* With a master user, a copy a dead gateway left (its lease given
+	 * back by our keeper) resumes here at once, not at the next login. */
+	if (m->master_pass != NULL && d->lease != NULL)
+		copy_lease_on_reaped(d->lease, resume_reaped, m);
 	mf_log_info("migrate workers=%u strategy=%s state_dir=%s source=%s source_tls=%s "
 		    "destination_tls=%s master=%s uidl_map=%s", n, strategy_name(m->strategy),
 		    m->state_dir, m->src_pop3 ? "pop3" : "imap", sec_name(m->src_sec),
@@ -903,6 +930,8 @@ void migrator_stop(struct migrator *m)
 {
 	if (m == NULL)
 		return;
+	if (m->d->lease != NULL)
+		copy_lease_on_reaped(m->d->lease, NULL, NULL);
 	migrator_cancel(m);
 	login_queue_stop(&m->d->logins);
 	for (unsigned int i = 0; i < m->started; i++)

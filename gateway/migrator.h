@@ -18,7 +18,7 @@
  * Strategy live runs each event at once; immediate the same (its login
  * waits in the front end, front_io_hold()); after-logout parks an event
  * while the account has sessions relayed to the source (acct_sessions.h,
- * mig_park.h). Events with no password (accounts resumed at start) log in
+ * mig_park.h). Events with no password (accounts resumed or pushed) log in
  * as the configured master user. */
 #ifndef MF_MIGRATOR_H
 #define MF_MIGRATOR_H

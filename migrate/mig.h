@@ -127,6 +127,9 @@ struct mig_opts {
 	 * destination (mig_imap_gone.c, mig_pop3_gone.c), before the copy
 	 * and the verification: the daemon's delta at CUTOVER. */
 	bool sync_deletes;
+	/* When set, the state file's pair id names this account instead of
+	 * the two logins (the daemon: the state file is the account's). */
+	const char *pair_account;
 	int (*uidl_store)(void *arg, const struct uidl_pair *v, size_t n, const char *note,
 			  char *err, size_t errlen);
 	void *uidl_store_arg;

@@ -139,7 +139,8 @@ static int run(struct mig_ctx *x)
 	    mig_imap_open(x, &o->dst, "destination", &x->dst) != MF_OK)
 		return MF_ERROR;
 	snprintf(pair, sizeof(pair), "%s:%s/%s -> %s:%s/%s", o->src.url.host, o->src.url.port,
-		 o->src.user, o->dst.url.host, o->dst.url.port, o->dst.user);
+		 o->pair_account ? o->pair_account : o->src.user, o->dst.url.host, o->dst.url.port,
+		 o->pair_account ? o->pair_account : o->dst.user);
 	if (mig_state_open(o->state_path, pair, &x->st, x->err, sizeof(x->err)) != MF_OK)
 		return MF_ERROR;
 	phase(x, "folders", NULL, 0);

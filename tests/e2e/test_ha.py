@@ -78,16 +78,18 @@ def pg():
 class Pair:
     """Gateway 1 on router, gateway 2 on router2, on one PostgreSQL ledger."""
 
-    def __init__(self, lab, tmp_path, pg_url, cache_ttl_ms=2000):
+    def __init__(self, lab, tmp_path, pg_url, cache_ttl_ms=2000, migrate_extra=None):
         self.g = []
         for i, router in ((1, "router"), (2, "router2")):
             d = tmp_path / f"gw{i}"
+            mig = {"enabled": "yes", "workers": "1", "state_dir": str(d / "migrate")}
+            mig.update(migrate_extra or {})
             self.g.append(Gateway(
                 lab, str(d), ports=(143, 110, 25), imap_ports=(143,), pop3_ports=(110,),
                 smtp_ports=(25,), router=router,
                 ledger={"path": pg_url, "gateway_id": f"gw{i}", "lease_ms": LEASE_MS,
                         "cache_ttl_ms": cache_ttl_ms, "default_domain": lab.env["MAIL_DOMAIN"]},
-                migrate={"enabled": "yes", "workers": "1", "state_dir": str(d / "migrate")}))
+                migrate=mig))
 
     def __enter__(self):
         for g in self.g:
@@ -284,6 +286,38 @@ def test_kill9_owner_other_gateway_takes_over(hlab, pg, tmp_path):
         # first had put on new by size and SHA-256)
         assert dump(lab, lab.OLD4, user) == dump(lab, lab.NEW4, user)
         assert routed(lab, g2, 2, user) == ("OK", "destination")
+    wipe(lab, user)
+
+
+def test_kill9_owner_master_user_resumes_without_login(hlab, pg, tmp_path):
+    """With a master user, the job a killed gateway held is resumed by the other
+    gateway as soon as its keeper gives it back: no login of the user needed."""
+    from test_migrate_tls_master import master_file
+    lab, user = hlab, "user0003"
+    fill(lab, user, bulk_corpus)
+    fill_more(lab, user)
+    extra = {"master_user": lab.env["MASTER_USER"],
+             "master_password_file": master_file(tmp_path, lab)}
+    with Pair(lab, tmp_path, pg.url, migrate_extra=extra) as (g1, g2):
+        assert imap_login(lab, 1, user) == "OK"
+        wait_copying(g1, user, min_rows=50)
+        g1.wait_log(rf"lease user={user}@\S*: checkpoints stored", timeout=10)
+        n0 = len(g2.conns())
+        g1.proc.kill()                     # kill -9 in the middle of the bulk copy
+        # (the copy's state file names the account, so the master's login form,
+        # "user0003" for user0003@lab.test, resumes gw1's checkpoints)
+        g1.proc.wait()
+        g1.proc = None
+        g2.wait_log(rf"lease user={user}@\S* owner=gw1: copy job given back, user served "
+                    r"by the source until its copy resumes here \(master user\)",
+                    timeout=4 * LEASE_MS / 1000 + 20)
+        a = wait_state(g2, f"{user}@lab.test", "MIGRATED", 180)
+        hist = a["history"]
+        assert [e["to"] for e in hist][-4:] == ["SEEN", "COPYING", "CUTOVER", "MIGRATED"], hist
+        assert "resumed without a login as master user" in hist[-3]["reason"], hist[-3]
+        # Nobody logged in meanwhile: gateway 2 saw no session of the user.
+        assert [c for c in g2.conns()[n0:] if c.get("user", "").split("@")[0] == user] == []
+        assert dump(lab, lab.OLD4, user) == dump(lab, lab.NEW4, user)
     wipe(lab, user)
 
 

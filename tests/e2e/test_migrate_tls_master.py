@@ -155,7 +155,7 @@ def test_master_user_resumes_at_start_without_login(tlab, tmp_path):
         assert by_service(lines) == (2, 1) and all(", TLS," in line for line in lines), lines
         assert g.conns() == []
         hist = g.cli("accounts", "show", user).stdout
-        assert "resumed at start as master user" in hist, hist
+        assert "resumed without a login as master user" in hist, hist
         old = dump(lab, lab.OLD4, user)
         assert dump(lab, lab.NEW4, user) == old
         assert sum(len(v) for v in old["folders"].values()) == 16
