@@ -111,6 +111,32 @@ static int normalise_user(const struct cli_ctx *ctx, const struct mf_config *cfg
 	return MF_ERROR;
 }
 
+/* The account USER names (normalised like a login), from the config's
+ * ledger, left open in *l_r: CLI_EXIT_OK, or the exit status after saying
+ * why (usage for a bad name, error otherwise; *l_r NULL or to close). */
+static int open_account(const struct cli_ctx *ctx, const char *user, struct mf_config *cfg,
+			char name[ACCOUNT_NAME_MAX + 1], struct ledger **l_r, struct account *a)
+{
+	char err[512];
+	int r;
+
+	*l_r = NULL;
+	if (cli_load_config(ctx, cfg) != MF_OK)
+		return CLI_EXIT_ERROR;
+	if (normalise_user(ctx, cfg, user, name, ACCOUNT_NAME_MAX + 1) != MF_OK)
+		return CLI_EXIT_USAGE;
+	if (ledger_open(cfg->ledger_path, l_r, err, sizeof(err)) != MF_OK) {
+		cli_error(ctx, "%s", err);
+		return CLI_EXIT_ERROR;
+	}
+	r = ledger_account_get(*l_r, name, a, err, sizeof(err));
+	if (r == LEDGER_ABSENT)
+		cli_error(ctx, "no account '%s' in the ledger", name);
+	else if (r != MF_OK)
+		cli_error(ctx, "%s", err);
+	return r == MF_OK ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+}
+
 static void json_account(FILE *f, const struct account *a)
 {
 	fputs("{\"name\":", f);
@@ -334,19 +360,10 @@ static int accounts_show(const struct cli_ctx *ctx, char **argv)
 	if (parse_opts(ctx, argv + 1, "json", &o) != MF_OK)
 		return CLI_EXIT_USAGE;
 	sc.json = o.json;
-	if (cli_load_config(ctx, &cfg) != MF_OK)
-		return CLI_EXIT_ERROR;
-	if (normalise_user(ctx, &cfg, argv[0], name, sizeof(name)) != MF_OK)
-		return CLI_EXIT_USAGE;
-	if (ledger_open(cfg.ledger_path, &l, err, sizeof(err)) != MF_OK)
-		goto fail;
-	r = ledger_account_get(l, name, &a, err, sizeof(err));
-	if (r == LEDGER_ABSENT) {
-		cli_error(ctx, "no account '%s' in the ledger", name);
+	rc = open_account(ctx, argv[0], &cfg, name, &l, &a);
+	if (rc != CLI_EXIT_OK)
 		goto out;
-	}
-	if (r != MF_OK)
-		goto fail;
+	rc = CLI_EXIT_ERROR;
 	if (o.json) {
 		json_account(stdout, &a);
 		fputs(",\"gateways\":[", stdout);
@@ -402,22 +419,15 @@ static int accounts_uidl(const struct cli_ctx *ctx, char **argv)
 	struct ledger *l = NULL;
 	struct account a;
 	size_t n = 0;
-	int rc = CLI_EXIT_ERROR, r;
+	int rc = CLI_EXIT_ERROR;
 
 	if (parse_opts(ctx, argv + 1, "json", &o) != MF_OK)
 		return CLI_EXIT_USAGE;
-	if (cli_load_config(ctx, &cfg) != MF_OK)
-		return CLI_EXIT_ERROR;
-	if (normalise_user(ctx, &cfg, argv[0], name, sizeof(name)) != MF_OK)
-		return CLI_EXIT_USAGE;
-	if (ledger_open(cfg.ledger_path, &l, err, sizeof(err)) != MF_OK)
-		goto fail;
-	r = ledger_account_get(l, name, &a, err, sizeof(err));
-	if (r == LEDGER_ABSENT) {
-		cli_error(ctx, "no account '%s' in the ledger", name);
+	rc = open_account(ctx, argv[0], &cfg, name, &l, &a);
+	if (rc != CLI_EXIT_OK)
 		goto out;
-	}
-	if (r != MF_OK || ledger_uidl_map_get(l, name, &v, &n, err, sizeof(err)) != MF_OK)
+	rc = CLI_EXIT_ERROR;
+	if (ledger_uidl_map_get(l, name, &v, &n, err, sizeof(err)) != MF_OK)
 		goto fail;
 	if (o.json) {
 		fputs("{\"name\":", stdout);

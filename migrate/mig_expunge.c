@@ -56,10 +56,10 @@ static int cmp_hashed_uid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* "<verb> <set><rest>" over uids (sorted) in as many commands as sets of
- * GONE_SET_MAX bytes take; fn for the untagged answers. */
-static int each_set(struct mig_ctx *x, const struct uids *u, const char *verb, const char *rest,
-		    int (*fn)(void *arg, const struct imap_response *r), void *arg)
+/* step(x, set, arg) for each UID set (uids sorted) of at most
+ * GONE_SET_MAX bytes that uids take: a command line stays bounded. */
+static int per_set(struct mig_ctx *x, const struct uids *u,
+		   int (*step)(struct mig_ctx *x, const char *set, void *arg), void *arg)
 {
 	char set[GONE_SET_MAX];
 	size_t at = 0, used;
@@ -68,29 +68,37 @@ static int each_set(struct mig_ctx *x, const struct uids *u, const char *verb, c
 		mig_uidset(u->v + at, u->n - at, set, sizeof(set), &used);
 		if (used == 0)
 			return mf_err(x->err, sizeof(x->err), "UID set: no room");
-		if (imap_simple(x->dst, fn, arg, x->err, sizeof(x->err), "%s %s%s", verb, set,
-				rest) != MF_OK)
+		if (step(x, set, arg) != MF_OK)
 			return MF_ERROR;
 		at += used;
 	}
 	return MF_OK;
 }
 
-/* The messages at uids, hashed (mig_hash_fetch per UID set). */
-static int hash_uids(struct mig_ctx *x, const struct uids *u, struct mig_hashed_set *hs)
-{
-	char set[GONE_SET_MAX];
-	size_t at = 0, used;
+struct command {
+	const char *verb, *rest;
+};
 
-	while (at < u->n) {
-		mig_uidset(u->v + at, u->n - at, set, sizeof(set), &used);
-		if (used == 0)
-			return mf_err(x->err, sizeof(x->err), "UID set: no room");
-		if (mig_hash_fetch(x->dst, set, hs, x->err, sizeof(x->err)) != MF_OK)
-			return MF_ERROR;
-		at += used;
-	}
-	return MF_OK;
+static int command_step(struct mig_ctx *x, const char *set, void *arg)
+{
+	const struct command *c = arg;
+
+	return imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err), "%s %s%s", c->verb, set,
+			   c->rest);
+}
+
+/* "<verb> <set><rest>" on the destination over uids, in as many commands
+ * as their sets take. */
+static int each_set(struct mig_ctx *x, const struct uids *u, const char *verb, const char *rest)
+{
+	struct command c = { verb, rest };
+
+	return per_set(x, u, command_step, &c);
+}
+
+static int hash_step(struct mig_ctx *x, const char *set, void *arg)
+{
+	return mig_hash_fetch(x->dst, set, arg, x->err, sizeof(x->err));
 }
 
 static int on_search(void *arg, const struct imap_response *r)
@@ -112,10 +120,10 @@ static int expunge_uids(struct mig_ctx *x, const struct uids *targets)
 	struct uids others = { 0 };
 	int rc = MF_ERROR;
 
-	if (each_set(x, targets, "UID STORE", " +FLAGS.SILENT (\\Deleted)", NULL, NULL) != MF_OK)
+	if (each_set(x, targets, "UID STORE", " +FLAGS.SILENT (\\Deleted)") != MF_OK)
 		return MF_ERROR;
 	if (imap_has(x->dst, IMAP_CAP_UIDPLUS))
-		return each_set(x, targets, "UID EXPUNGE", "", NULL, NULL);
+		return each_set(x, targets, "UID EXPUNGE", "");
 	/* No UIDPLUS: EXPUNGE takes every \Deleted message; the ones that
 	 * are not ours keep their mark around it, unmarked meanwhile. */
 	if (imap_simple(x->dst, on_search, &others, x->err, sizeof(x->err), "UID SEARCH DELETED") !=
@@ -136,9 +144,9 @@ static int expunge_uids(struct mig_ctx *x, const struct uids *targets)
 				others.v[k++] = others.v[i];
 		others.n = k;
 	}
-	if (each_set(x, &others, "UID STORE", " -FLAGS.SILENT (\\Deleted)", NULL, NULL) != MF_OK ||
+	if (each_set(x, &others, "UID STORE", " -FLAGS.SILENT (\\Deleted)") != MF_OK ||
 	    imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err), "EXPUNGE") != MF_OK ||
-	    each_set(x, &others, "UID STORE", " +FLAGS.SILENT (\\Deleted)", NULL, NULL) != MF_OK)
+	    each_set(x, &others, "UID STORE", " +FLAGS.SILENT (\\Deleted)") != MF_OK)
 		goto out;
 	rc = MF_OK;
 out:
@@ -178,7 +186,7 @@ int mig_expunge_copied(struct mig_ctx *x, const struct mig_gone_row *rows, size_
 	/* Rows with UIDs: just those messages. Rows without: the whole
 	 * folder, with what the remaining rows account for set aside first. */
 	if ((by_content ? mig_hash_fetch(x->dst, "1:*", &hd, x->err, sizeof(x->err))
-			: hash_uids(x, &want, &hd)) != MF_OK)
+			: per_set(x, &want, hash_step, &hd)) != MF_OK)
 		goto out;
 	mig_qsort(hd.v, hd.n, sizeof(*hd.v), cmp_hashed_uid);
 	for (int pass = 0; pass < 3; pass++) {

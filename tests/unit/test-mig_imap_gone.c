@@ -22,32 +22,15 @@
 #include "imap_client.h"
 #include "mf.h"
 #include "mig_ctx.h"
+#include "scripted_imap.h"
 
 #define S(x) x, sizeof(x) - 1
-
-static struct imap_conn *scripted(const char *answer, size_t len, int *server_r)
-{
-	struct imap_client_opts o = { .name = "scripted" };
-	struct imap_conn *c;
-	char err[256];
-	int sp[2];
-
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
-	assert_int_equal(write(sp[1], answer, len), (ssize_t)len);
-	shutdown(sp[1], SHUT_WR);
-	assert_int_equal(imap_attach_fd(sp[0], &o, &c, err, sizeof(err)), MF_OK);
-	*server_r = sp[1];
-	return c;
-}
 
 static void said(int fd, const char *want)
 {
 	char got[4096];
-	size_t n = 0;
-	ssize_t r;
+	size_t n = read_all(fd, got, sizeof(got) - 1);
 
-	while (n < sizeof(got) - 1 && (r = read(fd, got + n, sizeof(got) - 1 - n)) > 0)
-		n += (size_t)r;
 	got[n] = '\0';
 	assert_string_equal(got, want);
 	close(fd);

@@ -21,34 +21,10 @@
 #include "imap_client.h"
 #include "mf.h"
 #include "mig_ctx.h"
+#include "scripted_imap.h"
 #include "pop3_client.h"
 
 #define S(x) x, sizeof(x) - 1
-
-static struct imap_conn *scripted(const char *answer, size_t len, int *server_r)
-{
-	struct imap_client_opts o = { .name = "scripted" };
-	struct imap_conn *c;
-	char err[256];
-	int sp[2];
-
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
-	assert_int_equal(write(sp[1], answer, len), (ssize_t)len);
-	shutdown(sp[1], SHUT_WR);
-	assert_int_equal(imap_attach_fd(sp[0], &o, &c, err, sizeof(err)), MF_OK);
-	*server_r = sp[1];
-	return c;
-}
-
-static size_t read_all(int fd, char *buf, size_t len)
-{
-	size_t n = 0;
-	ssize_t r;
-
-	while (n < len && (r = read(fd, buf + n, len - n)) > 0)
-		n += (size_t)r;
-	return n;
-}
 
 static void row(struct mig_state *st, const char *uidl, uint32_t dst_uid, const char *bytes,
 		bool pending)
