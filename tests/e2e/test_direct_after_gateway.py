@@ -6,6 +6,7 @@ router merely forwards (its subnet off, observe mode, the daemon stopped
 fail-open) had its packets swallowed by them until its connect timed out.
 mailferryd turns early demux off in its network namespace."""
 import json
+import time
 
 from mfgateway import client_py, running
 
@@ -36,6 +37,11 @@ for i in range(300):
     m = imaplib.IMAP4({lab.env['OLD4']!r}, 143, timeout=10)
     m.login('alice', {pw!r}); m.logout()
 """, timeout=300)
+        # The last session's conn line is written once its relay has
+        # wound down, a moment after the client's logout returned.
+        deadline = time.monotonic() + 10
+        while len(g.conns()) < 300 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert len(g.conns()) >= 300
     # the daemon stopped and its rules removed: the router only forwards
     res = json.loads(client_py(lab, DIRECT, lab.env["OLD4"], 3000, timeout=300))
