@@ -457,8 +457,12 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	/* Paused while the ledger is unreachable, stopped if the job is lost. */
 	o.proceed = copy_lease_proceed;
 	o.proceed_arg = copy_lease_slot(m->d->lease, t->slot);
-	/* The bulk copy: the user keeps working on the source meanwhile. */
+	/* The bulk copy: the user keeps working on the source meanwhile. Its
+	 * bytes are read back and hashed now, so the delta's verification
+	 * (the user waiting) hashes only what the delta copies. */
+	o.preverify = true;
 	rc = run_counted(t, e->account, "bulk", &o, &rep, err, sizeof(err));
+	o.preverify = false;
 	messages += rep.copied;
 	bytes += rep.bytes;
 	if (rc != MF_OK)
@@ -475,8 +479,9 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 			goto failed;
 		}
 	}
-	snprintf(reason, sizeof(reason), "bulk copy done (%llu messages): closing sessions, delta",
-		 (unsigned long long)rep.copied);
+	snprintf(reason, sizeof(reason), "bulk copy done (%llu messages, %llu read back and "
+		 "verified): closing sessions, delta", (unsigned long long)rep.copied,
+		 (unsigned long long)rep.preverified);
 	if (job_state(t, l, e->account, AS_CUTOVER, reason, false) != MF_OK) {
 		mf_err(err, sizeof(err), "ledger refused CUTOVER");
 		goto failed;
@@ -489,6 +494,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	cutover_settle(m);
 	phase = "delta";
 	o.verify = true;
+	o.verify_skip_verified = true;
 	/* What the user deleted on a POP3 source since the bulk copy goes
 	 * from the destination too; and POP3 clients keep their UIDLs. */
 	o.sync_deletes = true;

@@ -67,6 +67,7 @@ struct mig_report {
 	uint64_t reconciled;       /* found already on the destination */
 	uint64_t verified;         /* messages that passed verification */
 	uint64_t verified_hashed;  /* of those, compared by SHA-256 */
+	uint64_t preverified;      /* hashed back after the copy (preverify) */
 	uint64_t flags_fixed;
 	uint64_t expunged;         /* gone from the source: expunged (sync_deletes) */
 	bool verify_ok;
@@ -107,6 +108,16 @@ struct mig_opts {
 	 * a rerun checks the same messages. A folder copied without
 	 * destination UIDs (no UIDPLUS) is verified whole. */
 	unsigned int verify_sample_pct;
+	/* After the copy, the destination's bytes of every message copied and
+	 * not yet verified are hashed and compared with what was copied, and
+	 * marked verified (mig_preverify_folder): the daemon's bulk pass, while
+	 * the user still works on the source (nothing about the source is
+	 * checked then: it changes under the user). A mismatch fails. */
+	bool preverify;
+	/* Verification hashes only messages not marked verified before (the
+	 * daemon's delta: its bulk pass hashed the rest); every message is
+	 * still checked for presence, size, date and flags, and the counts. */
+	bool verify_skip_verified;
 	/* Use neither MULTIAPPEND nor LITERAL+ even where offered (servers
 	 * that announce them and get them wrong; and tests of the plain path:
 	 * one APPEND per message, synchronizing literals). */

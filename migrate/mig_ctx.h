@@ -152,6 +152,11 @@ void mig_folders_free(struct mig_ctx *x);
 /* mig_copy.c: copies the messages of one folder not copied yet. */
 int mig_copy_folder(struct mig_ctx *x, const struct mig_folder *f);
 
+/* mig_verify.c: the destination's bytes of one folder's copied messages
+ * not verified yet, hashed and compared with the map, marked verified
+ * (mig_opts.preverify); MF_ERROR on a mismatch. */
+int mig_preverify_folder(struct mig_ctx *x, const struct mig_folder *f);
+
 /* mig_verify.c: checks one folder; fixes flags; MF_ERROR on a mismatch. */
 int mig_verify_folder(struct mig_ctx *x, const struct mig_folder *f);
 

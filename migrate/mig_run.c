@@ -151,6 +151,11 @@ static int run(struct mig_ctx *x)
 		if (mig_check_cancel(x) != MF_OK || mig_copy_folder(x, &x->folders[i]) != MF_OK)
 			return MF_ERROR;
 	}
+	for (size_t i = 0; o->preverify && i < x->n_folders; i++) {
+		phase(x, "verify", &x->folders[i], (unsigned int)i + 1);
+		if (mig_check_cancel(x) != MF_OK || mig_preverify_folder(x, &x->folders[i]) != MF_OK)
+			return MF_ERROR;
+	}
 	if (!o->verify)
 		return MF_OK;
 	for (size_t i = 0; i < x->n_folders; i++) {

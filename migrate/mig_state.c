@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STATE_SCHEMA_VERSION 1
+#define STATE_SCHEMA_VERSION 2
 
 struct mig_state {
 	sqlite3 *db;
@@ -25,7 +25,8 @@ static const char schema[] =
 	" dirty INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS msg ("
 	" folder BLOB NOT NULL, src_uid INTEGER NOT NULL, dst_uid INTEGER NOT NULL,"
-	" size INTEGER NOT NULL, sha256 BLOB NOT NULL, PRIMARY KEY (folder, src_uid));"
+	" size INTEGER NOT NULL, sha256 BLOB NOT NULL, verified INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (folder, src_uid));"
 	"CREATE TABLE IF NOT EXISTS uidl ("
 	" uidl TEXT PRIMARY KEY, dst_uid INTEGER NOT NULL, size INTEGER NOT NULL,"
 	" sha256 BLOB NOT NULL, pending INTEGER NOT NULL);";
@@ -104,6 +105,22 @@ static int check_pair(struct mig_state *s, const char *pair_id, char *err, size_
 	return MF_OK;
 }
 
+/* 1: msg has the verified column, 0: not, -1: cannot tell. */
+static int has_verified_column(struct mig_state *s)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, found = 0;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT name FROM pragma_table_info('msg')", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (strcmp((const char *)sqlite3_column_text(st, 0), "verified") == 0)
+			found = 1;
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? found : -1;
+}
+
 int mig_state_open(const char *path, const char *pair_id, struct mig_state **s_r,
 		   char *err, size_t errlen)
 {
@@ -129,6 +146,11 @@ int mig_state_open(const char *path, const char *pair_id, struct mig_state **s_r
 	if (exec(s, "PRAGMA journal_mode = WAL", err, errlen) != MF_OK ||
 	    exec(s, "PRAGMA synchronous = NORMAL", err, errlen) != MF_OK ||
 	    exec(s, schema, err, errlen) != MF_OK)
+		goto fail;
+	/* Files of version 1 have no verified column: every row unverified. */
+	if (has_verified_column(s) == 0 &&
+	    exec(s, "ALTER TABLE msg ADD COLUMN verified INTEGER NOT NULL DEFAULT 0", err,
+		 errlen) != MF_OK)
 		goto fail;
 	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", STATE_SCHEMA_VERSION);
 	if (exec(s, pragma, err, errlen) != MF_OK || check_pair(s, pair_id, err, errlen) != MF_OK)
@@ -216,7 +238,8 @@ int mig_state_map_add(struct mig_state *s, const char *folder,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO msg VALUES (?, ?, ?, ?, ?)", -1,
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO msg (folder, src_uid, dst_uid, size, sha256)"
+			       " VALUES (?, ?, ?, ?, ?)", -1,
 			       &st, NULL) != SQLITE_OK)
 		return db_err(s, err, errlen, "msg");
 	sqlite3_bind_blob(st, 1, folder, (int)strlen(folder), SQLITE_TRANSIENT);
@@ -265,6 +288,35 @@ int mig_state_map_del(struct mig_state *s, const char *folder, uint32_t src_uid,
 	return MF_OK;
 }
 
+int mig_state_map_verified(struct mig_state *s, const char *folder, const uint32_t *src_uids,
+			   size_t n, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SQLITE_DONE;
+
+	if (n == 0)
+		return MF_OK;
+	if (sqlite3_prepare_v2(s->db, "UPDATE msg SET verified = 1 WHERE folder = ? AND src_uid = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "msg");
+	if (mig_state_begin(s, err, errlen) != MF_OK) {
+		sqlite3_finalize(st);
+		return MF_ERROR;
+	}
+	sqlite3_bind_blob(st, 1, folder, (int)strlen(folder), SQLITE_TRANSIENT);
+	for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
+		sqlite3_bind_int64(st, 2, src_uids[i]);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		mig_state_rollback(s);
+		return db_err(s, err, errlen, "msg");
+	}
+	return mig_state_commit(s, err, errlen);
+}
+
 int mig_state_map_count(struct mig_state *s, const char *folder, uint64_t *n_r, char *err,
 			size_t errlen)
 {
@@ -296,8 +348,8 @@ int mig_state_map_load(struct mig_state *s, const char *folder,
 	*v_r = NULL;
 	*n_r = 0;
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT src_uid, dst_uid, size, sha256 FROM msg WHERE folder = ?"
-			       " ORDER BY src_uid", -1, &st, NULL) != SQLITE_OK)
+			       "SELECT src_uid, dst_uid, size, sha256, verified FROM msg"
+			       " WHERE folder = ? ORDER BY src_uid", -1, &st, NULL) != SQLITE_OK)
 		return db_err(s, err, errlen, "msg");
 	sqlite3_bind_blob(st, 1, folder, (int)strlen(folder), SQLITE_TRANSIENT);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -319,6 +371,7 @@ int mig_state_map_load(struct mig_state *s, const char *folder,
 		memset(v[n].sha256, 0, 32);
 		if (h != NULL && sqlite3_column_bytes(st, 3) == 32)
 			memcpy(v[n].sha256, h, 32);
+		v[n].verified = sqlite3_column_int(st, 4) != 0;
 		n++;
 	}
 	sqlite3_finalize(st);

@@ -36,6 +36,9 @@ struct mig_map_entry {
 	uint32_t dst_uid;
 	uint64_t size;
 	uint8_t sha256[32];
+	/* The destination's bytes were hashed and matched since it was
+	 * copied (mig_state_map_verified); a rewritten row is not. */
+	bool verified;
 };
 
 /* pair_id: e.g. "imap://old/alice -> imap://new/alice". MF_OK or MF_ERROR. */
@@ -61,6 +64,9 @@ int mig_state_map_drop(struct mig_state *s, const char *folder, char *err, size_
 /* Forgets one message of folder's map (gone from the source). */
 int mig_state_map_del(struct mig_state *s, const char *folder, uint32_t src_uid, char *err,
 		      size_t errlen);
+/* Marks these messages of folder's map verified, in one transaction. */
+int mig_state_map_verified(struct mig_state *s, const char *folder, const uint32_t *src_uids,
+			   size_t n, char *err, size_t errlen);
 /* How many messages folder's map holds. */
 int mig_state_map_count(struct mig_state *s, const char *folder, uint64_t *n_r, char *err,
 			size_t errlen);

@@ -68,6 +68,23 @@ bool mig_verify_sampled(uint32_t uid, unsigned int pct)
 	return (uint32_t)(uid * 2654435761u) % 100u < pct;
 }
 
+/* Whether verification reads e's bytes back: in the sample, and not
+ * verified before when the caller says those need not be again. */
+static bool to_hash(const struct mig_ctx *x, const struct mig_map_entry *e)
+{
+	return mig_verify_sampled(e->src_uid, x->o->verify_sample_pct) &&
+	       !(x->o->verify_skip_verified && e->verified);
+}
+
+/* Whether some message of the map is not to be hashed. */
+static bool partial(const struct mig_ctx *x, const struct mig_map_entry *map, size_t n_map)
+{
+	for (size_t i = 0; i < n_map; i++)
+		if (!to_hash(x, &map[i]))
+			return true;
+	return false;
+}
+
 /* The destination's messages, the sampled ones hashed: every message's
  * metadata, then the bodies of the sample by UID sets. false in
  * *sampled_r when the folder is hashed whole (no sample asked, or a map
@@ -82,11 +99,11 @@ static int dst_sampled(struct mig_ctx *x, const struct mig_map_entry *map, size_
 	int rc = MF_ERROR;
 
 	*sampled_r = false;
-	if (x->o->verify_sample_pct == 0 || x->o->verify_sample_pct >= 100)
-		return MF_OK;
 	for (size_t i = 0; i < n_map; i++)
 		if (map[i].dst_uid == 0)
 			return MF_OK;
+	if (!partial(x, map, n_map))
+		return MF_OK;
 	*sampled_r = true;
 	if (mig_meta_fetch(x->dst, 0, &dm, x->err, sizeof(x->err)) != MF_OK)
 		return MF_ERROR;
@@ -107,7 +124,7 @@ static int dst_sampled(struct mig_ctx *x, const struct mig_map_entry *map, size_
 		memcpy(d->date, dm.v[i].date, sizeof(d->date));
 	}
 	for (size_t i = 0; i < n_map; i++)
-		if (mig_verify_sampled(map[i].src_uid, x->o->verify_sample_pct))
+		if (to_hash(x, &map[i]))
 			uids[nu++] = map[i].dst_uid;
 	mig_qsort(uids, nu, sizeof(*uids), cmp_u32);
 	while (done < nu) {
@@ -147,6 +164,102 @@ static int fix_flags(struct mig_ctx *x, uint32_t uid, const char *flags)
 {
 	return imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err),
 			   "UID STORE %u FLAGS.SILENT (%s)", uid, flags);
+}
+
+/* The map's messages whose bytes were just hashed and matched (by their
+ * destination UID), not marked before: marked verified now. */
+static int mark_hashed(struct mig_ctx *x, const struct mig_folder *f,
+		       const struct mig_map_entry *map, size_t n_map, struct mig_hashed_set *hd)
+{
+	uint32_t *uids = calloc(n_map ? n_map : 1, sizeof(*uids));
+	size_t n = 0;
+	int rc;
+
+	if (uids == NULL)
+		return mf_err(x->err, sizeof(x->err), "out of memory");
+	for (size_t i = 0; i < n_map; i++) {
+		struct mig_hashed key = { .uid = map[i].dst_uid }, *d;
+
+		if (map[i].verified || map[i].dst_uid == 0)
+			continue;
+		d = mig_bsearch(&key, hd->v, hd->n, sizeof(*hd->v), cmp_hashed_uid);
+		if (d != NULL && d->hashed)
+			uids[n++] = map[i].src_uid;
+	}
+	rc = mig_state_map_verified(x->st, f->src, uids, n, x->err, sizeof(x->err));
+	free(uids);
+	return rc;
+}
+
+int mig_preverify_folder(struct mig_ctx *x, const struct mig_folder *f)
+{
+	struct mig_map_entry *map = NULL;
+	struct mig_hashed_set hs = { 0 };
+	uint32_t *uids = NULL, *src = NULL, duv, dexists;
+	size_t n_map = 0, nu = 0, done = 0, nok = 0;
+	int rc = MF_ERROR;
+
+	if (mig_state_map_load(x->st, f->src, &map, &n_map, x->err, sizeof(x->err)) != MF_OK)
+		return MF_ERROR;
+	uids = calloc(n_map ? n_map : 1, sizeof(*uids));
+	src = calloc(n_map ? n_map : 1, sizeof(*src));
+	if (uids == NULL || src == NULL) {
+		mf_err(x->err, sizeof(x->err), "out of memory");
+		goto out;
+	}
+	/* Without a destination UID a message is found by its bytes: the
+	 * final verification does that. */
+	for (size_t i = 0; i < n_map; i++)
+		if (!map[i].verified && map[i].dst_uid != 0)
+			uids[nu++] = map[i].dst_uid;
+	if (nu == 0) {
+		rc = MF_OK;
+		goto out;
+	}
+	if (mig_select(x->dst, f->dst, true, &duv, &dexists, x->err, sizeof(x->err)) != MF_OK)
+		goto out;
+	mig_qsort(uids, nu, sizeof(*uids), cmp_u32);
+	while (done < nu) {
+		char set[4096];
+		size_t used = 0;
+
+		mig_uidset(uids + done, nu - done, set, sizeof(set), &used);
+		if (used == 0) {
+			mf_err(x->err, sizeof(x->err), "verify: UID set too long");
+			goto out;
+		}
+		if (mig_hash_fetch(x->dst, set, &hs, x->err, sizeof(x->err)) != MF_OK)
+			goto out;
+		done += used;
+	}
+	mig_qsort(hs.v, hs.n, sizeof(*hs.v), cmp_hashed_uid);
+	for (size_t i = 0; i < n_map; i++) {
+		struct mig_hashed key = { .uid = map[i].dst_uid }, *d;
+
+		if (map[i].verified || map[i].dst_uid == 0)
+			continue;
+		d = mig_bsearch(&key, hs.v, hs.n, sizeof(*hs.v), cmp_hashed_uid);
+		if (d == NULL)
+			continue; /* gone meanwhile? the final verification says */
+		if (d->size != map[i].size || memcmp(d->sha256, map[i].sha256, 32) != 0) {
+			mf_err(x->err, sizeof(x->err),
+			       "verify %s: source UID %u differs on the destination (UID %u): "
+			       "size %llu vs %llu or SHA-256", f->src, map[i].src_uid, d->uid,
+			       (unsigned long long)map[i].size, (unsigned long long)d->size);
+			goto out;
+		}
+		src[nok++] = map[i].src_uid;
+	}
+	if (mig_state_map_verified(x->st, f->src, src, nok, x->err, sizeof(x->err)) != MF_OK)
+		goto out;
+	x->rep->preverified += nok;
+	rc = MF_OK;
+out:
+	mig_hashed_free(&hs);
+	free(src);
+	free(uids);
+	free(map);
+	return rc;
 }
 
 int mig_verify_folder(struct mig_ctx *x, const struct mig_folder *f)
@@ -229,7 +342,7 @@ int mig_verify_folder(struct mig_ctx *x, const struct mig_folder *f)
 		       src.n, hd.n, f->dst);
 		goto out;
 	}
-	rc = MF_OK;
+	rc = mark_hashed(x, f, map, n_map, &hd);
 out:
 	free(map);
 	mig_hashed_free(&hd);

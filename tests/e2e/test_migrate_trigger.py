@@ -232,9 +232,16 @@ def test_login_triggers_live_migration(tlab, tmp_path):
 
         a = wait_state(g, user, "MIGRATED", timeout=240)
         # The late message, and the SMTP one unless INBOX's bulk pass came after it.
-        delta = re.search(r"\((\d+) messages in the delta, 1 expunged as on the source",
-                          a.get("reason", ""))
+        # Verification at the cutover hashed only what the delta copied: the bulk
+        # pass read its own copies back while the user still worked on old.
+        delta = re.search(r"\((\d+) messages in the delta, 1 expunged as on the source, "
+                          r"(\d+) verified, (\d+) by SHA-256\)", a.get("reason", ""))
         assert delta and delta.group(1) in ("1", "2"), a
+        assert delta.group(3) == delta.group(1), a
+        bulk = [e["reason"] for e in a["history"] if e["reason"].startswith("bulk copy done")]
+        assert len(bulk) == 1, a["history"]
+        copied = re.match(r"bulk copy done \((\d+) messages, (\d+) read back", bulk[0])
+        assert copied and copied.group(1) == copied.group(2) and int(copied.group(1)) > 1000, bulk
         out, err = proc.communicate(timeout=60)
         proc = None
         assert out.startswith("working") and "closed after" in out, (out, err)
@@ -247,6 +254,7 @@ def test_login_triggers_live_migration(tlab, tmp_path):
 
         old = dump(lab, lab.OLD4, user)
         new = dump(lab, lab.NEW4, user)
+        assert int(delta.group(2)) == sum(len(v) for v in old["folders"].values())
         assert sorted(new["folders"]) == sorted(old["folders"])
         for name, m in old["folders"].items():
             assert new["folders"][name] == m, f"folder {name} differs"

@@ -14,6 +14,8 @@
 #include "mf.h"
 #include "mig_state.h"
 
+#include <sqlite3.h>
+
 static void test_roundtrip(void **state)
 {
 	char dir[] = "/tmp/mf-state-XXXXXX", path[64], err[256];
@@ -102,6 +104,59 @@ static void unlink_db(const char *path)
 	}
 }
 
+/* Verified marks: set for the messages named, kept across a reopen, lost
+ * when a row is rewritten (a copy again); a version 1 file (no verified
+ * column) is upgraded in place with every row unverified. */
+static void test_verified_marks(void **state)
+{
+	char dir[] = "/tmp/mf-state-XXXXXX", path[64], err[256];
+	struct mig_map_entry e = { .size = 10 }, *v;
+	uint32_t uids[] = { 2, 3, 777 };
+	struct mig_state *s;
+	sqlite3 *db;
+	size_t n;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s.db", dir);
+	/* A file as version 1 wrote it. */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "CREATE TABLE msg (folder BLOB NOT NULL, src_uid INTEGER NOT NULL,"
+				      " dst_uid INTEGER NOT NULL, size INTEGER NOT NULL,"
+				      " sha256 BLOB NOT NULL, PRIMARY KEY (folder, src_uid));"
+				      " INSERT INTO msg VALUES (CAST('INBOX' AS BLOB), 1, 11, 10,"
+				      " zeroblob(32));", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(mig_state_open(path, "a -> b", &s, err, sizeof(err)), MF_OK);
+	for (uint32_t u = 2; u <= 4; u++) {
+		e.src_uid = u;
+		e.dst_uid = 10 + u;
+		assert_int_equal(mig_state_map_add(s, "INBOX", &e, err, sizeof(err)), MF_OK);
+	}
+	assert_int_equal(mig_state_map_verified(s, "INBOX", uids, 3, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_map_verified(s, "INBOX", uids, 0, err, sizeof(err)), MF_OK);
+	mig_state_close(s);
+	assert_int_equal(mig_state_open(path, "a -> b", &s, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_map_load(s, "INBOX", &v, &n, err, sizeof(err)), MF_OK);
+	assert_int_equal(n, 4);
+	assert_int_equal(v[0].src_uid, 1);
+	assert_false(v[0].verified); /* the old row */
+	assert_true(v[1].verified && v[2].verified);
+	assert_false(v[3].verified);
+	free(v);
+	e.src_uid = 2; /* copied again: not verified any more */
+	assert_int_equal(mig_state_map_add(s, "INBOX", &e, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_map_load(s, "INBOX", &v, &n, err, sizeof(err)), MF_OK);
+	assert_false(v[1].verified);
+	assert_true(v[2].verified);
+	free(v);
+	mig_state_close(s);
+	unlink_db(path);
+	rmdir(dir);
+}
+
+
 /* Another gateway's checkpoints: the snapshot taken while the copy still
  * has the file open (WAL not checkpointed) holds every committed batch;
  * restored over an older file (and its stale -wal), every folder is dirty
@@ -162,6 +217,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_snapshot_restore),
+		cmocka_unit_test(test_verified_marks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
