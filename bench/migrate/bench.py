@@ -4,6 +4,7 @@ generated mailbox (see run.sh)."""
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -302,6 +303,10 @@ def copy_tools(lab, tmp: Path) -> list[tuple]:
     """(name, user, argv, stdin, namespace it runs in) of each one-account copy."""
     pw = lab.password(USER)
     runs = [("mailferry", USER, mailferry_argv(lab) + ["--user", USER], pw + "\n", "router"),
+            # the same, reading back the sizes of all copies but the SHA-256 of only 1%
+            ("mailferry hash 1%", USER,
+             mailferry_argv(lab) + ["--user", USER, "--verify-sample", "1"], pw + "\n",
+             "router"),
             ("mailferry 1/5", SMALL_USER, mailferry_argv(lab) + ["--user", SMALL_USER],
              lab.password(SMALL_USER) + "\n", "router")]
     if shutil.which("mbsync"):
@@ -321,20 +326,46 @@ def copy_tools(lab, tmp: Path) -> list[tuple]:
         # Dovecot's own migration: dsync on the destination host pulling from old over
         # imapc (the issue's "doveadm on the destination"), with the imapc features
         # Dovecot's migration notes recommend.
-        runs.append(("doveadm", USER, [
-            "doveadm", "-c", str(Path(lab.lab_dir) / "new" / "dovecot.conf"),
-            "-o", f"imapc_host={lab.OLD4}", "-o", "imapc_port=143",
-            "-o", f"imapc_user={USER}", "-o", f"imapc_password={pw}",
-            "-o", "imapc_ssl=no", "-o", "imapc_features=rfc822.size fetch-headers",
-            "-o", "mail_prefetch_count=20",
-            "backup", "-R", "-u", USER, "imapc:"], "", "new"))
+        conf = str(Path(lab.lab_dir) / "new" / "dovecot.conf")
+        imapc = ["-o", f"imapc_host={lab.OLD4}", "-o", "imapc_port=143",
+                 "-o", f"imapc_user={USER}", "-o", f"imapc_password={pw}",
+                 "-o", "imapc_ssl=no", "-o", "imapc_features=rfc822.size fetch-headers",
+                 "-o", "mail_prefetch_count=20"]
+        runs.append(("doveadm", USER, ["doveadm", "-c", conf, *imapc,
+                                       "backup", "-R", "-u", USER, "imapc:"], "", "new"))
+        # doveadm from the router: dsync has no imapc destination, so the router's doveadm
+        # reads old over imapc (its own side: mail_location=imapc:, indexes in memory) and
+        # sends to a doveadm server on new over TCP (enable_doveadm_server), which writes
+        # new's maildir. It finds the user through new's auth socket (a path on the
+        # shared file system), the only thing it takes from new's configuration.
+        runs.append(("doveadm router", USER, [
+            "doveadm", "-c", conf, "-o", "mail_location=imapc:", *imapc,
+            "backup", "-u", USER, f"tcp:{lab.NEW4}:{DOVEADM_PORT}"], "", "router"))
     return runs
+
+
+DOVEADM_PORT = 2425
+
+
+def enable_doveadm_server(lab) -> None:
+    """A doveadm listener on new (for the "doveadm router" row); Dovecot reloaded."""
+    conf = Path(lab.lab_dir) / "new" / "dovecot.conf"
+    with open(conf, "a") as f:
+        f.write(f"\n# bench/migrate: dsync from the router\ndoveadm_password = mfbench\n"
+                f"service doveadm {{\n  inet_listener {{\n    port = {DOVEADM_PORT}\n  }}\n}}\n")
+    lab.run("new", ["doveadm", "-c", str(conf), "reload"], check=True, timeout=30)
+    for _ in range(100):
+        ss = lab.run("new", ["ss", "-ltnH"], capture_output=True, text=True, timeout=10)
+        if f"{lab.NEW4}:{DOVEADM_PORT} " in ss.stdout:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"no doveadm listener on {lab.NEW4}:{DOVEADM_PORT}")
 
 
 def run_copy(lab, tmp: Path, rep: int, run: tuple, corpus: dict) -> dict:
     name, user, argv, stdin, ns = run
     wipe_new(lab, [user])
-    if name == "doveadm":
+    if name.startswith("doveadm"):
         # dsync backup wants a fresh account: over an emptied one it fails ("INBOX
         # can't be deleted": the INBOX it finds is not the one it would sync to).
         # Nothing has it open.
@@ -379,54 +410,66 @@ def run_parallel(lab, rep: int, users: list[str], workers: int, corpora: dict) -
                                     f"{r['errs'].get(u, '')[:200]}" for u in bad))
 
 
+def median_run(rows: list[dict], tool: str) -> dict | None:
+    """The median successful run of a row (the upper one of an even count)."""
+    ok = sorted((r for r in rows if r["tool"] == tool and r["ok"]), key=lambda r: r["seconds"])
+    return ok[len(ok) // 2] if ok else None
+
+
+def paired_ratio(rows: list[dict], num: str, den: str, key: str = "seconds") -> float | None:
+    """Median over the reps of row num's `key` / row den's `key`, both from the same rep."""
+    by = {(r["tool"], r["rep"]): r for r in rows if r["ok"]}
+    xs = sorted(by[num, k][key] / by[den, k][key] for k in range(REPS)
+                if (num, k) in by and (den, k) in by)
+    return statistics.median(xs) if xs else None
+
+
+ROWS = ("mailferry", "mailferry hash 1%", "mbsync", "doveadm", "doveadm router",
+        "FETCH ceiling", "APPEND ceiling", "mailferry 1/5")
+
+
 def report(rows: list[dict], gen: dict, small: dict, corpora: dict) -> list[str]:
-    best = {}
-    for r in rows:
-        if r["ok"] and (r["tool"] not in best or r["seconds"] < best[r["tool"]]["seconds"]):
-            best[r["tool"]] = r
+    med = {t: median_run(rows, t) for t in ROWS}
     rss = lambda r: "-" if r["rss_mb"] is None else f"{r['rss_mb']:.1f}"  # noqa: E731
     out = [f"mailbox: {gen['count']} messages, {gen['bytes'] / 1e6:.1f} MB in 5 folders, "
-           f"old -> new (Dovecot); best of {REPS} run(s)",
-           f"{'row':<16} {'seconds':>8} {'msgs/s':>8} {'MB/s':>7} {'peak RSS MB':>12}"]
-    for name in ("mailferry", "mbsync", "doveadm", "FETCH ceiling", "APPEND ceiling"):
-        if name in best:
-            r = best[name]
-            out.append(f"{name:<16} {r['seconds']:>8.2f} {r['msgs_s']:>8.0f} "
+           f"old -> new (Dovecot); median run of {REPS}; ratios: median over the runs of "
+           "the ratio within each run",
+           f"{'row':<18} {'seconds':>8} {'msgs/s':>8} {'MB/s':>7} {'peak RSS MB':>12}"]
+    for name, r in med.items():
+        if r:
+            out.append(f"{name:<18} {r['seconds']:>8.2f} {r['msgs_s']:>8.0f} "
                        f"{r['mb_s']:>7.1f} {rss(r):>12}")
-    mf = best.get("mailferry")
-    if mf:
-        for peer, target in (("mbsync", 1.8), ("doveadm", 1.0)):
-            if peer in best:
-                x = best[peer]["seconds"] / mf["seconds"]
-                out.append(f"mailferry is {x:.2f}x {peer}'s speed (target >= {target}: "
-                           f"{'met' if x >= target else 'MISSED'}), "
-                           f"{best[peer]['rss_mb'] / mf['rss_mb']:.1f}x less peak RSS")
-        for ceil, target in (("APPEND ceiling", 0.85), ("FETCH ceiling", None)):
-            if ceil in best:
-                x = best[ceil]["seconds"] / mf["seconds"]
-                goal = f" (target >= {target}: {'met' if x >= target else 'MISSED'})" \
-                    if target else ""
-                out.append(f"{ceil} / mailferry = {x:.2f}{goal}")
-        if "mailferry 1/5" in best:
-            sm = best["mailferry 1/5"]
-            out.append(f"peak RSS of mailferry: {mf['rss_mb']:.1f} MB for {gen['count']} "
-                       f"messages / {gen['bytes'] / 1e6:.0f} MB, {sm['rss_mb']:.1f} MB for "
-                       f"{small['count']} / {small['bytes'] / 1e6:.0f} MB "
-                       f"(ratio {mf['rss_mb'] / sm['rss_mb']:.2f}; "
-                       f"{sm['seconds']:.2f} s, {sm['mb_s']:.1f} MB/s)")
-    par = [best[k] for k in best if k.startswith("parallel")]
-    if par:
-        par.sort(key=lambda r: r["workers"])
+    goals = (("mbsync", 1.8, "mailferry vs mbsync (speed)"),
+             ("doveadm", 1.0, "mailferry vs doveadm on new (speed)"),
+             ("doveadm router", None, "mailferry vs doveadm in the router (speed)"),
+             ("APPEND ceiling", 0.85, "MULTIAPPEND ceiling seconds / mailferry seconds"),
+             ("FETCH ceiling", None, "FETCH ceiling seconds / mailferry seconds"))
+    for peer, target, what in goals:
+        for tool in ("mailferry", "mailferry hash 1%"):
+            x = paired_ratio(rows, peer, tool)
+            if x is None:
+                continue
+            goal = f" (target >= {target}: {'met' if x >= target else 'MISSED'})" \
+                if target and tool == "mailferry" else ""
+            label = what.replace("mailferry", tool)
+            out.append(f"{label}: {x:.2f}{goal}")
+    x = paired_ratio(rows, "mailferry", "mailferry 1/5", "rss_mb")
+    if x is not None:
+        out.append(f"peak RSS of mailferry, {gen['count']} messages / {gen['bytes'] / 1e6:.0f}"
+                   f" MB vs {small['count']} / {small['bytes'] / 1e6:.0f} MB: {x:.2f}x")
+    par = [median_run(rows, f"parallel W={w}") for w in WORKERS]
+    if any(par):
         total = sum(c["bytes"] for c in corpora.values())
         out.append(f"{len(corpora)} accounts, {sum(c['count'] for c in corpora.values())} "
                    f"messages, {total / 1e6:.1f} MB, one `mailferry migrate` per account, "
                    "W at a time:")
         out.append(f"{'W':>3} {'seconds':>8} {'MB/s':>7} {'x W=1':>6} {'max RSS MB':>11}")
-        base = next((r for r in par if r["workers"] == 1), None)
-        for r in par:
-            x = f"{r['mb_s'] / base['mb_s']:.2f}" if base else "-"
-            out.append(f"{r['workers']:>3} {r['seconds']:>8.2f} {r['mb_s']:>7.1f} {x:>6} "
-                       f"{r['rss_mb']:>11.1f}")
+        for w, r in zip(WORKERS, par):
+            if r:
+                x = paired_ratio(rows, f"parallel W={w}", "parallel W=1", "mb_s")
+                x = "-" if x is None else f"{x:.2f}"
+                out.append(f"{w:>3} {r['seconds']:>8.2f} {r['mb_s']:>7.1f} {x:>6} "
+                           f"{r['rss_mb']:>11.1f}")
     for r in rows:
         if not r["ok"]:
             out.append(f"FAILED {r['tool']} (rep {r['rep']}): rc={r.get('rc')} "
@@ -454,6 +497,8 @@ def main() -> int:
         tmp = Path(tempfile.mkdtemp(prefix="mfbench-"))
         try:
             runs = copy_tools(lab, tmp)
+            if any(r[0] == "doveadm router" for r in runs):
+                enable_doveadm_server(lab)
             for rep in range(REPS):
                 for run in runs:
                     rows.append(run_copy(lab, tmp, rep, run,
