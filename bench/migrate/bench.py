@@ -190,6 +190,8 @@ assert b"MULTIAPPEND" in caps and b"LITERAL+" in caps, caps
 for box in data:
     if box != b"INBOX":
         cmd(d, g, b'CREATE "' + box + b'"')
+import os
+os.sync()
 t = time.monotonic()
 k = 0
 for box, msgs in data.items():
@@ -372,6 +374,7 @@ def run_copy(lab, tmp: Path, rep: int, run: tuple, corpus: dict) -> dict:
         shutil.rmtree(Path(lab.lab_dir) / "new" / "mail" / user, ignore_errors=True)
     shutil.rmtree(tmp / "mbsync-state", ignore_errors=True)
     (tmp / "mbsync-state").mkdir()
+    os.sync()  # the previous copies' dirty pages written back now, not during this one
     r = lab.py_json(ns, RUN, timeout=MAX_S + 30, argv=argv, input=stdin, limit=MAX_S)
     got = count_new(lab, [user])[user]
     return result_row(name, rep, r["rc"] == 0 and got == corpus["count"], r["seconds"], got,
@@ -381,6 +384,7 @@ def run_copy(lab, tmp: Path, rep: int, run: tuple, corpus: dict) -> dict:
 
 def run_ceilings(lab, rep: int, corpus: dict) -> list[dict]:
     params = dict(user=USER, password=lab.password(USER), batch=BATCH)
+    os.sync()
     r = lab.py_json("router", FETCH_CEIL, timeout=MAX_S, host=lab.OLD4, **params)
     rows = [result_row("FETCH ceiling", rep,
                        r["count"] == corpus["count"] and r["bytes"] == corpus["bytes"],
@@ -398,6 +402,7 @@ def run_ceilings(lab, rep: int, corpus: dict) -> list[dict]:
 
 def run_parallel(lab, rep: int, users: list[str], workers: int, corpora: dict) -> dict:
     wipe_new(lab, users)
+    os.sync()
     r = lab.py_json("router", RUN_PAR, timeout=MAX_S + 30, argv=mailferry_argv(lab),
                     users=[[u, lab.password(u)] for u in users], workers=workers,
                     limit=MAX_S)
