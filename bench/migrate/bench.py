@@ -22,6 +22,9 @@ BATCH = int(os.environ.get("BENCH_BATCH", "100"))  # messages per FETCH / APPEND
 USERS = int(os.environ.get("BENCH_USERS", "20"))  # accounts of the parallel rows
 USER_MSGS = int(os.environ.get("BENCH_USER_MSGS", "250"))  # messages in each of them
 WORKERS = [int(w) for w in os.environ.get("BENCH_WORKERS", "1 2 4 8").split()]
+# where the lab keeps its files, the servers' mail stores included (default
+# /tmp/<prefix>lab); a tmpfs (/dev/shm/...) takes the disk out of the figures
+LAB_DIR = os.environ.get("BENCH_LAB_DIR") or None
 USER = "alice"
 SMALL_USER = "bob"  # the same kind of mailbox, 1/5 of the messages: peak RSS vs size
 
@@ -437,8 +440,8 @@ def report(rows: list[dict], gen: dict, small: dict, corpora: dict) -> list[str]
     med = {t: median_run(rows, t) for t in ROWS}
     rss = lambda r: "-" if r["rss_mb"] is None else f"{r['rss_mb']:.1f}"  # noqa: E731
     out = [f"mailbox: {gen['count']} messages, {gen['bytes'] / 1e6:.1f} MB in 5 folders, "
-           f"old -> new (Dovecot); median run of {REPS}; ratios: median over the runs of "
-           "the ratio within each run",
+           f"old -> new (Dovecot, mail stores under {LAB_DIR or '/tmp'}); median run of "
+           f"{REPS}; ratios: median over the runs of the ratio within each run",
            f"{'row':<18} {'seconds':>8} {'msgs/s':>8} {'MB/s':>7} {'peak RSS MB':>12}"]
     for name, r in med.items():
         if r:
@@ -486,7 +489,7 @@ def main() -> int:
     res_dir = ROOT / "bench" / "results"
     res_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    with Lab.up(users=USERS) as lab:
+    with Lab.up(users=USERS, lab_dir=LAB_DIR) as lab:
         t = time.monotonic()
         gen = make_mailbox(lab, USER, N, 42)
         small = make_mailbox(lab, SMALL_USER, N // 5, 43)

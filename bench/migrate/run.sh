@@ -12,7 +12,8 @@
 #   BENCH_MAX_SECONDS=900 (each copy, and each round of parallel copies, is killed past
 #   this)  BENCH_BATCH=100 (messages per FETCH / APPEND command of the ceilings)
 #   BENCH_USERS=20  BENCH_USER_MSGS=250 (the parallel accounts)  BENCH_WORKERS="1 2 4 8"
-#   LAB_PREFIX (namespace prefix, default mfl<pid>-)
+#   LAB_PREFIX (namespace prefix, default mfl<pid>-)  BENCH_LAB_DIR (the lab's files and
+#   mail stores, default /tmp/<prefix>lab; /dev/shm/<name> keeps the disk out)
 # Prints wall time, messages/s, MB/s, peak RSS and the ratios; raw results go to
 # bench/results/migrate-<date>.txt. Safety: the lab's own namespaces and 198.18.0.0/15 only;
 # every process started here is waited for with a timeout.
