@@ -1,9 +1,12 @@
-"""bench/migrate: `mailferry migrate` vs mbsync and `doveadm backup` over imapc on one
-generated mailbox (see run.sh)."""
+"""bench/migrate: `mailferry migrate` vs mbsync and `doveadm backup` over imapc (on new
+and from the router) on one generated mailbox, the FETCH and MULTIAPPEND ceilings of one
+connection, mailferry's peak RSS on a mailbox 1/5 the size, and 20 accounts copied W at a
+time (see run.sh and README.md)."""
 
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -17,19 +20,30 @@ N = int(os.environ.get("BENCH_MSGS", "5000"))
 AVG_KB = int(os.environ.get("BENCH_AVG_KB", "60"))
 REPS = int(os.environ.get("BENCH_REPS", "1"))
 MAX_S = int(os.environ.get("BENCH_MAX_SECONDS", "900"))
+BATCH = int(os.environ.get("BENCH_BATCH", "100"))  # messages per FETCH / APPEND (ceilings)
+USERS = int(os.environ.get("BENCH_USERS", "20"))  # accounts of the parallel rows
+USER_MSGS = int(os.environ.get("BENCH_USER_MSGS", "250"))  # messages in each of them
+WORKERS = [int(w) for w in os.environ.get("BENCH_WORKERS", "1 2 4 8").split()]
+# where the lab keeps its files, the servers' mail stores included (default
+# /tmp/<prefix>lab); a tmpfs (/dev/shm/...) takes the disk out of the figures
+LAB_DIR = os.environ.get("BENCH_LAB_DIR") or None
 USER = "alice"
+SMALL_USER = "bob"  # the same kind of mailbox, 1/5 of the messages: peak RSS vs size
 
 # Runs in the router namespace: raw IMAP with LITERAL+ pipelining (fast corpus making),
 # wiping, counting.
 IMAP = r'''
-import socket, random, re, time
-def conn(host):
+import os, socket, random, re, time
+def conn(host, user=None, password=None):
     s = socket.create_connection((host, 143), timeout=120)
     f = s.makefile("rb")
     f.readline()
-    s.sendall(b'a LOGIN %s "%s"\r\n' % (P["user"].encode(), P["password"].encode()))
-    while not f.readline().startswith(b"a "):
-        pass
+    s.sendall(b'a LOGIN %s "%s"\r\n' % ((user or P["user"]).encode(),
+                                          (password or P["password"]).encode()))
+    l = f.readline()
+    while l and not l.startswith(b"a "):
+        l = f.readline()
+    assert l.startswith(b"a OK"), l
     return s, f
 def cmd(s, f, line):
     s.sendall(b"t " + line + b"\r\n")
@@ -68,6 +82,41 @@ def count(s, f):
             if m:
                 total += int(m.group(1))
     return total
+def fetch_box(s, f, box, batch, keep):
+    """SELECT box, then UID FETCH every message in batches of `batch`, all commands sent
+    at once (pipelined). keep: return [(flags, internaldate, body)], else count only.
+    Returns (messages, bytes, kept)."""
+    cmd(s, f, b'SELECT "' + box + b'"')
+    uids = []
+    for l in cmd(s, f, b"UID SEARCH ALL"):
+        if l.startswith(b"* SEARCH"):
+            uids += [int(x) for x in l.split()[2:]]
+    uids.sort()
+    batches = [uids[i:i + batch] for i in range(0, len(uids), batch)]
+    items = b"(FLAGS INTERNALDATE BODY.PEEK[])" if keep else b"(BODY.PEEK[])"
+    s.sendall(b"".join(b"f%d UID FETCH %d:%d %s\r\n" % (k, b[0], b[-1], items)
+                       for k, b in enumerate(batches)))
+    n = nbytes = done = 0
+    kept = []
+    while done < len(batches):
+        l = f.readline()
+        if not l:
+            raise SystemExit("closed")
+        m = re.search(rb"\{(\d+)\}\r\n$", l)
+        if m and l.startswith(b"* "):
+            body = f.read(int(m.group(1)))
+            n += 1
+            nbytes += len(body)
+            if keep:
+                fl = re.search(rb"FLAGS \(([^)]*)\)", l).group(1)
+                fl = b" ".join(x for x in fl.split() if x != b"\\Recent")
+                date = re.search(rb'INTERNALDATE "([^"]+)"', l).group(1)
+                kept.append((fl, date, body))
+        elif l.startswith(b"f"):
+            assert b" OK" in l, l
+            done += 1
+    assert n == len(uids), (box, n, len(uids))
+    return n, nbytes, kept
 '''
 
 GEN = IMAP + r'''
@@ -76,7 +125,7 @@ wipe(s, f)
 boxes = [b"INBOX", b"Archive", b"Archive.2023", b"Lists", b"Sent"]
 for b in boxes[1:]:
     cmd(s, f, b'CREATE "' + b + b'"')
-rnd = random.Random(42)
+rnd = random.Random(P["seed"])
 total = 0
 k = 0
 pending = 0
@@ -87,6 +136,8 @@ for i in range(P["n"]):
     line = (b"bench line %d " % i) * 5 + b"\r\n"
     body = hdr + line * ((size - len(hdr)) // len(line) + 1)
     body = body[:size]
+    if body.endswith(b"\r"):  # Dovecot would drop a bare CR at the end: keep sizes exact
+        body = body[:-1] + b"."
     box = boxes[i % len(boxes)]
     s.sendall(b'g%d APPEND "%s" (\\Seen) "0%d-Jan-2022 10:00:00 +0000" {%d+}\r\n'
               % (i, box, 1 + i % 9, len(body)) + body + b"\r\n")
@@ -101,12 +152,72 @@ for i in range(P["n"]):
 RESULT = {"bytes": total, "count": count(s, f)}
 '''
 
+# P["users"]: [[user, password], ...]; RESULT: {user: messages left}
 WIPE = IMAP + r'''
-s, f = conn(P["host"]); wipe(s, f); RESULT = count(s, f)
+RESULT = {}
+for user, pw in P["users"]:
+    s, f = conn(P["host"], user, pw); wipe(s, f); RESULT[user] = count(s, f); s.close()
 '''
 
 COUNT = IMAP + r'''
-s, f = conn(P["host"]); RESULT = count(s, f)
+RESULT = {}
+for user, pw in P["users"]:
+    s, f = conn(P["host"], user, pw); RESULT[user] = count(s, f); s.close()
+'''
+
+# Ceiling 1: what one connection can read from old. Connect, log in, and per folder
+# SELECT + pipelined UID FETCH BODY.PEEK[] in batches; bodies read and discarded.
+FETCH_CEIL = IMAP + r'''
+t = time.monotonic()
+s, f = conn(P["host"])
+n = nbytes = 0
+for box in folders(s, f):
+    bn, bb, _ = fetch_box(s, f, box, P["batch"], keep=False)
+    n += bn
+    nbytes += bb
+RESULT = {"seconds": time.monotonic() - t, "count": n, "bytes": nbytes}
+'''
+
+# Ceiling 2: what one connection can write to new. The messages (flags, internal date,
+# body) are read from old into memory first, new is wiped and its folders created; then,
+# timed: one MULTIAPPEND command of `batch` messages after another with LITERAL+, all sent
+# without waiting (pipelined), until every tagged OK is in.
+APPEND_CEIL = IMAP + r'''
+s, f = conn(P["src"])
+data = {}
+for box in folders(s, f):
+    data[box] = fetch_box(s, f, box, P["batch"], keep=True)[2]
+s.close()
+d, g = conn(P["dst"])
+wipe(d, g)
+caps = b"".join(cmd(d, g, b"CAPABILITY"))
+assert b"MULTIAPPEND" in caps and b"LITERAL+" in caps, caps
+for box in data:
+    if box != b"INBOX":
+        cmd(d, g, b'CREATE "' + box + b'"')
+os.sync()
+t = time.monotonic()
+k = 0
+for box, msgs in data.items():
+    for i in range(0, len(msgs), P["batch"]):
+        parts = [b'm%d APPEND "%s"' % (k, box)]
+        for flags, date, body in msgs[i:i + P["batch"]]:
+            parts.append(b' (%s) "%s" {%d+}\r\n' % (flags, date, len(body)))
+            parts.append(body)
+        parts.append(b"\r\n")
+        d.sendall(b"".join(parts))
+        k += 1
+done = 0
+while done < k:
+    l = g.readline()
+    if not l:
+        raise SystemExit("closed")
+    if l.startswith(b"m"):
+        assert b" OK" in l, l
+        done += 1
+dt = time.monotonic() - t
+RESULT = {"seconds": dt, "count": count(d, g), "commands": k,
+          "bytes": sum(len(m[2]) for msgs in data.values() for m in msgs)}
 '''
 
 RUN = r'''
@@ -121,95 +232,297 @@ RESULT = {"rc": p.returncode, "seconds": dt, "stderr": p.stderr[-1500:],
 '''
 
 
+# Several accounts copied by one-shot `mailferry migrate`s, P["workers"] at a time (a new
+# copy starts as soon as one ends), all within P["limit"] seconds. Peak RSS: the largest
+# of any one copy.
+RUN_PAR = r'''
+import resource, subprocess, tempfile, time
+t = time.monotonic()
+queue = list(P["users"])
+running = []
+rcs, errs = {}, {}
+while queue or running:
+    while queue and len(running) < P["workers"]:
+        user, pw = queue.pop(0)
+        err = tempfile.TemporaryFile()
+        p = subprocess.Popen(P["argv"] + ["--user", user], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=err)
+        p.stdin.write((pw + "\n").encode())
+        p.stdin.close()
+        running.append((user, p, err))
+    for job in list(running):
+        user, p, err = job
+        if p.poll() is not None:
+            running.remove(job)
+            rcs[user] = p.returncode
+            if p.returncode:
+                err.seek(0)
+                errs[user] = err.read()[-500:].decode("utf-8", "replace")
+            err.close()
+    if time.monotonic() - t > P["limit"]:
+        for user, p, err in running:
+            p.kill()
+            p.wait()
+            rcs[user] = "killed"
+        for user, pw in queue:
+            rcs[user] = "not run"
+        break
+    time.sleep(0.005)
+RESULT = {"seconds": time.monotonic() - t, "rcs": rcs, "errs": errs,
+          "rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
+'''
+
+
+def make_mailbox(lab, user: str, n: int, seed: int) -> dict:
+    """Generate n messages for user on old (its account wiped first)."""
+    return lab.py_json("router", GEN, timeout=MAX_S, host=lab.OLD4, n=n, avg_kb=AVG_KB,
+                       seed=seed, user=user, password=lab.password(user))
+
+
+def wipe_new(lab, users: list[str]) -> None:
+    left = lab.py_json("router", WIPE, timeout=MAX_S, host=lab.NEW4,
+                       users=[[u, lab.password(u)] for u in users])
+    assert not any(left.values()), left
+
+
+def count_new(lab, users: list[str]) -> dict:
+    return lab.py_json("router", COUNT, timeout=MAX_S, host=lab.NEW4,
+                       users=[[u, lab.password(u)] for u in users])
+
+
+def result_row(tool: str, rep: int, ok: bool, seconds: float, count: int, nbytes: int,
+               rss_kb: float | None, **extra) -> dict:
+    row = dict(tool=tool, rep=rep, ok=ok, seconds=seconds, copied=count,
+               msgs_s=count / seconds, mb_s=nbytes / 1e6 / seconds,
+               rss_mb=None if rss_kb is None else rss_kb / 1024, **extra)
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def mailferry_argv(lab) -> list[str]:
+    return [str(ROOT / "build" / "mailferry"), "migrate",
+            "--source", f"imap://{lab.OLD4}:143", "--destination", f"imap://{lab.NEW4}:143",
+            "--password-stdin"]
+
+
+def copy_tools(lab, tmp: Path) -> list[tuple]:
+    """(name, user, argv, stdin, namespace it runs in) of each one-account copy."""
+    pw = lab.password(USER)
+    runs = [("mailferry", USER, mailferry_argv(lab) + ["--user", USER], pw + "\n", "router"),
+            # the same, reading back the sizes of all copies but the SHA-256 of only 1%
+            ("mailferry hash 1%", USER,
+             mailferry_argv(lab) + ["--user", USER, "--verify-sample", "1"], pw + "\n",
+             "router"),
+            ("mailferry 1/5", SMALL_USER, mailferry_argv(lab) + ["--user", SMALL_USER],
+             lab.password(SMALL_USER) + "\n", "router")]
+    if shutil.which("mbsync"):
+        cfg = tmp / "mbsyncrc"
+        acc = ""
+        for name, host in (("old", lab.OLD4), ("new", lab.NEW4)):
+            acc += (f"IMAPAccount {name}\nHost {host}\nPort 143\nUser {USER}\n"
+                    f"Pass {pw}\nSSLType None\nAuthMechs LOGIN\n\n"
+                    f"IMAPStore {name}\nAccount {name}\n\n")
+        acc += ("Channel mig\nFar :old:\nNear :new:\nPatterns *\nCreate Near\n"
+                "Sync Pull\nExpunge None\nCopyArrivalDate yes\n"
+                f"SyncState {tmp}/mbsync-state/\n")
+        cfg.write_text(acc)
+        cfg.chmod(0o600)
+        runs.append(("mbsync", USER, ["mbsync", "-q", "-c", str(cfg), "mig"], "", "router"))
+    if shutil.which("doveadm"):
+        # Dovecot's own migration: dsync on the destination host pulling from old over
+        # imapc (the issue's "doveadm on the destination"), with the imapc features
+        # Dovecot's migration notes recommend.
+        conf = str(Path(lab.lab_dir) / "new" / "dovecot.conf")
+        imapc = ["-o", f"imapc_host={lab.OLD4}", "-o", "imapc_port=143",
+                 "-o", f"imapc_user={USER}", "-o", f"imapc_password={pw}",
+                 "-o", "imapc_ssl=no", "-o", "imapc_features=rfc822.size fetch-headers",
+                 "-o", "mail_prefetch_count=20"]
+        runs.append(("doveadm", USER, ["doveadm", "-c", conf, *imapc,
+                                       "backup", "-R", "-u", USER, "imapc:"], "", "new"))
+        # doveadm from the router: dsync has no imapc destination, so the router's doveadm
+        # reads old over imapc (its own side: mail_location=imapc:, indexes in memory) and
+        # sends to a doveadm server on new over TCP (enable_doveadm_server), which writes
+        # new's maildir. It finds the user through new's auth socket (a path on the
+        # shared file system), the only thing it takes from new's configuration.
+        runs.append(("doveadm router", USER, [
+            "doveadm", "-c", conf, "-o", "mail_location=imapc:", *imapc,
+            "backup", "-u", USER, f"tcp:{lab.NEW4}:{DOVEADM_PORT}"], "", "router"))
+    return runs
+
+
+DOVEADM_PORT = 2425
+
+
+def enable_doveadm_server(lab) -> None:
+    """A doveadm listener on new (for the "doveadm router" row); Dovecot reloaded."""
+    conf = Path(lab.lab_dir) / "new" / "dovecot.conf"
+    with open(conf, "a") as f:
+        f.write(f"\n# bench/migrate: dsync from the router\ndoveadm_password = mfbench\n"
+                f"service doveadm {{\n  inet_listener {{\n    port = {DOVEADM_PORT}\n  }}\n}}\n")
+    lab.run("new", ["doveadm", "-c", str(conf), "reload"], check=True, timeout=30)
+    for _ in range(100):
+        ss = lab.run("new", ["ss", "-ltnH"], capture_output=True, text=True, timeout=10)
+        if f"{lab.NEW4}:{DOVEADM_PORT} " in ss.stdout:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"no doveadm listener on {lab.NEW4}:{DOVEADM_PORT}")
+
+
+def run_copy(lab, tmp: Path, rep: int, run: tuple, corpus: dict) -> dict:
+    name, user, argv, stdin, ns = run
+    wipe_new(lab, [user])
+    if name.startswith("doveadm"):
+        # dsync backup wants a fresh account: over an emptied one it fails ("INBOX
+        # can't be deleted": the INBOX it finds is not the one it would sync to).
+        # Nothing has it open.
+        shutil.rmtree(Path(lab.lab_dir) / "new" / "mail" / user, ignore_errors=True)
+    shutil.rmtree(tmp / "mbsync-state", ignore_errors=True)
+    (tmp / "mbsync-state").mkdir()
+    os.sync()  # the previous copies' dirty pages written back now, not during this one
+    r = lab.py_json(ns, RUN, timeout=MAX_S + 30, argv=argv, input=stdin, limit=MAX_S)
+    got = count_new(lab, [user])[user]
+    return result_row(name, rep, r["rc"] == 0 and got == corpus["count"], r["seconds"], got,
+                      corpus["bytes"], r["rss_kb"], rc=r["rc"],
+                      err=r["stderr"] if r["rc"] else "")
+
+
+def run_ceilings(lab, rep: int, corpus: dict) -> list[dict]:
+    params = dict(user=USER, password=lab.password(USER), batch=BATCH)
+    os.sync()
+    r = lab.py_json("router", FETCH_CEIL, timeout=MAX_S, host=lab.OLD4, **params)
+    rows = [result_row("FETCH ceiling", rep,
+                       r["count"] == corpus["count"] and r["bytes"] == corpus["bytes"],
+                       r["seconds"], r["count"], r["bytes"], None, bytes=r["bytes"],
+                       expected_bytes=corpus["bytes"])]
+    r = lab.py_json("router", APPEND_CEIL, timeout=MAX_S, src=lab.OLD4, dst=lab.NEW4,
+                    **params)
+    rows.append(result_row("APPEND ceiling", rep,
+                           r["count"] == corpus["count"] and r["bytes"] == corpus["bytes"],
+                           r["seconds"], r["count"], r["bytes"], None,
+                           commands=r["commands"], bytes=r["bytes"],
+                           expected_bytes=corpus["bytes"]))
+    return rows
+
+
+def run_parallel(lab, rep: int, users: list[str], workers: int, corpora: dict) -> dict:
+    wipe_new(lab, users)
+    os.sync()
+    r = lab.py_json("router", RUN_PAR, timeout=MAX_S + 30, argv=mailferry_argv(lab),
+                    users=[[u, lab.password(u)] for u in users], workers=workers,
+                    limit=MAX_S)
+    got = count_new(lab, users)
+    bad = [u for u in users if r["rcs"].get(u) != 0 or got[u] != corpora[u]["count"]]
+    return result_row(f"parallel W={workers}", rep, not bad, r["seconds"],
+                      sum(got.values()), sum(c["bytes"] for c in corpora.values()),
+                      r["rss_kb"], workers=workers,
+                      err="; ".join(f"{u}: rc={r['rcs'].get(u)} copied={got[u]} "
+                                    f"{r['errs'].get(u, '')[:200]}" for u in bad))
+
+
+def median_run(rows: list[dict], tool: str) -> dict | None:
+    """The median successful run of a row (the upper one of an even count)."""
+    ok = sorted((r for r in rows if r["tool"] == tool and r["ok"]), key=lambda r: r["seconds"])
+    return ok[len(ok) // 2] if ok else None
+
+
+def paired_ratio(rows: list[dict], num: str, den: str, key: str = "seconds") -> float | None:
+    """Median over the reps of row num's `key` / row den's `key`, both from the same rep."""
+    by = {(r["tool"], r["rep"]): r for r in rows if r["ok"]}
+    xs = sorted(by[num, k][key] / by[den, k][key] for k in range(REPS)
+                if (num, k) in by and (den, k) in by)
+    return statistics.median(xs) if xs else None
+
+
+ROWS = ("mailferry", "mailferry hash 1%", "mbsync", "doveadm", "doveadm router",
+        "FETCH ceiling", "APPEND ceiling", "mailferry 1/5")
+
+
+def report(rows: list[dict], gen: dict, small: dict, corpora: dict) -> list[str]:
+    med = {t: median_run(rows, t) for t in ROWS}
+    rss = lambda r: "-" if r["rss_mb"] is None else f"{r['rss_mb']:.1f}"  # noqa: E731
+    out = [f"mailbox: {gen['count']} messages, {gen['bytes'] / 1e6:.1f} MB in 5 folders, "
+           f"old -> new (Dovecot, mail stores under {LAB_DIR or '/tmp'}); median run of "
+           f"{REPS}; ratios: median over the runs of the ratio within each run",
+           f"{'row':<18} {'seconds':>8} {'msgs/s':>8} {'MB/s':>7} {'peak RSS MB':>12}"]
+    for name, r in med.items():
+        if r:
+            out.append(f"{name:<18} {r['seconds']:>8.2f} {r['msgs_s']:>8.0f} "
+                       f"{r['mb_s']:>7.1f} {rss(r):>12}")
+    goals = (("mbsync", 1.8, "mailferry vs mbsync (speed)"),
+             ("doveadm", 1.0, "mailferry vs doveadm on new (speed)"),
+             ("doveadm router", None, "mailferry vs doveadm in the router (speed)"),
+             ("APPEND ceiling", 0.85, "MULTIAPPEND ceiling seconds / mailferry seconds"),
+             ("FETCH ceiling", None, "FETCH ceiling seconds / mailferry seconds"))
+    for peer, target, what in goals:
+        for tool in ("mailferry", "mailferry hash 1%"):
+            x = paired_ratio(rows, peer, tool)
+            if x is None:
+                continue
+            goal = f" (target >= {target}: {'met' if x >= target else 'MISSED'})" \
+                if target and tool == "mailferry" else ""
+            label = what.replace("mailferry", tool)
+            out.append(f"{label}: {x:.2f}{goal}")
+    x = paired_ratio(rows, "mailferry", "mailferry 1/5", "rss_mb")
+    if x is not None:
+        out.append(f"peak RSS of mailferry, {gen['count']} messages / {gen['bytes'] / 1e6:.0f}"
+                   f" MB vs {small['count']} / {small['bytes'] / 1e6:.0f} MB: {x:.2f}x")
+    par = [median_run(rows, f"parallel W={w}") for w in WORKERS]
+    if any(par):
+        total = sum(c["bytes"] for c in corpora.values())
+        out.append(f"{len(corpora)} accounts, {sum(c['count'] for c in corpora.values())} "
+                   f"messages, {total / 1e6:.1f} MB, one `mailferry migrate` per account, "
+                   "W at a time:")
+        out.append(f"{'W':>3} {'seconds':>8} {'MB/s':>7} {'x W=1':>6} {'max RSS MB':>11}")
+        for w, r in zip(WORKERS, par):
+            if r:
+                x = paired_ratio(rows, f"parallel W={w}", "parallel W=1", "mb_s")
+                x = "-" if x is None else f"{x:.2f}"
+                out.append(f"{w:>3} {r['seconds']:>8.2f} {r['mb_s']:>7.1f} {x:>6} "
+                           f"{r['rss_mb']:>11.1f}")
+    for r in rows:
+        if not r["ok"]:
+            out.append(f"FAILED {r['tool']} (rep {r['rep']}): rc={r.get('rc')} "
+                       f"copied={r['copied']} {r.get('err', '')[:300]}")
+    return out
+
+
 def main() -> int:
     res_dir = ROOT / "bench" / "results"
     res_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    with Lab.up() as lab:
-        pw = lab.env[f"PASS_{USER}"]
-        params = dict(user=USER, password=pw)
+    with Lab.up(users=USERS, lab_dir=LAB_DIR) as lab:
         t = time.monotonic()
-        gen = lab.py_json("router", GEN, timeout=MAX_S, host=lab.OLD4, n=N, avg_kb=AVG_KB,
-                          **params)
-        print(f"corpus: {gen['count']} messages, {gen['bytes'] / 1e6:.1f} MB on old "
-              f"({time.monotonic() - t:.1f} s to make)", flush=True)
+        gen = make_mailbox(lab, USER, N, 42)
+        small = make_mailbox(lab, SMALL_USER, N // 5, 43)
+        par_users = [u for u in lab.user_names if u.startswith("user")][:USERS]
+        corpora = {u: make_mailbox(lab, u, USER_MSGS, 100 + i)
+                   for i, u in enumerate(par_users)}
+        print(f"corpus: {gen['count']} messages, {gen['bytes'] / 1e6:.1f} MB for {USER}; "
+              f"{small['count']}, {small['bytes'] / 1e6:.1f} MB for {SMALL_USER}; "
+              f"{len(corpora)} x {USER_MSGS} messages, "
+              f"{sum(c['bytes'] for c in corpora.values()) / 1e6:.1f} MB in all for "
+              f"{len(corpora)} more accounts ({time.monotonic() - t:.1f} s to make)",
+              flush=True)
         tmp = Path(tempfile.mkdtemp(prefix="mfbench-"))
         try:
-            # (name, argv, stdin, namespace it runs in)
-            runs = [("mailferry", [str(ROOT / "build" / "mailferry"), "migrate",
-                                   "--source", f"imap://{lab.OLD4}:143",
-                                   "--destination", f"imap://{lab.NEW4}:143",
-                                   "--user", USER, "--password-stdin"], pw + "\n", "router")]
-            if shutil.which("mbsync"):
-                cfg = tmp / "mbsyncrc"
-                acc = ""
-                for name, host in (("old", lab.OLD4), ("new", lab.NEW4)):
-                    acc += (f"IMAPAccount {name}\nHost {host}\nPort 143\nUser {USER}\n"
-                            f"Pass {pw}\nSSLType None\nAuthMechs LOGIN\n\n"
-                            f"IMAPStore {name}\nAccount {name}\n\n")
-                acc += ("Channel mig\nFar :old:\nNear :new:\nPatterns *\nCreate Near\n"
-                        "Sync Pull\nExpunge None\nCopyArrivalDate yes\n"
-                        f"SyncState {tmp}/mbsync-state/\n")
-                cfg.write_text(acc)
-                cfg.chmod(0o600)
-                runs.append(("mbsync", ["mbsync", "-q", "-c", str(cfg), "mig"], "", "router"))
-            if shutil.which("doveadm"):
-                # Dovecot's own migration: dsync on the destination host pulling
-                # from old over imapc (the issue's "doveadm on the destination"),
-                # with the imapc features Dovecot's migration notes recommend.
-                runs.append(("doveadm", [
-                    "doveadm", "-c", str(Path(lab.lab_dir) / "new" / "dovecot.conf"),
-                    "-o", f"imapc_host={lab.OLD4}", "-o", "imapc_port=143",
-                    "-o", f"imapc_user={USER}", "-o", f"imapc_password={pw}",
-                    "-o", "imapc_ssl=no", "-o", "imapc_features=rfc822.size fetch-headers",
-                    "-o", "mail_prefetch_count=20",
-                    "backup", "-R", "-u", USER, "imapc:"], "", "new"))
+            runs = copy_tools(lab, tmp)
+            if any(r[0] == "doveadm router" for r in runs):
+                enable_doveadm_server(lab)
             for rep in range(REPS):
-                for name, argv, stdin, ns in runs:
-                    lab.py_json("router", WIPE, host=lab.NEW4, **params)
-                    if name == "doveadm":
-                        # dsync backup wants a fresh account: over an emptied one
-                        # it fails ("INBOX can't be deleted": the INBOX it finds
-                        # is not the one it would sync to). Nothing has it open.
-                        shutil.rmtree(Path(lab.lab_dir) / "new" / "mail" / USER,
-                                      ignore_errors=True)
-                    shutil.rmtree(tmp / "mbsync-state", ignore_errors=True)
-                    (tmp / "mbsync-state").mkdir()
-                    r = lab.py_json(ns, RUN, timeout=MAX_S + 30, argv=argv, input=stdin,
-                                    limit=MAX_S)
-                    got = lab.py_json("router", COUNT, host=lab.NEW4, **params)
-                    ok = r["rc"] == 0 and got == gen["count"]
-                    rows.append(dict(tool=name, rep=rep, ok=ok, rc=r["rc"], copied=got,
-                                     seconds=r["seconds"], rss_mb=r["rss_kb"] / 1024,
-                                     msgs_s=got / r["seconds"],
-                                     mb_s=gen["bytes"] / 1e6 / r["seconds"],
-                                     err=r["stderr"] if r["rc"] else ""))
-                    print(json.dumps(rows[-1]), flush=True)
+                for run in runs:
+                    rows.append(run_copy(lab, tmp, rep, run,
+                                         small if run[1] == SMALL_USER else gen))
+                rows += run_ceilings(lab, rep, gen)
+                for w in WORKERS:
+                    rows.append(run_parallel(lab, rep, par_users, w, corpora))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    best = {}
-    for r in rows:
-        if r["ok"] and (r["tool"] not in best or r["seconds"] < best[r["tool"]]["seconds"]):
-            best[r["tool"]] = r
-    lines = [f"mailbox: {N} messages, {gen['bytes'] / 1e6:.1f} MB, old -> new (Dovecot)",
-             f"{'tool':<10} {'seconds':>8} {'msgs/s':>8} {'MB/s':>7} {'peak RSS MB':>12}"]
-    for name, r in best.items():
-        lines.append(f"{name:<10} {r['seconds']:>8.2f} {r['msgs_s']:>8.0f} {r['mb_s']:>7.1f} "
-                     f"{r['rss_mb']:>12.1f}")
-    for peer in ("mbsync", "doveadm"):
-        if "mailferry" in best and peer in best:
-            lines.append(f"mailferry is {best[peer]['seconds'] / best['mailferry']['seconds']:.2f}x "
-                         f"{peer}'s speed, {best[peer]['rss_mb'] / best['mailferry']['rss_mb']:.1f}x "
-                         f"less peak RSS (mailferry verified every message; {peer} was not "
-                         "asked to)")
-    failed = [r for r in rows if not r["ok"]]
-    for r in failed:
-        lines.append(f"FAILED {r['tool']}: rc={r['rc']} copied={r['copied']} {r['err'][:300]}")
-    text = "\n".join(lines)
+    text = "\n".join(report(rows, gen, small, corpora))
     print(text)
     (res_dir / f"migrate-{time.strftime('%Y%m%d-%H%M%S')}.txt").write_text(
         text + "\n" + "\n".join(json.dumps(r) for r in rows) + "\n")
-    return 1 if failed or "mailferry" not in best else 0
+    return 1 if any(not r["ok"] for r in rows) or not any(
+        r["tool"] == "mailferry" for r in rows) else 0
 
 
 if __name__ == "__main__":
