@@ -221,6 +221,8 @@ static int endpoints(struct migrator *m, const struct login_event *e,
 	}
 	o->timeout_ms = (int)m->timeout_ms;
 	o->verify_sample_pct = m->d->cfg.migrate_verify_sample;
+	o->max_inflight_bytes = m->d->cfg.migrate_max_inflight_bytes;
+	o->batch_max = m->d->cfg.migrate_batch;
 	o->pace = &m->pace;
 	o->uidl_src.pop3 = o->uidl_dst.pop3 = true;
 	snprintf(o->uidl_src.host, sizeof(o->uidl_src.host), "%s", o->src.url.host);
@@ -909,10 +911,11 @@ int migrator_start(struct mf_daemon *d, struct migrator **m_r, char *err, size_t
 	if (m->master_pass != NULL && d->lease != NULL)
 		copy_lease_on_reaped(d->lease, resume_reaped, m);
 	mf_log_info("migrate workers=%u strategy=%s state_dir=%s source=%s source_tls=%s "
-		    "destination_tls=%s master=%s uidl_map=%s", n, strategy_name(m->strategy),
-		    m->state_dir, m->src_pop3 ? "pop3" : "imap", sec_name(m->src_sec),
-		    sec_name(m->dst_sec), m->master[0] != '\0' ? m->master : "none",
-		    m->uidl_map ? "yes" : "no");
+		    "destination_tls=%s master=%s uidl_map=%s batch=%u max_inflight_bytes=%lu", n,
+		    strategy_name(m->strategy), m->state_dir, m->src_pop3 ? "pop3" : "imap",
+		    sec_name(m->src_sec), sec_name(m->dst_sec),
+		    m->master[0] != '\0' ? m->master : "none", m->uidl_map ? "yes" : "no",
+		    d->cfg.migrate_batch, d->cfg.migrate_max_inflight_bytes);
 	*m_r = m;
 	return MF_OK;
 fail:

@@ -570,6 +570,18 @@ static int set_migrate(struct parse_ctx *ctx, const char *k, const char *v)
 		c->migrate_retry_max_s = (unsigned int)x;
 		return MF_OK;
 	}
+	if (!strcmp(k, "max_inflight_bytes")) {
+		if (parse_uint(v, 65536, 1ul << 30, &x) != MF_OK)
+			return MF_ERROR;
+		c->migrate_max_inflight_bytes = x;
+		return MF_OK;
+	}
+	if (!strcmp(k, "batch")) {
+		if (parse_uint(v, 1, 1024, &x) != MF_OK)
+			return MF_ERROR;
+		c->migrate_batch = (unsigned int)x;
+		return MF_OK;
+	}
 	if (!strcmp(k, "verify_sample")) {
 		if (parse_uint(v, 1, 100, &x) != MF_OK)
 			return MF_ERROR;
@@ -826,6 +838,8 @@ void mf_config_defaults(struct mf_config *cfg)
 	cfg->migrate_timeout_ms = 60000;
 	cfg->migrate_retry_after_s = 3600;
 	cfg->migrate_verify_sample = 100;
+	cfg->migrate_max_inflight_bytes = 32ul << 20; /* MIG_INFLIGHT_DEFAULT */
+	cfg->migrate_batch = 100;                     /* MIG_BATCH_MAX_DEFAULT */
 	cfg->migrate_retry_max_s = 7 * 86400;
 	cfg->migrate_source_connections = 4;
 	cfg->migrate_busy_retries = 5;

@@ -190,6 +190,11 @@ struct mf_config {
 	unsigned int migrate_retry_after_s;
 	/* Per cent of the messages verification hashes (mig_opts). */
 	unsigned int migrate_verify_sample;
+	/* Bytes of message bodies a copy has read and not yet had stored
+	 * (mig_opts.max_inflight_bytes: a copy's memory bound, whatever the
+	 * message size), and messages per MULTIAPPEND batch. */
+	unsigned long migrate_max_inflight_bytes;
+	unsigned int migrate_batch;
 
 	/* [admin] — the admin socket (JSON lines, root only) that `mailferry
 	 * status`, pin, pause, ... talk to. */

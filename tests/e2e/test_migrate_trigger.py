@@ -131,7 +131,10 @@ def wait_folder_copied(g, user, tmp_path, msgs, timeout=120):
 def new_gateway(lab, tmp_path, smtp=False, rate=None):
     """smtp: port 25 intercepted too and served by the SMTP front end. rate:
     [migrate] max_messages_per_second (a bulk copy long enough to act during)."""
-    m = {"enabled": "yes", "workers": "1", "state_dir": str(tmp_path / "gw" / "migrate")}
+    # A small memory bound (the corpus has a 16 MiB message: streamed through)
+    # and batches that do not divide the folders.
+    m = {"enabled": "yes", "workers": "1", "state_dir": str(tmp_path / "gw" / "migrate"),
+         "max_inflight_bytes": "65536", "batch": "7"}
     if rate:
         m["max_messages_per_second"] = str(rate)
     return Gateway(lab, str(tmp_path / "gw"), ports=(143, 25) if smtp else (143,),
@@ -197,6 +200,7 @@ def test_login_triggers_live_migration(tlab, tmp_path):
     try:
         g.install_rules()
         g.start()
+        assert "batch=7 max_inflight_bytes=65536" in g.log()
         assert g.account(user)["state"] == "UNSEEN"
         proc = lab.popen("client", ["/usr/bin/python3", "-c", NOOP_CLIENT, lab.OLD4, user, pw],
                          stdout=-1, stderr=-1, text=True)

@@ -414,6 +414,16 @@ static void test_migrate(void **state)
 	assert_int_equal(mf_config_parse_string("[migrate]\nverify_sample = 5\n", &c, err,
 						sizeof(err)), MF_OK);
 	assert_int_equal(c.migrate_verify_sample, 5);
+	assert_int_equal(c.migrate_max_inflight_bytes, 32ul << 20);
+	assert_int_equal(c.migrate_batch, 100);
+	assert_int_equal(mf_config_parse_string("[migrate]\nmax_inflight_bytes = 1048576\n"
+						"batch = 7\n", &c, err, sizeof(err)), MF_OK);
+	assert_int_equal(c.migrate_max_inflight_bytes, 1048576);
+	assert_int_equal(c.migrate_batch, 7);
+	expect_error("[migrate]\nmax_inflight_bytes = 65535\n", "max_inflight_bytes");
+	expect_error("[migrate]\nmax_inflight_bytes = 1073741825\n", "max_inflight_bytes");
+	expect_error("[migrate]\nbatch = 0\n", "batch");
+	expect_error("[migrate]\nbatch = 1025\n", "batch");
 	expect_error("[migrate]\nverify_sample = 0\n", "verify_sample");
 	expect_error("[migrate]\nverify_sample = 101\n", "verify_sample");
 	expect_error("[migrate]\nretry_max = 0\n", "retry_max");
