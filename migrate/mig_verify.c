@@ -68,6 +68,27 @@ bool mig_verify_sampled(uint32_t uid, unsigned int pct)
 	return (uint32_t)(uid * 2654435761u) % 100u < pct;
 }
 
+/* The destination messages at uids (sorted here), hashed into hs, by UID
+ * sets of at most 4 KiB. */
+static int hash_dst_uids(struct mig_ctx *x, uint32_t *uids, size_t nu, struct mig_hashed_set *hs)
+{
+	size_t done = 0;
+
+	mig_qsort(uids, nu, sizeof(*uids), cmp_u32);
+	while (done < nu) {
+		char set[4096];
+		size_t used = 0;
+
+		mig_uidset(uids + done, nu - done, set, sizeof(set), &used);
+		if (used == 0)
+			return mf_err(x->err, sizeof(x->err), "verify: UID set too long");
+		if (mig_hash_fetch(x->dst, set, hs, x->err, sizeof(x->err)) != MF_OK)
+			return MF_ERROR;
+		done += used;
+	}
+	return MF_OK;
+}
+
 /* Whether verification reads e's bytes back: in the sample, and not
  * verified before when the caller says those need not be again. */
 static bool to_hash(const struct mig_ctx *x, const struct mig_map_entry *e)
@@ -95,7 +116,7 @@ static int dst_sampled(struct mig_ctx *x, const struct mig_map_entry *map, size_
 	struct mig_meta_run dm = { 0 };
 	struct mig_hashed_set hs = { 0 };
 	uint32_t *uids = NULL;
-	size_t nu = 0, done = 0;
+	size_t nu = 0;
 	int rc = MF_ERROR;
 
 	*sampled_r = false;
@@ -126,20 +147,8 @@ static int dst_sampled(struct mig_ctx *x, const struct mig_map_entry *map, size_
 	for (size_t i = 0; i < n_map; i++)
 		if (to_hash(x, &map[i]))
 			uids[nu++] = map[i].dst_uid;
-	mig_qsort(uids, nu, sizeof(*uids), cmp_u32);
-	while (done < nu) {
-		char set[4096];
-		size_t used = 0;
-
-		mig_uidset(uids + done, nu - done, set, sizeof(set), &used);
-		if (used == 0) {
-			mf_err(x->err, sizeof(x->err), "verify: UID set too long");
-			goto out;
-		}
-		if (mig_hash_fetch(x->dst, set, &hs, x->err, sizeof(x->err)) != MF_OK)
-			goto out;
-		done += used;
-	}
+	if (hash_dst_uids(x, uids, nu, &hs) != MF_OK)
+		goto out;
 	/* hd is in UID order (mig_meta_fetch sorts): the hashed ones replace
 	 * their metadata-only entries. */
 	for (size_t i = 0; i < hs.n; i++) {
@@ -196,7 +205,7 @@ int mig_preverify_folder(struct mig_ctx *x, const struct mig_folder *f)
 	struct mig_map_entry *map = NULL;
 	struct mig_hashed_set hs = { 0 };
 	uint32_t *uids = NULL, *src = NULL, duv, dexists;
-	size_t n_map = 0, nu = 0, done = 0, nok = 0;
+	size_t n_map = 0, nu = 0, nok = 0;
 	int rc = MF_ERROR;
 
 	if (mig_state_map_load(x->st, f->src, &map, &n_map, x->err, sizeof(x->err)) != MF_OK)
@@ -218,20 +227,8 @@ int mig_preverify_folder(struct mig_ctx *x, const struct mig_folder *f)
 	}
 	if (mig_select(x->dst, f->dst, true, &duv, &dexists, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
-	mig_qsort(uids, nu, sizeof(*uids), cmp_u32);
-	while (done < nu) {
-		char set[4096];
-		size_t used = 0;
-
-		mig_uidset(uids + done, nu - done, set, sizeof(set), &used);
-		if (used == 0) {
-			mf_err(x->err, sizeof(x->err), "verify: UID set too long");
-			goto out;
-		}
-		if (mig_hash_fetch(x->dst, set, &hs, x->err, sizeof(x->err)) != MF_OK)
-			goto out;
-		done += used;
-	}
+	if (hash_dst_uids(x, uids, nu, &hs) != MF_OK)
+		goto out;
 	mig_qsort(hs.v, hs.n, sizeof(*hs.v), cmp_hashed_uid);
 	for (size_t i = 0; i < n_map; i++) {
 		struct mig_hashed key = { .uid = map[i].dst_uid }, *d;
