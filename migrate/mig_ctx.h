@@ -73,6 +73,16 @@ struct mig_ctx {
 
 double mig_now(void);
 
+/* o->state_path opened for pair: as the account's file when o names one
+ * (mig_state_open_account), else refusing another pair's. */
+static inline int mig_state_open_opts(const struct mig_opts *o, const char *pair,
+				      struct mig_state **s_r, char *err, size_t errlen)
+{
+	return o->pair_account != NULL
+		       ? mig_state_open_account(o->state_path, pair, s_r, err, errlen)
+		       : mig_state_open(o->state_path, pair, s_r, err, errlen);
+}
+
 /* Connects to and logs in on one IMAP side (mig_run.c). */
 int mig_imap_open(struct mig_ctx *x, const struct mig_side *sd, const char *name,
 		  struct imap_conn **c_r);

@@ -374,7 +374,7 @@ static int run(struct mig_ctx *x, struct pop3_conn **src_r)
 	snprintf(pair, sizeof(pair), "pop3 %s:%s/%s -> %s:%s/%s", o->src.url.host,
 		 o->src.url.port, o->pair_account ? o->pair_account : o->src.user,
 		 o->dst.url.host, o->dst.url.port, o->pair_account ? o->pair_account : o->dst.user);
-	if (mig_state_open(o->state_path, pair, &x->st, x->err, sizeof(x->err)) != MF_OK ||
+	if (mig_state_open_opts(o, pair, &x->st, x->err, sizeof(x->err)) != MF_OK ||
 	    mig_select(x->dst, "INBOX", false, &uv, &exists, x->err, sizeof(x->err)) != MF_OK ||
 	    mig_state_uidl_load(x->st, &v, &nv, x->err, sizeof(x->err)) != MF_OK ||
 	    unaccounted(x, v, nv, exists, &pool) != MF_OK ||

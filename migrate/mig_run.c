@@ -141,7 +141,7 @@ static int run(struct mig_ctx *x)
 	snprintf(pair, sizeof(pair), "%s:%s/%s -> %s:%s/%s", o->src.url.host, o->src.url.port,
 		 o->pair_account ? o->pair_account : o->src.user, o->dst.url.host, o->dst.url.port,
 		 o->pair_account ? o->pair_account : o->dst.user);
-	if (mig_state_open(o->state_path, pair, &x->st, x->err, sizeof(x->err)) != MF_OK)
+	if (mig_state_open_opts(o, pair, &x->st, x->err, sizeof(x->err)) != MF_OK)
 		return MF_ERROR;
 	phase(x, "folders", NULL, 0);
 	if (mig_folders_plan(x) != MF_OK || estimate(x) != MF_OK)

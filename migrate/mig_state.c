@@ -3,6 +3,7 @@
 #include "mf.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -70,7 +71,26 @@ static int create_0600(const char *path, char *err, size_t errlen)
 }
 
 /* The file belongs to pair_id: recorded on first use, checked after. */
-static int check_pair(struct mig_state *s, const char *pair_id, char *err, size_t errlen)
+/* The file's pair becomes pair_id, every folder dirty: whatever the map
+ * lacks is reconciled by content before anything is copied. */
+static int adopt_pair(struct mig_state *s, const char *pair_id, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (exec(s, "UPDATE folder SET dirty = 1", err, errlen) != MF_OK)
+		return MF_ERROR;
+	if (sqlite3_prepare_v2(s->db, "UPDATE meta SET value = ? WHERE key = 'pair'", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_err(s, err, errlen, "meta");
+	sqlite3_bind_text(st, 1, pair_id, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? MF_OK : db_err(s, err, errlen, "meta");
+}
+
+static int check_pair(struct mig_state *s, const char *pair_id, bool adopt, char *err,
+		      size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -86,7 +106,7 @@ static int check_pair(struct mig_state *s, const char *pair_id, char *err, size_
 			mf_err(err, errlen, "state file belongs to another migration (%s)",
 			       v ? v : "?");
 			sqlite3_finalize(st);
-			return MF_ERROR;
+			return adopt ? adopt_pair(s, pair_id, err, errlen) : MF_ERROR;
 		}
 		sqlite3_finalize(st);
 		return MF_OK;
@@ -121,8 +141,8 @@ static int has_verified_column(struct mig_state *s)
 	return rc == SQLITE_DONE ? found : -1;
 }
 
-int mig_state_open(const char *path, const char *pair_id, struct mig_state **s_r,
-		   char *err, size_t errlen)
+static int state_open(const char *path, const char *pair_id, bool adopt, struct mig_state **s_r,
+		      char *err, size_t errlen)
 {
 	struct mig_state *s = calloc(1, sizeof(*s));
 	char pragma[64];
@@ -153,13 +173,26 @@ int mig_state_open(const char *path, const char *pair_id, struct mig_state **s_r
 		 errlen) != MF_OK)
 		goto fail;
 	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", STATE_SCHEMA_VERSION);
-	if (exec(s, pragma, err, errlen) != MF_OK || check_pair(s, pair_id, err, errlen) != MF_OK)
+	if (exec(s, pragma, err, errlen) != MF_OK ||
+	    check_pair(s, pair_id, adopt, err, errlen) != MF_OK)
 		goto fail;
 	*s_r = s;
 	return MF_OK;
 fail:
 	mig_state_close(s);
 	return MF_ERROR;
+}
+
+int mig_state_open(const char *path, const char *pair_id, struct mig_state **s_r,
+		   char *err, size_t errlen)
+{
+	return state_open(path, pair_id, false, s_r, err, errlen);
+}
+
+int mig_state_open_account(const char *path, const char *pair_id, struct mig_state **s_r,
+			   char *err, size_t errlen)
+{
+	return state_open(path, pair_id, true, s_r, err, errlen);
 }
 
 void mig_state_close(struct mig_state *s)

@@ -44,6 +44,12 @@ struct mig_map_entry {
 /* pair_id: e.g. "imap://old/alice -> imap://new/alice". MF_OK or MF_ERROR. */
 int mig_state_open(const char *path, const char *pair_id, struct mig_state **s_r,
 		   char *err, size_t errlen);
+/* The same for a file that is one account's whatever the logins (the
+ * daemon's <state_dir>/<account>.state): a file of another pair id (an
+ * older version's, a login of another form) is taken over, its pair
+ * rewritten and every folder marked dirty, instead of refused. */
+int mig_state_open_account(const char *path, const char *pair_id, struct mig_state **s_r,
+			   char *err, size_t errlen);
 void mig_state_close(struct mig_state *s);
 
 /* Transactions group a batch's map entries with its checkpoint. */

@@ -78,6 +78,22 @@ static void test_roundtrip(void **state)
 	assert_int_equal(mig_state_open(path, "a -> c", &s, err, sizeof(err)), MF_ERROR);
 	assert_non_null(strstr(err, "another migration (a -> b)"));
 	assert_null(s);
+	/* An account's file is taken over: the pair rewritten, folders dirty,
+	 * the map kept (reconciled by content before the next copy). */
+	f.dirty = false;
+	assert_int_equal(mig_state_open(path, "a -> b", &s, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_folder_put(s, "Other", &f, err, sizeof(err)), MF_OK);
+	mig_state_close(s);
+	assert_int_equal(mig_state_open_account(path, "acct", &s, err, sizeof(err)), MF_OK);
+	assert_int_equal(mig_state_folder_get(s, "Other", &g, err, sizeof(err)), MF_OK);
+	assert_true(g.known && g.dirty);
+	assert_int_equal(mig_state_map_load(s, "Other", &v, &n, err, sizeof(err)), MF_OK);
+	assert_int_equal(n, 1);
+	free(v);
+	mig_state_close(s);
+	assert_int_equal(mig_state_open(path, "acct", &s, err, sizeof(err)), MF_OK);
+	mig_state_close(s);
+	assert_int_equal(mig_state_open(path, "a -> b", &s, err, sizeof(err)), MF_ERROR);
 	unlink(path);
 	{
 		char p2[80];
