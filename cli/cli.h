@@ -78,6 +78,10 @@ int cli_migrate_run(const struct cli_ctx *ctx, char **argv);
  * (json_decref it): MF_OK, or MF_ERROR after saying why on stderr. */
 struct json_t;
 int cli_admin_call(const struct cli_ctx *ctx, struct json_t *request, struct json_t **reply_r);
+/* A reply's string member key ("" when absent or not a string) and its
+ * integer member (0 likewise). */
+const char *cli_reply_str(struct json_t *o, const char *key);
+long long cli_reply_num(struct json_t *o, const char *key);
 int cli_admin_status(const struct cli_ctx *ctx, char **argv);
 int cli_admin_pin(const struct cli_ctx *ctx, char **argv);
 int cli_admin_retry(const struct cli_ctx *ctx, char **argv);

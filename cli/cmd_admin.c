@@ -189,14 +189,14 @@ static int call(const struct cli_ctx *ctx, json_t *request, bool json, json_t **
 	return MF_OK;
 }
 
-static const char *str(json_t *o, const char *key)
+const char *cli_reply_str(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 
 	return json_is_string(v) ? json_string_value(v) : "";
 }
 
-static long long num(json_t *o, const char *key)
+long long cli_reply_num(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 
@@ -222,22 +222,22 @@ static void print_status(json_t *r)
 	size_t i;
 	char at[32];
 
-	printf("health:     %s\n", str(r, "health"));
+	printf("health:     %s\n", cli_reply_str(r, "health"));
 	json_array_foreach(json_object_get(r, "problems"), i, v)
 		printf("  problem:  %s\n", json_string_value(v));
-	printf("pid:        %lld, %lld workers, up ", num(r, "pid"), num(r, "workers"));
-	print_duration(num(r, "uptime_s"));
-	printf("\nfail mode:  %s (now %s)\n", str(r, "fail_mode"), str(r, "fail_mode_now"));
+	printf("pid:        %lld, %lld workers, up ", cli_reply_num(r, "pid"), cli_reply_num(r, "workers"));
+	print_duration(cli_reply_num(r, "uptime_s"));
+	printf("\nfail mode:  %s (now %s)\n", cli_reply_str(r, "fail_mode"), cli_reply_str(r, "fail_mode_now"));
 	printf("copying:    %s%s, %lld login(s) queued\n",
 	       json_is_true(json_object_get(mig, "enabled")) ? "enabled" : "disabled",
 	       json_is_true(json_object_get(mig, "paused")) ? ", PAUSED" : "",
-	       num(mig, "queued_logins"));
-	printf("accounts:   %lld\n", num(acc, "total"));
+	       cli_reply_num(mig, "queued_logins"));
+	printf("accounts:   %lld\n", cli_reply_num(acc, "total"));
 	for (unsigned int s = 0; s < ACCOUNT_STATE_COUNT; s++) {
 		const char *name = account_state_name((enum account_state)s);
 
-		if (num(acc, name) > 0)
-			printf("  %-9s %lld\n", name, num(acc, name));
+		if (cli_reply_num(acc, name) > 0)
+			printf("  %-9s %lld\n", name, cli_reply_num(acc, name));
 	}
 	v = json_object_get(json_object_get(r, "sessions"), "open");
 	if (json_is_object(v)) {
@@ -269,23 +269,23 @@ static void print_status(json_t *r)
 		printf("rates:      (after the first seconds)\n");
 	printf("copies running: %zu\n", json_array_size(json_object_get(r, "copies")));
 	json_array_foreach(json_object_get(r, "copies"), i, v) {
-		cli_format_time(num(v, "started"), at, sizeof(at));
+		cli_format_time(cli_reply_num(v, "started"), at, sizeof(at));
 		printf("  %s since %s, %s: %lld/%lld messages, %lld bytes, folder %lld/%lld\n",
-		       str(v, "account"), at, str(v, "phase"), num(v, "messages"),
-		       num(v, "planned"), num(v, "bytes"), num(v, "folder"), num(v, "folders"));
+		       cli_reply_str(v, "account"), at, cli_reply_str(v, "phase"), cli_reply_num(v, "messages"),
+		       cli_reply_num(v, "planned"), cli_reply_num(v, "bytes"), cli_reply_num(v, "folder"), cli_reply_num(v, "folders"));
 	}
 	printf("gateways:   %zu on this ledger (this one: %s)\n",
-	       json_array_size(json_object_get(r, "gateways")), str(r, "gateway_id"));
+	       json_array_size(json_object_get(r, "gateways")), cli_reply_str(r, "gateway_id"));
 	json_array_foreach(json_object_get(r, "gateways"), i, v) {
-		cli_format_time(num(v, "last_beat"), at, sizeof(at));
+		cli_format_time(cli_reply_num(v, "last_beat"), at, sizeof(at));
 		printf("  %-20s %-8s last beat %s, %lld sessions, %lld copies, pid %lld%s\n",
-		       str(v, "id"), str(v, "health"), at, num(v, "sessions"), num(v, "copies"),
-		       num(v, "pid"), json_is_true(json_object_get(v, "this")) ? " (this one)" : "");
+		       cli_reply_str(v, "id"), cli_reply_str(v, "health"), at, cli_reply_num(v, "sessions"), cli_reply_num(v, "copies"),
+		       cli_reply_num(v, "pid"), json_is_true(json_object_get(v, "this")) ? " (this one)" : "");
 	}
 	printf("recent errors: %zu\n", json_array_size(json_object_get(r, "recent_errors")));
 	json_array_foreach(json_object_get(r, "recent_errors"), i, v) {
-		cli_format_time(num(v, "at"), at, sizeof(at));
-		printf("  %s  %s  %s\n", at, str(v, "account"), str(v, "error"));
+		cli_format_time(cli_reply_num(v, "at"), at, sizeof(at));
+		printf("  %s  %s  %s\n", at, cli_reply_str(v, "account"), cli_reply_str(v, "error"));
 	}
 }
 
@@ -317,7 +317,7 @@ static int account_action(const struct cli_ctx *ctx, const char *cmd, char **arg
 	    MF_OK)
 		return CLI_EXIT_ERROR;
 	if (!json)
-		printf("%s: %s -> %s%s\n", str(reply, "user"), str(reply, "from"), str(reply, "to"),
+		printf("%s: %s -> %s%s\n", cli_reply_str(reply, "user"), cli_reply_str(reply, "from"), cli_reply_str(reply, "to"),
 		       json_is_true(json_object_get(reply, "copy_started"))
 			       ? " (copy starting now)" : "");
 	json_decref(reply);
@@ -358,14 +358,16 @@ int cli_migrate_user_run(const struct cli_ctx *ctx, char **argv)
 	if (call(ctx, json_pack("{s:s, s:s, s:b}", "cmd", "migrate", "user", argv[0], "master",
 				master), json, &reply) != MF_OK)
 		return CLI_EXIT_ERROR;
-	if (!json && num(reply, "released_logins") > 0)
+	if (json)
+		; /* printed as it came */
+	else if (cli_reply_num(reply, "released_logins") > 0)
 		printf("%s: copy starting now (%lld waiting login(s) released)\n",
-		       str(reply, "user"), num(reply, "released_logins"));
-	else if (!json && json_is_true(json_object_get(reply, "master")))
+		       cli_reply_str(reply, "user"), cli_reply_num(reply, "released_logins"));
+	else if (json_is_true(json_object_get(reply, "master")))
 		printf("%s: copy queued as the master user, ahead of waiting logins\n",
-		       str(reply, "user"));
-	else if (!json)
-		printf("%s: nothing to do, it is %s\n", str(reply, "user"), str(reply, "state"));
+		       cli_reply_str(reply, "user"));
+	else
+		printf("%s: nothing to do, it is %s\n", cli_reply_str(reply, "user"), cli_reply_str(reply, "state"));
 	json_decref(reply);
 	return CLI_EXIT_OK;
 }
@@ -384,7 +386,7 @@ static int pause_resume(const struct cli_ctx *ctx, const char *cmd, char **argv)
 		       json_is_true(json_object_get(reply, "paused")) ? "paused" : "resumed",
 		       json_is_true(json_object_get(reply, "migrate_enabled"))
 			       ? "" : "; note: [migrate] enabled = no",
-		       num(reply, "queued_logins"));
+		       cli_reply_num(reply, "queued_logins"));
 	json_decref(reply);
 	return CLI_EXIT_OK;
 }

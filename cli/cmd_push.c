@@ -156,13 +156,6 @@ static int read_csv(struct push *p, const char *path)
 	return rc;
 }
 
-static const char *jstr(json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s != NULL ? s : "";
-}
-
 static void emit(struct push *p, json_t *ev)
 {
 	char *line;
@@ -203,18 +196,18 @@ static int hand_over(struct push *p, struct job *j)
 					     j->given, "master", 1), &reply) != MF_OK)
 		return MF_ERROR;
 	if (!json_is_true(json_object_get(reply, "ok"))) {
-		finish_job(p, j, J_FAILED, jstr(reply, "error"));
+		finish_job(p, j, J_FAILED, cli_reply_str(reply, "error"));
 		json_decref(reply);
 		return MF_OK;
 	}
-	snprintf(j->name, sizeof(j->name), "%s", jstr(reply, "user"));
+	snprintf(j->name, sizeof(j->name), "%s", cli_reply_str(reply, "user"));
 	j->st = J_HANDED;
 	j->handed_at = j->seen_busy_at = now_s();
-	if (strcmp(jstr(reply, "state"), "MIGRATED") == 0) {
+	if (strcmp(cli_reply_str(reply, "state"), "MIGRATED") == 0) {
 		finish_job(p, j, J_MIGRATED, "already MIGRATED");
 	} else {
 		emit(p, json_pack("{s:s, s:s, s:s, s:b}", "event", "queued", "user", j->name,
-				  "state", jstr(reply, "state"), "master",
+				  "state", cli_reply_str(reply, "state"), "master",
 				  json_is_true(json_object_get(reply, "master"))));
 	}
 	json_decref(reply);
@@ -229,23 +222,23 @@ static int read_copies(struct push *p, unsigned int *workers_r)
 
 	if (cli_admin_call(p->ctx, json_pack("{s:s}", "cmd", "status"), &reply) != MF_OK)
 		return MF_ERROR;
-	*workers_r = (unsigned int)json_integer_value(json_object_get(reply, "workers"));
+	*workers_r = (unsigned int)cli_reply_num(reply, "workers");
 	json_array_foreach(json_object_get(reply, "copies"), i, c) {
-		const char *who = jstr(c, "account");
+		const char *who = cli_reply_str(c, "account");
 
 		for (size_t k = 0; k < p->n; k++) {
 			struct job *j = &p->jobs[k];
 
 			if (j->st != J_HANDED || strcmp(j->name, who) != 0)
 				continue;
-			if (j->messages != json_integer_value(json_object_get(c, "messages")) ||
-			    j->planned != json_integer_value(json_object_get(c, "planned"))) {
-				j->messages = json_integer_value(json_object_get(c, "messages"));
-				j->planned = json_integer_value(json_object_get(c, "planned"));
-				j->bytes = json_integer_value(json_object_get(c, "bytes"));
+			if (j->messages != cli_reply_num(c, "messages") ||
+			    j->planned != cli_reply_num(c, "planned")) {
+				j->messages = cli_reply_num(c, "messages");
+				j->planned = cli_reply_num(c, "planned");
+				j->bytes = cli_reply_num(c, "bytes");
 				emit(p, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "event",
 						  "progress", "user", j->name, "phase",
-						  jstr(c, "phase"), "messages",
+						  cli_reply_str(c, "phase"), "messages",
 						  (json_int_t)j->messages, "planned",
 						  (json_int_t)j->planned, "bytes",
 						  (json_int_t)j->bytes));

@@ -707,12 +707,12 @@ static int queue_master(struct migrator *m, const char *name, bool released)
  * login: it is queued now. */
 static void resume(struct migrator *m, const char *name)
 {
-	if (m->master_pass == NULL || m->source.family == 0)
-		return;
-	if (queue_master(m, name, false) == MF_OK)
+	int rc = queue_master(m, name, false);
+
+	if (rc == MF_OK)
 		mf_log_info("migrate user=%s copy resumed with master user %s: copy queued", name,
 			    m->master);
-	else
+	else if (rc == MF_AGAIN)
 		mf_log_warn("migrate user=%s not resumed (queue full): waits for a login", name);
 }
 

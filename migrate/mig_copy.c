@@ -108,25 +108,6 @@ static int cmp_map(const void *a, const void *b)
 
 /* ---- reconciliation ---- */
 
-static int hash_uids(struct imap_conn *c, const uint32_t *uids, size_t n,
-		     struct mig_hashed_set *hs, char *err, size_t errlen)
-{
-	char set[8192];
-
-	while (n > 0) {
-		size_t used;
-
-		mig_uidset(uids, n, set, sizeof(set), &used);
-		if (used == 0)
-			return mf_err(err, errlen, "internal: empty UID set");
-		if (mig_hash_fetch(c, set, hs, err, errlen) != MF_OK)
-			return MF_ERROR;
-		uids += used;
-		n -= used;
-	}
-	return MF_OK;
-}
-
 struct size_run {
 	struct mig_msg *v;
 	size_t n, cap;
@@ -185,8 +166,8 @@ static int reconcile(struct mig_ctx *x, const struct mig_folder *f, struct mig_m
 		if (mig_bsearch(&plan->v[k].size, dsz, nds, sizeof(*dsz), cmp_u64) != NULL)
 			su[ns++] = plan->v[k].uid;
 	mig_qsort(du, nd, sizeof(*du), cmp_u32);
-	if (hash_uids(x->src, su, ns, &hs, x->err, sizeof(x->err)) != MF_OK ||
-	    hash_uids(x->dst, du, nd, &hd, x->err, sizeof(x->err)) != MF_OK)
+	if (mig_hash_fetch_uids(x->src, su, ns, &hs, x->err, sizeof(x->err)) != MF_OK ||
+	    mig_hash_fetch_uids(x->dst, du, nd, &hd, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
 	mig_qsort(hd.v, hd.n, sizeof(*hd.v), cmp_hashed);
 	if (mig_state_begin(x->st, x->err, sizeof(x->err)) != MF_OK)

@@ -221,6 +221,10 @@ struct mig_hashed_set {
 int mig_hash_fetch(struct imap_conn *c, const char *set, struct mig_hashed_set *hs,
 		   char *err, size_t errlen);
 void mig_hashed_free(struct mig_hashed_set *hs);
+/* mig_hash_fetch over the sorted uids, in as many commands as their UID
+ * sets take (a command line stays bounded). */
+int mig_hash_fetch_uids(struct imap_conn *c, const uint32_t *uids, size_t n,
+			struct mig_hashed_set *hs, char *err, size_t errlen);
 
 /* Writes as many of the sorted uids as fit as an IMAP set ("1:5,7") into
  * out; *used_r gets how many were written. */

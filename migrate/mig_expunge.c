@@ -56,10 +56,9 @@ static int cmp_hashed_uid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* step(x, set, arg) for each UID set (uids sorted) of at most
- * GONE_SET_MAX bytes that uids take: a command line stays bounded. */
-static int per_set(struct mig_ctx *x, const struct uids *u,
-		   int (*step)(struct mig_ctx *x, const char *set, void *arg), void *arg)
+/* "<verb> <set><rest>" on the destination over uids (sorted), in as many
+ * commands as their UID sets of at most GONE_SET_MAX bytes take. */
+static int each_set(struct mig_ctx *x, const struct uids *u, const char *verb, const char *rest)
 {
 	char set[GONE_SET_MAX];
 	size_t at = 0, used;
@@ -68,37 +67,12 @@ static int per_set(struct mig_ctx *x, const struct uids *u,
 		mig_uidset(u->v + at, u->n - at, set, sizeof(set), &used);
 		if (used == 0)
 			return mf_err(x->err, sizeof(x->err), "UID set: no room");
-		if (step(x, set, arg) != MF_OK)
+		if (imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err), "%s %s%s", verb, set,
+				rest) != MF_OK)
 			return MF_ERROR;
 		at += used;
 	}
 	return MF_OK;
-}
-
-struct command {
-	const char *verb, *rest;
-};
-
-static int command_step(struct mig_ctx *x, const char *set, void *arg)
-{
-	const struct command *c = arg;
-
-	return imap_simple(x->dst, NULL, NULL, x->err, sizeof(x->err), "%s %s%s", c->verb, set,
-			   c->rest);
-}
-
-/* "<verb> <set><rest>" on the destination over uids, in as many commands
- * as their sets take. */
-static int each_set(struct mig_ctx *x, const struct uids *u, const char *verb, const char *rest)
-{
-	struct command c = { verb, rest };
-
-	return per_set(x, u, command_step, &c);
-}
-
-static int hash_step(struct mig_ctx *x, const char *set, void *arg)
-{
-	return mig_hash_fetch(x->dst, set, arg, x->err, sizeof(x->err));
 }
 
 static int on_search(void *arg, const struct imap_response *r)
@@ -185,8 +159,9 @@ int mig_expunge_copied(struct mig_ctx *x, const struct mig_gone_row *rows, size_
 	mig_qsort(want.v, want.n, sizeof(*want.v), cmp_u32);
 	/* Rows with UIDs: just those messages. Rows without: the whole
 	 * folder, with what the remaining rows account for set aside first. */
-	if ((by_content ? mig_hash_fetch(x->dst, "1:*", &hd, x->err, sizeof(x->err))
-			: per_set(x, &want, hash_step, &hd)) != MF_OK)
+	if (by_content ? mig_hash_fetch(x->dst, "1:*", &hd, x->err, sizeof(x->err)) != MF_OK
+		       : mig_hash_fetch_uids(x->dst, want.v, want.n, &hd, x->err,
+					     sizeof(x->err)) != MF_OK)
 		goto out;
 	mig_qsort(hd.v, hd.n, sizeof(*hd.v), cmp_hashed_uid);
 	for (int pass = 0; pass < 3; pass++) {

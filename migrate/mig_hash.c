@@ -141,3 +141,22 @@ void mig_uidset(const uint32_t *uids, size_t n, char *out, size_t outlen, size_t
 	}
 	*used_r = i;
 }
+
+int mig_hash_fetch_uids(struct imap_conn *c, const uint32_t *uids, size_t n,
+			struct mig_hashed_set *hs, char *err, size_t errlen)
+{
+	char set[8192];
+
+	while (n > 0) {
+		size_t used;
+
+		mig_uidset(uids, n, set, sizeof(set), &used);
+		if (used == 0)
+			return mf_err(err, errlen, "internal: empty UID set");
+		if (mig_hash_fetch(c, set, hs, err, errlen) != MF_OK)
+			return MF_ERROR;
+		uids += used;
+		n -= used;
+	}
+	return MF_OK;
+}

@@ -3,7 +3,6 @@
 #include "mf.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -70,7 +69,6 @@ static int create_0600(const char *path, char *err, size_t errlen)
 	return MF_OK;
 }
 
-/* The file belongs to pair_id: recorded on first use, checked after. */
 /* The file's pair becomes pair_id, every folder dirty: whatever the map
  * lacks is reconciled by content before anything is copied. */
 static int adopt_pair(struct mig_state *s, const char *pair_id, char *err, size_t errlen)
@@ -89,6 +87,8 @@ static int adopt_pair(struct mig_state *s, const char *pair_id, char *err, size_
 	return rc == SQLITE_DONE ? MF_OK : db_err(s, err, errlen, "meta");
 }
 
+/* The file belongs to pair_id: recorded on first use, checked after (or,
+ * adopt, taken over when it is another's). */
 static int check_pair(struct mig_state *s, const char *pair_id, bool adopt, char *err,
 		      size_t errlen)
 {
@@ -101,15 +101,15 @@ static int check_pair(struct mig_state *s, const char *pair_id, bool adopt, char
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		const char *v = (const char *)sqlite3_column_text(st, 0);
+		bool same = v != NULL && strcmp(v, pair_id) == 0;
 
-		if (v == NULL || strcmp(v, pair_id) != 0) {
+		if (!same && !adopt)
 			mf_err(err, errlen, "state file belongs to another migration (%s)",
 			       v ? v : "?");
-			sqlite3_finalize(st);
-			return adopt ? adopt_pair(s, pair_id, err, errlen) : MF_ERROR;
-		}
 		sqlite3_finalize(st);
-		return MF_OK;
+		if (same)
+			return MF_OK;
+		return adopt ? adopt_pair(s, pair_id, err, errlen) : MF_ERROR;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -271,9 +271,9 @@ int mig_state_map_add(struct mig_state *s, const char *folder,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO msg (folder, src_uid, dst_uid, size, sha256)"
-			       " VALUES (?, ?, ?, ?, ?)", -1,
-			       &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db,
+			       "INSERT OR REPLACE INTO msg (folder, src_uid, dst_uid, size, sha256)"
+			       " VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
 		return db_err(s, err, errlen, "msg");
 	sqlite3_bind_blob(st, 1, folder, (int)strlen(folder), SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, e->src_uid);

@@ -68,27 +68,6 @@ bool mig_verify_sampled(uint32_t uid, unsigned int pct)
 	return (uint32_t)(uid * 2654435761u) % 100u < pct;
 }
 
-/* The destination messages at uids (sorted here), hashed into hs, by UID
- * sets of at most 4 KiB. */
-static int hash_dst_uids(struct mig_ctx *x, uint32_t *uids, size_t nu, struct mig_hashed_set *hs)
-{
-	size_t done = 0;
-
-	mig_qsort(uids, nu, sizeof(*uids), cmp_u32);
-	while (done < nu) {
-		char set[4096];
-		size_t used = 0;
-
-		mig_uidset(uids + done, nu - done, set, sizeof(set), &used);
-		if (used == 0)
-			return mf_err(x->err, sizeof(x->err), "verify: UID set too long");
-		if (mig_hash_fetch(x->dst, set, hs, x->err, sizeof(x->err)) != MF_OK)
-			return MF_ERROR;
-		done += used;
-	}
-	return MF_OK;
-}
-
 /* Whether verification reads e's bytes back: in the sample, and not
  * verified before when the caller says those need not be again. */
 static bool to_hash(const struct mig_ctx *x, const struct mig_map_entry *e)
@@ -147,7 +126,8 @@ static int dst_sampled(struct mig_ctx *x, const struct mig_map_entry *map, size_
 	for (size_t i = 0; i < n_map; i++)
 		if (to_hash(x, &map[i]))
 			uids[nu++] = map[i].dst_uid;
-	if (hash_dst_uids(x, uids, nu, &hs) != MF_OK)
+	mig_qsort(uids, nu, sizeof(*uids), cmp_u32);
+	if (mig_hash_fetch_uids(x->dst, uids, nu, &hs, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
 	/* hd is in UID order (mig_meta_fetch sorts): the hashed ones replace
 	 * their metadata-only entries. */
@@ -227,7 +207,8 @@ int mig_preverify_folder(struct mig_ctx *x, const struct mig_folder *f)
 	}
 	if (mig_select(x->dst, f->dst, true, &duv, &dexists, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
-	if (hash_dst_uids(x, uids, nu, &hs) != MF_OK)
+	mig_qsort(uids, nu, sizeof(*uids), cmp_u32);
+	if (mig_hash_fetch_uids(x->dst, uids, nu, &hs, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
 	mig_qsort(hs.v, hs.n, sizeof(*hs.v), cmp_hashed_uid);
 	for (size_t i = 0; i < n_map; i++) {
