@@ -222,7 +222,8 @@ static int read_copies(struct push *p, unsigned int *workers_r)
 
 	if (cli_admin_call(p->ctx, json_pack("{s:s}", "cmd", "status"), &reply) != MF_OK)
 		return MF_ERROR;
-	*workers_r = (unsigned int)cli_reply_num(reply, "workers");
+	/* The migration workers (the top-level "workers" are io_uring's). */
+	*workers_r = (unsigned int)cli_reply_num(json_object_get(reply, "migrate"), "workers");
 	json_array_foreach(json_object_get(reply, "copies"), i, c) {
 		const char *who = cli_reply_str(c, "account");
 
