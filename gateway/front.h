@@ -33,6 +33,10 @@ struct front_ops {
 	/* The protocol's "too many connections, try later" line (with CRLF),
 	 * sent to a connection refused before it became a session. */
 	const char *busy_line;
+	/* The protocol's line (with CRLF) that ends a session relayed to the
+	 * source at a cutover, where the server's framing allows one
+	 * (imap_frame.h); NULL: the session is just closed. */
+	const char *cutover_line;
 	/* The protocol's standard plaintext and implicit-TLS ports: where a
 	 * backend leg goes when backend_tls differs from the client's. */
 	uint16_t plain_port, tls_port;

@@ -499,6 +499,14 @@ static void handoff(struct session *s)
 
 	if (io->handoff_step == 0) {
 		io->handoff_step = 1;
+		/* A session relayed to the source may be ended by a cutover:
+		 * its server's responses are followed from the boundary after
+		 * the login's answer, the bytes behind it included. */
+		if (s->fops->cutover_line != NULL && io->route == AR_SOURCE) {
+			s->frame_on = true;
+			imap_frame_init(&s->frame);
+			imap_frame_feed(&s->frame, io->ubuf + io->upos, io->ulen - io->upos);
+		}
 		/* Backend bytes after its answer to the login go to the client
 		 * first. */
 		if (io->ulen > io->upos) {

@@ -758,6 +758,7 @@ const struct front_ops imap_front_ops = {
 	.plain_port = 143,
 	.tls_port = 993,
 	.busy_line = "* BYE [UNAVAILABLE] Too many connections from your address\r\n",
+	.cutover_line = "* BYE [UNAVAILABLE] Your mailbox is moving to a new server, log in again\r\n",
 	.start = imap_front_start,
 	.on_cqe = front_io_on_cqe,
 	.on_connect = imap_front_on_connect,

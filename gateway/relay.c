@@ -23,6 +23,15 @@ static int dir_dst(const struct session *s, unsigned int idx)
 	return idx == 0 ? s->ufd : s->cfd;
 }
 
+/* The server → client direction of a session whose response framing is
+ * followed (session.h: frame_on), while it is known. */
+static struct imap_frame *framing(struct session *s, unsigned int idx)
+{
+	if (idx != 1 || !s->frame_on || imap_frame_lost(&s->frame))
+		return NULL;
+	return &s->frame;
+}
+
 static void submit(struct session *s, struct io_uring_sqe *sqe, unsigned int op,
 		   unsigned int idx)
 {
@@ -91,10 +100,23 @@ static void splice_in(struct session *s, unsigned int idx)
 {
 	struct relay_dir *rd = &s->dir[idx];
 	struct io_uring_sqe *sqe = worker_sqe(s->w);
+	struct imap_frame *f = framing(s, idx);
+	uint32_t len = rd->pipe->size;
 
+	/* Followed framing: splice only literal octets, never past the
+	 * literal, so the lines around it go through RECV and are seen. A
+	 * splice forced elsewhere (no buffer left) gives the framing up. */
+	if (f != NULL) {
+		uint64_t lit = imap_frame_literal_left(f);
+
+		if (lit == 0)
+			imap_frame_lose(f);
+		else if (lit < len)
+			len = (uint32_t)lit;
+	}
 	rd->state = RS_SPLICE_IN;
 	io_uring_prep_splice(sqe, dir_src(s, idx), -1, rd->pipe->wfd, -1,
-			     rd->pipe->size, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			     len, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 	submit(s, sqe, UOP_SPLICE_IN, idx);
 }
 
@@ -174,9 +196,14 @@ static void on_recv(struct session *s, unsigned int idx, int res, unsigned int f
 	struct relay_dir *rd = &s->dir[idx];
 
 	if (res > 0) {
+		struct imap_frame *f = framing(s, idx);
+
 		rd->buf_id = (int16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
 		rd->buf_off = 0;
 		rd->buf_len = (uint32_t)res;
+		if (f != NULL)
+			imap_frame_feed(f, buf_ring_addr(&s->w->bufs, (unsigned int)rd->buf_id),
+					(size_t)res);
 		send_buf(s, idx);
 		return;
 	}
@@ -195,6 +222,7 @@ static void on_recv(struct session *s, unsigned int idx, int res, unsigned int f
 static void on_send(struct session *s, unsigned int idx, int res)
 {
 	struct relay_dir *rd = &s->dir[idx];
+	struct imap_frame *f;
 	bool bulk;
 
 	if (res <= 0) {
@@ -209,13 +237,15 @@ static void on_send(struct session *s, unsigned int idx, int res)
 		send_buf(s, idx); /* short send: the rest, in order */
 		return;
 	}
-	/* A full buffer means more is queued: a bulk transfer, so splice. */
+	/* A full buffer means more is queued: a bulk transfer, so splice;
+	 * with followed framing only inside a literal worth a splice. */
 	bulk = rd->buf_off == s->w->bufs.size;
 	give_back_buf(s, idx);
-	if (bulk)
+	f = framing(s, idx);
+	if (bulk && (f == NULL || imap_frame_literal_left(f) >= s->w->bufs.size))
 		start_splice(s, idx);
 	else
-		wait_in(s, idx);
+		wait_in_ex(s, idx, bulk);
 }
 
 static void on_splice_in(struct session *s, unsigned int idx, int res)
@@ -223,6 +253,10 @@ static void on_splice_in(struct session *s, unsigned int idx, int res)
 	struct relay_dir *rd = &s->dir[idx];
 
 	if (res > 0) {
+		struct imap_frame *f = framing(s, idx);
+
+		if (f != NULL)
+			imap_frame_skip(f, (uint64_t)res);
 		rd->in_pipe = (uint32_t)res;
 		splice_out(s, idx);
 		return;
@@ -247,9 +281,19 @@ static void on_splice_out(struct session *s, unsigned int idx, int res)
 
 	if (res > 0) {
 		/* Full pipe read = still bulk: read again at once rather than
-		 * paying a wait round trip per pipe-full. */
-		bool bulk = rd->in_pipe == rd->pipe->size;
+		 * paying a wait round trip per pipe-full. With followed
+		 * framing a full read is the length asked (at most what the
+		 * literal had left), and bulk goes on only inside a literal. */
+		struct imap_frame *f = framing(s, idx);
+		uint64_t want = rd->pipe->size, lit = 0;
+		bool bulk;
 
+		if (f != NULL) {
+			lit = imap_frame_literal_left(f);
+			if (lit + rd->in_pipe < want)
+				want = lit + rd->in_pipe;
+		}
+		bulk = rd->in_pipe == want && (f == NULL || lit >= s->w->bufs.size);
 		rd->bytes += (uint64_t)res;
 		rd->in_pipe -= (uint32_t)res;
 		worker_lru_touch(s->w, s);
@@ -259,7 +303,9 @@ static void on_splice_out(struct session *s, unsigned int idx, int res)
 			splice_in(s, idx);
 		} else {
 			give_back_pipe(s, idx);
-			wait_in(s, idx);
+			/* A literal just ended: the rest of its line is likely
+			 * queued already. */
+			wait_in_ex(s, idx, f != NULL && lit == 0);
 		}
 		return;
 	}
@@ -318,6 +364,18 @@ void relay_start(struct session *s, unsigned int idx)
 	/* A client often sends right after its connect returned, while we
 	 * were still connecting upstream: its first bytes are waiting. */
 	wait_in_ex(s, idx, idx == 0);
+}
+
+bool relay_say(struct session *s, const char *line, size_t len)
+{
+	const struct relay_dir *rd = &s->dir[1];
+
+	/* Only while nothing of the server's is held or in flight to the
+	 * client: then the line lands right after what the client has. */
+	if ((rd->state != RS_RECV && rd->state != RS_POLL_IN && rd->state != RS_WAIT_PIPE) ||
+	    rd->buf_id >= 0 || rd->in_pipe > 0)
+		return false;
+	return send(s->cfd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len;
 }
 
 void relay_release(struct session *s, unsigned int idx)

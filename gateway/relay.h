@@ -14,6 +14,7 @@
 #define MF_RELAY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct session;
@@ -52,6 +53,11 @@ void relay_on_cqe(struct session *s, unsigned int idx, unsigned int op, int res,
 
 /* The worker hands a waiting direction its pipe. */
 void relay_pipe_ready(struct session *s, unsigned int idx, struct mf_pipe *p);
+
+/* Sends line to the client now, when nothing the server sent is held or
+ * in flight towards it (else false, nothing sent). The caller ends the
+ * session right after. */
+bool relay_say(struct session *s, const char *line, size_t len);
 
 /* Session closing, nothing in flight: give back pipe and buffer. */
 void relay_release(struct session *s, unsigned int idx);

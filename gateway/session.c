@@ -217,6 +217,24 @@ void session_abort(struct session *s, enum session_end why, int err, bool reset)
 	cancel_fd(s, s->ufd);
 }
 
+void session_cutover(struct session *s)
+{
+	const char *line = s->fops != NULL ? s->fops->cutover_line : NULL;
+	bool said = false;
+
+	if (s->phase == SP_CLOSING)
+		return;
+	if (line != NULL && s->phase == SP_RELAY && s->frame_on &&
+	    imap_frame_at_boundary(&s->frame))
+		said = s->pump != NULL ? tls_pump_say(s, line, strlen(line))
+				       : relay_say(s, line, strlen(line));
+	mf_log_info("%s user=%s cutover: session closed%s", s->fops != NULL ? s->fops->name : "-",
+		    s->user != NULL ? s->user : "-",
+		    said ? " after the cutover line"
+			 : line != NULL ? " (no response boundary: no cutover line)" : "");
+	session_abort(s, SE_CUTOVER, 0, false);
+}
+
 void session_dir_done(struct session *s)
 {
 	if (s->dir[0].state == RS_DONE && s->dir[1].state == RS_DONE)

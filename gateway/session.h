@@ -7,6 +7,7 @@
 #ifndef MF_SESSION_H
 #define MF_SESSION_H
 
+#include "imap_frame.h"
 #include "relay.h"
 
 #include <linux/time_types.h>
@@ -78,6 +79,12 @@ struct session {
 	uint8_t st_proto;         /* enum stats_proto */
 	uint8_t st_backend;       /* enum stats_backend */
 	uint64_t st_bytes[2];
+	/* Front end with a cutover_line, relayed to the source: where the
+	 * server's responses stand (dir[1]'s bytes seen by the relay), so
+	 * that a cutover ends the session with that line only at a response
+	 * boundary (session_cutover). */
+	struct imap_frame frame;
+	bool frame_on;
 } __attribute__((aligned(16)));
 
 static inline struct session *session_of_dir(struct relay_dir *rd)
@@ -97,6 +104,11 @@ void session_relay(struct session *s);
  * everything in flight, and with reset set makes both sockets close with
  * RST so a reset on one side reaches the other. */
 void session_abort(struct session *s, enum session_end why, int err, bool reset);
+
+/* The account is in cutover: ends a session relayed to the source, with
+ * the front end's cutover_line first when the server → client direction
+ * is at a response boundary with nothing in flight, else plainly. */
+void session_cutover(struct session *s);
 
 /* A relay direction finished (EOF passed on); closes when both have. */
 void session_dir_done(struct session *s);

@@ -65,6 +65,14 @@ static void fail(struct session *s, unsigned int side, int err)
 	session_abort(s, why, err, true);
 }
 
+/* Direction d got n bytes of plaintext at pd->pb: the server's responses
+ * are followed when the session asks for it (session.h: frame_on). */
+static void got_plain(struct session *s, unsigned int d, size_t n)
+{
+	if (d == 1 && s->frame_on)
+		imap_frame_feed(&s->frame, s->pump->dir[d].pb, n);
+}
+
 /* Passes side d's end of input on to the other side. */
 static void pass_eof(struct session *s, unsigned int d)
 {
@@ -120,6 +128,7 @@ static bool move(struct session *s, unsigned int d)
 		if (rc == MF_OK) {
 			pd->off = 0;
 			pd->len = n;
+			got_plain(s, d, n);
 			continue;
 		}
 		if (rc == TLS_EOF) {
@@ -227,10 +236,35 @@ void tls_pump_on_cqe(struct tls_pump_op *op, int res)
 		} else {
 			p->dir[op->side].off = 0;
 			p->dir[op->side].len = (size_t)res;
+			got_plain(s, op->side, (size_t)res);
 		}
 	}
 	worker_lru_touch(s->w, s);
 	kick(s);
+}
+
+bool tls_pump_say(struct session *s, const char *line, size_t len)
+{
+	struct tls_pump *p = s->pump;
+	struct pump_side *c;
+	size_t n;
+
+	if (p == NULL)
+		return false;
+	c = &p->side[0];
+	/* Nothing of the server's held for, or queued to, the client. */
+	if (p->dir[1].off < p->dir[1].len || c->send_busy || c->out_eof ||
+	    c->cout_off != c->cout_len)
+		return false;
+	if (c->tls == NULL)
+		return send(c->fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len;
+	if (tls_conn_out_pending(c->tls) != 0 || tls_conn_write(c->tls, line, len) != MF_OK)
+		return false;
+	/* The session ends right after: say so in TLS too, so the client
+	 * sees an orderly end rather than a truncated stream. */
+	tls_conn_close_notify(c->tls);
+	n = tls_conn_out_take(c->tls, c->cout, FRONT_TLS_STAGE);
+	return n > 0 && send(c->fd, c->cout, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n;
 }
 
 int tls_pump_start(struct session *s)

@@ -11,6 +11,8 @@
 #ifndef MF_TLS_PUMP_H
 #define MF_TLS_PUMP_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct session;
@@ -27,6 +29,12 @@ int tls_pump_start(struct session *s);
 
 /* A CQE of a pump op (also while closing: then it is only counted). */
 void tls_pump_on_cqe(struct tls_pump_op *op, int res);
+
+/* Sends line to the client now (through its TLS leg if it has one, with
+ * a close_notify after it), when nothing the server sent is held or
+ * queued towards the client; else false, nothing sent. The caller ends
+ * the session right after. */
+bool tls_pump_say(struct session *s, const char *line, size_t len);
 
 void tls_pump_free(struct session *s);
 

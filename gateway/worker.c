@@ -306,7 +306,7 @@ static void cutover_sessions(struct worker *w)
 			continue;
 		for (unsigned int i = 0; i < n; i++)
 			if (strcmp(s->user, names[i]) == 0) {
-				session_abort(s, SE_CUTOVER, 0, false);
+				session_cutover(s);
 				break;
 			}
 	}
