@@ -164,7 +164,11 @@ int mig_copy_folder(struct mig_ctx *x, const struct mig_folder *f);
 
 /* mig_verify.c: the destination's bytes of one folder's copied messages
  * not verified yet, hashed and compared with the map, marked verified
- * (mig_opts.preverify); MF_ERROR on a mismatch. */
+ * (mig_opts.preverify); MF_ERROR on a mismatch, or a stop (MIG_CANCELLED)
+ * between slices of at most this many messages and bytes (one message
+ * larger than the byte bound is a slice of its own). */
+#define MIG_PREVERIFY_SLICE_MSGS 1000
+#define MIG_PREVERIFY_SLICE_BYTES (32u << 20)
 int mig_preverify_folder(struct mig_ctx *x, const struct mig_folder *f);
 
 /* mig_verify.c: checks one folder; fixes flags; MF_ERROR on a mismatch. */

@@ -160,7 +160,7 @@ static int run(struct mig_ctx *x)
 		return MF_OK;
 	for (size_t i = 0; i < x->n_folders; i++) {
 		phase(x, "verify", &x->folders[i], (unsigned int)i + 1);
-		if (mig_verify_folder(x, &x->folders[i]) != MF_OK)
+		if (mig_check_cancel(x) != MF_OK || mig_verify_folder(x, &x->folders[i]) != MF_OK)
 			return MF_ERROR;
 	}
 	x->rep->verify_ok = true;

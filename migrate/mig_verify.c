@@ -180,53 +180,43 @@ static int mark_hashed(struct mig_ctx *x, const struct mig_folder *f,
 	return rc;
 }
 
-int mig_preverify_folder(struct mig_ctx *x, const struct mig_folder *f)
+static int cmp_map_dst(const void *a, const void *b)
 {
-	struct mig_map_entry *map = NULL;
+	uint32_t x = (*(const struct mig_map_entry *const *)a)->dst_uid;
+	uint32_t y = (*(const struct mig_map_entry *const *)b)->dst_uid;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One slice of the read-back: e[0..n) (sorted by destination UID) hashed
+ * on the destination, matches marked verified in one commit. */
+static int preverify_slice(struct mig_ctx *x, const struct mig_folder *f,
+			   struct mig_map_entry *const *e, size_t n, uint32_t *uids,
+			   uint32_t *src)
+{
 	struct mig_hashed_set hs = { 0 };
-	uint32_t *uids = NULL, *src = NULL, duv, dexists;
-	size_t n_map = 0, nu = 0, nok = 0;
+	size_t nok = 0;
 	int rc = MF_ERROR;
 
-	if (mig_state_map_load(x->st, f->src, &map, &n_map, x->err, sizeof(x->err)) != MF_OK)
-		return MF_ERROR;
-	uids = calloc(n_map ? n_map : 1, sizeof(*uids));
-	src = calloc(n_map ? n_map : 1, sizeof(*src));
-	if (uids == NULL || src == NULL) {
-		mf_err(x->err, sizeof(x->err), "out of memory");
-		goto out;
-	}
-	/* Without a destination UID a message is found by its bytes: the
-	 * final verification does that. */
-	for (size_t i = 0; i < n_map; i++)
-		if (!map[i].verified && map[i].dst_uid != 0)
-			uids[nu++] = map[i].dst_uid;
-	if (nu == 0) {
-		rc = MF_OK;
-		goto out;
-	}
-	if (mig_select(x->dst, f->dst, true, &duv, &dexists, x->err, sizeof(x->err)) != MF_OK)
-		goto out;
-	mig_qsort(uids, nu, sizeof(*uids), cmp_u32);
-	if (mig_hash_fetch_uids(x->dst, uids, nu, &hs, x->err, sizeof(x->err)) != MF_OK)
+	for (size_t i = 0; i < n; i++)
+		uids[i] = e[i]->dst_uid;
+	if (mig_hash_fetch_uids(x->dst, uids, n, &hs, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
 	mig_qsort(hs.v, hs.n, sizeof(*hs.v), cmp_hashed_uid);
-	for (size_t i = 0; i < n_map; i++) {
-		struct mig_hashed key = { .uid = map[i].dst_uid }, *d;
+	for (size_t i = 0; i < n; i++) {
+		struct mig_hashed key = { .uid = e[i]->dst_uid }, *d;
 
-		if (map[i].verified || map[i].dst_uid == 0)
-			continue;
 		d = mig_bsearch(&key, hs.v, hs.n, sizeof(*hs.v), cmp_hashed_uid);
 		if (d == NULL)
 			continue; /* gone meanwhile? the final verification says */
-		if (d->size != map[i].size || memcmp(d->sha256, map[i].sha256, 32) != 0) {
+		if (d->size != e[i]->size || memcmp(d->sha256, e[i]->sha256, 32) != 0) {
 			mf_err(x->err, sizeof(x->err),
 			       "verify %s: source UID %u differs on the destination (UID %u): "
-			       "size %llu vs %llu or SHA-256", f->src, map[i].src_uid, d->uid,
-			       (unsigned long long)map[i].size, (unsigned long long)d->size);
+			       "size %llu vs %llu or SHA-256", f->src, e[i]->src_uid, d->uid,
+			       (unsigned long long)e[i]->size, (unsigned long long)d->size);
 			goto out;
 		}
-		src[nok++] = map[i].src_uid;
+		src[nok++] = e[i]->src_uid;
 	}
 	if (mig_state_map_verified(x->st, f->src, src, nok, x->err, sizeof(x->err)) != MF_OK)
 		goto out;
@@ -234,8 +224,57 @@ int mig_preverify_folder(struct mig_ctx *x, const struct mig_folder *f)
 	rc = MF_OK;
 out:
 	mig_hashed_free(&hs);
+	return rc;
+}
+
+int mig_preverify_folder(struct mig_ctx *x, const struct mig_folder *f)
+{
+	struct mig_map_entry *map = NULL, **todo = NULL;
+	uint32_t *uids = NULL, *src = NULL, duv, dexists;
+	size_t n_map = 0, nt = 0;
+	int rc = MF_ERROR;
+
+	if (mig_state_map_load(x->st, f->src, &map, &n_map, x->err, sizeof(x->err)) != MF_OK)
+		return MF_ERROR;
+	todo = calloc(n_map ? n_map : 1, sizeof(*todo));
+	uids = calloc(MIG_PREVERIFY_SLICE_MSGS, sizeof(*uids));
+	src = calloc(MIG_PREVERIFY_SLICE_MSGS, sizeof(*src));
+	if (todo == NULL || uids == NULL || src == NULL) {
+		mf_err(x->err, sizeof(x->err), "out of memory");
+		goto out;
+	}
+	/* Without a destination UID a message is found by its bytes: the
+	 * final verification does that. */
+	for (size_t i = 0; i < n_map; i++)
+		if (!map[i].verified && map[i].dst_uid != 0)
+			todo[nt++] = &map[i];
+	if (nt == 0) {
+		rc = MF_OK;
+		goto out;
+	}
+	if (mig_select(x->dst, f->dst, true, &duv, &dexists, x->err, sizeof(x->err)) != MF_OK)
+		goto out;
+	mig_qsort(todo, nt, sizeof(*todo), cmp_map_dst);
+	/* In slices of a bounded size, each committed: a stop waits for one
+	 * slice, not for the folder, and a resumed copy does not read back
+	 * again what was verified before it. */
+	for (size_t a = 0; a < nt;) {
+		uint64_t bytes = 0;
+		size_t b = a;
+
+		while (b < nt && b - a < MIG_PREVERIFY_SLICE_MSGS &&
+		       (b == a || bytes + todo[b]->size <= MIG_PREVERIFY_SLICE_BYTES))
+			bytes += todo[b++]->size;
+		if (mig_check_cancel(x) != MF_OK ||
+		    preverify_slice(x, f, todo + a, b - a, uids, src) != MF_OK)
+			goto out;
+		a = b;
+	}
+	rc = MF_OK;
+out:
 	free(src);
 	free(uids);
+	free(todo);
 	free(map);
 	return rc;
 }
