@@ -165,6 +165,11 @@ static void copies(FILE *f, const struct stats_snapshot *s)
 	       "(interrupted copies are not observed).");
 	metrics_histogram(f, "mailferry_copy_duration_seconds", &stats_copy_duration_spec,
 			  &s->copy_duration, "");
+	family(f, "mailferry_cutover_duration_seconds", "histogram",
+	       "How long a user was refused at a cutover that ended MIGRATED: from CUTOVER "
+	       "(sessions on the source closed, delta, verification) to MIGRATED.");
+	metrics_histogram(f, "mailferry_cutover_duration_seconds", &stats_cutover_duration_spec,
+			  &s->cutover_duration, "");
 }
 
 static void accounts(FILE *f, const struct account_tally *acc)

@@ -419,7 +419,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	struct mig_report rep = { 0 };
 	char path[MIG_PATH_MAX], err[512], reason[LEDGER_REASON_MAX];
 	const char *phase = "bulk copy";
-	uint64_t t0 = clock_us(), messages = 0, bytes = 0;
+	uint64_t t0 = clock_us(), t_cut = 0, messages = 0, bytes = 0;
 	int64_t run = 0;    /* the copy run's row; 0 until it is recorded */
 	unsigned int failures = 0;
 	int lock = -1, rc;
@@ -489,6 +489,7 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 		goto failed;
 	}
 	cut = true;
+	t_cut = clock_us();
 	/* New logins are refused from here (the ledger says CUTOVER); the
 	 * sessions already on the source go now, so nothing changes there
 	 * after the delta. */
@@ -509,17 +510,20 @@ static void migrate_account(struct mig_thread *t, struct ledger *l, const struct
 	bytes += rep.bytes;
 	if (rc != MF_OK)
 		goto failed;
+	t_cut = clock_us() - t_cut;
 	snprintf(reason, sizeof(reason),
 		 "copied and verified (%llu messages in the delta, %llu expunged as on the "
-		 "source, %llu verified, %llu by SHA-256)",
+		 "source, %llu verified, %llu by SHA-256); refused for %.3f s at the cutover",
 		 (unsigned long long)rep.copied, (unsigned long long)rep.expunged,
-		 (unsigned long long)rep.verified, (unsigned long long)rep.verified_hashed);
+		 (unsigned long long)rep.verified, (unsigned long long)rep.verified_hashed,
+		 (double)t_cut / 1e6);
 	/* The lock goes first: until the state changes, nobody claims the
 	 * account, so no one ever finds it locked after our last word. */
 	close(lock);
 	job_state(t, l, e->account, AS_MIGRATED, reason, true);
 	cutover_end(&m->d->cutover, t->slot);
 	run_end(l, e->account, run, COPY_MIGRATED, messages, bytes, NULL);
+	stats_cutover_done(t->stats, t_cut);
 	stats_copy_end(&m->d->stats, t->slot, t->stats, STATS_C_MIGRATED, clock_us() - t0);
 	return;
 failed:

@@ -18,6 +18,13 @@ const struct stats_hist_spec stats_copy_duration_spec = {
 	.le = { 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600 },
 };
 
+/* A cutover: the user refused from CUTOVER to MIGRATED (sessions closed,
+ * delta, verification): seconds, or minutes if something is wrong. */
+const struct stats_hist_spec stats_cutover_duration_spec = {
+	.n = 11,
+	.le = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 },
+};
+
 int stats_init(struct stats *st, unsigned int n_shards, unsigned int n_copy_slots)
 {
 	size_t size = (size_t)n_shards * sizeof(struct stats_shard);
@@ -218,6 +225,11 @@ void stats_copy_end(struct stats *st, unsigned int slot, struct stats_shard *sh,
 	pthread_mutex_unlock(&cs->lock);
 }
 
+void stats_cutover_done(struct stats_shard *sh, uint64_t duration_us)
+{
+	stats_hist_observe(&sh->cutover_duration, &stats_cutover_duration_spec, duration_us);
+}
+
 /* --- readers ------------------------------------------------------------ */
 
 static uint64_t rd(const _Atomic uint64_t *c)
@@ -275,6 +287,7 @@ void stats_snapshot(const struct stats *st, struct stats_snapshot *out,
 		out->copy_messages += rd(&sh->copy_messages);
 		out->copy_bytes += rd(&sh->copy_bytes);
 		hist_add(&out->copy_duration, &sh->copy_duration);
+		hist_add(&out->cutover_duration, &sh->cutover_duration);
 	}
 	for (unsigned int p = 0; p < STATS_PROTO_COUNT; p++) {
 		hist_finish(&out->login_latency[p], &stats_login_latency_spec);
@@ -283,6 +296,7 @@ void stats_snapshot(const struct stats *st, struct stats_snapshot *out,
 				out->sessions_open[p][b] = 0;
 	}
 	hist_finish(&out->copy_duration, &stats_copy_duration_spec);
+	hist_finish(&out->cutover_duration, &stats_cutover_duration_spec);
 	out->copies = copies;
 	if (copies == NULL)
 		return;

@@ -69,6 +69,7 @@ struct stats_hist_spec {
 };
 extern const struct stats_hist_spec stats_login_latency_spec;
 extern const struct stats_hist_spec stats_copy_duration_spec;
+extern const struct stats_hist_spec stats_cutover_duration_spec;
 
 /* Per-bucket counts (not cumulative: bucket[i] counts le[i-1] < v <=
  * le[i]; bucket[n] the rest), their sum in microseconds and count. */
@@ -97,6 +98,7 @@ struct stats_shard {
 	_Atomic uint64_t copy_messages;
 	_Atomic uint64_t copy_bytes;
 	struct stats_hist copy_duration;
+	struct stats_hist cutover_duration;
 } __attribute__((aligned(64)));
 
 #define STATS_PHASE_MAX 16
@@ -181,6 +183,8 @@ void stats_copy_run_end(struct stats *st, unsigned int slot, struct stats_shard 
 			uint64_t messages, uint64_t bytes);
 void stats_copy_end(struct stats *st, unsigned int slot, struct stats_shard *sh,
 		    enum stats_copy_result r, uint64_t duration_us);
+/* A cutover ended MIGRATED after duration_us of the user refused. */
+void stats_cutover_done(struct stats_shard *sh, uint64_t duration_us);
 
 /* --- readers ----------------------------------------------------------- */
 
@@ -203,6 +207,7 @@ struct stats_snapshot {
 	uint64_t copies_done[STATS_COPY_RESULT_COUNT];
 	uint64_t copy_messages, copy_bytes;
 	struct stats_hist_snap copy_duration;
+	struct stats_hist_snap cutover_duration;
 	unsigned int n_copies;               /* running copies in copies[] */
 	struct stats_copy *copies;           /* caller's array of n_copy_slots, or NULL */
 	int64_t started;

@@ -387,6 +387,7 @@ m.logout()
         assert d[key("mailferry_copy_messages_total")] == N_COPY
         assert d[key("mailferry_copy_bytes_total")] == sum(sizes)
         assert d[key("mailferry_copy_duration_seconds_count")] == 1
+        assert d[key("mailferry_cutover_duration_seconds_count")] == 1
         assert after[key("mailferry_copies_running")] == 0
         _, _, body = http_get(lab, "/api/status")
         st = json.loads(body)

@@ -202,6 +202,7 @@ def test_login_triggers_live_migration(tlab, tmp_path):
         g.start()
         assert "batch=7 max_inflight_bytes=65536" in g.log()
         assert g.account(user)["state"] == "UNSEEN"
+        t_login = time.monotonic()
         proc = lab.popen("client", ["/usr/bin/python3", "-c", NOOP_CLIENT, lab.OLD4, user, pw],
                          stdout=-1, stderr=-1, text=True)
         g.wait_log(rf"migrate user={user}\S* login observed: copy queued", timeout=30)
@@ -239,9 +240,13 @@ def test_login_triggers_live_migration(tlab, tmp_path):
         # Verification at the cutover hashed only what the delta copied: the bulk
         # pass read its own copies back while the user still worked on old.
         delta = re.search(r"\((\d+) messages in the delta, 1 expunged as on the source, "
-                          r"(\d+) verified, (\d+) by SHA-256\)", a.get("reason", ""))
+                          r"(\d+) verified, (\d+) by SHA-256\); refused for (\d+\.\d{3}) s "
+                          r"at the cutover$", a.get("reason", ""))
         assert delta and delta.group(1) in ("1", "2"), a
         assert delta.group(3) == delta.group(1), a
+        # The window is measured, not guessed: more than nothing, less than the
+        # whole copy (bulk pass included) took.
+        assert 0 < float(delta.group(4)) < time.monotonic() - t_login, a
         bulk = [e["reason"] for e in a["history"] if e["reason"].startswith("bulk copy done")]
         assert len(bulk) == 1, a["history"]
         copied = re.match(r"bulk copy done \((\d+) messages, (\d+) read back", bulk[0])

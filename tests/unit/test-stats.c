@@ -135,6 +135,14 @@ static void test_copy_progress_counted_once(void **state)
 	assert_int_equal(s.copy_duration.count, 1);
 	assert_int_equal(s.copy_duration.bucket[0], 0); /* 2.5 s > 1 s */
 	assert_int_equal(s.copy_duration.bucket[1], 1); /* <= 2.5 s */
+	/* The cutover window, apart: 0.3 s is in (0.25, 0.5]. */
+	stats_cutover_done(m, 300000);
+	stats_snapshot(&st, &s, NULL);
+	assert_int_equal(s.cutover_duration.count, 1);
+	assert_int_equal(s.cutover_duration.sum_us, 300000);
+	assert_int_equal(s.cutover_duration.bucket[1], 0); /* <= 0.25 s */
+	assert_int_equal(s.cutover_duration.bucket[2], 1); /* <= 0.5 s */
+	assert_int_equal(s.copy_duration.count, 1);
 	/* An interrupted copy is counted, its duration is not. */
 	stats_copy_begin(&st, 1, m, "carol", 2);
 	stats_copy_end(&st, 1, m, STATS_C_INTERRUPTED, 7000000);
