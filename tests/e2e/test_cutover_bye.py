@@ -18,12 +18,9 @@ through the gateway when the copy starts:
 Each session's conn line says end=cutover; the daemon logs which ones got the line.
 """
 
-import os
-
-import pytest
-
 from mfgateway import Gateway
-from test_migrate_trigger import append, dump, helper, migrate_user, wait_state, wipe
+from test_migrate_trigger import append, dump, helper, tlab, wait_state, wipe  # noqa: F401
+from test_tls import pki
 
 BYE = b"* BYE [UNAVAILABLE] Your mailbox is moving to a new server, log in again\r\n"
 BIG = 20 << 20
@@ -113,18 +110,6 @@ want = big_message(size)
 ok = got == want[:len(got)]
 print('got', len(got), 'prefix' if ok else 'DIFFERS', b'BYE' in got, flush=True)
 """
-
-
-def pki(lab, name):
-    return os.path.join(lab.lab_dir, "pki", name)
-
-
-@pytest.fixture(scope="module")
-def tlab(lab):
-    user = migrate_user(lab)
-    wipe(lab, user)
-    yield lab, user
-    wipe(lab, user)
 
 
 def test_cutover_bye_at_boundaries_only(tlab, tmp_path):
