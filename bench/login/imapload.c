@@ -1135,8 +1135,10 @@ static int on_select(struct fetch_conn *c, void *arg)
 {
 	struct fetch_box *fb = arg;
 	unsigned long long v;
+	int end = 0;
 
-	if (sscanf(c->p->head, "* %llu EXISTS", &v) == 1)
+	/* "* N EXISTS", not "* N RECENT" */
+	if (sscanf(c->p->head, "* %llu EXISTS%n", &v, &end) == 1 && end > 0)
 		fb->exists = (unsigned long)v;
 	return 0;
 }
