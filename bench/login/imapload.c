@@ -11,13 +11,15 @@
  *       of LOGOUT; also connect() to the tagged OK of LOGIN.
  *
  *   imapload fetch -d ADDR -p PORT -u USER:PASS [-m whole|each] [-c IN_FLIGHT]
- *            [-N MESSAGES] [-E BYTES] [-t SECONDS] [-l LABEL]
+ *            [-N MESSAGES] [-E BYTES] [-S MAX_SIZE] [-P PASSES] [-t SECONDS] [-l LABEL]
  *       One session as the first user: greeting, LOGIN, SELECT INBOX, then
  *       (untimed) UID FETCH 1:* (RFC822.SIZE), then, timed: "whole", one
  *       UID FETCH 1:* (BODY.PEEK[]); or "each", one UID FETCH <uid>
  *       (BODY.PEEK[]) per message with IN_FLIGHT (default 16) pipelined;
  *       then LOGOUT. Responses are parsed with their literals; the body
  *       literals must add up to the sizes' sum and count (and to -N / -E).
+ *       -S: "each" reads only the messages of at most MAX_SIZE bytes; -P:
+ *       the timed part reads its messages PASSES times (default 1).
  *       Reports MB/s (10^6 bytes received per second) of the timed part.
  *
  *   imapload noop {-d ADDR -p PORT | -e LABEL=ADDR:PORT [-e ...]} -u USER:PASS
@@ -1124,8 +1126,11 @@ static bool head_num(const char *head, const char *key, unsigned long long *v_r)
 struct fetch_box {
 	unsigned long exists, n;
 	unsigned long long size_sum;
-	unsigned long *uids;
+	unsigned long *uids, *sizes;
 	unsigned long cap;
+	/* what the timed part reads: sel_n messages of sel_bytes, `passes` times */
+	unsigned long sel_n;
+	unsigned long long sel_bytes;
 	/* body pass */
 	unsigned long body_msgs, fetch_resps;
 	uint64_t body_bytes, lit_bytes;
@@ -1157,14 +1162,18 @@ static int on_size(struct fetch_conn *c, void *arg)
 	if (fb->n == fb->cap) {
 		unsigned long ncap = fb->cap ? fb->cap * 2 : 1024;
 		unsigned long *u = ncap <= 10000000 ? realloc(fb->uids, ncap * sizeof(*u)) : NULL;
+		unsigned long *z = u != NULL ? realloc(fb->sizes, ncap * sizeof(*z)) : NULL;
 
-		if (u == NULL) {
+		if (u != NULL)
+			fb->uids = u;
+		if (z == NULL) {
 			snprintf(c->err, sizeof(c->err), "too many messages");
 			return -1;
 		}
-		fb->uids = u;
+		fb->sizes = z;
 		fb->cap = ncap;
 	}
+	fb->sizes[fb->n] = (unsigned long)size;
 	fb->uids[fb->n++] = (unsigned long)uid;
 	fb->size_sum += size;
 	return 0;
@@ -1191,9 +1200,23 @@ static int on_body(struct fetch_conn *c, void *arg)
  * per message with o->conc commands in flight ("each": many small
  * responses), until the last tagged OK; then LOGOUT. Every body literal is
  * counted: their number and bytes must equal the size pass's, and -N / -E
- * (the mailbox as generated) when given. */
-static int run_fetch(const struct opts *o, bool each, unsigned long want_n, unsigned long long want_bytes)
+ * (the mailbox as generated) when given. With -S, "each" reads only the
+ * messages of at most that size (small responses: the relay's buffered
+ * path rather than its splices); -P reads the selection that many times. */
+struct fetch_opts {
+	bool each;                    /* one command per message, else one UID FETCH 1:* */
+	unsigned long want_n;         /* the mailbox must hold this many messages (0: any) */
+	unsigned long long want_bytes; /* ... of this many bytes (0: any) */
+	unsigned long max_size;       /* each: only messages of at most this size (0: all) */
+	unsigned int passes;          /* read them this many times */
+};
+
+static int run_fetch(const struct opts *o, const struct fetch_opts *fo)
 {
+	bool each = fo->each;
+	unsigned long want_n = fo->want_n;
+	unsigned long long want_bytes = fo->want_bytes;
+	unsigned int pass;
 	struct fetch_parser *p = calloc(1, sizeof(*p));
 	struct fetch_conn c = { .fd = -1, .cap = 1 << 20 };
 	struct fetch_box fb = { 0 };
@@ -1239,20 +1262,38 @@ static int run_fetch(const struct opts *o, bool each, unsigned long want_n, unsi
 			 fb.exists, fb.n, fb.size_sum, want_n, want_bytes);
 		goto out;
 	}
+	for (unsigned long i = 0; i < fb.n; i++) {
+		if (each && fo->max_size > 0 && fb.sizes[i] > fo->max_size)
+			continue;
+		fb.uids[fb.sel_n++] = fb.uids[i];
+		fb.sel_bytes += fb.sizes[i];
+	}
+	if (fb.sel_n == 0) {
+		snprintf(c.err, sizeof(c.err), "no message of at most %lu bytes", fo->max_size);
+		goto out;
+	}
 	where = "fetch";
 	c.wire = 0;
 	cpu0 = cpu_ms();
 	t0 = now_s();
-	if (!each) {
-		if (send_all(c.fd, "f UID FETCH 1:* (BODY.PEEK[])\r\n", 31) != 0 || fetch_until(&c, "f", on_body, &fb) != 0)
-			goto out;
-		sent = done = 1;
-	} else {
+	for (pass = 0; pass < fo->passes; pass++) {
+		unsigned long base = done;
+
+		if (!each) {
+			snprintf(tag, sizeof(tag), "f%u", pass);
+			snprintf(cmd, sizeof(cmd), "%s UID FETCH 1:* (BODY.PEEK[])\r\n", tag);
+			if (send_all(c.fd, cmd, strlen(cmd)) != 0 || fetch_until(&c, tag, on_body, &fb) != 0)
+				goto out;
+			sent++;
+			done++;
+			continue;
+		}
 		/* o->conc in flight: each tagged OK sends the next; the server
 		 * answers in order, so the next tag expected is the oldest. */
-		while (done < fb.n) {
-			while (sent < fb.n && sent - done < o->conc) {
-				int n = snprintf(cmd, sizeof(cmd), "f%lu UID FETCH %lu (BODY.PEEK[])\r\n", sent, fb.uids[sent]);
+		while (done - base < fb.sel_n) {
+			while (sent - base < fb.sel_n && sent - done < o->conc) {
+				int n = snprintf(cmd, sizeof(cmd), "f%lu UID FETCH %lu (BODY.PEEK[])\r\n", sent,
+						 fb.uids[sent - base]);
 
 				if (send_all(c.fd, cmd, (size_t)n) != 0) {
 					snprintf(c.err, sizeof(c.err), "send: %s", strerror(errno));
@@ -1269,10 +1310,11 @@ static int run_fetch(const struct opts *o, bool each, unsigned long want_n, unsi
 	t1 = now_s();
 	cpu1 = cpu_ms();
 	where = "check";
-	if (fb.body_msgs != fb.n || fb.body_bytes != fb.size_sum || fb.lit_bytes != fb.body_bytes) {
+	if (fb.body_msgs != fb.sel_n * fo->passes || fb.body_bytes != fb.sel_bytes * fo->passes ||
+	    fb.lit_bytes != fb.body_bytes) {
 		snprintf(c.err, sizeof(c.err), "read %lu bodies of %llu bytes (%llu in all literals, %lu FETCH responses);"
-			 " the mailbox has %lu of %llu", fb.body_msgs, (unsigned long long)fb.body_bytes,
-			 (unsigned long long)fb.lit_bytes, fb.fetch_resps, fb.n, fb.size_sum);
+			 " expected %u x %lu of %llu", fb.body_msgs, (unsigned long long)fb.body_bytes,
+			 (unsigned long long)fb.lit_bytes, fb.fetch_resps, fo->passes, fb.sel_n, fb.sel_bytes);
 		goto out;
 	}
 	where = "logout";
@@ -1291,6 +1333,8 @@ out:
 	json_str(where);
 	printf(", \"error\": ");
 	json_str(failed ? c.err : "");
+	printf(", \"max_size\": %lu, \"passes\": %u, \"selected\": %lu, \"selected_bytes\": %llu",
+	       each ? fo->max_size : 0, fo->passes, fb.sel_n, fb.sel_bytes);
 	printf(", \"messages\": %lu, \"size_sum\": %llu, \"commands\": %lu, \"fetch_responses\": %lu, "
 	       "\"body_messages\": %lu, \"body_bytes\": %llu, \"literal_bytes\": %llu, \"wire_bytes\": %llu, "
 	       "\"seconds\": %.4f, \"mb_per_s\": %.1f, \"fetch_cpu_ms\": %.0f, \"loadgen_cpu_ms\": %.0f}\n",
@@ -1299,6 +1343,7 @@ out:
 	       t1 > t0 ? (double)c.wire / 1e6 / (t1 - t0) : 0.0, cpu1 - cpu0, cpu_ms());
 	fflush(stdout);
 	free(fb.uids);
+	free(fb.sizes);
 	free(c.buf);
 	free(p);
 	return failed ? 1 : 0;
@@ -1314,7 +1359,7 @@ static void usage(void)
 		"       imapload noop {-d ADDR -p PORT | -e LABEL=ADDR:PORT ...} -u USER:PASS [-k COUNT]\n"
 		"                [-w WARMUP] [-t SECONDS] [-s] [-g GAP_US] [-B LABEL]\n"
 		"       imapload fetch -d ADDR -p PORT -u USER:PASS [-m whole|each] [-c IN_FLIGHT]\n"
-		"                [-N MESSAGES] [-E BYTES] [-t SECONDS] [-l LABEL]\n");
+		"                [-N MESSAGES] [-E BYTES] [-S MAX_SIZE] [-P PASSES] [-t SECONDS] [-l LABEL]\n");
 	exit(2);
 }
 
@@ -1328,9 +1373,8 @@ int main(int argc, char **argv)
 	struct rlimit rl;
 	struct target tg[8];
 	unsigned int nt = 0;
-	bool sync_stdin = false, each = false;
-	unsigned long want_n = 0;
-	unsigned long long want_bytes = 0;
+	bool sync_stdin = false;
+	struct fetch_opts fo = { .passes = 1 };
 	const char *mode;
 	int c;
 
@@ -1338,7 +1382,7 @@ int main(int argc, char **argv)
 		usage();
 	mode = argv[1];
 	optind = 2;
-	while ((c = getopt(argc, argv, "d:p:u:f:n:c:t:T:k:w:l:e:sg:B:m:N:E:")) != -1) {
+	while ((c = getopt(argc, argv, "d:p:u:f:n:c:t:T:k:w:l:e:sg:B:m:N:E:S:P:")) != -1) {
 		switch (c) {
 		case 'd': o.addr = optarg; break;
 		case 'p': o.port = atoi(optarg); break;
@@ -1357,10 +1401,12 @@ int main(int argc, char **argv)
 		case 'm':
 			if (strcmp(optarg, "each") != 0 && strcmp(optarg, "whole") != 0)
 				usage();
-			each = strcmp(optarg, "each") == 0;
+			fo.each = strcmp(optarg, "each") == 0;
 			break;
-		case 'N': want_n = strtoul(optarg, NULL, 10); break;
-		case 'E': want_bytes = strtoull(optarg, NULL, 10); break;
+		case 'N': fo.want_n = strtoul(optarg, NULL, 10); break;
+		case 'E': fo.want_bytes = strtoull(optarg, NULL, 10); break;
+		case 'S': fo.max_size = strtoul(optarg, NULL, 10); break;
+		case 'P': fo.passes = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case 'e': {
 			char *eq = strchr(optarg, '='), *colon = strrchr(optarg, ':');
 
@@ -1404,7 +1450,7 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "noop") == 0)
 		return run_noop(&o, tg, nt, sync_stdin);
 	if (strcmp(mode, "fetch") == 0)
-		return run_fetch(&o, each, want_n, want_bytes);
+		return fo.passes >= 1 && fo.passes <= 1000 ? run_fetch(&o, &fo) : 2;
 	usage();
 	return 2;
 }
