@@ -6,7 +6,8 @@
 # and always tears down. Then the round trip of NOOP in logged-in sessions, one per row,
 # all open at once, NOOPs taking turns. Then FETCH throughput: one session per row reads a
 # generated mailbox of a few thousand messages (2 KiB to 4 MiB, ~240 MB) on old, in one
-# `UID FETCH 1:* (BODY.PEEK[])` and in one `UID FETCH <uid>` per message, 16 in flight.
+# `UID FETCH 1:* (BODY.PEEK[])`, in one `UID FETCH <uid>` per message, 16 in flight, and the
+# same for the messages of at most 16 KiB only (one relay buffer), five times over.
 #
 #   bench/login/run.sh            (as root; ~1.5 minutes; `make bench-login` runs it)
 #
@@ -45,7 +46,9 @@
 #   BENCH_ONLY="sessions noop fetch" (the sections to run, in this order)
 #   BENCH_FETCH_MSGS=3000 (messages in the FETCH mailbox; sizes log-uniform in three
 #   bands: 90 % 2-64 KiB, 8.5 % 64 KiB-1 MiB, 1.5 % 1-4 MiB; fixed seed; ~240 MB)
-#   BENCH_FETCH_VARIANTS="whole each"  BENCH_FETCH_IN_FLIGHT=16 (commands of "each")
+#   BENCH_FETCH_VARIANTS="whole each small"  BENCH_FETCH_IN_FLIGHT=16 (commands in flight
+#   in each and small)  BENCH_FETCH_SMALL_MAX=16384 (small: messages up to this size)
+#   BENCH_FETCH_SMALL_PASSES=5 (small: read them this many times per run)
 #   BENCH_FETCH_REPS=$BENCH_REPS  BENCH_FETCH_SECONDS=120 (hard deadline of each run)
 #   BENCH_NGINX_PROXY_BUFFER= (nginx mail's proxy_buffer; empty: nginx's default, one page)
 #   BENCH_LAB_PREFIX=mflL (namespaces are <prefix><pid>-*; letters only)
@@ -76,7 +79,9 @@ WANT_PERF=${BENCH_PERF:-no}
 WANT_SCHED=${BENCH_SCHED:-no}
 ONLY=${BENCH_ONLY:-sessions noop fetch}
 F_MSGS=${BENCH_FETCH_MSGS:-3000}
-F_VARIANTS=${BENCH_FETCH_VARIANTS:-whole each}
+F_VARIANTS=${BENCH_FETCH_VARIANTS:-whole each small}
+F_SMALL_MAX=${BENCH_FETCH_SMALL_MAX:-16384}
+F_SMALL_PASSES=${BENCH_FETCH_SMALL_PASSES:-5}
 F_INFLIGHT=${BENCH_FETCH_IN_FLIGHT:-16}
 F_REPS=${BENCH_FETCH_REPS:-$N_REPS}
 F_RUN_S=${BENCH_FETCH_SECONDS:-120}
@@ -197,7 +202,9 @@ num BENCH_FETCH_MSGS "$F_MSGS" 1 20000
 num BENCH_FETCH_IN_FLIGHT "$F_INFLIGHT" 1 1000
 num BENCH_FETCH_REPS "$F_REPS" 1 20
 num BENCH_FETCH_SECONDS "$F_RUN_S" 5 600
-for v in $F_VARIANTS; do case $v in whole|each) ;; *) die "unknown FETCH variant $v (whole each)" ;; esac; done
+num BENCH_FETCH_SMALL_MAX "$F_SMALL_MAX" 1 100000000
+num BENCH_FETCH_SMALL_PASSES "$F_SMALL_PASSES" 1 100
+for v in $F_VARIANTS; do case $v in whole|each|small) ;; *) die "unknown FETCH variant $v (whole each small)" ;; esac; done
 for x in $ONLY; do case $x in sessions|noop|fetch) ;; *) die "unknown section $x in BENCH_ONLY (sessions noop fetch)" ;; esac; done
 [[ -z $NGINX_PROXY_BUFFER || $NGINX_PROXY_BUFFER =~ ^[0-9]+[km]?$ ]] || die "BENCH_NGINX_PROXY_BUFFER: a size (64k)"
 want() { [[ " $ONLY " == *" $1 "* ]]; }
@@ -547,6 +554,7 @@ if not re.search(rb"\* 0 EXISTS", sel):
     cmd(b"EXPUNGE")
 rnd = random.Random(20261208)
 total = pending = 0
+sizes = []
 bands = ((0.90, 2 << 10, 64 << 10), (0.985, 64 << 10, 1 << 20), (1.0, 1 << 20, 4 << 20))
 for i in range(n):
     u = rnd.random()
@@ -561,6 +569,7 @@ for i in range(n):
     s.sendall(b'g%d APPEND INBOX (\\Seen) "0%d-Jan-2022 10:00:00 +0000" {%d+}\r\n'
               % (i, 1 + i % 9, len(body)) + body + b"\r\n")
     total += len(body)
+    sizes.append(len(body))
     pending += 1
     if pending == 50 or i == n - 1:
         while pending:
@@ -573,7 +582,11 @@ for i in range(n):
 st = b"".join(cmd(b"STATUS INBOX (MESSAGES)"))
 count = int(re.search(rb"MESSAGES (\d+)", st).group(1))
 cmd(b"LOGOUT")
-print(json.dumps({"count": count, "bytes": total, "generated": n}))
+edges = (16 << 10, 64 << 10, 1 << 20, 4 << 20)
+hist = {"<=%dK" % (e >> 10): [sum(1 for x in sizes if lo < x <= e), sum(x for x in sizes if lo < x <= e)]
+        for lo, e in zip((0,) + edges, edges)}
+print(json.dumps({"count": count, "bytes": total, "generated": n, "min": min(sizes), "max": max(sizes),
+                  "by_size_count_bytes": hist}))
 EOF
 )
     raw "fetch mailbox: $out"
@@ -585,6 +598,11 @@ EOF
 # the proxy's and Dovecot's CPU, the routing checks) to $RUNS.
 fetch_run() {
     local row=$1 variant=$2 tag=$3 dst port pid c0=0 c1=0 m0 m1 lc0 lc1 lr0 lr1 d0 d1 b0 i0 b1 i1 out rc
+    local -a vargs=(-m whole)
+    case $variant in
+        each) vargs=(-m each -c "$F_INFLIGHT") ;;
+        small) vargs=(-m each -c "$F_INFLIGHT" -S "$F_SMALL_MAX" -P "$F_SMALL_PASSES") ;;
+    esac
     read -r dst port <<<"$(row_dst "$row")"
     row_mode "$row"
     settle
@@ -593,7 +611,7 @@ fetch_run() {
     m0=$(mf_conns); lc0=$(dove_logins "$CLIENT4"); lr0=$(dove_logins "$ROUTER_SERVER4")
     d0=$(ns_cpu_ms "$NS_OLD"); read -r b0 i0 <<<"$(machine_cpu)"
     out=$(ip netns exec "$NS_CLIENT" timeout $((F_RUN_S + 15)) "$BIN/imapload" fetch -d "$dst" -p "$port" \
-        -u "$F_USER:$F_PASS" -m "$variant" -c "$F_INFLIGHT" -N "$F_COUNT" -E "$F_BYTES" -t "$F_RUN_S" \
+        -u "$F_USER:$F_PASS" "${vargs[@]}" -N "$F_COUNT" -E "$F_BYTES" -t "$F_RUN_S" \
         -l "$row" 2>>"$RAW")
     rc=$?
     [[ $pid != - ]] && c1=$(tree_cpu_ms "$pid")
@@ -603,10 +621,10 @@ fetch_run() {
     [[ -n $out ]] || out='{"mode": "fetch", "failed": 1, "error": "imapload gave no output"}'
     raw "fetch $row $variant $tag rc=$rc: $out"
     "$PY" - "$out" "$row" "$tag" "$((c1 - c0))" "$((m1 - m0))" "$((lc1 - lc0))" "$((lr1 - lr0))" \
-        "$((d1 - d0))" "$((b1 - b0))" "$((i1 - i0))" >>"$RUNS" <<'EOF'
+        "$((d1 - d0))" "$((b1 - b0))" "$((i1 - i0))" "$variant" >>"$RUNS" <<'EOF'
 import json, sys
 d = json.loads(sys.argv[1])
-d.update(mode="fetch", row=sys.argv[2], tag=sys.argv[3], proxy_cpu_ms=int(sys.argv[4]),
+d.update(mode="fetch", row=sys.argv[2], variant=sys.argv[11], tag=sys.argv[3], proxy_cpu_ms=int(sys.argv[4]),
          mf_conn_lines=int(sys.argv[5]), dovecot_logins_from_client=int(sys.argv[6]),
          dovecot_logins_from_router=int(sys.argv[7]), server_cpu_ms=int(sys.argv[8]))
 busy, idle = int(sys.argv[9]), int(sys.argv[10])
@@ -628,7 +646,7 @@ EOF
 raw "mailferry login benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 raw "host: $(uname -r) cpus=$(nproc) git=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo +dirty)"
 raw "sections=$ONLY sessions=$N_SESS concs=$CONCS reps=$N_REPS users=$N_USERS mf_workers=$MF_WORKERS nginx_workers=$NGINX_WORKERS dovecot=$DOVECOT_MODE"
-raw "fetch: msgs=$F_MSGS variants=$F_VARIANTS in_flight=$F_INFLIGHT reps=$F_REPS nginx proxy_buffer=${NGINX_PROXY_BUFFER:-default}"
+raw "fetch: msgs=$F_MSGS variants=$F_VARIANTS in_flight=$F_INFLIGHT small<=$F_SMALL_MAX x$F_SMALL_PASSES reps=$F_REPS nginx proxy_buffer=${NGINX_PROXY_BUFFER:-default}"
 
 # Warm-up: every user's Maildir is created, the ledger knows every account (UNSEEN ->
 # SEEN happens here, not in the measured runs), Dovecot's processes are up.
@@ -664,7 +682,7 @@ if want fetch; then
     IFS=: read -r F_USER F_PASS < <(tail -1 "$USERFILE")
     log "FETCH: generating $F_MSGS messages for $F_USER on old"
     fetch_fill
-    log "FETCH: mailbox of $F_COUNT messages, $F_BYTES bytes; one warm-up read per row"
+    log "FETCH: mailbox of $F_COUNT messages, $F_BYTES bytes ($(grep '^fetch mailbox' "$RAW" | tail -1 | sed 's/.*"min"/min/; s/}$//; s/"//g')); one warm-up read per row"
     for row in $ROWS; do fetch_run "$row" whole warmup; done
     for variant in $F_VARIANTS; do
         for ((i = 1; i <= F_REPS; i++)); do
@@ -849,13 +867,16 @@ if fetch_runs:
     print()
     print("FETCH throughput: one session per row reads the mailbox of %s messages, %.1f MB (literals of" % (
           x0.get("messages"), x0.get("size_sum", 0) / 1e6))
-    print("2 KiB to 4 MiB); whole = one UID FETCH 1:* (BODY.PEEK[]), each = one UID FETCH <uid> per message,")
-    print("%s in flight. MB/s: 10^6 bytes received per second (median run); proxy CPU: s per GB relayed." % (
-          next((x.get("in_flight") for x in fetch_runs if x.get("variant") == "each"), "-")))
+    print("2 KiB to 4 MiB); whole = one UID FETCH 1:* (BODY.PEEK[]); each = one UID FETCH <uid> per message,")
+    xs_ = next((x for x in fetch_runs if x.get("variant") == "small"), {})
+    print("%s in flight; small = the same for the %s messages of at most %s bytes (%.1f MB), %s times." % (
+          next((x.get("in_flight") for x in fetch_runs if x.get("variant") in ("each", "small")), "-"),
+          xs_.get("selected", "-"), xs_.get("max_size", "-"), xs_.get("selected_bytes", 0) / 1e6, xs_.get("passes", "-")))
+    print("MB/s: 10^6 bytes received per second (median run); proxy CPU: s per GB relayed.")
     print("%-12s %-6s %5s %8s %8s %8s %10s %10s %10s %5s" % ("", "", "runs", "MB/s", "min", "max", "proxy s/GB",
           "Dovecot", "loadgen", "busy"))
     fsum = {}
-    for v in ("whole", "each"):
+    for v in ("whole", "each", "small"):
         for r in rows:
             xs = [x for x in fetch_runs if x["row"] == r and x.get("variant") == v and not x.get("failed")]
             if not xs:
@@ -881,7 +902,7 @@ if fetch_runs:
     print("  (Dovecot and loadgen: CPU s per GB too; busy: the whole machine during the median run, %)")
     print("Ratios (MB/s, mailferryd's over the other's; median run over median run, then the median")
     print("and range of the ratios of runs made next to each other, rep by rep):")
-    for v in ("whole", "each"):
+    for v in ("whole", "each", "small"):
         s = fsum.get(v, {})
         for other in ("direct", "nginx"):
             if "mf" not in s or other not in s or not s[other]["mb_per_s"]:
