@@ -52,6 +52,8 @@
 #   BENCH_FETCH_REPS=$BENCH_REPS  BENCH_FETCH_SECONDS=120 (hard deadline of each run)
 #   BENCH_NGINX_PROXY_BUFFER= (nginx mail's proxy_buffer; empty: nginx's default, one page)
 #   BENCH_LAB_PREFIX=mflL (namespaces are <prefix><pid>-*; letters only)
+#   BENCH_MF_BIN_DIR=build (where mailferryd and mailferry are; another build, e.g. of an
+#   older commit, to compare; it is not rebuilt)
 #
 # Safety: only namespaces named <BENCH_LAB_PREFIX><pid>-* (mflL by default), linked to each other by veth and never to
 # the root namespace; addresses from 198.18.0.0/15; every load is bounded in count and
@@ -96,8 +98,9 @@ LAB_UP=0
 RULES_UP=0
 declare -a PIDS=()
 declare -A PID_NAME=()
-MFD=$ROOT/build/mailferryd
-MFCLI=$ROOT/build/mailferry
+MF_BIN_DIR=${BENCH_MF_BIN_DIR:-$ROOT/build}
+MFD=$MF_BIN_DIR/mailferryd
+MFCLI=$MF_BIN_DIR/mailferry
 BIN=$ROOT/build/bench
 PY=/usr/bin/python3
 
@@ -211,10 +214,11 @@ want() { [[ " $ONLY " == *" $1 "* ]]; }
 for r in $ROWS; do case $r in direct|mf|nginx) ;; *) die "unknown row $r (direct mf nginx)" ;; esac; done
 case $DOVECOT_MODE in lab|fast) ;; *) die "BENCH_DOVECOT must be lab or fast" ;; esac
 for c in $CONCS; do num "concurrency in BENCH_CONCS" "$c" 1 1000; done
-if [[ ! -x $MFD || ! -x $MFCLI ]]; then
+if [[ ! -x $MFD || ! -x $MFCLI ]] && [[ $MF_BIN_DIR == "$ROOT/build" ]]; then
     log "building mailferryd and mailferry"
     make -C "$ROOT" --no-print-directory -j2 all >&2 || die "mailferry does not build"
 fi
+[[ -x $MFD && -x $MFCLI ]] || die "no mailferryd and mailferry in $MF_BIN_DIR"
 mkdir -p "$BIN"
 cc -O2 -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror -o "$BIN/imapload" "$ROOT/bench/login/imapload.c" || die "cannot build imapload"
 
@@ -644,7 +648,7 @@ EOF
 
 # ------------------------------------------------------------------ run
 raw "mailferry login benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-raw "host: $(uname -r) cpus=$(nproc) git=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo +dirty)"
+raw "host: $(uname -r) cpus=$(nproc) git=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo +dirty) mailferryd=$MFD"
 raw "sections=$ONLY sessions=$N_SESS concs=$CONCS reps=$N_REPS users=$N_USERS mf_workers=$MF_WORKERS nginx_workers=$NGINX_WORKERS dovecot=$DOVECOT_MODE"
 raw "fetch: msgs=$F_MSGS variants=$F_VARIANTS in_flight=$F_INFLIGHT small<=$F_SMALL_MAX x$F_SMALL_PASSES reps=$F_REPS nginx proxy_buffer=${NGINX_PROXY_BUFFER:-default}"
 
