@@ -10,6 +10,18 @@
  *       round robin. Latency per session: from connect() to the tagged OK
  *       of LOGOUT; also connect() to the tagged OK of LOGIN.
  *
+ *   imapload fetch -d ADDR -p PORT -u USER:PASS [-m whole|each] [-c IN_FLIGHT]
+ *            [-N MESSAGES] [-E BYTES] [-S MAX_SIZE] [-P PASSES] [-t SECONDS] [-l LABEL]
+ *       One session as the first user: greeting, LOGIN, SELECT INBOX, then
+ *       (untimed) UID FETCH 1:* (RFC822.SIZE), then, timed: "whole", one
+ *       UID FETCH 1:* (BODY.PEEK[]); or "each", one UID FETCH <uid>
+ *       (BODY.PEEK[]) per message with IN_FLIGHT (default 16) pipelined;
+ *       then LOGOUT. Responses are parsed with their literals; the body
+ *       literals must add up to the sizes' sum and count (and to -N / -E).
+ *       -S: "each" reads only the messages of at most MAX_SIZE bytes; -P:
+ *       the timed part reads its messages PASSES times (default 1).
+ *       Reports MB/s (10^6 bytes received per second) of the timed part.
+ *
  *   imapload noop {-d ADDR -p PORT | -e LABEL=ADDR:PORT [-e ...]} -u USER:PASS
  *            [-k COUNT] [-w WARMUP] [-t SECONDS] [-s]
  *       One session per target (up to 8): greeting, LOGIN, SELECT INBOX; then
@@ -40,6 +52,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -853,6 +866,489 @@ static int run_noop(const struct opts *o, struct target *tg, unsigned int nt, bo
 	return failed ? 1 : 0;
 }
 
+/* -------------------------------------------------------------------- fetch */
+
+/* Response framing of the server -> client stream, as a relay that injects
+ * at response boundaries must see it: a response is lines joined by
+ * literals; a line ending in {N} (or {N+}) is followed by N bytes of
+ * literal, then the response goes on; a line without one ends the
+ * response. The parser consumes a buffer in place and never reads the
+ * socket; it keeps the first line of each response (the tag, the FETCH
+ * items before the first literal) and counts literal bytes. Bounded: a
+ * line is at most FP_LINE_MAX bytes, a literal at most FP_LIT_MAX. */
+#define FP_LINE_MAX 65536
+#define FP_LIT_MAX (1ULL << 31)
+
+enum fp_state { FP_LINE = 0, FP_LITERAL };
+
+struct fetch_parser {
+	enum fp_state state;
+	uint64_t lit_left;
+	bool first;              /* the line being read is the first of its response */
+	size_t line_len;         /* bytes of the current line so far */
+	char line[FP_LINE_MAX + 1];
+	size_t head_len;         /* the response's first line, NUL-terminated */
+	char head[FP_LINE_MAX + 1];
+	/* per response, valid when fetch_parse_next() returns 1 */
+	unsigned long lits;      /* literals in it */
+	uint64_t lit_bytes;      /* their bytes */
+	unsigned long body_lits; /* literals announced by "BODY[] {N}" */
+	uint64_t body_bytes;
+};
+
+static void fetch_parser_reset(struct fetch_parser *p)
+{
+	p->state = FP_LINE;
+	p->lit_left = 0;
+	p->first = true;
+	p->line_len = 0;
+	p->head_len = 0;
+	p->head[0] = '\0';
+	p->lits = 0;
+	p->lit_bytes = 0;
+	p->body_lits = 0;
+	p->body_bytes = 0;
+}
+
+/* The literal announced at the end of line l[0..n) (CRLF included), or -1
+ * when the line does not end in {N} / {N+}. */
+static long long fetch_literal_len(const char *l, size_t n, size_t *brace_r)
+{
+	size_t i, e;
+	unsigned long long v = 0;
+
+	if (n >= 2 && l[n - 2] == '\r')
+		n -= 2;
+	else if (n >= 1)
+		n -= 1;
+	if (n < 3 || l[n - 1] != '}')
+		return -1;
+	e = n - 1;
+	if (e > 0 && l[e - 1] == '+')
+		e--;
+	for (i = e; i > 0 && l[i - 1] >= '0' && l[i - 1] <= '9'; i--)
+		;
+	if (i == e || i == 0 || l[i - 1] != '{' || e - i > 12)
+		return -1;
+	for (size_t k = i; k < e; k++)
+		v = v * 10 + (unsigned long long)(l[k] - '0');
+	if (v > FP_LIT_MAX)
+		return -2;
+	*brace_r = i - 1;
+	return (long long)v;
+}
+
+/* Consumes b[0..len) up to the end of the next complete response. Returns 1
+ * when a response ended (p->head, lits, lit_bytes, body_* describe it; the
+ * next call starts a new one), 0 when all of b was consumed without one
+ * (more input needed), -1 on a protocol error (line too long, literal too
+ * large). *used_r: bytes consumed. */
+static int fetch_parse_next(struct fetch_parser *p, const char *b, size_t len, size_t *used_r)
+{
+	size_t pos = 0;
+
+	if (p->first && p->line_len == 0 && p->state == FP_LINE) {
+		p->lits = 0;
+		p->lit_bytes = 0;
+		p->body_lits = 0;
+		p->body_bytes = 0;
+		p->head_len = 0;
+		p->head[0] = '\0';
+	}
+	while (pos < len) {
+		if (p->state == FP_LITERAL) {
+			uint64_t take = len - pos;
+
+			if (take > p->lit_left)
+				take = p->lit_left;
+			pos += (size_t)take;
+			p->lit_left -= take;
+			if (p->lit_left == 0)
+				p->state = FP_LINE;
+			continue;
+		}
+		{
+			const char *nl = memchr(b + pos, '\n', len - pos);
+			size_t n = nl != NULL ? (size_t)(nl - (b + pos)) + 1 : len - pos;
+			long long lit;
+			size_t brace = 0;
+
+			if (p->line_len + n > FP_LINE_MAX) {
+				*used_r = pos;
+				return -1;
+			}
+			memcpy(p->line + p->line_len, b + pos, n);
+			p->line_len += n;
+			pos += n;
+			if (nl == NULL)
+				continue;
+			p->line[p->line_len] = '\0';
+			if (p->first) {
+				memcpy(p->head, p->line, p->line_len + 1);
+				p->head_len = p->line_len;
+			}
+			lit = fetch_literal_len(p->line, p->line_len, &brace);
+			if (lit == -2) {
+				*used_r = pos;
+				return -1;
+			}
+			if (lit >= 0) {
+				p->lits++;
+				p->lit_bytes += (uint64_t)lit;
+				if (brace >= 7 && memcmp(p->line + brace - 7, "BODY[] ", 7) == 0) {
+					p->body_lits++;
+					p->body_bytes += (uint64_t)lit;
+				}
+				p->line_len = 0;
+				p->first = false;
+				p->lit_left = (uint64_t)lit;
+				if (lit > 0)
+					p->state = FP_LITERAL;
+				continue;
+			}
+			p->line_len = 0;
+			p->first = true;
+			*used_r = pos;
+			return 1;
+		}
+	}
+	*used_r = pos;
+	return 0;
+}
+
+struct fetch_conn {
+	int fd;
+	char *buf;
+	size_t cap, off, len; /* unparsed input: buf[off..off+len) */
+	uint64_t wire;        /* bytes received while counting */
+	double deadline;
+	char err[200];
+	struct fetch_parser *p;
+};
+
+/* Next complete response into c->p. Returns 0, or -1 with c->err set. */
+static int fetch_next(struct fetch_conn *c)
+{
+	for (;;) {
+		size_t used = 0;
+		int rc;
+
+		if (c->len > 0) {
+			rc = fetch_parse_next(c->p, c->buf + c->off, c->len, &used);
+			c->off += used;
+			c->len -= used;
+			if (rc == 1)
+				return 0;
+			if (rc < 0) {
+				snprintf(c->err, sizeof(c->err), "protocol: line over %d bytes or literal over %llu",
+					 FP_LINE_MAX, (unsigned long long)FP_LIT_MAX);
+				return -1;
+			}
+		}
+		{
+			struct pollfd pf = { .fd = c->fd, .events = POLLIN };
+			double left = c->deadline - now_s();
+			ssize_t n;
+
+			c->off = 0;
+			if (stop) {
+				snprintf(c->err, sizeof(c->err), "interrupted");
+				return -1;
+			}
+			n = recv(c->fd, c->buf, c->cap, MSG_DONTWAIT);
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				if (left <= 0 || poll(&pf, 1, (int)(left * 1000) + 1) <= 0) {
+					snprintf(c->err, sizeof(c->err), "deadline");
+					return -1;
+				}
+				n = recv(c->fd, c->buf, c->cap, 0);
+			}
+			if (n <= 0) {
+				snprintf(c->err, sizeof(c->err), "%s", n == 0 ? "connection closed by peer" : strerror(errno));
+				return -1;
+			}
+			c->len = (size_t)n;
+			c->wire += (uint64_t)n;
+		}
+	}
+}
+
+/* Is the current response the tagged one of tag? *ok_r: it says OK. */
+static bool fetch_tagged(const struct fetch_parser *p, const char *tag, bool *ok_r)
+{
+	size_t tl = strlen(tag);
+
+	if (p->head_len <= tl || memcmp(p->head, tag, tl) != 0 || p->head[tl] != ' ')
+		return false;
+	*ok_r = p->head_len >= tl + 3 && memcmp(p->head + tl + 1, "OK", 2) == 0;
+	return true;
+}
+
+/* Reads responses until the tagged one of tag; untagged ones go to fn (may
+ * be NULL). Returns 0 on OK, -1 with c->err set. */
+static int fetch_until(struct fetch_conn *c, const char *tag, int (*fn)(struct fetch_conn *, void *), void *arg)
+{
+	bool ok;
+
+	for (;;) {
+		if (fetch_next(c) != 0)
+			return -1;
+		if (fetch_tagged(c->p, tag, &ok)) {
+			if (!ok) {
+				snprintf(c->err, sizeof(c->err), "%.*s", (int)strcspn(c->p->head, "\r\n"), c->p->head);
+				return -1;
+			}
+			return 0;
+		}
+		if (c->p->head[0] != '*' && c->p->head[0] != '+') {
+			snprintf(c->err, sizeof(c->err), "unexpected: %.*s", (int)strcspn(c->p->head, "\r\n"), c->p->head);
+			return -1;
+		}
+		if (fn != NULL && fn(c, arg) != 0)
+			return -1;
+	}
+}
+
+static bool head_num(const char *head, const char *key, unsigned long long *v_r)
+{
+	const char *s = strstr(head, key);
+	char *end;
+
+	if (s == NULL)
+		return false;
+	s += strlen(key);
+	if (*s < '0' || *s > '9')
+		return false;
+	*v_r = strtoull(s, &end, 10);
+	return end != s;
+}
+
+struct fetch_box {
+	unsigned long exists, n;
+	unsigned long long size_sum;
+	unsigned long *uids, *sizes;
+	unsigned long cap;
+	/* what the timed part reads: sel_n messages of sel_bytes, `passes` times */
+	unsigned long sel_n;
+	unsigned long long sel_bytes;
+	/* body pass */
+	unsigned long body_msgs, fetch_resps;
+	uint64_t body_bytes, lit_bytes;
+};
+
+static int on_select(struct fetch_conn *c, void *arg)
+{
+	struct fetch_box *fb = arg;
+	unsigned long long v;
+	int end = 0;
+
+	/* "* N EXISTS", not "* N RECENT" */
+	if (sscanf(c->p->head, "* %llu EXISTS%n", &v, &end) == 1 && end > 0)
+		fb->exists = (unsigned long)v;
+	return 0;
+}
+
+static int on_size(struct fetch_conn *c, void *arg)
+{
+	struct fetch_box *fb = arg;
+	unsigned long long uid, size;
+
+	if (strstr(c->p->head, " FETCH (") == NULL)
+		return 0;
+	if (!head_num(c->p->head, "UID ", &uid) || !head_num(c->p->head, "RFC822.SIZE ", &size)) {
+		snprintf(c->err, sizeof(c->err), "FETCH without UID or RFC822.SIZE: %.80s", c->p->head);
+		return -1;
+	}
+	if (fb->n == fb->cap) {
+		unsigned long ncap = fb->cap ? fb->cap * 2 : 1024;
+		unsigned long *u = ncap <= 10000000 ? realloc(fb->uids, ncap * sizeof(*u)) : NULL;
+		unsigned long *z = u != NULL ? realloc(fb->sizes, ncap * sizeof(*z)) : NULL;
+
+		if (u != NULL)
+			fb->uids = u;
+		if (z == NULL) {
+			snprintf(c->err, sizeof(c->err), "too many messages");
+			return -1;
+		}
+		fb->sizes = z;
+		fb->cap = ncap;
+	}
+	fb->sizes[fb->n] = (unsigned long)size;
+	fb->uids[fb->n++] = (unsigned long)uid;
+	fb->size_sum += size;
+	return 0;
+}
+
+static int on_body(struct fetch_conn *c, void *arg)
+{
+	struct fetch_box *fb = arg;
+
+	if (strstr(c->p->head, " FETCH (") == NULL)
+		return 0;
+	fb->fetch_resps++;
+	fb->body_msgs += c->p->body_lits;
+	fb->body_bytes += c->p->body_bytes;
+	fb->lit_bytes += c->p->lit_bytes;
+	return 0;
+}
+
+/* One FETCH session: connect, greeting, LOGIN, SELECT INBOX, then untimed
+ * `UID FETCH 1:* (RFC822.SIZE)` (the UIDs, and the size sum every body
+ * read must add up to), then timed: either one `UID FETCH 1:* (BODY.PEEK[])`
+ * (o->count == 0: "whole", the server streams the mailbox in one response
+ * run with literals of every size) or one `UID FETCH <uid> (BODY.PEEK[])`
+ * per message with o->conc commands in flight ("each": many small
+ * responses), until the last tagged OK; then LOGOUT. Every body literal is
+ * counted: their number and bytes must equal the size pass's, and -N / -E
+ * (the mailbox as generated) when given. With -S, "each" reads only the
+ * messages of at most that size (small responses: the relay's buffered
+ * path rather than its splices); -P reads the selection that many times. */
+struct fetch_opts {
+	bool each;                    /* one command per message, else one UID FETCH 1:* */
+	unsigned long want_n;         /* the mailbox must hold this many messages (0: any) */
+	unsigned long long want_bytes; /* ... of this many bytes (0: any) */
+	unsigned long max_size;       /* each: only messages of at most this size (0: all) */
+	unsigned int passes;          /* read them this many times */
+};
+
+static int run_fetch(const struct opts *o, const struct fetch_opts *fo)
+{
+	bool each = fo->each;
+	unsigned long want_n = fo->want_n;
+	unsigned long long want_bytes = fo->want_bytes;
+	unsigned int pass;
+	struct fetch_parser *p = calloc(1, sizeof(*p));
+	struct fetch_conn c = { .fd = -1, .cap = 1 << 20 };
+	struct fetch_box fb = { 0 };
+	struct sockaddr_storage dst;
+	socklen_t dl;
+	const char *where = "connect";
+	char cmd[700], tag[32];
+	double t0 = 0, t1 = 0, cpu0 = 0, cpu1 = 0;
+	unsigned long sent = 0, done = 0;
+	int on = 1, failed = 1;
+
+	c.buf = malloc(c.cap);
+	c.p = p;
+	c.deadline = now_s() + o->seconds;
+	if (p == NULL || c.buf == NULL || make_addr(o, &dst, &dl) != 0)
+		return 2;
+	fetch_parser_reset(p);
+	c.fd = socket(dst.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c.fd < 0 || setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0 ||
+	    connect(c.fd, (struct sockaddr *)&dst, dl) < 0) {
+		snprintf(c.err, sizeof(c.err), "%s", strerror(errno));
+		goto out;
+	}
+	where = "greeting";
+	if (fetch_next(&c) != 0)
+		goto out;
+	if (strncmp(p->head, "* OK", 4) != 0) {
+		snprintf(c.err, sizeof(c.err), "%.*s", (int)strcspn(p->head, "\r\n"), p->head);
+		goto out;
+	}
+	where = "login";
+	snprintf(cmd, sizeof(cmd), "a LOGIN %s %s\r\n", o->users[0].name, o->users[0].pass);
+	if (send_all(c.fd, cmd, strlen(cmd)) != 0 || fetch_until(&c, "a", NULL, NULL) != 0)
+		goto out;
+	where = "select";
+	if (send_all(c.fd, "b SELECT INBOX\r\n", 16) != 0 || fetch_until(&c, "b", on_select, &fb) != 0)
+		goto out;
+	where = "size";
+	if (send_all(c.fd, "s UID FETCH 1:* (RFC822.SIZE)\r\n", 31) != 0 || fetch_until(&c, "s", on_size, &fb) != 0)
+		goto out;
+	if (fb.n != fb.exists || fb.n == 0 || (want_n && fb.n != want_n) || (want_bytes && fb.size_sum != want_bytes)) {
+		snprintf(c.err, sizeof(c.err), "mailbox: %lu EXISTS, %lu sizes summing to %llu; expected %lu, %llu",
+			 fb.exists, fb.n, fb.size_sum, want_n, want_bytes);
+		goto out;
+	}
+	for (unsigned long i = 0; i < fb.n; i++) {
+		if (each && fo->max_size > 0 && fb.sizes[i] > fo->max_size)
+			continue;
+		fb.uids[fb.sel_n++] = fb.uids[i];
+		fb.sel_bytes += fb.sizes[i];
+	}
+	if (fb.sel_n == 0) {
+		snprintf(c.err, sizeof(c.err), "no message of at most %lu bytes", fo->max_size);
+		goto out;
+	}
+	where = "fetch";
+	c.wire = 0;
+	cpu0 = cpu_ms();
+	t0 = now_s();
+	for (pass = 0; pass < fo->passes; pass++) {
+		unsigned long base = done;
+
+		if (!each) {
+			snprintf(tag, sizeof(tag), "f%u", pass);
+			snprintf(cmd, sizeof(cmd), "%s UID FETCH 1:* (BODY.PEEK[])\r\n", tag);
+			if (send_all(c.fd, cmd, strlen(cmd)) != 0 || fetch_until(&c, tag, on_body, &fb) != 0)
+				goto out;
+			sent++;
+			done++;
+			continue;
+		}
+		/* o->conc in flight: each tagged OK sends the next; the server
+		 * answers in order, so the next tag expected is the oldest. */
+		while (done - base < fb.sel_n) {
+			while (sent - base < fb.sel_n && sent - done < o->conc) {
+				int n = snprintf(cmd, sizeof(cmd), "f%lu UID FETCH %lu (BODY.PEEK[])\r\n", sent,
+						 fb.uids[sent - base]);
+
+				if (send_all(c.fd, cmd, (size_t)n) != 0) {
+					snprintf(c.err, sizeof(c.err), "send: %s", strerror(errno));
+					goto out;
+				}
+				sent++;
+			}
+			snprintf(tag, sizeof(tag), "f%lu", done);
+			if (fetch_until(&c, tag, on_body, &fb) != 0)
+				goto out;
+			done++;
+		}
+	}
+	t1 = now_s();
+	cpu1 = cpu_ms();
+	where = "check";
+	if (fb.body_msgs != fb.sel_n * fo->passes || fb.body_bytes != fb.sel_bytes * fo->passes ||
+	    fb.lit_bytes != fb.body_bytes) {
+		snprintf(c.err, sizeof(c.err), "read %lu bodies of %llu bytes (%llu in all literals, %lu FETCH responses);"
+			 " expected %u x %lu of %llu", fb.body_msgs, (unsigned long long)fb.body_bytes,
+			 (unsigned long long)fb.lit_bytes, fb.fetch_resps, fo->passes, fb.sel_n, fb.sel_bytes);
+		goto out;
+	}
+	where = "logout";
+	if (send_all(c.fd, "z LOGOUT\r\n", 10) != 0 || fetch_until(&c, "z", NULL, NULL) != 0)
+		goto out;
+	where = "";
+	failed = 0;
+out:
+	if (c.fd >= 0)
+		close(c.fd);
+	printf("{\"mode\": \"fetch\", \"variant\": \"%s\", \"label\": ", each ? "each" : "whole");
+	json_str(o->label);
+	printf(", \"user\": ");
+	json_str(o->users[0].name);
+	printf(", \"in_flight\": %u, \"failed\": %d, \"failed_at\": ", each ? o->conc : 1, failed);
+	json_str(where);
+	printf(", \"error\": ");
+	json_str(failed ? c.err : "");
+	printf(", \"max_size\": %lu, \"passes\": %u, \"selected\": %lu, \"selected_bytes\": %llu",
+	       each ? fo->max_size : 0, fo->passes, fb.sel_n, fb.sel_bytes);
+	printf(", \"messages\": %lu, \"size_sum\": %llu, \"commands\": %lu, \"fetch_responses\": %lu, "
+	       "\"body_messages\": %lu, \"body_bytes\": %llu, \"literal_bytes\": %llu, \"wire_bytes\": %llu, "
+	       "\"seconds\": %.4f, \"mb_per_s\": %.1f, \"fetch_cpu_ms\": %.0f, \"loadgen_cpu_ms\": %.0f}\n",
+	       fb.n, fb.size_sum, done, fb.fetch_resps, fb.body_msgs, (unsigned long long)fb.body_bytes,
+	       (unsigned long long)fb.lit_bytes, (unsigned long long)c.wire, t1 > t0 ? t1 - t0 : 0.0,
+	       t1 > t0 ? (double)c.wire / 1e6 / (t1 - t0) : 0.0, cpu1 - cpu0, cpu_ms());
+	fflush(stdout);
+	free(fb.uids);
+	free(fb.sizes);
+	free(c.buf);
+	free(p);
+	return failed ? 1 : 0;
+}
+
 /* --------------------------------------------------------------------- main */
 
 static void usage(void)
@@ -861,7 +1357,9 @@ static void usage(void)
 		"usage: imapload sessions -d ADDR -p PORT -u USER:PASS [-u ...] [-f FILE] [-n COUNT]\n"
 		"                [-c CONC] [-t SECONDS] [-T SESSION_SECONDS] [-l LABEL]\n"
 		"       imapload noop {-d ADDR -p PORT | -e LABEL=ADDR:PORT ...} -u USER:PASS [-k COUNT]\n"
-		"                [-w WARMUP] [-t SECONDS] [-s] [-g GAP_US] [-B LABEL]\n");
+		"                [-w WARMUP] [-t SECONDS] [-s] [-g GAP_US] [-B LABEL]\n"
+		"       imapload fetch -d ADDR -p PORT -u USER:PASS [-m whole|each] [-c IN_FLIGHT]\n"
+		"                [-N MESSAGES] [-E BYTES] [-S MAX_SIZE] [-P PASSES] [-t SECONDS] [-l LABEL]\n");
 	exit(2);
 }
 
@@ -876,6 +1374,7 @@ int main(int argc, char **argv)
 	struct target tg[8];
 	unsigned int nt = 0;
 	bool sync_stdin = false;
+	struct fetch_opts fo = { .passes = 1 };
 	const char *mode;
 	int c;
 
@@ -883,7 +1382,7 @@ int main(int argc, char **argv)
 		usage();
 	mode = argv[1];
 	optind = 2;
-	while ((c = getopt(argc, argv, "d:p:u:f:n:c:t:T:k:w:l:e:sg:B:")) != -1) {
+	while ((c = getopt(argc, argv, "d:p:u:f:n:c:t:T:k:w:l:e:sg:B:m:N:E:S:P:")) != -1) {
 		switch (c) {
 		case 'd': o.addr = optarg; break;
 		case 'p': o.port = atoi(optarg); break;
@@ -899,6 +1398,15 @@ int main(int argc, char **argv)
 		case 's': sync_stdin = true; break;
 		case 'g': o.gap_us = strtoul(optarg, NULL, 10); break;
 		case 'B': o.baseline = optarg; break;
+		case 'm':
+			if (strcmp(optarg, "each") != 0 && strcmp(optarg, "whole") != 0)
+				usage();
+			fo.each = strcmp(optarg, "each") == 0;
+			break;
+		case 'N': fo.want_n = strtoul(optarg, NULL, 10); break;
+		case 'E': fo.want_bytes = strtoull(optarg, NULL, 10); break;
+		case 'S': fo.max_size = strtoul(optarg, NULL, 10); break;
+		case 'P': fo.passes = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case 'e': {
 			char *eq = strchr(optarg, '='), *colon = strrchr(optarg, ':');
 
@@ -941,6 +1449,8 @@ int main(int argc, char **argv)
 		return run_sessions(&o);
 	if (strcmp(mode, "noop") == 0)
 		return run_noop(&o, tg, nt, sync_stdin);
+	if (strcmp(mode, "fetch") == 0)
+		return fo.passes >= 1 && fo.passes <= 1000 ? run_fetch(&o, &fo) : 2;
 	usage();
 	return 2;
 }
