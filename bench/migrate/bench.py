@@ -37,6 +37,8 @@ LAB_DIR = os.environ.get("BENCH_LAB_DIR") or None
 ONLY = os.environ.get("BENCH_ONLY", "")
 # reps of the daemon live copy section (default: BENCH_REPS)
 DAEMON_REPS = int(os.environ.get("BENCH_DAEMON_REPS", str(REPS)))
+# BENCH_DAEMON_TRACE=0: no extra traced run (tcpdump of the daemon's connections)
+DAEMON_TRACE = os.environ.get("BENCH_DAEMON_TRACE", "1") != "0"
 USER = "alice"
 SMALL_USER = "bob"  # the same kind of mailbox, 1/5 of the messages: peak RSS vs size
 
@@ -598,8 +600,83 @@ def log_time(line: str) -> float | None:
         tzinfo=datetime.timezone.utc).timestamp()
 
 
-def daemon_live_copy(lab, tmp: Path, rep: int, user: str, corpus: dict) -> dict:
-    """One login-triggered live copy of user's mailbox through a fresh mailferryd."""
+# An optional packet trace of the daemon's own connections (the copy's, from the router's
+# server-side address to old and new: SYN/FIN/RST and the client side's small segments,
+# i.e. the commands it sends), to tell which part of the cutover takes the time. Only in
+# the extra, untimed "traced" run. LOGIN/AUTHENTICATE arguments are never kept.
+def trace_start(lab, path: Path):
+    me = lab.env.get("ROUTER_SERVER4", "198.18.11.1")
+    flt = (f"tcp and src host {me} and (dst host {lab.OLD4} or dst host {lab.NEW4}) and "
+           "((tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0) or "
+           "((ip[2:2] - ((ip[0]&0xf)<<2) - ((tcp[12]&0xf0)>>2)) > 0 and ip[2:2] < 1200))")
+    out = open(path, "w")
+    p = lab.popen("router", ["tcpdump", "-i", "any", "-n", "-tt", "-X", "-l", "-s", "256",
+                             flt], stdout=out, stderr=subprocess.DEVNULL)
+    out.close()
+    time.sleep(1.0)  # tcpdump listening before the login
+    return p
+
+
+def trace_stop(p) -> None:
+    time.sleep(0.2)
+    p.terminate()
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def trace_timeline(path: Path, t0: float, t1: float) -> list[str]:
+    """The daemon's connections and commands between t0 and t1, consecutive repeats of a
+    command to one server merged: '+s  server  what (xN)'."""
+    pkts, cur = [], None
+    for line in path.read_text(errors="replace").splitlines():
+        m = re.match(r"^(\d+\.\d+) (?:\S+ (?:In|Out|M|B|P) )?IP (\S+)\.(\d+) > (\S+)\.(\d+): Flags \[([^\]]*)\]", line)
+        if m:
+            cur = [float(m.group(1)), f"{m.group(4)}:{m.group(5)}/{m.group(3)}",
+                   m.group(6), bytearray()]
+            pkts.append(cur)
+        elif cur is not None and line.startswith("\t0x"):
+            hexpart = line.split(":", 1)[1][:41]
+            cur[3] += bytes.fromhex(hexpart.replace(" ", ""))
+    events = []
+    for t, conn, flags, raw in pkts:
+        if not t0 - 0.002 <= t <= t1 + 0.002:
+            continue
+        what = None
+        if "S" in flags:
+            what = "connect"
+        elif "F" in flags or "R" in flags:
+            what = "close" if "F" in flags else "reset"
+        elif len(raw) > 20:
+            ihl = (raw[0] & 15) * 4
+            doff = (raw[ihl + 12] >> 4) * 4 if len(raw) > ihl + 12 else 0
+            first = bytes(raw[ihl + doff:]).split(b"\r\n")[0].decode("ascii", "replace")
+            mm = re.match(r"^([A-Za-z0-9.]+) ((?:UID )?[A-Z]+)(.*)", first)
+            if mm:
+                verb = mm.group(2)
+                what = verb if verb in ("LOGIN", "AUTHENTICATE") else \
+                    f"{verb}{mm.group(3)[:48]}"
+            elif re.match(r"^(USER|PASS|STLS|CAPA|UIDL|QUIT|AUTH)\b", first):
+                what = first.split()[0]
+        if what is None:
+            continue
+        srv = conn.split("/")[0]
+        if events and events[-1][1] == srv and events[-1][2].split()[0] == what.split()[0] \
+                and what not in ("connect", "close", "reset"):
+            events[-1][3] += 1
+            events[-1][4] = t
+            continue
+        events.append([t, srv, what, 1, t])
+    return [f"+{e[0] - t0:.3f}" + (f"..+{e[4] - t0:.3f}" if e[3] > 1 else "")
+            + f" {e[1]} {e[2]}" + (f" (x{e[3]})" if e[3] > 1 else "") for e in events]
+
+
+def daemon_live_copy(lab, tmp: Path, rep: int, user: str, corpus: dict,
+                     trace: bool = False) -> dict:
+    """One login-triggered live copy of user's mailbox through a fresh mailferryd.
+    trace: with a packet trace of the daemon's connections (not counted in the medians)."""
     wipe_new(lab, [user])
     os.sync()
     work = tmp / f"gw-{user}-{rep}"
@@ -607,14 +684,17 @@ def daemon_live_copy(lab, tmp: Path, rep: int, user: str, corpus: dict) -> dict:
                 daemon=str(ROOT / "build" / "mailferryd"),
                 migrate={"enabled": "yes", "strategy": "live", "workers": "1",
                          "state_dir": str(work / "migrate")})
-    row = dict(tool=f"daemon live {corpus['count']}", user=user, rep=rep, ok=False,
+    row = dict(tool=f"daemon live {corpus['count']}" + (" traced" if trace else ""),
+               user=user, rep=rep, ok=False,
                messages=corpus["count"], mbytes=corpus["bytes"] / 1e6)
-    proc = None
+    proc = tracer = None
     problems = []
     try:
         g.install_rules()
         g.start(timeout=20)
         assert g.account(user)["state"] == "UNSEEN"
+        if trace:
+            tracer = trace_start(lab, work / "trace.txt")
         t_start = time.monotonic()
         proc = lab.popen("client", [PYTHON, "-c", LIVE_CLIENT, json.dumps(dict(
             host=lab.OLD4, user=user, password=lab.password(user), limit=MAX_S))],
@@ -635,6 +715,9 @@ def daemon_live_copy(lab, tmp: Path, rep: int, user: str, corpus: dict) -> dict:
             out, err = proc.communicate()
             problems.append("client did not finish within 60 s of the ledger's last state")
         proc = None
+        if tracer is not None:
+            trace_stop(tracer)
+            tracer = None
         acct = g.account(user)
         evs = {}
         for line in out.splitlines():
@@ -697,17 +780,22 @@ def daemon_live_copy(lab, tmp: Path, rep: int, user: str, corpus: dict) -> dict:
                 cutover_log=[f"+{log_time(x) - t_cut:.3f} {x[x.find(' level=') + 1:][:200]}"
                              for x in cut_lines if log_time(x) is not None][:40])
             row["window_frac"] = row["window_s"] / row["total_s"]
+            if trace:
+                row["cutover_trace"] = trace_timeline(work / "trace.txt", t_cut, t_mig)
     except Exception as e:  # noqa: BLE001 - a failed rep is reported, not fatal
         problems.append(f"{type(e).__name__}: {str(e)[:1500]}")
     finally:
         if proc is not None:
             proc.kill()
             proc.communicate()
+        if tracer is not None:
+            trace_stop(tracer)
         g.teardown()
     if problems:
         row["err"] = "; ".join(problems)
         row["daemon_log_tail"] = g.log()[-2000:] if Path(g.logfile).exists() else ""
-    print(json.dumps({k: v for k, v in row.items() if k != "cutover_log"}), flush=True)
+    print(json.dumps({k: v for k, v in row.items() if k not in ("cutover_log", "cutover_trace")}),
+          flush=True)
     return row
 
 
@@ -744,6 +832,12 @@ def daemon_report(rows: list[dict], gen: dict, small: dict) -> list[str]:
         if r["ok"] and r["rep"] == 0:
             out.append(f"daemon log during the cutover, {r['user']} rep 0 (s after CUTOVER):")
             out += ["  " + x for x in r["cutover_log"]]
+    for r in rows:
+        if r["ok"] and r.get("cutover_trace") is not None:
+            out.append(f"traced run, {r['user']} ({r['messages']} messages; not in the medians):"
+                       f" window {r['window_s']:.3f} s; the daemon's connections and commands,"
+                       " s after CUTOVER (server:port/local port):")
+            out += ["  " + x for x in r["cutover_trace"]]
     for r in rows:
         if not r["ok"]:
             out.append(f"FAILED {r['tool']} (rep {r['rep']}): {r.get('err', '')[:600]}")
@@ -786,6 +880,11 @@ def main() -> int:
             for rep in range(DAEMON_REPS):
                 for user, corpus in ((USER, gen), (SMALL_USER, small)):
                     drows.append(daemon_live_copy(lab, tmp, rep, user, corpus))
+            # one more of each with a packet trace: where the cutover's time goes
+            if DAEMON_TRACE and shutil.which("tcpdump"):
+                for user, corpus in ((USER, gen), (SMALL_USER, small)):
+                    drows.append(daemon_live_copy(lab, tmp, DAEMON_REPS, user, corpus,
+                                                  trace=True))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     text = "\n".join((report(rows, gen, small, corpora) if others else [])
