@@ -632,7 +632,7 @@ def trace_timeline(path: Path, t0: float, t1: float) -> list[str]:
     command to one server merged: '+s  server  what (xN)'."""
     pkts, cur = [], None
     for line in path.read_text(errors="replace").splitlines():
-        m = re.match(r"^(\d+\.\d+) (?:\S+ (?:In|Out|M|B|P) )?IP (\S+)\.(\d+) > (\S+)\.(\d+): Flags \[([^\]]*)\]", line)
+        m = re.match(r"^(\d+\.\d+) .*?\bIP (\S+)\.(\d+) > (\S+)\.(\d+): Flags \[([^\]]*)\]", line)
         if m:
             cur = [float(m.group(1)), f"{m.group(4)}:{m.group(5)}/{m.group(3)}",
                    m.group(6), bytearray()]
@@ -663,12 +663,13 @@ def trace_timeline(path: Path, t0: float, t1: float) -> list[str]:
         if what is None:
             continue
         srv = conn.split("/")[0]
-        if events and events[-1][1] == srv and events[-1][2].split()[0] == what.split()[0] \
+        key = " ".join(what.split()[:2 if what.startswith("UID ") else 1])
+        if events and events[-1][1] == srv and events[-1][5] == key \
                 and what not in ("connect", "close", "reset"):
             events[-1][3] += 1
             events[-1][4] = t
             continue
-        events.append([t, srv, what, 1, t])
+        events.append([t, srv, what, 1, t, key])
     return [f"+{e[0] - t0:.3f}" + (f"..+{e[4] - t0:.3f}" if e[3] > 1 else "")
             + f" {e[1]} {e[2]}" + (f" (x{e[3]})" if e[3] > 1 else "") for e in events]
 
