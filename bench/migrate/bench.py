@@ -630,12 +630,18 @@ def trace_stop(p) -> None:
 def trace_timeline(path: Path, t0: float, t1: float) -> list[str]:
     """The daemon's connections and commands between t0 and t1, consecutive repeats of a
     command to one server merged: '+s  server  what (xN)'."""
-    pkts, cur = [], None
+    pkts, cur, seen = [], None, set()
     for line in path.read_text(errors="replace").splitlines():
         m = re.match(r"^(\d+\.\d+) .*?\bIP (\S+)\.(\d+) > (\S+)\.(\d+): Flags \[([^\]]*)\]", line)
         if m:
+            # -i any sees a packet on more than one interface: once is enough
+            key = line[line.index(" IP ", len(m.group(1)) - 1):]
             cur = [float(m.group(1)), f"{m.group(4)}:{m.group(5)}/{m.group(3)}",
                    m.group(6), bytearray()]
+            if key in seen:
+                cur = None
+                continue
+            seen.add(key)
             pkts.append(cur)
         elif cur is not None and line.startswith("\t0x"):
             hexpart = line.split(":", 1)[1][:41]
@@ -670,8 +676,21 @@ def trace_timeline(path: Path, t0: float, t1: float) -> list[str]:
             events[-1][4] = t
             continue
         events.append([t, srv, what, 1, t, key])
-    return [f"+{e[0] - t0:.3f}" + (f"..+{e[4] - t0:.3f}" if e[3] > 1 else "")
-            + f" {e[1]} {e[2]}" + (f" (x{e[3]})" if e[3] > 1 else "") for e in events]
+    lines = [f"+{e[0] - t0:.3f}" + (f"..+{e[4] - t0:.3f}" if e[3] > 1 else "")
+             + f" {e[1]} {e[2]}" + (f" (x{e[3]})" if e[3] > 1 else "") for e in events]
+    # the delta's phases, from the first command of each
+    first = lambda pred: next((e[0] - t0 for e in events if pred(e)), None)  # noqa: E731
+    t_list = first(lambda e: e[2].startswith("LIST"))
+    t_ver = first(lambda e: "INTERNALDATE" in e[2])
+    t_pop = first(lambda e: e[1].endswith((":110", ":995")))
+    t_out = first(lambda e: e[2].startswith("LOGOUT"))
+    phases = {}
+    if None not in (t_list, t_ver, t_out):
+        phases = {"connect+login": t_list, "delta sync": t_ver - t_list,
+                  "verification": (t_pop if t_pop is not None else t_out) - t_ver,
+                  "POP3 UIDL map": 0.0 if t_pop is None else t_out - t_pop,
+                  "logout, ledger": t1 - t0 - t_out}
+    return lines, phases
 
 
 def daemon_live_copy(lab, tmp: Path, rep: int, user: str, corpus: dict,
@@ -782,7 +801,8 @@ def daemon_live_copy(lab, tmp: Path, rep: int, user: str, corpus: dict,
                              for x in cut_lines if log_time(x) is not None][:40])
             row["window_frac"] = row["window_s"] / row["total_s"]
             if trace:
-                row["cutover_trace"] = trace_timeline(work / "trace.txt", t_cut, t_mig)
+                row["cutover_trace"], row["cutover_phases"] = trace_timeline(
+                    work / "trace.txt", t_cut, t_mig)
     except Exception as e:  # noqa: BLE001 - a failed rep is reported, not fatal
         problems.append(f"{type(e).__name__}: {str(e)[:1500]}")
     finally:
@@ -795,7 +815,8 @@ def daemon_live_copy(lab, tmp: Path, rep: int, user: str, corpus: dict,
     if problems:
         row["err"] = "; ".join(problems)
         row["daemon_log_tail"] = g.log()[-2000:] if Path(g.logfile).exists() else ""
-    print(json.dumps({k: v for k, v in row.items() if k not in ("cutover_log", "cutover_trace")}),
+    print(json.dumps({k: v for k, v in row.items() if k not in ("cutover_log", "cutover_trace",
+                                                               "cutover_phases")}),
           flush=True)
     return row
 
@@ -838,6 +859,8 @@ def daemon_report(rows: list[dict], gen: dict, small: dict) -> list[str]:
             out.append(f"traced run, {r['user']} ({r['messages']} messages; not in the medians):"
                        f" window {r['window_s']:.3f} s; the daemon's connections and commands,"
                        " s after CUTOVER (server:port/local port):")
+            out.append("  phases (s): " + ", ".join(f"{k} {v:.3f}" for k, v in
+                                                   r["cutover_phases"].items()))
             out += ["  " + x for x in r["cutover_trace"]]
     for r in rows:
         if not r["ok"]:
