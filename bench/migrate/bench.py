@@ -796,6 +796,7 @@ def daemon_live_copy(lab, tmp: Path, rep: int, user: str, corpus: dict,
                 bye_after_cut_s=closed["t_closed"] - t_cut,
                 back_after_mig_s=evs["back"]["t_ok"] - t_mig,
                 refused=evs["back"]["refused"], noops=closed["noops"],
+                reason=acct.get("reason", ""),
                 ledger_polled_total_s=t_seen - t_login,
                 cutover_log=[f"+{log_time(x) - t_cut:.3f} {x[x.find(' level=') + 1:][:200]}"
                              for x in cut_lines if log_time(x) is not None][:40])
