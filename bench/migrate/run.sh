@@ -18,7 +18,8 @@
 #   LAB_PREFIX (namespace prefix, default mfl<pid>-)  BENCH_LAB_DIR (the lab's files and
 #   mail stores, default /tmp/<prefix>lab; /dev/shm/<name> keeps the disk out)
 #   BENCH_ONLY=daemon (only the daemon live copy section)  BENCH_DAEMON_REPS (its reps,
-#   default BENCH_REPS)
+#   default BENCH_REPS)  BENCH_DAEMON_TRACE=0 (no extra run with tcpdump of the daemon's
+#   connections)
 # Prints wall time, messages/s, MB/s, peak RSS and the ratios; raw results go to
 # bench/results/migrate-<date>.txt. Safety: the lab's own namespaces and 198.18.0.0/15 only;
 # every process started here is waited for with a timeout.
